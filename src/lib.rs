@@ -1,0 +1,25 @@
+//! p2p: ask questions about files across a cluster of Linux hosts.
+//!
+//! A map of the crate, one line per module:
+//!
+//! - [`error`]: the typed item error and its documented wire codes.
+//! - [`ops`]: the file computations (wc, sha256, directory counts, stat), pure and socket-free.
+//! - [`cache`]: a bounded result cache keyed by device, inode, size, mtime and ctime.
+//! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`.
+//! - [`fdpass`]: passing open descriptors over the Unix socket (SCM_RIGHTS).
+//! - [`paths`]: where sockets, keys and state live by default.
+//! - [`daemon`]: `p2pd` itself: listeners, worker pool, signals.
+//! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
+//! - [`output`]: the one printer for JSON lines and the text formats.
+//! - [`cli`]: the clap definitions of every binary, also used for man pages and completions.
+
+pub mod cache;
+pub mod cli;
+pub mod client;
+pub mod daemon;
+pub mod error;
+pub mod fdpass;
+pub mod ops;
+pub mod output;
+pub mod paths;
+pub mod proto;
