@@ -1,1 +1,387 @@
-//! TODO
+//! The command-line definitions of every binary, in one place, so that the
+//! binaries, the man pages and the shell completions agree.
+
+use clap::{Args, CommandFactory, Parser, ValueEnum};
+use std::path::PathBuf;
+
+/// Long help shared by the query commands: where paths come from.
+const QUERY_AFTER: &str = "\
+Paths are opened by the command itself, with your own permissions, and handed \
+to the local p2pd, which computes the answer and streams one JSON object per \
+line back. Exit status: 0 when every item succeeded, 1 when some failed, 2 for a \
+usage error, 3 when the local daemon cannot be reached.";
+
+/// The paths a query is about.
+#[derive(Debug, Clone, Args)]
+pub struct Input {
+    /// Paths to query; relative paths are resolved against the current directory
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Read the paths from FILE, one per line ('-' reads standard input)
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
+
+    /// With --files-from, paths are separated by NUL bytes instead of newlines
+    #[arg(short = '0', long = "null", requires = "files_from")]
+    pub null: bool,
+}
+
+/// How a command reaches its daemon.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// The local p2pd socket [default: the only running daemon, or the one on port 65432]
+    #[arg(long, env = "P2P_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// Output of the query commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per line
+    Json,
+    /// Columns for people, like the classic tool
+    Text,
+}
+
+/// Output of `p2p-sha256`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShaFormat {
+    /// One JSON object per line
+    Json,
+    /// Columns for people
+    Text,
+    /// Lines that `sha256sum -c` accepts
+    Sha256sum,
+}
+
+/// p2pd: the p2p daemon. Answers file queries from the p2p-* commands.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2pd",
+    version,
+    about = "The p2p daemon: answers file queries (counts, hashes, metadata) for the p2p-* commands",
+    after_help = "With no arguments p2pd serves on port 65432 with a socket in your runtime \
+directory, so the p2p-* commands find it without options. Logging goes to stderr; set \
+RUST_LOG=debug for more. SIGINT or SIGTERM stops it cleanly."
+)]
+pub struct DaemonCli {
+    /// Port of this daemon; its local socket is named after it
+    #[arg(value_name = "PORT", default_value_t = crate::paths::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Path of the local socket [default: $XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock, /run/p2p for root]
+    #[arg(long, env = "P2P_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Name of this node in results [default: HOSTNAME:PORT]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Worker threads for file queries [default: number of CPUs]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+
+    /// How many file versions the result cache remembers (0 turns it off)
+    #[arg(long, value_name = "N", default_value_t = 16384)]
+    pub cache_entries: usize,
+}
+
+/// p2p-wc: count lines, words, bytes and characters, like wc.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-wc",
+    version,
+    about = "Count lines, words, bytes and characters of files, as GNU wc does in a UTF-8 locale",
+    after_help = QUERY_AFTER
+)]
+pub struct WcCli {
+    #[command(flatten)]
+    pub input: Input,
+
+    /// Print the line count
+    #[arg(short = 'l', long)]
+    pub lines: bool,
+
+    /// Print the word count
+    #[arg(short = 'w', long)]
+    pub words: bool,
+
+    /// Print the byte count
+    #[arg(short = 'c', long)]
+    pub bytes: bool,
+
+    /// Print the character count
+    #[arg(short = 'm', long)]
+    pub chars: bool,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// p2p-sha256: SHA-256 of files, like sha256sum.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-sha256",
+    version,
+    about = "Compute or check SHA-256 digests of files, interoperable with sha256sum",
+    after_help = QUERY_AFTER
+)]
+pub struct ShaCli {
+    #[command(flatten)]
+    pub input: Input,
+
+    /// Read digests and paths from FILE (sha256sum format; '-' for standard input) and verify them
+    #[arg(short = 'c', long, value_name = "FILE", conflicts_with_all = ["paths", "files_from"])]
+    pub check: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ShaFormat::Json)]
+    pub format: ShaFormat,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// p2p-count: count the entries of directories.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-count",
+    version,
+    about = "Count the files, directories, symlinks and other entries of directories",
+    after_help = QUERY_AFTER
+)]
+pub struct CountCli {
+    #[command(flatten)]
+    pub input: Input,
+
+    /// Count the whole tree below each directory (symlinks are never followed)
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// p2p-stat: metadata and content summary of files.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-stat",
+    version,
+    about = "Show size, mode, mtime, wc counts and SHA-256 of files, from one read of each",
+    after_help = QUERY_AFTER
+)]
+pub struct StatCli {
+    #[command(flatten)]
+    pub input: Input,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Every binary's clap command, by binary name, for man pages and completions.
+pub fn commands() -> Vec<clap::Command> {
+    vec![
+        DaemonCli::command(),
+        WcCli::command(),
+        ShaCli::command(),
+        CountCli::command(),
+        StatCli::command(),
+    ]
+}
+
+const EXIT_STATUS: &str = "0 when every item succeeded; 1 when some item failed (each failure is also a \
+line on stdout in JSON form and a one-line message on stderr); 2 for a usage or configuration \
+error; 3 when the local p2pd cannot be reached (the message says how to start it).";
+
+const ERROR_FIELDS: &str = "A failed item prints {\"peer\",\"path\",\"error\":{\"code\",\"message\"}}. \
+Codes: not_found, permission_denied, not_exported, is_directory, not_a_directory, timeout, \
+unreachable, unauthorized, invalid_request (also: not a regular file, such as a FIFO or a \
+device), internal.";
+
+const CLIENT_ENV: &str = "P2P_SOCKET: the daemon's socket, as --socket.";
+
+const CLIENT_FILES: &str = "$XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock (or /tmp/p2p-UID/ without \
+XDG_RUNTIME_DIR), then /run/p2p/p2pd-PORT.sock: where the daemon's socket is looked for. The \
+one for port 65432 is preferred; otherwise the only one present is used.";
+
+/// Sections of a binary's man page beyond what clap describes: output
+/// fields, exit status, environment, files, examples. Paragraphs are separated
+/// by blank lines; lines that start with two spaces are shown verbatim.
+pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
+    let mut s: Vec<(&'static str, String)> = Vec::new();
+    match bin {
+        "p2pd" => {
+            s.push((
+                "DESCRIPTION",
+                "p2pd answers file queries for the p2p-* commands over a Unix socket, with a \
+                 bounded pool of worker threads. The commands open every file themselves and pass \
+                 the open descriptor, so the daemon reads only what the caller may read, even when \
+                 it runs as root. Results of unchanged files (same device, inode, size, mtime and \
+                 ctime) are answered from a bounded in-memory cache.\n\n\
+                 The socket is created with mode 0660 in a private directory (0700 when p2pd \
+                 creates it). A stale socket is replaced; a live daemon's is not."
+                    .into(),
+            ));
+            s.push((
+                "SIGNALS",
+                "SIGINT, SIGTERM: remove the socket and exit 0.".into(),
+            ));
+            s.push((
+                "ENVIRONMENT",
+                "P2P_SOCKET: the socket path, as --socket.\n\n\
+                 RUST_LOG: log filter (error, warn, info, debug, trace), default info.\n\n\
+                 JOURNAL_STREAM: when set (stderr goes to the systemd journal), log lines carry no timestamp."
+                    .into(),
+            ));
+            s.push((
+                "FILES",
+                CLIENT_FILES.replace("looked for", "created by default"),
+            ));
+            s.push((
+                "EXIT STATUS",
+                "0 after SIGINT or SIGTERM; 2 when it cannot start (socket in use, bad flags)."
+                    .into(),
+            ));
+            s.push((
+                "EXAMPLES",
+                "Start a daemon with the defaults, then ask it something:\n\n  p2pd &\n  p2p-wc notes.txt | jq .words\n\n\
+                 A second daemon on the same host, with its own port and socket:\n\n  p2pd 65433 &\n  P2P_SOCKET=$XDG_RUNTIME_DIR/p2p/p2pd-65433.sock p2p-wc notes.txt"
+                    .into(),
+            ));
+        }
+        "p2p-wc" => {
+            s.push((
+                "OUTPUT",
+                "One JSON object per path, in the order the paths were given, flushed as results \
+                 arrive: peer (the member that computed it), path (as given), lines, words, bytes, \
+                 chars. With -l, -w, -c or -m only the chosen counts appear.\n\n\
+                 Counts follow GNU wc in a UTF-8 locale (LC_ALL=C.UTF-8 wc -lwmc): lines and bytes \
+                 always exactly; words and chars exactly on valid UTF-8. A word is a run of printable \
+                 characters between white space (Unicode white space, no-break spaces included); \
+                 control characters and invalid bytes neither start nor end a word; invalid bytes \
+                 count as no character.\n\n\
+                 --format text prints wc's columns (lines, words, chars, bytes, name) and a total line \
+                 for several files; errors then go to stderr only.\n\n"
+                    .to_string()
+                    + ERROR_FIELDS,
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-wc notes.txt | jq .words\n  p2p-wc -l *.log | jq -s 'map(.lines) | add'\n  \
+                 find . -name '*.rs' -print0 | p2p-wc -0 --files-from - --format text"
+                    .into(),
+            ));
+        }
+        "p2p-sha256" => {
+            s.push((
+                "OUTPUT",
+                "One JSON object per path, in the order given: peer, path, sha256 (lower-case hex), \
+                 bytes.\n\n\
+                 --format sha256sum (and text) prints \"DIGEST  PATH\" lines that sha256sum -c accepts, \
+                 escaping names with a backslash or newline as sha256sum does.\n\n\
+                 --check FILE reads such lines (from sha256sum or from us) and prints peer, path, sha256, \
+                 bytes, expected and match for each; with --format text it prints \"PATH: OK\" or \
+                 \"PATH: FAILED\" like sha256sum -c and warns on stderr about mismatches, unreadable files \
+                 and malformed lines. Any mismatch makes the exit status 1.\n\n"
+                    .to_string()
+                    + ERROR_FIELDS,
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-sha256 /etc/ssh/sshd_config | jq -r .sha256\n  \
+                 p2p-sha256 --format sha256sum *.iso > SHA256SUMS && sha256sum -c SHA256SUMS\n  \
+                 p2p-sha256 --check SHA256SUMS --format text"
+                    .into(),
+            ));
+        }
+        "p2p-count" => {
+            s.push((
+                "OUTPUT",
+                "One JSON object per directory: peer, path, files (regular files), dirs, symlinks, \
+                 other (FIFOs, sockets, devices), bytes (sum of regular file sizes), recursive, and \
+                 unreadable (subdirectories that could not be read, or that you may not enter; their \
+                 contents are not counted). The directory itself is not counted. Symlinks are counted, \
+                 never followed. Directories of any size are read as a stream.\n\n\
+                 --format text prints columns: files, dirs, symlinks, other, bytes, path.\n\n"
+                    .to_string()
+                    + ERROR_FIELDS,
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-count -r /srv/data | jq '.files + .dirs'\n  p2p-count --format text /var/log /tmp".into(),
+            ));
+        }
+        "p2p-stat" => {
+            s.push((
+                "OUTPUT",
+                "One JSON object per path: peer, path, type (file, directory, symlink, fifo, socket, \
+                 char_device, block_device), size, mode (permission bits in octal, four digits), mtime \
+                 (RFC 3339, UTC, with nanoseconds when non-zero), and for regular files lines, words, \
+                 bytes, chars and sha256, computed from a single read.\n\n\
+                 --format text prints a block per path, in the manner of stat(1).\n\n"
+                    .to_string()
+                    + ERROR_FIELDS,
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-stat notes.txt | jq '{size, mtime, sha256}'\n  p2p-stat --format text /etc/hosts".into(),
+            ));
+        }
+        _ => {}
+    }
+    if bin != "p2pd" {
+        s.push(("EXIT STATUS", EXIT_STATUS.into()));
+        s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+        s.push(("FILES", CLIENT_FILES.into()));
+    }
+    s.push((
+        "SEE ALSO",
+        "p2pd(1), p2p-wc(1), p2p-sha256(1), p2p-count(1), p2p-stat(1), wc(1), sha256sum(1)".into(),
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_are_consistent() {
+        for c in commands() {
+            c.debug_assert();
+        }
+    }
+
+    #[test]
+    fn wc_flags_parse_like_wc() {
+        let c = WcCli::try_parse_from(["p2p-wc", "-lw", "a", "b"]).unwrap();
+        assert!(c.lines && c.words && !c.bytes && !c.chars);
+        assert_eq!(c.input.paths.len(), 2);
+    }
+
+    #[test]
+    fn null_needs_files_from() {
+        assert!(WcCli::try_parse_from(["p2p-wc", "-0", "a"]).is_err());
+        assert!(WcCli::try_parse_from(["p2p-wc", "-0", "--files-from", "-"]).is_ok());
+    }
+
+    #[test]
+    fn seed_port_form() {
+        let c = DaemonCli::try_parse_from(["p2pd", "65433"]).unwrap();
+        assert_eq!(c.port, 65433);
+        assert_eq!(DaemonCli::try_parse_from(["p2pd"]).unwrap().port, 65432);
+    }
+}

@@ -1,1 +1,458 @@
-//! TODO
+//! What every command shares: finding and reaching the daemon, reading the
+//! list of paths, streaming items with their descriptors, and putting the
+//! results back in the order the paths were given.
+//!
+//! Three threads: a sender opens each path with the caller's rights and sends
+//! it with its descriptor; a receiver reads result lines; the calling thread
+//! reorders and prints. A bounded window of unanswered items keeps the
+//! descriptors in flight (and the reorder buffer) small, whatever the list's size.
+
+use crate::cli::{Connection, Input};
+use crate::error::{Error, ErrorCode};
+use crate::fdpass::{self, LineReader};
+use crate::ops::open_for_query;
+use crate::output::{EXIT_UNREACHABLE, EXIT_USAGE};
+use crate::paths::{self, FindError};
+use crate::proto::{
+    self, Accepted, Item, ItemRequest, Outcome, Query, Request, RequestFailed, Summary,
+};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::thread;
+
+/// Unanswered items allowed in flight.
+const WINDOW: usize = 256;
+
+/// Items (and descriptors) sent in one `sendmsg`.
+const BATCH: usize = 64;
+
+/// A failure that ends a command before or instead of its items.
+#[derive(Debug)]
+pub struct Fatal {
+    pub status: i32,
+    pub message: String,
+}
+
+impl Fatal {
+    fn usage(message: impl Into<String>) -> Fatal {
+        Fatal {
+            status: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+/// Connects to the daemon the user chose, or the one we find.
+pub fn connect(conn: &Connection) -> Result<UnixStream, Fatal> {
+    let path = match &conn.socket {
+        Some(p) => p.clone(),
+        None => match paths::find_socket() {
+            Ok(p) => p,
+            Err(FindError::NoneRunning(dirs)) => {
+                let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                return Err(Fatal {
+                    status: EXIT_UNREACHABLE,
+                    message: format!(
+                        "no p2pd is running (no socket in {}); start one with `p2pd &` \
+                         (or `systemctl start p2pd`), or name its socket with --socket or P2P_SOCKET",
+                        looked.join(" or ")
+                    ),
+                });
+            }
+            Err(FindError::Ambiguous(found)) => {
+                let names: Vec<String> = found.iter().map(|d| d.display().to_string()).collect();
+                return Err(Fatal::usage(format!(
+                    "several p2pd are running ({}); choose one with --socket or P2P_SOCKET",
+                    names.join(", ")
+                )));
+            }
+        },
+    };
+    UnixStream::connect(&path).map_err(|e| Fatal {
+        status: EXIT_UNREACHABLE,
+        message: format!(
+            "cannot reach p2pd at {}: {}; start it with `p2pd &` (or `systemctl start p2pd`)",
+            path.display(),
+            Error::from_io(&e).message
+        ),
+    })
+}
+
+/// Where paths come from: the command line or a list file.
+pub enum PathSource {
+    Args(std::vec::IntoIter<PathBuf>),
+    List {
+        reader: BufReader<Box<dyn Read + Send>>,
+        sep: u8,
+    },
+}
+
+impl PathSource {
+    /// From the command's input flags; at least one path or a list is required.
+    pub fn from_input(input: &Input) -> Result<PathSource, Fatal> {
+        match &input.files_from {
+            Some(file) => {
+                if !input.paths.is_empty() {
+                    return Err(Fatal::usage(
+                        "give paths as arguments or with --files-from, not both",
+                    ));
+                }
+                let r: Box<dyn Read + Send> = if file.as_os_str() == "-" {
+                    Box::new(io::stdin())
+                } else {
+                    Box::new(File::open(file).map_err(|e| {
+                        Fatal::usage(format!(
+                            "--files-from {}: {}",
+                            file.display(),
+                            Error::from_io(&e).message
+                        ))
+                    })?)
+                };
+                Ok(PathSource::List {
+                    reader: BufReader::with_capacity(64 * 1024, r),
+                    sep: if input.null { 0 } else { b'\n' },
+                })
+            }
+            None if input.paths.is_empty() => Err(Fatal::usage(
+                "no paths given: name them as arguments or with --files-from FILE (- for stdin)",
+            )),
+            None => Ok(PathSource::Args(input.paths.clone().into_iter())),
+        }
+    }
+
+    /// A fixed list of paths.
+    pub fn paths(paths: Vec<PathBuf>) -> PathSource {
+        PathSource::Args(paths.into_iter())
+    }
+
+    fn next_path(&mut self) -> Option<io::Result<PathBuf>> {
+        match self {
+            PathSource::Args(it) => it.next().map(Ok),
+            PathSource::List { reader, sep } => loop {
+                let mut buf = Vec::new();
+                match reader.read_until(*sep, &mut buf) {
+                    Ok(0) => return None,
+                    Ok(_) => {
+                        if buf.last() == Some(sep) {
+                            buf.pop();
+                        }
+                        if buf.is_empty() {
+                            continue;
+                        }
+                        use std::os::unix::ffi::OsStringExt;
+                        return Some(Ok(PathBuf::from(std::ffi::OsString::from_vec(buf))));
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
+            },
+        }
+    }
+
+    /// True when the next path may take a while to come (a pipe not yet
+    /// written), so what is batched should be sent now.
+    fn may_block(&self) -> bool {
+        match self {
+            PathSource::Args(_) => false,
+            PathSource::List { reader, .. } => reader.buffer().is_empty(),
+        }
+    }
+}
+
+/// What the printing thread hears.
+enum Event<T> {
+    Result(Item<T>),
+    /// A path sent to the daemon, remembered in case no answer comes.
+    Queued(u64, String),
+    /// A path the sender could not open or send.
+    Local(Item<T>),
+    /// The sender is done; this many items were numbered.
+    Sent(u64),
+    /// The list of paths could not be read.
+    ListError(String),
+    /// The daemon sent its summary or went away.
+    Finished,
+    Refused(Error),
+}
+
+/// Runs one query over every path of `source`, calling `print` for each
+/// result in the order the paths were given. Returns once all are printed.
+pub fn run_query<T>(
+    conn: &Connection,
+    query: Query,
+    source: PathSource,
+    print: &mut dyn FnMut(Item<T>),
+) -> Result<(), Fatal>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let stream = connect(conn)?;
+    let cwd = std::env::current_dir()
+        .ok()
+        .map(|d| d.to_string_lossy().into_owned());
+    let header = Request::Query(Query { cwd, ..query });
+    let unreachable = |e: io::Error| Fatal {
+        status: EXIT_UNREACHABLE,
+        message: format!("cannot talk to p2pd: {e}"),
+    };
+    let mut line = serde_json::to_vec(&header).map_err(|e| Fatal::usage(e.to_string()))?;
+    line.push(b'\n');
+    fdpass::send_with_fds(&stream, &line, &[]).map_err(unreachable)?;
+    let mut reader = LineReader::new(stream.try_clone().map_err(unreachable)?, proto::MAX_LINE, 0);
+    let first = reader
+        .next_line()
+        .map_err(unreachable)?
+        .ok_or_else(|| unreachable(io::Error::other("the daemon closed the connection")))?;
+    let peer = match serde_json::from_slice::<Accepted>(&first) {
+        Ok(a) => a.peer,
+        Err(_) => {
+            let why = serde_json::from_slice::<RequestFailed>(&first)
+                .map(|r| r.error.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&first).into_owned());
+            return Err(Fatal {
+                status: crate::output::EXIT_FAILED,
+                message: format!("p2pd refused the request: {why}"),
+            });
+        }
+    };
+
+    let (events_tx, events_rx) = channel::<Event<T>>();
+    let (credit_tx, credit_rx) = sync_channel::<()>(WINDOW);
+    let tx = events_tx.clone();
+    let receiver = thread::spawn(move || receive(reader, tx, credit_rx));
+    let name = peer.clone();
+    let sender = thread::spawn(move || send_items(stream, source, &name, events_tx, credit_tx));
+    let result = reorder(events_rx, &peer, print);
+    let _ = sender.join();
+    let _ = receiver.join();
+    result
+}
+
+fn send_items<T>(
+    stream: UnixStream,
+    mut source: PathSource,
+    peer: &str,
+    events: Sender<Event<T>>,
+    credits: SyncSender<()>,
+) {
+    let mut id = 0u64;
+    let mut batch = Vec::with_capacity(BATCH * 64);
+    let mut files: Vec<File> = Vec::with_capacity(BATCH);
+    let mut alive = true;
+    let flush = |batch: &mut Vec<u8>, files: &mut Vec<File>| -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+        let ok = fdpass::send_with_fds(&stream, batch, &fds).is_ok();
+        batch.clear();
+        files.clear();
+        ok
+    };
+    while alive {
+        let path = match source.next_path() {
+            None => break,
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                let _ = events.send(Event::ListError(format!("reading the list of paths: {e}")));
+                break;
+            }
+        };
+        let shown = path.to_string_lossy().into_owned();
+        match open_for_query(&path) {
+            Err(e) => {
+                let _ = events.send(Event::Local(failed_item(
+                    id,
+                    peer,
+                    shown,
+                    Error::from_io(&e),
+                )));
+            }
+            Ok(file) => {
+                if credits.send(()).is_err() {
+                    // The receiver is gone: the daemon closed the connection.
+                    let _ = events.send(Event::Local(failed_item(id, peer, shown, closed_error())));
+                    id += 1;
+                    break;
+                }
+                let _ = events.send(Event::Queued(id, shown.clone()));
+                let item = ItemRequest {
+                    id,
+                    path: shown,
+                    fd: true,
+                };
+                if serde_json::to_writer(&mut batch, &item).is_err() {
+                    break;
+                }
+                batch.push(b'\n');
+                files.push(file);
+            }
+        }
+        id += 1;
+        if files.len() >= BATCH || source.may_block() {
+            alive = flush(&mut batch, &mut files);
+        }
+    }
+    if alive {
+        batch.extend_from_slice(b"{\"end\":true}\n");
+        flush(&mut batch, &mut files);
+    }
+    let _ = events.send(Event::Sent(id));
+}
+
+fn receive<T: DeserializeOwned>(
+    mut reader: LineReader,
+    events: Sender<Event<T>>,
+    credits: Receiver<()>,
+) {
+    while let Ok(Some(line)) = reader.next_line() {
+        if let Ok(item) = serde_json::from_slice::<Item<T>>(&line) {
+            let _ = credits.try_recv();
+            if events.send(Event::Result(item)).is_err() {
+                return;
+            }
+        } else if serde_json::from_slice::<Summary>(&line).is_ok() {
+            break;
+        } else if let Ok(refused) = serde_json::from_slice::<RequestFailed>(&line) {
+            let _ = events.send(Event::Refused(refused.error));
+            break;
+        } else {
+            let _ = events.send(Event::Refused(Error::new(
+                ErrorCode::Internal,
+                format!(
+                    "unexpected reply from p2pd: {}",
+                    String::from_utf8_lossy(&line)
+                ),
+            )));
+            break;
+        }
+    }
+    // Dropping the credits unblocks a sender waiting on a dead daemon.
+    drop(credits);
+    let _ = events.send(Event::Finished);
+}
+
+fn closed_error() -> Error {
+    Error::new(
+        ErrorCode::Internal,
+        "p2pd closed the connection before answering",
+    )
+}
+
+fn reorder<T>(
+    events: Receiver<Event<T>>,
+    peer: &str,
+    print: &mut dyn FnMut(Item<T>),
+) -> Result<(), Fatal> {
+    let mut waiting: BTreeMap<u64, Item<T>> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut total: Option<u64> = None;
+    let mut finished = false;
+    let mut fatal: Option<Fatal> = None;
+    let mut paths: BTreeMap<u64, String> = BTreeMap::new();
+    loop {
+        let ev = match events.try_recv() {
+            Ok(ev) => ev,
+            Err(TryRecvError::Empty) => {
+                let _ = io::stdout().flush();
+                match events.recv() {
+                    Ok(ev) => ev,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        match ev {
+            Event::Result(item) | Event::Local(item) => {
+                let Some(id) = item.id else { continue };
+                paths.remove(&id);
+                waiting.insert(id, Item { id: None, ..item });
+            }
+            Event::Queued(id, path) => {
+                paths.insert(id, path);
+            }
+            Event::Sent(n) => total = Some(n),
+            Event::ListError(msg) => fatal = Some(Fatal::usage(msg)),
+            Event::Finished => finished = true,
+            Event::Refused(e) => {
+                fatal = Some(Fatal {
+                    status: crate::output::EXIT_FAILED,
+                    message: format!("p2pd refused the request: {}", e.message),
+                });
+                finished = true;
+            }
+        }
+        while let Some(item) = waiting.remove(&next) {
+            print(item);
+            next += 1;
+        }
+        if let Some(n) = total {
+            if next >= n {
+                break;
+            }
+            if finished {
+                // Whatever is still missing will never come.
+                while next < n {
+                    let item = waiting.remove(&next).unwrap_or_else(|| {
+                        let path = paths.remove(&next).unwrap_or_default();
+                        Item {
+                            id: None,
+                            ..failed_item(next, peer, path, closed_error())
+                        }
+                    });
+                    print(item);
+                    next += 1;
+                }
+                break;
+            }
+        }
+    }
+    match fatal {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+fn failed_item<T>(id: u64, peer: &str, path: String, error: Error) -> Item<T> {
+    Item {
+        id: Some(id),
+        peer: peer.to_string(),
+        path,
+        outcome: Outcome::Failed { error },
+    }
+}
+
+/// Reads a `sha256sum` file (or stdin for `-`) into (digest, path) pairs;
+/// malformed lines are counted, as `sha256sum -c` warns about them.
+pub fn read_check_file(file: &Path) -> Result<(Vec<(String, String)>, usize), Fatal> {
+    let text = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Fatal::usage(format!("reading standard input: {e}")))?;
+        s
+    } else {
+        std::fs::read_to_string(file).map_err(|e| {
+            Fatal::usage(format!(
+                "{}: {}",
+                file.display(),
+                Error::from_io(&e).message
+            ))
+        })?
+    };
+    let mut entries = Vec::new();
+    let mut bad = 0;
+    for line in text.lines() {
+        match crate::output::parse_sha256sum_line(line) {
+            Some(e) => entries.push(e),
+            None if line.trim().is_empty() => {}
+            None => bad += 1,
+        }
+    }
+    Ok((entries, bad))
+}

@@ -1,1 +1,207 @@
-//! TODO
+//! Passing open descriptors over the local Unix socket (SCM_RIGHTS).
+//!
+//! The commands open each file with the caller's own rights and hand the
+//! descriptor to the daemon, so a daemon running as root or as a service user
+//! never reads what the caller could not. Descriptors travel attached to the
+//! bytes of the line that names them; the receiver queues them in arrival order
+//! and each line that says `"fd":true` takes the next one. The kernel delivers
+//! a descriptor no later than the first byte it was sent with, so by the time a
+//! whole line has been read its descriptor is already in the queue.
+
+use nix::cmsg_space;
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+/// The most descriptors one `sendmsg` may carry (the kernel's SCM_MAX_FD).
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// Writes all of `data`, attaching `fds` to its first byte. Never raises SIGPIPE.
+pub fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    debug_assert!(fds.len() <= MAX_FDS_PER_MESSAGE);
+    let mut sent = 0;
+    while sent < data.len() {
+        let iov = [IoSlice::new(&data[sent..])];
+        let rights = [ControlMessage::ScmRights(fds)];
+        let cmsgs: &[ControlMessage] = if sent == 0 && !fds.is_empty() {
+            &rights
+        } else {
+            &[]
+        };
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) => sent += n,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Reads newline-terminated lines from a Unix stream, queueing passed descriptors.
+pub struct LineReader {
+    sock: UnixStream,
+    buf: Vec<u8>,
+    start: usize,
+    fds: VecDeque<OwnedFd>,
+    max_line: usize,
+    max_fds: usize,
+    eof: bool,
+}
+
+impl LineReader {
+    /// `max_line` bounds one line; `max_fds` bounds descriptors held before use.
+    pub fn new(sock: UnixStream, max_line: usize, max_fds: usize) -> Self {
+        LineReader {
+            sock,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+            fds: VecDeque::new(),
+            max_line,
+            max_fds,
+            eof: false,
+        }
+    }
+
+    /// The next line without its newline, or `None` at end of stream.
+    /// A final line without a newline is returned as a line.
+    pub fn next_line(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.start..]) {
+                let line = self.buf[self.start..self.start + pos].to_vec();
+                self.start += pos + 1;
+                return Ok(Some(line));
+            }
+            if self.buf.len() - self.start > self.max_line {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("line longer than {} bytes", self.max_line),
+                ));
+            }
+            if self.eof {
+                if self.start < self.buf.len() {
+                    let line = self.buf[self.start..].to_vec();
+                    self.start = self.buf.len();
+                    return Ok(Some(line));
+                }
+                return Ok(None);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Takes the oldest received descriptor not yet claimed by a line.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.fds.pop_front()
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let old_len = self.buf.len();
+        self.buf.resize(old_len + 64 * 1024, 0);
+        let mut cmsg = cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
+        let result = loop {
+            let mut iov = [IoSliceMut::new(&mut self.buf[old_len..])];
+            match recvmsg::<()>(
+                self.sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => break Err(io::Error::from(e)),
+                Ok(msg) => {
+                    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+                    let n = msg.bytes;
+                    let mut got = Vec::new();
+                    if let Ok(cmsgs) = msg.cmsgs() {
+                        for c in cmsgs {
+                            if let ControlMessageOwned::ScmRights(fds) = c {
+                                // SAFETY: the kernel just installed these descriptors
+                                // in our table for us; nothing else owns them.
+                                got.extend(
+                                    fds.into_iter()
+                                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                                );
+                            }
+                        }
+                    }
+                    break Ok((n, truncated, got));
+                }
+            }
+        };
+        let (n, truncated, got) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.buf.truncate(old_len);
+                return Err(e);
+            }
+        };
+        self.buf.truncate(old_len + n);
+        self.fds.extend(got);
+        if truncated {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "passed descriptors were truncated",
+            ));
+        }
+        if self.fds.len() > self.max_fds {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more than {} unclaimed descriptors", self.max_fds),
+            ));
+        }
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    #[test]
+    fn descriptors_follow_their_lines() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut f1 = tempfile::tempfile().unwrap();
+        f1.write_all(b"one").unwrap();
+        let mut f2 = tempfile::tempfile().unwrap();
+        f2.write_all(b"two").unwrap();
+        send_with_fds(
+            &a,
+            b"{\"fd\":true}\n{\"fd\":true}\n",
+            &[f1.as_raw_fd(), f2.as_raw_fd()],
+        )
+        .unwrap();
+        send_with_fds(&a, b"last", &[]).unwrap();
+        drop(a);
+        let mut r = LineReader::new(b, 1024, 16);
+        assert_eq!(r.next_line().unwrap().unwrap(), b"{\"fd\":true}");
+        let mut got = std::fs::File::from(r.take_fd().unwrap());
+        got.rewind().unwrap();
+        let mut s = String::new();
+        got.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "one");
+        assert_eq!(r.next_line().unwrap().unwrap(), b"{\"fd\":true}");
+        assert!(r.take_fd().is_some());
+        assert!(r.take_fd().is_none());
+        assert_eq!(r.next_line().unwrap().unwrap(), b"last");
+        assert!(r.next_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn overlong_line_is_an_error() {
+        let (a, b) = UnixStream::pair().unwrap();
+        send_with_fds(&a, &[b'x'; 5000], &[]).unwrap();
+        drop(a);
+        let mut r = LineReader::new(b, 100, 16);
+        assert!(r.next_line().is_err());
+    }
+}

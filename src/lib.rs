@@ -9,6 +9,7 @@
 //! - [`fdpass`]: passing open descriptors over the Unix socket (SCM_RIGHTS).
 //! - [`paths`]: where sockets, keys and state live by default.
 //! - [`daemon`]: `p2pd` itself: listeners, worker pool, signals.
+//! - [`cmd`]: one module per command: flags to query, results to output.
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
 //! - [`output`]: the one printer for JSON lines and the text formats.
 //! - [`cli`]: the clap definitions of every binary, also used for man pages and completions.
@@ -16,6 +17,7 @@
 pub mod cache;
 pub mod cli;
 pub mod client;
+pub mod cmd;
 pub mod daemon;
 pub mod error;
 pub mod fdpass;

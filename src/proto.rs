@@ -1,1 +1,250 @@
-//! TODO
+//! The local protocol between the commands and `p2pd`: JSON lines on a Unix socket.
+//!
+//! A client writes one [`Request`] line. A query request either lists its
+//! `paths` inline (handy with `socat`) or is followed by one [`ItemRequest`]
+//! line per path and a final `{"end":true}`; items may carry an open
+//! descriptor (see [`crate::fdpass`]). The daemon answers with one result line
+//! per item, in the order they finish, each tagged with the client's `id`, then
+//! one [`Summary`] line. A request that cannot be served at all gets a single
+//! `{"error":{...}}` line and the connection is closed.
+
+use crate::error::Error;
+use crate::ops::count::DirCounts;
+use crate::ops::wc::WcCounts;
+use serde::{Deserialize, Serialize};
+
+/// The longest request line the daemon accepts.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What a client may ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// A file query; see [`Query`].
+    Query(Query),
+    /// Who is answering: the daemon's name and version.
+    Hello,
+}
+
+/// Which computation a query runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryKind {
+    Wc,
+    Sha256,
+    Count,
+    Stat,
+}
+
+/// A file query and its options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Query {
+    pub kind: QueryKind,
+    /// `wc`: count lines (and bytes) only, at memory speed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lines_only: bool,
+    /// `count`: descend into subdirectories.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recursive: bool,
+    /// Directory that relative paths of descriptor-less items are resolved against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Inline paths; when present no item lines follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One path of a streamed query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRequest {
+    pub id: u64,
+    /// The path as the user wrote it; shown back in the result.
+    pub path: String,
+    /// True when an open descriptor for this path was passed with the line.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fd: bool,
+}
+
+/// The line that ends a streamed query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    pub end: bool,
+}
+
+/// The first line of every query reply: the request is being served, by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub accepted: bool,
+    /// The name results from this daemon carry.
+    pub peer: String,
+}
+
+/// The last line of every query reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub done: bool,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// The reply to [`Request::Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloReply {
+    pub name: String,
+    pub version: String,
+}
+
+/// A whole-request failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFailed {
+    pub error: Error,
+}
+
+/// One result line: which item, who computed it, and its outcome. This is
+/// also exactly what the commands print, without `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item<T> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    pub peer: String,
+    pub path: String,
+    #[serde(flatten)]
+    pub outcome: Outcome<T>,
+}
+
+/// A result or the reason there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Outcome<T> {
+    Failed { error: Error },
+    Ok(T),
+}
+
+/// `p2p-wc` fields; a field not asked for is absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WcFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chars: Option<u64>,
+}
+
+impl WcFields {
+    /// All four counts.
+    pub fn all(c: &WcCounts) -> Self {
+        WcFields {
+            lines: Some(c.lines),
+            words: Some(c.words),
+            bytes: Some(c.bytes),
+            chars: Some(c.chars),
+        }
+    }
+
+    /// Lines and bytes, the two that need no decoding.
+    pub fn lines_and_bytes(c: &WcCounts) -> Self {
+        WcFields {
+            lines: Some(c.lines),
+            bytes: Some(c.bytes),
+            ..Default::default()
+        }
+    }
+}
+
+/// `p2p-sha256` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShaFields {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// `p2p-count` fields.
+pub type CountFields = DirCounts;
+
+/// `p2p-stat` fields: metadata always, content fields for regular files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatFields {
+    /// `file`, `directory`, `symlink`, `fifo`, `socket`, `char_device` or `block_device`.
+    #[serde(rename = "type")]
+    pub file_type: String,
+    pub size: u64,
+    /// Permission bits in octal, as `stat -c %a` prints them with four digits.
+    pub mode: String,
+    /// Modification time, RFC 3339 in UTC.
+    pub mtime: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chars: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn inline_query_parses() {
+        let r: Request =
+            serde_json::from_str(r#"{"op":"query","kind":"wc","paths":["/etc/hosts"]}"#).unwrap();
+        let Request::Query(q) = r else {
+            panic!("not a query")
+        };
+        assert_eq!(q.kind, QueryKind::Wc);
+        assert_eq!(q.paths.unwrap(), vec!["/etc/hosts".to_string()]);
+        assert!(!q.lines_only);
+    }
+
+    #[test]
+    fn item_round_trips_with_error_and_fields() {
+        let ok = Item {
+            id: Some(3),
+            peer: "a".into(),
+            path: "p".into(),
+            outcome: Outcome::Ok(ShaFields {
+                sha256: "ab".into(),
+                bytes: 2,
+            }),
+        };
+        let s = serde_json::to_string(&ok).unwrap();
+        assert_eq!(
+            s,
+            r#"{"id":3,"peer":"a","path":"p","sha256":"ab","bytes":2}"#
+        );
+        assert_eq!(serde_json::from_str::<Item<ShaFields>>(&s).unwrap(), ok);
+
+        let failed: Item<ShaFields> = Item {
+            id: None,
+            peer: "a".into(),
+            path: "p".into(),
+            outcome: Outcome::Failed {
+                error: Error::new(ErrorCode::NotFound, "gone"),
+            },
+        };
+        let s = serde_json::to_string(&failed).unwrap();
+        assert_eq!(
+            s,
+            r#"{"peer":"a","path":"p","error":{"code":"not_found","message":"gone"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Item<ShaFields>>(&s).unwrap(), failed);
+    }
+
+    #[test]
+    fn unknown_item_fields_are_rejected() {
+        assert!(serde_json::from_str::<ItemRequest>(r#"{"id":1,"path":"x","evil":1}"#).is_err());
+    }
+}

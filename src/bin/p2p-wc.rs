@@ -1,1 +1,5 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    std::process::exit(p2p::cmd::wc::run(p2p::cli::WcCli::parse()));
+}

@@ -1,1 +1,5 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    std::process::exit(p2p::daemon::main(p2p::cli::DaemonCli::parse()));
+}

@@ -6,4 +6,79 @@
 pub mod count;
 pub mod sha;
 pub mod stat;
+pub mod unicode_tables;
 pub mod wc;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Opens a path for a query, for reading. `O_NONBLOCK` keeps a FIFO from
+/// blocking the open (it is then refused as not a regular file); on regular
+/// files and directories it changes nothing.
+pub fn open_for_query(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Read size for whole-file passes.
+const PIPE_CHUNK: usize = 1 << 20;
+
+/// Reads `file` from its offset to its end on a second thread while `consume`
+/// works on the previous chunk here, so the copy out of the page cache
+/// overlaps the computation. Chunks are shared (`Arc`) so `consume` may hand
+/// them to further threads; buffers come back to the reader for reuse.
+pub(crate) fn pipelined(
+    file: &File,
+    mut consume: impl FnMut(&std::sync::Arc<Vec<u8>>),
+) -> io::Result<()> {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::mpsc::{channel, sync_channel};
+    let (full_tx, full_rx) = sync_channel::<io::Result<Arc<Vec<u8>>>>(2);
+    let (empty_tx, empty_rx) = channel::<Arc<Vec<u8>>>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut reader = file;
+            loop {
+                let mut buf = empty_rx
+                    .try_recv()
+                    .ok()
+                    .and_then(|a| Arc::try_unwrap(a).ok())
+                    .unwrap_or_default();
+                buf.resize(PIPE_CHUNK, 0);
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match reader.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                if filled == 0 {
+                    return;
+                }
+                buf.truncate(filled);
+                if full_tx.send(Ok(Arc::new(buf))).is_err() {
+                    return;
+                }
+                if filled < PIPE_CHUNK {
+                    return;
+                }
+            }
+        });
+        for chunk in full_rx {
+            let chunk = chunk?;
+            consume(&chunk);
+            let _ = empty_tx.send(chunk);
+        }
+        Ok(())
+    })
+}

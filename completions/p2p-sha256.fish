@@ -1,0 +1,9 @@
+complete -c p2p-sha256 -l files-from -d 'Read the paths from FILE, one per line (\'-\' reads standard input)' -r -F
+complete -c p2p-sha256 -s c -l check -d 'Read digests and paths from FILE (sha256sum format; \'-\' for standard input) and verify them' -r -F
+complete -c p2p-sha256 -l format -d 'Output format' -r -f -a "json\t'One JSON object per line'
+text\t'Columns for people'
+sha256sum\t'Lines that `sha256sum -c` accepts'"
+complete -c p2p-sha256 -l socket -d 'The local p2pd socket [default: the only running daemon, or the one on port 65432]' -r -F
+complete -c p2p-sha256 -s 0 -l null -d 'With --files-from, paths are separated by NUL bytes instead of newlines'
+complete -c p2p-sha256 -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c p2p-sha256 -s V -l version -d 'Print version'

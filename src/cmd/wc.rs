@@ -1,0 +1,93 @@
+//! `p2p-wc`: lines, words, bytes and characters, like `wc`.
+
+use crate::cli::{Format, WcCli};
+use crate::client::{PathSource, run_query};
+use crate::output::{Printer, columns, quiet_on_closed_pipe};
+use crate::proto::{Item, Outcome, Query, QueryKind, WcFields};
+
+const NAME: &str = "p2p-wc";
+
+/// Runs `p2p-wc`; returns the exit status.
+pub fn run(cli: WcCli) -> i32 {
+    quiet_on_closed_pipe();
+    let none = !(cli.lines || cli.words || cli.bytes || cli.chars);
+    let want = Want {
+        lines: none || cli.lines,
+        words: none || cli.words,
+        chars: none || cli.chars,
+        bytes: none || cli.bytes,
+    };
+    let mut printer = Printer::new(NAME, super::style(cli.format == Format::Text));
+    let source = match PathSource::from_input(&cli.input) {
+        Ok(s) => s,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
+    let query = Query {
+        kind: QueryKind::Wc,
+        lines_only: !want.words && !want.chars,
+        recursive: false,
+        cwd: None,
+        paths: None,
+    };
+    let mut total = WcFields::default();
+    let mut ok = 0u64;
+    let result = run_query(&cli.connection, query, source, &mut |item: Item<
+        WcFields,
+    >| {
+        let item = Item {
+            outcome: match item.outcome {
+                Outcome::Ok(f) => {
+                    ok += 1;
+                    add(&mut total, &f);
+                    Outcome::Ok(want.select(&f))
+                }
+                failed => failed,
+            },
+            ..item
+        };
+        printer.item(&item, &|f, path| want.text(f, path));
+    });
+    if cli.format == Format::Text && ok > 1 {
+        printer.raw(&want.text(&want.select(&total), "total"));
+    }
+    super::finish(NAME, result, &mut printer)
+}
+
+/// Which counts the user asked for.
+struct Want {
+    lines: bool,
+    words: bool,
+    chars: bool,
+    bytes: bool,
+}
+
+impl Want {
+    fn select(&self, f: &WcFields) -> WcFields {
+        WcFields {
+            lines: f.lines.filter(|_| self.lines),
+            words: f.words.filter(|_| self.words),
+            bytes: f.bytes.filter(|_| self.bytes),
+            chars: f.chars.filter(|_| self.chars),
+        }
+    }
+
+    /// `wc`'s column order: lines, words, characters, bytes.
+    fn text(&self, f: &WcFields, path: &str) -> String {
+        let values: Vec<u64> = [f.lines, f.words, f.chars, f.bytes]
+            .into_iter()
+            .flatten()
+            .collect();
+        columns(&values, path)
+    }
+}
+
+fn add(total: &mut WcFields, f: &WcFields) {
+    let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    total.lines = sum(total.lines, f.lines);
+    total.words = sum(total.words, f.words);
+    total.bytes = sum(total.bytes, f.bytes);
+    total.chars = sum(total.chars, f.chars);
+}

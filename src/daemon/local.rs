@@ -1,0 +1,298 @@
+//! The local Unix socket: one thread per connection reads the request and its
+//! items, the worker pool computes, and a writer thread streams results back.
+
+use super::Shared;
+use super::engine::Fields;
+use crate::error::{Error, ErrorCode};
+use crate::fdpass::LineReader;
+use crate::ops::count::{CallerAccess, Descend, Everywhere};
+use crate::ops::open_for_query;
+use crate::proto::{
+    self, Accepted, End, HelloReply, Item, ItemRequest, Outcome, Query, Request, RequestFailed,
+    Summary,
+};
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::net::UnixStream;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError, channel, sync_channel};
+use std::thread;
+
+/// Items of one connection being computed or waiting to be written; bounds
+/// the descriptors and results a single client can make the daemon hold.
+const WINDOW: usize = 64;
+
+/// Descriptors a client may pass ahead of the lines that claim them.
+const MAX_PENDING_FDS: usize = 1024;
+
+/// Who is on the other end of the socket.
+#[derive(Debug, Clone, Copy)]
+struct Caller {
+    pid: i32,
+    uid: u32,
+    gid: u32,
+}
+
+/// Serves one accepted connection to the end; never panics on client input.
+pub fn serve(stream: UnixStream, shared: Arc<Shared>) {
+    let caller = match getsockopt(&stream, PeerCredentials) {
+        Ok(c) => Caller {
+            pid: c.pid(),
+            uid: c.uid(),
+            gid: c.gid(),
+        },
+        Err(e) => {
+            log::warn!("local connection without peer credentials: {e}");
+            return;
+        }
+    };
+    let write_half = match stream.try_clone() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("local connection: {e}");
+            return;
+        }
+    };
+    let mut reader = LineReader::new(stream, proto::MAX_LINE, MAX_PENDING_FDS);
+    let first = match reader.next_line() {
+        Ok(Some(line)) => line,
+        Ok(None) => return,
+        Err(e) => {
+            log::warn!("local connection from pid {}: {e}", caller.pid);
+            return;
+        }
+    };
+    let request: Request = match serde_json::from_slice(&first) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = format!("malformed request: {e}");
+            log::info!("local connection from pid {}: {msg}", caller.pid);
+            fail_request(&write_half, Error::new(ErrorCode::InvalidRequest, msg));
+            return;
+        }
+    };
+    match request {
+        Request::Hello => {
+            let reply = HelloReply {
+                name: shared.name.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            let _ = write_line(&write_half, &reply);
+        }
+        Request::Query(query) => serve_query(query, reader, write_half, caller, shared),
+    }
+}
+
+fn fail_request(mut stream: &UnixStream, error: Error) {
+    let _ = write_line(&mut stream, &RequestFailed { error });
+}
+
+fn write_line<W: Write, T: serde::Serialize>(mut w: W, value: &T) -> io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line)
+}
+
+/// One computed item on its way to the writer.
+struct Done {
+    id: u64,
+    path: String,
+    result: Result<Fields, Error>,
+}
+
+fn serve_query(
+    query: Query,
+    mut reader: LineReader,
+    out: UnixStream,
+    caller: Caller,
+    shared: Arc<Shared>,
+) {
+    if let Err(e) = write_line(
+        &out,
+        &Accepted {
+            accepted: true,
+            peer: shared.name.clone(),
+        },
+    ) {
+        log::debug!("local connection from pid {} gone: {e}", caller.pid);
+        return;
+    }
+    let query = Arc::new(query);
+    // A slot is taken before an item is queued and given back once its result
+    // is written, so a client that stops reading stops being read.
+    let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
+    let (done_tx, done_rx) = channel::<Done>();
+    let name = shared.name.clone();
+    let writer = thread::Builder::new()
+        .name("local-writer".into())
+        .spawn(move || write_results(out, &name, done_rx, slot_rx));
+    let writer = match writer {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("cannot start a writer thread: {e}");
+            return;
+        }
+    };
+    let descend: Arc<dyn Descend + Send + Sync> = if caller.uid == shared.euid || caller.uid == 0 {
+        Arc::new(Everywhere)
+    } else {
+        Arc::new(CallerAccess::of_process(caller.pid, caller.uid, caller.gid))
+    };
+
+    let submit = |id: u64, path: String, file: Result<File, Error>| {
+        if slot_tx.send(()).is_err() {
+            return;
+        }
+        let done_tx = done_tx.clone();
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = done_tx.send(Done {
+                    id,
+                    path,
+                    result: Err(e),
+                });
+                return;
+            }
+        };
+        let shared2 = Arc::clone(&shared);
+        let query = Arc::clone(&query);
+        let descend = Arc::clone(&descend);
+        shared.pool.submit(move || {
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                shared2.engine.execute(&query, file, &*descend)
+            }))
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorCode::Internal,
+                    "the computation failed unexpectedly",
+                ))
+            });
+            let _ = done_tx.send(Done { id, path, result });
+        });
+    };
+
+    if let Some(paths) = &query.paths {
+        for (id, path) in paths.iter().enumerate() {
+            let file = open_as_daemon(path, query.cwd.as_deref(), caller, shared.euid);
+            submit(id as u64, path.clone(), file);
+        }
+    } else {
+        loop {
+            let line = match reader.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => {
+                    log::info!("local connection from pid {} closed: {e}", caller.pid);
+                    break;
+                }
+            };
+            if serde_json::from_slice::<End>(&line).is_ok_and(|e| e.end) {
+                break;
+            }
+            let item: ItemRequest = match serde_json::from_slice(&line) {
+                Ok(i) => i,
+                Err(e) => {
+                    log::info!(
+                        "local connection from pid {} closed: malformed item: {e}",
+                        caller.pid
+                    );
+                    break;
+                }
+            };
+            let file = if item.fd {
+                match reader.take_fd() {
+                    Some(fd) => Ok(File::from(fd)),
+                    None => {
+                        log::info!(
+                            "local connection from pid {} closed: item without its descriptor",
+                            caller.pid
+                        );
+                        break;
+                    }
+                }
+            } else {
+                open_as_daemon(&item.path, query.cwd.as_deref(), caller, shared.euid)
+            };
+            submit(item.id, item.path, file);
+        }
+    }
+    drop(done_tx);
+    let _ = writer.join();
+}
+
+/// Opens a path named without a descriptor, only when that cannot widen what
+/// the caller may read: the caller is us, or root.
+fn open_as_daemon(path: &str, cwd: Option<&str>, caller: Caller, euid: u32) -> Result<File, Error> {
+    if caller.uid != euid && caller.uid != 0 {
+        return Err(Error::new(
+            ErrorCode::PermissionDenied,
+            "the daemon runs as another user: pass an open descriptor (the p2p-* commands do)",
+        ));
+    }
+    let p = Path::new(path);
+    let full: PathBuf = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        match cwd {
+            Some(c) => Path::new(c).join(p),
+            None => {
+                return Err(Error::new(
+                    ErrorCode::InvalidRequest,
+                    "relative path without \"cwd\" in the request",
+                ));
+            }
+        }
+    };
+    open_for_query(&full).map_err(|e| Error::from_io(&e))
+}
+
+fn write_results(out: UnixStream, peer: &str, done: Receiver<Done>, slots: Receiver<()>) {
+    let mut w = BufWriter::with_capacity(64 * 1024, &out);
+    let mut summary = Summary {
+        done: true,
+        ..Default::default()
+    };
+    let mut broken = false;
+    loop {
+        let d = match done.try_recv() {
+            Ok(d) => d,
+            Err(TryRecvError::Empty) => {
+                if !broken && w.flush().is_err() {
+                    broken = true;
+                }
+                match done.recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        match &d.result {
+            Ok(_) => summary.ok += 1,
+            Err(_) => summary.failed += 1,
+        }
+        if !broken {
+            let item = Item {
+                id: Some(d.id),
+                peer: peer.to_string(),
+                path: d.path,
+                outcome: match d.result {
+                    Ok(f) => Outcome::Ok(f),
+                    Err(error) => Outcome::Failed { error },
+                },
+            };
+            if write_line(&mut w, &item).is_err() {
+                broken = true;
+            }
+        }
+        let _ = slots.try_recv();
+    }
+    if !broken {
+        let _ = write_line(&mut w, &summary);
+        let _ = w.flush();
+    }
+}

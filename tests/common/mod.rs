@@ -1,0 +1,205 @@
+//! The one harness for integration tests: real `p2pd` processes on loopback,
+//! in temp dirs, on ports no other test uses, killed when dropped.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// Path of one of the package's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_BIN_EXE_p2pd"));
+    dir.with_file_name(name)
+}
+
+/// A port free on 127.0.0.1 for both TCP and UDP right now. The kernel
+/// hands out ephemeral ports round-robin, so parallel tests get different ones.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A running daemon and its private directory.
+pub struct Daemon {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: TempDir,
+    pub socket: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `p2pd` with `args` and waits until its socket answers.
+    pub fn start(args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let socket = dir.path().join("run").join("p2pd.sock");
+        let stderr_path = dir.path().join("p2pd.log");
+        let log = std::fs::File::create(&stderr_path).unwrap();
+        let child = Command::new(bin("p2pd"))
+            .arg(port.to_string())
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .env_remove("P2P_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting p2pd");
+        let mut d = Daemon {
+            child: Some(child),
+            port,
+            dir,
+            socket,
+            stderr_path,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("p2pd exited early with {status}: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("p2pd did not come up: {}", self.log());
+    }
+
+    /// What the daemon wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// A command of the package set up to talk to this daemon.
+    pub fn cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(bin(name));
+        c.env("P2P_SOCKET", &self.socket).stdin(Stdio::null());
+        c
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Sends a signal and waits for the exit, at most `within`.
+    pub fn signal_and_wait(
+        &mut self,
+        sig: i32,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().unwrap();
+        while Instant::now() < deadline {
+            if let Some(st) = child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A finished command: status, stdout parsed as JSON lines, raw streams.
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+            .collect()
+    }
+}
+
+/// Runs a command to the end.
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("running a command");
+    Run {
+        status: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Writes a file below `dir` and returns its path.
+pub fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+/// GNU `wc -lwmc` in a UTF-8 locale: (lines, words, chars, bytes).
+pub fn gnu_wc(path: &Path) -> (u64, u64, u64, u64) {
+    let out = Command::new("wc")
+        .arg("-lwmc")
+        .arg(path)
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .expect("running wc");
+    let s = String::from_utf8_lossy(&out.stdout);
+    let n: Vec<u64> = s
+        .split_whitespace()
+        .take(4)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (n[0], n[1], n[2], n[3])
+}
+
+/// GNU `sha256sum` of a file.
+pub fn gnu_sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("running sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// True when the tests run as root (needed to act as another user).
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
