@@ -34,15 +34,19 @@ if [ ! -f "$big" ] || [ "$(stat -c %s "$big")" -ne $((SIZE_MIB * 1024 * 1024)) ]
 import random, sys
 path, mib = sys.argv[1], int(sys.argv[2])
 rng = random.Random(42)
-words = ("the of and to in is was that for on with as by at from his her they this "
-         "which have are were been has one all would there their will when who more "
-         "file host cluster daemon gossip member query result stream count hash "
-         "naïve café straße 東京 данные δεδομένα 🙂 señor").split()
+# Mostly ASCII prose with a sprinkling of other scripts, like real text.
+ascii_words = ("the of and to in is was that for on with as by at from his her they this "
+               "which have are were been has one all would there their will when who more "
+               "file host cluster daemon gossip member query result stream count hash, "
+               "(see) \"quoted\" 1024 3.14 e-mail").split()
+other_words = "naïve café straße 東京 данные δεδομένα 🙂 señor".split()
+def word():
+    return rng.choice(other_words) if rng.random() < 0.01 else rng.choice(ascii_words)
 lines = []
 size = 0
 while size < 4 * 1024 * 1024:
     n = rng.randint(0, 16)
-    line = " ".join(rng.choice(words) for _ in range(n))
+    line = " ".join(word() for _ in range(n))
     if rng.random() < 0.05:
         line = "\t" + line
     lines.append(line)

@@ -91,6 +91,11 @@ impl LineReader {
         }
     }
 
+    /// True when a whole line is already buffered, so reading it will not block.
+    pub fn has_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.buf[self.start..]).is_some()
+    }
+
     /// Takes the oldest received descriptor not yet claimed by a line.
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fds.pop_front()

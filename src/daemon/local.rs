@@ -18,7 +18,9 @@ use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, TryRecvError, channel, sync_channel};
+use std::sync::mpsc::{
+    Receiver, Sender, SyncSender, TryRecvError, TrySendError, channel, sync_channel,
+};
 use std::thread;
 
 /// Items of one connection being computed or waiting to be written; bounds
@@ -124,7 +126,7 @@ fn serve_query(
     // A slot is taken before an item is queued and given back once its result
     // is written, so a client that stops reading stops being read.
     let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
-    let (done_tx, done_rx) = channel::<Done>();
+    let (done_tx, done_rx) = channel::<Vec<Done>>();
     let name = shared.name.clone();
     let writer = thread::Builder::new()
         .name("local-writer".into())
@@ -141,44 +143,19 @@ fn serve_query(
     } else {
         Arc::new(CallerAccess::of_process(caller.pid, caller.uid, caller.gid))
     };
-
-    let submit = |id: u64, path: String, file: Result<File, Error>| {
-        if slot_tx.send(()).is_err() {
-            return;
-        }
-        let done_tx = done_tx.clone();
-        let file = match file {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = done_tx.send(Done {
-                    id,
-                    path,
-                    result: Err(e),
-                });
-                return;
-            }
-        };
-        let shared2 = Arc::clone(&shared);
-        let query = Arc::clone(&query);
-        let descend = Arc::clone(&descend);
-        shared.pool.submit(move || {
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                shared2.engine.execute(&query, file, &*descend)
-            }))
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorCode::Internal,
-                    "the computation failed unexpectedly",
-                ))
-            });
-            let _ = done_tx.send(Done { id, path, result });
-        });
+    let mut batches = Batches {
+        shared: Arc::clone(&shared),
+        query: Arc::clone(&query),
+        descend,
+        done_tx,
+        slot_tx,
+        batch: Vec::with_capacity(BATCH),
     };
 
     if let Some(paths) = &query.paths {
         for (id, path) in paths.iter().enumerate() {
             let file = open_as_daemon(path, query.cwd.as_deref(), caller, shared.euid);
-            submit(id as u64, path.clone(), file);
+            batches.add(id as u64, path.clone(), file, true);
         }
     } else {
         loop {
@@ -217,11 +194,88 @@ fn serve_query(
             } else {
                 open_as_daemon(&item.path, query.cwd.as_deref(), caller, shared.euid)
             };
-            submit(item.id, item.path, file);
+            let more_ready = reader.has_line();
+            batches.add(item.id, item.path, file, more_ready);
         }
     }
-    drop(done_tx);
+    batches.flush();
+    drop(batches);
     let _ = writer.join();
+}
+
+/// Most items computed by one pool job. Handing items to the pool in batches
+/// keeps thread wake-ups far fewer than items when there are many small files.
+const BATCH: usize = WINDOW / 4;
+
+/// One item waiting for its batch to be handed to the pool.
+struct Pending {
+    id: u64,
+    path: String,
+    file: Result<File, Error>,
+}
+
+/// Groups a connection's items into pool jobs.
+struct Batches {
+    shared: Arc<Shared>,
+    query: Arc<Query>,
+    descend: Arc<dyn Descend + Send + Sync>,
+    done_tx: Sender<Vec<Done>>,
+    slot_tx: SyncSender<()>,
+    batch: Vec<Pending>,
+}
+
+impl Batches {
+    /// Queues an item; the batch goes to the pool when full or when no
+    /// further item is ready to be read (`more_ready` false).
+    fn add(&mut self, id: u64, path: String, file: Result<File, Error>, more_ready: bool) {
+        if let Err(TrySendError::Full(())) = self.slot_tx.try_send(()) {
+            // Before waiting for a slot, let the items we hold be computed:
+            // their slots are among the ones we wait for.
+            self.flush();
+            if self.slot_tx.send(()).is_err() {
+                return;
+            }
+        }
+        self.batch.push(Pending { id, path, file });
+        if self.batch.len() >= BATCH || !more_ready {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let items = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let shared = Arc::clone(&self.shared);
+        let query = Arc::clone(&self.query);
+        let descend = Arc::clone(&self.descend);
+        let done_tx = self.done_tx.clone();
+        self.shared.pool.submit(move || {
+            let done = items
+                .into_iter()
+                .map(|p| {
+                    let result = p.file.and_then(|file| {
+                        catch_unwind(AssertUnwindSafe(|| {
+                            shared.engine.execute(&query, file, &*descend)
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(Error::new(
+                                ErrorCode::Internal,
+                                "the computation failed unexpectedly",
+                            ))
+                        })
+                    });
+                    Done {
+                        id: p.id,
+                        path: p.path,
+                        result,
+                    }
+                })
+                .collect();
+            let _ = done_tx.send(done);
+        });
+    }
 }
 
 /// Opens a path named without a descriptor, only when that cannot widen what
@@ -250,7 +304,7 @@ fn open_as_daemon(path: &str, cwd: Option<&str>, caller: Caller, euid: u32) -> R
     open_for_query(&full).map_err(|e| Error::from_io(&e))
 }
 
-fn write_results(out: UnixStream, peer: &str, done: Receiver<Done>, slots: Receiver<()>) {
+fn write_results(out: UnixStream, peer: &str, done: Receiver<Vec<Done>>, slots: Receiver<()>) {
     let mut w = BufWriter::with_capacity(64 * 1024, &out);
     let mut summary = Summary {
         done: true,
@@ -258,38 +312,40 @@ fn write_results(out: UnixStream, peer: &str, done: Receiver<Done>, slots: Recei
     };
     let mut broken = false;
     loop {
-        let d = match done.try_recv() {
-            Ok(d) => d,
+        let batch = match done.try_recv() {
+            Ok(b) => b,
             Err(TryRecvError::Empty) => {
                 if !broken && w.flush().is_err() {
                     broken = true;
                 }
                 match done.recv() {
-                    Ok(d) => d,
+                    Ok(b) => b,
                     Err(_) => break,
                 }
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        match &d.result {
-            Ok(_) => summary.ok += 1,
-            Err(_) => summary.failed += 1,
-        }
-        if !broken {
-            let item = Item {
-                id: Some(d.id),
-                peer: peer.to_string(),
-                path: d.path,
-                outcome: match d.result {
-                    Ok(f) => Outcome::Ok(f),
-                    Err(error) => Outcome::Failed { error },
-                },
-            };
-            if write_line(&mut w, &item).is_err() {
-                broken = true;
+        for d in batch {
+            match &d.result {
+                Ok(_) => summary.ok += 1,
+                Err(_) => summary.failed += 1,
             }
+            if !broken {
+                let item = Item {
+                    id: Some(d.id),
+                    peer: peer.to_string(),
+                    path: d.path,
+                    outcome: match d.result {
+                        Ok(f) => Outcome::Ok(f),
+                        Err(error) => Outcome::Failed { error },
+                    },
+                };
+                if write_line(&mut w, &item).is_err() {
+                    broken = true;
+                }
+            }
+            let _ = slots.try_recv();
         }
-        let _ = slots.try_recv();
     }
     if !broken {
         let _ = write_line(&mut w, &summary);

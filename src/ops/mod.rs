@@ -27,6 +27,49 @@ pub fn open_for_query(path: &Path) -> io::Result<File> {
 /// Read size for whole-file passes.
 const PIPE_CHUNK: usize = 1 << 20;
 
+/// Files smaller than this are read on the calling thread: a second thread
+/// costs more than it saves.
+pub(crate) const PIPE_MIN: u64 = 4 << 20;
+
+/// Number of CPUs we may use, looked up once (the lookup reads cgroup files).
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+thread_local! {
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads `file` from its offset to its end in this thread, through a buffer
+/// kept per thread so that small files cost no allocation.
+pub(crate) fn read_all(file: &File, mut consume: impl FnMut(&[u8])) -> io::Result<()> {
+    use std::io::Read;
+    BUFFER.with(|cell| {
+        let mut owned;
+        let mut borrowed = cell.try_borrow_mut();
+        let buf: &mut Vec<u8> = match borrowed.as_mut() {
+            Ok(b) => b,
+            Err(_) => {
+                owned = Vec::new();
+                &mut owned
+            }
+        };
+        if buf.len() < PIPE_CHUNK {
+            buf.resize(PIPE_CHUNK, 0);
+        }
+        let mut reader = file;
+        loop {
+            match reader.read(buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => consume(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
 /// Reads `file` from its offset to its end on a second thread while `consume`
 /// works on the previous chunk here, so the copy out of the page cache
 /// overlaps the computation. Chunks are shared (`Arc`) so `consume` may hand

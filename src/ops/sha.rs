@@ -57,7 +57,11 @@ impl Hasher {
 /// Hashes an open file from its current offset to its end.
 pub fn sha256_file(file: &File) -> io::Result<Digest> {
     let mut h = Hasher::default();
-    super::pipelined(file, |chunk| h.update(chunk))?;
+    if file.metadata()?.len() < super::PIPE_MIN {
+        super::read_all(file, |chunk| h.update(chunk))?;
+    } else {
+        super::pipelined(file, |chunk| h.update(chunk))?;
+    }
     Ok(h.finish())
 }
 

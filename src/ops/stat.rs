@@ -13,6 +13,14 @@ use std::sync::mpsc::sync_channel;
 
 /// Reads the file once and returns both its `wc` counts and its SHA-256.
 pub fn wc_and_sha256(file: &File) -> io::Result<(WcCounts, Digest)> {
+    if file.metadata()?.len() < super::PIPE_MIN {
+        let (mut c, mut h) = (WcCounter::new(), Hasher::default());
+        super::read_all(file, |chunk| {
+            c.update(chunk);
+            h.update(chunk);
+        })?;
+        return Ok((c.finish(), h.finish()));
+    }
     let (tx, rx) = sync_channel::<Arc<Vec<u8>>>(2);
     std::thread::scope(|scope| {
         let counter = scope.spawn(move || {

@@ -17,17 +17,19 @@
 //!   [`super::unicode_tables`], so unassigned code points count exactly as GNU
 //!   counts them with the glibc the table came from.
 //!
-//! Speed: blocks of 64 bytes that are plain printable ASCII and white space
-//! (nearly all of ordinary text) are classified with AVX2 compares; a word
-//! start is a word byte whose predecessor is white space, found for the whole
-//! block with one shift and a popcount. Other blocks go through a scalar
-//! UTF-8 decoder. Large files are split into ranges counted on every core,
+//! Speed: each block of 64 bytes is classified with AVX2 compares into bit
+//! masks; a word start is a word byte whose predecessor is white space, found
+//! for the whole block with one shift and a popcount. A block with multi-byte
+//! characters decodes just those characters and marks all their bytes with
+//! the character's class, so the same arithmetic applies. Blocks with
+//! controls, invalid bytes or non-printable characters (rare in text) go
+//! through a scalar UTF-8 decoder. Large files are split into ranges counted on every core,
 //! and the ranges' word states are joined exactly at the seams.
 
 use super::unicode_tables::NON_PRINTABLE;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 
 /// The four counts of `wc -lwmc`.
@@ -259,8 +261,16 @@ impl WcCounter {
     unsafe fn blocks_avx2(&mut self, buf: &[u8], mut i: usize) -> usize {
         while i + 64 <= buf.len() {
             // SAFETY: i + 64 <= buf.len(), so 64 bytes are readable at i.
-            match unsafe { simd::ascii_block(buf.as_ptr().add(i)) } {
-                Some((space, newline)) => {
+            let m = unsafe { simd::masks(buf.as_ptr().add(i)) };
+            let space = if m.control != 0 {
+                None
+            } else if m.high == 0 {
+                Some(m.space)
+            } else {
+                mixed_block_space(buf, i, &m)
+            };
+            match space {
+                Some(space) => {
                     let word = !space;
                     let starts = word & !((word << 1) | self.in_word as u64);
                     self.counts.words += u64::from(starts.count_ones());
@@ -268,8 +278,8 @@ impl WcCounter {
                         self.first_is_word = Some(word & 1 != 0);
                     }
                     self.in_word = word >> 63 != 0;
-                    self.counts.lines += u64::from(newline.count_ones());
-                    self.counts.chars += 64;
+                    self.counts.lines += u64::from(m.newline.count_ones());
+                    self.counts.chars += u64::from(64 - m.continuation.count_ones());
                     i += 64;
                 }
                 None => i = self.scalar(buf, i, i + 64),
@@ -282,6 +292,35 @@ impl WcCounter {
     }
 }
 
+/// The white-space mask of a block that holds multi-byte characters, with
+/// each character's bytes all marked as its class, so the word-start
+/// arithmetic of ASCII blocks applies unchanged. `None` (take the scalar path)
+/// when the block has an invalid or cut sequence or a non-printable character.
+#[cfg(target_arch = "x86_64")]
+fn mixed_block_space(buf: &[u8], i: usize, m: &simd::Masks) -> Option<u64> {
+    let mut leads = m.high & !m.continuation;
+    let mut space = m.space;
+    let mut continuation_seen = 0u32;
+    while leads != 0 {
+        let pos = leads.trailing_zeros() as usize;
+        leads &= leads - 1;
+        let Decoded::Char(cp, len) = decode(buf, i + pos) else {
+            return None;
+        };
+        if pos + len > 64 {
+            return None;
+        }
+        continuation_seen += len as u32 - 1;
+        match class_of(cp) {
+            Class::Word => {}
+            Class::Space => space |= ((1u64 << len) - 1) << pos,
+            Class::Transparent => return None,
+        }
+    }
+    // Continuation bytes not claimed by a lead are invalid.
+    (continuation_seen == m.continuation.count_ones()).then_some(space)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use std::arch::x86_64::*;
@@ -292,42 +331,60 @@ mod simd {
         *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt"))
     }
 
-    /// For 64 bytes of printable ASCII and white space: the white-space and
-    /// newline bit masks. `None` if any byte is non-ASCII or a control.
+    /// Bit masks of one 64-byte block, bit k for byte k.
+    pub struct Masks {
+        /// Bytes >= 0x80.
+        pub high: u64,
+        /// UTF-8 continuation bytes, 0x80..=0xBF.
+        pub continuation: u64,
+        /// ASCII white space: `\t \n \v \f \r` and space.
+        pub space: u64,
+        /// ASCII controls other than white space, and DEL.
+        pub control: u64,
+        pub newline: u64,
+    }
+
+    /// Classifies 64 bytes.
     ///
     /// # Safety
     /// AVX2 must be available and `p` must point to 64 readable bytes.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn ascii_block(p: *const u8) -> Option<(u64, u64)> {
-        let (s0, n0) = unsafe { half(p)? };
-        let (s1, n1) = unsafe { half(p.add(32))? };
-        Some((s0 as u64 | (s1 as u64) << 32, n0 as u64 | (n1 as u64) << 32))
+    pub unsafe fn masks(p: *const u8) -> Masks {
+        // SAFETY: the caller guarantees 64 readable bytes.
+        let (lo, hi) = unsafe { (half(p), half(p.add(32))) };
+        let join = |a: u32, b: u32| a as u64 | (b as u64) << 32;
+        Masks {
+            high: join(lo[0], hi[0]),
+            continuation: join(lo[1], hi[1]),
+            space: join(lo[2], hi[2]),
+            control: join(lo[3], hi[3]),
+            newline: join(lo[4], hi[4]),
+        }
     }
 
     #[target_feature(enable = "avx2")]
-    unsafe fn half(p: *const u8) -> Option<(u32, u32)> {
+    unsafe fn half(p: *const u8) -> [u32; 5] {
         // SAFETY: the caller guarantees 32 readable bytes; loadu has no alignment need.
         let v = unsafe { _mm256_loadu_si256(p as *const __m256i) };
-        if _mm256_movemask_epi8(v) != 0 {
-            return None;
-        }
-        // With the high bit clear, signed compares order bytes as unsigned.
+        // Compares are signed: bytes >= 0x80 are the negative ones.
+        let ascii = _mm256_cmpgt_epi8(v, _mm256_set1_epi8(-1));
+        let continuation = _mm256_cmpgt_epi8(_mm256_set1_epi8(-64), v);
         let tab_to_cr = _mm256_and_si256(
             _mm256_cmpgt_epi8(v, _mm256_set1_epi8(8)),
             _mm256_cmpgt_epi8(_mm256_set1_epi8(14), v),
         );
-        let below_space = _mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), v);
+        let below_space = _mm256_and_si256(_mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), v), ascii);
         let del = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0x7f));
         let control = _mm256_or_si256(_mm256_andnot_si256(tab_to_cr, below_space), del);
-        if _mm256_movemask_epi8(control) != 0 {
-            return None;
-        }
         let space = _mm256_or_si256(tab_to_cr, _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0x20)));
         let newline = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\n' as i8));
-        Some((
+        [
+            _mm256_movemask_epi8(v) as u32,
+            _mm256_movemask_epi8(continuation) as u32,
             _mm256_movemask_epi8(space) as u32,
+            _mm256_movemask_epi8(control) as u32,
             _mm256_movemask_epi8(newline) as u32,
-        ))
+        ]
     }
 
     /// Number of `\n` bytes, 32 at a time.
@@ -387,7 +444,7 @@ const PARALLEL_MIN: u64 = 32 << 20;
 /// machine allows. With `lines_only`, only `lines` and `bytes` are computed.
 pub fn wc_file(file: &File, lines_only: bool) -> io::Result<WcCounts> {
     let md = file.metadata()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = super::cores();
     if md.is_file() && threads > 1 {
         let start = current_offset(file)?;
         let len = md.len().saturating_sub(start);
@@ -395,23 +452,15 @@ pub fn wc_file(file: &File, lines_only: bool) -> io::Result<WcCounts> {
             return wc_parallel(file, start, len, threads, lines_only);
         }
     }
-    let mut reader = file;
-    let mut buf = vec![0u8; CHUNK];
     let mut c = WcCounter::new();
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+    super::read_all(file, |buf| {
         if lines_only {
-            c.counts.lines += count_newlines(&buf[..n]);
-            c.counts.bytes += n as u64;
+            c.counts.lines += count_newlines(buf);
+            c.counts.bytes += buf.len() as u64;
         } else {
-            c.update(&buf[..n]);
+            c.update(buf);
         }
-    }
+    })?;
     Ok(c.finish())
 }
 
