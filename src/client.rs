@@ -23,7 +23,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
 use std::thread;
 
 /// Unanswered items allowed in flight.
@@ -154,6 +154,22 @@ impl PathSource {
         }
     }
 
+    /// A short list of arguments, sent whole before any reply is read.
+    fn is_small(&self) -> bool {
+        match self {
+            PathSource::Args(it) => {
+                it.len() <= 16
+                    && it
+                        .as_slice()
+                        .iter()
+                        .map(|p| p.as_os_str().len())
+                        .sum::<usize>()
+                        < 16 * 1024
+            }
+            PathSource::List { .. } => false,
+        }
+    }
+
     /// True when the next path may take a while to come (a pipe not yet
     /// written), so what is batched should be sent now.
     fn may_block(&self) -> bool {
@@ -221,13 +237,56 @@ where
         }
     };
 
-    let (events_tx, events_rx) = channel::<Event<T>>();
     let (credit_tx, credit_rx) = sync_channel::<()>(WINDOW);
+    let mut order = Reorder::new(&peer, print);
+    if source.is_small() {
+        // A few paths fit the socket buffer and the window: send them all,
+        // then read, with no threads to start (a one-file query's main cost).
+        send_items(
+            stream,
+            source,
+            &peer,
+            &mut |ev| {
+                order.push(ev);
+            },
+            credit_tx,
+        );
+        receive(reader, &mut |ev| order.push(ev), credit_rx);
+        return order.finish();
+    }
+    let (events_tx, events_rx) = channel::<Event<T>>();
     let tx = events_tx.clone();
-    let receiver = thread::spawn(move || receive(reader, tx, credit_rx));
+    let receiver =
+        thread::spawn(move || receive(reader, &mut |ev| tx.send(ev).is_err(), credit_rx));
     let name = peer.clone();
-    let sender = thread::spawn(move || send_items(stream, source, &name, events_tx, credit_tx));
-    let result = reorder(events_rx, &peer, print);
+    let sender = thread::spawn(move || {
+        send_items(
+            stream,
+            source,
+            &name,
+            &mut |ev| {
+                let _ = events_tx.send(ev);
+            },
+            credit_tx,
+        )
+    });
+    loop {
+        let ev = match events_rx.try_recv() {
+            Ok(ev) => ev,
+            Err(TryRecvError::Empty) => {
+                let _ = io::stdout().flush();
+                match events_rx.recv() {
+                    Ok(ev) => ev,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        if order.push(ev) {
+            break;
+        }
+    }
+    let result = order.finish();
     let _ = sender.join();
     let _ = receiver.join();
     result
@@ -237,7 +296,7 @@ fn send_items<T>(
     stream: UnixStream,
     mut source: PathSource,
     peer: &str,
-    events: Sender<Event<T>>,
+    events: &mut dyn FnMut(Event<T>),
     credits: SyncSender<()>,
 ) {
     let mut id = 0u64;
@@ -259,14 +318,14 @@ fn send_items<T>(
             None => break,
             Some(Ok(p)) => p,
             Some(Err(e)) => {
-                let _ = events.send(Event::ListError(format!("reading the list of paths: {e}")));
+                events(Event::ListError(format!("reading the list of paths: {e}")));
                 break;
             }
         };
         let shown = path.to_string_lossy().into_owned();
         match open_for_query(&path) {
             Err(e) => {
-                let _ = events.send(Event::Local(failed_item(
+                events(Event::Local(failed_item(
                     id,
                     peer,
                     shown,
@@ -276,11 +335,11 @@ fn send_items<T>(
             Ok(file) => {
                 if credits.send(()).is_err() {
                     // The receiver is gone: the daemon closed the connection.
-                    let _ = events.send(Event::Local(failed_item(id, peer, shown, closed_error())));
+                    events(Event::Local(failed_item(id, peer, shown, closed_error())));
                     id += 1;
                     break;
                 }
-                let _ = events.send(Event::Queued(id, shown.clone()));
+                events(Event::Queued(id, shown.clone()));
                 let item = ItemRequest {
                     id,
                     path: shown,
@@ -302,27 +361,28 @@ fn send_items<T>(
         batch.extend_from_slice(b"{\"end\":true}\n");
         flush(&mut batch, &mut files);
     }
-    let _ = events.send(Event::Sent(id));
+    events(Event::Sent(id));
 }
 
+/// Reads replies until the summary; `events` returns true to stop early.
 fn receive<T: DeserializeOwned>(
     mut reader: LineReader,
-    events: Sender<Event<T>>,
+    events: &mut dyn FnMut(Event<T>) -> bool,
     credits: Receiver<()>,
 ) {
     while let Ok(Some(line)) = reader.next_line() {
         if let Ok(item) = serde_json::from_slice::<Item<T>>(&line) {
             let _ = credits.try_recv();
-            if events.send(Event::Result(item)).is_err() {
+            if events(Event::Result(item)) {
                 return;
             }
         } else if serde_json::from_slice::<Summary>(&line).is_ok() {
             break;
         } else if let Ok(refused) = serde_json::from_slice::<RequestFailed>(&line) {
-            let _ = events.send(Event::Refused(refused.error));
+            events(Event::Refused(refused.error));
             break;
         } else {
-            let _ = events.send(Event::Refused(Error::new(
+            events(Event::Refused(Error::new(
                 ErrorCode::Internal,
                 format!(
                     "unexpected reply from p2pd: {}",
@@ -334,7 +394,7 @@ fn receive<T: DeserializeOwned>(
     }
     // Dropping the credits unblocks a sender waiting on a dead daemon.
     drop(credits);
-    let _ = events.send(Event::Finished);
+    events(Event::Finished);
 }
 
 fn closed_error() -> Error {
@@ -344,77 +404,83 @@ fn closed_error() -> Error {
     )
 }
 
-fn reorder<T>(
-    events: Receiver<Event<T>>,
-    peer: &str,
-    print: &mut dyn FnMut(Item<T>),
-) -> Result<(), Fatal> {
-    let mut waiting: BTreeMap<u64, Item<T>> = BTreeMap::new();
-    let mut next = 0u64;
-    let mut total: Option<u64> = None;
-    let mut finished = false;
-    let mut fatal: Option<Fatal> = None;
-    let mut paths: BTreeMap<u64, String> = BTreeMap::new();
-    loop {
-        let ev = match events.try_recv() {
-            Ok(ev) => ev,
-            Err(TryRecvError::Empty) => {
-                let _ = io::stdout().flush();
-                match events.recv() {
-                    Ok(ev) => ev,
-                    Err(_) => break,
-                }
-            }
-            Err(TryRecvError::Disconnected) => break,
-        };
+/// Puts results back in the order the paths were given and prints them.
+struct Reorder<'a, T> {
+    peer: &'a str,
+    print: &'a mut dyn FnMut(Item<T>),
+    waiting: BTreeMap<u64, Item<T>>,
+    paths: BTreeMap<u64, String>,
+    next: u64,
+    total: Option<u64>,
+    finished: bool,
+    fatal: Option<Fatal>,
+}
+
+impl<'a, T> Reorder<'a, T> {
+    fn new(peer: &'a str, print: &'a mut dyn FnMut(Item<T>)) -> Self {
+        Reorder {
+            peer,
+            print,
+            waiting: BTreeMap::new(),
+            paths: BTreeMap::new(),
+            next: 0,
+            total: None,
+            finished: false,
+            fatal: None,
+        }
+    }
+
+    /// Takes one event; true once every item has been printed.
+    fn push(&mut self, ev: Event<T>) -> bool {
         match ev {
             Event::Result(item) | Event::Local(item) => {
-                let Some(id) = item.id else { continue };
-                paths.remove(&id);
-                waiting.insert(id, Item { id: None, ..item });
+                if let Some(id) = item.id {
+                    self.paths.remove(&id);
+                    self.waiting.insert(id, Item { id: None, ..item });
+                }
             }
             Event::Queued(id, path) => {
-                paths.insert(id, path);
+                self.paths.insert(id, path);
             }
-            Event::Sent(n) => total = Some(n),
-            Event::ListError(msg) => fatal = Some(Fatal::usage(msg)),
-            Event::Finished => finished = true,
+            Event::Sent(n) => self.total = Some(n),
+            Event::ListError(msg) => self.fatal = Some(Fatal::usage(msg)),
+            Event::Finished => self.finished = true,
             Event::Refused(e) => {
-                fatal = Some(Fatal {
+                self.fatal = Some(Fatal {
                     status: crate::output::EXIT_FAILED,
                     message: format!("p2pd refused the request: {}", e.message),
                 });
-                finished = true;
+                self.finished = true;
             }
         }
-        while let Some(item) = waiting.remove(&next) {
-            print(item);
-            next += 1;
+        while let Some(item) = self.waiting.remove(&self.next) {
+            (self.print)(item);
+            self.next += 1;
         }
-        if let Some(n) = total {
-            if next >= n {
-                break;
-            }
-            if finished {
-                // Whatever is still missing will never come.
-                while next < n {
-                    let item = waiting.remove(&next).unwrap_or_else(|| {
-                        let path = paths.remove(&next).unwrap_or_default();
-                        Item {
-                            id: None,
-                            ..failed_item(next, peer, path, closed_error())
-                        }
-                    });
-                    print(item);
-                    next += 1;
-                }
-                break;
+        let Some(n) = self.total else { return false };
+        if self.next < n && self.finished {
+            // Whatever is still missing will never come.
+            while self.next < n {
+                let id = self.next;
+                let item = self.waiting.remove(&id).unwrap_or_else(|| {
+                    let path = self.paths.remove(&id).unwrap_or_default();
+                    Item {
+                        id: None,
+                        ..failed_item(id, self.peer, path, closed_error())
+                    }
+                });
+                (self.print)(item);
+                self.next += 1;
             }
         }
+        self.next >= n
     }
-    match fatal {
-        Some(f) => Err(f),
-        None => Ok(()),
+
+    fn finish(self) -> Result<(), Fatal> {
+        match self.fatal {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
     }
 }
 

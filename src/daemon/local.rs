@@ -236,8 +236,19 @@ impl Batches {
                 return;
             }
         }
+        // A large file or a directory tree is a job of its own, so that two
+        // of them run on two workers at once.
+        let heavy = match &file {
+            Ok(f) => f
+                .metadata()
+                .map_or(true, |md| !md.is_file() || md.len() >= crate::ops::PIPE_MIN),
+            Err(_) => false,
+        };
+        if heavy {
+            self.flush();
+        }
         self.batch.push(Pending { id, path, file });
-        if self.batch.len() >= BATCH || !more_ready {
+        if heavy || self.batch.len() >= BATCH || !more_ready {
             self.flush();
         }
     }

@@ -29,7 +29,7 @@ const PIPE_CHUNK: usize = 1 << 20;
 
 /// Files smaller than this are read on the calling thread: a second thread
 /// costs more than it saves.
-pub(crate) const PIPE_MIN: u64 = 4 << 20;
+pub const PIPE_MIN: u64 = 4 << 20;
 
 /// Number of CPUs we may use, looked up once (the lookup reads cgroup files).
 pub fn cores() -> usize {
