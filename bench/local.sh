@@ -90,8 +90,8 @@ trap cleanup EXIT
 for s in nocache cached; do
   for _ in $(seq 100); do [ -S "$run/$s.sock" ] && break; sleep 0.05; done
 done
-NC="env P2P_SOCKET=$run/nocache.sock"
-CA="env P2P_SOCKET=$run/cached.sock"
+NC="--socket=$run/nocache.sock"
+CA="--socket=$run/cached.sock"
 
 # mean seconds of a command, by hyperfine
 mean() {
@@ -107,43 +107,43 @@ bytes=$(stat -c %s "$big")
 printf '%-46s %14s %14s %9s\n' "benchmark ($(nproc) cores)" "p2p" "reference" "ratio"
 row() { printf '%-46s %14s %14s %9s\n' "$@"; }
 
-t_p=$(mean 5 "$NC $BIN/p2p-wc $big")
+t_p=$(mean 5 "$BIN/p2p-wc $NC $big")
 t_g=$(mean 2 "env LC_ALL=C.UTF-8 wc $big")
 row "wc, ${SIZE_MIB} MiB vs LC_ALL=C.UTF-8 wc" "$(mbs "$bytes" "$t_p")" "$(mbs "$bytes" "$t_g")" "$(ratio "$t_g" "$t_p")"
 t_c=$(mean 2 "env LC_ALL=C wc $big")
 row "wc, ${SIZE_MIB} MiB vs LC_ALL=C wc" "$(mbs "$bytes" "$t_p")" "$(mbs "$bytes" "$t_c")" "$(ratio "$t_c" "$t_p")"
-t_p=$(mean 10 "$NC $BIN/p2p-wc -l $big")
+t_p=$(mean 10 "$BIN/p2p-wc $NC -l $big")
 t_g=$(mean 10 "wc -l $big")
 row "wc -l, ${SIZE_MIB} MiB vs wc -l" "$(mbs "$bytes" "$t_p")" "$(mbs "$bytes" "$t_g")" "$(ratio "$t_g" "$t_p")"
 
-t_p=$(mean 5 "$NC $BIN/p2p-sha256 $big")
+t_p=$(mean 5 "$BIN/p2p-sha256 $NC $big")
 t_g=$(mean 2 "sha256sum $big")
 row "sha256, ${SIZE_MIB} MiB vs sha256sum" "$(mbs "$bytes" "$t_p")" "$(mbs "$bytes" "$t_g")" "$(ratio "$t_g" "$t_p")"
 # openssl speed prints thousands of bytes per second per block size; take 16 KiB.
 ossl=$(openssl speed -evp sha256 -bytes 16384 -seconds 3 2>/dev/null | awk '/^sha256/ { v=$NF; sub("k","",v); print v * 1000 }')
 p2p_rate=$(awk -v s="$bytes" -v t="$t_p" 'BEGIN { print s / t }')
 row "sha256 vs openssl speed -evp sha256 (16 KiB)" "$(mbs "$bytes" "$t_p")" "$(awk -v r="$ossl" 'BEGIN { printf "%.0f MB/s", r / 1e6 }')" "$(awk -v a="$p2p_rate" -v b="$ossl" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
-t_two=$(mean 3 "$NC $BIN/p2p-sha256 $half1 $half2")
+t_two=$(mean 3 "$BIN/p2p-sha256 $NC $half1 $half2")
 row "sha256, two $((SIZE_MIB / 2)) MiB files vs one ${SIZE_MIB} MiB" "$(ms "$t_two")" "$(ms "$t_p")" "$(ratio "$t_p" "$t_two")"
 
-t_p=$(mean 5 "$NC $BIN/p2p-stat $big")
-row "stat (wc + sha256, one read) vs sha256 alone" "$(mbs "$bytes" "$t_p")" "$(mbs "$bytes" "$(mean 3 "$NC $BIN/p2p-sha256 $big")")" ""
+t_p=$(mean 5 "$BIN/p2p-stat $NC $big")
+row "stat (wc + sha256, one read) vs sha256 alone" "$(mbs "$bytes" "$t_p")" "$(mbs "$bytes" "$(mean 3 "$BIN/p2p-sha256 $NC $big")")" ""
 
-$CA "$BIN/p2p-sha256" "$big" > /dev/null
-$CA "$BIN/p2p-wc" "$big" > /dev/null
-t_r=$(mean 20 "$CA $BIN/p2p-sha256 $big")
+"$BIN/p2p-sha256" $CA "$big" > /dev/null
+"$BIN/p2p-wc" $CA "$big" > /dev/null
+t_r=$(mean 20 "$BIN/p2p-sha256 $CA $big")
 row "sha256 again, unchanged file (cache)" "$(ms "$t_r")" "$(ms "$t_g")" "$(ratio "$t_g" "$t_r")"
-t_r=$(mean 20 "$CA $BIN/p2p-wc $big")
+t_r=$(mean 20 "$BIN/p2p-wc $CA $big")
 row "wc again, unchanged file (cache)" "$(ms "$t_r")" "" ""
 
 one=$small/f00001.txt
-t_p=$(mean 200 "$NC $BIN/p2p-wc $one")
+t_p=$(mean 200 "$BIN/p2p-wc $NC $one")
 t_g=$(mean 200 "wc $one")
 row "one small file, whole process, vs wc" "$(ms "$t_p")" "$(ms "$t_g")" "$(ratio "$t_g" "$t_p")"
 
-t_p=$(mean 5 "$NC $BIN/p2p-wc --files-from $BENCH_DIR/small.list")
+t_p=$(mean 5 "$BIN/p2p-wc $NC --files-from $BENCH_DIR/small.list")
 t_g=$(mean 5 "env LC_ALL=C.UTF-8 wc --files0-from=$BENCH_DIR/small.list0")
 row "10,000 small files: wc" "$(ms "$t_p")" "$(ms "$t_g")" "$(ratio "$t_g" "$t_p")"
-t_p=$(mean 5 "$NC $BIN/p2p-sha256 --files-from $BENCH_DIR/small.list")
+t_p=$(mean 5 "$BIN/p2p-sha256 $NC --files-from $BENCH_DIR/small.list")
 t_g=$(mean 5 "xargs -a $BENCH_DIR/small.list sha256sum")
 row "10,000 small files: sha256 vs xargs sha256sum" "$(ms "$t_p")" "$(ms "$t_g")" "$(ratio "$t_g" "$t_p")"
