@@ -304,6 +304,15 @@ fn stat_reports_metadata_and_content_from_one_read() {
     assert_eq!(v["sha256"], gnu_sha256(&f));
     assert_eq!(out[1]["type"], "directory");
     assert!(out[1].get("sha256").is_none());
+
+    let r = run(d.cmd("p2p-stat").args(["--format", "text"]).arg(&f));
+    assert!(
+        r.stdout.contains(&format!("  File: {}", f.display())),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Mode: 0640"));
+    assert!(r.stdout.contains(&format!("SHA256: {}", gnu_sha256(&f))));
 }
 
 #[test]
@@ -338,6 +347,12 @@ fn count_directories_flat_recursive_and_large() {
         ),
         (json!(3), json!(3), json!(1), json!(8))
     );
+    let r = run(d
+        .cmd("p2p-count")
+        .args(["-r", "--format", "text"])
+        .arg(&root));
+    let cols: Vec<&str> = r.stdout.split_whitespace().collect();
+    assert_eq!(cols, ["3", "3", "1", "0", "8", root.to_str().unwrap()]);
     let r = run(d.cmd("p2p-count").arg(root.join("empty")));
     assert_eq!(r.json()[0]["files"], 0);
     assert_eq!(r.json()[0]["dirs"], 0);
