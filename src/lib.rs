@@ -3,6 +3,7 @@
 //! A map of the crate, one line per module:
 //!
 //! - [`error`]: the typed item error and its documented wire codes.
+//! - [`crypto`]: the cluster key ring, sealed gossip datagrams, the Noise TCP session.
 //! - [`ops`]: the file computations (wc, sha256, directory counts, stat), pure and socket-free.
 //! - [`cache`]: a bounded result cache keyed by device, inode, size, mtime and ctime.
 //! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`.
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod cmd;
+pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod fdpass;

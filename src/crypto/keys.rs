@@ -1,0 +1,340 @@
+//! Cluster keys: 32 random bytes, written as base64, one per line.
+//!
+//! A key ring holds one or more keys. The first is primary: it seals what we
+//! send. Every key in the ring is accepted on what we receive. Rotating a key
+//! is therefore: add the new key second everywhere, move it first everywhere,
+//! then remove the old one.
+
+use super::derive;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Length of a cluster key in bytes.
+pub const KEY_LEN: usize = 32;
+
+/// One cluster key. Its bytes are wiped when it is dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key([u8; KEY_LEN]);
+
+impl Key {
+    /// A new random key.
+    pub fn generate() -> io::Result<Key> {
+        let mut k = [0u8; KEY_LEN];
+        super::random_bytes(&mut k)?;
+        Ok(Key(k))
+    }
+
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Key {
+        Key(bytes)
+    }
+
+    pub fn bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// The key as written in key files and `P2PD_SECRET`.
+    pub fn encode(&self) -> String {
+        base64_encode(&self.0)
+    }
+
+    /// A short public name for logs: says which key, reveals nothing of it.
+    pub fn fingerprint(&self) -> String {
+        super::super::ops::sha::hex(&derive(&self.0, b"p2p key fingerprint v1")[..4])
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // SAFETY: a plain byte store into memory we own; volatile so the
+            // wipe is not optimized away.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({})", self.fingerprint())
+    }
+}
+
+/// Why keys could not be read.
+#[derive(Debug)]
+pub enum KeyError {
+    /// A line that is not a base64-encoded 32-byte key (1-based line number).
+    Malformed {
+        line: usize,
+        reason: String,
+    },
+    /// No key at all.
+    Empty,
+    /// The key file may be read by others.
+    Exposed {
+        path: PathBuf,
+        mode: u32,
+    },
+    Io {
+        path: PathBuf,
+        error: io::Error,
+    },
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Malformed { line, reason } => write!(f, "line {line}: {reason}"),
+            KeyError::Empty => write!(f, "no key found"),
+            KeyError::Exposed { path, mode } => write!(
+                f,
+                "{} has mode {:04o}: others may read the cluster key; run chmod 600 {}",
+                path.display(),
+                mode,
+                path.display()
+            ),
+            KeyError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// The installed keys; the first is primary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRing {
+    keys: Vec<Key>,
+}
+
+impl KeyRing {
+    pub fn new(keys: Vec<Key>) -> Result<KeyRing, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        Ok(KeyRing { keys })
+    }
+
+    /// Parses key-file text: one key per line, `#` comments and blank lines
+    /// ignored. Commas also separate keys, for `P2PD_SECRET=k1,k2`.
+    pub fn parse(text: &str) -> Result<KeyRing, KeyError> {
+        let mut keys = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("");
+            for word in line.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+                let bytes = base64_decode(word).ok_or_else(|| KeyError::Malformed {
+                    line: n + 1,
+                    reason: "not base64".into(),
+                })?;
+                let arr: [u8; KEY_LEN] =
+                    bytes.try_into().map_err(|b: Vec<u8>| KeyError::Malformed {
+                        line: n + 1,
+                        reason: format!("a key is {KEY_LEN} bytes, this is {}", b.len()),
+                    })?;
+                keys.push(Key(arr));
+            }
+        }
+        KeyRing::new(keys)
+    }
+
+    /// Reads a key file, refusing one that others may read.
+    pub fn load(path: &Path) -> Result<KeyRing, KeyError> {
+        let io_err = |error| KeyError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        let md = fs::metadata(path).map_err(io_err)?;
+        let mode = md.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        KeyRing::parse(&fs::read_to_string(path).map_err(io_err)?)
+    }
+
+    /// Loads the key file at `path`, creating it with one new random key
+    /// (mode 0600, written atomically) when it does not exist. Returns the
+    /// ring and whether the file was created.
+    pub fn load_or_create(path: &Path) -> Result<(KeyRing, bool), KeyError> {
+        if path.exists() {
+            return Ok((KeyRing::load(path)?, false));
+        }
+        let io_err = |error| KeyError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        let key = Key::generate().map_err(io_err)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err)?;
+        let tmp = dir.join(format!(".cluster.key.{}", std::process::id()));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err)?;
+        let written = writeln!(f, "{}", key.encode())
+            .and_then(|_| f.sync_all())
+            .and_then(|_| fs::rename(&tmp, path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(e));
+        }
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok((KeyRing { keys: vec![key] }, true))
+    }
+
+    /// The key that seals what we send.
+    pub fn primary(&self) -> &Key {
+        &self.keys[0]
+    }
+
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+}
+
+/// The per-user default key file: `$XDG_CONFIG_HOME/p2p/cluster.key`, else
+/// `~/.config/p2p/cluster.key`.
+pub fn default_key_path() -> PathBuf {
+    let base = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => match std::env::var_os("HOME") {
+            Some(h) if !h.is_empty() => Path::new(&h).join(".config"),
+            _ => PathBuf::from("/etc"),
+        },
+    };
+    base.join("p2p").join("cluster.key")
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (ci, chunk) in bytes.chunks(4).enumerate() {
+        let last = ci == bytes.len() / 4 - 1;
+        let mut n = 0u32;
+        let mut pad = 0;
+        for (i, &c) in chunk.iter().enumerate() {
+            let v = match c {
+                b'=' if last && i >= 2 => {
+                    pad += 1;
+                    0
+                }
+                _ if pad > 0 => return None,
+                _ => B64.iter().position(|&x| x == c)? as u32,
+            };
+            n = n << 6 | v;
+        }
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - pad]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(base64_decode(&base64_encode(&data)).unwrap(), data);
+        }
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert!(base64_decode("Zm9").is_none());
+        assert!(base64_decode("Z=9v").is_none());
+    }
+
+    #[test]
+    fn ring_parses_lines_comments_and_commas() {
+        let a = Key::generate().unwrap();
+        let b = Key::generate().unwrap();
+        let text = format!("# keys\n{}\n\n  {}  # old\n", a.encode(), b.encode());
+        let ring = KeyRing::parse(&text).unwrap();
+        assert_eq!(ring.keys(), &[a.clone(), b.clone()]);
+        assert_eq!(ring.primary(), &a);
+        let ring = KeyRing::parse(&format!("{},{}", b.encode(), a.encode())).unwrap();
+        assert_eq!(ring.primary(), &b);
+    }
+
+    #[test]
+    fn bad_keys_say_which_line() {
+        let e = KeyRing::parse("# c\nnot-a-key!\n").unwrap_err();
+        assert!(e.to_string().starts_with("line 2:"), "{e}");
+        let e = KeyRing::parse("Zm9vYmFy\n").unwrap_err();
+        assert!(e.to_string().contains("32 bytes"), "{e}");
+        assert!(matches!(
+            KeyRing::parse("# nothing\n"),
+            Err(KeyError::Empty)
+        ));
+    }
+
+    #[test]
+    fn default_file_is_created_private_and_reused() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("sub/cluster.key");
+        let (ring, created) = KeyRing::load_or_create(&path).unwrap();
+        assert!(created);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let (again, created) = KeyRing::load_or_create(&path).unwrap();
+        assert!(!created);
+        assert_eq!(again, ring);
+    }
+
+    #[test]
+    fn exposed_key_file_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("k");
+        fs::write(&path, Key::generate().unwrap().encode()).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = KeyRing::load(&path).unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn debug_and_fingerprint_hide_the_key() {
+        let k = Key::generate().unwrap();
+        let shown = format!("{k:?}");
+        assert!(!shown.contains(&k.encode()));
+        assert_eq!(k.fingerprint().len(), 8);
+    }
+}
