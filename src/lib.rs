@@ -4,6 +4,7 @@
 //!
 //! - [`error`]: the typed item error and its documented wire codes.
 //! - [`crypto`]: the cluster key ring, sealed gossip datagrams, the Noise TCP session.
+//! - [`membership`]: SWIM membership through foca, sans-IO: payloads and time in, datagrams out.
 //! - [`ops`]: the file computations (wc, sha256, directory counts, stat), pure and socket-free.
 //! - [`cache`]: a bounded result cache keyed by device, inode, size, mtime and ctime.
 //! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`.
@@ -23,6 +24,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod fdpass;
+pub mod membership;
 pub mod ops;
 pub mod output;
 pub mod paths;

@@ -1,0 +1,497 @@
+//! Gossip membership: SWIM through `foca`, kept free of sockets and clocks.
+//!
+//! [`Membership`] owns the foca state machine and its timers. The caller
+//! feeds it datagram payloads and the current time and takes back what to
+//! send and when to wake up; the daemon's event loop does the I/O (see
+//! `daemon::cluster`), and the tests drive several nodes in memory.
+//!
+//! A node's identity is its name, advertised address, tags and an
+//! incarnation taken from the wall clock at start, so a restarted node always
+//! comes back with a higher incarnation and wins over its old self. Besides
+//! foca's messages, a node about to leave sends a short leave notice, so the
+//! others can show it as `left` rather than `down`.
+
+use foca::{
+    AccumulatingRuntime, Config, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec,
+    State, Timer,
+};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Who a member is, as every member sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// Grows with every start of the daemon (and when it must rejoin).
+    pub incarnation: u64,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl foca::Identity for Node {
+    type Addr = SocketAddr;
+
+    fn renew(&self) -> Option<Self> {
+        Some(Node {
+            incarnation: self.incarnation + 1,
+            ..self.clone()
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.incarnation > adversary.incarnation
+    }
+}
+
+/// A member's state as `p2p-peers` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    Alive,
+    Suspect,
+    Down,
+    Left,
+}
+
+impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Down => "down",
+            MemberState::Left => "left",
+        }
+    }
+}
+
+/// One line of `p2p-peers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub state: MemberState,
+    pub incarnation: u64,
+    pub tags: BTreeMap<String, String>,
+    #[serde(rename = "self")]
+    pub is_self: bool,
+}
+
+/// A change in the member list, for `p2p-peers --watch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberEvent {
+    /// `join`, `leave`, `fail` or `update`.
+    pub event: String,
+    #[serde(flatten)]
+    pub member: MemberInfo,
+}
+
+/// Timings, after Serf's LAN profile by default.
+#[derive(Debug, Clone)]
+pub struct Timings {
+    pub gossip_interval: Duration,
+    pub probe_interval: Duration,
+    pub probe_timeout: Duration,
+    /// How long a suspect has to refute before it is declared down.
+    pub suspicion: Duration,
+    /// How often a node announces itself to a random member, healing partitions.
+    pub announce_interval: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            gossip_interval: Duration::from_millis(200),
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            suspicion: Duration::from_secs(4),
+            announce_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Kinds of payload inside a sealed datagram.
+const KIND_FOCA: u8 = 0;
+const KIND_LEAVE: u8 = 1;
+
+/// The largest payload foca may put in one datagram.
+pub const MAX_PAYLOAD: usize = crate::crypto::gossip::MAX_PLAINTEXT - 1;
+
+type Swim = Foca<Node, PostcardCodec, SmallRng, NoCustomBroadcast>;
+
+/// The membership state machine of one node.
+pub struct Membership {
+    foca: Swim,
+    runtime: AccumulatingRuntime<Node>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timer_events: HashMap<u64, Timer<Node>>,
+    next_timer: u64,
+    /// Identities (name, incarnation) that announced a graceful leave.
+    left: HashSet<(String, u64)>,
+    /// The last snapshot, to tell what changed.
+    last: BTreeMap<String, MemberInfo>,
+    outbox: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl Membership {
+    pub fn new(me: Node, timings: &Timings, seed: [u8; 32]) -> Membership {
+        let mut config =
+            Config::new_lan(std::num::NonZeroU32::new(64).unwrap_or(std::num::NonZeroU32::MIN));
+        config.probe_period = timings.probe_interval;
+        config.probe_rtt = timings.probe_timeout;
+        config.suspect_to_down_after = timings.suspicion;
+        config.max_packet_size =
+            std::num::NonZeroUsize::new(MAX_PAYLOAD).unwrap_or(std::num::NonZeroUsize::MIN);
+        config.remove_down_after = Some(Duration::from_secs(3600));
+        config.notify_down_members = true;
+        if let Some(g) = config.periodic_gossip.as_mut() {
+            g.frequency = timings.gossip_interval;
+        }
+        if let Some(a) = config.periodic_announce.as_mut() {
+            a.frequency = timings.announce_interval;
+        }
+        let foca = Foca::new(me, config, SmallRng::from_seed(seed), PostcardCodec);
+        let mut m = Membership {
+            foca,
+            runtime: AccumulatingRuntime::new(),
+            timers: BinaryHeap::new(),
+            timer_events: HashMap::new(),
+            next_timer: 0,
+            left: HashSet::new(),
+            last: BTreeMap::new(),
+            outbox: Vec::new(),
+        };
+        m.last = m.snapshot_map();
+        m
+    }
+
+    /// This node's identity.
+    pub fn me(&self) -> &Node {
+        self.foca.identity()
+    }
+
+    /// Starts joining through a known member.
+    pub fn announce(&mut self, to: Node, now: Instant) {
+        let _ = self.foca.announce(to, &mut self.runtime);
+        self.drain(now);
+    }
+
+    /// Adds members learned elsewhere (the TCP join exchange) as alive.
+    pub fn apply_alive(&mut self, nodes: Vec<Node>, now: Instant) {
+        let me = self.me().clone();
+        let updates: Vec<Member<Node>> = nodes
+            .into_iter()
+            .filter(|n| *n != me)
+            .map(Member::alive)
+            .collect();
+        let _ = self
+            .foca
+            .apply_many(updates.into_iter(), true, &mut self.runtime);
+        self.drain(now);
+    }
+
+    /// Takes one datagram's opened payload.
+    pub fn handle_payload(&mut self, payload: &[u8], now: Instant) {
+        match payload.split_first() {
+            Some((&KIND_FOCA, rest)) => {
+                let _ = self.foca.handle_data(rest, &mut self.runtime);
+            }
+            Some((&KIND_LEAVE, rest)) => {
+                if let Ok((name, incarnation)) = serde_json::from_slice::<(String, u64)>(rest) {
+                    self.left.insert((name, incarnation));
+                }
+            }
+            _ => {}
+        }
+        self.drain(now);
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(t) = self.timer_events.remove(&id) {
+                let _ = self.foca.handle_timer(t, &mut self.runtime);
+            }
+        }
+        self.drain(now);
+    }
+
+    /// When the next timer is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Leaves gracefully: a leave notice to every known member, then foca's leave.
+    pub fn leave(&mut self, now: Instant) {
+        let me = self.me().clone();
+        let mut notice = vec![KIND_LEAVE];
+        notice.extend(serde_json::to_vec(&(&me.name, me.incarnation)).unwrap_or_default());
+        for m in self.foca.iter_members() {
+            self.outbox.push((m.id().addr, notice.clone()));
+        }
+        let _ = self.foca.leave_cluster(&mut self.runtime);
+        self.drain(now);
+    }
+
+    /// Datagram payloads to seal and send.
+    pub fn take_outbox(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Every known member, by name.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.snapshot_map().into_values().collect()
+    }
+
+    /// Members known to be up, to send to a joining node.
+    pub fn live_nodes(&self) -> Vec<Node> {
+        let mut v = vec![self.me().clone()];
+        v.extend(self.foca.iter_members().map(|m| m.id().clone()));
+        v
+    }
+
+    /// The changes since the last call, as watch events.
+    pub fn changes(&mut self) -> Vec<MemberEvent> {
+        let now = self.snapshot_map();
+        let mut events = Vec::new();
+        for (name, m) in &now {
+            let event = match self.last.get(name) {
+                None => "join",
+                Some(old) if old == m => continue,
+                Some(old) if old.state != m.state => match m.state {
+                    MemberState::Down => "fail",
+                    MemberState::Left => "leave",
+                    MemberState::Alive if old.incarnation != m.incarnation => "join",
+                    _ => "update",
+                },
+                Some(_) => "update",
+            };
+            events.push(MemberEvent {
+                event: event.to_string(),
+                member: m.clone(),
+            });
+        }
+        self.last = now;
+        events
+    }
+
+    fn snapshot_map(&self) -> BTreeMap<String, MemberInfo> {
+        let me = self.me();
+        let mut map = BTreeMap::new();
+        for m in self.foca.iter_membership_state() {
+            let n = m.id();
+            let mut state = match m.state() {
+                State::Alive => MemberState::Alive,
+                State::Suspect => MemberState::Suspect,
+                State::Down => MemberState::Down,
+            };
+            if state != MemberState::Alive && self.left.contains(&(n.name.clone(), n.incarnation)) {
+                state = MemberState::Left;
+            }
+            let info = info(n, state, false);
+            // Several identities of one name (restarts): the newest counts.
+            match map.get(&n.name) {
+                Some(MemberInfo { incarnation, .. }) if *incarnation > n.incarnation => {}
+                _ => {
+                    map.insert(n.name.clone(), info);
+                }
+            }
+        }
+        map.insert(me.name.clone(), info(me, MemberState::Alive, true));
+        map
+    }
+
+    fn drain(&mut self, now: Instant) {
+        while let Some((to, data)) = self.runtime.to_send() {
+            let mut payload = Vec::with_capacity(data.len() + 1);
+            payload.push(KIND_FOCA);
+            payload.extend_from_slice(&data);
+            self.outbox.push((to.addr, payload));
+        }
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            let id = self.next_timer;
+            self.next_timer += 1;
+            self.timer_events.insert(id, timer);
+            self.timers.push(Reverse((now + after, id)));
+        }
+        while let Some(n) = self.runtime.to_notify() {
+            if let OwnedNotification::Defunct = n {
+                // Declared down by the others: come back under a new incarnation.
+                let _ = self.foca.reuse_down_identity();
+            }
+        }
+    }
+}
+
+fn info(n: &Node, state: MemberState, is_self: bool) -> MemberInfo {
+    MemberInfo {
+        name: n.name.clone(),
+        addr: n.addr,
+        state,
+        incarnation: n.incarnation,
+        tags: n.tags.clone(),
+        is_self,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(i: u16) -> Node {
+        Node {
+            name: format!("n{i}"),
+            addr: SocketAddr::from(([127, 0, 0, 1], 20000 + i)),
+            incarnation: 1,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// Nodes wired together in memory with a simulated clock.
+    struct Net {
+        nodes: Vec<Option<Membership>>,
+        now: Instant,
+    }
+
+    impl Net {
+        fn new(n: u16) -> Net {
+            let nodes = (0..n)
+                .map(|i| Some(Membership::new(node(i), &Timings::default(), [i as u8; 32])))
+                .collect();
+            Net {
+                nodes,
+                now: Instant::now(),
+            }
+        }
+
+        fn index(addr: SocketAddr) -> usize {
+            (addr.port() - 20000) as usize
+        }
+
+        /// Advances time in 10 ms steps, delivering datagrams at once.
+        fn run(&mut self, dur: Duration) {
+            let end = self.now + dur;
+            while self.now < end {
+                self.now += Duration::from_millis(10);
+                for i in 0..self.nodes.len() {
+                    if let Some(m) = self.nodes[i].as_mut() {
+                        m.handle_timers(self.now);
+                    }
+                }
+                loop {
+                    let mut mail = Vec::new();
+                    for m in self.nodes.iter_mut().flatten() {
+                        mail.extend(m.take_outbox());
+                    }
+                    if mail.is_empty() {
+                        break;
+                    }
+                    for (to, payload) in mail {
+                        if let Some(m) = self.nodes[Net::index(to)].as_mut() {
+                            m.handle_payload(&payload, self.now);
+                        }
+                    }
+                }
+            }
+        }
+
+        fn states(&self, of: usize) -> BTreeMap<String, MemberState> {
+            self.nodes[of]
+                .as_ref()
+                .unwrap()
+                .members()
+                .into_iter()
+                .map(|m| (m.name, m.state))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn nodes_join_through_one_and_see_failure_and_leave() {
+        let mut net = Net::new(5);
+        let first = node(0);
+        for i in 1..5 {
+            let now = net.now;
+            net.nodes[i].as_mut().unwrap().announce(first.clone(), now);
+        }
+        net.run(Duration::from_secs(3));
+        for i in 0..5 {
+            let s = net.states(i);
+            assert_eq!(s.len(), 5, "node {i} sees {s:?}");
+            assert!(
+                s.values().all(|st| *st == MemberState::Alive),
+                "node {i}: {s:?}"
+            );
+        }
+        let _ = net.nodes[0].as_mut().unwrap().changes();
+
+        // A crash: node 4 stops answering.
+        net.nodes[4] = None;
+        net.run(Duration::from_secs(10));
+        for i in 0..4 {
+            assert_eq!(net.states(i)["n4"], MemberState::Down, "node {i}");
+        }
+        let events = net.nodes[0].as_mut().unwrap().changes();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.event == "fail" && e.member.name == "n4"),
+            "{events:?}"
+        );
+
+        // A graceful leave: node 3 says goodbye.
+        let now = net.now;
+        let mut leaving = net.nodes[3].take().unwrap();
+        leaving.leave(now);
+        for (to, payload) in leaving.take_outbox() {
+            if let Some(m) = net.nodes[Net::index(to)].as_mut() {
+                m.handle_payload(&payload, now);
+            }
+        }
+        net.run(Duration::from_secs(1));
+        for i in 0..3 {
+            assert_eq!(net.states(i)["n3"], MemberState::Left, "node {i}");
+        }
+        let events = net.nodes[0].as_mut().unwrap().changes();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.event == "leave" && e.member.name == "n3"),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_restarted_node_returns_with_a_higher_incarnation() {
+        let mut net = Net::new(3);
+        for i in 1..3 {
+            let now = net.now;
+            net.nodes[i].as_mut().unwrap().announce(node(0), now);
+        }
+        net.run(Duration::from_secs(3));
+        net.nodes[2] = None;
+        net.run(Duration::from_secs(10));
+        assert_eq!(net.states(0)["n2"], MemberState::Down);
+        let mut again = node(2);
+        again.incarnation = 2;
+        let mut m = Membership::new(again, &Timings::default(), [9; 32]);
+        m.announce(node(0), net.now);
+        net.nodes[2] = Some(m);
+        net.run(Duration::from_secs(3));
+        let members = net.nodes[0].as_ref().unwrap().members();
+        let n2 = members.iter().find(|m| m.name == "n2").unwrap();
+        assert_eq!((n2.state, n2.incarnation), (MemberState::Alive, 2));
+    }
+}
