@@ -66,9 +66,41 @@ directory, so the p2p-* commands find it without options. Logging goes to stderr
 RUST_LOG=debug for more. SIGINT or SIGTERM stops it cleanly."
 )]
 pub struct DaemonCli {
-    /// Port of this daemon; its local socket is named after it
+    /// Port for peers (TCP) and gossip (UDP); the local socket is named after it
     #[arg(value_name = "PORT", default_value_t = crate::paths::DEFAULT_PORT)]
     pub port: u16,
+
+    /// A member to join through at start, as the seed's `main.py PORT HOST:PORT` did
+    #[arg(value_name = "HOST:PORT")]
+    pub seed: Option<String>,
+
+    /// Join through HOST:PORT at start, retrying with back-off until one answers (repeatable)
+    #[arg(long = "join", value_name = "HOST:PORT")]
+    pub join: Vec<String>,
+
+    /// Address to listen on for peers, TCP and UDP on PORT
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+
+    /// Address the other members use to reach this one [default: BIND:PORT]
+    #[arg(long, value_name = "IP:PORT")]
+    pub advertise: Option<std::net::SocketAddr>,
+
+    /// A tag every member sees, KEY=VALUE (repeatable)
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// Cluster key file: base64 keys, one per line, the first sends [default: $P2PD_SECRET, else ~/.config/p2p/cluster.key, created if missing]
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Milliseconds between gossip rounds
+    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub gossip_interval: u64,
+
+    /// Milliseconds between failure-detection probes
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub probe_interval: u64,
 
     /// Path of the local socket [default: $XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock, /run/p2p for root]
     #[arg(long, env = "P2P_SOCKET", value_name = "PATH")]
@@ -85,6 +117,14 @@ pub struct DaemonCli {
     /// How many file versions the result cache remembers (0 turns it off)
     #[arg(long, value_name = "N", default_value_t = 16384)]
     pub cache_entries: usize,
+}
+
+/// Parses KEY=VALUE.
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }
 
 /// p2p-wc: count lines, words, bytes and characters, like wc.
@@ -191,6 +231,67 @@ pub struct StatCli {
     pub connection: Connection,
 }
 
+/// p2p-peers: the cluster's members.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-peers",
+    version,
+    about = "List the cluster's members as the local p2pd sees them, or watch them change",
+    after_help = "Exit status: 0 on success, 2 for a usage error, 3 when the local daemon cannot be reached."
+)]
+pub struct PeersCli {
+    /// Only members in this state (repeatable)
+    #[arg(long, value_name = "STATE", value_parser = ["alive", "suspect", "down", "left"])]
+    pub state: Vec<String>,
+
+    /// Only members with this tag, KEY=VALUE (repeatable; all must match)
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// Keep running and print one line per membership change
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// p2p-join: join the cluster through known members.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-join",
+    version,
+    about = "Make the local p2pd join a cluster through one or more of its members",
+    after_help = "Exit status: 0 when every address was joined, 1 when some failed, 2 for a usage \
+error, 3 when the local daemon cannot be reached."
+)]
+pub struct JoinCli {
+    /// Members to join through
+    #[arg(value_name = "HOST:PORT", required = true)]
+    pub addrs: Vec<String>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// p2p-keygen: a new cluster key.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-keygen",
+    version,
+    about = "Print a new random cluster key (32 bytes, base64) for p2pd --secret-file or P2PD_SECRET",
+    after_help = "Example: p2p-keygen > cluster.key && chmod 600 cluster.key"
+)]
+pub struct KeygenCli {}
+
 /// Every binary's clap command, by binary name, for man pages and completions.
 pub fn commands() -> Vec<clap::Command> {
     vec![
@@ -199,6 +300,9 @@ pub fn commands() -> Vec<clap::Command> {
         ShaCli::command(),
         CountCli::command(),
         StatCli::command(),
+        PeersCli::command(),
+        JoinCli::command(),
+        KeygenCli::command(),
     ]
 }
 

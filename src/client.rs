@@ -522,3 +522,16 @@ pub fn read_check_file(file: &Path) -> Result<(Vec<(String, String)>, usize), Fa
     }
     Ok((entries, bad))
 }
+
+/// Sends a one-line request and returns a reader for the reply lines.
+pub fn request(conn: &Connection, req: &Request) -> Result<LineReader, Fatal> {
+    let stream = connect(conn)?;
+    let mut line = serde_json::to_vec(req).map_err(|e| Fatal::usage(e.to_string()))?;
+    line.push(b'\n');
+    let unreachable = |e: io::Error| Fatal {
+        status: EXIT_UNREACHABLE,
+        message: format!("cannot talk to p2pd: {e}"),
+    };
+    fdpass::send_with_fds(&stream, &line, &[]).map_err(unreachable)?;
+    Ok(LineReader::new(stream, proto::MAX_LINE, 0))
+}

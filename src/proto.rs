@@ -24,6 +24,23 @@ pub enum Request {
     Query(Query),
     /// Who is answering: the daemon's name and version.
     Hello,
+    /// The member list; with `watch`, a stream of changes instead.
+    Peers {
+        #[serde(default)]
+        watch: bool,
+    },
+    /// Join the cluster through these addresses.
+    Join { addrs: Vec<String> },
+}
+
+/// The answer for one address of a [`Request::Join`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinResult {
+    pub addr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
 }
 
 /// Which computation a query runs.

@@ -467,7 +467,8 @@ fn second_daemon_on_the_same_socket_is_refused() {
     let r = run(std::process::Command::new(common::bin("p2pd"))
         .arg(common::free_port().to_string())
         .arg("--socket")
-        .arg(&d.socket));
+        .arg(&d.socket)
+        .env("P2PD_SECRET", common::TEST_KEY));
     assert_eq!(r.status, 2);
     assert!(r.stderr.contains("already serving"), "{}", r.stderr);
 }

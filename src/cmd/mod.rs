@@ -2,6 +2,9 @@
 //! function turns them into a query and prints the results.
 
 pub mod count;
+pub mod join;
+pub mod keygen;
+pub mod peers;
 pub mod sha256;
 pub mod stat;
 pub mod wc;

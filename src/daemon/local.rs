@@ -2,14 +2,15 @@
 //! items, the worker pool computes, and a writer thread streams results back.
 
 use super::Shared;
+use super::cluster::JoinError;
 use super::engine::Fields;
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::LineReader;
 use crate::ops::count::{CallerAccess, Descend, Everywhere};
 use crate::ops::open_for_query;
 use crate::proto::{
-    self, Accepted, End, HelloReply, Item, ItemRequest, Outcome, Query, Request, RequestFailed,
-    Summary,
+    self, Accepted, End, HelloReply, Item, ItemRequest, JoinResult, Outcome, Query, Request,
+    RequestFailed, Summary,
 };
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use std::fs::File;
@@ -85,6 +86,81 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>) {
             let _ = write_line(&write_half, &reply);
         }
         Request::Query(query) => serve_query(query, reader, write_half, caller, shared),
+        Request::Peers { watch: false } => {
+            let members = shared.cluster.members();
+            let mut w = BufWriter::new(&write_half);
+            for m in &members {
+                let _ = write_line(&mut w, m);
+            }
+            let summary = Summary {
+                done: true,
+                ok: members.len() as u64,
+                failed: 0,
+            };
+            let _ = write_line(&mut w, &summary);
+        }
+        Request::Peers { watch: true } => watch_members(&write_half, &shared),
+        Request::Join { addrs } => {
+            let mut summary = Summary {
+                done: true,
+                ..Default::default()
+            };
+            for addr in addrs {
+                let result = match shared.cluster.join(&addr) {
+                    Ok(n) => {
+                        summary.ok += 1;
+                        JoinResult {
+                            addr,
+                            members: Some(n),
+                            error: None,
+                        }
+                    }
+                    Err(e) => {
+                        summary.failed += 1;
+                        let code = match e {
+                            JoinError::Unauthorized => ErrorCode::Unauthorized,
+                            JoinError::Refused(_) => ErrorCode::InvalidRequest,
+                            JoinError::Unreachable(_) => ErrorCode::Unreachable,
+                        };
+                        JoinResult {
+                            addr,
+                            members: None,
+                            error: Some(Error::new(code, e.to_string())),
+                        }
+                    }
+                };
+                if write_line(&write_half, &result).is_err() {
+                    return;
+                }
+            }
+            let _ = write_line(&write_half, &summary);
+        }
+    }
+}
+
+/// Streams membership changes until the client goes away.
+fn watch_members(out: &UnixStream, shared: &Shared) {
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc::RecvTimeoutError;
+    let events = shared.cluster.watch();
+    loop {
+        match events.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(e) => {
+                if write_line(out, &e).is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Nothing to say: check whether anyone is still listening.
+                let mut b = [0u8; 1];
+                let flags =
+                    nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+                if let Ok(0) = nix::sys::socket::recv(out.as_raw_fd(), &mut b, flags) {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
     }
 }
 

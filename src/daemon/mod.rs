@@ -1,15 +1,21 @@
 //! `p2pd`: binds the local socket, runs the worker pool and serves queries
 //! until SIGINT or SIGTERM.
 
+pub mod cluster;
 pub mod engine;
 pub mod local;
 pub mod pool;
 
+use crate::crypto::keys::{KeyRing, default_key_path};
+use crate::membership::{Node, Timings};
 use crate::paths;
+use cluster::Cluster;
 use engine::Engine;
 use nix::sys::signal::{SigSet, Signal};
 use pool::Pool;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -26,6 +32,15 @@ pub struct Config {
     pub workers: usize,
     pub cache_entries: usize,
     pub max_local_connections: usize,
+    /// Where peers and gossip are served.
+    pub bind: SocketAddr,
+    /// Where other members reach us.
+    pub advertise: SocketAddr,
+    pub tags: BTreeMap<String, String>,
+    pub ring: KeyRing,
+    pub timings: Timings,
+    /// Members to join through at start.
+    pub join: Vec<String>,
 }
 
 /// State every connection shares.
@@ -34,6 +49,7 @@ pub struct Shared {
     pub euid: u32,
     pub engine: Engine,
     pub pool: Pool,
+    pub cluster: Arc<Cluster>,
 }
 
 /// Exit status for a configuration or start-up error.
@@ -78,11 +94,35 @@ pub fn run(cfg: Config) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    let me = Node {
+        name: cfg.name.clone(),
+        addr: cfg.advertise,
+        incarnation: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis() as u64),
+        tags: cfg.tags.clone(),
+    };
+    let cluster = match Cluster::start(me, cfg.bind, cfg.ring.clone(), cfg.timings.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&cfg.socket);
+            log::error!("{e}; is another p2pd using port {}?", cfg.port);
+            return EXIT_CONFIG;
+        }
+    };
+    if !cfg.join.is_empty() {
+        let c = Arc::clone(&cluster);
+        let addrs = cfg.join.clone();
+        let _ = thread::Builder::new()
+            .name("join".into())
+            .spawn(move || cluster::join_with_retry(c, addrs));
+    }
     let shared = Arc::new(Shared {
         name: cfg.name.clone(),
         euid: nix::unistd::geteuid().as_raw(),
         engine: Engine::new(cfg.cache_entries),
         pool: Pool::new(cfg.workers, cfg.workers * 64),
+        cluster: Arc::clone(&cluster),
     });
 
     let socket = cfg.socket.clone();
@@ -91,9 +131,10 @@ pub fn run(cfg: Config) -> i32 {
         .spawn(move || {
             let sig = signals.wait();
             log::info!(
-                "{}: shutting down",
+                "{}: leaving the cluster and shutting down",
                 sig.map(|s| s.as_str()).unwrap_or("signal")
             );
+            cluster.leave(std::time::Duration::from_millis(500));
             let _ = std::fs::remove_file(&socket);
             let _ = io::stderr().flush();
             std::process::exit(0);
@@ -104,10 +145,12 @@ pub fn run(cfg: Config) -> i32 {
     }
 
     log::info!(
-        "p2pd {} ({}) serving on {} with {} workers",
+        "p2pd {} ({}) serving {}, peers on {} (advertised as {}), {} workers",
         env!("CARGO_PKG_VERSION"),
         cfg.name,
         cfg.socket.display(),
+        cfg.bind,
+        cfg.advertise,
         cfg.workers
     );
     accept_loop(listener, shared, cfg.max_local_connections);
@@ -176,9 +219,74 @@ fn bind_socket(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// The key ring: `--secret-file`, else `P2PD_SECRET`, else the per-user
+/// default file, created with a new random key on first use.
+fn resolve_keys(secret_file: Option<&Path>) -> Result<KeyRing, String> {
+    if let Some(f) = secret_file {
+        let ring = KeyRing::load(f).map_err(|e| format!("--secret-file {}: {e}", f.display()))?;
+        log::info!(
+            "cluster key {} from {}",
+            ring.primary().fingerprint(),
+            f.display()
+        );
+        return Ok(ring);
+    }
+    if let Ok(text) = std::env::var("P2PD_SECRET") {
+        let ring = KeyRing::parse(&text).map_err(|e| format!("P2PD_SECRET: {e}"))?;
+        log::info!(
+            "cluster key {} from P2PD_SECRET",
+            ring.primary().fingerprint()
+        );
+        return Ok(ring);
+    }
+    let path = default_key_path();
+    let (ring, created) = KeyRing::load_or_create(&path).map_err(|e| e.to_string())?;
+    if created {
+        log::info!(
+            "created a new cluster key {} in {}; other hosts need a copy of this file to join",
+            ring.primary().fingerprint(),
+            path.display()
+        );
+    } else {
+        log::info!(
+            "cluster key {} from {}",
+            ring.primary().fingerprint(),
+            path.display()
+        );
+    }
+    Ok(ring)
+}
+
 /// `p2pd`'s entry point: resolves the flags into a [`Config`] and runs.
 pub fn main(cli: crate::cli::DaemonCli) -> i32 {
     init_logging();
+    let ring = match resolve_keys(cli.secret_file.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let bind = SocketAddr::new(cli.bind, cli.port);
+    let advertise = match cli.advertise {
+        Some(a) => a,
+        None if cli.bind.is_unspecified() => {
+            log::error!(
+                "--bind {} needs --advertise IP:PORT, the address other members should use",
+                cli.bind
+            );
+            return EXIT_CONFIG;
+        }
+        None => bind,
+    };
+    let timings = Timings {
+        gossip_interval: std::time::Duration::from_millis(cli.gossip_interval),
+        probe_interval: std::time::Duration::from_millis(cli.probe_interval),
+        probe_timeout: std::time::Duration::from_millis(cli.probe_interval / 2),
+        ..Timings::default()
+    };
+    let mut join: Vec<String> = cli.seed.into_iter().collect();
+    join.extend(cli.join);
     let workers = cli.workers.map(usize::from).unwrap_or_else(|| {
         thread::available_parallelism()
             .map(|n| n.get())
@@ -193,6 +301,12 @@ pub fn main(cli: crate::cli::DaemonCli) -> i32 {
         workers,
         cache_entries: cli.cache_entries,
         max_local_connections: 128,
+        bind,
+        advertise,
+        tags: cli.tags.into_iter().collect(),
+        ring,
+        timings,
+        join,
     };
     run(cfg)
 }

@@ -29,6 +29,10 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The cluster key the harness's daemons share (a fixed test key, so no
+/// test ever touches the user's own key file).
+pub const TEST_KEY: &str = "dGVzdCBrZXkgZm9yIHAycCBpbnRlZ3JhdGlvbiB0ZXM=";
+
 /// A running daemon and its private directory.
 pub struct Daemon {
     child: Option<Child>,
@@ -41,8 +45,12 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `p2pd` with `args` and waits until its socket answers.
     pub fn start(args: &[&str]) -> Daemon {
+        Daemon::start_on(free_port(), args, &[("P2PD_SECRET", TEST_KEY)])
+    }
+
+    /// Starts `p2pd` on `port` with extra environment variables.
+    pub fn start_on(port: u16, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let socket = dir.path().join("run").join("p2pd.sock");
         let stderr_path = dir.path().join("p2pd.log");
         let log = std::fs::File::create(&stderr_path).unwrap();
@@ -52,6 +60,10 @@ impl Daemon {
             .arg(&socket)
             .args(args)
             .env("RUST_LOG", "debug")
+            .env("HOME", dir.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("P2PD_SECRET")
+            .envs(env.iter().copied())
             .env_remove("P2P_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,388 @@
+//! The daemon's side of the cluster: the UDP gossip loop around
+//! [`Membership`], the TCP listener for peers, and joining.
+//!
+//! One thread owns the membership state and the UDP socket; others talk to
+//! it through a command channel and read the member list from a shared
+//! snapshot. TCP connections carry a Noise session (see [`crate::crypto::session`])
+//! in which a joining node sends its identity and gets the full member list.
+
+use crate::crypto::gossip::{GossipCipher, MAX_DATAGRAM};
+use crate::crypto::keys::KeyRing;
+use crate::crypto::session::{self, SessionError};
+use crate::membership::{MemberEvent, MemberInfo, MemberState, Membership, Node, Timings};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Largest frame a peer may send on the TCP session before queries exist.
+const MAX_PEER_FRAME: usize = 1 << 20;
+/// Peers served at once on the TCP port.
+const MAX_PEER_CONNECTIONS: usize = 64;
+/// Read and write timeout of a peer connection.
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+enum Command {
+    /// Members learned by a join exchange; announce to the first.
+    Joined(Vec<Node>),
+    /// A node joined through us.
+    Add(Node),
+    /// Leave the cluster, then acknowledge.
+    Leave(Sender<()>),
+}
+
+/// What peers say to each other on the TCP session.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum PeerRequest {
+    Join { node: Node },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct JoinReply {
+    #[serde(default)]
+    members: Vec<Node>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Why a join failed.
+#[derive(Debug)]
+pub enum JoinError {
+    /// The address could not be reached or did not answer.
+    Unreachable(String),
+    /// It does not hold our key.
+    Unauthorized,
+    /// It refused us (a duplicate name).
+    Refused(String),
+}
+
+impl std::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JoinError::Unreachable(m) => write!(f, "{m}"),
+            JoinError::Unauthorized => write!(f, "the peer does not hold our cluster key"),
+            JoinError::Refused(m) => write!(f, "refused: {m}"),
+        }
+    }
+}
+
+/// The cluster as the rest of the daemon sees it.
+pub struct Cluster {
+    pub me: Node,
+    ring: KeyRing,
+    commands: Mutex<Sender<Command>>,
+    members: RwLock<Vec<MemberInfo>>,
+    watchers: Mutex<Vec<Sender<MemberEvent>>>,
+    /// Datagrams and connections that failed authentication.
+    pub rejected: AtomicU64,
+}
+
+impl Cluster {
+    /// Binds UDP and TCP on `bind` and starts the gossip and peer threads.
+    pub fn start(
+        me: Node,
+        bind: SocketAddr,
+        ring: KeyRing,
+        timings: Timings,
+    ) -> io::Result<Arc<Cluster>> {
+        let udp = UdpSocket::bind(bind)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind UDP {bind}: {e}")))?;
+        let tcp = TcpListener::bind(bind)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind TCP {bind}: {e}")))?;
+        let (tx, rx) = channel();
+        let mut seed = [0u8; 32];
+        crate::crypto::random_bytes(&mut seed)?;
+        let membership = Membership::new(me.clone(), &timings, seed);
+        let cluster = Arc::new(Cluster {
+            me,
+            ring,
+            commands: Mutex::new(tx),
+            members: RwLock::new(membership.members()),
+            watchers: Mutex::new(Vec::new()),
+            rejected: AtomicU64::new(0),
+        });
+        let c = Arc::clone(&cluster);
+        thread::Builder::new()
+            .name("gossip".into())
+            .spawn(move || gossip_loop(&c, membership, udp, rx))?;
+        let c = Arc::clone(&cluster);
+        thread::Builder::new()
+            .name("peer-accept".into())
+            .spawn(move || accept_loop(&c, tcp))?;
+        Ok(cluster)
+    }
+
+    fn command(&self, cmd: Command) {
+        if let Ok(tx) = self.commands.lock() {
+            let _ = tx.send(cmd);
+        }
+    }
+
+    /// The member list, as of the last gossip event.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.members.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// A stream of membership changes, until the receiver is dropped.
+    pub fn watch(&self) -> Receiver<MemberEvent> {
+        let (tx, rx) = channel();
+        if let Ok(mut w) = self.watchers.lock() {
+            w.push(tx);
+        }
+        rx
+    }
+
+    /// Joins through `addr`: the member list is exchanged over an encrypted
+    /// session, then gossip takes over. Returns how many members we know of.
+    pub fn join(&self, addr: &str) -> Result<usize, JoinError> {
+        let target = addr
+            .to_socket_addrs()
+            .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?
+            .next()
+            .ok_or_else(|| JoinError::Unreachable(format!("{addr}: no address")))?;
+        let stream = TcpStream::connect_timeout(&target, PEER_TIMEOUT)
+            .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?;
+        let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
+        let mut s = session::connect(stream, &self.ring).map_err(|e| match e {
+            SessionError::Unauthorized => JoinError::Unauthorized,
+            other => JoinError::Unreachable(format!("{addr}: {other}")),
+        })?;
+        let req = serde_json::to_vec(&PeerRequest::Join {
+            node: self.me.clone(),
+        })
+        .map_err(|e| JoinError::Unreachable(e.to_string()))?;
+        let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
+        s.send(&req).map_err(io)?;
+        let reply: JoinReply = serde_json::from_slice(&s.recv(MAX_PEER_FRAME).map_err(io)?)
+            .map_err(|e| JoinError::Unreachable(format!("{addr}: bad reply: {e}")))?;
+        if let Some(e) = reply.error {
+            return Err(JoinError::Refused(e));
+        }
+        let known = reply.members.len();
+        self.command(Command::Joined(reply.members));
+        Ok(known.max(self.members().len()))
+    }
+
+    /// Tells the cluster we leave, and waits (briefly) until it is sent.
+    pub fn leave(&self, within: Duration) {
+        let (tx, rx) = channel();
+        self.command(Command::Leave(tx));
+        let _ = rx.recv_timeout(within);
+    }
+}
+
+/// Joins through each address in turn, retrying with back-off until one
+/// answers. A refusal (duplicate name) ends the daemon: it cannot be a member.
+pub fn join_with_retry(cluster: Arc<Cluster>, addrs: Vec<String>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        for addr in &addrs {
+            match cluster.join(addr) {
+                Ok(n) => {
+                    log::info!("joined the cluster through {addr}: {n} members");
+                    return;
+                }
+                Err(JoinError::Refused(why)) => {
+                    log::error!("joining through {addr}: {why}");
+                    std::process::exit(2);
+                }
+                Err(e) => log::warn!("joining through {addr}: {e}; retrying in {delay:?}"),
+            }
+        }
+        thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: Receiver<Command>) {
+    let cipher = GossipCipher::new(&cluster.ring);
+    let mut buf = vec![0u8; 65536];
+    let mut last_report = Instant::now();
+    let mut reported = 0u64;
+    loop {
+        let now = Instant::now();
+        let wait = m
+            .next_deadline()
+            .map_or(Duration::from_millis(50), |d| {
+                d.saturating_duration_since(now)
+            })
+            .clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let _ = udp.set_read_timeout(Some(wait));
+        match udp.recv_from(&mut buf) {
+            Ok((n, from)) => match cipher.open(&buf[..n]) {
+                Ok(payload) => m.handle_payload(&payload, Instant::now()),
+                Err(e) => {
+                    let total = cluster.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                    log::debug!("dropped a datagram from {from}: {e}");
+                    if last_report.elapsed() > Duration::from_secs(10) {
+                        log::warn!(
+                            "dropped {} datagrams that failed authentication (last from {from})",
+                            total - reported
+                        );
+                        last_report = Instant::now();
+                        reported = total;
+                    }
+                }
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => log::debug!("gossip socket: {e}"),
+        }
+        m.handle_timers(Instant::now());
+        let mut leave_ack = None;
+        while let Ok(cmd) = commands.try_recv() {
+            let now = Instant::now();
+            match cmd {
+                Command::Joined(nodes) => {
+                    let first = nodes.first().cloned();
+                    m.apply_alive(nodes, now);
+                    if let Some(f) = first {
+                        m.announce(f, now);
+                    }
+                }
+                Command::Add(node) => m.apply_alive(vec![node], now),
+                Command::Leave(ack) => {
+                    m.leave(now);
+                    leave_ack = Some(ack);
+                }
+            }
+        }
+        for (to, payload) in m.take_outbox() {
+            let sealed = cipher.seal(&payload);
+            if !sealed.is_empty() && sealed.len() <= MAX_DATAGRAM {
+                let _ = udp.send_to(&sealed, to);
+            }
+        }
+        if let Some(ack) = leave_ack {
+            let _ = ack.send(());
+        }
+        let events = m.changes();
+        if !events.is_empty() {
+            for e in &events {
+                log::info!("member {} {} ({})", e.member.name, e.event, e.member.addr);
+            }
+            if let Ok(mut members) = cluster.members.write() {
+                *members = m.members();
+            }
+            if let Ok(mut watchers) = cluster.watchers.lock() {
+                watchers.retain(|w| events.iter().all(|e| w.send(e.clone()).is_ok()));
+            }
+        }
+    }
+}
+
+fn accept_loop(cluster: &Arc<Cluster>, tcp: TcpListener) {
+    let active = Arc::new(AtomicUsize::new(0));
+    for conn in tcp.incoming() {
+        let stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("accept on the peer port: {e}");
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if active.load(Ordering::Relaxed) >= MAX_PEER_CONNECTIONS {
+            // Dropping the stream closes it: the peer retries later.
+            continue;
+        }
+        active.fetch_add(1, Ordering::Relaxed);
+        let c = Arc::clone(cluster);
+        let a = Arc::clone(&active);
+        let spawned = thread::Builder::new().name("peer".into()).spawn(move || {
+            serve_peer(&c, stream);
+            a.fetch_sub(1, Ordering::Relaxed);
+        });
+        if spawned.is_err() {
+            active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn serve_peer(cluster: &Cluster, stream: TcpStream) {
+    let from = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
+    let mut s = match session::accept(stream, &cluster.ring) {
+        Ok(s) => s,
+        Err(SessionError::Unauthorized) => {
+            cluster.rejected.fetch_add(1, Ordering::Relaxed);
+            log::info!("refused a peer connection from {from}: it does not hold the cluster key");
+            return;
+        }
+        Err(e) => {
+            log::debug!("peer connection from {from}: {e}");
+            return;
+        }
+    };
+    let request = match s.recv(MAX_PEER_FRAME) {
+        Ok(f) => f,
+        Err(e) => {
+            log::debug!("peer connection from {from}: {e}");
+            return;
+        }
+    };
+    let reply = match serde_json::from_slice::<PeerRequest>(&request) {
+        Ok(PeerRequest::Join { node }) => join_reply(cluster, node),
+        Err(e) => {
+            log::info!("peer {from} sent a malformed request: {e}");
+            return;
+        }
+    };
+    if let Ok(bytes) = serde_json::to_vec(&reply) {
+        let _ = s.send(&bytes);
+    }
+}
+
+fn join_reply(cluster: &Cluster, node: Node) -> JoinReply {
+    let members = cluster.members();
+    let clash = members.iter().find(|m| {
+        m.name == node.name
+            && m.addr != node.addr
+            && matches!(m.state, MemberState::Alive | MemberState::Suspect)
+    });
+    if let Some(m) = clash {
+        log::warn!(
+            "refused {} at {}: the name is taken by {}",
+            node.name,
+            node.addr,
+            m.addr
+        );
+        return JoinReply {
+            members: Vec::new(),
+            error: Some(format!(
+                "the name {} is already used by the member at {}; give this node another --name",
+                node.name, m.addr
+            )),
+        };
+    }
+    let mut list: Vec<Node> = vec![cluster.me.clone()];
+    list.extend(
+        members
+            .into_iter()
+            .filter(|m| !m.is_self && matches!(m.state, MemberState::Alive | MemberState::Suspect))
+            .map(|m| Node {
+                name: m.name,
+                addr: m.addr,
+                incarnation: m.incarnation,
+                tags: m.tags,
+            }),
+    );
+    cluster.command(Command::Add(node));
+    JoinReply {
+        members: list,
+        error: None,
+    }
+}
