@@ -138,7 +138,12 @@ pub fn accept<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session<
             break;
         }
     }
-    let mut hs = chosen.ok_or(SessionError::Unauthorized)?;
+    let Some(mut hs) = chosen else {
+        // An empty message says "not your cluster" and nothing more: the
+        // initiator learns that we hold another key, not which.
+        let _ = write_msg(&mut stream, &[]);
+        return Err(SessionError::Unauthorized);
+    };
     let n = hs.write_message(&[], &mut buf).map_err(protocol)?;
     write_msg(&mut stream, &buf[..n])?;
     let transport = hs.into_transport_mode().map_err(protocol)?;
@@ -275,7 +280,7 @@ mod tests {
         let (k1, k2) = (Key::generate().unwrap(), Key::generate().unwrap());
         let (c, s) = pair(ring(&[&k1]), ring(&[&k2]));
         assert!(matches!(s, Err(SessionError::Unauthorized)));
-        assert!(c.is_err());
+        assert!(matches!(c, Err(SessionError::Unauthorized)));
     }
 
     #[test]

@@ -164,9 +164,10 @@ impl Cluster {
         if let Some(e) = reply.error {
             return Err(JoinError::Refused(e));
         }
-        let known = reply.members.len();
+        // The members it knows, and us.
+        let known = reply.members.iter().filter(|n| n.name != self.me.name).count() + 1;
         self.command(Command::Joined(reply.members));
-        Ok(known.max(self.members().len()))
+        Ok(known)
     }
 
     /// Tells the cluster we leave, and waits (briefly) until it is sent.

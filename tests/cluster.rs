@@ -1,0 +1,245 @@
+//! Several daemons on loopback: joining through one, failure detection,
+//! graceful leave, restarts, watch events, duplicate names and wrong keys.
+
+mod common;
+
+use common::{Daemon, TEST_KEY, free_port, run};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Fast timings so failures are detected in a few seconds.
+const FAST: &[&str] = &["--gossip-interval", "100", "--probe-interval", "300"];
+
+fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = FAST.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
+fn peers(d: &Daemon) -> Vec<Value> {
+    run(&mut d.cmd("p2p-peers")).json()
+}
+
+fn state_of(d: &Daemon, name: &str) -> Option<(String, u64)> {
+    peers(d).into_iter().find(|m| m["name"] == name).map(|m| {
+        (
+            m["state"].as_str().unwrap_or("").to_string(),
+            m["incarnation"].as_u64().unwrap_or(0),
+        )
+    })
+}
+
+/// Polls until `cond` holds, for at most `secs` seconds.
+fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("not within {secs} s: {what}");
+}
+
+fn start_cluster(n: usize) -> Vec<Daemon> {
+    let first = Daemon::start(&args(&["--name", "node0"]));
+    let seed = format!("127.0.0.1:{}", first.port);
+    let mut all = vec![first];
+    for i in 1..n {
+        let name = format!("node{i}");
+        all.push(Daemon::start(&args(&["--name", &name, "--join", &seed])));
+    }
+    for d in &all {
+        eventually(15, "every member sees every other as alive", || {
+            let p = peers(d);
+            p.len() == n && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    all
+}
+
+#[test]
+fn five_daemons_join_through_one_and_share_tags() {
+    let first = Daemon::start(&args(&["--name", "node0", "--tag", "role=db"]));
+    let seed = format!("127.0.0.1:{}", first.port);
+    // The seed's positional form: p2pd PORT HOST:PORT.
+    let mut all = vec![first];
+    for i in 1..5 {
+        let name = format!("node{i}");
+        let d = Daemon::start_on(
+            free_port(),
+            &args(&["--name", &name, &seed]),
+            &[("P2PD_SECRET", TEST_KEY)],
+        );
+        all.push(d);
+    }
+    for d in &all {
+        eventually(15, "all five alive everywhere", || {
+            let p = peers(d);
+            p.len() == 5 && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    let p = peers(&all[4]);
+    let node0 = p.iter().find(|m| m["name"] == "node0").unwrap();
+    assert_eq!(node0["tags"]["role"], "db");
+    assert_eq!(p.iter().filter(|m| m["self"] == true).count(), 1);
+    let r = run(all[4].cmd("p2p-peers").args(["--tag", "role=db"]));
+    assert_eq!(r.json().len(), 1);
+    let r = run(all[4].cmd("p2p-peers").args(["--format", "text"]));
+    assert!(r.stdout.starts_with("NAME"), "{}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 6);
+}
+
+#[test]
+fn kill_leave_and_restart_are_seen_and_watched() {
+    let mut all = start_cluster(4);
+    let mut watch = all[0]
+        .cmd("p2p-peers")
+        .arg("--watch")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // kill -9: the others declare it down.
+    let killed = all.pop().unwrap();
+    let killed_port = killed.port;
+    let old_incarnation = state_of(&all[0], "node3").unwrap().1;
+    drop(killed); // the harness kills with SIGKILL
+    for d in &all {
+        eventually(20, "node3 down", || {
+            state_of(d, "node3").is_some_and(|s| s.0 == "down")
+        });
+    }
+
+    // SIGTERM: a graceful leave, shown as left.
+    let st = all[2]
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(2))
+        .expect("exits within 2 s");
+    assert_eq!(st.code(), Some(0));
+    for d in &all[..2] {
+        eventually(5, "node2 left", || {
+            state_of(d, "node2").is_some_and(|s| s.0 == "left")
+        });
+    }
+
+    // Restart node3 on its port: alive again, with a higher incarnation.
+    let seed = format!("127.0.0.1:{}", all[0].port);
+    let back = Daemon::start_on(
+        killed_port,
+        &args(&["--name", "node3", "--join", &seed]),
+        &[("P2PD_SECRET", TEST_KEY)],
+    );
+    for d in &all[..2] {
+        eventually(15, "node3 alive again", || {
+            state_of(d, "node3").is_some_and(|(s, inc)| s == "alive" && inc > old_incarnation)
+        });
+    }
+    drop(back);
+
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let saw = |event: &str, name: &str| {
+        events
+            .iter()
+            .any(|e| e["event"] == event && e["name"] == name)
+    };
+    assert!(saw("fail", "node3"), "{events:?}");
+    assert!(saw("leave", "node2"), "{events:?}");
+    assert!(saw("join", "node3"), "{events:?}");
+}
+
+#[test]
+fn a_duplicate_name_is_refused() {
+    let first = Daemon::start(&args(&["--name", "same"]));
+    let seed = format!("127.0.0.1:{}", first.port);
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(std::process::Command::new(common::bin("p2pd"))
+        .arg(free_port().to_string())
+        .args(FAST)
+        .args(["--name", "same", "--join", &seed, "--socket"])
+        .arg(dir.path().join("s.sock"))
+        .env("P2PD_SECRET", TEST_KEY)
+        .env("HOME", dir.path())
+        .stdin(Stdio::null()));
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("already used"), "{}", r.stderr);
+    assert_eq!(peers(&first).len(), 1);
+}
+
+#[test]
+fn a_daemon_with_another_key_cannot_join_or_be_seen() {
+    let good = Daemon::start(&args(&["--name", "good"]));
+    let other_key = "b3RoZXIga2V5IG90aGVyIGtleSBvdGhlciBrZXkgb3Q=";
+    let bad = Daemon::start_on(
+        free_port(),
+        &args(&["--name", "intruder"]),
+        &[("P2PD_SECRET", other_key)],
+    );
+    let r = run(bad.cmd("p2p-join").arg(format!("127.0.0.1:{}", good.port)));
+    assert_eq!(r.status, 1);
+    assert_eq!(r.json()[0]["error"]["code"], "unauthorized");
+    // Nor does gossip sneak it in.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(peers(&good).iter().all(|m| m["name"] != "intruder"));
+    assert!(peers(&bad).iter().all(|m| m["name"] != "good"));
+}
+
+#[test]
+fn garbage_on_the_ports_changes_nothing() {
+    let all = start_cluster(2);
+    let target = format!("127.0.0.1:{}", all[0].port);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut x: u32 = 7;
+    for i in 0..500 {
+        let len = (i * 37) % 1500 + 1;
+        let junk: Vec<u8> = (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 24) as u8
+            })
+            .collect();
+        let _ = udp.send_to(&junk, &target);
+    }
+    for junk in [
+        &b"\x00\x30garbage that is no handshake at all......"[..],
+        &[0xff; 4096][..],
+        b"",
+    ] {
+        if let Ok(mut s) = TcpStream::connect(&target) {
+            let _ = s.write_all(junk);
+        }
+    }
+    // Slow client: connects and says nothing; others are still served.
+    let _idle = TcpStream::connect(&target).unwrap();
+    let r = run(all[1].cmd("p2p-join").arg(&target));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.json()[0]["members"], 2);
+    assert!(peers(&all[0]).iter().all(|m| m["state"] == "alive"));
+    let log = all[0].log();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn p2p_join_at_run_time() {
+    let a = Daemon::start(&args(&["--name", "a"]));
+    let b = Daemon::start(&args(&["--name", "b"]));
+    let r = run(b
+        .cmd("p2p-join")
+        .arg(format!("127.0.0.1:{}", a.port))
+        .arg("127.0.0.1:1"));
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    let out = r.json();
+    assert_eq!(out[0]["members"], 2);
+    assert_eq!(out[1]["error"]["code"], "unreachable");
+    eventually(10, "a sees b", || peers(&a).len() == 2);
+    let reader = BufReader::new(r.stderr.as_bytes());
+    assert_eq!(reader.lines().count(), 1);
+}
