@@ -340,12 +340,36 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .into(),
             ));
             s.push((
+                "CLUSTER",
+                "On PORT p2pd listens for peers on TCP and gossips on UDP, at --bind (127.0.0.1 by \
+                 default, so nothing leaves the host until you say so). Membership is SWIM: members \
+                 probe each other every --probe-interval, gossip every --gossip-interval, and a \
+                 member that stops answering is suspected, then declared down. Join through any \
+                 member with the positional HOST:PORT (the seed's form), --join (retried with \
+                 back-off until one answers) or p2p-join at run time; the joining node receives the \
+                 full member list over an encrypted TCP session. Names must be unique: a node whose \
+                 name is taken is refused and exits 2.\n\n\
+                 Every datagram is sealed with XChaCha20-Poly1305 under a key derived from the \
+                 cluster key; TCP sessions use a Noise NNpsk0 handshake with another derived key, \
+                 giving forward secrecy. The key never crosses the wire. Datagrams that fail \
+                 authentication are dropped and counted; a TCP peer with another key is told \
+                 unauthorized and disconnected.\n\n\
+                 The key comes from --secret-file, else P2PD_SECRET, else \
+                 ~/.config/p2p/cluster.key, which is created (mode 0600, 32 random bytes) on first \
+                 start; copy it to the other hosts. A key file holds one base64 key per line: the \
+                 first seals what is sent, all are accepted, so a key rotates without downtime (add \
+                 the new key second everywhere, move it first, then remove the old one)."
+                    .into(),
+            ));
+            s.push((
                 "SIGNALS",
-                "SIGINT, SIGTERM: remove the socket and exit 0.".into(),
+                "SIGINT, SIGTERM: tell the other members we leave, remove the socket and exit 0."
+                    .into(),
             ));
             s.push((
                 "ENVIRONMENT",
                 "P2P_SOCKET: the socket path, as --socket.\n\n\
+                 P2PD_SECRET: cluster keys (base64, comma-separated), when --secret-file is not given.\n\n\
                  RUST_LOG: log filter (error, warn, info, debug, trace), default info.\n\n\
                  JOURNAL_STREAM: when set (stderr goes to the systemd journal), log lines carry no timestamp."
                     .into(),
@@ -362,6 +386,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push((
                 "EXAMPLES",
                 "Start a daemon with the defaults, then ask it something:\n\n  p2pd &\n  p2p-wc notes.txt | jq .words\n\n\
+                 A second daemon joining the first, as the seed did it:\n\n  p2pd 65433 127.0.0.1:65432 &\n\n\
                  A second daemon on the same host, with its own port and socket:\n\n  p2pd 65433 &\n  P2P_SOCKET=$XDG_RUNTIME_DIR/p2p/p2pd-65433.sock p2p-wc notes.txt"
                     .into(),
             ));
@@ -444,16 +469,74 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "  p2p-stat notes.txt | jq '{size, mtime, sha256}'\n  p2p-stat --format text /etc/hosts".into(),
             ));
         }
+        "p2p-peers" => {
+            s.push((
+                "OUTPUT",
+                "One JSON object per member: name, addr (where it is reached), state (alive, \
+                 suspect, down or left), incarnation (grows with every restart of that member), \
+                 tags (an object), self (true for the local daemon).\n\n\
+                 With --watch, one line per change until interrupted: event (join, leave, fail or \
+                 update) and the member's fields.\n\n\
+                 --format text prints a table; the local daemon's name is marked with *."
+                    .into(),
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-peers | jq -r 'select(.state == \"alive\") | .name'\n  \
+                 p2p-peers --state down --format text\n  \
+                 p2p-peers --watch | while read -r e; do echo \"$e\" | jq -r '.event + \" \" + .name'; done"
+                    .into(),
+            ));
+        }
+        "p2p-join" => {
+            s.push((
+                "OUTPUT",
+                "One JSON object per address: addr and members (how many members we know of \
+                 after joining through it), or addr and error {code, message}: unreachable (no \
+                 answer), unauthorized (it holds another cluster key), invalid_request (refused, \
+                 for example because our name is taken)."
+                    .into(),
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-join 10.0.0.5:65432 10.0.0.6:65432".into(),
+            ));
+        }
+        "p2p-keygen" => {
+            s.push((
+                "DESCRIPTION",
+                "Prints 32 random bytes from the kernel, base64-encoded, on one line: a cluster \
+                 key for p2pd --secret-file or P2PD_SECRET. Every member needs the same key."
+                    .into(),
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-keygen > /etc/p2pd/cluster.key && chmod 600 /etc/p2pd/cluster.key\n  \
+                 P2PD_SECRET=$(p2p-keygen) p2pd"
+                    .into(),
+            ));
+        }
         _ => {}
     }
-    if bin != "p2pd" {
+    if bin == "p2p-keygen" {
+        s.push((
+            "EXIT STATUS",
+            "0 on success, 1 when no randomness is available.".into(),
+        ));
+    } else if matches!(bin, "p2p-peers" | "p2p-join") {
+        s.push(("EXIT STATUS", "0 on success; 1 when some address could not be joined; 2 for a usage error; 3 when the local p2pd cannot be reached.".into()));
+        s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+        s.push(("FILES", CLIENT_FILES.into()));
+    } else if bin != "p2pd" {
         s.push(("EXIT STATUS", EXIT_STATUS.into()));
         s.push(("ENVIRONMENT", CLIENT_ENV.into()));
         s.push(("FILES", CLIENT_FILES.into()));
     }
     s.push((
         "SEE ALSO",
-        "p2pd(1), p2p-wc(1), p2p-sha256(1), p2p-count(1), p2p-stat(1), wc(1), sha256sum(1)".into(),
+        "p2pd(1), p2p-wc(1), p2p-sha256(1), p2p-count(1), p2p-stat(1), p2p-peers(1), p2p-join(1), \
+         p2p-keygen(1), wc(1), sha256sum(1)"
+            .into(),
     ));
     s
 }

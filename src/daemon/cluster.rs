@@ -165,7 +165,12 @@ impl Cluster {
             return Err(JoinError::Refused(e));
         }
         // The members it knows, and us.
-        let known = reply.members.iter().filter(|n| n.name != self.me.name).count() + 1;
+        let known = reply
+            .members
+            .iter()
+            .filter(|n| n.name != self.me.name)
+            .count()
+            + 1;
         self.command(Command::Joined(reply.members));
         Ok(known)
     }
