@@ -5,6 +5,7 @@ complete -c p2pd -l tag -d 'A tag every member sees, KEY=VALUE (repeatable)' -r
 complete -c p2pd -l secret-file -d 'Cluster key file: base64 keys, one per line, the first sends [default: $P2PD_SECRET, else ~/.config/p2p/cluster.key, created if missing]' -r -F
 complete -c p2pd -l gossip-interval -d 'Milliseconds between gossip rounds' -r
 complete -c p2pd -l probe-interval -d 'Milliseconds between failure-detection probes' -r
+complete -c p2pd -l suspicion-timeout -d 'Milliseconds a suspected member has to refute before it is declared down' -r
 complete -c p2pd -l socket -d 'Path of the local socket [default: $XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock, /run/p2p for root]' -r -F
 complete -c p2pd -l name -d 'Name of this node in results [default: HOSTNAME:PORT]' -r
 complete -c p2pd -l workers -d 'Worker threads for file queries [default: number of CPUs]' -r

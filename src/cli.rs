@@ -102,6 +102,10 @@ pub struct DaemonCli {
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub probe_interval: u64,
 
+    /// Milliseconds a suspected member has to refute before it is declared down
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub suspicion_timeout: u64,
+
     /// Path of the local socket [default: $XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock, /run/p2p for root]
     #[arg(long, env = "P2P_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
@@ -358,12 +362,18 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  ~/.config/p2p/cluster.key, which is created (mode 0600, 32 random bytes) on first \
                  start; copy it to the other hosts. A key file holds one base64 key per line: the \
                  first seals what is sent, all are accepted, so a key rotates without downtime (add \
-                 the new key second everywhere, move it first, then remove the old one)."
+                 the new key second everywhere, move it first, then remove the old one, with a SIGHUP \
+                 after each step; see SIGNALS)."
                     .into(),
             ));
             s.push((
                 "SIGNALS",
-                "SIGINT, SIGTERM: tell the other members we leave, remove the socket and exit 0."
+                "SIGINT, SIGTERM: tell the other members we leave, remove the socket and exit 0.\n\n\
+                 SIGHUP: read the key file again (--secret-file or the per-user default; keys from \
+                 P2PD_SECRET stay as they are). A file that does not parse leaves the keys in force. \
+                 To rotate the key with no downtime: on every member put the new key on the second \
+                 line and send SIGHUP; then move it to the first line and send SIGHUP; then remove the \
+                 old line and send SIGHUP."
                     .into(),
             ));
             s.push((

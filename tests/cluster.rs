@@ -243,3 +243,101 @@ fn p2p_join_at_run_time() {
     let reader = BufReader::new(r.stderr.as_bytes());
     assert_eq!(reader.lines().count(), 1);
 }
+
+#[test]
+fn keys_rotate_on_sighup_and_the_cluster_stays_whole() {
+    use std::os::unix::fs::PermissionsExt;
+    let old = TEST_KEY;
+    let new = "bmV3IGtleSBuZXcga2V5IG5ldyBrZXkgbmV3IGtleSE=";
+    let keys = tempfile::tempdir().unwrap();
+    let files: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| {
+            let f = common::write(keys.path(), &format!("node{i}.key"), old.as_bytes());
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+            f
+        })
+        .collect();
+    let key_arg = |i: usize| files[i].to_str().unwrap().to_string();
+    let k0 = key_arg(0);
+    let first = Daemon::start(&args(&["--name", "node0", "--secret-file", &k0]));
+    let seed = format!("127.0.0.1:{}", first.port);
+    let mut all = vec![first];
+    for i in 1..3 {
+        let (name, k) = (format!("node{i}"), key_arg(i));
+        all.push(Daemon::start(&args(&[
+            "--name",
+            &name,
+            "--secret-file",
+            &k,
+            "--join",
+            &seed,
+        ])));
+    }
+    let whole = |what: &str| {
+        for d in &all {
+            eventually(10, what, || {
+                let p = peers(d);
+                p.len() == 3 && p.iter().all(|m| m["state"] == "alive")
+            });
+        }
+    };
+    whole("the cluster forms under the old key");
+    let mut watch = all[0]
+        .cmd("p2p-peers")
+        .arg("--watch")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Install the new key beside the old, make it the one that sends, then
+    // drop the old one; each step reaches every node by SIGHUP, one by one.
+    for (step, text) in [
+        format!("{old}\n{new}\n"),
+        format!("{new}\n{old}\n"),
+        format!("{new}\n"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        for (i, d) in all.iter().enumerate() {
+            std::fs::write(&files[i], text).unwrap();
+            unsafe {
+                libc::kill(d.pid(), libc::SIGHUP);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        whole(&format!("the cluster stays whole after step {step}"));
+        let log = all[1].log();
+        assert!(log.contains("SIGHUP"), "{log}");
+    }
+
+    // Now only the new key opens the door.
+    let stale = Daemon::start_on(
+        free_port(),
+        &args(&["--name", "stale"]),
+        &[("P2PD_SECRET", old)],
+    );
+    let r = run(stale.cmd("p2p-join").arg(&seed));
+    assert_eq!(r.json()[0]["error"]["code"], "unauthorized", "{}", r.stdout);
+    let fresh = Daemon::start_on(
+        free_port(),
+        &args(&["--name", "fresh"]),
+        &[("P2PD_SECRET", new)],
+    );
+    let r = run(fresh.cmd("p2p-join").arg(&seed));
+    assert_eq!(r.status, 0, "{}", r.stdout);
+
+    // No member failed or left while the keys changed.
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["event"] != "fail" && e["event"] != "leave" && e["state"] == "alive"),
+        "{events:?}"
+    );
+}

@@ -74,7 +74,10 @@ impl std::fmt::Display for JoinError {
 /// The cluster as the rest of the daemon sees it.
 pub struct Cluster {
     pub me: Node,
-    ring: KeyRing,
+    /// The installed keys; replaced whole on reload (SIGHUP).
+    ring: RwLock<Arc<KeyRing>>,
+    /// Bumped on every reload, so the gossip loop rebuilds its ciphers.
+    ring_generation: AtomicU64,
     commands: Mutex<Sender<Command>>,
     members: RwLock<Vec<MemberInfo>>,
     watchers: Mutex<Vec<Sender<MemberEvent>>>,
@@ -100,7 +103,8 @@ impl Cluster {
         let membership = Membership::new(me.clone(), &timings, seed);
         let cluster = Arc::new(Cluster {
             me,
-            ring,
+            ring: RwLock::new(Arc::new(ring)),
+            ring_generation: AtomicU64::new(0),
             commands: Mutex::new(tx),
             members: RwLock::new(membership.members()),
             watchers: Mutex::new(Vec::new()),
@@ -115,6 +119,24 @@ impl Cluster {
             .name("peer-accept".into())
             .spawn(move || accept_loop(&c, tcp))?;
         Ok(cluster)
+    }
+
+    /// The key ring in force now.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        match self.ring.read() {
+            Ok(r) => Arc::clone(&r),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Installs a new key ring: what is sent from now on is sealed with its
+    /// primary key, and only its keys are accepted.
+    pub fn set_ring(&self, ring: KeyRing) {
+        match self.ring.write() {
+            Ok(mut r) => *r = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+        self.ring_generation.fetch_add(1, Ordering::Release);
     }
 
     fn command(&self, cmd: Command) {
@@ -149,7 +171,7 @@ impl Cluster {
             .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?;
         let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
         let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
-        let mut s = session::connect(stream, &self.ring).map_err(|e| match e {
+        let mut s = session::connect(stream, &self.ring()).map_err(|e| match e {
             SessionError::Unauthorized => JoinError::Unauthorized,
             other => JoinError::Unreachable(format!("{addr}: {other}")),
         })?;
@@ -207,11 +229,17 @@ pub fn join_with_retry(cluster: Arc<Cluster>, addrs: Vec<String>) {
 }
 
 fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: Receiver<Command>) {
-    let cipher = GossipCipher::new(&cluster.ring);
+    let mut generation = cluster.ring_generation.load(Ordering::Acquire);
+    let mut cipher = GossipCipher::new(&cluster.ring());
     let mut buf = vec![0u8; 65536];
     let mut last_report = Instant::now();
     let mut reported = 0u64;
     loop {
+        let current = cluster.ring_generation.load(Ordering::Acquire);
+        if current != generation {
+            generation = current;
+            cipher = GossipCipher::new(&cluster.ring());
+        }
         let now = Instant::now();
         let wait = m
             .next_deadline()
@@ -321,7 +349,7 @@ fn serve_peer(cluster: &Cluster, stream: TcpStream) {
         .unwrap_or_default();
     let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
     let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
-    let mut s = match session::accept(stream, &cluster.ring) {
+    let mut s = match session::accept(stream, &cluster.ring()) {
         Ok(s) => s,
         Err(SessionError::Unauthorized) => {
             cluster.rejected.fetch_add(1, Ordering::Relaxed);

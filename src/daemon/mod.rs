@@ -38,6 +38,8 @@ pub struct Config {
     pub advertise: SocketAddr,
     pub tags: BTreeMap<String, String>,
     pub ring: KeyRing,
+    /// Where the keys came from, to read them again on SIGHUP.
+    pub key_source: KeySource,
     pub timings: Timings,
     /// Members to join through at start.
     pub join: Vec<String>,
@@ -82,6 +84,7 @@ pub fn run(cfg: Config) -> i32 {
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGINT);
     signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGHUP);
     if let Err(e) = signals.thread_block() {
         log::error!("cannot block signals: {e}");
         return EXIT_CONFIG;
@@ -126,14 +129,18 @@ pub fn run(cfg: Config) -> i32 {
     });
 
     let socket = cfg.socket.clone();
+    let key_source = cfg.key_source.clone();
     let waiter = thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let sig = signals.wait();
-            log::info!(
-                "{}: leaving the cluster and shutting down",
-                sig.map(|s| s.as_str()).unwrap_or("signal")
-            );
+            let sig = loop {
+                match signals.wait() {
+                    Ok(Signal::SIGHUP) => reload(&cluster, &key_source),
+                    Ok(s) => break s.as_str(),
+                    Err(_) => break "signal",
+                }
+            };
+            log::info!("{sig}: leaving the cluster and shutting down");
             cluster.leave(std::time::Duration::from_millis(500));
             let _ = std::fs::remove_file(&socket);
             let _ = io::stderr().flush();
@@ -219,25 +226,57 @@ fn bind_socket(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// Where the cluster keys came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key file (`--secret-file` or the per-user default), read again on SIGHUP.
+    File(PathBuf),
+    /// `P2PD_SECRET`, fixed for the life of the process.
+    Env,
+}
+
+/// SIGHUP: reads the keys again, so a key can be rotated without a restart.
+/// A file that no longer parses leaves the keys in force as they were.
+fn reload(cluster: &cluster::Cluster, source: &KeySource) {
+    match source {
+        KeySource::File(path) => match KeyRing::load(path) {
+            Ok(ring) => {
+                let names: Vec<String> = ring.keys().iter().map(|k| k.fingerprint()).collect();
+                log::info!(
+                    "SIGHUP: {} key(s) from {}, {} sends",
+                    names.len(),
+                    path.display(),
+                    names[0]
+                );
+                cluster.set_ring(ring);
+            }
+            Err(e) => log::error!("SIGHUP: keeping the keys in force: {e}"),
+        },
+        KeySource::Env => {
+            log::info!("SIGHUP: keys come from P2PD_SECRET and stay as they are")
+        }
+    }
+}
+
+fn describe_ring(ring: &KeyRing) -> String {
+    match ring.keys().len() {
+        1 => format!("cluster key {}", ring.primary().fingerprint()),
+        n => format!("{n} cluster keys, {} sends", ring.primary().fingerprint()),
+    }
+}
+
 /// The key ring: `--secret-file`, else `P2PD_SECRET`, else the per-user
 /// default file, created with a new random key on first use.
-fn resolve_keys(secret_file: Option<&Path>) -> Result<KeyRing, String> {
+fn resolve_keys(secret_file: Option<&Path>) -> Result<(KeyRing, KeySource), String> {
     if let Some(f) = secret_file {
         let ring = KeyRing::load(f).map_err(|e| format!("--secret-file {}: {e}", f.display()))?;
-        log::info!(
-            "cluster key {} from {}",
-            ring.primary().fingerprint(),
-            f.display()
-        );
-        return Ok(ring);
+        log::info!("{} from {}", describe_ring(&ring), f.display());
+        return Ok((ring, KeySource::File(f.to_path_buf())));
     }
     if let Ok(text) = std::env::var("P2PD_SECRET") {
         let ring = KeyRing::parse(&text).map_err(|e| format!("P2PD_SECRET: {e}"))?;
-        log::info!(
-            "cluster key {} from P2PD_SECRET",
-            ring.primary().fingerprint()
-        );
-        return Ok(ring);
+        log::info!("{} from P2PD_SECRET", describe_ring(&ring));
+        return Ok((ring, KeySource::Env));
     }
     let path = default_key_path();
     let (ring, created) = KeyRing::load_or_create(&path).map_err(|e| e.to_string())?;
@@ -248,19 +287,15 @@ fn resolve_keys(secret_file: Option<&Path>) -> Result<KeyRing, String> {
             path.display()
         );
     } else {
-        log::info!(
-            "cluster key {} from {}",
-            ring.primary().fingerprint(),
-            path.display()
-        );
+        log::info!("{} from {}", describe_ring(&ring), path.display());
     }
-    Ok(ring)
+    Ok((ring, KeySource::File(path)))
 }
 
 /// `p2pd`'s entry point: resolves the flags into a [`Config`] and runs.
 pub fn main(cli: crate::cli::DaemonCli) -> i32 {
     init_logging();
-    let ring = match resolve_keys(cli.secret_file.as_deref()) {
+    let (ring, key_source) = match resolve_keys(cli.secret_file.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             log::error!("{e}");
@@ -283,6 +318,7 @@ pub fn main(cli: crate::cli::DaemonCli) -> i32 {
         gossip_interval: std::time::Duration::from_millis(cli.gossip_interval),
         probe_interval: std::time::Duration::from_millis(cli.probe_interval),
         probe_timeout: std::time::Duration::from_millis(cli.probe_interval / 2),
+        suspicion: std::time::Duration::from_millis(cli.suspicion_timeout),
         ..Timings::default()
     };
     let mut join: Vec<String> = cli.seed.into_iter().collect();
@@ -305,6 +341,7 @@ pub fn main(cli: crate::cli::DaemonCli) -> i32 {
         advertise,
         tags: cli.tags.into_iter().collect(),
         ring,
+        key_source,
         timings,
         join,
     };

@@ -112,7 +112,7 @@ impl Default for Timings {
             gossip_interval: Duration::from_millis(200),
             probe_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(500),
-            suspicion: Duration::from_secs(4),
+            suspicion: Duration::from_secs(2),
             announce_interval: Duration::from_secs(30),
         }
     }
