@@ -6,6 +6,7 @@
 //! - [`crypto`]: the cluster key ring, sealed gossip datagrams, the Noise TCP session.
 //! - [`membership`]: SWIM membership through foca, sans-IO: payloads and time in, datagrams out.
 //! - [`ops`]: the file computations (wc, sha256, directory counts, stat), pure and socket-free.
+//! - [`exports`]: the `--export` roots peers may read below, and the open that cannot escape them.
 //! - [`cache`]: a bounded result cache keyed by device, inode, size, mtime and ctime.
 //! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`.
 //! - [`fdpass`]: passing open descriptors over the Unix socket (SCM_RIGHTS).
@@ -23,6 +24,7 @@ pub mod cmd;
 pub mod crypto;
 pub mod daemon;
 pub mod error;
+pub mod exports;
 pub mod fdpass;
 pub mod membership;
 pub mod ops;
