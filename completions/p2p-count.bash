@@ -23,7 +23,7 @@ _p2p__count() {
 
     case "${cmd}" in
         p2p__count)
-            opts="-0 -r -h -V --files-from --null --recursive --format --socket --help --version"
+            opts="-0 -r -h -V --files-from --null --recursive --format --peer --all --spread --tag --timeout --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -35,6 +35,18 @@ _p2p__count() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "json text" -- "${cur}"))
+                    return 0
+                    ;;
+                --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --socket)

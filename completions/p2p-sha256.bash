@@ -23,7 +23,7 @@ _p2p__sha256() {
 
     case "${cmd}" in
         p2p__sha256)
-            opts="-0 -c -h -V --files-from --null --check --format --socket --help --version"
+            opts="-0 -c -h -V --files-from --null --check --format --peer --all --spread --tag --timeout --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -43,6 +43,18 @@ _p2p__sha256() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "json text sha256sum" -- "${cur}"))
+                    return 0
+                    ;;
+                --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --socket)

@@ -3,7 +3,12 @@ complete -c p2p-sha256 -s c -l check -d 'Read digests and paths from FILE (sha25
 complete -c p2p-sha256 -l format -d 'Output format' -r -f -a "json\t'One JSON object per line'
 text\t'Columns for people'
 sha256sum\t'Lines that `sha256sum -c` accepts'"
+complete -c p2p-sha256 -l peer -d 'Run on this member instead, by name or HOST:PORT; paths are as they are there (repeatable)' -r
+complete -c p2p-sha256 -l tag -d 'With --all or --spread, only members with this tag, KEY=VALUE (repeatable; all must match)' -r
+complete -c p2p-sha256 -l timeout -d 'Seconds a member may stay silent before its paths are given up (--spread: redone elsewhere)' -r
 complete -c p2p-sha256 -l socket -d 'The local p2pd socket [default: the only running daemon, or the one on port 65432]' -r -F
 complete -c p2p-sha256 -s 0 -l null -d 'With --files-from, paths are separated by NUL bytes instead of newlines'
+complete -c p2p-sha256 -l all -d 'Run on every alive member, this one included: one line per member per path'
+complete -c p2p-sha256 -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
 complete -c p2p-sha256 -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c p2p-sha256 -s V -l version -d 'Print version'

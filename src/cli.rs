@@ -27,6 +27,60 @@ pub struct Input {
     pub null: bool,
 }
 
+/// Where a query runs: this host by default, or members of the cluster.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Placement {
+    /// Run on this member instead, by name or HOST:PORT; paths are as they are there (repeatable)
+    #[arg(long = "peer", value_name = "NAME|HOST:PORT", conflicts_with_all = ["all", "spread"])]
+    pub peers: Vec<String>,
+
+    /// Run on every alive member, this one included: one line per member per path
+    #[arg(long, conflicts_with = "spread")]
+    pub all: bool,
+
+    /// Compute each path once, on whichever alive member is free (for shared filesystems)
+    #[arg(long)]
+    pub spread: bool,
+
+    /// With --all or --spread, only members with this tag, KEY=VALUE (repeatable; all must match)
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// Seconds a member may stay silent before its paths are given up (--spread: redone elsewhere)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_timeout)]
+    pub timeout: f64,
+}
+
+impl Placement {
+    /// The query target, or `None` for this host with the caller's rights.
+    pub fn target(&self) -> Option<crate::proto::Target> {
+        if self.peers.is_empty() && !self.all && !self.spread {
+            return None;
+        }
+        Some(crate::proto::Target {
+            peers: self.peers.clone(),
+            all: self.all,
+            spread: self.spread,
+            tags: self.tags.iter().cloned().collect(),
+            timeout_ms: Some((self.timeout * 1000.0).round() as u64),
+        })
+    }
+
+    /// True when several members may answer, so text lines name the member.
+    pub fn multi(&self) -> bool {
+        self.all || self.spread || self.peers.len() > 1
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.05..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds from 0.05 to 86400, got {s:?}"
+        )),
+    }
+}
+
 /// How a command reaches its daemon.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
@@ -93,6 +147,10 @@ pub struct DaemonCli {
     /// Cluster key file: base64 keys, one per line, the first sends [default: $P2PD_SECRET, else ~/.config/p2p/cluster.key, created if missing]
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+
+    /// Let peers read files below DIR (repeatable); nothing is exported by default
+    #[arg(long = "export", value_name = "DIR")]
+    pub exports: Vec<PathBuf>,
 
     /// Milliseconds between gossip rounds
     #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
@@ -164,6 +222,9 @@ pub struct WcCli {
     pub format: Format,
 
     #[command(flatten)]
+    pub placement: Placement,
+
+    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -186,6 +247,9 @@ pub struct ShaCli {
     /// Output format
     #[arg(long, value_enum, default_value_t = ShaFormat::Json)]
     pub format: ShaFormat,
+
+    #[command(flatten)]
+    pub placement: Placement,
 
     #[command(flatten)]
     pub connection: Connection,
@@ -212,6 +276,9 @@ pub struct CountCli {
     pub format: Format,
 
     #[command(flatten)]
+    pub placement: Placement,
+
+    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -230,6 +297,9 @@ pub struct StatCli {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
+
+    #[command(flatten)]
+    pub placement: Placement,
 
     #[command(flatten)]
     pub connection: Connection,

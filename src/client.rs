@@ -11,7 +11,7 @@ use crate::cli::{Connection, Input};
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::{self, LineReader};
 use crate::ops::open_for_query;
-use crate::output::{EXIT_UNREACHABLE, EXIT_USAGE};
+use crate::output::{EXIT_UNREACHABLE, EXIT_USAGE, Printer};
 use crate::paths::{self, FindError};
 use crate::proto::{
     self, Accepted, Item, ItemRequest, Outcome, Query, Request, RequestFailed, Summary,
@@ -19,11 +19,12 @@ use crate::proto::{
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 /// Unanswered items allowed in flight.
@@ -198,11 +199,15 @@ enum Event<T> {
 
 /// Runs one query over every path of `source`, calling `print` for each
 /// result in the order the paths were given. Returns once all are printed.
+///
+/// `render` prints one item through `printer`; the printer is flushed
+/// whenever no further result is ready, so output streams.
 pub fn run_query<T>(
     conn: &Connection,
     query: Query,
     source: PathSource,
-    print: &mut dyn FnMut(Item<T>),
+    printer: &mut Printer,
+    render: &mut dyn FnMut(&mut Printer, Item<T>),
 ) -> Result<(), Fatal>
 where
     T: DeserializeOwned + Send + 'static,
@@ -211,6 +216,7 @@ where
     let cwd = std::env::current_dir()
         .ok()
         .map(|d| d.to_string_lossy().into_owned());
+    let header_is_cluster = query.target.is_some();
     let header = Request::Query(Query { cwd, ..query });
     let unreachable = |e: io::Error| Fatal {
         status: EXIT_UNREACHABLE,
@@ -237,8 +243,11 @@ where
         }
     };
 
+    if header_is_cluster {
+        return run_cluster(stream, reader, source, printer, render);
+    }
     let (credit_tx, credit_rx) = sync_channel::<()>(WINDOW);
-    let mut order = Reorder::new(&peer, print);
+    let mut order = Reorder::new(&peer, printer, render);
     if source.is_small() {
         // A few paths fit the socket buffer and the window: send them all,
         // then read, with no threads to start (a one-file query's main cost).
@@ -274,7 +283,7 @@ where
         let ev = match events_rx.try_recv() {
             Ok(ev) => ev,
             Err(TryRecvError::Empty) => {
-                let _ = io::stdout().flush();
+                order.idle();
                 match events_rx.recv() {
                     Ok(ev) => ev,
                     Err(_) => break,
@@ -290,6 +299,110 @@ where
     let _ = sender.join();
     let _ = receiver.join();
     result
+}
+
+/// A query that runs on other members: paths travel as text (the members
+/// open them below their exports), and results print as they arrive, from
+/// whichever member answers first.
+fn run_cluster<T>(
+    stream: UnixStream,
+    mut reader: LineReader,
+    mut source: PathSource,
+    printer: &mut Printer,
+    render: &mut dyn FnMut(&mut Printer, Item<T>),
+) -> Result<(), Fatal>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    // Paths are written by a thread of their own: the daemon stops reading
+    // them while its queue is full, and only our reading results lets it go on.
+    // Paths not yet answered are remembered, to report them if the daemon dies.
+    let unanswered = Arc::new(Mutex::new(BTreeMap::<u64, String>::new()));
+    let pending = Arc::clone(&unanswered);
+    let sender = thread::spawn(move || -> Result<(), String> {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let send = |buf: &mut Vec<u8>| {
+            let ok = fdpass::send_with_fds(&stream, buf, &[]).is_ok();
+            buf.clear();
+            ok
+        };
+        let mut id = 0u64;
+        while let Some(path) = source.next_path() {
+            let path = path.map_err(|e| format!("reading the list of paths: {e}"))?;
+            let item = ItemRequest {
+                id,
+                path: path.to_string_lossy().into_owned(),
+                fd: false,
+            };
+            serde_json::to_writer(&mut buf, &item).map_err(|e| e.to_string())?;
+            buf.push(b'\n');
+            if let Ok(mut p) = pending.lock() {
+                p.insert(id, item.path);
+            }
+            id += 1;
+            if (buf.len() >= 60 * 1024 || source.may_block()) && !send(&mut buf) {
+                return Ok(());
+            }
+        }
+        buf.extend_from_slice(b"{\"end\":true}\n");
+        send(&mut buf);
+        Ok(())
+    });
+    let mut fatal = None;
+    let mut complete = false;
+    loop {
+        if !reader.has_line() {
+            printer.flush();
+        }
+        let line = match reader.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(_) => break,
+        };
+        if let Ok(item) = serde_json::from_slice::<Item<T>>(&line) {
+            if let (Some(id), Ok(mut p)) = (item.id, unanswered.lock()) {
+                p.remove(&id);
+            }
+            render(printer, Item { id: None, ..item });
+        } else if serde_json::from_slice::<Summary>(&line).is_ok() {
+            complete = true;
+            break;
+        } else {
+            let why = serde_json::from_slice::<RequestFailed>(&line)
+                .map(|r| r.error.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&line).into_owned());
+            fatal = Some(Fatal {
+                status: crate::output::EXIT_FAILED,
+                message: format!("p2pd refused the request: {why}"),
+            });
+            break;
+        }
+    }
+    // Shutting the socket stops a sender still writing to a daemon that quit.
+    let _ = reader.shutdown();
+    if let Ok(Err(msg)) = sender.join() {
+        return Err(Fatal::usage(msg));
+    }
+    if !complete && fatal.is_none() {
+        // The daemon went away: every path nobody answered gets its line.
+        let left = std::mem::take(&mut *unanswered.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, path) in left {
+            render(
+                printer,
+                Item {
+                    id: None,
+                    peer: String::new(),
+                    path,
+                    outcome: Outcome::Failed {
+                        error: closed_error(),
+                    },
+                },
+            );
+        }
+    }
+    match fatal {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
 }
 
 fn send_items<T>(
@@ -407,7 +520,8 @@ fn closed_error() -> Error {
 /// Puts results back in the order the paths were given and prints them.
 struct Reorder<'a, T> {
     peer: &'a str,
-    print: &'a mut dyn FnMut(Item<T>),
+    printer: &'a mut Printer,
+    render: &'a mut dyn FnMut(&mut Printer, Item<T>),
     waiting: BTreeMap<u64, Item<T>>,
     paths: BTreeMap<u64, String>,
     next: u64,
@@ -417,10 +531,15 @@ struct Reorder<'a, T> {
 }
 
 impl<'a, T> Reorder<'a, T> {
-    fn new(peer: &'a str, print: &'a mut dyn FnMut(Item<T>)) -> Self {
+    fn new(
+        peer: &'a str,
+        printer: &'a mut Printer,
+        render: &'a mut dyn FnMut(&mut Printer, Item<T>),
+    ) -> Self {
         Reorder {
             peer,
-            print,
+            printer,
+            render,
             waiting: BTreeMap::new(),
             paths: BTreeMap::new(),
             next: 0,
@@ -454,7 +573,7 @@ impl<'a, T> Reorder<'a, T> {
             }
         }
         while let Some(item) = self.waiting.remove(&self.next) {
-            (self.print)(item);
+            (self.render)(self.printer, item);
             self.next += 1;
         }
         let Some(n) = self.total else { return false };
@@ -469,11 +588,16 @@ impl<'a, T> Reorder<'a, T> {
                         ..failed_item(id, self.peer, path, closed_error())
                     }
                 });
-                (self.print)(item);
+                (self.render)(self.printer, item);
                 self.next += 1;
             }
         }
         self.next >= n
+    }
+
+    /// Nothing more is ready: make what was printed visible.
+    fn idle(&mut self) {
+        self.printer.flush();
     }
 
     fn finish(self) -> Result<(), Fatal> {

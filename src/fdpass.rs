@@ -96,6 +96,11 @@ impl LineReader {
         memchr::memchr(b'\n', &self.buf[self.start..]).is_some()
     }
 
+    /// Shuts the connection down both ways, waking any thread blocked on it.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.sock.shutdown(std::net::Shutdown::Both)
+    }
+
     /// Takes the oldest received descriptor not yet claimed by a line.
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fds.pop_front()

@@ -36,6 +36,11 @@ pub struct Printer {
     out: BufWriter<Stdout>,
     cmd: &'static str,
     style: Style,
+    /// In text style, start each result line with its member's name, as
+    /// `pdsh` does, because several members answer.
+    peer_prefix: bool,
+    /// Several members answer: messages on stderr name the member.
+    multi: bool,
     pub ok: u64,
     pub failed: u64,
 }
@@ -46,9 +51,18 @@ impl Printer {
             out: BufWriter::with_capacity(64 * 1024, io::stdout()),
             cmd,
             style,
+            peer_prefix: false,
+            multi: false,
             ok: 0,
             failed: 0,
         }
+    }
+
+    /// Several members answer: name the member in messages, and at the
+    /// start of text lines unless `plain` (a format other tools read).
+    pub fn several_members(&mut self, multi: bool, plain: bool) {
+        self.multi = multi;
+        self.peer_prefix = multi && !plain;
     }
 
     /// Prints one item; `text` renders a success in the text style.
@@ -60,7 +74,13 @@ impl Printer {
                     Style::Json => self.json(item),
                     Style::Text => {
                         let line = text(fields, &item.path);
-                        self.raw(&line);
+                        if self.peer_prefix {
+                            for l in line.split_inclusive('\n') {
+                                self.raw(&format!("{}: {l}", item.peer));
+                            }
+                        } else {
+                            self.raw(&line);
+                        }
                     }
                 }
             }
@@ -70,7 +90,14 @@ impl Printer {
                     self.json(item);
                 }
                 self.flush();
-                eprintln!("{}: {}: {}", self.cmd, item.path, error.message);
+                if self.multi && !item.peer.is_empty() {
+                    eprintln!(
+                        "{}: {}: {}: {}",
+                        self.cmd, item.peer, item.path, error.message
+                    );
+                } else {
+                    eprintln!("{}: {}: {}", self.cmd, item.path, error.message);
+                }
             }
         }
     }

@@ -15,19 +15,28 @@ pub fn run(cli: CountCli) -> i32 {
         Ok(s) => s,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
+    let target = match super::target(&cli.placement, &mut printer, false) {
+        Ok(t) => t,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
     let query = Query {
         kind: QueryKind::Count,
         lines_only: false,
         recursive: cli.recursive,
         cwd: None,
         paths: None,
+        target,
     };
-    let result = run_query(&cli.connection, query, source, &mut |item: Item<
-        CountFields,
-    >| {
-        printer.item(&item, &|c, path| {
-            columns(&[c.files, c.dirs, c.symlinks, c.other, c.bytes], path)
-        });
-    });
+    let result = run_query(
+        &cli.connection,
+        query,
+        source,
+        &mut printer,
+        &mut |printer, item: Item<CountFields>| {
+            printer.item(&item, &|c, path| {
+                columns(&[c.files, c.dirs, c.symlinks, c.other, c.bytes], path)
+            });
+        },
+    );
     super::finish(NAME, result, &mut printer)
 }

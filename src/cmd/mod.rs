@@ -9,8 +9,10 @@ pub mod sha256;
 pub mod stat;
 pub mod wc;
 
+use crate::cli::Placement;
 use crate::client::Fatal;
-use crate::output::{Printer, Style};
+use crate::output::{EXIT_USAGE, Printer, Style};
+use crate::proto::Target;
 
 /// Ends a command: reports a fatal error if there was one, flushes, and
 /// returns the exit status.
@@ -27,4 +29,17 @@ fn finish(cmd: &str, result: Result<(), Fatal>, printer: &mut Printer) -> i32 {
 
 fn style(text: bool) -> Style {
     if text { Style::Text } else { Style::Json }
+}
+
+/// Where the query runs, checked; text lines name their member when several
+/// members may answer (unless `plain`, for formats other tools read).
+fn target(p: &Placement, printer: &mut Printer, plain: bool) -> Result<Option<Target>, Fatal> {
+    if !(p.tags.is_empty() || p.all || p.spread) {
+        return Err(Fatal {
+            status: EXIT_USAGE,
+            message: "--tag selects members for --all or --spread; add one of them".into(),
+        });
+    }
+    printer.several_members(p.target().is_some(), plain);
+    Ok(p.target())
 }

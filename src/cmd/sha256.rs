@@ -3,8 +3,9 @@
 use crate::cli::{ShaCli, ShaFormat};
 use crate::client::{PathSource, read_check_file, run_query};
 use crate::output::{Printer, Style, quiet_on_closed_pipe, sha256sum_line};
-use crate::proto::{Item, Outcome, Query, QueryKind, ShaFields};
+use crate::proto::{Item, Outcome, Query, QueryKind, ShaFields, Target};
 use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 const NAME: &str = "p2p-sha256";
@@ -25,21 +26,31 @@ pub fn run(cli: ShaCli) -> i32 {
         Ok(s) => s,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
-    let result = run_query(&cli.connection, query(), source, &mut |item: Item<
-        ShaFields,
-    >| {
-        printer.item(&item, &|f, path| sha256sum_line(&f.sha256, path));
-    });
+    let plain = cli.format == ShaFormat::Sha256sum;
+    let target = match super::target(&cli.placement, &mut printer, plain) {
+        Ok(t) => t,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
+    let result = run_query(
+        &cli.connection,
+        query(target),
+        source,
+        &mut printer,
+        &mut |printer, item: Item<ShaFields>| {
+            printer.item(&item, &|f, path| sha256sum_line(&f.sha256, path));
+        },
+    );
     super::finish(NAME, result, &mut printer)
 }
 
-fn query() -> Query {
+fn query(target: Option<Target>) -> Query {
     Query {
         kind: QueryKind::Sha256,
         lines_only: false,
         recursive: false,
         cwd: None,
         paths: None,
+        target,
     }
 }
 
@@ -60,23 +71,39 @@ fn check(cli: &ShaCli, file: &Path, printer: &mut Printer) -> i32 {
         Err(f) => return super::finish(NAME, Err(f), printer),
     };
     let text = cli.format != ShaFormat::Json;
+    let target = match super::target(&cli.placement, printer, false) {
+        Ok(t) => t,
+        Err(f) => return super::finish(NAME, Err(f), printer),
+    };
     let mut mismatched = 0u64;
     let mut unreadable = 0u64;
-    let mut index = 0usize;
     let paths: Vec<PathBuf> = entries.iter().map(|(_, p)| PathBuf::from(p)).collect();
+    // Results may come back in any order (and, with --all, once per member),
+    // so each is matched to its line by path; a path listed twice is checked
+    // against its lines in turn.
+    let mut expected_of: HashMap<String, VecDeque<String>> = HashMap::new();
+    for (hash, path) in &entries {
+        expected_of
+            .entry(path.clone())
+            .or_default()
+            .push_back(hash.clone());
+    }
+    let every_member = cli.placement.all || cli.placement.peers.len() > 1;
     let result = if paths.is_empty() {
         Ok(())
     } else {
         run_query(
             &cli.connection,
-            query(),
+            query(target),
             PathSource::paths(paths),
-            &mut |item: Item<ShaFields>| {
-                let expected = entries
-                    .get(index)
-                    .map(|(h, _)| h.clone())
-                    .unwrap_or_default();
-                index += 1;
+            printer,
+            &mut |printer, item: Item<ShaFields>| {
+                let expected = match expected_of.get_mut(&item.path) {
+                    Some(q) if every_member || q.len() == 1 => q.front().cloned(),
+                    Some(q) => q.pop_front(),
+                    None => None,
+                }
+                .unwrap_or_default();
                 match item.outcome {
                     Outcome::Ok(f) => {
                         let matches = f.sha256 == expected;

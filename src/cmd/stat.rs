@@ -16,18 +16,25 @@ pub fn run(cli: StatCli) -> i32 {
         Ok(s) => s,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
+    let target = match super::target(&cli.placement, &mut printer, false) {
+        Ok(t) => t,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
     let query = Query {
         kind: QueryKind::Stat,
         lines_only: false,
         recursive: false,
         cwd: None,
         paths: None,
+        target,
     };
-    let result = run_query(&cli.connection, query, source, &mut |item: Item<
-        StatFields,
-    >| {
-        printer.item(&item, &text);
-    });
+    let result = run_query(
+        &cli.connection,
+        query,
+        source,
+        &mut printer,
+        &mut |printer, item: Item<StatFields>| printer.item(&item, &text),
+    );
     super::finish(NAME, result, &mut printer)
 }
 

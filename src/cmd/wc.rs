@@ -22,32 +22,44 @@ pub fn run(cli: WcCli) -> i32 {
         Ok(s) => s,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
+    let target = match super::target(&cli.placement, &mut printer, false) {
+        Ok(t) => t,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
     let query = Query {
         kind: QueryKind::Wc,
         lines_only: !want.words && !want.chars,
         recursive: false,
         cwd: None,
         paths: None,
+        target,
     };
     let mut total = WcFields::default();
     let mut ok = 0u64;
-    let result = run_query(&cli.connection, query, source, &mut |item: Item<
-        WcFields,
-    >| {
-        let item = Item {
-            outcome: match item.outcome {
-                Outcome::Ok(f) => {
-                    ok += 1;
-                    add(&mut total, &f);
-                    Outcome::Ok(want.select(&f))
-                }
-                failed => failed,
-            },
-            ..item
-        };
-        printer.item(&item, &|f, path| want.text(f, path));
-    });
-    if cli.format == Format::Text && ok > 1 {
+    let result = run_query(
+        &cli.connection,
+        query,
+        source,
+        &mut printer,
+        &mut |printer, item: Item<WcFields>| {
+            let item = Item {
+                outcome: match item.outcome {
+                    Outcome::Ok(f) => {
+                        ok += 1;
+                        add(&mut total, &f);
+                        Outcome::Ok(want.select(&f))
+                    }
+                    failed => failed,
+                },
+                ..item
+            };
+            printer.item(&item, &|f, path| want.text(f, path));
+        },
+    );
+    // A total adds up one answer per path; with --all or several --peer,
+    // each path is answered by several members.
+    let once_per_path = !cli.placement.all && cli.placement.peers.len() < 2;
+    if cli.format == Format::Text && ok > 1 && once_per_path {
         printer.raw(&want.text(&want.select(&total), "total"));
     }
     super::finish(NAME, result, &mut printer)

@@ -15,9 +15,10 @@
 
 use super::derive;
 use super::keys::KeyRing;
-use snow::{HandshakeState, TransportState};
+use snow::{HandshakeState, StatelessTransportState};
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_SHA256";
 const PROLOGUE: &[u8] = b"p2p session v1";
@@ -96,8 +97,42 @@ fn read_msg<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> io::Result<()> {
 /// An established session over a stream.
 pub struct Session<S> {
     stream: S,
-    transport: TransportState,
+    sealer: Sealer,
+    opener: Opener,
+}
+
+/// The sending direction: our nonce counter and the cipher. Nonces are kept
+/// here rather than in snow so that the two directions can live on two
+/// threads (see [`Session::split`]).
+struct Sealer {
+    transport: Arc<StatelessTransportState>,
+    nonce: u64,
     broken: bool,
+}
+
+/// The receiving direction; a message opens only under the next nonce, so a
+/// replayed, dropped or reordered message fails.
+struct Opener {
+    transport: Arc<StatelessTransportState>,
+    nonce: u64,
+    broken: bool,
+}
+
+fn established<S>(stream: S, hs: HandshakeState) -> Result<Session<S>, SessionError> {
+    let transport = Arc::new(hs.into_stateless_transport_mode().map_err(protocol)?);
+    Ok(Session {
+        stream,
+        sealer: Sealer {
+            transport: Arc::clone(&transport),
+            nonce: 0,
+            broken: false,
+        },
+        opener: Opener {
+            transport,
+            nonce: 0,
+            broken: false,
+        },
+    })
 }
 
 /// Opens a session as the initiator, with the ring's primary key.
@@ -113,12 +148,7 @@ pub fn connect<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session
     }
     hs.read_message(&msg, &mut buf)
         .map_err(|_| SessionError::Unauthorized)?;
-    let transport = hs.into_transport_mode().map_err(protocol)?;
-    Ok(Session {
-        stream,
-        transport,
-        broken: false,
-    })
+    established(stream, hs)
 }
 
 /// Accepts a session as the responder, with whichever key of the ring the
@@ -146,61 +176,78 @@ pub fn accept<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session<
     };
     let n = hs.write_message(&[], &mut buf).map_err(protocol)?;
     write_msg(&mut stream, &buf[..n])?;
-    let transport = hs.into_transport_mode().map_err(protocol)?;
-    Ok(Session {
-        stream,
-        transport,
-        broken: false,
-    })
+    established(stream, hs)
 }
 
-impl<S: Read + Write> Session<S> {
-    /// Sends one frame.
-    pub fn send(&mut self, frame: &[u8]) -> Result<(), SessionError> {
+impl Sealer {
+    fn send<W: Write>(&mut self, stream: &mut W, frame: &[u8]) -> Result<(), SessionError> {
         if self.broken {
             return Err(SessionError::Protocol("session already failed".into()));
         }
-        let mut plain = Vec::with_capacity(4 + frame.len());
-        plain.extend_from_slice(&(frame.len() as u32).to_be_bytes());
-        plain.extend_from_slice(frame);
-        let mut wire = Vec::with_capacity(plain.len() + plain.len() / PIECE * (2 + TAG) + 2 + TAG);
-        let mut out = vec![0u8; MAX_WIRE];
-        for piece in plain.chunks(PIECE) {
-            let n = self.transport.write_message(piece, &mut out).map_err(|e| {
-                self.broken = true;
-                protocol(e)
-            })?;
-            wire.extend_from_slice(&(n as u16).to_be_bytes());
-            wire.extend_from_slice(&out[..n]);
-        }
-        self.stream.write_all(&wire).map_err(|e| {
-            self.broken = true;
-            SessionError::Io(e)
-        })?;
-        self.stream.flush()?;
-        Ok(())
-    }
-
-    /// Receives one frame of at most `max` bytes.
-    pub fn recv(&mut self, max: usize) -> Result<Vec<u8>, SessionError> {
-        let r = self.recv_inner(max);
+        let r = self.seal_and_write(stream, frame);
         if r.is_err() {
             self.broken = true;
         }
         r
     }
 
-    fn recv_inner(&mut self, max: usize) -> Result<Vec<u8>, SessionError> {
+    fn seal_and_write<W: Write>(
+        &mut self,
+        stream: &mut W,
+        frame: &[u8],
+    ) -> Result<(), SessionError> {
+        let len = u32::try_from(frame.len())
+            .map_err(|_| SessionError::FrameTooLarge(frame.len() as u64))?;
+        let mut plain = Vec::with_capacity(4 + frame.len());
+        plain.extend_from_slice(&len.to_be_bytes());
+        plain.extend_from_slice(frame);
+        let mut wire = Vec::with_capacity(plain.len() + plain.len() / PIECE * (2 + TAG) + 2 + TAG);
+        let mut out = vec![0u8; MAX_WIRE];
+        for piece in plain.chunks(PIECE) {
+            let n = self
+                .transport
+                .write_message(self.nonce, piece, &mut out)
+                .map_err(protocol)?;
+            self.nonce += 1;
+            wire.extend_from_slice(&(n as u16).to_be_bytes());
+            wire.extend_from_slice(&out[..n]);
+        }
+        stream.write_all(&wire)?;
+        stream.flush()?;
+        Ok(())
+    }
+}
+
+impl Opener {
+    fn recv<R: Read>(&mut self, stream: &mut R, max: usize) -> Result<Vec<u8>, SessionError> {
         if self.broken {
             return Err(SessionError::Protocol("session already failed".into()));
         }
-        let mut msg = Vec::new();
-        let mut plain = vec![0u8; MAX_WIRE];
-        read_msg(&mut self.stream, &mut msg)?;
+        let r = self.read_and_open(stream, max);
+        if r.is_err() {
+            self.broken = true;
+        }
+        r
+    }
+
+    fn open_one(&mut self, msg: &[u8], plain: &mut [u8]) -> Result<usize, SessionError> {
         let n = self
             .transport
-            .read_message(&msg, &mut plain)
+            .read_message(self.nonce, msg, plain)
             .map_err(protocol)?;
+        self.nonce += 1;
+        Ok(n)
+    }
+
+    fn read_and_open<R: Read>(
+        &mut self,
+        stream: &mut R,
+        max: usize,
+    ) -> Result<Vec<u8>, SessionError> {
+        let mut msg = Vec::new();
+        let mut plain = vec![0u8; MAX_WIRE];
+        read_msg(stream, &mut msg)?;
+        let n = self.open_one(&msg, &mut plain)?;
         if n < 4 {
             return Err(SessionError::Protocol("frame header cut short".into()));
         }
@@ -212,11 +259,8 @@ impl<S: Read + Write> Session<S> {
         let mut frame = Vec::with_capacity(total);
         frame.extend_from_slice(&plain[4..n]);
         while frame.len() < total {
-            read_msg(&mut self.stream, &mut msg)?;
-            let n = self
-                .transport
-                .read_message(&msg, &mut plain)
-                .map_err(protocol)?;
+            read_msg(stream, &mut msg)?;
+            let n = self.open_one(&msg, &mut plain)?;
             frame.extend_from_slice(&plain[..n]);
         }
         if frame.len() != total {
@@ -224,8 +268,110 @@ impl<S: Read + Write> Session<S> {
         }
         Ok(frame)
     }
+}
+
+impl<S: Read + Write> Session<S> {
+    /// Sends one frame.
+    pub fn send(&mut self, frame: &[u8]) -> Result<(), SessionError> {
+        self.sealer.send(&mut self.stream, frame)
+    }
+
+    /// Receives one frame of at most `max` bytes. After any failure the
+    /// session is unusable.
+    pub fn recv(&mut self, max: usize) -> Result<Vec<u8>, SessionError> {
+        self.opener.recv(&mut self.stream, max)
+    }
 
     /// The underlying stream, e.g. to set timeouts.
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
+    /// The same session over another handle to the same connection (for
+    /// example without a handshake deadline wrapper).
+    pub fn map_stream<T>(self, f: impl FnOnce(S) -> T) -> Session<T> {
+        Session {
+            stream: f(self.stream),
+            sealer: self.sealer,
+            opener: self.opener,
+        }
+    }
+}
+
+/// A stream that can be duplicated, so a session can be split in two.
+pub trait CloneStream: Sized {
+    fn clone_stream(&self) -> io::Result<Self>;
+}
+
+impl CloneStream for std::net::TcpStream {
+    fn clone_stream(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+}
+
+impl CloneStream for std::os::unix::net::UnixStream {
+    fn clone_stream(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+}
+
+impl<S: Read + Write + CloneStream> Session<S> {
+    /// Splits the session into a sending and a receiving half that may be
+    /// used from two threads at once.
+    pub fn split(self) -> io::Result<(SessionWriter<S>, SessionReader<S>)> {
+        let other = self.stream.clone_stream()?;
+        Ok((
+            SessionWriter {
+                stream: self.stream,
+                sealer: self.sealer,
+            },
+            SessionReader {
+                stream: other,
+                opener: self.opener,
+            },
+        ))
+    }
+}
+
+/// Puts a split session back together, for the next request on the same
+/// connection. The halves must come from one [`Session::split`].
+pub fn rejoin<S>(writer: SessionWriter<S>, reader: SessionReader<S>) -> Session<S> {
+    Session {
+        stream: writer.stream,
+        sealer: writer.sealer,
+        opener: reader.opener,
+    }
+}
+
+/// The sending half of a split session.
+pub struct SessionWriter<S> {
+    stream: S,
+    sealer: Sealer,
+}
+
+impl<S: Write> SessionWriter<S> {
+    /// Sends one frame.
+    pub fn send(&mut self, frame: &[u8]) -> Result<(), SessionError> {
+        self.sealer.send(&mut self.stream, frame)
+    }
+
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+}
+
+/// The receiving half of a split session.
+pub struct SessionReader<S> {
+    stream: S,
+    opener: Opener,
+}
+
+impl<S: Read> SessionReader<S> {
+    /// Receives one frame of at most `max` bytes.
+    pub fn recv(&mut self, max: usize) -> Result<Vec<u8>, SessionError> {
+        self.opener.recv(&mut self.stream, max)
+    }
+
     pub fn stream(&self) -> &S {
         &self.stream
     }
@@ -276,6 +422,43 @@ mod tests {
     }
 
     #[test]
+    fn split_halves_work_from_two_threads_at_once() {
+        let k = Key::generate().unwrap();
+        let (c, s) = pair(ring(&[&k]), ring(&[&k]));
+        let (mut cw, mut cr) = c.unwrap().split().unwrap();
+        let (mut sw, mut sr) = s.unwrap().split().unwrap();
+        // Both ends send 200 frames while receiving the other's 200.
+        let a = thread::spawn(move || {
+            for i in 0..200u32 {
+                cw.send(&i.to_be_bytes()).unwrap();
+            }
+        });
+        let b = thread::spawn(move || {
+            for i in 0..200u32 {
+                sw.send(&(i + 1000).to_be_bytes()).unwrap();
+            }
+        });
+        for i in 0..200u32 {
+            assert_eq!(sr.recv(16).unwrap(), i.to_be_bytes());
+            assert_eq!(cr.recv(16).unwrap(), (i + 1000).to_be_bytes());
+        }
+        a.join().unwrap();
+        b.join().unwrap();
+    }
+
+    #[test]
+    fn reordered_messages_fail() {
+        let k = Key::generate().unwrap();
+        let (c, s) = pair(ring(&[&k]), ring(&[&k]));
+        let (mut c, mut s) = (c.unwrap(), s.unwrap());
+        let first = wire_frame(&mut c, b"one", 3);
+        let second = wire_frame(&mut c, b"two", 3);
+        c.stream.write_all(&second).unwrap();
+        c.stream.write_all(&first).unwrap();
+        assert!(matches!(s.recv(1024), Err(SessionError::Protocol(_))));
+    }
+
+    #[test]
     fn wrong_key_is_unauthorized_on_both_sides() {
         let (k1, k2) = (Key::generate().unwrap(), Key::generate().unwrap());
         let (c, s) = pair(ring(&[&k1]), ring(&[&k2]));
@@ -298,7 +481,12 @@ mod tests {
         let mut plain = claimed_len.to_be_bytes().to_vec();
         plain.extend_from_slice(frame);
         let mut out = vec![0u8; MAX_WIRE];
-        let n = c.transport.write_message(&plain, &mut out).unwrap();
+        let n = c
+            .sealer
+            .transport
+            .write_message(c.sealer.nonce, &plain, &mut out)
+            .unwrap();
+        c.sealer.nonce += 1;
         let mut wire = (n as u16).to_be_bytes().to_vec();
         wire.extend_from_slice(&out[..n]);
         wire

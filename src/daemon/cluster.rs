@@ -10,20 +10,16 @@ use crate::crypto::gossip::{GossipCipher, MAX_DATAGRAM};
 use crate::crypto::keys::KeyRing;
 use crate::crypto::session::{self, SessionError};
 use crate::membership::{MemberEvent, MemberInfo, MemberState, Membership, Node, Timings};
-use serde::{Deserialize, Serialize};
+use crate::proto::peer::{self, JoinReply, PeerRequest};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Largest frame a peer may send on the TCP session before queries exist.
-const MAX_PEER_FRAME: usize = 1 << 20;
-/// Peers served at once on the TCP port.
-const MAX_PEER_CONNECTIONS: usize = 64;
-/// Read and write timeout of a peer connection.
+/// Read and write timeout of the join exchange.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum Command {
@@ -33,21 +29,6 @@ enum Command {
     Add(Node),
     /// Leave the cluster, then acknowledge.
     Leave(Sender<()>),
-}
-
-/// What peers say to each other on the TCP session.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum PeerRequest {
-    Join { node: Node },
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct JoinReply {
-    #[serde(default)]
-    members: Vec<Node>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
 /// Why a join failed.
@@ -86,13 +67,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Binds UDP and TCP on `bind` and starts the gossip and peer threads.
+    /// Binds UDP and TCP on `bind` and starts the gossip thread; the caller
+    /// serves peers on the returned listener (see `daemon::peer`).
     pub fn start(
         me: Node,
         bind: SocketAddr,
         ring: KeyRing,
         timings: Timings,
-    ) -> io::Result<Arc<Cluster>> {
+    ) -> io::Result<(Arc<Cluster>, TcpListener)> {
         let udp = UdpSocket::bind(bind)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot bind UDP {bind}: {e}")))?;
         let tcp = TcpListener::bind(bind)
@@ -114,11 +96,7 @@ impl Cluster {
         thread::Builder::new()
             .name("gossip".into())
             .spawn(move || gossip_loop(&c, membership, udp, rx))?;
-        let c = Arc::clone(&cluster);
-        thread::Builder::new()
-            .name("peer-accept".into())
-            .spawn(move || accept_loop(&c, tcp))?;
-        Ok(cluster)
+        Ok((cluster, tcp))
     }
 
     /// The key ring in force now.
@@ -175,13 +153,12 @@ impl Cluster {
             SessionError::Unauthorized => JoinError::Unauthorized,
             other => JoinError::Unreachable(format!("{addr}: {other}")),
         })?;
-        let req = serde_json::to_vec(&PeerRequest::Join {
+        let req = peer::encode(&PeerRequest::Join {
             node: self.me.clone(),
-        })
-        .map_err(|e| JoinError::Unreachable(e.to_string()))?;
+        });
         let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
         s.send(&req).map_err(io)?;
-        let reply: JoinReply = serde_json::from_slice(&s.recv(MAX_PEER_FRAME).map_err(io)?)
+        let reply: JoinReply = serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?)
             .map_err(|e| JoinError::Unreachable(format!("{addr}: bad reply: {e}")))?;
         if let Some(e) = reply.error {
             return Err(JoinError::Refused(e));
@@ -314,109 +291,50 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
     }
 }
 
-fn accept_loop(cluster: &Arc<Cluster>, tcp: TcpListener) {
-    let active = Arc::new(AtomicUsize::new(0));
-    for conn in tcp.incoming() {
-        let stream = match conn {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("accept on the peer port: {e}");
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if active.load(Ordering::Relaxed) >= MAX_PEER_CONNECTIONS {
-            // Dropping the stream closes it: the peer retries later.
-            continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
-        let c = Arc::clone(cluster);
-        let a = Arc::clone(&active);
-        let spawned = thread::Builder::new().name("peer".into()).spawn(move || {
-            serve_peer(&c, stream);
-            a.fetch_sub(1, Ordering::Relaxed);
+impl Cluster {
+    /// Answers a node joining through us: the member list, or a refusal
+    /// when its name is taken by another live member.
+    pub(crate) fn join_reply(&self, node: Node) -> JoinReply {
+        let cluster = self;
+        let members = cluster.members();
+        let clash = members.iter().find(|m| {
+            m.name == node.name
+                && m.addr != node.addr
+                && matches!(m.state, MemberState::Alive | MemberState::Suspect)
         });
-        if spawned.is_err() {
-            active.fetch_sub(1, Ordering::Relaxed);
+        if let Some(m) = clash {
+            log::warn!(
+                "refused {} at {}: the name is taken by {}",
+                node.name,
+                node.addr,
+                m.addr
+            );
+            return JoinReply {
+                members: Vec::new(),
+                error: Some(format!(
+                    "the name {} is already used by the member at {}; give this node another --name",
+                    node.name, m.addr
+                )),
+            };
         }
-    }
-}
-
-fn serve_peer(cluster: &Cluster, stream: TcpStream) {
-    let from = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
-    let mut s = match session::accept(stream, &cluster.ring()) {
-        Ok(s) => s,
-        Err(SessionError::Unauthorized) => {
-            cluster.rejected.fetch_add(1, Ordering::Relaxed);
-            log::info!("refused a peer connection from {from}: it does not hold the cluster key");
-            return;
-        }
-        Err(e) => {
-            log::debug!("peer connection from {from}: {e}");
-            return;
-        }
-    };
-    let request = match s.recv(MAX_PEER_FRAME) {
-        Ok(f) => f,
-        Err(e) => {
-            log::debug!("peer connection from {from}: {e}");
-            return;
-        }
-    };
-    let reply = match serde_json::from_slice::<PeerRequest>(&request) {
-        Ok(PeerRequest::Join { node }) => join_reply(cluster, node),
-        Err(e) => {
-            log::info!("peer {from} sent a malformed request: {e}");
-            return;
-        }
-    };
-    if let Ok(bytes) = serde_json::to_vec(&reply) {
-        let _ = s.send(&bytes);
-    }
-}
-
-fn join_reply(cluster: &Cluster, node: Node) -> JoinReply {
-    let members = cluster.members();
-    let clash = members.iter().find(|m| {
-        m.name == node.name
-            && m.addr != node.addr
-            && matches!(m.state, MemberState::Alive | MemberState::Suspect)
-    });
-    if let Some(m) = clash {
-        log::warn!(
-            "refused {} at {}: the name is taken by {}",
-            node.name,
-            node.addr,
-            m.addr
+        let mut list: Vec<Node> = vec![cluster.me.clone()];
+        list.extend(
+            members
+                .into_iter()
+                .filter(|m| {
+                    !m.is_self && matches!(m.state, MemberState::Alive | MemberState::Suspect)
+                })
+                .map(|m| Node {
+                    name: m.name,
+                    addr: m.addr,
+                    incarnation: m.incarnation,
+                    tags: m.tags,
+                }),
         );
-        return JoinReply {
-            members: Vec::new(),
-            error: Some(format!(
-                "the name {} is already used by the member at {}; give this node another --name",
-                node.name, m.addr
-            )),
-        };
-    }
-    let mut list: Vec<Node> = vec![cluster.me.clone()];
-    list.extend(
-        members
-            .into_iter()
-            .filter(|m| !m.is_self && matches!(m.state, MemberState::Alive | MemberState::Suspect))
-            .map(|m| Node {
-                name: m.name,
-                addr: m.addr,
-                incarnation: m.incarnation,
-                tags: m.tags,
-            }),
-    );
-    cluster.command(Command::Add(node));
-    JoinReply {
-        members: list,
-        error: None,
+        cluster.command(Command::Add(node));
+        JoinReply {
+            members: list,
+            error: None,
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! The local Unix socket: one thread per connection reads the request and its
 //! items, the worker pool computes, and a writer thread streams results back.
 
-use super::Shared;
+use super::batch::{Batches, Done};
 use super::cluster::JoinError;
-use super::engine::Fields;
+use super::{Shared, fanout};
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::LineReader;
 use crate::ops::count::{CallerAccess, Descend, Everywhere};
@@ -16,12 +16,9 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::net::UnixStream;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{
-    Receiver, Sender, SyncSender, TryRecvError, TrySendError, channel, sync_channel,
-};
+use std::sync::mpsc::{Receiver, TryRecvError, channel, sync_channel};
 use std::thread;
 
 /// Items of one connection being computed or waiting to be written; bounds
@@ -174,13 +171,6 @@ fn write_line<W: Write, T: serde::Serialize>(mut w: W, value: &T) -> io::Result<
     w.write_all(&line)
 }
 
-/// One computed item on its way to the writer.
-struct Done {
-    id: u64,
-    path: String,
-    result: Result<Fields, Error>,
-}
-
 fn serve_query(
     query: Query,
     mut reader: LineReader,
@@ -188,6 +178,9 @@ fn serve_query(
     caller: Caller,
     shared: Arc<Shared>,
 ) {
+    if query.target.is_some() {
+        return serve_cluster_query(query, reader, out, caller, shared);
+    }
     if let Err(e) = write_line(
         &out,
         &Accepted {
@@ -219,14 +212,13 @@ fn serve_query(
     } else {
         Arc::new(CallerAccess::of_process(caller.pid, caller.uid, caller.gid))
     };
-    let mut batches = Batches {
-        shared: Arc::clone(&shared),
-        query: Arc::clone(&query),
+    let mut batches = Batches::new(
+        Arc::clone(&shared),
+        Arc::clone(&query),
         descend,
         done_tx,
         slot_tx,
-        batch: Vec::with_capacity(BATCH),
-    };
+    );
 
     if let Some(paths) = &query.paths {
         for (id, path) in paths.iter().enumerate() {
@@ -279,89 +271,114 @@ fn serve_query(
     let _ = writer.join();
 }
 
-/// Most items computed by one pool job. Handing items to the pool in batches
-/// keeps thread wake-ups far fewer than items when there are many small files.
-const BATCH: usize = WINDOW / 4;
-
-/// One item waiting for its batch to be handed to the pool.
-struct Pending {
-    id: u64,
-    path: String,
-    file: Result<File, Error>,
-}
-
-/// Groups a connection's items into pool jobs.
-struct Batches {
+/// A query for other members: paths are passed on as text and each member
+/// opens them below its own exports; results are written as they arrive.
+fn serve_cluster_query(
+    mut query: Query,
+    mut reader: LineReader,
+    out: UnixStream,
+    caller: Caller,
     shared: Arc<Shared>,
-    query: Arc<Query>,
-    descend: Arc<dyn Descend + Send + Sync>,
-    done_tx: Sender<Vec<Done>>,
-    slot_tx: SyncSender<()>,
-    batch: Vec<Pending>,
-}
-
-impl Batches {
-    /// Queues an item; the batch goes to the pool when full or when no
-    /// further item is ready to be read (`more_ready` false).
-    fn add(&mut self, id: u64, path: String, file: Result<File, Error>, more_ready: bool) {
-        if let Err(TrySendError::Full(())) = self.slot_tx.try_send(()) {
-            // Before waiting for a slot, let the items we hold be computed:
-            // their slots are among the ones we wait for.
-            self.flush();
-            if self.slot_tx.send(()).is_err() {
-                return;
-            }
-        }
-        // A large file or a directory tree is a job of its own, so that two
-        // of them run on two workers at once.
-        let heavy = match &file {
-            Ok(f) => f
-                .metadata()
-                .map_or(true, |md| !md.is_file() || md.len() >= crate::ops::PIPE_MIN),
-            Err(_) => false,
+) {
+    let Some(target) = query.target.take() else {
+        return;
+    };
+    let links = fanout::links_for(&target, &shared.cluster.members());
+    if links.is_empty() {
+        let tags: Vec<String> = target
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let msg = if tags.is_empty() {
+            "no member to ask".to_string()
+        } else {
+            format!("no alive member has the tags {}", tags.join(", "))
         };
-        if heavy {
-            self.flush();
-        }
-        self.batch.push(Pending { id, path, file });
-        if heavy || self.batch.len() >= BATCH || !more_ready {
-            self.flush();
-        }
+        fail_request(&out, Error::new(ErrorCode::Unreachable, msg));
+        return;
     }
-
-    fn flush(&mut self) {
-        if self.batch.is_empty() {
+    let accepted = Accepted {
+        accepted: true,
+        peer: shared.name.clone(),
+    };
+    if write_line(&out, &accepted).is_err() {
+        return;
+    }
+    let (tx, rx) = channel::<Vec<u8>>();
+    let writer = thread::Builder::new()
+        .name("local-writer".into())
+        .spawn(move || {
+            let mut w = BufWriter::with_capacity(64 * 1024, &out);
+            let mut broken = false;
+            loop {
+                let line = match rx.try_recv() {
+                    Ok(l) => l,
+                    Err(TryRecvError::Empty) => {
+                        broken = broken || w.flush().is_err();
+                        match rx.recv() {
+                            Ok(l) => l,
+                            Err(_) => break,
+                        }
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                };
+                // After a failed write the rest is dropped; the links see
+                // the closed channel and stop asking.
+                if broken || w.write_all(&line).is_err() {
+                    return None;
+                }
+            }
+            drop(w);
+            (!broken).then_some(out)
+        });
+    let writer = match writer {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("cannot start a writer thread: {e}");
             return;
         }
-        let items = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        let shared = Arc::clone(&self.shared);
-        let query = Arc::clone(&self.query);
-        let descend = Arc::clone(&self.descend);
-        let done_tx = self.done_tx.clone();
-        self.shared.pool.submit(move || {
-            let done = items
-                .into_iter()
-                .map(|p| {
-                    let result = p.file.and_then(|file| {
-                        catch_unwind(AssertUnwindSafe(|| {
-                            shared.engine.execute(&query, file, &*descend)
-                        }))
-                        .unwrap_or_else(|_| {
-                            Err(Error::new(
-                                ErrorCode::Internal,
-                                "the computation failed unexpectedly",
-                            ))
-                        })
-                    });
-                    Done {
-                        id: p.id,
-                        path: p.path,
-                        result,
+    };
+    let paths = query.paths.take();
+    let feeder = fanout::start(&shared, query, &target, links, tx);
+    if let Some(paths) = paths {
+        for (id, path) in paths.into_iter().enumerate() {
+            feeder.push(id as u64, path);
+        }
+    } else {
+        loop {
+            let line = match reader.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => {
+                    log::info!("local connection from pid {} closed: {e}", caller.pid);
+                    break;
+                }
+            };
+            if serde_json::from_slice::<End>(&line).is_ok_and(|e| e.end) {
+                break;
+            }
+            match serde_json::from_slice::<ItemRequest>(&line) {
+                // A descriptor means nothing to another host; the path is what counts.
+                Ok(item) => {
+                    if item.fd {
+                        drop(reader.take_fd());
                     }
-                })
-                .collect();
-            let _ = done_tx.send(done);
-        });
+                    feeder.push(item.id, item.path);
+                }
+                Err(e) => {
+                    log::info!(
+                        "local connection from pid {} closed: malformed item: {e}",
+                        caller.pid
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    let summary = feeder.finish();
+    if let Ok(Some(out)) = writer.join() {
+        let _ = write_line(&out, &summary);
     }
 }
 

@@ -1,12 +1,18 @@
 //! `p2pd`: binds the local socket, runs the worker pool and serves queries
 //! until SIGINT or SIGTERM.
 
+pub mod batch;
 pub mod cluster;
+pub mod distribute;
 pub mod engine;
+pub mod fanout;
 pub mod local;
+pub mod peer;
 pub mod pool;
+pub mod remote;
 
 use crate::crypto::keys::{KeyRing, default_key_path};
+use crate::exports::Exports;
 use crate::membership::{Node, Timings};
 use crate::paths;
 use cluster::Cluster;
@@ -19,8 +25,8 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::thread;
 
 /// Everything `p2pd` needs to start, resolved from flags and defaults.
@@ -43,6 +49,8 @@ pub struct Config {
     pub timings: Timings,
     /// Members to join through at start.
     pub join: Vec<String>,
+    /// Directories peers may read below.
+    pub exports: Exports,
 }
 
 /// State every connection shares.
@@ -52,6 +60,17 @@ pub struct Shared {
     pub engine: Engine,
     pub pool: Pool,
     pub cluster: Arc<Cluster>,
+    exports: RwLock<Arc<Exports>>,
+}
+
+impl Shared {
+    /// The directories peers may read below, as of now.
+    pub fn exports(&self) -> Arc<Exports> {
+        match self.exports.read() {
+            Ok(e) => Arc::clone(&e),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
 }
 
 /// Exit status for a configuration or start-up error.
@@ -105,14 +124,15 @@ pub fn run(cfg: Config) -> i32 {
             .map_or(1, |d| d.as_millis() as u64),
         tags: cfg.tags.clone(),
     };
-    let cluster = match Cluster::start(me, cfg.bind, cfg.ring.clone(), cfg.timings.clone()) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = std::fs::remove_file(&cfg.socket);
-            log::error!("{e}; is another p2pd using port {}?", cfg.port);
-            return EXIT_CONFIG;
-        }
-    };
+    let (cluster, peer_listener) =
+        match Cluster::start(me, cfg.bind, cfg.ring.clone(), cfg.timings.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_file(&cfg.socket);
+                log::error!("{e}; is another p2pd using port {}?", cfg.port);
+                return EXIT_CONFIG;
+            }
+        };
     if !cfg.join.is_empty() {
         let c = Arc::clone(&cluster);
         let addrs = cfg.join.clone();
@@ -126,7 +146,27 @@ pub fn run(cfg: Config) -> i32 {
         engine: Engine::new(cfg.cache_entries),
         pool: Pool::new(cfg.workers, cfg.workers * 64),
         cluster: Arc::clone(&cluster),
+        exports: RwLock::new(Arc::new(cfg.exports.clone())),
     });
+    let peers = Arc::clone(&shared);
+    if let Err(e) = thread::Builder::new()
+        .name("peer-accept".into())
+        .spawn(move || peer::accept_loop(peers, peer_listener))
+    {
+        log::error!("cannot start the peer thread: {e}");
+        return EXIT_CONFIG;
+    }
+    if cfg.exports.is_empty() {
+        log::info!("exporting nothing: peers may not read files here (add --export DIR)");
+    } else {
+        let roots: Vec<String> = cfg
+            .exports
+            .roots()
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect();
+        log::info!("peers may read below {}", roots.join(", "));
+    }
 
     let socket = cfg.socket.clone();
     let key_source = cfg.key_source.clone();
@@ -328,6 +368,13 @@ pub fn main(cli: crate::cli::DaemonCli) -> i32 {
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let exports = match Exports::new(&cli.exports) {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
     let cfg = Config {
         port: cli.port,
         name: cli.name.unwrap_or_else(|| default_name(cli.port)),
@@ -344,6 +391,7 @@ pub fn main(cli: crate::cli::DaemonCli) -> i32 {
         key_source,
         timings,
         join,
+        exports,
     };
     run(cfg)
 }

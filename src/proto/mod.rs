@@ -8,10 +8,13 @@
 //! one [`Summary`] line. A request that cannot be served at all gets a single
 //! `{"error":{...}}` line and the connection is closed.
 
+pub mod peer;
+
 use crate::error::Error;
 use crate::ops::count::DirCounts;
 use crate::ops::wc::WcCounts;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The longest request line the daemon accepts.
 pub const MAX_LINE: usize = 1 << 20;
@@ -69,6 +72,31 @@ pub struct Query {
     /// Inline paths; when present no item lines follow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paths: Option<Vec<String>>,
+    /// Where the query runs; absent means on this host, with the caller's rights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+}
+
+/// Which members answer a query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// These members, by name or HOST:PORT; one line per member per path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+    /// Every alive member, this one included; one line per member per path.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub all: bool,
+    /// Each path once, by whichever member is free.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub spread: bool,
+    /// With `all` or `spread`: only members carrying every one of these tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// How long a member may stay silent before its items are given up (or,
+    /// with `spread`, handed to another member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 fn is_false(b: &bool) -> bool {

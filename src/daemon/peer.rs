@@ -1,0 +1,226 @@
+//! The peer port: TCP connections from other members, each an encrypted
+//! session that carries one join exchange or query streams.
+//!
+//! Hostile or broken clients are bounded here: a connection must finish its
+//! handshake before a fixed deadline, however slowly it drips bytes; at most
+//! [`MAX_CONNECTIONS`] are served at once, and when that many are open the
+//! oldest one still in its handshake is dropped to make room, so a flood of
+//! idle connections cannot lock out real members.
+
+use super::{Shared, remote};
+use crate::crypto::session::{self, Session, SessionError};
+use crate::proto::peer::{self, PeerReply, PeerRequest};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Connections served at once on the peer port.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Time a connection has to complete its handshake.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// How long an authenticated connection may sit between requests.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connections not yet authenticated, oldest first, so one can be dropped
+/// when the port is full.
+#[derive(Default)]
+struct Handshaking {
+    next_id: AtomicU64,
+    queue: Mutex<VecDeque<(u64, TcpStream)>>,
+}
+
+impl Handshaking {
+    fn add(&self, stream: &TcpStream) -> Option<u64> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let clone = stream.try_clone().ok()?;
+        self.queue.lock().ok()?.push_back((id, clone));
+        Some(id)
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.retain(|(i, _)| *i != id);
+        }
+    }
+
+    /// Cuts off the oldest connection still in its handshake; false when there is none.
+    fn evict_oldest(&self) -> bool {
+        let oldest = self.queue.lock().ok().and_then(|mut q| q.pop_front());
+        match oldest {
+            Some((_, s)) => {
+                let _ = s.shutdown(Shutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Accepts peers until the listener fails for good.
+pub fn accept_loop(shared: Arc<Shared>, tcp: TcpListener) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let handshaking = Arc::new(Handshaking::default());
+    for conn in tcp.incoming() {
+        let stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("accept on the peer port: {e}");
+                // Out of descriptors or memory: give the others time to finish.
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if active.load(Ordering::Acquire) >= MAX_CONNECTIONS && !handshaking.evict_oldest() {
+            // Every slot holds an authenticated member: this one retries later.
+            log::warn!("refusing a peer connection: {MAX_CONNECTIONS} already open");
+            continue;
+        }
+        let Some(ticket) = handshaking.add(&stream) else {
+            continue;
+        };
+        active.fetch_add(1, Ordering::AcqRel);
+        let shared = Arc::clone(&shared);
+        let (a, h) = (Arc::clone(&active), Arc::clone(&handshaking));
+        let spawned = thread::Builder::new().name("peer".into()).spawn(move || {
+            serve(&shared, stream, &h, ticket);
+            h.remove(ticket);
+            a.fetch_sub(1, Ordering::AcqRel);
+        });
+        if spawned.is_err() {
+            handshaking.remove(ticket);
+            active.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A stream whose reads fail once a deadline has passed, however the bytes
+/// trickle in: a socket read timeout alone restarts with every byte.
+pub struct Deadline {
+    stream: TcpStream,
+    until: Instant,
+}
+
+impl Deadline {
+    pub fn new(stream: TcpStream, within: Duration) -> Deadline {
+        Deadline {
+            stream,
+            until: Instant::now() + within,
+        }
+    }
+
+    pub fn into_inner(self) -> TcpStream {
+        self.stream
+    }
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake deadline",
+            ));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Deadline {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+fn serve(shared: &Arc<Shared>, stream: TcpStream, handshaking: &Handshaking, ticket: u64) {
+    let from = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
+    let cluster = &shared.cluster;
+    let session = match session::accept(Deadline::new(stream, HANDSHAKE_DEADLINE), &cluster.ring())
+    {
+        Ok(s) => s.map_stream(Deadline::into_inner),
+        Err(SessionError::Unauthorized) => {
+            let n = cluster.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+            log::info!(
+                "refused a peer connection from {from}: it does not hold the cluster key ({n} refused so far)"
+            );
+            return;
+        }
+        Err(e) => {
+            log::debug!("peer connection from {from}: {e}");
+            return;
+        }
+    };
+    handshaking.remove(ticket);
+    let _ = session.stream().set_read_timeout(Some(IDLE_TIMEOUT));
+    serve_requests(shared, session, &from);
+}
+
+/// Serves requests on an authenticated session until it ends.
+fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str) {
+    loop {
+        let frame = match s.recv(peer::MAX_FRAME) {
+            Ok(f) => f,
+            Err(SessionError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return,
+            Err(e) => {
+                log::info!("peer {from}: closing the connection: {e}");
+                return;
+            }
+        };
+        match serde_json::from_slice::<PeerRequest>(&frame) {
+            Ok(PeerRequest::Join { node }) => {
+                let reply = shared.cluster.join_reply(node);
+                if s.send(&peer::encode(&reply)).is_err() {
+                    return;
+                }
+            }
+            Ok(PeerRequest::Query {
+                kind,
+                lines_only,
+                recursive,
+            }) => {
+                let query = crate::proto::Query {
+                    kind,
+                    lines_only,
+                    recursive,
+                    cwd: None,
+                    paths: None,
+                    target: None,
+                };
+                match remote::serve(shared, query, s, from) {
+                    Some(again) => s = again,
+                    None => return,
+                }
+            }
+            Ok(other) => {
+                log::info!("peer {from}: closing: {other:?} outside a query");
+                let _ = s.send(&peer::encode(&PeerReply::Failed {
+                    error: crate::error::Error::new(
+                        crate::error::ErrorCode::InvalidRequest,
+                        "items or end without a query",
+                    ),
+                }));
+                return;
+            }
+            Err(e) => {
+                log::info!("peer {from}: closing: malformed request: {e}");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! A member's side of a query from a peer: paths arrive in batches, are
+//! opened below this member's exports (never elsewhere), computed on the
+//! worker pool, and their results stream back as they finish.
+//!
+//! Two threads per query: this one writes results, a second reads the
+//! batches. Each item holds a slot until its result is written, so a peer
+//! that sends faster than we compute, or stops reading, stops being read.
+
+use super::Shared;
+use super::batch::{Batches, Done};
+use crate::crypto::session::{self, Session, SessionReader};
+use crate::ops::count::Everywhere;
+use crate::proto::Query;
+use crate::proto::peer::{self, PeerReply, PeerRequest, PeerResult};
+use serde_json::{Map, Value};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, channel, sync_channel};
+use std::thread;
+use std::time::Duration;
+
+/// Items of one peer query being computed or waiting to be written.
+const WINDOW: usize = 1024;
+
+/// How often a busy member says it is still working, so the asking side
+/// can tell a long computation from a frozen member.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Results sent in one frame at most.
+const RESULTS_PER_FRAME: usize = 512;
+
+/// How the peer ended its side of the query.
+enum Ending {
+    /// Sent `End`: the connection may carry another request.
+    Clean,
+    /// Went away or sent something malformed.
+    Broken,
+}
+
+/// Serves one query stream; gives the session back when it ended cleanly.
+pub fn serve(
+    shared: &Arc<Shared>,
+    query: Query,
+    s: Session<TcpStream>,
+    from: &str,
+) -> Option<Session<TcpStream>> {
+    let (mut writer, reader) = s.split().ok()?;
+    let accepted = PeerReply::Accepted {
+        peer: shared.name.clone(),
+    };
+    writer.send(&peer::encode(&accepted)).ok()?;
+    let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
+    let (done_tx, done_rx) = channel::<Vec<Done>>();
+    let batches = Batches::new(
+        Arc::clone(shared),
+        Arc::new(query),
+        // Below an export the daemon reads with its own rights; the walk of a
+        // directory count never follows a symlink out of it.
+        Arc::new(Everywhere),
+        done_tx,
+        slot_tx,
+    );
+    let exports = shared.exports();
+    let peer_name = from.to_string();
+    let read = thread::Builder::new()
+        .name("peer-read".into())
+        .spawn(move || read_items(reader, batches, &exports, &peer_name))
+        .ok()?;
+
+    let mut broken = false;
+    loop {
+        let first = match done_rx.recv_timeout(HEARTBEAT) {
+            Ok(d) => d,
+            Err(RecvTimeoutError::Timeout) => {
+                if !broken && writer.send(&peer::encode(&PeerReply::Working)).is_err() {
+                    broken = true;
+                }
+                continue;
+            }
+            // Every job and the reader are done.
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut results = Vec::with_capacity(first.len());
+        let add = |batch: Vec<Done>, results: &mut Vec<PeerResult>| {
+            for d in batch {
+                results.push(result_of(d));
+                let _ = slot_rx.try_recv();
+            }
+        };
+        add(first, &mut results);
+        while results.len() < RESULTS_PER_FRAME {
+            match done_rx.try_recv() {
+                Ok(batch) => add(batch, &mut results),
+                Err(_) => break,
+            }
+        }
+        if !broken
+            && writer
+                .send(&peer::encode(&PeerReply::Results { results }))
+                .is_err()
+        {
+            broken = true;
+        }
+    }
+    let (reader, ending) = read.join().ok()?;
+    match (broken, ending) {
+        (false, Ending::Clean) => {
+            writer.send(&peer::encode(&PeerReply::Done)).ok()?;
+            Some(session::rejoin(writer, reader))
+        }
+        _ => None,
+    }
+}
+
+/// Reads batches of paths until `End`, opening each below the exports.
+fn read_items(
+    mut reader: SessionReader<TcpStream>,
+    mut batches: Batches,
+    exports: &crate::exports::Exports,
+    from: &str,
+) -> (SessionReader<TcpStream>, Ending) {
+    let ending = loop {
+        let frame = match reader.recv(peer::MAX_FRAME) {
+            Ok(f) => f,
+            Err(e) => {
+                log::info!("peer {from}: query stream broken: {e}");
+                break Ending::Broken;
+            }
+        };
+        match serde_json::from_slice::<PeerRequest>(&frame) {
+            Ok(PeerRequest::Items { items }) if items.len() <= peer::MAX_ITEMS => {
+                let n = items.len();
+                for (k, item) in items.into_iter().enumerate() {
+                    let file = exports.open(&item.path);
+                    batches.add(item.id, item.path, file, k + 1 < n);
+                }
+            }
+            Ok(PeerRequest::End {}) => break Ending::Clean,
+            Ok(other) => {
+                log::info!("peer {from}: closing: unexpected {other:?} in a query");
+                break Ending::Broken;
+            }
+            Err(e) => {
+                log::info!("peer {from}: closing: malformed frame in a query: {e}");
+                break Ending::Broken;
+            }
+        }
+    };
+    batches.flush();
+    (reader, ending)
+}
+
+/// One result as it goes on the wire: the query's fields, or `error`.
+fn result_of(d: Done) -> PeerResult {
+    let fields = match d.result {
+        Ok(f) => match serde_json::to_value(&f) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        },
+        Err(error) => {
+            let mut map = Map::new();
+            map.insert(
+                "error".into(),
+                serde_json::to_value(&error).unwrap_or(Value::Null),
+            );
+            map
+        }
+    };
+    PeerResult { id: d.id, fields }
+}

@@ -1,0 +1,148 @@
+//! The peer protocol: what daemons say to each other inside the encrypted
+//! TCP session (see [`crate::crypto::session`]), one JSON object per frame.
+//!
+//! A connection starts with one request. [`PeerRequest::Join`] gets one
+//! [`JoinReply`] and the connection ends. [`PeerRequest::Query`] opens a
+//! query stream: the member answers [`PeerReply::Accepted`], then the asking
+//! daemon sends [`PeerRequest::Items`] batches and finally
+//! [`PeerRequest::End`], while the member streams [`PeerReply::Results`] as
+//! items finish, [`PeerReply::Working`] when it has been busy for a while with
+//! nothing new to say, and [`PeerReply::Done`] once every item is answered.
+//! Paths are absolute, as the member should open them; ids are the asking
+//! daemon's, so it can tell which result is which.
+
+use crate::error::Error;
+use crate::membership::Node;
+use crate::proto::QueryKind;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The largest frame either side accepts.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Most items in one [`PeerRequest::Items`] frame.
+pub const MAX_ITEMS: usize = 256;
+
+/// What the asking side sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerRequest {
+    /// A node joins through us and wants the member list.
+    Join { node: Node },
+    /// Opens a query stream.
+    Query {
+        kind: QueryKind,
+        #[serde(default)]
+        lines_only: bool,
+        #[serde(default)]
+        recursive: bool,
+    },
+    /// More paths for the open query.
+    Items { items: Vec<PeerItem> },
+    /// No more paths will come.
+    End {},
+}
+
+/// One path to answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerItem {
+    pub id: u64,
+    pub path: String,
+}
+
+/// The answer to [`PeerRequest::Join`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinReply {
+    #[serde(default)]
+    pub members: Vec<Node>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the answering member sends during a query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PeerReply {
+    /// The query is being served, under this member name.
+    Accepted { peer: String },
+    /// Finished items, in the order they finished.
+    Results { results: Vec<PeerResult> },
+    /// Still computing; nothing finished since the last frame.
+    Working,
+    /// Every item sent before `End` is answered.
+    Done,
+    /// The query cannot be served at all.
+    Failed { error: Error },
+}
+
+/// One finished item: its id and either the result fields of the query kind
+/// or `error`, exactly as they will be printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerResult {
+    pub id: u64,
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+/// Encodes a frame.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain types cannot fail: no maps with non-string
+    // keys, no custom serializers that error.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let reqs = [
+            PeerRequest::Query {
+                kind: QueryKind::Sha256,
+                lines_only: false,
+                recursive: true,
+            },
+            PeerRequest::Items {
+                items: vec![PeerItem {
+                    id: 7,
+                    path: "/srv/a".into(),
+                }],
+            },
+            PeerRequest::End {},
+        ];
+        for r in reqs {
+            let bytes = encode(&r);
+            assert_eq!(serde_json::from_slice::<PeerRequest>(&bytes).unwrap(), r);
+        }
+        assert_eq!(
+            String::from_utf8(encode(&PeerRequest::End {})).unwrap(),
+            r#"{"op":"end"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_ops_and_fields_are_refused() {
+        for bad in [
+            r#"{"op":"shell","cmd":"rm -rf /"}"#,
+            r#"{"op":"end","extra":1}"#,
+            r#"{"op":"items","items":[{"id":1,"path":"/a","fd":3}]}"#,
+            r#"{"op":"items"}"#,
+            r#"[1,2,3]"#,
+        ] {
+            assert!(serde_json::from_str::<PeerRequest>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn results_carry_fields_or_error() {
+        let text = r#"{"op":"results","results":[{"id":1,"lines":3,"bytes":9},{"id":2,"error":{"code":"not_found","message":"gone"}}]}"#;
+        let PeerReply::Results { results } = serde_json::from_str(text).unwrap() else {
+            panic!("not results")
+        };
+        assert_eq!(results[0].id, 1);
+        assert_eq!(results[0].fields["lines"], 3);
+        assert_eq!(results[1].fields["error"]["code"], "not_found");
+    }
+}
