@@ -3,24 +3,17 @@
 
 mod common;
 
-use common::{Daemon, TEST_KEY, free_port, run};
+use common::{Daemon, FAST, TEST_KEY, eventually, free_port, peers, run};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-/// Fast timings so failures are detected in a few seconds.
-const FAST: &[&str] = &["--gossip-interval", "100", "--probe-interval", "300"];
+use std::time::Duration;
 
 fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut v: Vec<&str> = FAST.to_vec();
     v.extend_from_slice(extra);
     v
-}
-
-fn peers(d: &Daemon) -> Vec<Value> {
-    run(&mut d.cmd("p2p-peers")).json()
 }
 
 fn state_of(d: &Daemon, name: &str) -> Option<(String, u64)> {
@@ -32,33 +25,8 @@ fn state_of(d: &Daemon, name: &str) -> Option<(String, u64)> {
     })
 }
 
-/// Polls until `cond` holds, for at most `secs` seconds.
-fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("not within {secs} s: {what}");
-}
-
 fn start_cluster(n: usize) -> Vec<Daemon> {
-    let first = Daemon::start(&args(&["--name", "node0"]));
-    let seed = format!("127.0.0.1:{}", first.port);
-    let mut all = vec![first];
-    for i in 1..n {
-        let name = format!("node{i}");
-        all.push(Daemon::start(&args(&["--name", &name, "--join", &seed])));
-    }
-    for d in &all {
-        eventually(15, "every member sees every other as alive", || {
-            let p = peers(d);
-            p.len() == n && p.iter().all(|m| m["state"] == "alive")
-        });
-    }
-    all
+    common::start_cluster(n, |_| Vec::new())
 }
 
 #[test]

@@ -215,3 +215,46 @@ pub fn gnu_sha256(path: &Path) -> String {
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Polls until `cond` holds, for at most `secs` seconds.
+pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("not within {secs} s: {what}");
+}
+
+/// The member list as `p2p-peers` prints it on `d`.
+pub fn peers(d: &Daemon) -> Vec<Value> {
+    run(&mut d.cmd("p2p-peers")).json()
+}
+
+/// Fast timings so failures are detected in a few seconds.
+pub const FAST: &[&str] = &["--gossip-interval", "100", "--probe-interval", "300"];
+
+/// `n` daemons named node0.. joined through node0, with `extra(i)` flags
+/// each, returned once every one sees all as alive.
+pub fn start_cluster(n: usize, extra: impl Fn(usize) -> Vec<String>) -> Vec<Daemon> {
+    let mut all: Vec<Daemon> = Vec::new();
+    for i in 0..n {
+        let mut args: Vec<String> = FAST.iter().map(|s| s.to_string()).collect();
+        args.extend(["--name".to_string(), format!("node{i}")]);
+        if let Some(first) = all.first() {
+            args.extend(["--join".to_string(), format!("127.0.0.1:{}", first.port)]);
+        }
+        args.extend(extra(i));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.push(Daemon::start(&refs));
+    }
+    for d in &all {
+        eventually(15, "every member sees every other as alive", || {
+            let p = peers(d);
+            p.len() == n && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    all
+}
