@@ -179,6 +179,14 @@ pub struct DaemonCli {
     /// How many file versions the result cache remembers (0 turns it off)
     #[arg(long, value_name = "N", default_value_t = 16384)]
     pub cache_entries: usize,
+
+    /// Read settings from this TOML file, whose keys are the long flags [default: ~/.config/p2p/p2pd.toml, else /etc/p2pd/p2pd.toml, when present]
+    #[arg(long, env = "P2PD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Keep this node's identity and last known members here, to rejoin them after a restart
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Parses KEY=VALUE.

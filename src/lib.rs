@@ -16,11 +16,15 @@
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
 //! - [`output`]: the one printer for JSON lines and the text formats.
 //! - [`cli`]: the clap definitions of every binary, also used for man pages and completions.
+//! - [`config`]: `p2pd`'s TOML config file, merged under its flags and environment.
+//! - [`state`]: what `p2pd` keeps in `--state-dir` across restarts, written atomically.
+//! - [`systemd`]: readiness, watchdog, credentials and socket activation, without libsystemd.
 
 pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod cmd;
+pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod error;
@@ -31,3 +35,5 @@ pub mod ops;
 pub mod output;
 pub mod paths;
 pub mod proto;
+pub mod state;
+pub mod systemd;
