@@ -6,10 +6,32 @@ use std::path::PathBuf;
 
 /// Long help shared by the query commands: where paths come from.
 const QUERY_AFTER: &str = "\
-Paths are opened by the command itself, with your own permissions, and handed \
-to the local p2pd, which computes the answer and streams one JSON object per \
-line back. Exit status: 0 when every item succeeded, 1 when some failed, 2 for a \
-usage error, 3 when the local daemon cannot be reached.";
+By default paths are opened by the command itself, with your own permissions, and \
+handed to the local p2pd, which computes the answer and streams one JSON object per \
+line back. With --peer, --all or --spread the paths are sent to those members, which \
+read them below the directories they export (p2pd --export DIR). Exit status: 0 when \
+every item succeeded, 1 when some failed, 2 for a usage error, 3 when the local daemon \
+cannot be reached.";
+
+/// The man page section shared by the query commands: where a query runs.
+const WHERE_IT_RUNS: &str = "By default the query runs on this host: the command opens each path \
+itself, with your permissions (relative paths against the current directory), and the local \
+p2pd computes the answer.\n\n\
+--peer NAME|HOST:PORT (repeatable) runs it on those members instead; --all on every alive \
+member, this one included, one line per member per path; --spread on the alive members with \
+each path computed exactly once, by whichever member is free (faster members take more), for \
+files on a shared filesystem. --tag KEY=VALUE narrows --all and --spread to members with that \
+tag. Paths are sent as text (relative ones made absolute against the current directory) and \
+each member opens them below the directories it exports (p2pd --export DIR); anything else is \
+refused with not_exported, and neither .., symlinks nor /proc lead out of an export.\n\n\
+Results print as they arrive, from whichever member answers first. A member that cannot be \
+reached gives an unreachable line for each of its paths; one that holds another cluster key \
+gives unauthorized; one that stays silent for --timeout seconds (default 10; a member busy \
+with a large file says so every second) gives timeout. With --spread such a member's paths are \
+redone by the others, so every path still gets exactly one line.\n\n\
+--format text starts each line with the member's name, as pdsh does; p2p-sha256 --format \
+sha256sum does not, so its output stays readable by sha256sum -c (with --all, \
+| sort -u shows the distinct digests).";
 
 /// The paths a query is about.
 #[derive(Debug, Clone, Args)]
@@ -445,6 +467,22 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .into(),
             ));
             s.push((
+                "EXPORTS",
+                "Other members may read files here only below the directories given with --export \
+                 (repeatable; none by default, so a fresh daemon serves no file to anyone else). A \
+                 query for a path elsewhere gets not_exported, with a message naming the flag to add. \
+                 Paths are resolved beneath the export with openat2(2) RESOLVE_BENEATH and \
+                 RESOLVE_NO_MAGICLINKS: neither .., nor a symlink pointing out (absolute or relative), \
+                 nor /proc/self/root and its kind leads outside; a symlink that stays inside is \
+                 followed. On kernels without openat2 every symlink and .. below an export is refused. \
+                 A directory count never follows a symlink. Files are read with the daemon's own \
+                 rights, so export only what every key holder may read.\n\n\
+                 Queries from the local commands are not affected: those open files with the \
+                 caller's rights, as before. Queries that p2p-wc --all and its kind send reach this \
+                 daemon too, as a member like any other, and obey the same exports."
+                    .into(),
+            ));
+            s.push((
                 "SIGNALS",
                 "SIGINT, SIGTERM: tell the other members we leave, remove the socket and exit 0.\n\n\
                  SIGHUP: read the key file again (--secret-file or the per-user default; keys from \
@@ -475,6 +513,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "EXAMPLES",
                 "Start a daemon with the defaults, then ask it something:\n\n  p2pd &\n  p2p-wc notes.txt | jq .words\n\n\
                  A second daemon joining the first, as the seed did it:\n\n  p2pd 65433 127.0.0.1:65432 &\n\n\
+                 Let peers read below /srv/data, then ask every member:\n\n  p2pd --export /srv/data &\n  p2p-sha256 --all /srv/data/model.bin\n\n\
                  A second daemon on the same host, with its own port and socket:\n\n  p2pd 65433 &\n  P2P_SOCKET=$XDG_RUNTIME_DIR/p2p/p2pd-65433.sock p2p-wc notes.txt"
                     .into(),
             ));
@@ -482,8 +521,8 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
         "p2p-wc" => {
             s.push((
                 "OUTPUT",
-                "One JSON object per path, in the order the paths were given, flushed as results \
-                 arrive: peer (the member that computed it), path (as given), lines, words, bytes, \
+                "One JSON object per path, in the order the paths were given (with --peer, --all or \
+                 --spread: one per member and path, as they arrive), flushed as results arrive: peer (the member that computed it), path (as given), lines, words, bytes, \
                  chars. With -l, -w, -c or -m only the chosen counts appear.\n\n\
                  Counts follow GNU wc in a UTF-8 locale (LC_ALL=C.UTF-8 wc -lwmc): lines and bytes \
                  always exactly; words and chars exactly on valid UTF-8. A word is a run of printable \
@@ -495,17 +534,19 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .to_string()
                     + ERROR_FIELDS,
             ));
+            s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
                 "  p2p-wc notes.txt | jq .words\n  p2p-wc -l *.log | jq -s 'map(.lines) | add'\n  \
-                 find . -name '*.rs' -print0 | p2p-wc -0 --files-from - --format text"
+                 find . -name '*.rs' -print0 | p2p-wc -0 --files-from - --format text\n  p2p-wc --all /etc/motd --format text\n  p2p-wc --peer db1 --peer db2 /var/log/syslog | jq '{peer, lines}'"
                     .into(),
             ));
         }
         "p2p-sha256" => {
             s.push((
                 "OUTPUT",
-                "One JSON object per path, in the order given: peer, path, sha256 (lower-case hex), \
+                "One JSON object per path, in the order given (with --peer, --all or --spread: one \
+                 per member and path, as they arrive): peer, path, sha256 (lower-case hex), \
                  bytes.\n\n\
                  --format sha256sum (and text) prints \"DIGEST  PATH\" lines that sha256sum -c accepts, \
                  escaping names with a backslash or newline as sha256sum does.\n\n\
@@ -516,11 +557,12 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .to_string()
                     + ERROR_FIELDS,
             ));
+            s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
                 "  p2p-sha256 /etc/ssh/sshd_config | jq -r .sha256\n  \
                  p2p-sha256 --format sha256sum *.iso > SHA256SUMS && sha256sum -c SHA256SUMS\n  \
-                 p2p-sha256 --check SHA256SUMS --format text"
+                 p2p-sha256 --check SHA256SUMS --format text\n  p2p-sha256 --all /etc/ssh/sshd_config | jq -r '.peer + \" \" + .sha256'\n  find /shared/data -type f | p2p-sha256 --spread --files-from - > manifest.jsonl"
                     .into(),
             ));
         }
@@ -536,9 +578,10 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .to_string()
                     + ERROR_FIELDS,
             ));
+            s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
-                "  p2p-count -r /srv/data | jq '.files + .dirs'\n  p2p-count --format text /var/log /tmp".into(),
+                "  p2p-count -r /srv/data | jq '.files + .dirs'\n  p2p-count --format text /var/log /tmp\n  p2p-count --all -r /srv/data --tag role=storage | jq '{peer, files}'".into(),
             ));
         }
         "p2p-stat" => {
@@ -552,9 +595,10 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .to_string()
                     + ERROR_FIELDS,
             ));
+            s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
-                "  p2p-stat notes.txt | jq '{size, mtime, sha256}'\n  p2p-stat --format text /etc/hosts".into(),
+                "  p2p-stat notes.txt | jq '{size, mtime, sha256}'\n  p2p-stat --format text /etc/hosts\n  p2p-stat --peer 10.0.0.5:65432 /srv/data/report.csv".into(),
             ));
         }
         "p2p-peers" => {
