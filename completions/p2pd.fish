@@ -3,6 +3,7 @@ complete -c p2pd -l bind -d 'Address to listen on for peers, TCP and UDP on PORT
 complete -c p2pd -l advertise -d 'Address the other members use to reach this one [default: BIND:PORT]' -r
 complete -c p2pd -l tag -d 'A tag every member sees, KEY=VALUE (repeatable)' -r
 complete -c p2pd -l secret-file -d 'Cluster key file: base64 keys, one per line, the first sends [default: $P2PD_SECRET, else ~/.config/p2p/cluster.key, created if missing]' -r -F
+complete -c p2pd -l log-level -d 'Log filter: error, warn, info, debug, trace, or per module (p2p=debug,warn)' -r
 complete -c p2pd -l export -d 'Let peers read files below DIR (repeatable); nothing is exported by default' -r -F
 complete -c p2pd -l gossip-interval -d 'Milliseconds between gossip rounds' -r
 complete -c p2pd -l probe-interval -d 'Milliseconds between failure-detection probes' -r

@@ -170,6 +170,10 @@ pub struct DaemonCli {
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
+    /// Log filter: error, warn, info, debug, trace, or per module (p2p=debug,warn)
+    #[arg(long, env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
+    pub log_level: String,
+
     /// Let peers read files below DIR (repeatable); nothing is exported by default
     #[arg(long = "export", value_name = "DIR")]
     pub exports: Vec<PathBuf>,

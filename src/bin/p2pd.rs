@@ -1,5 +1,3 @@
-use clap::Parser;
-
 fn main() {
-    std::process::exit(p2p::daemon::main(p2p::cli::DaemonCli::parse()));
+    std::process::exit(p2p::daemon::main(std::env::args_os().collect()));
 }

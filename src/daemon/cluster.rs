@@ -29,6 +29,8 @@ enum Command {
     Add(Node),
     /// Leave the cluster, then acknowledge.
     Leave(Sender<()>),
+    /// Carry these tags from now on.
+    SetTags(std::collections::BTreeMap<String, String>),
 }
 
 /// Why a join failed.
@@ -54,7 +56,8 @@ impl std::fmt::Display for JoinError {
 
 /// The cluster as the rest of the daemon sees it.
 pub struct Cluster {
-    pub me: Node,
+    /// This node's identity; its tags and incarnation change on reload.
+    me: RwLock<Node>,
     /// The installed keys; replaced whole on reload (SIGHUP).
     ring: RwLock<Arc<KeyRing>>,
     /// Bumped on every reload, so the gossip loop rebuilds its ciphers.
@@ -84,7 +87,7 @@ impl Cluster {
         crate::crypto::random_bytes(&mut seed)?;
         let membership = Membership::new(me.clone(), &timings, seed);
         let cluster = Arc::new(Cluster {
-            me,
+            me: RwLock::new(me),
             ring: RwLock::new(Arc::new(ring)),
             ring_generation: AtomicU64::new(0),
             commands: Mutex::new(tx),
@@ -97,6 +100,19 @@ impl Cluster {
             .name("gossip".into())
             .spawn(move || gossip_loop(&c, membership, udp, rx))?;
         Ok((cluster, tcp))
+    }
+
+    /// This node's identity as of now.
+    pub fn me(&self) -> Node {
+        match self.me.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Gives this node new tags; the other members see an update.
+    pub fn set_tags(&self, tags: std::collections::BTreeMap<String, String>) {
+        self.command(Command::SetTags(tags));
     }
 
     /// The key ring in force now.
@@ -153,8 +169,9 @@ impl Cluster {
             SessionError::Unauthorized => JoinError::Unauthorized,
             other => JoinError::Unreachable(format!("{addr}: {other}")),
         })?;
+        let me_name = self.me().name;
         let req = peer::encode(&PeerRequest::Join {
-            node: self.me.clone(),
+            node: self.me(),
         });
         let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
         s.send(&req).map_err(io)?;
@@ -167,7 +184,7 @@ impl Cluster {
         let known = reply
             .members
             .iter()
-            .filter(|n| n.name != self.me.name)
+            .filter(|n| n.name != me_name)
             .count()
             + 1;
         self.command(Command::Joined(reply.members));
@@ -265,6 +282,12 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
                     m.leave(now);
                     leave_ack = Some(ack);
                 }
+                Command::SetTags(tags) => {
+                    m.set_tags(tags, now);
+                    if let Ok(mut me) = cluster.me.write() {
+                        *me = m.me().clone();
+                    }
+                }
             }
         }
         for (to, payload) in m.take_outbox() {
@@ -283,6 +306,13 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
             }
             if let Ok(mut members) = cluster.members.write() {
                 *members = m.members();
+            }
+            // Our own identity may have moved on (new tags, or a new
+            // incarnation after being declared down).
+            if let Ok(mut me) = cluster.me.write() {
+                if *me != *m.me() {
+                    *me = m.me().clone();
+                }
             }
             if let Ok(mut watchers) = cluster.watchers.lock() {
                 watchers.retain(|w| events.iter().all(|e| w.send(e.clone()).is_ok()));
@@ -317,7 +347,7 @@ impl Cluster {
                 )),
             };
         }
-        let mut list: Vec<Node> = vec![cluster.me.clone()];
+        let mut list: Vec<Node> = vec![cluster.me()];
         list.extend(
             members
                 .into_iter()

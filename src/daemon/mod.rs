@@ -1,5 +1,6 @@
-//! `p2pd`: binds the local socket, runs the worker pool and serves queries
-//! until SIGINT or SIGTERM.
+//! `p2pd`: binds the local socket and the peer port, runs the worker pool
+//! and the gossip loop, and serves queries until SIGINT or SIGTERM; SIGHUP
+//! reads the configuration again.
 
 pub mod batch;
 pub mod cluster;
@@ -7,19 +8,22 @@ pub mod distribute;
 pub mod engine;
 pub mod fanout;
 pub mod local;
+pub mod logging;
 pub mod peer;
 pub mod pool;
 pub mod remote;
 
+use crate::cli::DaemonCli;
 use crate::crypto::keys::{KeyRing, default_key_path};
 use crate::exports::Exports;
-use crate::membership::{Node, Timings};
-use crate::paths;
+use crate::membership::{MemberInfo, MemberState, Node, Timings};
+use crate::{config, paths, state, systemd};
 use cluster::Cluster;
 use engine::Engine;
 use nix::sys::signal::{SigSet, Signal};
 use pool::Pool;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -28,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread;
+use std::time::Duration;
 
 /// Everything `p2pd` needs to start, resolved from flags and defaults.
 #[derive(Debug, Clone)]
@@ -51,6 +56,12 @@ pub struct Config {
     pub join: Vec<String>,
     /// Directories peers may read below.
     pub exports: Exports,
+    /// Where identity and last known members are kept across restarts.
+    pub state_dir: Option<PathBuf>,
+    /// The command line, to read the configuration again on SIGHUP.
+    pub args: Vec<OsString>,
+    /// An incarnation above any this node had before.
+    pub incarnation: u64,
 }
 
 /// State every connection shares.
@@ -71,20 +82,17 @@ impl Shared {
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
+
+    fn set_exports(&self, exports: Exports) {
+        match self.exports.write() {
+            Ok(mut e) => *e = Arc::new(exports),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(exports),
+        }
+    }
 }
 
 /// Exit status for a configuration or start-up error.
 pub const EXIT_CONFIG: i32 = 2;
-
-/// Sets up logging for a daemon: `RUST_LOG` (default `info`), and no
-/// timestamps when stderr goes to the journal, which adds its own.
-pub fn init_logging() {
-    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        b.format_timestamp(None);
-    }
-    let _ = b.try_init();
-}
 
 /// The default node name: host name and port, unique among daemons of one host.
 pub fn default_name(port: u16) -> String {
@@ -109,26 +117,32 @@ pub fn run(cfg: Config) -> i32 {
         return EXIT_CONFIG;
     }
 
-    let listener = match bind_socket(&cfg.socket) {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!("{e}");
-            return EXIT_CONFIG;
-        }
+    // Under socket activation systemd owns the socket file; else we bind it.
+    let activated = systemd::listen_fds().into_iter().next();
+    let socket_activated = activated.is_some();
+    let listener = match activated {
+        Some(fd) => UnixListener::from(fd),
+        None => match bind_socket(&cfg.socket) {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("{e}");
+                return EXIT_CONFIG;
+            }
+        },
     };
     let me = Node {
         name: cfg.name.clone(),
         addr: cfg.advertise,
-        incarnation: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_millis() as u64),
+        incarnation: cfg.incarnation,
         tags: cfg.tags.clone(),
     };
     let (cluster, peer_listener) =
         match Cluster::start(me, cfg.bind, cfg.ring.clone(), cfg.timings.clone()) {
             Ok(c) => c,
             Err(e) => {
-                let _ = std::fs::remove_file(&cfg.socket);
+                if !socket_activated {
+                    let _ = std::fs::remove_file(&cfg.socket);
+                }
                 log::error!("{e}; is another p2pd using port {}?", cfg.port);
                 return EXIT_CONFIG;
             }
@@ -168,23 +182,43 @@ pub fn run(cfg: Config) -> i32 {
         log::info!("peers may read below {}", roots.join(", "));
     }
 
-    let socket = cfg.socket.clone();
-    let key_source = cfg.key_source.clone();
+    if let Some(dir) = cfg.state_dir.clone() {
+        let c = Arc::clone(&cluster);
+        let _ = thread::Builder::new()
+            .name("state".into())
+            .spawn(move || keep_state(&c, &dir));
+    }
+    if let Some(every) = systemd::watchdog_interval() {
+        let _ = thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                loop {
+                    let _ = systemd::notify("WATCHDOG=1");
+                    thread::sleep(every / 2);
+                }
+            });
+    }
+
+    let active = Arc::new(AtomicUsize::new(0));
+    let stop = Stop {
+        shared: Arc::clone(&shared),
+        key_source: cfg.key_source.clone(),
+        args: cfg.args.clone(),
+        socket: (!socket_activated).then(|| cfg.socket.clone()),
+        state_dir: cfg.state_dir.clone(),
+        active: Arc::clone(&active),
+    };
     let waiter = thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let sig = loop {
                 match signals.wait() {
-                    Ok(Signal::SIGHUP) => reload(&cluster, &key_source),
+                    Ok(Signal::SIGHUP) => stop.reload(),
                     Ok(s) => break s.as_str(),
                     Err(_) => break "signal",
                 }
             };
-            log::info!("{sig}: leaving the cluster and shutting down");
-            cluster.leave(std::time::Duration::from_millis(500));
-            let _ = std::fs::remove_file(&socket);
-            let _ = io::stderr().flush();
-            std::process::exit(0);
+            stop.shutdown(sig)
         });
     if let Err(e) = waiter {
         log::error!("cannot start the signal thread: {e}");
@@ -200,12 +234,132 @@ pub fn run(cfg: Config) -> i32 {
         cfg.advertise,
         cfg.workers
     );
-    accept_loop(listener, shared, cfg.max_local_connections);
+    let status = format!(
+        "STATUS=serving {} as {}",
+        cfg.socket.display(),
+        cfg.name
+    );
+    let _ = systemd::notify(&format!("READY=1\n{status}"));
+    accept_loop(listener, shared, cfg.max_local_connections, &active);
     EXIT_CONFIG
 }
 
-fn accept_loop(listener: UnixListener, shared: Arc<Shared>, max: usize) {
-    let active = Arc::new(AtomicUsize::new(0));
+/// What the signal thread needs to reload or to stop.
+struct Stop {
+    shared: Arc<Shared>,
+    key_source: KeySource,
+    args: Vec<OsString>,
+    /// The socket file to remove at exit (not under socket activation).
+    socket: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    /// Local connections being served.
+    active: Arc<AtomicUsize>,
+}
+
+impl Stop {
+    /// SIGHUP: reads flags and config file again and applies what can
+    /// change while running: exports, tags, log filter and keys. Membership
+    /// and connections are untouched; a configuration that no longer parses
+    /// changes nothing.
+    fn reload(&self) {
+        let cli = match config::load_daemon_cli(self.args.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("SIGHUP: keeping the running configuration: {e}");
+                return;
+            }
+        };
+        logging::set_filter(&cli.log_level);
+        match Exports::new(&cli.exports) {
+            Ok(e) => {
+                log::info!("SIGHUP: exports {}", describe_exports(&e));
+                self.shared.set_exports(e);
+            }
+            Err(e) => log::error!("SIGHUP: keeping the exports in force: {e}"),
+        }
+        let tags: BTreeMap<String, String> = cli.tags.into_iter().collect();
+        if tags != self.shared.cluster.me().tags {
+            log::info!("SIGHUP: tags {}", describe_tags(&tags));
+            self.shared.cluster.set_tags(tags);
+        }
+        reload_keys(&self.shared.cluster, &self.key_source);
+    }
+
+    /// SIGINT or SIGTERM: says goodbye to the cluster, lets queries in
+    /// flight finish for a moment, saves state, removes the socket, exits 0
+    /// (within 2 s).
+    fn shutdown(&self, sig: &str) -> ! {
+        log::info!("{sig}: leaving the cluster and shutting down");
+        let _ = systemd::notify("STOPPING=1");
+        self.shared.cluster.leave(Duration::from_millis(500));
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while self.active.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let busy = self.active.load(Ordering::Acquire);
+        if busy > 0 {
+            log::info!("{busy} local connection(s) cut short");
+        }
+        if let Some(dir) = &self.state_dir {
+            save_state(&self.shared.cluster, dir);
+        }
+        if let Some(socket) = &self.socket {
+            let _ = std::fs::remove_file(socket);
+        }
+        let _ = io::stderr().flush();
+        std::process::exit(0);
+    }
+}
+
+fn describe_exports(e: &Exports) -> String {
+    if e.is_empty() {
+        return "none".into();
+    }
+    let roots: Vec<String> = e.roots().iter().map(|r| r.display().to_string()).collect();
+    roots.join(", ")
+}
+
+fn describe_tags(tags: &BTreeMap<String, String>) -> String {
+    if tags.is_empty() {
+        return "none".into();
+    }
+    let t: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    t.join(", ")
+}
+
+/// The members worth remembering: those up, other than us.
+fn known_nodes(members: &[MemberInfo]) -> Vec<Node> {
+    members
+        .iter()
+        .filter(|m| !m.is_self && matches!(m.state, MemberState::Alive | MemberState::Suspect))
+        .map(|m| Node {
+            name: m.name.clone(),
+            addr: m.addr,
+            incarnation: m.incarnation,
+            tags: m.tags.clone(),
+        })
+        .collect()
+}
+
+fn save_state(cluster: &Cluster, dir: &Path) {
+    let st = state::State::new(cluster.me(), known_nodes(&cluster.members()));
+    if let Err(e) = state::save(dir, &st) {
+        log::warn!("cannot save state in {}: {e}", dir.display());
+    }
+}
+
+/// Saves the member list after each burst of changes (at most once a second).
+fn keep_state(cluster: &Cluster, dir: &Path) {
+    let events = cluster.watch();
+    save_state(cluster, dir);
+    while events.recv().is_ok() {
+        thread::sleep(Duration::from_secs(1));
+        while events.try_recv().is_ok() {}
+        save_state(cluster, dir);
+    }
+}
+
+fn accept_loop(listener: UnixListener, shared: Arc<Shared>, max: usize, active: &Arc<AtomicUsize>) {
     for conn in listener.incoming() {
         let stream = match conn {
             Ok(s) => s,
@@ -223,7 +377,7 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>, max: usize) {
         }
         active.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::clone(&shared);
-        let active2 = Arc::clone(&active);
+        let active2 = Arc::clone(active);
         let spawned = thread::Builder::new().name("local".into()).spawn(move || {
             local::serve(stream, shared);
             active2.fetch_sub(1, Ordering::Relaxed);
@@ -277,7 +431,7 @@ pub enum KeySource {
 
 /// SIGHUP: reads the keys again, so a key can be rotated without a restart.
 /// A file that no longer parses leaves the keys in force as they were.
-fn reload(cluster: &cluster::Cluster, source: &KeySource) {
+fn reload_keys(cluster: &cluster::Cluster, source: &KeySource) {
     match source {
         KeySource::File(path) => match KeyRing::load(path) {
             Ok(ring) => {
@@ -318,6 +472,11 @@ fn resolve_keys(secret_file: Option<&Path>) -> Result<(KeyRing, KeySource), Stri
         log::info!("{} from P2PD_SECRET", describe_ring(&ring));
         return Ok((ring, KeySource::Env));
     }
+    if let Some(cred) = systemd::credential("cluster.key") {
+        let ring = KeyRing::load(&cred).map_err(|e| format!("credential {}: {e}", cred.display()))?;
+        log::info!("{} from the systemd credential {}", describe_ring(&ring), cred.display());
+        return Ok((ring, KeySource::File(cred)));
+    }
     let path = default_key_path();
     let (ring, created) = KeyRing::load_or_create(&path).map_err(|e| e.to_string())?;
     if created {
@@ -332,9 +491,18 @@ fn resolve_keys(secret_file: Option<&Path>) -> Result<(KeyRing, KeySource), Stri
     Ok((ring, KeySource::File(path)))
 }
 
-/// `p2pd`'s entry point: resolves the flags into a [`Config`] and runs.
-pub fn main(cli: crate::cli::DaemonCli) -> i32 {
-    init_logging();
+/// `p2pd`'s entry point: reads flags, environment and config file into a
+/// [`Config`] and runs.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let cli = match config::load_daemon_cli(args.clone()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    logging::init(&cli.log_level);
+    start(cli, args)
+}
+
+fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
     let (ring, key_source) = match resolve_keys(cli.secret_file.as_deref()) {
         Ok(r) => r,
         Err(e) => {
@@ -363,6 +531,34 @@ pub fn main(cli: crate::cli::DaemonCli) -> i32 {
     };
     let mut join: Vec<String> = cli.seed.into_iter().collect();
     join.extend(cli.join);
+    let saved = cli.state_dir.as_deref().and_then(|dir| match state::load(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("state in {}: {e}; starting afresh", dir.display());
+            None
+        }
+    });
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64);
+    let mut incarnation = now_ms;
+    let mut name = cli.name;
+    if let Some(saved) = &saved {
+        // Above every incarnation we had, even if the clock went back.
+        incarnation = incarnation.max(saved.node.incarnation + 1);
+        name = name.or_else(|| Some(saved.node.name.clone()));
+        let known: Vec<String> = saved
+            .rejoin_addrs()
+            .into_iter()
+            .filter(|a| *a != advertise)
+            .map(|a| a.to_string())
+            .filter(|a| !join.contains(a))
+            .collect();
+        if !known.is_empty() {
+            log::info!("rejoining {} member(s) known before the restart", known.len());
+        }
+        join.extend(known);
+    }
     let workers = cli.workers.map(usize::from).unwrap_or_else(|| {
         thread::available_parallelism()
             .map(|n| n.get())
@@ -377,7 +573,7 @@ pub fn main(cli: crate::cli::DaemonCli) -> i32 {
     };
     let cfg = Config {
         port: cli.port,
-        name: cli.name.unwrap_or_else(|| default_name(cli.port)),
+        name: name.unwrap_or_else(|| default_name(cli.port)),
         socket: cli
             .socket
             .unwrap_or_else(|| paths::default_socket(cli.port)),
@@ -392,6 +588,9 @@ pub fn main(cli: crate::cli::DaemonCli) -> i32 {
         timings,
         join,
         exports,
+        state_dir: cli.state_dir,
+        args,
+        incarnation,
     };
     run(cfg)
 }

@@ -198,6 +198,22 @@ impl Membership {
         self.drain(now);
     }
 
+    /// Changes this node's tags: the node takes a new incarnation carrying
+    /// them, and the others see an update.
+    pub fn set_tags(&mut self, tags: BTreeMap<String, String>, now: Instant) {
+        let me = self.me();
+        if me.tags == tags {
+            return;
+        }
+        let new = Node {
+            incarnation: me.incarnation + 1,
+            tags,
+            ..me.clone()
+        };
+        let _ = self.foca.change_identity(new, &mut self.runtime);
+        self.drain(now);
+    }
+
     /// Takes one datagram's opened payload.
     pub fn handle_payload(&mut self, payload: &[u8], now: Instant) {
         match payload.split_first() {
@@ -469,6 +485,35 @@ mod tests {
             events
                 .iter()
                 .any(|e| e.event == "leave" && e.member.name == "n3"),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn changed_tags_reach_the_others_as_an_update() {
+        let mut net = Net::new(3);
+        for i in 1..3 {
+            let now = net.now;
+            net.nodes[i].as_mut().unwrap().announce(node(0), now);
+        }
+        net.run(Duration::from_secs(3));
+        let _ = net.nodes[0].as_mut().unwrap().changes();
+        let now = net.now;
+        let tags: BTreeMap<String, String> = [("role".to_string(), "db".to_string())].into();
+        net.nodes[2].as_mut().unwrap().set_tags(tags.clone(), now);
+        net.run(Duration::from_secs(3));
+        for i in 0..2 {
+            let members = net.nodes[i].as_ref().unwrap().members();
+            let n2 = members.iter().find(|m| m.name == "n2").unwrap();
+            assert_eq!((n2.state, &n2.tags), (MemberState::Alive, &tags), "node {i}");
+        }
+        let events = net.nodes[0].as_mut().unwrap().changes();
+        assert!(
+            events.iter().all(|e| e.event != "fail" && e.event != "leave"),
+            "{events:?}"
+        );
+        assert!(
+            events.iter().any(|e| e.event == "update" && e.member.name == "n2"),
             "{events:?}"
         );
     }
