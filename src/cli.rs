@@ -390,6 +390,24 @@ pub struct JoinCli {
     pub connection: Connection,
 }
 
+/// p2p-leave: the local daemon leaves the cluster and exits.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-leave",
+    version,
+    about = "Make the local p2pd leave the cluster gracefully and exit",
+    after_help = "Exit status: 0 once the daemon has left and exited, 1 when it refused, 3 when it \
+cannot be reached."
+)]
+pub struct LeaveCli {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
 /// p2p-keygen: a new cluster key.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -410,6 +428,7 @@ pub fn commands() -> Vec<clap::Command> {
         StatCli::command(),
         PeersCli::command(),
         JoinCli::command(),
+        LeaveCli::command(),
         KeygenCli::command(),
     ]
 }
@@ -638,6 +657,26 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "  p2p-join 10.0.0.5:65432 10.0.0.6:65432".into(),
             ));
         }
+        "p2p-leave" => {
+            s.push((
+                "DESCRIPTION",
+                "Asks the local p2pd to leave the cluster and exit, as SIGTERM does: the other \
+                 members see it as left (not failed), queries in flight get a moment to finish, \
+                 its state is saved and its socket removed. Only the daemon's own user or root may \
+                 ask. The command returns once the daemon has closed the connection on its way out."
+                    .into(),
+            ));
+            s.push((
+                "OUTPUT",
+                "One JSON object: left (true) and peer (the daemon's member name); with --format \
+                 text, a sentence."
+                    .into(),
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-leave\n  P2P_SOCKET=/run/p2p/p2pd-65433.sock p2p-leave --format text".into(),
+            ));
+        }
         "p2p-keygen" => {
             s.push((
                 "DESCRIPTION",
@@ -659,6 +698,10 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             "EXIT STATUS",
             "0 on success, 1 when no randomness is available.".into(),
         ));
+    } else if bin == "p2p-leave" {
+        s.push(("EXIT STATUS", "0 once the daemon has left and exited; 1 when it refused (another user); 3 when the local p2pd cannot be reached.".into()));
+        s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+        s.push(("FILES", CLIENT_FILES.into()));
     } else if matches!(bin, "p2p-peers" | "p2p-join") {
         s.push(("EXIT STATUS", "0 on success; 1 when some address could not be joined; 2 for a usage error; 3 when the local p2pd cannot be reached.".into()));
         s.push(("ENVIRONMENT", CLIENT_ENV.into()));
@@ -671,7 +714,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
     s.push((
         "SEE ALSO",
         "p2pd(1), p2p-wc(1), p2p-sha256(1), p2p-count(1), p2p-stat(1), p2p-peers(1), p2p-join(1), \
-         p2p-keygen(1), wc(1), sha256sum(1)"
+         p2p-leave(1), p2p-keygen(1), wc(1), sha256sum(1)"
             .into(),
     ));
     s

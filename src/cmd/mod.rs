@@ -4,6 +4,7 @@
 pub mod count;
 pub mod join;
 pub mod keygen;
+pub mod leave;
 pub mod peers;
 pub mod sha256;
 pub mod stat;

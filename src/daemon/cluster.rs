@@ -170,9 +170,7 @@ impl Cluster {
             other => JoinError::Unreachable(format!("{addr}: {other}")),
         })?;
         let me_name = self.me().name;
-        let req = peer::encode(&PeerRequest::Join {
-            node: self.me(),
-        });
+        let req = peer::encode(&PeerRequest::Join { node: self.me() });
         let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
         s.send(&req).map_err(io)?;
         let reply: JoinReply = serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?)
@@ -181,12 +179,7 @@ impl Cluster {
             return Err(JoinError::Refused(e));
         }
         // The members it knows, and us.
-        let known = reply
-            .members
-            .iter()
-            .filter(|n| n.name != me_name)
-            .count()
-            + 1;
+        let known = reply.members.iter().filter(|n| n.name != me_name).count() + 1;
         self.command(Command::Joined(reply.members));
         Ok(known)
     }

@@ -9,8 +9,8 @@ use crate::fdpass::LineReader;
 use crate::ops::count::{CallerAccess, Descend, Everywhere};
 use crate::ops::open_for_query;
 use crate::proto::{
-    self, Accepted, End, HelloReply, Item, ItemRequest, JoinResult, Outcome, Query, Request,
-    RequestFailed, Summary,
+    self, Accepted, End, HelloReply, Item, ItemRequest, JoinResult, LeaveReply, Outcome, Query,
+    Request, RequestFailed, Summary,
 };
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use std::fs::File;
@@ -97,6 +97,39 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>) {
             let _ = write_line(&mut w, &summary);
         }
         Request::Peers { watch: true } => watch_members(&write_half, &shared),
+        Request::Leave => {
+            if caller.uid != shared.euid && caller.uid != 0 {
+                log::warn!(
+                    "uid {} (pid {}) asked us to leave; only uid {} or root may",
+                    caller.uid,
+                    caller.pid,
+                    shared.euid
+                );
+                fail_request(
+                    &write_half,
+                    Error::new(
+                        ErrorCode::PermissionDenied,
+                        "only the daemon's own user or root may make it leave",
+                    ),
+                );
+                return;
+            }
+            log::info!("pid {} (uid {}) asked us to leave", caller.pid, caller.uid);
+            let reply = LeaveReply {
+                left: true,
+                peer: shared.name.clone(),
+            };
+            let _ = write_line(&write_half, &reply);
+            // The client waits for this connection to close, which should
+            // happen when the process is gone, not when this thread ends: a
+            // duplicate of the socket is kept open until exit.
+            if let Ok(keep) = write_half.try_clone() {
+                std::mem::forget(keep);
+            }
+            // The signal thread leaves and exits, as on SIGTERM.
+            let _ =
+                nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
+        }
         Request::Join { addrs } => {
             let mut summary = Summary {
                 done: true,

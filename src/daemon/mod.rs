@@ -234,11 +234,7 @@ pub fn run(cfg: Config) -> i32 {
         cfg.advertise,
         cfg.workers
     );
-    let status = format!(
-        "STATUS=serving {} as {}",
-        cfg.socket.display(),
-        cfg.name
-    );
+    let status = format!("STATUS=serving {} as {}", cfg.socket.display(), cfg.name);
     let _ = systemd::notify(&format!("READY=1\n{status}"));
     accept_loop(listener, shared, cfg.max_local_connections, &active);
     EXIT_CONFIG
@@ -348,14 +344,15 @@ fn save_state(cluster: &Cluster, dir: &Path) {
     }
 }
 
-/// Saves the member list after each burst of changes (at most once a second).
+/// Saves the member list as soon as it changes, then at most once a second
+/// while changes keep coming.
 fn keep_state(cluster: &Cluster, dir: &Path) {
     let events = cluster.watch();
     save_state(cluster, dir);
     while events.recv().is_ok() {
-        thread::sleep(Duration::from_secs(1));
         while events.try_recv().is_ok() {}
         save_state(cluster, dir);
+        thread::sleep(Duration::from_secs(1));
     }
 }
 
@@ -473,8 +470,13 @@ fn resolve_keys(secret_file: Option<&Path>) -> Result<(KeyRing, KeySource), Stri
         return Ok((ring, KeySource::Env));
     }
     if let Some(cred) = systemd::credential("cluster.key") {
-        let ring = KeyRing::load(&cred).map_err(|e| format!("credential {}: {e}", cred.display()))?;
-        log::info!("{} from the systemd credential {}", describe_ring(&ring), cred.display());
+        let ring =
+            KeyRing::load(&cred).map_err(|e| format!("credential {}: {e}", cred.display()))?;
+        log::info!(
+            "{} from the systemd credential {}",
+            describe_ring(&ring),
+            cred.display()
+        );
         return Ok((ring, KeySource::File(cred)));
     }
     let path = default_key_path();
@@ -531,13 +533,16 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
     };
     let mut join: Vec<String> = cli.seed.into_iter().collect();
     join.extend(cli.join);
-    let saved = cli.state_dir.as_deref().and_then(|dir| match state::load(dir) {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("state in {}: {e}; starting afresh", dir.display());
-            None
-        }
-    });
+    let saved = cli
+        .state_dir
+        .as_deref()
+        .and_then(|dir| match state::load(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("state in {}: {e}; starting afresh", dir.display());
+                None
+            }
+        });
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_millis() as u64);
@@ -555,7 +560,10 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
             .filter(|a| !join.contains(a))
             .collect();
         if !known.is_empty() {
-            log::info!("rejoining {} member(s) known before the restart", known.len());
+            log::info!(
+                "rejoining {} member(s) known before the restart",
+                known.len()
+            );
         }
         join.extend(known);
     }

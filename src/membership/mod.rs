@@ -505,15 +505,23 @@ mod tests {
         for i in 0..2 {
             let members = net.nodes[i].as_ref().unwrap().members();
             let n2 = members.iter().find(|m| m.name == "n2").unwrap();
-            assert_eq!((n2.state, &n2.tags), (MemberState::Alive, &tags), "node {i}");
+            assert_eq!(
+                (n2.state, &n2.tags),
+                (MemberState::Alive, &tags),
+                "node {i}"
+            );
         }
         let events = net.nodes[0].as_mut().unwrap().changes();
         assert!(
-            events.iter().all(|e| e.event != "fail" && e.event != "leave"),
+            events
+                .iter()
+                .all(|e| e.event != "fail" && e.event != "leave"),
             "{events:?}"
         );
         assert!(
-            events.iter().any(|e| e.event == "update" && e.member.name == "n2"),
+            events
+                .iter()
+                .any(|e| e.event == "update" && e.member.name == "n2"),
             "{events:?}"
         );
     }

@@ -34,6 +34,15 @@ pub enum Request {
     },
     /// Join the cluster through these addresses.
     Join { addrs: Vec<String> },
+    /// Leave the cluster and exit (the daemon's own user or root only).
+    Leave,
+}
+
+/// The reply to [`Request::Leave`], sent before the daemon goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveReply {
+    pub left: bool,
+    pub peer: String,
 }
 
 /// The answer for one address of a [`Request::Join`].
