@@ -506,10 +506,47 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .into(),
             ));
             s.push((
+                "CONFIGURATION",
+                "Settings come from flags, then the environment, then a TOML file, then the \
+                 built-in defaults. The file is --config FILE (or P2PD_CONFIG), else \
+                 ~/.config/p2p/p2pd.toml, else /etc/p2pd/p2pd.toml, the first that exists. Its keys \
+                 are the long flags as written on the command line; repeatable flags take arrays; \
+                 relative paths are taken from the file's directory:\n\n  port = 65432\n  bind = \"0.0.0.0\"\n  advertise = \"10.0.0.4:65432\"\n  join = [\"10.0.0.5:65432\"]\n  export = [\"/srv/data\"]\n  tag = [\"role=storage\"]\n  gossip-interval = 200\n  log-level = \"info\"\n\n\
+                 A file with a syntax error, an unknown key or a bad value stops p2pd at start with \
+                 the file, the line and what is wrong (exit status 2). The seed prototype's \
+                 AUTH_TOKEN is the cluster key (secret-file, P2PD_SECRET or a systemd credential) \
+                 and its GOSSIP_INTERVAL_SECONDS is gossip-interval, in milliseconds."
+                    .into(),
+            ));
+            s.push((
+                "STATE",
+                "With --state-dir DIR, p2pd keeps its identity and the members it knows in \
+                 DIR/state.json, written atomically (temporary file, fsync, rename) whenever \
+                 membership changes and at exit. After a restart it takes an incarnation above any \
+                 it had and rejoins the members it knew, with no --join. A state file that is cut \
+                 short or not ours is renamed state.json.corrupt-TIME with a warning, and p2pd \
+                 starts afresh."
+                    .into(),
+            ));
+            s.push((
+                "SYSTEMD",
+                "contrib/systemd/p2pd.service runs p2pd as Type=notify: READY=1 is sent once the \
+                 local socket, the peer port and gossip are bound, STOPPING=1 on the way out, and \
+                 WATCHDOG=1 at half of WatchdogSec. The cluster key may come as a credential \
+                 (LoadCredential=cluster.key:/etc/p2pd/cluster.key, read from \
+                 $CREDENTIALS_DIRECTORY); a local socket passed by socket activation (LISTEN_FDS) \
+                 is used instead of binding one. Log lines carry no timestamp under the journal."
+                    .into(),
+            ));
+            s.push((
                 "SIGNALS",
-                "SIGINT, SIGTERM: tell the other members we leave, remove the socket and exit 0.\n\n\
-                 SIGHUP: read the key file again (--secret-file or the per-user default; keys from \
-                 P2PD_SECRET stay as they are). A file that does not parse leaves the keys in force. \
+                "SIGINT, SIGTERM: tell the other members we leave (they show it as left, not \
+                 down), give local queries in flight a second to finish, save the state, remove the \
+                 socket and exit 0, all within 2 seconds. p2p-leave asks for the same.\n\n\
+                 SIGHUP (systemctl reload p2pd): read the flags' sources again (the config file, and \
+                 the key file) and apply, without leaving the cluster: --export, --tag (the other \
+                 members see an update), --log-level and the keys. A file that no longer parses \
+                 changes nothing, with an error in the log. Keys from P2PD_SECRET stay as they are. \
                  To rotate the key with no downtime: on every member put the new key on the second \
                  line and send SIGHUP; then move it to the first line and send SIGHUP; then remove the \
                  old line and send SIGHUP."
@@ -518,14 +555,20 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push((
                 "ENVIRONMENT",
                 "P2P_SOCKET: the socket path, as --socket.\n\n\
+                 P2PD_CONFIG: the config file, as --config.\n\n\
                  P2PD_SECRET: cluster keys (base64, comma-separated), when --secret-file is not given.\n\n\
-                 RUST_LOG: log filter (error, warn, info, debug, trace), default info.\n\n\
-                 JOURNAL_STREAM: when set (stderr goes to the systemd journal), log lines carry no timestamp."
+                 RUST_LOG: log filter, as --log-level (error, warn, info, debug, trace, or per module).\n\n\
+                 JOURNAL_STREAM: when set (stderr goes to the systemd journal), log lines carry no timestamp.\n\n\
+                 NOTIFY_SOCKET, WATCHDOG_USEC, CREDENTIALS_DIRECTORY, LISTEN_FDS: set by systemd; see SYSTEMD."
                     .into(),
             ));
             s.push((
                 "FILES",
-                CLIENT_FILES.replace("looked for", "created by default"),
+                CLIENT_FILES.replace("looked for", "created by default")
+                    + "\n\n~/.config/p2p/cluster.key: the per-user cluster key, created (0600) when no \
+                       other key is configured.\n\n\
+                       ~/.config/p2p/p2pd.toml, /etc/p2pd/p2pd.toml: the config file, the first that exists.\n\n\
+                       DIR/state.json: identity and known members, with --state-dir DIR.",
             ));
             s.push((
                 "EXIT STATUS",

@@ -5,6 +5,9 @@
 use clap_complete::Shell;
 use std::path::{Path, PathBuf};
 
+/// The date in the man pages' title lines: of the release they document.
+const MAN_DATE: &str = "2026-11-25";
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -22,7 +25,9 @@ fn roff_text(line: &str) -> String {
 fn render_man(cmd: clap::Command) -> String {
     let name = cmd.get_name().to_string();
     let man = clap_mangen::Man::new(cmd)
+        .title(name.to_uppercase())
         .manual("p2p manual")
+        .date(MAN_DATE)
         .source(format!("p2p {}", env!("CARGO_PKG_VERSION")));
     let mut out = Vec::new();
     man.render_title(&mut out).unwrap();
@@ -33,7 +38,11 @@ fn render_man(cmd: clap::Command) -> String {
         man.render_description_section(&mut out).unwrap();
     }
     man.render_options_section(&mut out).unwrap();
-    let mut s = String::from_utf8(out).unwrap();
+    // clap_mangen separates a flag's help from its list of values with a
+    // blank line between two breaks, which mandoc -Tlint flags.
+    let mut s = String::from_utf8(out)
+        .unwrap()
+        .replace(".br\n\n.br\n", ".br\n");
     for (title, body) in extra {
         s.push_str(&format!(".SH \"{title}\"\n"));
         for (i, para) in body.split("\n\n").enumerate() {
@@ -56,7 +65,47 @@ fn render_man(cmd: clap::Command) -> String {
             }
         }
     }
-    s
+    tidy_roff(&s)
+}
+
+/// Lines of filled text at most 80 bytes, with no trailing blanks, as
+/// mandoc -Tlint asks; roff joins the pieces again when it fills.
+fn tidy_roff(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 40);
+    let mut fill = true;
+    for line in text.lines() {
+        let line = line.trim_end();
+        match line {
+            ".nf" => fill = false,
+            ".fi" => fill = true,
+            _ => {}
+        }
+        if !fill || line.starts_with('.') || line.len() <= 80 {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let mut current = String::new();
+        for word in line.split(' ').filter(|w| !w.is_empty()) {
+            if !current.is_empty() && current.len() + 1 + word.len() > 80 {
+                out.push_str(&current);
+                out.push('\n');
+                current.clear();
+            }
+            if current.is_empty() {
+                // A line that starts with a dot or quote would be a macro.
+                if word.starts_with('.') || word.starts_with('\'') {
+                    current.push_str("\\&");
+                }
+            } else {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+        out.push_str(&current);
+        out.push('\n');
+    }
+    out
 }
 
 fn completion(cmd: &mut clap::Command, shell: Shell) -> String {
@@ -118,4 +167,26 @@ fn man_pages_and_completions_are_current() {
                 .to_string())
             .collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn man_pages_pass_mandoc_lint() {
+    for cmd in p2p::cli::commands() {
+        let page = root().join("man").join(format!("{}.1", cmd.get_name()));
+        let out = match std::process::Command::new("mandoc")
+            .arg("-Tlint")
+            .arg(&page)
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => panic!("cannot run mandoc ({e}); install it: apt-get install mandoc"),
+        };
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "{}:\n{said}",
+            page.display()
+        );
+    }
 }
