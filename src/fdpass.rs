@@ -96,6 +96,11 @@ impl LineReader {
         memchr::memchr(b'\n', &self.buf[self.start..]).is_some()
     }
 
+    /// Sets the timeout of reads from the socket (`None`: wait for ever).
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) {
+        let _ = self.sock.set_read_timeout(timeout);
+    }
+
     /// Shuts the connection down both ways, waking any thread blocked on it.
     pub fn shutdown(&self) -> io::Result<()> {
         self.sock.shutdown(std::net::Shutdown::Both)

@@ -102,6 +102,17 @@ impl Printer {
         }
     }
 
+    /// Warns that a file kept changing while it was read (as tar does); its
+    /// result line carries `"changed": true`.
+    pub fn changed(&mut self, peer: &str, path: &str) {
+        self.flush();
+        if self.multi && !peer.is_empty() {
+            eprintln!("{}: {peer}: {path}: file changed as we read it", self.cmd);
+        } else {
+            eprintln!("{}: {path}: file changed as we read it", self.cmd);
+        }
+    }
+
     /// Prints any serializable value as one JSON line.
     pub fn json<T: Serialize>(&mut self, value: &T) {
         let r = serde_json::to_writer(&mut self.out, value)

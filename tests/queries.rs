@@ -348,16 +348,7 @@ fn hostile_connections_do_not_stop_the_peer_port() {
     use p2p::crypto::keys::KeyRing;
     use p2p::crypto::session;
     use std::net::TcpStream;
-    // The test opens over a thousand sockets.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max.min(8192);
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
+    common::raise_fd_limit();
     let (dir, files) = data();
     let d = Daemon::start(&["--name", "target", "--export", s(dir.path())]);
     let addr = format!("127.0.0.1:{}", d.port);

@@ -37,6 +37,11 @@ pub fn run(cli: ShaCli) -> i32 {
         source,
         &mut printer,
         &mut |printer, item: Item<ShaFields>| {
+            if let Outcome::Ok(f) = &item.outcome
+                && f.changed
+            {
+                printer.changed(&item.peer, &item.path);
+            }
             printer.item(&item, &|f, path| sha256sum_line(&f.sha256, path));
         },
     );

@@ -3,7 +3,7 @@
 use crate::cli::{Format, StatCli};
 use crate::client::{PathSource, run_query};
 use crate::output::{Printer, quiet_on_closed_pipe};
-use crate::proto::{Item, Query, QueryKind, StatFields};
+use crate::proto::{Item, Outcome, Query, QueryKind, StatFields};
 use std::fmt::Write;
 
 const NAME: &str = "p2p-stat";
@@ -33,7 +33,14 @@ pub fn run(cli: StatCli) -> i32 {
         query,
         source,
         &mut printer,
-        &mut |printer, item: Item<StatFields>| printer.item(&item, &text),
+        &mut |printer, item: Item<StatFields>| {
+            if let Outcome::Ok(f) = &item.outcome
+                && f.changed
+            {
+                printer.changed(&item.peer, &item.path);
+            }
+            printer.item(&item, &text)
+        },
     );
     super::finish(NAME, result, &mut printer)
 }

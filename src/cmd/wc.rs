@@ -53,6 +53,11 @@ pub fn run(cli: WcCli) -> i32 {
                 },
                 ..item
             };
+            if let Outcome::Ok(f) = &item.outcome
+                && f.changed
+            {
+                printer.changed(&item.peer, &item.path);
+            }
             printer.item(&item, &|f, path| want.text(f, path));
         },
     );
@@ -80,6 +85,7 @@ impl Want {
             words: f.words.filter(|_| self.words),
             bytes: f.bytes.filter(|_| self.bytes),
             chars: f.chars.filter(|_| self.chars),
+            changed: f.changed,
         }
     }
 

@@ -219,7 +219,9 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
     let mut generation = cluster.ring_generation.load(Ordering::Acquire);
     let mut cipher = GossipCipher::new(&cluster.ring());
     let mut buf = vec![0u8; 65536];
-    let mut last_report = Instant::now();
+    // The first rejected datagram is reported at once, then at most one
+    // line per 10 s with the count since.
+    let mut last_report: Option<Instant> = None;
     let mut reported = 0u64;
     loop {
         let current = cluster.ring_generation.load(Ordering::Acquire);
@@ -241,12 +243,12 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
                 Err(e) => {
                     let total = cluster.rejected.fetch_add(1, Ordering::Relaxed) + 1;
                     log::debug!("dropped a datagram from {from}: {e}");
-                    if last_report.elapsed() > Duration::from_secs(10) {
+                    if last_report.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                         log::warn!(
                             "dropped {} datagrams that failed authentication (last from {from})",
                             total - reported
                         );
-                        last_report = Instant::now();
+                        last_report = Some(Instant::now());
                         reported = total;
                     }
                 }

@@ -8,6 +8,7 @@ use crate::ops::{sha, stat, wc};
 use crate::proto::{Query, QueryKind, ShaFields, StatFields, WcFields};
 use serde::Serialize;
 use std::fs::{File, Metadata};
+use std::io::{Seek, SeekFrom};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
@@ -61,24 +62,34 @@ impl Engine {
             QueryKind::Wc | QueryKind::Sha256 => {
                 regular_file(&md)?;
                 if query.kind == QueryKind::Sha256 {
-                    let known = self.content(&file, &md, Need::Sha)?;
+                    let (known, changed) = self.content(&file, &md, Need::Sha)?;
                     let d = known.sha256.ok_or_else(missing)?;
                     return Ok(Fields::Sha256(ShaFields {
                         sha256: d.hex(),
                         bytes: d.bytes,
+                        changed,
                     }));
                 }
                 if query.lines_only {
-                    let known = self.content(&file, &md, Need::Lines)?;
+                    let (known, changed) = self.content(&file, &md, Need::Lines)?;
                     let lines = known.lines.ok_or_else(missing)?;
+                    let bytes = if changed {
+                        file.metadata()?.len()
+                    } else {
+                        md.len()
+                    };
                     return Ok(Fields::Wc(WcFields {
                         lines: Some(lines),
-                        bytes: Some(md.len()),
+                        bytes: Some(bytes),
+                        changed,
                         ..Default::default()
                     }));
                 }
-                let known = self.content(&file, &md, Need::Wc)?;
-                Ok(Fields::Wc(WcFields::all(&known.wc.ok_or_else(missing)?)))
+                let (known, changed) = self.content(&file, &md, Need::Wc)?;
+                Ok(Fields::Wc(WcFields {
+                    changed,
+                    ..WcFields::all(&known.wc.ok_or_else(missing)?)
+                }))
             }
             QueryKind::Stat => {
                 let mut f = StatFields {
@@ -91,9 +102,11 @@ impl Engine {
                     bytes: None,
                     chars: None,
                     sha256: None,
+                    changed: false,
                 };
                 if md.is_file() {
-                    let known = self.content(&file, &md, Need::WcSha)?;
+                    let (known, changed) = self.content(&file, &md, Need::WcSha)?;
+                    f.changed = changed;
                     let c = known.wc.ok_or_else(missing)?;
                     let d = known.sha256.ok_or_else(missing)?;
                     f.lines = Some(c.lines);
@@ -107,52 +120,70 @@ impl Engine {
         }
     }
 
-    /// What the cache knows, completed by reading the file once if needed.
-    fn content(&self, file: &File, md: &Metadata, need: Need) -> Result<Known, Error> {
-        let key = FileKey::from_metadata(md);
+    /// What the cache knows, completed by reading the file if needed, and
+    /// whether the file kept changing while it was read. A file that
+    /// changes under us is read again from the start (a few times at most),
+    /// so a result belongs to one version of the file whenever possible.
+    fn content(&self, file: &File, md: &Metadata, need: Need) -> Result<(Known, bool), Error> {
+        let mut key = FileKey::from_metadata(md);
         let mut known = self.cache.get(&key).unwrap_or_default();
-        let have_lines = known.lines.is_some() || known.wc.is_some();
-        let missing_wc = match need {
-            Need::Lines => !have_lines,
-            Need::Wc | Need::WcSha => known.wc.is_none(),
-            Need::Sha => false,
-        };
-        let missing_sha = matches!(need, Need::Sha | Need::WcSha) && known.sha256.is_none();
-        if !missing_wc && !missing_sha {
-            if known.lines.is_none() {
-                known.lines = known.wc.map(|c| c.lines);
+        let start = (&*file).stream_position()?;
+        let mut attempt = 0;
+        loop {
+            let have_lines = known.lines.is_some() || known.wc.is_some();
+            let missing_wc = match need {
+                Need::Lines => !have_lines,
+                Need::Wc | Need::WcSha => known.wc.is_none(),
+                Need::Sha => false,
+            };
+            let missing_sha = matches!(need, Need::Sha | Need::WcSha) && known.sha256.is_none();
+            if !missing_wc && !missing_sha {
+                if known.lines.is_none() {
+                    known.lines = known.wc.map(|c| c.lines);
+                }
+                return Ok((known, false));
             }
-            return Ok(known);
-        }
-        let mut fresh = Known::default();
-        match (missing_wc, missing_sha) {
-            (true, true) => {
-                let (c, d) = stat::wc_and_sha256(file)?;
-                fresh.wc = Some(c);
-                fresh.sha256 = Some(d);
+            let mut fresh = Known::default();
+            match (missing_wc, missing_sha) {
+                (true, true) => {
+                    let (c, d) = stat::wc_and_sha256(file)?;
+                    fresh.wc = Some(c);
+                    fresh.sha256 = Some(d);
+                }
+                (true, false) if need == Need::Lines => {
+                    fresh.lines = Some(wc::wc_file(file, true)?.lines);
+                }
+                (true, false) => fresh.wc = Some(wc::wc_file(file, false)?),
+                (false, _) => fresh.sha256 = Some(sha::sha256_file(file)?),
             }
-            (true, false) if need == Need::Lines => {
-                fresh.lines = Some(wc::wc_file(file, true)?.lines);
+            if let Some(c) = fresh.wc {
+                fresh.lines = Some(c.lines);
             }
-            (true, false) => fresh.wc = Some(wc::wc_file(file, false)?),
-            (false, _) => fresh.sha256 = Some(sha::sha256_file(file)?),
-        }
-        if let Some(c) = fresh.wc {
-            fresh.lines = Some(c.lines);
-        }
-        // Only a file that did not change while we read it may be remembered.
-        if let Ok(after) = file.metadata() {
-            if FileKey::from_metadata(&after) == key {
+            let combined = Known {
+                lines: fresh.lines.or(known.lines),
+                wc: fresh.wc.or(known.wc),
+                sha256: fresh.sha256.or(known.sha256),
+            };
+            let after = FileKey::from_metadata(&file.metadata()?);
+            if after == key {
+                // Only a file that did not change while we read it is remembered.
                 self.cache.merge(key, fresh);
+                return Ok((combined, false));
             }
+            attempt += 1;
+            if attempt > CHANGE_RETRIES {
+                return Ok((combined, true));
+            }
+            // Read the new version from the start, trusting nothing cached.
+            (&*file).seek(SeekFrom::Start(start))?;
+            key = after;
+            known = Known::default();
         }
-        Ok(Known {
-            lines: fresh.lines.or(known.lines),
-            wc: fresh.wc.or(known.wc),
-            sha256: fresh.sha256.or(known.sha256),
-        })
     }
 }
+
+/// Times a file that changed while being read is read again.
+const CHANGE_RETRIES: u32 = 2;
 
 fn missing() -> Error {
     Error::new(ErrorCode::Internal, "computation returned no result")

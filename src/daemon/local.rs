@@ -3,6 +3,7 @@
 
 use super::batch::{Batches, Done};
 use super::cluster::JoinError;
+use super::limits::Ticket;
 use super::{Shared, fanout};
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::LineReader;
@@ -36,8 +37,11 @@ struct Caller {
     gid: u32,
 }
 
+/// How long a new connection may take to send its request.
+const FIRST_LINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves one accepted connection to the end; never panics on client input.
-pub fn serve(stream: UnixStream, shared: Arc<Shared>) {
+pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
     let caller = match getsockopt(&stream, PeerCredentials) {
         Ok(c) => Caller {
             pid: c.pid(),
@@ -56,6 +60,7 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>) {
             return;
         }
     };
+    let _ = stream.set_read_timeout(Some(FIRST_LINE_TIMEOUT));
     let mut reader = LineReader::new(stream, proto::MAX_LINE, MAX_PENDING_FDS);
     let first = match reader.next_line() {
         Ok(Some(line)) => line,
@@ -65,6 +70,10 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>) {
             return;
         }
     };
+    // A client that has spoken keeps its place, and may take its time
+    // with the paths that follow (a `find` feeding --files-from).
+    ticket.proven();
+    reader.set_read_timeout(None);
     let request: Request = match serde_json::from_slice(&first) {
         Ok(r) => r,
         Err(e) => {

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod distribute;
 pub mod engine;
 pub mod fanout;
+pub mod limits;
 pub mod local;
 pub mod logging;
 pub mod peer;
@@ -20,6 +21,7 @@ use crate::membership::{MemberInfo, MemberState, Node, Timings};
 use crate::{config, paths, state, systemd};
 use cluster::Cluster;
 use engine::Engine;
+use limits::Admission;
 use nix::sys::signal::{SigSet, Signal};
 use pool::Pool;
 use std::collections::BTreeMap;
@@ -29,7 +31,6 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::Duration;
@@ -199,14 +200,14 @@ pub fn run(cfg: Config) -> i32 {
             });
     }
 
-    let active = Arc::new(AtomicUsize::new(0));
+    let admission = Admission::new(cfg.max_local_connections);
     let stop = Stop {
         shared: Arc::clone(&shared),
         key_source: cfg.key_source.clone(),
         args: cfg.args.clone(),
         socket: (!socket_activated).then(|| cfg.socket.clone()),
         state_dir: cfg.state_dir.clone(),
-        active: Arc::clone(&active),
+        local: Arc::clone(&admission),
     };
     let waiter = thread::Builder::new()
         .name("signals".into())
@@ -236,7 +237,7 @@ pub fn run(cfg: Config) -> i32 {
     );
     let status = format!("STATUS=serving {} as {}", cfg.socket.display(), cfg.name);
     let _ = systemd::notify(&format!("READY=1\n{status}"));
-    accept_loop(listener, shared, cfg.max_local_connections, &active);
+    accept_loop(listener, shared, &admission);
     EXIT_CONFIG
 }
 
@@ -249,7 +250,7 @@ struct Stop {
     socket: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     /// Local connections being served.
-    active: Arc<AtomicUsize>,
+    local: Arc<Admission>,
 }
 
 impl Stop {
@@ -289,10 +290,10 @@ impl Stop {
         let _ = systemd::notify("STOPPING=1");
         self.shared.cluster.leave(Duration::from_millis(500));
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        while self.active.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+        while self.local.active() > 0 && std::time::Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
         }
-        let busy = self.active.load(Ordering::Acquire);
+        let busy = self.local.active();
         if busy > 0 {
             log::info!("{busy} local connection(s) cut short");
         }
@@ -356,7 +357,7 @@ fn keep_state(cluster: &Cluster, dir: &Path) {
     }
 }
 
-fn accept_loop(listener: UnixListener, shared: Arc<Shared>, max: usize, active: &Arc<AtomicUsize>) {
+fn accept_loop(listener: UnixListener, shared: Arc<Shared>, admission: &Arc<Admission>) {
     for conn in listener.incoming() {
         let stream = match conn {
             Ok(s) => s,
@@ -367,20 +368,16 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>, max: usize, active: 
                 continue;
             }
         };
-        if active.load(Ordering::Relaxed) >= max {
-            log::warn!("refusing a local connection: {max} already open");
+        let Some(ticket) = admission.admit(&stream) else {
+            log::warn!("refusing a local connection: all places are busy");
             refuse_busy(stream);
             continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
+        };
         let shared = Arc::clone(&shared);
-        let active2 = Arc::clone(active);
-        let spawned = thread::Builder::new().name("local".into()).spawn(move || {
-            local::serve(stream, shared);
-            active2.fetch_sub(1, Ordering::Relaxed);
-        });
+        let spawned = thread::Builder::new()
+            .name("local".into())
+            .spawn(move || local::serve(stream, shared, &ticket));
         if let Err(e) = spawned {
-            active.fetch_sub(1, Ordering::Relaxed);
             log::warn!("cannot start a connection thread: {e}");
         }
     }
@@ -587,7 +584,7 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
             .unwrap_or_else(|| paths::default_socket(cli.port)),
         workers,
         cache_entries: cli.cache_entries,
-        max_local_connections: 128,
+        max_local_connections: 256,
         bind,
         advertise,
         tags: cli.tags.into_iter().collect(),

@@ -7,14 +7,14 @@
 //! oldest one still in its handshake is dropped to make room, so a flood of
 //! idle connections cannot lock out real members.
 
+use super::limits::{Admission, Ticket};
 use super::{Shared, remote};
 use crate::crypto::session::{self, Session, SessionError};
 use crate::proto::peer::{self, PeerReply, PeerRequest};
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,45 +27,9 @@ const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(3);
 /// How long an authenticated connection may sit between requests.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Connections not yet authenticated, oldest first, so one can be dropped
-/// when the port is full.
-#[derive(Default)]
-struct Handshaking {
-    next_id: AtomicU64,
-    queue: Mutex<VecDeque<(u64, TcpStream)>>,
-}
-
-impl Handshaking {
-    fn add(&self, stream: &TcpStream) -> Option<u64> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let clone = stream.try_clone().ok()?;
-        self.queue.lock().ok()?.push_back((id, clone));
-        Some(id)
-    }
-
-    fn remove(&self, id: u64) {
-        if let Ok(mut q) = self.queue.lock() {
-            q.retain(|(i, _)| *i != id);
-        }
-    }
-
-    /// Cuts off the oldest connection still in its handshake; false when there is none.
-    fn evict_oldest(&self) -> bool {
-        let oldest = self.queue.lock().ok().and_then(|mut q| q.pop_front());
-        match oldest {
-            Some((_, s)) => {
-                let _ = s.shutdown(Shutdown::Both);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
 /// Accepts peers until the listener fails for good.
 pub fn accept_loop(shared: Arc<Shared>, tcp: TcpListener) {
-    let active = Arc::new(AtomicUsize::new(0));
-    let handshaking = Arc::new(Handshaking::default());
+    let admission = Admission::new(MAX_CONNECTIONS);
     for conn in tcp.incoming() {
         let stream = match conn {
             Ok(s) => s,
@@ -76,25 +40,17 @@ pub fn accept_loop(shared: Arc<Shared>, tcp: TcpListener) {
                 continue;
             }
         };
-        if active.load(Ordering::Acquire) >= MAX_CONNECTIONS && !handshaking.evict_oldest() {
-            // Every slot holds an authenticated member: this one retries later.
+        let Some(ticket) = admission.admit(&stream) else {
+            // Every place holds an authenticated member: this one retries later.
             log::warn!("refusing a peer connection: {MAX_CONNECTIONS} already open");
             continue;
-        }
-        let Some(ticket) = handshaking.add(&stream) else {
-            continue;
         };
-        active.fetch_add(1, Ordering::AcqRel);
         let shared = Arc::clone(&shared);
-        let (a, h) = (Arc::clone(&active), Arc::clone(&handshaking));
-        let spawned = thread::Builder::new().name("peer".into()).spawn(move || {
-            serve(&shared, stream, &h, ticket);
-            h.remove(ticket);
-            a.fetch_sub(1, Ordering::AcqRel);
-        });
-        if spawned.is_err() {
-            handshaking.remove(ticket);
-            active.fetch_sub(1, Ordering::AcqRel);
+        let spawned = thread::Builder::new()
+            .name("peer".into())
+            .spawn(move || serve(&shared, stream, &ticket));
+        if let Err(e) = spawned {
+            log::warn!("cannot start a peer thread: {e}");
         }
     }
 }
@@ -143,7 +99,7 @@ impl Write for Deadline {
     }
 }
 
-fn serve(shared: &Arc<Shared>, stream: TcpStream, handshaking: &Handshaking, ticket: u64) {
+fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
     let from = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -166,7 +122,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, handshaking: &Handshaking, tic
             return;
         }
     };
-    handshaking.remove(ticket);
+    ticket.proven();
     let _ = session.stream().set_read_timeout(Some(IDLE_TIMEOUT));
     serve_requests(shared, session, &from);
 }

@@ -344,7 +344,8 @@ impl Membership {
         }
         while let Some(n) = self.runtime.to_notify() {
             if let OwnedNotification::Defunct = n {
-                // Declared down by the others: come back under a new incarnation.
+                // Declared down by the others (frozen, or cut off): come
+                // back under a new incarnation.
                 let _ = self.foca.reuse_down_identity();
             }
         }
@@ -487,6 +488,29 @@ mod tests {
                 .any(|e| e.event == "leave" && e.member.name == "n3"),
             "{events:?}"
         );
+    }
+
+    #[test]
+    fn a_frozen_node_declared_down_comes_back_by_itself() {
+        let mut net = Net::new(4);
+        for i in 1..4 {
+            let now = net.now;
+            net.nodes[i].as_mut().unwrap().announce(node(0), now);
+        }
+        net.run(Duration::from_secs(3));
+        // Frozen, as by SIGSTOP: it neither runs nor hears anything.
+        let frozen = net.nodes[3].take().unwrap();
+        net.run(Duration::from_secs(10));
+        assert_eq!(net.states(0)["n3"], MemberState::Down);
+        net.nodes[3] = Some(frozen);
+        net.run(Duration::from_secs(2));
+        for i in 0..4 {
+            let s = net.states(i);
+            assert!(
+                s.len() == 4 && s.values().all(|st| *st == MemberState::Alive),
+                "node {i}: {s:?}"
+            );
+        }
     }
 
     #[test]

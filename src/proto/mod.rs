@@ -190,6 +190,10 @@ pub struct WcFields {
     pub bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chars: Option<u64>,
+    /// The file kept changing while it was read: the counts are of no one
+    /// version of it. Absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub changed: bool,
 }
 
 impl WcFields {
@@ -200,6 +204,7 @@ impl WcFields {
             words: Some(c.words),
             bytes: Some(c.bytes),
             chars: Some(c.chars),
+            changed: false,
         }
     }
 
@@ -218,6 +223,10 @@ impl WcFields {
 pub struct ShaFields {
     pub sha256: String,
     pub bytes: u64,
+    /// The file kept changing while it was read: the counts are of no one
+    /// version of it. Absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub changed: bool,
 }
 
 /// `p2p-count` fields.
@@ -244,6 +253,10 @@ pub struct StatFields {
     pub chars: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The file kept changing while it was read: the counts are of no one
+    /// version of it. Absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub changed: bool,
 }
 
 #[cfg(test)]
@@ -272,6 +285,7 @@ mod tests {
             outcome: Outcome::Ok(ShaFields {
                 sha256: "ab".into(),
                 bytes: 2,
+                changed: false,
             }),
         };
         let s = serde_json::to_string(&ok).unwrap();

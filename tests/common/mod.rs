@@ -258,3 +258,16 @@ pub fn start_cluster(n: usize, extra: impl Fn(usize) -> Vec<String>) -> Vec<Daem
     }
     all
 }
+
+/// Lets this test process open a few thousand sockets.
+pub fn raise_fd_limit() {
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
