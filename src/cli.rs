@@ -442,6 +442,10 @@ Codes: not_found, permission_denied, not_exported, is_directory, not_a_directory
 unreachable, unauthorized, invalid_request (also: not a regular file, such as a FIFO or a \
 device), internal.";
 
+const CHANGED_FIELD: &str = "A file that changes while it is read is read again, up to twice; if it \
+still changes, the line carries \"changed\": true (the numbers belong to no single version of \
+it) and a warning goes to stderr, as tar warns. The field is absent otherwise.\n\n";
+
 const CLIENT_ENV: &str = "P2P_SOCKET: the daemon's socket, as --socket.";
 
 const CLIENT_FILES: &str = "$XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock (or /tmp/p2p-UID/ without \
@@ -598,6 +602,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  --format text prints wc's columns (lines, words, chars, bytes, name) and a total line \
                  for several files; errors then go to stderr only.\n\n"
                     .to_string()
+                    + CHANGED_FIELD
                     + ERROR_FIELDS,
             ));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
@@ -621,6 +626,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  \"PATH: FAILED\" like sha256sum -c and warns on stderr about mismatches, unreadable files \
                  and malformed lines. Any mismatch makes the exit status 1.\n\n"
                     .to_string()
+                    + CHANGED_FIELD
                     + ERROR_FIELDS,
             ));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
@@ -659,6 +665,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  bytes, chars and sha256, computed from a single read.\n\n\
                  --format text prints a block per path, in the manner of stat(1).\n\n"
                     .to_string()
+                    + CHANGED_FIELD
                     + ERROR_FIELDS,
             ));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
