@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// How often the member list is compared for changes to report.
+const CHANGES_EVERY: Duration = Duration::from_millis(20);
+
 /// Read and write timeout of the join exchange.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -222,6 +225,7 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
     // The first rejected datagram is reported at once, then at most one
     // line per 10 s with the count since.
     let mut last_report: Option<Instant> = None;
+    let mut last_changes = Instant::now();
     let mut reported = 0u64;
     loop {
         let current = cluster.ring_generation.load(Ordering::Acquire);
@@ -294,6 +298,12 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
         if let Some(ack) = leave_ack {
             let _ = ack.send(());
         }
+        // Comparing member lists costs O(members); once per tick is plenty,
+        // not once per datagram.
+        if last_changes.elapsed() < CHANGES_EVERY {
+            continue;
+        }
+        last_changes = Instant::now();
         let events = m.changes();
         if !events.is_empty() {
             for e in &events {
