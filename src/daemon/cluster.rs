@@ -9,8 +9,8 @@
 use crate::crypto::gossip::{GossipCipher, MAX_DATAGRAM};
 use crate::crypto::keys::KeyRing;
 use crate::crypto::session::{self, SessionError};
-use crate::membership::{MemberEvent, MemberInfo, MemberState, Membership, Node, Timings};
-use crate::proto::peer::{self, JoinReply, PeerRequest};
+use crate::membership::{MemberEvent, MemberInfo, MemberState, Membership, Node, Record, Timings};
+use crate::proto::peer::{self, JoinReply, PeerRequest, SyncReply};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +18,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// How often a member exchanges its whole member list with another.
+const SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How often the member list is compared for changes to report.
 const CHANGES_EVERY: Duration = Duration::from_millis(20);
@@ -34,6 +37,10 @@ enum Command {
     Leave(Sender<()>),
     /// Carry these tags from now on.
     SetTags(std::collections::BTreeMap<String, String>),
+    /// Send what we know of every member.
+    Records(Sender<Vec<Record>>),
+    /// Take what another member knows (and that it is alive).
+    ApplyRecords(Vec<Record>, Node),
 }
 
 /// Why a join failed.
@@ -187,6 +194,57 @@ impl Cluster {
         Ok(known)
     }
 
+    /// What we know of every member, as of the gossip thread's last turn.
+    pub fn records(&self) -> Vec<Record> {
+        let (tx, rx) = channel();
+        self.command(Command::Records(tx));
+        rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default()
+    }
+
+    /// Answers a sync from `from`: takes what it knows, returns what we know.
+    pub(crate) fn sync_reply(&self, from: Node, theirs: Vec<Record>) -> SyncReply {
+        let members = self.records();
+        self.command(Command::ApplyRecords(theirs, from));
+        SyncReply { members }
+    }
+
+    /// A full exchange of member states with the member at `addr`.
+    pub fn sync_with(&self, addr: SocketAddr) -> Result<usize, JoinError> {
+        let stream = TcpStream::connect_timeout(&addr, PEER_TIMEOUT)
+            .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?;
+        let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
+        let mut s = session::connect(stream, &self.ring()).map_err(|e| match e {
+            SessionError::Unauthorized => JoinError::Unauthorized,
+            other => JoinError::Unreachable(format!("{addr}: {other}")),
+        })?;
+        let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
+        s.send(&peer::encode(&PeerRequest::Sync {
+            node: self.me(),
+            members: self.records(),
+        }))
+        .map_err(io)?;
+        let reply: SyncReply = serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?)
+            .map_err(|e| JoinError::Unreachable(format!("{addr}: bad reply: {e}")))?;
+        let n = reply.members.len();
+        // The member answering is alive, whatever its list says of itself.
+        let from = self
+            .members()
+            .into_iter()
+            .find(|m| m.addr == addr)
+            .map(|m| Node {
+                name: m.name,
+                addr: m.addr,
+                incarnation: m.incarnation,
+                tags: m.tags,
+            });
+        match from {
+            Some(node) => self.command(Command::ApplyRecords(reply.members, node)),
+            None => self.command(Command::ApplyRecords(reply.members, self.me())),
+        }
+        Ok(n)
+    }
+
     /// Tells the cluster we leave, and waits (briefly) until it is sent.
     pub fn leave(&self, within: Duration) {
         let (tx, rx) = channel();
@@ -215,6 +273,32 @@ pub fn join_with_retry(cluster: Arc<Cluster>, addrs: Vec<String>) {
         }
         thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Every [`SYNC_INTERVAL`] (with jitter), a full state exchange with one
+/// random live member, as Serf's push/pull does: whatever an update's
+/// gossip missed is repaired within one interval.
+pub fn sync_loop(cluster: Arc<Cluster>) {
+    loop {
+        let mut r = [0u8; 2];
+        let _ = crate::crypto::random_bytes(&mut r);
+        let jitter = u64::from(u16::from_le_bytes(r)) % 5000;
+        thread::sleep(SYNC_INTERVAL + Duration::from_millis(jitter));
+        let candidates: Vec<SocketAddr> = cluster
+            .members()
+            .into_iter()
+            .filter(|m| !m.is_self && matches!(m.state, MemberState::Alive | MemberState::Suspect))
+            .map(|m| m.addr)
+            .collect();
+        if candidates.is_empty() {
+            continue;
+        }
+        let pick = usize::from(u16::from_le_bytes(r)) % candidates.len();
+        match cluster.sync_with(candidates[pick]) {
+            Ok(n) => log::debug!("synced with {}: {n} members", candidates[pick]),
+            Err(e) => log::debug!("sync with {}: {e}", candidates[pick]),
+        }
     }
 }
 
@@ -280,6 +364,13 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
                 Command::Leave(ack) => {
                     m.leave(now);
                     leave_ack = Some(ack);
+                }
+                Command::Records(reply) => {
+                    let _ = reply.send(m.records());
+                }
+                Command::ApplyRecords(records, from) => {
+                    m.apply_alive(vec![from], now);
+                    m.apply_records(records, now);
                 }
                 Command::SetTags(tags) => {
                     m.set_tags(tags, now);

@@ -148,6 +148,12 @@ pub fn run(cfg: Config) -> i32 {
                 return EXIT_CONFIG;
             }
         };
+    {
+        let c = Arc::clone(&cluster);
+        let _ = thread::Builder::new()
+            .name("sync".into())
+            .spawn(move || cluster::sync_loop(c));
+    }
     if !cfg.join.is_empty() {
         let c = Arc::clone(&cluster);
         let addrs = cfg.join.clone();

@@ -145,6 +145,12 @@ fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str) {
                     return;
                 }
             }
+            Ok(PeerRequest::Sync { node, members }) => {
+                let reply = shared.cluster.sync_reply(node, members);
+                if s.send(&peer::encode(&reply)).is_err() {
+                    return;
+                }
+            }
             Ok(PeerRequest::Query {
                 kind,
                 lines_only,

@@ -12,7 +12,7 @@
 //! daemon's, so it can tell which result is which.
 
 use crate::error::Error;
-use crate::membership::Node;
+use crate::membership::{Node, Record};
 use crate::proto::QueryKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -29,6 +29,8 @@ pub const MAX_ITEMS: usize = 256;
 pub enum PeerRequest {
     /// A node joins through us and wants the member list.
     Join { node: Node },
+    /// A periodic full exchange of what each side knows (push/pull).
+    Sync { node: Node, members: Vec<Record> },
     /// Opens a query stream.
     Query {
         kind: QueryKind,
@@ -58,6 +60,12 @@ pub struct JoinReply {
     pub members: Vec<Node>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The answer to [`PeerRequest::Sync`]: what the other side knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReply {
+    pub members: Vec<Record>,
 }
 
 /// What the answering member sends during a query.
