@@ -221,17 +221,32 @@ class Cluster:
             self.h.pump.run(self.h.args.pace)
 
     def converge(self, timeout):
-        """Wait until every member sees every member alive."""
+        """Wait until every member sees every member alive; True if they do.
+
+        Names the stragglers and what they miss when it takes long, since a
+        member that never heard of another is a dissemination failure.
+        """
         want = {n.name for n in self.members()}
         pending = list(self.members())
-        end = time.monotonic() + timeout
-        while pending and time.monotonic() < end:
-            pending = [n for n in pending if self.alive_seen(n) != want]
+        start = time.monotonic()
+        told = False
+        while pending:
+            missing = {n.name: want - self.alive_seen(n) - {n.name} for n in pending}
+            pending = [n for n in pending if missing[n.name]]
+            waited = time.monotonic() - start
+            if pending and (waited > timeout or (waited > 10 and not told)):
+                told = True
+                log(f"  {self.tool}: after {waited:.0f} s, " + "; ".join(
+                    f"{n.name} misses {' '.join(sorted(missing[n.name])[:5])}"
+                    for n in pending[:5]))
+            if pending and waited > timeout:
+                return False
             if pending:
                 self.h.pump.run(0.5)
-        return not pending
+        return True
 
     def rss_mib(self):
+        """Mean VmRSS of the running daemons, in MiB."""
         vals = []
         for n in self.members():
             with open(f"/proc/{n.proc.pid}/status") as f:
@@ -239,6 +254,33 @@ class Cluster:
                     if line.startswith("VmRSS:"):
                         vals.append(int(line.split()[1]) / 1024)
         return statistics.mean(vals)
+
+    def cpu_seconds(self):
+        """CPU time (user + system) used so far by each running daemon."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for n in self.members():
+            with open(f"/proc/{n.proc.pid}/stat") as f:
+                # Fields after the ")" that closes the command name; utime and
+                # stime are the 14th and 15th fields of the whole line.
+                rest = f.read().rsplit(")", 1)[1].split()
+            out[n.name] = (int(rest[11]) + int(rest[12])) / tick
+        return out
+
+    def udp_drops(self):
+        """Datagrams the kernel dropped at each member's gossip socket (full
+        receive buffer: the daemon did not read fast enough)."""
+        by_port = {n.port: n.name for n in self.nodes}
+        out = {}
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                ip, port = cols[1].split(":")
+                name = by_port.get(int(port, 16))
+                if ip == "0100007F" and name:
+                    out[name] = out.get(name, 0) + int(cols[-1])
+        return out
 
     def run_trial(self, kind, timeout):
         members = self.members()
@@ -413,32 +455,40 @@ class Harness:
         self.pump = Pump()
         c = cls(self, ports)
         res = {"join": [], "leave": [], "fail": []}
-        drops = udp_drops()
         try:
             t = time.monotonic()
+            # Anything else busy on the machine (a build, other tests) starves
+            # the daemons and shows in the figures: say so.
+            log(f"{c.tool} N={n}: load average {loadavg()} before start")
             c.start(n)
             log(f"{c.tool} N={n}: {n} started in {time.monotonic() - t:.1f} s")
             if not c.converge(a.converge_timeout):
                 log(f"warning: {c.tool} N={n}: not every member saw all {n} alive "
                     f"within {a.converge_timeout:.0f} s")
             log(f"{c.tool} N={n}: converged after {time.monotonic() - t:.1f} s")
+            log_drops(c, "start", c.udp_drops())
+            cpu0, t0 = c.cpu_seconds(), time.monotonic()
             self.pump.run(a.idle)
+            cpu1, t1 = c.cpu_seconds(), time.monotonic()
             res["rss"] = c.rss_mib()
-            log(f"{c.tool} N={n}: idle RSS {res['rss']:.1f} MiB per daemon")
-            for r in range(a.trials):
+            # Percent of one core per daemon while nothing happens but gossip.
+            res["cpu"] = 100 * statistics.mean(cpu1[k] - cpu0[k] for k in cpu0) / (t1 - t0)
+            log(f"{c.tool} N={n}: idle RSS {res['rss']:.1f} MiB, "
+                f"CPU {res['cpu']:.2f}% of a core per daemon")
+            before = c.udp_drops()
+            for _ in range(a.trials):
                 for kind, limit in (("join", a.join_timeout), ("leave", a.leave_timeout),
                                     ("fail", a.fail_timeout)):
                     res[kind].append(c.run_trial(kind, limit))
                     self.pump.run(a.settle)
+            log(f"{c.tool} N={n}: load average {loadavg()} after the trials")
+            after = c.udp_drops()
+            log_drops(c, "trials", {k: v - before.get(k, 0) for k, v in after.items()})
             res["false_suspect"] = sorted(c.false_suspect)
             res["false_down"] = sorted(c.false_down)
             if c.false_suspect or c.false_down:
                 log(f"{c.tool} N={n}: suspected though alive: {res['false_suspect']}; "
                     f"declared down though alive: {res['false_down']}")
-            # Loopback loses nothing by itself: a datagram is dropped only when
-            # its receiver's socket buffer is full (a starved process).
-            log(f"{c.tool} N={n}: UDP datagrams dropped by the kernel meanwhile: "
-                f"{udp_drops() - drops}")
         finally:
             self.procs.kill_all()
             self.pump.close()
@@ -448,11 +498,16 @@ class Harness:
         return res
 
 
-def udp_drops():
-    """The host's count of UDP datagrams dropped for a full receive buffer."""
-    with open("/proc/net/snmp") as f:
-        rows = [line.split() for line in f if line.startswith("Udp:")]
-    return int(rows[1][rows[0].index("RcvbufErrors")])
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def log_drops(c, phase, drops):
+    total = sum(drops.values())
+    worst = sorted(((v, k) for k, v in drops.items() if v), reverse=True)[:5]
+    log(f"{c.tool}: UDP datagrams dropped at members' sockets during {phase}: {total}"
+        + (" (most at " + ", ".join(f"{k} {v}" for v, k in worst) + ")" if worst else ""))
 
 
 def free_ports(count, low, high, rng):
@@ -505,12 +560,15 @@ def table(n, res):
             return None, "-"
         if kind == "rss":
             return r["rss"], f"{r['rss']:.1f} MiB"
+        if kind == "cpu":
+            return r["cpu"], f"{r['cpu']:.2f} %"
         v = median_or_none(r[kind])
         return v, fmt_time(v)
 
     rows = [f"N={n:<24}{'p2p':>11}{'serf':>12}{'ratio':>10}"]
     for label, kind in (("join seen by all", "join"), ("kill -9 seen by all", "fail"),
-                        ("leave seen by all", "leave"), ("idle RSS per daemon", "rss")):
+                        ("leave seen by all", "leave"), ("idle RSS per daemon", "rss"),
+                        ("idle CPU per daemon", "cpu")):
         (pv, pc), (sv, sc) = figure("p2p", kind), figure("serf", kind)
         rows.append(f"{label:<26}{pc:>11}{sc:>12}{ratio(pv, sv):>10}")
     for tool, r in res.items():
@@ -531,7 +589,7 @@ def machine_facts(args):
                 cpu = line.split(":", 1)[1].strip()
                 break
     return (f"# {time.strftime('%Y-%m-%d')} {os.uname().sysname} {os.uname().release}, "
-            f"nproc {os.cpu_count()}, {cpu}; p2p {args.p2p_version}, serf {args.serf_version}"
+            f"nproc {os.cpu_count()}, {cpu}, load {loadavg()}; p2p {args.p2p_version}, serf {args.serf_version}"
             f"{' (-encrypt)' if args.serf_encrypt else ''}; loopback, default timings; "
             f"median of {args.trials} trials, each 'seen by all' = until the last member saw it")
 
