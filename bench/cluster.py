@@ -153,6 +153,9 @@ class Node:
         self.port = port
         self.proc = None
         self.watcher = None     # p2p only: the `p2p-peers --watch` process
+        self.sock = None        # p2p only: its local socket
+        self.rpc = None         # serf only: its RPC port
+        self.logf = None        # serf only: where its output is copied
         self.view = {}          # member name -> state, as this node reports it
         self.ready = False
         self.gone = False       # left or killed: no longer an observer
@@ -176,9 +179,12 @@ class Cluster:
 
     tool = "?"
 
-    def __init__(self, h, ports):
+    def __init__(self, h, n, ports):
         self.h = h
         self.ports = iter(ports)
+        # Per-node logs, one directory per tool and N (KEEP_TMP=1 keeps them).
+        self.logdir = os.path.join(h.tmp, "log", f"{self.tool}-{n}")
+        os.makedirs(self.logdir, exist_ok=True)
         self.nodes = []
         self.trial = None
         self.killed = set()
@@ -323,6 +329,7 @@ class Cluster:
 
 class P2P(Cluster):
     tool = "p2p"
+    ports_per_node = 1          # TCP and UDP share it
 
     def launch(self, node, via):
         h = self.h
@@ -332,7 +339,7 @@ class P2P(Cluster):
         if via:
             argv += ["--join", f"127.0.0.1:{via.port}"]
         node.sock = sock
-        with open(os.path.join(h.tmp, "log", f"{node.name}.log"), "wb") as logf:
+        with open(os.path.join(self.logdir, f"{node.name}.log"), "wb") as logf:
             node.proc = h.procs.spawn(argv, h.env, stdout=subprocess.DEVNULL, stderr=logf)
 
     def wait_ready(self, node, timeout=30):
@@ -340,7 +347,7 @@ class P2P(Cluster):
         def accepts():
             if node.proc.poll() is not None:
                 raise SystemExit(f"p2pd {node.name} exited with {node.proc.returncode}; "
-                                 f"see its log in {self.h.tmp}/log")
+                                 f"see its log in {self.logdir}")
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 s.connect(node.sock)
@@ -377,6 +384,7 @@ class P2P(Cluster):
 
 class Serf(Cluster):
     tool = "serf"
+    ports_per_node = 2          # gossip (TCP and UDP) and RPC
 
     def launch(self, node, via):
         h = self.h
@@ -391,7 +399,7 @@ class Serf(Cluster):
         node.proc = h.procs.spawn(argv, h.env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT)
         node.view[node.name] = ALIVE
-        node.logf = open(os.path.join(h.tmp, "log", f"{node.name}.log"), "w")
+        node.logf = open(os.path.join(self.logdir, f"{node.name}.log"), "w")
         h.pump.add(node.proc.stdout, lambda line, t: self.on_line(node, line, t))
 
     def on_line(self, node, line, t):
@@ -410,7 +418,7 @@ class Serf(Cluster):
         def ready():
             if node.proc.poll() is not None and not node.ready:
                 raise SystemExit(f"serf {node.name} exited with {node.proc.returncode}; "
-                                 f"see its log in {self.h.tmp}/log")
+                                 f"see its log in {self.logdir}")
             return node.ready
         if not self.h.pump.run_until(ready, timeout, step=0.02):
             raise SystemExit(f"serf {node.name} not ready after {timeout} s")
@@ -453,7 +461,7 @@ class Harness:
     def measure(self, cls, n, ports):
         a = self.args
         self.pump = Pump()
-        c = cls(self, ports)
+        c = cls(self, n, ports)
         res = {"join": [], "leave": [], "fail": []}
         try:
             t = time.monotonic()
@@ -493,7 +501,7 @@ class Harness:
             self.procs.kill_all()
             self.pump.close()
             for node in c.nodes:
-                if getattr(node, "logf", None):
+                if node.logf:
                     node.logf.close()
         return res
 
@@ -626,10 +634,10 @@ def main():
     try:
         for n in args.nodes:
             res = {}
-            for cls, per_node in ((P2P, 1), (Serf, 2)):   # serf needs an RPC port too
+            for cls in (P2P, Serf):
                 if cls.tool not in args.tools:
                     continue
-                count = (n + args.trials) * per_node
+                count = (n + args.trials) * cls.ports_per_node
                 base = free_ports(count, low, high, h.rng)
                 res[cls.tool] = h.measure(cls, n, range(base, base + count))
             print("\n" + table(n, res), flush=True)
