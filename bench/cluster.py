@@ -1,0 +1,649 @@
+#!/usr/bin/env python3
+"""Cluster benchmark harness: p2pd against Debian's serf on loopback.
+
+Run through bench/cluster.sh, which installs serf, builds p2p, makes the temp
+dir and cleans up after us. This file only uses the standard library.
+
+For each N it starts N daemons of one tool on 127.0.0.1, waits until every
+member sees all N alive, idles, reads the daemons' VmRSS, and then runs a few
+rounds of three trials:
+
+  join   start one more node (joining through a random member) and time until
+         every existing member has seen it alive;
+  leave  SIGTERM (p2pd) / SIGINT (serf) one member and time until every other
+         member has seen it leave;
+  fail   SIGKILL one member and time until every other member has seen it
+         down (p2p) / failed (serf).
+
+"Seen by all" is the time from the action to the LAST member noticing. Each
+member's view is timestamped as its output arrives here: for p2p one
+`p2p-peers --watch` per daemon, for serf the agent's own log on stdout. Then
+the same for the other tool, so the two never share the two CPUs.
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import random
+import re
+import selectors
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ALIVE, SUSPECT, DOWN, LEFT = "alive", "suspect", "down", "left"
+
+SERF_EVENT = re.compile(r"serf: EventMember(Join|Leave|Failed|Update|Reap): (\S+)")
+SERF_SUSPECT = re.compile(r"memberlist: Suspect (\S+) has failed")
+SERF_STATE = {"Join": ALIVE, "Leave": LEFT, "Failed": DOWN, "Reap": None, "Update": None}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- process hygiene --------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup():
+    # Runs in the child between fork and exec: if this harness dies, even by
+    # SIGKILL, the kernel kills the child too, so no daemon outlives a run.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Procs:
+    """Every process this harness starts, so all of them can be killed."""
+
+    def __init__(self, pidfile):
+        self.pidfile = pidfile
+        self.live = []
+
+    def spawn(self, argv, env, **kw):
+        # A new session keeps a terminal's Ctrl-C away from the daemons (which
+        # would make them all leave at once); we stop them ourselves.
+        p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                             start_new_session=True, preexec_fn=_child_setup, **kw)
+        self.live.append(p)
+        # The shell wrapper's trap reads this file as a last resort.
+        with open(self.pidfile, "a") as f:
+            f.write(f"{p.pid}\n")
+        return p
+
+    def kill_all(self):
+        for p in self.live:
+            if p.poll() is None:
+                try:
+                    p.kill()
+                except ProcessLookupError:
+                    pass
+        for p in self.live:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                log(f"warning: pid {p.pid} did not die")
+        self.live = []
+
+
+# --- reading many pipes at once ---------------------------------------------
+
+class Pump:
+    """One selectors loop over every output pipe we read; each complete line
+    goes to its callback with the monotonic time it arrived."""
+
+    def __init__(self):
+        self.sel = selectors.DefaultSelector()
+
+    def add(self, pipe, on_line):
+        os.set_blocking(pipe.fileno(), False)
+        self.sel.register(pipe.fileno(), selectors.EVENT_READ, [pipe, on_line, b""])
+
+    def run(self, seconds):
+        """Read whatever arrives for `seconds` (at least one pass)."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            for key, _ in self.sel.select(max(left, 0)):
+                self._read(key)
+            if left <= 0:
+                return
+
+    def run_until(self, done, timeout, step=0.05):
+        """Read until done() is true or `timeout` passes; returns done()."""
+        end = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() >= end:
+                return False
+            self.run(min(step, end - time.monotonic()))
+        return True
+
+    def _read(self, key):
+        data = key.data
+        try:
+            chunk = os.read(key.fd, 65536)
+        except BlockingIOError:
+            return
+        now = time.monotonic()
+        if not chunk:  # EOF: the process is gone
+            self.sel.unregister(key.fd)
+            data[0].close()
+            return
+        buf = data[2] + chunk
+        *lines, data[2] = buf.split(b"\n")
+        for line in lines:
+            data[1](line.decode("utf-8", "replace"), now)
+
+    def close(self):
+        for key in list(self.sel.get_map().values()):
+            self.sel.unregister(key.fd)
+            key.data[0].close()
+
+
+# --- the two tools ----------------------------------------------------------
+
+class Node:
+    def __init__(self, name, port):
+        self.name = name
+        self.port = port
+        self.proc = None
+        self.watcher = None     # p2p only: the `p2p-peers --watch` process
+        self.sock = None        # p2p only: its local socket
+        self.rpc = None         # serf only: its RPC port
+        self.logf = None        # serf only: where its output is copied
+        self.view = {}          # member name -> state, as this node reports it
+        self.ready = False
+        self.gone = False       # left or killed: no longer an observer
+
+
+class Trial:
+    def __init__(self, kind, target, states, observers):
+        self.kind = kind
+        self.target = target
+        self.states = states
+        self.observers = {n.name for n in observers}
+        self.seen = {}          # observer name -> monotonic time
+        self.t0 = None
+
+    def done(self):
+        return len(self.seen) == len(self.observers)
+
+
+class Cluster:
+    """What both tools share: nodes, the event stream, trials and counters."""
+
+    tool = "?"
+
+    def __init__(self, h, n, ports):
+        self.h = h
+        self.ports = iter(ports)
+        # Per-node logs, one directory per tool and N (KEEP_TMP=1 keeps them).
+        self.logdir = os.path.join(h.tmp, "log", f"{self.tool}-{n}")
+        os.makedirs(self.logdir, exist_ok=True)
+        self.nodes = []
+        self.trial = None
+        self.killed = set()
+        self.left = set()
+        self.false_suspect = set()   # members suspected though never killed
+        self.false_down = set()      # members declared down though never killed
+
+    def members(self):
+        return [n for n in self.nodes if not n.gone]
+
+    def new_node(self):
+        i = len(self.nodes)
+        node = Node(f"{self.tool}{i:03}", next(self.ports))
+        self.nodes.append(node)
+        return node
+
+    def on_event(self, node, name, state, t):
+        """A member changed state in `node`'s view."""
+        if name == node.name or state is None:
+            return
+        if state != SUSPECT:
+            node.view[name] = state
+        if name not in self.killed:
+            if state == SUSPECT and name not in self.left:
+                self.false_suspect.add(name)
+            if state == DOWN and name not in self.left:
+                self.false_down.add(name)
+        tr = self.trial
+        if (tr and tr.t0 is not None and name == tr.target and state in tr.states
+                and node.name in tr.observers and node.name not in tr.seen):
+            tr.seen[node.name] = t
+
+    def start(self, n):
+        """Start n nodes one at a time, each joining through the first."""
+        for _ in range(n):
+            node = self.new_node()
+            seed = self.nodes[0] if len(self.nodes) > 1 else None
+            self.launch(node, seed)
+            self.wait_ready(node)
+            self.h.pump.run(self.h.args.pace)
+
+    def converge(self, timeout):
+        """Wait until every member sees every member alive; True if they do.
+
+        Names the stragglers and what they miss when it takes long, since a
+        member that never heard of another is a dissemination failure.
+        """
+        want = {n.name for n in self.members()}
+        pending = list(self.members())
+        start = time.monotonic()
+        told = False
+        while pending:
+            missing = {n.name: want - self.alive_seen(n) - {n.name} for n in pending}
+            pending = [n for n in pending if missing[n.name]]
+            waited = time.monotonic() - start
+            if pending and (waited > timeout or (waited > 10 and not told)):
+                told = True
+                log(f"  {self.tool}: after {waited:.0f} s, " + "; ".join(
+                    f"{n.name} misses {' '.join(sorted(missing[n.name])[:5])}"
+                    for n in pending[:5]))
+            if pending and waited > timeout:
+                return False
+            if pending:
+                self.h.pump.run(0.5)
+        return True
+
+    def rss_mib(self):
+        """Mean VmRSS of the running daemons, in MiB."""
+        vals = []
+        for n in self.members():
+            with open(f"/proc/{n.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        vals.append(int(line.split()[1]) / 1024)
+        return statistics.mean(vals)
+
+    def cpu_seconds(self):
+        """CPU time (user + system) used so far by each running daemon."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for n in self.members():
+            with open(f"/proc/{n.proc.pid}/stat") as f:
+                # Fields after the ")" that closes the command name; utime and
+                # stime are the 14th and 15th fields of the whole line.
+                rest = f.read().rsplit(")", 1)[1].split()
+            out[n.name] = (int(rest[11]) + int(rest[12])) / tick
+        return out
+
+    def udp_drops(self):
+        """Datagrams the kernel dropped at each member's gossip socket (full
+        receive buffer: the daemon did not read fast enough)."""
+        by_port = {n.port: n.name for n in self.nodes}
+        out = {}
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                ip, port = cols[1].split(":")
+                name = by_port.get(int(port, 16))
+                if ip == "0100007F" and name:
+                    out[name] = out.get(name, 0) + int(cols[-1])
+        return out
+
+    def run_trial(self, kind, timeout):
+        members = self.members()
+        # Never the seed (index 0) nor the newest node: keep the victims typical.
+        victims = members[1:-1]
+        if kind == "join":
+            via = self.h.rng.choice(members)
+            node = self.new_node()
+            tr = Trial(kind, node.name, {ALIVE}, members)
+            self.trial = tr
+            tr.t0 = time.monotonic()
+            self.launch(node, via)
+        else:
+            node = self.h.rng.choice(victims)
+            others = [m for m in members if m is not node]
+            tr = Trial(kind, node.name, {LEFT} if kind == "leave" else {DOWN}, others)
+            self.trial = tr
+            (self.left if kind == "leave" else self.killed).add(node.name)
+            node.gone = True
+            tr.t0 = time.monotonic()
+            if kind == "leave":
+                self.leave(node)
+            else:
+                node.proc.kill()
+        self.h.pump.run_until(tr.done, timeout)
+        self.trial = None
+        if kind == "join":
+            self.wait_ready(node)
+        missing = sorted(tr.observers - tr.seen.keys())
+        if missing:
+            log(f"  {self.tool} {kind} {node.name}: {len(missing)} of {len(tr.observers)} "
+                f"members had not seen it after {timeout:.0f} s: {' '.join(missing[:10])}")
+            return None
+        times = sorted((t - tr.t0, name) for name, t in tr.seen.items())
+        log(f"  {self.tool} {kind} {node.name}: all {times[-1][0]:.2f} s "
+            f"(last {times[-1][1]}), median member "
+            f"{statistics.median(t for t, _ in times):.2f} s, first {times[0][0]:.2f} s")
+        return times[-1][0]
+
+
+class P2P(Cluster):
+    tool = "p2p"
+    ports_per_node = 1          # TCP and UDP share it
+
+    def launch(self, node, via):
+        h = self.h
+        sock = os.path.join(h.tmp, "sock", f"{node.name}.sock")
+        argv = [os.path.join(h.args.bin, "p2pd"), str(node.port), "--name", node.name,
+                "--socket", sock, "--bind", "127.0.0.1"]
+        if via:
+            argv += ["--join", f"127.0.0.1:{via.port}"]
+        node.sock = sock
+        with open(os.path.join(self.logdir, f"{node.name}.log"), "wb") as logf:
+            node.proc = h.procs.spawn(argv, h.env, stdout=subprocess.DEVNULL, stderr=logf)
+
+    def wait_ready(self, node, timeout=30):
+        """The daemon is up once its socket accepts; then attach a watcher."""
+        def accepts():
+            if node.proc.poll() is not None:
+                raise SystemExit(f"p2pd {node.name} exited with {node.proc.returncode}; "
+                                 f"see its log in {self.logdir}")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(node.sock)
+                return True
+            except OSError:
+                return False
+            finally:
+                s.close()
+        if not self.h.pump.run_until(accepts, timeout, step=0.02):
+            raise SystemExit(f"p2pd {node.name} not ready after {timeout} s")
+        node.watcher = self.h.procs.spawn(
+            [os.path.join(self.h.args.bin, "p2p-peers"), "--watch", "--socket", node.sock],
+            self.h.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.h.pump.add(node.watcher.stdout, lambda line, t: self.on_line(node, line, t))
+        node.ready = True
+
+    def on_line(self, node, line, t):
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            return
+        if not ev.get("self"):
+            self.on_event(node, ev.get("name"), ev.get("state"), t)
+
+    def alive_seen(self, node):
+        out = subprocess.run([os.path.join(self.h.args.bin, "p2p-peers"), "--socket",
+                              node.sock, "--state", ALIVE],
+                             env=self.h.env, capture_output=True, text=True).stdout
+        return {json.loads(l)["name"] for l in out.splitlines() if l.strip()}
+
+    def leave(self, node):
+        node.proc.send_signal(signal.SIGTERM)
+
+
+class Serf(Cluster):
+    tool = "serf"
+    ports_per_node = 2          # gossip (TCP and UDP) and RPC
+
+    def launch(self, node, via):
+        h = self.h
+        node.rpc = next(self.ports)
+        argv = [h.args.serf, "agent", f"-node={node.name}",
+                f"-bind=127.0.0.1:{node.port}", f"-rpc-addr=127.0.0.1:{node.rpc}",
+                "-log-level=info"]
+        if h.args.serf_encrypt:
+            argv.append(f"-encrypt={h.env['P2PD_SECRET']}")
+        if via:
+            argv.append(f"-join=127.0.0.1:{via.port}")
+        node.proc = h.procs.spawn(argv, h.env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
+        node.view[node.name] = ALIVE
+        node.logf = open(os.path.join(self.logdir, f"{node.name}.log"), "w")
+        h.pump.add(node.proc.stdout, lambda line, t: self.on_line(node, line, t))
+
+    def on_line(self, node, line, t):
+        node.logf.write(line + "\n")
+        m = SERF_EVENT.search(line)
+        if m:
+            self.on_event(node, m.group(2), SERF_STATE[m.group(1)], t)
+            return
+        m = SERF_SUSPECT.search(line)
+        if m:
+            self.on_event(node, m.group(1), SUSPECT, t)
+        elif "Join completed" in line or ("Serf agent running" in line and node is self.nodes[0]):
+            node.ready = True
+
+    def wait_ready(self, node, timeout=30):
+        def ready():
+            if node.proc.poll() is not None and not node.ready:
+                raise SystemExit(f"serf {node.name} exited with {node.proc.returncode}; "
+                                 f"see its log in {self.logdir}")
+            return node.ready
+        if not self.h.pump.run_until(ready, timeout, step=0.02):
+            raise SystemExit(f"serf {node.name} not ready after {timeout} s")
+
+    def alive_seen(self, node):
+        # The agent logs every member it learns of, itself included, from its
+        # start: its log is its whole view, no need to ask over RPC.
+        return {name for name, st in node.view.items() if st == ALIVE}
+
+    def leave(self, node):
+        # serf agent leaves gracefully on SIGINT (skip_leave_on_interrupt is
+        # false by default); SIGTERM would just stop it (leave_on_terminate
+        # defaults to false).
+        node.proc.send_signal(signal.SIGINT)
+
+
+# --- the run ------------------------------------------------------------------
+
+class Harness:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = args.tmp
+        os.makedirs(os.path.join(self.tmp, "sock"), exist_ok=True)
+        os.makedirs(os.path.join(self.tmp, "log"), exist_ok=True)
+        self.procs = Procs(os.path.join(self.tmp, "pids"))
+        self.pump = None
+        self.rng = random.Random(args.seed)
+        home = os.path.join(self.tmp, "home")
+        os.makedirs(home, exist_ok=True)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("P2P_SOCKET")}
+        self.env.update(HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
+                        XDG_RUNTIME_DIR=os.path.join(self.tmp, "run"),
+                        RUST_LOG=os.environ.get("RUST_LOG", "info"),
+                        P2P_BENCH_RUN=self.tmp)
+        os.makedirs(self.env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+        self.env["P2PD_SECRET"] = subprocess.run(
+            [os.path.join(args.bin, "p2p-keygen")], env=self.env, check=True,
+            capture_output=True, text=True).stdout.strip()
+
+    def measure(self, cls, n, ports):
+        a = self.args
+        self.pump = Pump()
+        c = cls(self, n, ports)
+        res = {"join": [], "leave": [], "fail": []}
+        try:
+            t = time.monotonic()
+            # Anything else busy on the machine (a build, other tests) starves
+            # the daemons and shows in the figures: say so.
+            log(f"{c.tool} N={n}: load average {loadavg()} before start")
+            c.start(n)
+            log(f"{c.tool} N={n}: {n} started in {time.monotonic() - t:.1f} s")
+            if not c.converge(a.converge_timeout):
+                log(f"warning: {c.tool} N={n}: not every member saw all {n} alive "
+                    f"within {a.converge_timeout:.0f} s")
+            log(f"{c.tool} N={n}: converged after {time.monotonic() - t:.1f} s")
+            log_drops(c, "start", c.udp_drops())
+            cpu0, t0 = c.cpu_seconds(), time.monotonic()
+            self.pump.run(a.idle)
+            cpu1, t1 = c.cpu_seconds(), time.monotonic()
+            res["rss"] = c.rss_mib()
+            # Percent of one core per daemon while nothing happens but gossip.
+            res["cpu"] = 100 * statistics.mean(cpu1[k] - cpu0[k] for k in cpu0) / (t1 - t0)
+            log(f"{c.tool} N={n}: idle RSS {res['rss']:.1f} MiB, "
+                f"CPU {res['cpu']:.2f}% of a core per daemon")
+            before = c.udp_drops()
+            for _ in range(a.trials):
+                for kind, limit in (("join", a.join_timeout), ("leave", a.leave_timeout),
+                                    ("fail", a.fail_timeout)):
+                    res[kind].append(c.run_trial(kind, limit))
+                    self.pump.run(a.settle)
+            log(f"{c.tool} N={n}: load average {loadavg()} after the trials")
+            after = c.udp_drops()
+            log_drops(c, "trials", {k: v - before.get(k, 0) for k, v in after.items()})
+            res["false_suspect"] = sorted(c.false_suspect)
+            res["false_down"] = sorted(c.false_down)
+            if c.false_suspect or c.false_down:
+                log(f"{c.tool} N={n}: suspected though alive: {res['false_suspect']}; "
+                    f"declared down though alive: {res['false_down']}")
+        finally:
+            self.procs.kill_all()
+            self.pump.close()
+            for node in c.nodes:
+                if node.logf:
+                    node.logf.close()
+        return res
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def log_drops(c, phase, drops):
+    total = sum(drops.values())
+    worst = sorted(((v, k) for k, v in drops.items() if v), reverse=True)[:5]
+    log(f"{c.tool}: UDP datagrams dropped at members' sockets during {phase}: {total}"
+        + (" (most at " + ", ".join(f"{k} {v}" for v, k in worst) + ")" if worst else ""))
+
+
+def free_ports(count, low, high, rng):
+    """A run of `count` consecutive loopback ports free for TCP and UDP.
+
+    Drawn below the kernel's ephemeral range, so no outgoing connection of
+    ours (or anyone's) grabs one of them between our check and the bind.
+    """
+    for _ in range(50):
+        base = rng.randrange(low, high - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise SystemExit(f"no run of {count} free ports in {low}..{high}")
+
+
+def fmt_time(v):
+    return "timeout" if v is None else f"{v:.2f} s"
+
+
+def median_or_none(vals):
+    # A trial that timed out counts as infinitely slow, so one timeout out of
+    # three still gives a figure, two give "timeout".
+    m = statistics.median([float("inf") if v is None else v for v in vals])
+    return None if m == float("inf") else m
+
+
+def ratio(p, s):
+    if p is None or s is None or p <= 0:
+        return "-"
+    return f"{s / p:.1f}x"
+
+
+def table(n, res):
+    """The N block of the report; a tool left out (--tools) shows as "-"."""
+    def figure(tool, kind):
+        """(number or None, text) of one cell."""
+        r = res.get(tool)
+        if r is None:
+            return None, "-"
+        if kind == "rss":
+            return r["rss"], f"{r['rss']:.1f} MiB"
+        if kind == "cpu":
+            return r["cpu"], f"{r['cpu']:.2f} %"
+        v = median_or_none(r[kind])
+        return v, fmt_time(v)
+
+    rows = [f"N={n:<24}{'p2p':>11}{'serf':>12}{'ratio':>10}"]
+    for label, kind in (("join seen by all", "join"), ("kill -9 seen by all", "fail"),
+                        ("leave seen by all", "leave"), ("idle RSS per daemon", "rss"),
+                        ("idle CPU per daemon", "cpu")):
+        (pv, pc), (sv, sc) = figure("p2p", kind), figure("serf", kind)
+        rows.append(f"{label:<26}{pc:>11}{sc:>12}{ratio(pv, sv):>10}")
+    for tool, r in res.items():
+        trials = ", ".join(f"{k} " + "/".join(fmt_time(v).replace(" s", "") for v in r[k])
+                           for k in ("join", "fail", "leave"))
+        rows.append(f"  {tool} trials (s): {trials}")
+        if r["false_suspect"] or r["false_down"]:
+            rows.append(f"  {tool} false alarms: {len(r['false_suspect'])} live member(s) "
+                        f"suspected, {len(r['false_down'])} declared down")
+    return "\n".join(rows)
+
+
+def machine_facts(args):
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (f"# {time.strftime('%Y-%m-%d')} {os.uname().sysname} {os.uname().release}, "
+            f"nproc {os.cpu_count()}, {cpu}, load {loadavg()}; p2p {args.p2p_version}, serf {args.serf_version}"
+            f"{' (-encrypt)' if args.serf_encrypt else ''}; loopback, default timings; "
+            f"median of {args.trials} trials, each 'seen by all' = until the last member saw it")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, nargs="+", default=[10, 50, 100])
+    ap.add_argument("--bin", required=True, help="directory with p2pd and p2p-peers")
+    ap.add_argument("--serf", default="serf")
+    ap.add_argument("--tmp", required=True, help="scratch directory (made by the caller)")
+    ap.add_argument("--tools", nargs="+", choices=["p2p", "serf"], default=["p2p", "serf"])
+    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--idle", type=float, default=5, help="idle seconds before reading RSS")
+    ap.add_argument("--settle", type=float, default=3, help="quiet seconds between trials")
+    ap.add_argument("--pace", type=float, default=0.05, help="pause after each node is up")
+    ap.add_argument("--converge-timeout", type=float, default=120)
+    ap.add_argument("--join-timeout", type=float, default=30)
+    ap.add_argument("--leave-timeout", type=float, default=30)
+    ap.add_argument("--fail-timeout", type=float, default=90)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--serf-encrypt", action="store_true",
+                    help="give serf a key too (p2p always encrypts)")
+    ap.add_argument("--p2p-version", default="?")
+    ap.add_argument("--serf-version", default="?")
+    args = ap.parse_args()
+
+    # Turn SIGTERM into an exception so the finally clauses kill the daemons.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    h = Harness(args)
+    low = 10000
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        high = min(int(f.read().split()[0]), 65535)
+    print(machine_facts(args), flush=True)
+    try:
+        for n in args.nodes:
+            res = {}
+            for cls in (P2P, Serf):
+                if cls.tool not in args.tools:
+                    continue
+                count = (n + args.trials) * cls.ports_per_node
+                base = free_ports(count, low, high, h.rng)
+                res[cls.tool] = h.measure(cls, n, range(base, base + count))
+            print("\n" + table(n, res), flush=True)
+    finally:
+        h.procs.kill_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Cluster benchmark: N p2pd daemons against N Debian `serf agent`s, all on
+# 127.0.0.1, measured in one run and printed side by side as ratios
+# (serf / p2p, so above 1x means p2p is better). Not a test: the figures
+# depend on the machine. For each N:
+#
+#   join seen by all      start one more node until every member sees it alive
+#   kill -9 seen by all   SIGKILL one member until every other sees it down
+#   leave seen by all     graceful leave (p2pd SIGTERM, serf SIGINT) until
+#                         every other member sees it left
+#   idle RSS per daemon   mean VmRSS after the cluster has idled 5 s
+#
+# Usage:
+#   bench/cluster.sh                  # N = 10 50 100
+#   bench/cluster.sh 10 50            # or NODES="10 50" bench/cluster.sh
+#   P2P_BIN=target/release bench/cluster.sh 100   # skip cargo build
+#   TRIALS=5 bench/cluster.sh         # rounds of join/leave/kill per N (default 3)
+#   TOOLS=p2p bench/cluster.sh 100    # one tool only (p2p or serf)
+#   SERF_ENCRYPT=1 bench/cluster.sh   # give serf a key as well (p2p always encrypts)
+#   KEEP_TMP=1 bench/cluster.sh       # keep the per-node logs in the temp dir
+#
+# The table goes to stdout, progress and per-trial details to stderr:
+#   bench/cluster.sh | tee -a bench/RESULTS.md
+#
+# Installs serf and jq with apt-get when missing (as root). Timings are each
+# tool's defaults (p2p: gossip 200 ms, probe 1 s; serf: memberlist's LAN
+# profile). Every process runs in a temp dir and is killed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODES=${*:-${NODES:-10 50 100}}
+TRIALS=${TRIALS:-3}
+TOOLS=${TOOLS:-p2p serf}
+
+missing=()
+command -v serf >/dev/null 2>&1 || missing+=(serf)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing ${missing[*]} ..." >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "bench/cluster.sh needs ${missing[*]} (apt-get install ${missing[*]})" >&2
+    exit 2
+  fi
+fi
+
+if [ -n "${P2P_BIN:-}" ]; then
+  BIN=$(cd "$P2P_BIN" && pwd)
+else
+  cargo build --release --quiet
+  BIN=$PWD/target/release
+fi
+for b in p2pd p2p-peers p2p-keygen; do
+  [ -x "$BIN/$b" ] || { echo "no $BIN/$b" >&2; exit 2; }
+done
+
+P2P_VERSION="$("$BIN/p2pd" --version | awk '{print $2}')"
+rev=$(git rev-parse --short HEAD 2>/dev/null || true)
+[ -n "$rev" ] && P2P_VERSION="$P2P_VERSION ($rev)"
+SERF_VERSION=$(dpkg-query -W -f '${Version}' serf 2>/dev/null || serf version | head -1)
+
+TMP=$(mktemp -d -t p2p-cluster.XXXXXX)
+cleanup() {
+  # The harness kills its daemons itself, and they die with it anyway
+  # (PR_SET_PDEATHSIG); this is the last resort. Only pids the harness
+  # recorded, and only while they still carry this run's marker.
+  if [ -f "$TMP/pids" ]; then
+    while read -r pid; do
+      if grep -qzx "P2P_BENCH_RUN=$TMP" "/proc/$pid/environ" 2>/dev/null; then
+        kill -9 "$pid" 2>/dev/null || true
+      fi
+    done < "$TMP/pids"
+  fi
+  if [ -n "${KEEP_TMP:-}" ]; then
+    echo "logs kept in $TMP" >&2
+  else
+    rm -rf "$TMP"
+  fi
+}
+trap cleanup EXIT
+
+extra=()
+[ -n "${SERF_ENCRYPT:-}" ] && extra+=(--serf-encrypt)
+
+# In the background so that our traps run at once on INT or TERM (bash defers
+# them while a foreground child runs); the harness stops its daemons on TERM.
+# shellcheck disable=SC2086  # NODES and TOOLS are lists of words
+python3 bench/cluster.py --bin "$BIN" --tmp "$TMP" --nodes $NODES --tools $TOOLS \
+  --trials "$TRIALS" \
+  --p2p-version "$P2P_VERSION" --serf-version "$SERF_VERSION" "${extra[@]}" &
+harness=$!
+stop() { kill -TERM "$harness" 2>/dev/null || true; wait "$harness" || true; exit "$1"; }
+trap 'stop 130' INT
+trap 'stop 143' TERM
+wait "$harness"
