@@ -394,3 +394,17 @@ fn hostile_connections_do_not_stop_the_peer_port() {
     let log = d.log();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn repeated_queries_reuse_their_sessions() {
+    let (dir, files) = data();
+    let all = start_cluster(2, exporting(dir.path()));
+    for _ in 0..3 {
+        let r = run(all[0].cmd("p2p-wc").args(["--all", s(&files[0])]));
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        assert_eq!(r.json().len(), 2);
+    }
+    // Three queries, one session each way: the handshakes were not redone.
+    let sessions = |d: &Daemon| d.log().matches("session established").count();
+    assert_eq!(sessions(&all[1]), 1, "{}", all[1].log());
+}

@@ -43,6 +43,49 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default silence allowed to a member.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Sessions to members left open after a query, for the next one: a query
+/// on a member already asked within [`KEEP_IDLE`] skips the TCP and Noise
+/// handshakes.
+#[derive(Default)]
+pub struct SessionPool {
+    idle: Mutex<HashMap<SocketAddr, Vec<(std::time::Instant, Session<TcpStream>)>>>,
+}
+
+/// How long an unused session is kept (members close theirs after 60 s).
+const KEEP_IDLE: Duration = Duration::from_secs(20);
+
+/// Sessions kept per member; more are closed.
+const KEEP_PER_MEMBER: usize = 2;
+
+impl SessionPool {
+    /// A kept session to `addr`, if a fresh enough one is there.
+    pub fn take(&self, addr: SocketAddr) -> Option<Session<TcpStream>> {
+        let mut idle = self.idle.lock().ok()?;
+        let list = idle.get_mut(&addr)?;
+        while let Some((since, s)) = list.pop() {
+            if since.elapsed() < KEEP_IDLE {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Keeps a session that ended its query cleanly.
+    pub fn give(&self, addr: SocketAddr, s: Session<TcpStream>) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        idle.retain(|_, l| {
+            l.retain(|(since, _)| since.elapsed() < KEEP_IDLE);
+            !l.is_empty()
+        });
+        let list = idle.entry(addr).or_default();
+        if list.len() < KEEP_PER_MEMBER {
+            list.push((std::time::Instant::now(), s));
+        }
+    }
+}
+
 /// A member to ask, as chosen from the target.
 #[derive(Debug, Clone)]
 pub struct LinkSpec {
@@ -308,16 +351,33 @@ pub fn start(
     }
 }
 
-/// Opens the session to a member and starts the query; returns the
-/// session and the name the member answers under.
+/// Opens the session to a member, or takes one kept from an earlier query,
+/// and starts the query; returns the session and the member's name.
 fn open(ctx: &Ctx, addr: SocketAddr) -> Result<(Session<TcpStream>, String), Error> {
+    if let Some(s) = ctx.shared.sessions.take(addr) {
+        let _ = s.stream().set_read_timeout(Some(ctx.timeout));
+        let _ = s.stream().set_write_timeout(Some(ctx.timeout));
+        // A kept session may have been closed by the member meanwhile (it
+        // restarted, or made room): then connect afresh.
+        if let Ok(started) = start_query(ctx, addr, s) {
+            return Ok(started);
+        }
+    }
     let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(ctx.timeout))
         .map_err(|e| link_error(&addr.to_string(), &e, ctx.timeout))?;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(ctx.timeout));
     let _ = stream.set_write_timeout(Some(ctx.timeout));
     let ring = ctx.shared.cluster.ring();
-    let mut s = session::connect(stream, &ring).map_err(|e| session_error(&addr, e, ctx))?;
+    let s = session::connect(stream, &ring).map_err(|e| session_error(&addr, e, ctx))?;
+    start_query(ctx, addr, s)
+}
+
+fn start_query(
+    ctx: &Ctx,
+    addr: SocketAddr,
+    mut s: Session<TcpStream>,
+) -> Result<(Session<TcpStream>, String), Error> {
     let q = &ctx.query;
     let start = PeerRequest::Query {
         kind: q.kind,
@@ -451,7 +511,12 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                 ctx.changed.notify_all();
             }
             Ok(PeerReply::Working) => {}
-            Ok(PeerReply::Done) if ended => break 'link None,
+            Ok(PeerReply::Done) if ended => {
+                if let Ok(addr) = spec.addr {
+                    ctx.shared.sessions.give(addr, session);
+                }
+                return;
+            }
             Ok(PeerReply::Failed { error }) => break 'link Some(error),
             _ => {
                 break 'link Some(Error::new(

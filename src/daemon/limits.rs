@@ -1,6 +1,8 @@
 //! How many connections a listener serves, and who makes room when it is
-//! full: the oldest connection that has not yet proved itself (finished its
-//! handshake, or sent its first request). A flood of idle or dribbling
+//! full: the oldest connection that is not doing anything useful, either
+//! because it has not yet proved itself (finished its handshake, or sent its
+//! first request) or because it sits idle between requests (a session a
+//! member keeps for its next query). A flood of idle or dribbling
 //! connections therefore pushes out its own kind, not the clients that are
 //! being served, and a real client, which proves itself within
 //! milliseconds, always gets in.
@@ -15,8 +17,8 @@ pub struct Admission {
     max: usize,
     active: AtomicUsize,
     next_id: AtomicU64,
-    /// Connections not yet proven, oldest first, with a duplicate of their
-    /// socket so they can be cut from here.
+    /// Connections that may be cut (not yet proven, or idle), oldest
+    /// first, with a duplicate of their socket so they can be cut from here.
     unproven: Mutex<VecDeque<(u64, OwnedFd)>>,
 }
 
@@ -80,9 +82,23 @@ impl Admission {
 }
 
 impl Ticket {
-    /// The connection proved itself: it keeps its place until it ends.
+    /// The connection proved itself, or is busy with a request: it keeps its
+    /// place until it ends or goes idle.
     pub fn proven(&self) {
         self.admission.forget(self.id);
+    }
+
+    /// The connection waits for its next request: it may be cut when the
+    /// listener is full.
+    pub fn idle(&self, socket: &impl AsFd) {
+        let Ok(dup) = socket.as_fd().try_clone_to_owned() else {
+            return;
+        };
+        if let Ok(mut q) = self.admission.unproven.lock() {
+            if !q.iter().any(|(i, _)| *i == self.id) {
+                q.push_back((self.id, dup));
+            }
+        }
     }
 }
 
@@ -126,5 +142,19 @@ mod tests {
         assert!(adm.admit(&e).is_none());
         drop(tb);
         assert!(adm.admit(&e).is_some());
+    }
+
+    #[test]
+    fn an_idle_connection_makes_room_but_a_busy_one_does_not() {
+        let adm = Admission::new(1);
+        let (a, mut a_peer) = UnixStream::pair().unwrap();
+        let ta = adm.admit(&a).unwrap();
+        ta.proven();
+        let (b, _b_peer) = UnixStream::pair().unwrap();
+        assert!(adm.admit(&b).is_none(), "a is busy");
+        ta.idle(&a);
+        let _tb = adm.admit(&b).expect("a was idle");
+        let mut buf = [0u8; 1];
+        assert_eq!(a_peer.read(&mut buf).unwrap(), 0, "a was cut");
     }
 }

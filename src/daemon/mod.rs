@@ -72,6 +72,8 @@ pub struct Shared {
     pub engine: Engine,
     pub pool: Pool,
     pub cluster: Arc<Cluster>,
+    /// Sessions to members kept between cluster queries.
+    pub sessions: fanout::SessionPool,
     exports: RwLock<Arc<Exports>>,
 }
 
@@ -167,6 +169,7 @@ pub fn run(cfg: Config) -> i32 {
         engine: Engine::new(cfg.cache_entries),
         pool: Pool::new(cfg.workers, cfg.workers * 64),
         cluster: Arc::clone(&cluster),
+        sessions: fanout::SessionPool::default(),
         exports: RwLock::new(Arc::new(cfg.exports.clone())),
     });
     let peers = Arc::clone(&shared);

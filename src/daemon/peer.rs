@@ -123,14 +123,23 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
         }
     };
     ticket.proven();
+    log::debug!("peer {from}: session established");
     let _ = session.stream().set_read_timeout(Some(IDLE_TIMEOUT));
-    serve_requests(shared, session, &from);
+    serve_requests(shared, session, &from, ticket);
 }
 
 /// Serves requests on an authenticated session until it ends.
-fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str) {
+fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, ticket: &Ticket) {
+    let mut first = true;
     loop {
-        let frame = match s.recv(peer::MAX_FRAME) {
+        // Between requests the connection may make room for others.
+        if !first {
+            ticket.idle(s.stream());
+        }
+        first = false;
+        let frame = s.recv(peer::MAX_FRAME);
+        ticket.proven();
+        let frame = match frame {
             Ok(f) => f,
             Err(SessionError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return,
             Err(e) => {
