@@ -48,8 +48,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// handshakes.
 #[derive(Default)]
 pub struct SessionPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(std::time::Instant, Session<TcpStream>)>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Kept>>>,
 }
+
+/// A session and since when it has been unused.
+type Kept = (std::time::Instant, Session<TcpStream>);
 
 /// How long an unused session is kept (members close theirs after 60 s).
 const KEEP_IDLE: Duration = Duration::from_secs(20);
