@@ -8,10 +8,10 @@
 //! - [`ops`]: the file computations (wc, sha256, directory counts, stat), pure and socket-free.
 //! - [`exports`]: the `--export` roots peers may read below, and the open that cannot escape them.
 //! - [`cache`]: a bounded result cache keyed by device, inode, size, mtime and ctime.
-//! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`.
+//! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`, and the peer protocol.
 //! - [`fdpass`]: passing open descriptors over the Unix socket (SCM_RIGHTS).
 //! - [`paths`]: where sockets, keys and state live by default.
-//! - [`daemon`]: `p2pd` itself: listeners, worker pool, signals.
+//! - [`daemon`]: `p2pd` itself: listeners, worker pool, cluster queries, signals.
 //! - [`cmd`]: one module per command: flags to query, results to output.
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
 //! - [`output`]: the one printer for JSON lines and the text formats.

@@ -1,6 +1,15 @@
 //! `p2pd`: binds the local socket and the peer port, runs the worker pool
 //! and the gossip loop, and serves queries until SIGINT or SIGTERM; SIGHUP
 //! reads the configuration again.
+//!
+//! - [`local`]: the Unix socket: one thread per command connection.
+//! - [`engine`], [`batch`], [`pool`]: computing items on the worker pool, with the cache.
+//! - [`cluster`]: the gossip thread, joining, and the periodic full sync.
+//! - [`peer`]: the TCP port: handshakes, then joins, syncs and queries from members.
+//! - [`remote`]: a member's side of a query from a peer, confined to the exports.
+//! - [`fanout`], [`distribute`]: the asking side of `--peer`, `--all` and `--spread`.
+//! - [`limits`]: how many connections each listener serves, and who makes room.
+//! - [`logging`]: the log, whose filter SIGHUP can change.
 
 pub mod batch;
 pub mod cluster;
