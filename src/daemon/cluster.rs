@@ -276,7 +276,7 @@ pub fn join_with_retry(cluster: Arc<Cluster>, addrs: Vec<String>) {
     }
 }
 
-/// Every [`SYNC_INTERVAL`] (with jitter), a full state exchange with one
+/// Every 30 s (with jitter), a full state exchange with one
 /// random live member, as Serf's push/pull does: whatever an update's
 /// gossip missed is repaired within one interval.
 pub fn sync_loop(cluster: Arc<Cluster>) {

@@ -44,7 +44,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sessions to members left open after a query, for the next one: a query
-/// on a member already asked within [`KEEP_IDLE`] skips the TCP and Noise
+/// on a member already asked within 20 s skips the TCP and Noise
 /// handshakes.
 #[derive(Default)]
 pub struct SessionPool {
