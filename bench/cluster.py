@@ -19,6 +19,19 @@ rounds of three trials:
 member's view is timestamped as its output arrives here: for p2p one
 `p2p-peers --watch` per daemon, for serf the agent's own log on stdout. Then
 the same for the other tool, so the two never share the two CPUs.
+
+Two more figures are p2p's alone, since serf has no file queries:
+
+  --all      every p2pd exports a directory with one small file; once the N
+             members have converged and idled, `p2p-wc --all FILE` is timed as
+             a whole process (start to exit), several times, and each run must
+             print N successful lines, one per member;
+  --spread   a separate cluster of up to 4 members, all exporting one
+             directory of a few thousand files (in the page cache, result
+             cache off), each tagged so that `--tag` picks the first 1, 2 or 4
+             of them; `find DIR -type f | p2p-sha256 --spread --files-from -`
+             is timed beside the same without --spread (one daemon) and
+             `find | xargs sha256sum` (GNU).
 """
 
 import argparse
@@ -178,12 +191,13 @@ class Cluster:
     """What both tools share: nodes, the event stream, trials and counters."""
 
     tool = "?"
+    logname = None              # name of the log directory, if not the tool's
 
     def __init__(self, h, n, ports):
         self.h = h
         self.ports = iter(ports)
         # Per-node logs, one directory per tool and N (KEEP_TMP=1 keeps them).
-        self.logdir = os.path.join(h.tmp, "log", f"{self.tool}-{n}")
+        self.logdir = os.path.join(h.tmp, "log", f"{self.logname or self.tool}-{n}")
         os.makedirs(self.logdir, exist_ok=True)
         self.nodes = []
         self.trial = None
@@ -338,6 +352,7 @@ class P2P(Cluster):
                 "--socket", sock, "--bind", "127.0.0.1"]
         if via:
             argv += ["--join", f"127.0.0.1:{via.port}"]
+        argv += self.extra_args(len(self.nodes) - 1)
         node.sock = sock
         with open(os.path.join(self.logdir, f"{node.name}.log"), "wb") as logf:
             node.proc = h.procs.spawn(argv, h.env, stdout=subprocess.DEVNULL, stderr=logf)
@@ -380,6 +395,28 @@ class P2P(Cluster):
 
     def leave(self, node):
         node.proc.send_signal(signal.SIGTERM)
+
+    def extra_args(self, index):
+        # Every member exports the directory of the --all file, so that the
+        # membership figures are those of daemons set up as --all needs them.
+        return ["--export", self.h.export_dir]
+
+
+class P2PSpread(P2P):
+    """The --spread cluster: every member exports the data directory, with
+    the result cache off (each timed run must hash, not recall), and member i
+    carries the tag m{k}=1 for every member count k > i, so `--tag m2=1`
+    picks exactly the first two."""
+
+    logname = "spread"
+
+    def __init__(self, h, n, ports, counts):
+        super().__init__(h, n, ports)
+        self.counts = counts
+
+    def extra_args(self, index):
+        tags = [a for k in self.counts if index < k for a in ("--tag", f"m{k}=1")]
+        return ["--export", self.h.spread_dir, "--cache-entries", "0"] + tags
 
 
 class Serf(Cluster):
@@ -457,6 +494,16 @@ class Harness:
         self.env["P2PD_SECRET"] = subprocess.run(
             [os.path.join(args.bin, "p2p-keygen")], env=self.env, check=True,
             capture_output=True, text=True).stdout.strip()
+        # The small file every p2pd exports for the --all figure, and where the
+        # --spread data goes (written only if that part runs).
+        self.export_dir = os.path.join(self.tmp, "export")
+        os.makedirs(self.export_dir, exist_ok=True)
+        self.all_file = os.path.join(self.export_dir, "small.txt")
+        with open(self.all_file, "w") as f:
+            f.write("".join(f"line {i} of the file every member is asked about\n"
+                            for i in range(20)))
+        self.spread_dir = os.path.join(self.tmp, "spread")
+        self.port_range = None  # (low, high), set by main()
 
     def measure(self, cls, n, ports):
         a = self.args
@@ -483,6 +530,11 @@ class Harness:
             res["cpu"] = 100 * statistics.mean(cpu1[k] - cpu0[k] for k in cpu0) / (t1 - t0)
             log(f"{c.tool} N={n}: idle RSS {res['rss']:.1f} MiB, "
                 f"CPU {res['cpu']:.2f}% of a core per daemon")
+            if isinstance(c, P2P) and a.all_runs:
+                # After the idle figures (queries leave sessions and buffers
+                # behind) and before the trials (while exactly N are alive).
+                res["all"] = self.all_latency(c, n)
+                self.pump.run(a.settle)
             before = c.udp_drops()
             for _ in range(a.trials):
                 for kind, limit in (("join", a.join_timeout), ("leave", a.leave_timeout),
@@ -504,6 +556,189 @@ class Harness:
                 if node.logf:
                     node.logf.close()
         return res
+
+
+    def all_latency(self, c, n):
+        """`p2p-wc --all FILE` asked of the first member, timed as a whole
+        process from start to exit. The first run also sets up the encrypted
+        sessions to every member, so it is reported apart; every run must
+        print one successful line per member, or it does not count."""
+        a = self.args
+        argv = [os.path.join(a.bin, "p2p-wc"), "--socket", c.nodes[0].sock, "--all",
+                self.all_file]
+        # What starting any process from here costs (included in the figures).
+        spawn = statistics.median(run_timed(["true"], self.env)[0] for _ in range(20))
+        times, bad, first = [], 0, None
+        for i in range(a.all_runs + 1):
+            t, p = run_timed(argv, self.env)
+            problem = check_all(p, n)
+            if problem:
+                bad += 1
+                log(f"  p2p --all N={n}, run {i}: {problem}")
+            elif i == 0:
+                first = t
+            else:
+                times.append(t)
+            # Let the watchers' pipes drain between runs.
+            self.pump.run(0.01)
+        out = {"runs": a.all_runs + 1, "bad": bad, "first": first,
+               "median": statistics.median(times) if times else None,
+               "min": min(times) if times else None}
+        log(f"p2p N={n}: --all {fmt_ms(out['median'])} median, {fmt_ms(out['min'])} min, "
+            f"{fmt_ms(first)} first (sessions set up), {bad} of {out['runs']} runs wrong; "
+            f"starting a process from the harness costs {fmt_ms(spawn)}")
+        return out
+
+    def spread(self):
+        """--spread throughput with 1, 2, 4 ... members of one cluster, beside
+        one daemon without --spread and GNU sha256sum, on cached files."""
+        a = self.args
+        counts = sorted(set(a.spread))
+        top = counts[-1]
+        nbytes = a.spread_files * a.spread_kib * 1024
+        t = time.monotonic()
+        make_spread_data(self.spread_dir, a.spread_files, a.spread_kib)
+        log(f"spread: {a.spread_files} files of {a.spread_kib} KiB written in "
+            f"{time.monotonic() - t:.1f} s")
+        self.pump = Pump()
+        base = free_ports(top, *self.port_range, self.rng)
+        c = P2PSpread(self, top, range(base, base + top), counts)
+        res = {"files": a.spread_files, "kib": a.spread_kib, "rows": []}
+        try:
+            log(f"spread: load average {loadavg()} before start")
+            c.start(top)
+            if not c.converge(a.converge_timeout):
+                log(f"warning: spread: not every member saw all {top} alive")
+            sock = c.nodes[0].sock
+            sha = os.path.join(a.bin, "p2p-sha256")
+            find = f"find {self.spread_dir} -type f"
+            ncpu = os.cpu_count()
+            # Batches of files per sha256sum process, so -P has work to share.
+            batch = max(1, a.spread_files // (8 * ncpu))
+            cases = [(f"--spread, {k} member" + ("s" if k > 1 else ""), "p2p",
+                      f"{find} | {sha} --socket {sock} --spread --tag m{k}=1 --files-from -")
+                     for k in counts]
+            cases += [("one daemon, no --spread", "p2p",
+                       f"{find} | {sha} --socket {sock} --files-from -"),
+                      ("find | xargs sha256sum", "gnu", f"{find} | xargs sha256sum"),
+                      (f"find | xargs -P {ncpu} sha256sum", "gnu",
+                       f"{find} | xargs -P {ncpu} -n {batch} sha256sum")]
+            for label, kind, cmd in cases:
+                row = self.time_spread(c, label, kind, cmd, nbytes)
+                res["rows"].append(row)
+                self.pump.run(0.5)
+        finally:
+            self.procs.kill_all()
+            self.pump.close()
+        return res
+
+    def time_spread(self, c, label, kind, cmd, nbytes):
+        """One line of the --spread figures: a checked run into a file, then
+        the timed runs into /dev/null. Besides the wall time it notes how
+        many cores were busy: the daemons' CPU time (from /proc) plus the
+        pipeline's own (find, the client or sha256sum), and the whole host's."""
+        a = self.args
+        argv = ["bash", "-o", "pipefail", "-c", cmd]
+        out = os.path.join(self.tmp, "spread-out")
+        with open(out, "wb") as f:
+            first, p = run_timed(argv, self.env, stdout=f)
+        problem, by_peer = check_spread(p, out, a.spread_files, kind)
+        os.unlink(out)
+        if problem:
+            log(f"  spread: {label}: {problem}")
+        times, failed = [], 0
+        d0, h0, r0 = c.cpu_seconds(), host_busy(), os.times()
+        for _ in range(a.spread_runs):
+            t, p = run_timed(argv, self.env, stdout=subprocess.DEVNULL)
+            if p.returncode:
+                failed += 1
+                log(f"  spread: {label}: exit {p.returncode}: {p.stderr.decode()[-300:]}")
+            times.append(t)
+        d1, h1, r1 = c.cpu_seconds(), host_busy(), os.times()
+        wall = sum(times)
+        daemons = sum(d1[k] - d0[k] for k in d0) / wall
+        pipeline = (r1.children_user + r1.children_system
+                    - r0.children_user - r0.children_system) / wall
+        host = (h1[0] - h0[0]) / (h1[1] - h0[1]) * os.cpu_count()
+        med = statistics.median(times)
+        row = {"label": label, "kind": kind, "time": med, "mbs": nbytes / med / 1e6,
+               "fps": a.spread_files / med, "ok": not problem and not failed}
+        log(f"spread: {label}: {med:.2f} s median of {len(times)} (first {first:.2f} s), "
+            f"{row['mbs']:.0f} MB/s, {row['fps']:.0f} files/s; cores busy: "
+            f"daemons {daemons:.2f}, pipeline {pipeline:.2f}, whole host {host:.2f}"
+            + (f"; files per member: " + ", ".join(f"{k} {v}" for k, v in sorted(by_peer.items()))
+               if by_peer else ""))
+        return row
+
+
+def run_timed(argv, env, stdout=subprocess.PIPE):
+    """Run a command to its end; (wall seconds from spawn to exit, result).
+    No preexec hook, so Python can spawn with vfork: the overhead stays
+    well under a millisecond."""
+    t = time.perf_counter()
+    p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
+                       stderr=subprocess.PIPE)
+    return time.perf_counter() - t, p
+
+
+def check_all(p, n):
+    """None if a `--all` run printed one successful line per member."""
+    if p.returncode:
+        return f"exit {p.returncode}: {p.stderr.decode()[-300:].strip()}"
+    lines = [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
+    errors = [l for l in lines if "error" in l or "lines" not in l]
+    peers = {l.get("peer") for l in lines}
+    if len(lines) != n or errors or len(peers) != n:
+        return (f"{len(lines)} lines from {len(peers)} members, {len(errors)} errors "
+                f"(expected {n} lines){': ' + json.dumps(errors[0]) if errors else ''}")
+    return None
+
+
+def check_spread(p, out, files, kind):
+    """(problem or None, files done per member) of a checked --spread run:
+    exactly one successful line per file, each path once."""
+    if p.returncode:
+        return f"exit {p.returncode}: {p.stderr.decode()[-300:].strip()}", {}
+    with open(out, "rb") as f:
+        lines = [l for l in f.read().decode().splitlines() if l.strip()]
+    if kind == "gnu":
+        return (None if len(lines) == files else f"{len(lines)} lines for {files} files"), {}
+    paths, by_peer, errors = set(), {}, 0
+    for line in lines:
+        r = json.loads(line)
+        paths.add(r["path"])
+        if "sha256" not in r:
+            errors += 1
+        by_peer[r.get("peer")] = by_peer.get(r.get("peer"), 0) + 1
+    if len(lines) != files or len(paths) != files or errors:
+        return (f"{len(lines)} lines, {len(paths)} distinct paths, {errors} errors "
+                f"for {files} files"), by_peer
+    return None, by_peer
+
+
+def make_spread_data(d, files, kib):
+    """`files` files of `kib` KiB each: one random block, each copy made
+    distinct by its first 8 bytes. Synced, so that no write-back of this
+    data competes with the timed runs; it stays in the page cache."""
+    os.makedirs(d, exist_ok=True)
+    block = random.Random(3).randbytes(kib * 1024)
+    for i in range(files):
+        with open(os.path.join(d, f"f{i:05}.bin"), "wb") as f:
+            f.write(i.to_bytes(8, "little") + block[8:])
+    os.sync()
+
+
+def host_busy():
+    """(busy, total) jiffies of all CPUs so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:]]
+    idle = vals[3] + vals[4]       # idle and iowait
+    total = sum(vals[:8])          # guest time is already in user
+    return total - idle, total
+
+
+def fmt_ms(v):
+    return "-" if v is None else f"{v * 1000:.1f} ms"
 
 
 def loadavg():
@@ -559,6 +794,12 @@ def ratio(p, s):
     return f"{s / p:.1f}x"
 
 
+def row(label, p2p="", ref="", r=""):
+    """One line of the table; the same columns as bench/local.sh's, so that
+    bench/run.sh prints both as one table."""
+    return f"{label:<46} {p2p:>14} {ref:>14} {r:>9}"
+
+
 def table(n, res):
     """The N block of the report; a tool left out (--tools) shows as "-"."""
     def figure(tool, kind):
@@ -573,12 +814,22 @@ def table(n, res):
         v = median_or_none(r[kind])
         return v, fmt_time(v)
 
-    rows = [f"N={n:<24}{'p2p':>11}{'serf':>12}{'ratio':>10}"]
+    rows = [row(f"cluster, N={n}, loopback", "p2p", "serf", "ratio")]
     for label, kind in (("join seen by all", "join"), ("kill -9 seen by all", "fail"),
                         ("leave seen by all", "leave"), ("idle RSS per daemon", "rss"),
                         ("idle CPU per daemon", "cpu")):
         (pv, pc), (sv, sc) = figure("p2p", kind), figure("serf", kind)
-        rows.append(f"{label:<26}{pc:>11}{sc:>12}{ratio(pv, sv):>10}")
+        rows.append(row(label, pc, sc, ratio(pv, sv)))
+    al = res.get("p2p", {}).get("all")
+    if al:
+        # serf has no file queries: nothing to compare with.
+        rows.append(row(f"--all, one small file, median of {al['runs'] - 1}",
+                        fmt_ms(al["median"]), "no such query", ""))
+        rows.append(row("  fastest run", fmt_ms(al["min"])))
+        rows.append(row("  first run (also opens the N sessions)", fmt_ms(al["first"])))
+        if al["bad"]:
+            rows.append(f"  --all: {al['bad']} of {al['runs']} runs did not print "
+                        f"{n} successful lines (details on stderr)")
     for tool, r in res.items():
         trials = ", ".join(f"{k} " + "/".join(fmt_time(v).replace(" s", "") for v in r[k])
                            for k in ("join", "fail", "leave"))
@@ -587,6 +838,33 @@ def table(n, res):
             rows.append(f"  {tool} false alarms: {len(r['false_suspect'])} live member(s) "
                         f"suspected, {len(r['false_down'])} declared down")
     return "\n".join(rows)
+
+
+def spread_table(res):
+    """The --spread block: p2p's rates against single-core sha256sum
+    (the same reference as bench/local.sh); files/s in the label."""
+    rows = res["rows"]
+    gnu = next((r for r in rows if r["label"] == "find | xargs sha256sum"), None)
+    size = res["files"] * res["kib"] / 1024
+    out = [row(f"--spread sha256, {res['files']} x {res['kib']} KiB ({size:.0f} MiB)",
+               "p2p", "sha256sum", "ratio")]
+    for r in rows:
+        mbs = f"{r['mbs']:.0f} MB/s" + ("" if r["ok"] else " !")
+        label = f"{r['label']}: {r['fps']:.0f} files/s"
+        if r["kind"] == "p2p":
+            out.append(row(label, mbs, f"{gnu['mbs']:.0f} MB/s" if gnu else "-",
+                           f"{gnu['time'] / r['time']:.1f}x" if gnu else "-"))
+        else:
+            # The GNU rows are references: their rate, no p2p figure beside it.
+            out.append(row(label.replace("find | ", "GNU "), "", mbs, ""))
+    spread = [r for r in rows if r["label"].startswith("--spread")]
+    if len(spread) > 1:
+        out.append(row(f"{spread[-1]['label']} vs {spread[0]['label'][len('--spread, '):]}",
+                       "", "", f"{spread[0]['time'] / spread[-1]['time']:.2f}x"))
+    if not all(r["ok"] for r in rows):
+        out.append("  ! a run was wrong or failed (details on stderr)")
+    out.append("  serf has no file queries: --all and --spread are p2p only")
+    return "\n".join(out)
 
 
 def machine_facts(args):
@@ -604,7 +882,7 @@ def machine_facts(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nodes", type=int, nargs="+", default=[10, 50, 100])
+    ap.add_argument("--nodes", type=int, nargs="*", default=[10, 50, 100])
     ap.add_argument("--bin", required=True, help="directory with p2pd and p2p-peers")
     ap.add_argument("--serf", default="serf")
     ap.add_argument("--tmp", required=True, help="scratch directory (made by the caller)")
@@ -620,6 +898,16 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--serf-encrypt", action="store_true",
                     help="give serf a key too (p2p always encrypts)")
+    ap.add_argument("--all-runs", type=int, default=20,
+                    help="timed `p2p-wc --all` runs per N, after one untimed (0: skip)")
+    ap.add_argument("--spread", type=int, nargs="*", default=[1, 2, 4],
+                    help="member counts for the --spread figures (none: skip)")
+    ap.add_argument("--spread-files", type=int, default=4000)
+    ap.add_argument("--spread-kib", type=int, default=256, help="size of each file")
+    ap.add_argument("--spread-runs", type=int, default=3,
+                    help="timed runs per case, after one checked run")
+    ap.add_argument("--no-facts", action="store_true",
+                    help="leave out the machine line (bench/run.sh prints its own)")
     ap.add_argument("--p2p-version", default="?")
     ap.add_argument("--serf-version", default="?")
     args = ap.parse_args()
@@ -630,7 +918,9 @@ def main():
     low = 10000
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         high = min(int(f.read().split()[0]), 65535)
-    print(machine_facts(args), flush=True)
+    h.port_range = (low, high)
+    if not args.no_facts:
+        print(machine_facts(args), flush=True)
     try:
         for n in args.nodes:
             res = {}
@@ -641,6 +931,8 @@ def main():
                 base = free_ports(count, low, high, h.rng)
                 res[cls.tool] = h.measure(cls, n, range(base, base + count))
             print("\n" + table(n, res), flush=True)
+        if "p2p" in args.tools and args.spread:
+            print("\n" + spread_table(h.spread()), flush=True)
     finally:
         h.procs.kill_all()
 

@@ -10,14 +10,30 @@
 #                         every other member sees it left
 #   idle RSS per daemon   mean VmRSS after the cluster has idled 5 s
 #
+# and, p2p only (serf has no file queries):
+#
+#   --all                 `p2p-wc --all FILE` on one small file every member
+#                         exports, whole process, median and min of ALL_RUNS
+#   --spread              `find DIR -type f | p2p-sha256 --spread --files-from -`
+#                         over SPREAD_FILES cached files of SPREAD_KIB KiB, with
+#                         1, 2 and 4 members, beside one daemon without --spread
+#                         and `find | xargs sha256sum`
+#
 # Usage:
-#   bench/cluster.sh                  # N = 10 50 100
+#   bench/cluster.sh                  # N = 10 50 100 (about 10 minutes)
 #   bench/cluster.sh 10 50            # or NODES="10 50" bench/cluster.sh
 #   P2P_BIN=target/release bench/cluster.sh 100   # skip cargo build
 #   TRIALS=5 bench/cluster.sh         # rounds of join/leave/kill per N (default 3)
 #   TOOLS=p2p bench/cluster.sh 100    # one tool only (p2p or serf)
 #   SERF_ENCRYPT=1 bench/cluster.sh   # give serf a key as well (p2p always encrypts)
 #   KEEP_TMP=1 bench/cluster.sh       # keep the per-node logs in the temp dir
+#   ALL_RUNS=50 bench/cluster.sh      # timed --all runs per N (default 20; 0 skips)
+#   SPREAD="1 2" SPREAD_FILES=1000 SPREAD_KIB=64 SPREAD_RUNS=5 bench/cluster.sh
+#                                     # --spread member counts (default "1 2 4";
+#                                     # SPREAD= skips), files, KiB each, runs (3)
+#   QUICK=1 bench/cluster.sh          # a short check: N=10, 1 trial, 5 --all runs,
+#                                     # 400 files for --spread, 1 run each
+#   BENCH_NO_HEADER=1                 # no machine line (bench/run.sh prints one)
 #
 # The table goes to stdout, progress and per-trial details to stderr:
 #   bench/cluster.sh | tee -a bench/RESULTS.md
@@ -28,9 +44,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NODES=${*:-${NODES:-10 50 100}}
-TRIALS=${TRIALS:-3}
+# QUICK=1 only changes the defaults; anything set explicitly still wins.
+if [ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ]; then
+  d_nodes=10 d_trials=1 d_all=5 d_files=400 d_runs=1
+else
+  d_nodes="10 50 100" d_trials=3 d_all=20 d_files=4000 d_runs=3
+fi
+NODES=${*:-${NODES:-$d_nodes}}
+TRIALS=${TRIALS:-$d_trials}
 TOOLS=${TOOLS:-p2p serf}
+ALL_RUNS=${ALL_RUNS:-$d_all}
+SPREAD=${SPREAD-1 2 4}          # set but empty: no --spread figures
+SPREAD_FILES=${SPREAD_FILES:-$d_files}
+SPREAD_KIB=${SPREAD_KIB:-256}
+SPREAD_RUNS=${SPREAD_RUNS:-$d_runs}
 
 missing=()
 command -v serf >/dev/null 2>&1 || missing+=(serf)
@@ -53,7 +80,7 @@ else
   cargo build --release --quiet
   BIN=$PWD/target/release
 fi
-for b in p2pd p2p-peers p2p-keygen; do
+for b in p2pd p2p-peers p2p-keygen p2p-wc p2p-sha256; do
   [ -x "$BIN/$b" ] || { echo "no $BIN/$b" >&2; exit 2; }
 done
 
@@ -84,12 +111,14 @@ trap cleanup EXIT
 
 extra=()
 [ -n "${SERF_ENCRYPT:-}" ] && extra+=(--serf-encrypt)
+[ -n "${BENCH_NO_HEADER:-}" ] && extra+=(--no-facts)
 
 # In the background so that our traps run at once on INT or TERM (bash defers
 # them while a foreground child runs); the harness stops its daemons on TERM.
-# shellcheck disable=SC2086  # NODES and TOOLS are lists of words
+# shellcheck disable=SC2086  # NODES, TOOLS and SPREAD are lists of words
 python3 bench/cluster.py --bin "$BIN" --tmp "$TMP" --nodes $NODES --tools $TOOLS \
-  --trials "$TRIALS" \
+  --trials "$TRIALS" --all-runs "$ALL_RUNS" --spread $SPREAD \
+  --spread-files "$SPREAD_FILES" --spread-kib "$SPREAD_KIB" --spread-runs "$SPREAD_RUNS" \
   --p2p-version "$P2P_VERSION" --serf-version "$SERF_VERSION" "${extra[@]}" &
 harness=$!
 stop() { kill -TERM "$harness" 2>/dev/null || true; wait "$harness" || true; exit "$1"; }
