@@ -271,3 +271,69 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     }
     assert!(rest.contains("STOPPING=1"), "{rest}");
 }
+
+#[test]
+fn a_socket_passed_by_systemd_is_served() {
+    use std::os::fd::AsRawFd;
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let fd = listener.as_raw_fd();
+    let log = t.path().join("log");
+    // The listener is inherited (no close-on-exec) and moved to fd 3, where
+    // socket activation puts it; LISTEN_PID must be p2pd's own pid, so sh
+    // exports its pid, then becomes p2pd.
+    // SAFETY: clearing the flags of a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let to_3 = if fd == 3 {
+        String::new()
+    } else {
+        format!(" 3<&{fd} {fd}<&-")
+    };
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        &format!("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\"{to_3}"),
+    ])
+    .arg(bin("p2pd"))
+    .arg(free_port().to_string())
+    .args(["--socket"])
+    .arg(t.path().join("unused.sock"))
+    .env("P2PD_SECRET", TEST_KEY)
+    .env("HOME", t.path())
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
+    /// Kills the daemon however the test ends.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reaped(cmd.spawn().unwrap());
+    drop(listener);
+    let ask = || {
+        run(Command::new(bin("p2p-peers"))
+            .env("P2P_SOCKET", &path)
+            .stdin(Stdio::null()))
+    };
+    eventually(
+        10,
+        &format!(
+            "the passed socket answers: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ),
+        || ask().status == 0,
+    );
+    assert_eq!(ask().json().len(), 1);
+    assert!(
+        !t.path().join("unused.sock").exists(),
+        "no socket of its own"
+    );
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let st = child.0.wait().unwrap();
+    assert_eq!(st.code(), Some(0));
+    assert!(path.exists(), "the socket belongs to systemd and stays");
+}
