@@ -254,20 +254,7 @@ impl Membership {
             }
             Some((&KIND_LEAVE, rest)) => {
                 if let Ok((name, incarnation)) = serde_json::from_slice::<(String, u64)>(rest) {
-                    // Every member gets this notice straight from the one
-                    // leaving: mark it down here and now (and pass that on),
-                    // rather than wait for foca's own leave to come by gossip,
-                    // which can miss a few members of a large cluster.
-                    let gone: Vec<Member<Node>> = self
-                        .foca
-                        .iter_membership_state()
-                        .filter(|m| m.id().name == name && m.id().incarnation == incarnation)
-                        .map(|m| Member::new(m.id().clone(), m.incarnation(), State::Down))
-                        .collect();
                     self.left.insert((name, incarnation));
-                    let _ = self
-                        .foca
-                        .apply_many(gone.into_iter(), true, &mut self.runtime);
                 }
             }
             _ => {}
@@ -609,31 +596,6 @@ mod tests {
                 .any(|e| e.event == "leave" && e.member.name == "n3"),
             "{events:?}"
         );
-    }
-
-    #[test]
-    fn the_leave_notice_alone_marks_a_member_left() {
-        let mut net = Net::new(4);
-        for i in 1..4 {
-            let now = net.now;
-            net.nodes[i].as_mut().unwrap().announce(node(0), now);
-        }
-        net.run(Duration::from_secs(3));
-        // Only the direct notices arrive; foca's own leave gossip is lost.
-        let now = net.now;
-        let mut leaving = net.nodes[3].take().unwrap();
-        leaving.leave(now);
-        for (to, payload) in leaving.take_outbox() {
-            if payload.first() == Some(&KIND_LEAVE) {
-                net.nodes[Net::index(to)]
-                    .as_mut()
-                    .unwrap()
-                    .handle_payload(&payload, now);
-            }
-        }
-        for i in 0..3 {
-            assert_eq!(net.states(i)["n3"], MemberState::Left, "node {i}");
-        }
     }
 
     #[test]
