@@ -1069,6 +1069,35 @@ fn count_range(file: &File, from: u64, to: u64, lines_only: bool) -> io::Result<
     Ok(c)
 }
 
+/// Counts `buf`, fed in pieces of `step` bytes, once with each classifier
+/// this CPU can run, the byte-at-a-time reference first: all must agree.
+/// For the fuzz targets and `tests/decoders.rs`, which cannot pick one.
+#[doc(hidden)]
+pub fn count_with_each_backend(buf: &[u8], step: usize) -> Vec<WcCounts> {
+    let mut backends = vec![Backend::Scalar, Backend::Portable];
+    #[cfg(target_arch = "x86_64")]
+    if Backend::detect() == Backend::Avx2 {
+        backends.push(Backend::Avx2);
+    }
+    backends
+        .into_iter()
+        .map(|backend| {
+            let mut c = WcCounter::new();
+            for piece in buf.chunks(step.max(1)) {
+                c.counts.bytes += piece.len() as u64;
+                let mut i = 0;
+                if c.pending_len > 0 {
+                    i = c.resume(piece);
+                }
+                if i < piece.len() {
+                    c.blocks_with(backend, piece, i);
+                }
+            }
+            c.finish()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,1444 @@
+//! The decoders of `p2p` that take bytes from outside, each driven by one
+//! byte slice. The fuzz targets in `fuzz_targets/` call these functions,
+//! and `tests/decoders.rs` includes this file as a module and runs them on
+//! the committed seeds and on mutations of them, in the normal test suite.
+//!
+//! A panic here is a finding: either `p2p` panicked on hostile input, which
+//! SPEC.md's security model forbids, or one of the checks below caught a
+//! decoder breaking a promise (a line split wrongly, a frame altered, a
+//! value that does not survive its own encoding, wc's classifiers
+//! disagreeing).
+//!
+//! Only `p2p` and its own dependencies are used, so that the test suite can
+//! include this file without new dependencies.
+
+use p2p::crypto::gossip::{GossipCipher, MAX_DATAGRAM, MAX_PLAINTEXT, OVERHEAD};
+use p2p::crypto::keys::{Key, KeyRing};
+use p2p::crypto::session::{self, SessionError};
+use p2p::fdpass::{LineReader, send_with_fds};
+use p2p::membership::{MemberEvent, MemberInfo, Membership, Node, Timings};
+use p2p::proto::peer::{self, JoinReply, PeerReply, PeerRequest};
+use p2p::proto::{
+    Accepted, CountFields, End, HelloReply, Item, ItemRequest, JoinResult, LeaveReply, Request,
+    RequestFailed, ShaFields, StatFields, Summary, WcFields,
+};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// A fuzz target: its name, as in `Cargo.toml` and `corpus/`, and its function.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every fuzz target.
+pub const TARGETS: &[Target] = &[
+    ("local_lines", local_lines),
+    ("peer_frames", peer_frames),
+    ("session_wire", session_wire),
+    ("gossip_open", gossip_open),
+    ("membership_payload", membership_payload),
+    ("config_toml", config_toml),
+    ("key_text", key_text),
+    ("wc_bytes", wc_bytes),
+    ("sha256sum_lines", sha256sum_lines),
+    ("export_paths", export_paths),
+];
+
+/// The cluster keys of every target: a member holding them is trusted to
+/// be in the cluster, not to send well-formed data.
+pub fn test_ring() -> KeyRing {
+    let keys = vec![Key::from_bytes([0x5a; 32]), Key::from_bytes([0xa5; 32])];
+    KeyRing::new(keys).expect("two keys")
+}
+
+/// Reads a fuzz input front to back; past the end everything is zero or empty.
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    fn u16(&mut self) -> usize {
+        usize::from(u16::from_le_bytes([self.byte(), self.byte()]))
+    }
+
+    fn u24(&mut self) -> usize {
+        usize::from(self.byte()) | usize::from(self.byte()) << 8 | usize::from(self.byte()) << 16
+    }
+
+    /// Up to `n` bytes.
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+}
+
+/// Asserts that `value` survives its own JSON encoding.
+fn round_trips<T>(value: &T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let text = serde_json::to_vec(value).expect("encodes");
+    let again: T = serde_json::from_slice(&text).expect("its own encoding parses");
+    assert_eq!(
+        &again,
+        value,
+        "changed by encoding: {}",
+        String::from_utf8_lossy(&text)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The local JSON-lines protocol.
+
+/// How much `LineReader` reads at a time: a line it returns may be up to
+/// this much longer than its `max_line`, when line and newline came in one read.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Descriptors one connection may pass before its lines claim them.
+const LOCAL_MAX_FDS: usize = 4;
+
+/// A byte stream on the local socket, read as the daemon reads it.
+///
+/// Layout: one knob byte (bits 0-1: `max_line` of 16, 100, 4096 or the
+/// daemon's [`p2p::proto::MAX_LINE`]; bits 2-3: the size of the writes the
+/// client makes; bits 4-6: how many descriptors ride on the first write, 0
+/// to 253), then the stream. Each line is parsed as every request and
+/// reply type of [`p2p::proto`], and an item line with `"fd":true` claims
+/// a descriptor, as the daemon does. Checks: lines are exactly the
+/// stream's newline-separated pieces; a descriptor is there for a line
+/// while any is left; the only errors are a line over `max_line` and more
+/// than [`LOCAL_MAX_FDS`] descriptors passed.
+pub fn local_lines(data: &[u8]) {
+    let Some((&knobs, stream)) = data.split_first() else {
+        return;
+    };
+    let max_line = [16, 100, 4096, p2p::proto::MAX_LINE][usize::from(knobs & 3)];
+    let write_size = [1, 7, 64, usize::MAX][usize::from(knobs >> 2 & 3)];
+    let passed = [0, 0, 0, 1, 2, 5, 16, 253][usize::from(knobs >> 4 & 7)];
+    let passed = if stream.is_empty() { 0 } else { passed };
+    let (client, daemon) = UnixStream::pair().expect("socketpair");
+    let sent = stream.to_vec();
+    let null = std::fs::File::open("/dev/null").expect("/dev/null");
+    let writer = std::thread::spawn(move || {
+        let fds = vec![null.as_raw_fd(); passed];
+        for (i, piece) in sent.chunks(write_size.min(sent.len().max(1))).enumerate() {
+            let fds: &[std::os::fd::RawFd] = if i == 0 { &fds } else { &[] };
+            // Fails once the reader has given up and closed its end.
+            if send_with_fds(&client, piece, fds).is_err() {
+                break;
+            }
+        }
+    });
+    let mut reader = LineReader::new(daemon, max_line, LOCAL_MAX_FDS);
+    let mut at = 0;
+    let mut claimed = 0;
+    loop {
+        match reader.next_line() {
+            Ok(Some(line)) => {
+                assert!(stream[at..].starts_with(&line), "a line that was not sent");
+                at += line.len();
+                if at < stream.len() {
+                    assert_eq!(stream[at], b'\n', "a line cut before its newline");
+                    at += 1;
+                }
+                assert!(line.len() <= max_line + READ_SIZE, "{} bytes", line.len());
+                local_line(&line);
+                if serde_json::from_slice::<ItemRequest>(&line).is_ok_and(|i| i.fd) {
+                    // They came with the first byte, which has been read.
+                    let fd = reader.take_fd();
+                    assert_eq!(
+                        fd.is_some(),
+                        claimed < passed,
+                        "descriptor {claimed} of {passed}"
+                    );
+                    claimed += 1;
+                }
+            }
+            Ok(None) => {
+                assert_eq!(at, stream.len(), "end of stream before its end");
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+                let run = stream[at..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(stream.len() - at);
+                assert!(
+                    run > max_line || passed > LOCAL_MAX_FDS,
+                    "refused a line of {run} bytes: {e}"
+                );
+                break;
+            }
+        }
+    }
+    drop(reader);
+    writer.join().expect("writer thread");
+}
+
+/// One line, as every side of the local protocol would take it.
+fn local_line(line: &[u8]) {
+    // What the daemon reads: a request, then items and the end.
+    if let Ok(r) = serde_json::from_slice::<Request>(line) {
+        round_trips(&r);
+    }
+    if let Ok(i) = serde_json::from_slice::<ItemRequest>(line) {
+        round_trips(&i);
+    }
+    let _ = serde_json::from_slice::<End>(line);
+    // What the commands read back.
+    let _ = serde_json::from_slice::<Accepted>(line);
+    let _ = serde_json::from_slice::<RequestFailed>(line);
+    let _ = serde_json::from_slice::<Summary>(line);
+    let _ = serde_json::from_slice::<HelloReply>(line);
+    let _ = serde_json::from_slice::<LeaveReply>(line);
+    let _ = serde_json::from_slice::<JoinResult>(line);
+    let _ = serde_json::from_slice::<Item<WcFields>>(line);
+    let _ = serde_json::from_slice::<Item<ShaFields>>(line);
+    let _ = serde_json::from_slice::<Item<CountFields>>(line);
+    let _ = serde_json::from_slice::<Item<StatFields>>(line);
+    let _ = serde_json::from_slice::<MemberInfo>(line);
+    let _ = serde_json::from_slice::<MemberEvent>(line);
+}
+
+// ---------------------------------------------------------------------------
+// The peer protocol.
+
+/// One decrypted peer frame, parsed as each side of the peer protocol
+/// would. Checks: whatever parses survives its own encoding (a reply's
+/// floating-point numbers to within a few units in the last place: without
+/// its `float_roundtrip` feature serde_json parses them that closely, not
+/// exactly, and the protocol's own numbers are all integers).
+pub fn peer_frames(data: &[u8]) {
+    if let Ok(r) = serde_json::from_slice::<PeerRequest>(data) {
+        let again: PeerRequest =
+            serde_json::from_slice(&peer::encode(&r)).expect("an encoded request parses");
+        assert_eq!(again, r);
+    }
+    if let Ok(r) = serde_json::from_slice::<PeerReply>(data) {
+        let again: PeerReply =
+            serde_json::from_slice(&peer::encode(&r)).expect("an encoded reply parses");
+        let (a, b) = (json(&again), json(&r));
+        assert!(nearly_equal(&a, &b), "changed by encoding: {a} != {b}");
+    }
+    if let Ok(r) = serde_json::from_slice::<JoinReply>(data) {
+        round_trips(&r);
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("encodes")
+}
+
+/// Equal JSON, floats within a few units in the last place.
+fn nearly_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => x == y || (x - y).abs() <= 8.0 * f64::EPSILON * x.abs(),
+                _ => false,
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| nearly_equal(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| nearly_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The Noise parameters of `p2p::crypto::session`, repeated here so that the
+/// fuzzer can play a peer that holds the key but seals whatever it likes
+/// (a wrong frame header, a bad continuation), which `Session::send` never
+/// would. If the session changes these, `session_wire` fails loudly: the
+/// handshake below no longer succeeds.
+const NOISE_PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_SHA256";
+const NOISE_PROLOGUE: &[u8] = b"p2p session v1";
+const NOISE_PSK_LABEL: &[u8] = b"p2p noise psk v1";
+/// Plaintext one Noise message carries: 65535 bytes less the 16-byte tag.
+const NOISE_PIECE: usize = 65535 - 16;
+
+fn noise_initiator(key: &Key) -> snow::HandshakeState {
+    let mut psk = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(None, key.bytes())
+        .expand(NOISE_PSK_LABEL, &mut psk)
+        .expect("32 bytes");
+    snow::Builder::new(NOISE_PATTERN.parse().expect("pattern"))
+        .psk(0, &psk)
+        .and_then(|b| b.prologue(NOISE_PROLOGUE))
+        .and_then(|b| b.build_initiator())
+        .expect("initiator")
+}
+
+/// An in-memory connection: reads what the test put in, keeps what was written.
+#[derive(Clone, Default)]
+struct Pipe(Rc<RefCell<PipeState>>);
+
+#[derive(Default)]
+struct PipeState {
+    input: Vec<u8>,
+    read: usize,
+    output: Vec<u8>,
+}
+
+impl Pipe {
+    fn with_input(bytes: &[u8]) -> Pipe {
+        let p = Pipe::default();
+        p.push(bytes);
+        p
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        self.0.borrow_mut().input.extend_from_slice(bytes);
+    }
+
+    fn take_output(&self) -> Vec<u8> {
+        std::mem::take(&mut self.0.borrow_mut().output)
+    }
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut s = self.0.borrow_mut();
+        let at = s.read;
+        let n = buf.len().min(s.input.len() - at);
+        buf[..n].copy_from_slice(&s.input[at..at + n]);
+        s.read += n;
+        Ok(n)
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn with_length(msg: &[u8]) -> Vec<u8> {
+    let mut wire = (msg.len() as u16).to_be_bytes().to_vec();
+    wire.extend_from_slice(msg);
+    wire
+}
+
+/// The frame sizes a receiver may allow: around the header, a Noise
+/// message, and the peer protocol's limit.
+const SESSION_MAX: [usize; 8] = [
+    0,
+    3,
+    4,
+    100,
+    NOISE_PIECE - 4,
+    NOISE_PIECE - 3,
+    65536,
+    peer::MAX_FRAME,
+];
+
+/// Raw bytes on a peer's TCP connection, as the daemon reads them.
+///
+/// Layout: a mode byte. Mode 0 (`% 3`): the rest is what the responder
+/// reads as the handshake. Mode 1: the rest is the responder's answer, as
+/// the initiator reads it. Mode 2: a real handshake (bit 2 of the mode
+/// byte: with the second key of the ring), then a receive limit byte (an
+/// index into `SESSION_MAX`) and a script of what a peer holding the key
+/// sends, one op byte (`% 4`) each:
+///
+/// - 0: a proper frame: a 3-byte length, a pattern length byte and the
+///   pattern, repeated to fill the frame (at most three Noise messages; a
+///   frame over the limit is cut after its first message, as the receiver
+///   must refuse it on its header);
+/// - 1: one sealed Noise message of any plaintext: 2-byte length, bytes;
+/// - 2: raw bytes on the wire: a length byte, bytes;
+/// - 3: tampering with the next byte: replay the last message, skip a
+///   nonce, or flip a bit of the last message (at the byte after).
+///
+/// Checks: frames sent properly before any other op arrive unchanged, or as
+/// `FrameTooLarge` when over the limit; nothing arrives that was not sent
+/// while the script is clean; a failed session stays failed.
+pub fn session_wire(data: &[u8]) {
+    let mut input = Input(data);
+    let mode = input.byte();
+    let ring = test_ring();
+    match mode % 3 {
+        0 => {
+            if let Ok(mut s) = session::accept(Pipe::with_input(input.0), &ring) {
+                // Only a replayed genuine first message gets here.
+                while let Ok(frame) = s.recv(peer::MAX_FRAME) {
+                    peer_frames(&frame);
+                }
+            }
+        }
+        1 => {
+            let _ = session::connect(Pipe::with_input(input.0), &ring);
+        }
+        _ => session_script(mode, input, &ring),
+    }
+}
+
+fn session_script(mode: u8, mut input: Input<'_>, ring: &KeyRing) {
+    let key = &ring.keys()[usize::from(mode >> 2 & 1)];
+    let mut hs = noise_initiator(key);
+    let mut buf = vec![0u8; 1024];
+    let n = hs.write_message(&[], &mut buf).expect("first message");
+    let pipe = Pipe::with_input(&with_length(&buf[..n]));
+    let mut daemon = session::accept(pipe.clone(), ring).expect("handshake with a ring key");
+    let reply = pipe.take_output();
+    hs.read_message(&reply[2..], &mut buf)
+        .expect("the daemon's handshake answer");
+    let noise = hs.into_stateless_transport_mode().expect("transport");
+
+    let max = SESSION_MAX[usize::from(input.byte() & 7)];
+    let mut nonce = 0u64;
+    let mut wire = Vec::new();
+    let mut last: Option<std::ops::Range<usize>> = None;
+    let seal = |wire: &mut Vec<u8>, nonce: &mut u64, plain: &[u8]| {
+        let mut out = vec![0u8; plain.len() + 16];
+        let n = noise.write_message(*nonce, plain, &mut out).expect("seal");
+        *nonce += 1;
+        let start = wire.len();
+        wire.extend_from_slice(&with_length(&out[..n]));
+        start..wire.len()
+    };
+    // Frames sent properly before anything else, with where their bytes
+    // end on the wire; after that, anything goes.
+    let mut expected: Vec<(usize, Vec<u8>, usize)> = Vec::new();
+    let mut clean = true;
+    while !input.is_empty() {
+        match input.byte() % 4 {
+            0 => {
+                // Frames up to a few Noise messages are as good as any;
+                // one over the limit is refused on its header, so only its
+                // first message is sent, whatever length it announces.
+                let len = input.u24();
+                let len = if len > max {
+                    len
+                } else {
+                    len.min(3 * NOISE_PIECE)
+                };
+                let k = usize::from(input.byte());
+                let pattern = input.take(k);
+                let sent = if len > max {
+                    len.min(NOISE_PIECE - 4)
+                } else {
+                    len
+                };
+                let mut body = if pattern.is_empty() {
+                    vec![0; sent]
+                } else {
+                    pattern.repeat(sent / pattern.len() + 1)
+                };
+                body.truncate(sent);
+                let mut plain = (len as u32).to_be_bytes().to_vec();
+                plain.extend_from_slice(&body);
+                for piece in plain.chunks(NOISE_PIECE) {
+                    last = Some(seal(&mut wire, &mut nonce, piece));
+                }
+                if clean {
+                    expected.push((len, body, wire.len()));
+                }
+            }
+            1 => {
+                let len = input.u16().min(NOISE_PIECE);
+                let plain = input.take(len);
+                last = Some(seal(&mut wire, &mut nonce, plain));
+                clean = false;
+            }
+            2 => {
+                let len = usize::from(input.byte());
+                wire.extend_from_slice(input.take(len));
+                clean = false;
+            }
+            _ => {
+                let how = input.byte();
+                match (how % 3, last.clone()) {
+                    (0, Some(r)) => {
+                        let again = wire[r].to_vec();
+                        wire.extend_from_slice(&again);
+                    }
+                    (1, _) => nonce += 1,
+                    (_, Some(r)) if !r.is_empty() => {
+                        let at = r.start + usize::from(input.byte()) % r.len();
+                        wire[at] ^= 1 << (how % 8);
+                        // That message may belong to a frame sent properly.
+                        expected.retain(|(_, _, end)| *end <= r.start);
+                    }
+                    _ => {}
+                }
+                clean = false;
+            }
+        }
+    }
+    pipe.push(&wire);
+
+    let mut got = 0;
+    loop {
+        match daemon.recv(max) {
+            Ok(frame) => {
+                assert!(
+                    frame.len() <= max,
+                    "{} bytes over a limit of {max}",
+                    frame.len()
+                );
+                match expected.get(got) {
+                    Some((_, want, _)) => assert!(frame == *want, "frame {got} changed on the way"),
+                    None => assert!(!clean, "frame {got} was never sent"),
+                }
+                got += 1;
+                peer_frames(&frame);
+            }
+            Err(e) => {
+                match expected.get(got).map(|(len, _, _)| *len) {
+                    Some(len) if len > max => assert!(
+                        matches!(e, SessionError::FrameTooLarge(n) if n == len as u64),
+                        "frame {got} of {len} bytes over {max}: {e}"
+                    ),
+                    Some(_) => panic!("frame {got}, sent properly, failed: {e}"),
+                    None if clean => assert!(
+                        matches!(&e, SessionError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof),
+                        "after the last frame: {e}"
+                    ),
+                    None => {}
+                }
+                assert!(daemon.recv(max).is_err(), "a failed session works again");
+                break;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Paths that peers ask for.
+
+/// A directory tree for `export_paths`, made once per process and removed
+/// at exit: `top/root` is exported, and so is `top/root/a` (nested) and
+/// `top/alias`, a symlink to `top/root`; `top/outside` is not.
+struct ExportTree {
+    top: String,
+    exports: p2p::exports::Exports,
+    /// (device, inode) of everything below the exported roots, the roots included.
+    inside: std::collections::HashSet<(u64, u64)>,
+}
+
+fn export_tree() -> &'static ExportTree {
+    use std::os::unix::fs::{MetadataExt, symlink};
+    use std::path::{Path, PathBuf};
+    static TREE: std::sync::OnceLock<ExportTree> = std::sync::OnceLock::new();
+    static TOP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn remove_tree() {
+        if let Some(top) = TOP.get() {
+            let _ = std::fs::remove_dir_all(top);
+        }
+    }
+    TREE.get_or_init(|| {
+        let top = std::env::temp_dir().join(format!("p2p-fuzz-exports-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&top);
+        let top = TOP.get_or_init(|| top);
+        // SAFETY: registers a plain function to run at exit.
+        unsafe { libc::atexit(remove_tree) };
+        let root = top.join("root");
+        let made: io::Result<()> = (|| {
+            std::fs::create_dir_all(root.join("a/b"))?;
+            std::fs::create_dir_all(top.join("outside"))?;
+            std::fs::write(root.join("f"), "inside")?;
+            std::fs::write(root.join("a/b/g"), "nested")?;
+            std::fs::write(top.join("outside/secret"), "secret")?;
+            symlink("../f", root.join("a/in"))?;
+            symlink(top.join("outside/secret"), root.join("abs"))?;
+            symlink("../outside/secret", root.join("rel"))?;
+            symlink(top.join("outside"), root.join("absdir"))?;
+            symlink("..", root.join("up"))?;
+            symlink("loop", root.join("loop"))?;
+            symlink("/proc/self/root/etc", root.join("magic"))?;
+            symlink(&root, top.join("alias"))?;
+            let fifo =
+                std::ffi::CString::new(root.join("fifo").into_os_string().into_encoded_bytes())
+                    .map_err(io::Error::other)?;
+            // SAFETY: a valid C string; mkfifo only creates a file.
+            if unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })();
+        made.expect("export tree");
+        let exports =
+            p2p::exports::Exports::new(&[root.clone(), root.join("a"), top.join("alias")])
+                .expect("exports");
+        let mut inside = std::collections::HashSet::new();
+        fn walk(dir: &Path, inside: &mut std::collections::HashSet<(u64, u64)>) {
+            let md = std::fs::symlink_metadata(dir).expect("stat");
+            inside.insert((md.dev(), md.ino()));
+            for entry in std::fs::read_dir(dir).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                let md = std::fs::symlink_metadata(&path).expect("stat");
+                if md.is_dir() {
+                    walk(&path, inside);
+                } else if !md.file_type().is_symlink() {
+                    inside.insert((md.dev(), md.ino()));
+                }
+            }
+        }
+        walk(&root, &mut inside);
+        ExportTree {
+            top: top.to_string_lossy().into_owned(),
+            exports,
+            inside,
+        }
+    })
+}
+
+/// A path in a peer's `Items` frame, opened as the daemon opens it below
+/// its `--export` roots. Layout: the path; one not starting with `/` is
+/// taken relative to the tree's top directory (`root/f`, `alias/a/b/g`).
+/// Checks: whatever opens is below an exported root, never `outside/secret`
+/// nor anything else outside; a FIFO does not block.
+pub fn export_paths(data: &[u8]) {
+    use std::os::unix::fs::MetadataExt;
+    let tree = export_tree();
+    let text = String::from_utf8_lossy(data);
+    let path = if text.starts_with('/') {
+        text.into_owned()
+    } else {
+        format!("{}/{text}", tree.top)
+    };
+    if let Ok(file) = tree.exports.open(&path) {
+        let md = file.metadata().expect("fstat");
+        assert!(
+            tree.inside.contains(&(md.dev(), md.ino())),
+            "{path:?} opened something outside the exports"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Gossip.
+
+/// A UDP datagram, opened as the daemon opens every datagram it receives.
+/// Checks: an opened payload is the datagram less the overhead; anything
+/// sealed under the ring opens again unchanged, and not under another key.
+pub fn gossip_open(data: &[u8]) {
+    let ring = test_ring();
+    let cipher = GossipCipher::new(&ring);
+    if let Ok(payload) = cipher.open(data) {
+        assert_eq!(payload.len() + OVERHEAD, data.len());
+    }
+    let plain = &data[..data.len().min(MAX_PLAINTEXT)];
+    let sealed = cipher.seal(plain);
+    assert!(sealed.len() <= MAX_DATAGRAM);
+    assert_eq!(cipher.open(&sealed).expect("opens what it sealed"), plain);
+    let stranger = GossipCipher::new(&KeyRing::new(vec![Key::from_bytes([7; 32])]).expect("key"));
+    assert!(stranger.open(&sealed).is_err(), "opened without the key");
+}
+
+/// Node `i` of the simulated cluster; the fuzzed node is node 0.
+pub fn sim_node(i: u16) -> Node {
+    Node {
+        name: format!("n{i}"),
+        addr: SocketAddr::from(([127, 0, 0, 1], 20000 + i)),
+        incarnation: 1,
+        tags: BTreeMap::new(),
+    }
+}
+
+/// Membership script ops (the op byte `% 8`).
+const OP_PAYLOADS: u8 = 4;
+const OP_TIME: u8 = 4;
+const OP_ALIVE: u8 = 5;
+const OP_CHANGES: u8 = 6;
+const OP_LEAVE: u8 = 7;
+
+/// What authenticated datagrams (a member holding the key may send
+/// garbage) and TCP join answers do to node 0's membership state.
+///
+/// Layout: a script, one op byte (`% 8`) each: 0-3 a datagram payload
+/// (2-byte length, bytes); 4 time passes (a byte of 10 ms ticks) and the
+/// timers run; 5 members learned over TCP (2-byte length, a JSON list of
+/// nodes, as in a `JoinReply`); 6 read the changes and the member list; 7
+/// leave. Afterwards an hour passes in steps. Checks: what node 0 sends
+/// fits in a datagram; it always lists itself, once, as alive.
+pub fn membership_payload(data: &[u8]) {
+    let mut input = Input(data);
+    let me = sim_node(0);
+    let mut now = Instant::now();
+    let mut m = Membership::new(me.clone(), &Timings::default(), [0; 32]);
+    while !input.is_empty() {
+        match input.byte() % 8 {
+            op if op < OP_PAYLOADS => {
+                let len = input.u16();
+                m.handle_payload(input.take(len), now);
+            }
+            OP_TIME => {
+                now += Duration::from_millis(10) * u32::from(input.byte());
+                m.handle_timers(now);
+            }
+            OP_ALIVE => {
+                let len = input.u16();
+                if let Ok(nodes) = serde_json::from_slice::<Vec<Node>>(input.take(len)) {
+                    m.apply_alive(nodes, now);
+                }
+            }
+            OP_CHANGES => {
+                let _ = m.changes();
+                check_members(&m, &me);
+            }
+            _ => m.leave(now),
+        }
+        check_outbox(&mut m);
+    }
+    for step in [1, 1, 1, 2, 5, 10, 30, 60, 600, 3600] {
+        now += Duration::from_secs(step);
+        m.handle_timers(now);
+        check_outbox(&mut m);
+    }
+    let _ = m.next_deadline();
+    let _ = m.live_nodes();
+    let _ = m.changes();
+    check_members(&m, &me);
+}
+
+fn check_outbox(m: &mut Membership) {
+    for (_, payload) in m.take_outbox() {
+        assert!(
+            !payload.is_empty() && payload.len() <= MAX_PLAINTEXT,
+            "a payload of {} bytes",
+            payload.len()
+        );
+    }
+}
+
+fn check_members(m: &Membership, me: &Node) {
+    let members = m.members();
+    let selves: Vec<&MemberInfo> = members.iter().filter(|i| i.is_self).collect();
+    assert_eq!(selves.len(), 1, "{members:?}");
+    assert_eq!(selves[0].name, me.name);
+}
+
+// ---------------------------------------------------------------------------
+// Files the daemon and the commands read.
+
+/// A config file, parsed by `p2pd`'s own entry point: once alone, once
+/// under a command line with positionals and a flag the file also sets.
+/// The file is a memfd, so nothing is left on disk.
+pub fn config_toml(data: &[u8]) {
+    // SAFETY: a plain system call with a valid C string; the descriptor it
+    // returns is ours alone and owned by the File from here on.
+    let fd = unsafe { libc::memfd_create(c"p2p-fuzz-config".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "memfd_create: {}", io::Error::last_os_error());
+    // SAFETY: see above.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(data).expect("write to memfd");
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let lines: [&[&str]; 2] = [
+        &["p2pd", "--config", &path],
+        &[
+            "p2pd",
+            "--config",
+            &path,
+            "7000",
+            "10.0.0.1:7000",
+            "--join",
+            "h:1",
+        ],
+    ];
+    for args in lines {
+        let args = args.iter().map(OsString::from);
+        if let Err(e) = p2p::config::load_daemon_cli(args) {
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// Key text, as in a `--secret-file`, `P2PD_SECRET` or a systemd credential.
+/// Checks: parsed keys survive their own encoding; any 32 bytes do too.
+pub fn key_text(data: &[u8]) {
+    if let Ok(ring) = KeyRing::parse(&String::from_utf8_lossy(data)) {
+        let text: String = ring.keys().iter().map(|k| k.encode() + "\n").collect();
+        assert_eq!(KeyRing::parse(&text).expect("encoded keys parse"), ring);
+    }
+    if let Some(bytes) = data.first_chunk::<32>() {
+        let key = Key::from_bytes(*bytes);
+        let ring = KeyRing::parse(&format!("# a comment\n {} ,\n", key.encode())).expect("parses");
+        assert_eq!(ring.keys(), [key]);
+    }
+}
+
+/// Bytes counted by `p2p-wc`. Checks: every classifier agrees with the
+/// byte-at-a-time reference, fed whole and in pieces; lines and bytes are
+/// plain counts; valid UTF-8 has as many characters as Rust sees; plain
+/// ASCII has the words a simple loop finds.
+pub fn wc_bytes(data: &[u8]) {
+    use p2p::ops::wc::{WcCounter, count_newlines, count_slice, count_with_each_backend};
+    let counts = count_slice(data);
+    let step = 1 + usize::from(data.first().copied().unwrap_or(0)) % 70;
+    for each in [
+        count_with_each_backend(data, data.len()),
+        count_with_each_backend(data, step),
+    ] {
+        for (i, c) in each.iter().enumerate() {
+            assert_eq!(*c, each[0], "classifier {i} of {each:?}");
+        }
+        assert_eq!(each[0], counts);
+    }
+    let mut pieces = WcCounter::new();
+    let cut = usize::from(data.last().copied().unwrap_or(0)) % (data.len() + 1);
+    pieces.update(&data[..cut]);
+    pieces.update(&data[cut..]);
+    assert_eq!(pieces.finish(), counts, "cut at {cut}");
+
+    let newlines = data.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert_eq!(counts.lines, newlines);
+    assert_eq!(count_newlines(data), newlines);
+    assert_eq!(counts.bytes, data.len() as u64);
+    assert!(counts.chars <= counts.bytes);
+    assert!(counts.words <= counts.bytes.div_ceil(2));
+    if let Ok(text) = std::str::from_utf8(data) {
+        assert_eq!(counts.chars, text.chars().count() as u64);
+    }
+    if data.is_ascii() {
+        let (mut words, mut inside) = (0, false);
+        for &b in data {
+            match b {
+                b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' => inside = false,
+                0x21..=0x7e => {
+                    words += u64::from(!inside);
+                    inside = true;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(counts.words, words);
+    }
+}
+
+/// A `sha256sum` file, as `p2p-sha256 --check` reads it. Checks: a parsed
+/// line written back by `p2p-sha256 --format sha256sum` parses the same.
+pub fn sha256sum_lines(data: &[u8]) {
+    use p2p::output::{parse_sha256sum_line, sha256sum_line};
+    for line in String::from_utf8_lossy(data).lines() {
+        let Some((hex, name)) = parse_sha256sum_line(line) else {
+            continue;
+        };
+        assert!(hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        let written = sha256sum_line(&hex, &name);
+        let written = written.strip_suffix('\n').expect("ends its line");
+        assert!(!written.contains('\n'), "{written:?}");
+        assert_eq!(
+            parse_sha256sum_line(written),
+            Some((hex.clone(), name.clone())),
+            "{written:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Seeds.
+
+/// The seed inputs committed under `corpus/<target>/`, as (target, file
+/// name, bytes): real request lines and frames, real handshakes and sealed
+/// datagrams under [`test_ring`], the membership traffic of a simulated
+/// cluster, real config and key files, text. `tests/decoders.rs` writes
+/// them (an ignored test); datagrams and handshakes take fresh random
+/// nonces and keys each time.
+pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut add = |target: &'static str, name: &str, bytes: Vec<u8>| {
+        out.push((target, name.to_string(), bytes));
+    };
+    for (name, bytes) in local_seeds() {
+        add("local_lines", name, bytes);
+    }
+    for (name, bytes) in frame_seeds() {
+        add("peer_frames", name, bytes);
+    }
+    for (name, bytes) in session_seeds() {
+        add("session_wire", name, bytes);
+    }
+    let traffic = simulated_traffic();
+    let ring = test_ring();
+    let primary = GossipCipher::new(&ring);
+    let second = GossipCipher::new(&KeyRing::new(vec![ring.keys()[1].clone()]).expect("key"));
+    let payloads: Vec<&Vec<u8>> = traffic.payloads.iter().take(200).step_by(40).collect();
+    for (i, p) in payloads.iter().enumerate() {
+        add("gossip_open", &format!("foca-{i}"), primary.seal(p));
+    }
+    add("gossip_open", "second-key", second.seal(payloads[0]));
+    add(
+        "gossip_open",
+        "leave-notice",
+        primary.seal(&traffic.leave_notice),
+    );
+    add("gossip_open", "too-short", vec![1; OVERHEAD - 1]);
+    add("gossip_open", "version-2", {
+        let mut d = primary.seal(b"x");
+        d[0] = 2;
+        d
+    });
+    for (name, script) in &traffic.scripts {
+        add("membership_payload", name, script.clone());
+    }
+    for (name, text) in CONFIG_SEEDS {
+        add("config_toml", name, text.as_bytes().to_vec());
+    }
+    add("key_text", "two-keys", {
+        let ks = ring.keys();
+        format!("# cluster keys\n{}\n{}\n", ks[0].encode(), ks[1].encode()).into_bytes()
+    });
+    add("key_text", "p2pd-secret", {
+        let ks = ring.keys();
+        format!("{},{}", ks[0].encode(), ks[1].encode()).into_bytes()
+    });
+    add("key_text", "short", b"c2hvcnQ=\n".to_vec());
+    for (name, text) in WC_SEEDS {
+        add("wc_bytes", name, text.to_vec());
+    }
+    add(
+        "wc_bytes",
+        "binary",
+        (0..=255u8).chain((0..=255u8).rev()).collect(),
+    );
+    add("sha256sum_lines", "sha256sum-file", SHA256SUM_SEED.to_vec());
+    for (i, path) in EXPORT_SEEDS.iter().enumerate() {
+        add("export_paths", &format!("{i:02}"), path.as_bytes().to_vec());
+    }
+    out
+}
+
+fn line<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut v = serde_json::to_vec(value).expect("encodes");
+    v.push(b'\n');
+    v
+}
+
+fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use p2p::error::{Error, ErrorCode};
+    use p2p::proto::{Outcome, Query, QueryKind, Target};
+    // Knob bytes: the daemon's MAX_LINE, whole writes; with one descriptor
+    // passed; with six (too many); a 16-byte limit and 7-byte writes.
+    const WHOLE: u8 = 0b000_1111;
+    const ONE_FD: u8 = 0b011_1111;
+    const SIX_FDS: u8 = 0b101_1111;
+    const SHORT: u8 = 0b000_0100;
+    let query = |kind, paths: Option<Vec<String>>, target| {
+        Request::Query(Query {
+            kind,
+            lines_only: false,
+            recursive: kind == QueryKind::Count,
+            cwd: Some("/home/u".into()),
+            paths,
+            target,
+        })
+    };
+    let with = |knob: u8, lines: Vec<Vec<u8>>| {
+        let mut v = vec![knob];
+        lines.into_iter().for_each(|l| v.extend(l));
+        v
+    };
+    let item = |id, path: &str, fd| {
+        line(&ItemRequest {
+            id,
+            path: path.into(),
+            fd,
+        })
+    };
+    let end = line(&End { end: true });
+    let all = Target {
+        all: true,
+        tags: [("role".to_string(), "db".to_string())].into(),
+        timeout_ms: Some(5000),
+        ..Default::default()
+    };
+    let peers = Target {
+        peers: vec!["n1".into(), "10.0.0.2:65432".into()],
+        spread: true,
+        ..Default::default()
+    };
+    vec![
+        ("hello", with(WHOLE, vec![line(&Request::Hello)])),
+        (
+            "inline-query",
+            with(
+                WHOLE,
+                vec![line(&query(
+                    QueryKind::Wc,
+                    Some(vec!["/etc/hosts".into(), "rel/a b".into()]),
+                    None,
+                ))],
+            ),
+        ),
+        (
+            "streamed-query",
+            with(
+                ONE_FD,
+                vec![
+                    line(&query(QueryKind::Sha256, None, None)),
+                    item(0, "a.txt", true),
+                    item(1, "/srv/b", false),
+                    end.clone(),
+                ],
+            ),
+        ),
+        (
+            "cluster-query",
+            with(
+                WHOLE,
+                vec![
+                    line(&query(QueryKind::Count, None, Some(all))),
+                    item(0, "/srv", false),
+                    end.clone(),
+                ],
+            ),
+        ),
+        (
+            "spread-query",
+            with(
+                WHOLE,
+                vec![
+                    line(&query(QueryKind::Stat, None, Some(peers))),
+                    item(7, "x\ny\"z\\", false),
+                    end,
+                ],
+            ),
+        ),
+        (
+            "peers-join-leave",
+            with(
+                WHOLE,
+                vec![
+                    line(&Request::Peers { watch: true }),
+                    line(&Request::Join {
+                        addrs: vec!["10.0.0.5:65432".into()],
+                    }),
+                    line(&Request::Leave),
+                ],
+            ),
+        ),
+        (
+            "replies",
+            with(
+                WHOLE,
+                vec![
+                    line(&Accepted {
+                        accepted: true,
+                        peer: "n0".into(),
+                    }),
+                    line(&Item {
+                        id: Some(0),
+                        peer: "n0".into(),
+                        path: "a".into(),
+                        outcome: Outcome::Ok(WcFields {
+                            lines: Some(1),
+                            words: Some(2),
+                            bytes: Some(3),
+                            chars: Some(3),
+                            changed: false,
+                        }),
+                    }),
+                    line(&Item::<ShaFields> {
+                        id: Some(1),
+                        peer: "n0".into(),
+                        path: "b".into(),
+                        outcome: Outcome::Failed {
+                            error: Error::new(ErrorCode::NotFound, "gone"),
+                        },
+                    }),
+                    line(&Summary {
+                        done: true,
+                        ok: 1,
+                        failed: 1,
+                    }),
+                ],
+            ),
+        ),
+        (
+            "too-many-descriptors",
+            with(
+                SIX_FDS,
+                vec![line(&query(QueryKind::Wc, None, None)), item(0, "a", true)],
+            ),
+        ),
+        (
+            "overlong-line",
+            with(
+                SHORT,
+                vec![b"{\"op\":\"hello\"}\n".to_vec(), vec![b'x'; 40]],
+            ),
+        ),
+    ]
+}
+
+fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use p2p::error::{Error, ErrorCode};
+    use p2p::proto::QueryKind;
+    use p2p::proto::peer::{PeerItem, PeerResult};
+    let mut tagged = sim_node(1);
+    tagged.tags.insert("role".into(), "db".into());
+    let fields = |v: serde_json::Value| match v {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("an object"),
+    };
+    vec![
+        (
+            "join",
+            peer::encode(&PeerRequest::Join {
+                node: tagged.clone(),
+            }),
+        ),
+        (
+            "query",
+            peer::encode(&PeerRequest::Query {
+                kind: QueryKind::Wc,
+                lines_only: true,
+                recursive: false,
+            }),
+        ),
+        (
+            "items",
+            peer::encode(&PeerRequest::Items {
+                items: vec![
+                    PeerItem {
+                        id: 1,
+                        path: "/srv/a".into(),
+                    },
+                    PeerItem {
+                        id: 2,
+                        path: "/srv/../etc/passwd".into(),
+                    },
+                ],
+            }),
+        ),
+        ("end", peer::encode(&PeerRequest::End {})),
+        (
+            "accepted",
+            peer::encode(&PeerReply::Accepted { peer: "n1".into() }),
+        ),
+        (
+            "results",
+            peer::encode(&PeerReply::Results {
+                results: vec![
+                    PeerResult {
+                        id: 1,
+                        fields: fields(serde_json::json!({"lines": 3, "bytes": 9})),
+                    },
+                    PeerResult {
+                        id: 2,
+                        fields: fields(
+                            serde_json::json!({"error": {"code": "not_found", "message": "gone"}}),
+                        ),
+                    },
+                ],
+            }),
+        ),
+        ("working", peer::encode(&PeerReply::Working)),
+        ("done", peer::encode(&PeerReply::Done)),
+        (
+            "failed",
+            peer::encode(&PeerReply::Failed {
+                error: Error::new(ErrorCode::InvalidRequest, "items or end without a query"),
+            }),
+        ),
+        (
+            "join-reply",
+            peer::encode(&JoinReply {
+                members: vec![sim_node(0), tagged],
+                error: None,
+            }),
+        ),
+    ]
+}
+
+/// A session script op that sends `frame` properly (`frame` of at most
+/// 255 bytes).
+fn script_frame(frame: &[u8]) -> Vec<u8> {
+    let len = frame.len();
+    let mut v = vec![0, len as u8, (len >> 8) as u8, (len >> 16) as u8, len as u8];
+    v.extend_from_slice(frame);
+    v
+}
+
+fn session_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let ring = test_ring();
+    let mut buf = vec![0u8; 1024];
+    let n = noise_initiator(ring.primary())
+        .write_message(&[], &mut buf)
+        .expect("first message");
+    let mut genuine = vec![0];
+    genuine.extend(with_length(&buf[..n]));
+    genuine.extend([0, 20]);
+    genuine.extend([0xab; 20]);
+
+    let script = |mode: u8, max: u8, ops: Vec<Vec<u8>>| {
+        let mut v = vec![mode, max];
+        ops.into_iter().for_each(|op| v.extend(op));
+        v
+    };
+    let frames: Vec<Vec<u8>> = frame_seeds()
+        .into_iter()
+        .filter(|(_, f)| f.len() <= 255)
+        .map(|(_, f)| script_frame(&f))
+        .collect();
+    let sealed = |plain: &[u8]| {
+        let mut v = vec![1, plain.len() as u8, (plain.len() >> 8) as u8];
+        v.extend_from_slice(plain);
+        v
+    };
+    vec![
+        ("handshake-genuine", genuine),
+        ("handshake-garbage", {
+            let mut v = vec![0, 0, 48];
+            v.extend([0xab; 48]);
+            v
+        }),
+        ("handshake-oversized", vec![0, 0x10, 0x00, 1, 2, 3]),
+        ("answer-garbage", {
+            let mut v = vec![1, 0, 48];
+            v.extend([0xcd; 48]);
+            v
+        }),
+        ("frames", script(2, 7, frames)),
+        (
+            "frames-second-key",
+            script(6, 7, vec![script_frame(b"{\"op\":\"end\"}")]),
+        ),
+        (
+            "frame-of-two-messages",
+            // 70,000 bytes of "ab", then an empty frame.
+            script(
+                2,
+                7,
+                vec![vec![0, 0x70, 0x11, 0x01, 2, b'a', b'b'], script_frame(b"")],
+            ),
+        ),
+        (
+            "frame-over-limit",
+            script(
+                2,
+                3,
+                vec![script_frame(b"0123456789"), script_frame(&[b'y'; 101])],
+            ),
+        ),
+        (
+            "header-lies",
+            script(
+                2,
+                7,
+                vec![sealed(&[0, 0, 0, 10, b'a', b'b', b'c']), sealed(&[0, 0])],
+            ),
+        ),
+        (
+            "replay-skip-flip",
+            script(
+                2,
+                7,
+                vec![
+                    script_frame(b"one"),
+                    vec![3, 0],
+                    script_frame(b"two"),
+                    vec![3, 1],
+                    script_frame(b"three"),
+                    vec![3, 2, 9],
+                ],
+            ),
+        ),
+        (
+            "raw-junk",
+            script(
+                2,
+                7,
+                vec![script_frame(b"ok"), vec![2, 4, 0xff, 0xff, 0, 1]],
+            ),
+        ),
+    ]
+}
+
+/// Membership traffic of a simulated five-node cluster, as node 0 sees it.
+struct Traffic {
+    /// Whole scripts for `membership_payload`, by seed name.
+    scripts: Vec<(&'static str, Vec<u8>)>,
+    /// Every payload node 0 received.
+    payloads: Vec<Vec<u8>>,
+    /// The leave notice of a node that leaves gracefully.
+    leave_notice: Vec<u8>,
+}
+
+/// Runs nodes 0 to 4 in memory in 10 ms steps (1 to 4 join through 0; at
+/// 3 s node 4 crashes; at 8 s node 3 leaves) and records node 0's inputs
+/// as a script, which replays exactly: node 0 of `membership_payload` has
+/// the same identity and random seed.
+fn simulated_traffic() -> Traffic {
+    let start = Instant::now();
+    let mut now = start;
+    let mut nodes: Vec<Option<Membership>> = (0..5)
+        .map(|i| {
+            Some(Membership::new(
+                sim_node(i),
+                &Timings::default(),
+                [i as u8; 32],
+            ))
+        })
+        .collect();
+    for n in nodes.iter_mut().skip(1).flatten() {
+        n.announce(sim_node(0), now);
+    }
+    let mut script = Vec::new();
+    let mut cuts = Vec::new();
+    let mut payloads = Vec::new();
+    let mut leave_notice = Vec::new();
+    for tick in 1..=1000 {
+        now += Duration::from_millis(10);
+        script.extend([OP_TIME, 1]);
+        for n in nodes.iter_mut().flatten() {
+            n.handle_timers(now);
+        }
+        if tick == 300 {
+            nodes[4] = None;
+        }
+        if tick == 800 {
+            if let Some(n) = nodes[3].as_mut() {
+                n.leave(now);
+            }
+        }
+        loop {
+            let mut mail = Vec::new();
+            for n in nodes.iter_mut().flatten() {
+                mail.extend(n.take_outbox());
+            }
+            if mail.is_empty() {
+                break;
+            }
+            for (to, payload) in mail {
+                let i = usize::from(to.port() - 20000);
+                if i == 0 {
+                    script.push(0);
+                    script.extend((payload.len() as u16).to_le_bytes());
+                    script.extend_from_slice(&payload);
+                    if payload.first() == Some(&1) {
+                        leave_notice = payload.clone();
+                    }
+                    payloads.push(payload.clone());
+                }
+                if let Some(n) = nodes[i].as_mut() {
+                    n.handle_payload(&payload, now);
+                }
+            }
+        }
+        if tick == 100 || tick == 300 || tick == 1000 {
+            cuts.push(script.len());
+        }
+        if tick == 800 {
+            nodes[3] = None;
+        }
+    }
+    let alive = serde_json::to_vec(&[sim_node(1), sim_node(2)]).expect("encodes");
+    let mut learned = vec![OP_ALIVE];
+    learned.extend((alive.len() as u16).to_le_bytes());
+    learned.extend(alive);
+    learned.extend([
+        OP_TIME, 100, OP_CHANGES, OP_TIME, 255, OP_LEAVE, OP_TIME, 10,
+    ]);
+    Traffic {
+        scripts: vec![
+            ("join-1s", script[..cuts[0]].to_vec()),
+            ("join-3s", script[..cuts[1]].to_vec()),
+            ("crash-and-leave-10s", script.clone()),
+            ("learned-over-tcp", learned),
+        ],
+        payloads,
+        leave_notice,
+    }
+}
+
+const CONFIG_SEEDS: &[(&str, &str)] = &[
+    (
+        "example",
+        "# /etc/p2pd/p2pd.toml\nport = 65432\nbind = \"0.0.0.0\"\n\
+         advertise = \"10.0.0.4:65432\"\njoin = [\"10.0.0.5:65432\", \"10.0.0.6:65432\"]\n\
+         tag = [\"role=db\", \"dc=west\"]\ngossip-interval = 200\n",
+    ),
+    (
+        "every-key",
+        "port = 7000\nseed = \"10.0.0.1:7000\"\njoin = \"10.0.0.2:7000\"\n\
+         bind = \"127.0.0.1\"\nadvertise = \"127.0.0.1:7000\"\ntag = \"k=v\"\n\
+         secret-file = \"cluster.key\"\nlog-level = \"p2p=debug,warn\"\n\
+         export = [\"/srv\", \"data\"]\ngossip-interval = 0x10\nprobe-interval = 1_000\n\
+         suspicion-timeout = 2000\nsocket = \"/run/p2p/p2pd.sock\"\nname = \"n\u{e9}\"\n\
+         workers = 4\ncache-entries = 0\nstate-dir = \"state\"\n",
+    ),
+    (
+        "errors",
+        "port = 70000\ngossip-intervall = 5\nbind = [\"a\"]\nworkers = \"x\"\n",
+    ),
+    ("syntax", "[table]\nkey = \"unterminated\n"),
+];
+
+const WC_SEEDS: &[(&str, &[u8])] = &[
+    (
+        "prose",
+        b"The quick brown fox jumps over the lazy dog.\n\tTabs,  spaces\r\nand\x0bvertical\x0cfeeds.\n",
+    ),
+    (
+        "unicode",
+        "na\u{ef}ve caf\u{e9} \u{6771}\u{4eac} \u{1f642} \u{d55c}\u{3000}x\u{a0}y \u{2003}z \
+         \u{85}\u{2028} \u{201c}q\u{201d}\u{2014}\n"
+            .as_bytes(),
+    ),
+    (
+        "invalid",
+        b"a\xffb \xe2\x82 \xed\xa0\x80 \xc0\xaf \xf0\x80\x80\x80 \xf4\x90\x80\x80\n",
+    ),
+    (
+        "long-forms",
+        b"\xf7\xbf\xbf\xbf \xf8\x88\x80\x80\x80 \xfc\x84\x80\x80\x80\x80 \xf8\x87\xbf\xbf\xbf\n",
+    ),
+];
+
+const EXPORT_SEEDS: &[&str] = &[
+    "root/f",
+    "root/a/b/g",
+    "root/./a//b/.",
+    "root/a/b/",
+    "alias/a/in",
+    "root/abs",
+    "root/rel",
+    "root/absdir/secret",
+    "root/up/outside/secret",
+    "root/a/../../outside/secret",
+    "root/loop",
+    "root/magic/passwd",
+    "root/fifo",
+    "outside/secret",
+    "/proc/self/root/etc/passwd",
+    "root",
+];
+
+const SHA256SUM_SEED: &[u8] =
+    b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  empty\n\
+9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08 *bin/test\n\
+\\e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  a\\nb\\\\c\\rd\n\
+not a digest line\n\
+\n";
