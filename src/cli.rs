@@ -475,7 +475,9 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "On PORT p2pd listens for peers on TCP and gossips on UDP, at --bind (127.0.0.1 by \
                  default, so nothing leaves the host until you say so). Membership is SWIM: members \
                  probe each other every --probe-interval, gossip every --gossip-interval, and a \
-                 member that stops answering is suspected, then declared down. Join through any \
+                 member that stops answering is suspected, then declared down (after --suspicion-timeout). \
+                 Every 30 s each member also exchanges its whole member list with a random other \
+                 member over TCP, which repairs whatever gossip missed. Join through any \
                  member with the positional HOST:PORT (the seed's form), --join (retried with \
                  back-off until one answers) or p2p-join at run time; the joining node receives the \
                  full member list over an encrypted TCP session. Names must be unique: a node whose \
