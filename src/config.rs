@@ -120,7 +120,7 @@ pub fn load_daemon_cli(args: impl IntoIterator<Item = OsString>) -> Result<Daemo
 pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     locate_in(
         explicit,
-        user_config_dir().as_deref(),
+        crate::paths::user_config_dir().as_deref(),
         Path::new(SYSTEM_CONFIG),
     )
 }
@@ -132,20 +132,9 @@ fn locate_in(explicit: Option<&Path>, user_dir: Option<&Path>, system: &Path) ->
         return Some(p.to_path_buf());
     }
     user_dir
-        .map(|d| d.join("p2p").join("p2pd.toml"))
+        .map(|d| d.join("p2pd.toml"))
         .filter(|p| p.exists())
         .or_else(|| system.exists().then(|| system.to_path_buf()))
-}
-
-/// `$XDG_CONFIG_HOME`, else `~/.config`. A relative `XDG_CONFIG_HOME` is
-/// ignored, as the XDG base directory specification asks.
-fn user_config_dir() -> Option<PathBuf> {
-    match std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from) {
-        Some(d) if d.is_absolute() => Some(d),
-        _ => std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(|h| Path::new(&h).join(".config")),
-    }
 }
 
 /// [`load_daemon_cli`] with the outside world passed in, for tests.
@@ -1009,7 +998,7 @@ mod tests {
         fs::write(&system, "").unwrap();
         assert_eq!(locate_in(None, Some(&user), &system), Some(system.clone()));
         assert_eq!(locate_in(None, None, &system), Some(system.clone()));
-        let user_file = user.join("p2p").join("p2pd.toml");
+        let user_file = user.join("p2pd.toml");
         fs::create_dir_all(user_file.parent().unwrap()).unwrap();
         fs::write(&user_file, "").unwrap();
         assert_eq!(locate_in(None, Some(&user), &system), Some(user_file));

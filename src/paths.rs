@@ -17,6 +17,16 @@ pub const DEFAULT_PORT: u16 = 65432;
 /// The environment variable that names a socket, for both daemon and commands.
 pub const SOCKET_ENV: &str = "P2P_SOCKET";
 
+/// This user's configuration directory, `$XDG_CONFIG_HOME/p2p` or
+/// `~/.config/p2p`; `None` with neither variable set.
+pub fn user_config_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from) {
+        Some(d) if d.is_absolute() => d,
+        _ => Path::new(&std::env::var_os("HOME").filter(|h| !h.is_empty())?).join(".config"),
+    };
+    Some(base.join("p2p"))
+}
+
 /// The runtime directory for this user (not created).
 pub fn runtime_dir() -> PathBuf {
     let uid = nix::unistd::geteuid().as_raw();

@@ -206,14 +206,9 @@ impl KeyRing {
 /// The per-user default key file: `$XDG_CONFIG_HOME/p2p/cluster.key`, else
 /// `~/.config/p2p/cluster.key`.
 pub fn default_key_path() -> PathBuf {
-    let base = match std::env::var_os("XDG_CONFIG_HOME") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => match std::env::var_os("HOME") {
-            Some(h) if !h.is_empty() => Path::new(&h).join(".config"),
-            _ => PathBuf::from("/etc"),
-        },
-    };
-    base.join("p2p").join("cluster.key")
+    crate::paths::user_config_dir()
+        .unwrap_or_else(|| PathBuf::from("/etc/p2p"))
+        .join("cluster.key")
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

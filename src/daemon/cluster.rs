@@ -163,6 +163,26 @@ impl Cluster {
         rx
     }
 
+    /// One request and its reply over a fresh session to `addr`.
+    fn ask<R: serde::de::DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        request: &PeerRequest,
+    ) -> Result<R, JoinError> {
+        let stream = TcpStream::connect_timeout(&addr, PEER_TIMEOUT)
+            .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?;
+        let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
+        let mut s = session::connect(stream, &self.ring()).map_err(|e| match e {
+            SessionError::Unauthorized => JoinError::Unauthorized,
+            other => JoinError::Unreachable(format!("{addr}: {other}")),
+        })?;
+        let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
+        s.send(&peer::encode(request)).map_err(io)?;
+        serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?)
+            .map_err(|e| JoinError::Unreachable(format!("{addr}: bad reply: {e}")))
+    }
+
     /// Joins through `addr`: the member list is exchanged over an encrypted
     /// session, then gossip takes over. Returns how many members we know of.
     pub fn join(&self, addr: &str) -> Result<usize, JoinError> {
@@ -171,20 +191,8 @@ impl Cluster {
             .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?
             .next()
             .ok_or_else(|| JoinError::Unreachable(format!("{addr}: no address")))?;
-        let stream = TcpStream::connect_timeout(&target, PEER_TIMEOUT)
-            .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?;
-        let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
-        let mut s = session::connect(stream, &self.ring()).map_err(|e| match e {
-            SessionError::Unauthorized => JoinError::Unauthorized,
-            other => JoinError::Unreachable(format!("{addr}: {other}")),
-        })?;
         let me_name = self.me().name;
-        let req = peer::encode(&PeerRequest::Join { node: self.me() });
-        let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
-        s.send(&req).map_err(io)?;
-        let reply: JoinReply = serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?)
-            .map_err(|e| JoinError::Unreachable(format!("{addr}: bad reply: {e}")))?;
+        let reply: JoinReply = self.ask(target, &PeerRequest::Join { node: self.me() })?;
         if let Some(e) = reply.error {
             return Err(JoinError::Refused(e));
         }
@@ -210,22 +218,11 @@ impl Cluster {
 
     /// A full exchange of member states with the member at `addr`.
     pub fn sync_with(&self, addr: SocketAddr) -> Result<usize, JoinError> {
-        let stream = TcpStream::connect_timeout(&addr, PEER_TIMEOUT)
-            .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?;
-        let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
-        let mut s = session::connect(stream, &self.ring()).map_err(|e| match e {
-            SessionError::Unauthorized => JoinError::Unauthorized,
-            other => JoinError::Unreachable(format!("{addr}: {other}")),
-        })?;
-        let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
-        s.send(&peer::encode(&PeerRequest::Sync {
+        let request = PeerRequest::Sync {
             node: self.me(),
             members: self.records(),
-        }))
-        .map_err(io)?;
-        let reply: SyncReply = serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?)
-            .map_err(|e| JoinError::Unreachable(format!("{addr}: bad reply: {e}")))?;
+        };
+        let reply: SyncReply = self.ask(addr, &request)?;
         let n = reply.members.len();
         // The member answering is alive, whatever its list says of itself.
         let from = self

@@ -372,7 +372,8 @@ fn open(ctx: &Ctx, addr: SocketAddr) -> Result<(Session<TcpStream>, String), Err
     let _ = stream.set_read_timeout(Some(ctx.timeout));
     let _ = stream.set_write_timeout(Some(ctx.timeout));
     let ring = ctx.shared.cluster.ring();
-    let s = session::connect(stream, &ring).map_err(|e| session_error(&addr, e, ctx))?;
+    let s =
+        session::connect(stream, &ring).map_err(|e| session_error(&addr.to_string(), e, ctx))?;
     start_query(ctx, addr, s)
 }
 
@@ -388,10 +389,10 @@ fn start_query(
         recursive: q.recursive,
     };
     s.send(&peer::encode(&start))
-        .map_err(|e| session_error(&addr, e, ctx))?;
+        .map_err(|e| session_error(&addr.to_string(), e, ctx))?;
     let reply = s
         .recv(peer::MAX_FRAME)
-        .map_err(|e| session_error(&addr, e, ctx))?;
+        .map_err(|e| session_error(&addr.to_string(), e, ctx))?;
     match serde_json::from_slice::<PeerReply>(&reply) {
         Ok(PeerReply::Accepted { peer }) => Ok((s, peer)),
         Ok(PeerReply::Failed { error }) => Err(error),
@@ -415,14 +416,16 @@ fn link_error(label: &str, e: &io::Error, timeout: Duration) -> Error {
     }
 }
 
-fn session_error(addr: &SocketAddr, e: SessionError, ctx: &Ctx) -> Error {
+/// The documented error for a session to `label` (an address, or the
+/// member's name once known) that failed.
+fn session_error(label: &str, e: SessionError, ctx: &Ctx) -> Error {
     match e {
         SessionError::Unauthorized => Error::new(
             ErrorCode::Unauthorized,
-            format!("{addr} does not hold our cluster key"),
+            format!("{label} does not hold our cluster key"),
         ),
-        SessionError::Io(io) => link_error(&addr.to_string(), &io, ctx.timeout),
-        other => Error::new(ErrorCode::Unreachable, format!("{addr}: {other}")),
+        SessionError::Io(io) => link_error(label, &io, ctx.timeout),
+        other => Error::new(ErrorCode::Unreachable, format!("{label}: {other}")),
     }
 }
 
@@ -482,12 +485,12 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                     held += items.len();
                     let frame = peer::encode(&PeerRequest::Items { items });
                     if let Err(e) = session.send(&frame) {
-                        break 'link Some(session_error_named(&name, e, ctx));
+                        break 'link Some(session_error(&name, e, ctx));
                     }
                 }
                 Some(end) => {
                     if let Err(e) = session.send(&peer::encode(&end)) {
-                        break 'link Some(session_error_named(&name, e, ctx));
+                        break 'link Some(session_error(&name, e, ctx));
                     }
                     ended = true;
                 }
@@ -496,7 +499,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
         }
         let frame = match session.recv(peer::MAX_FRAME) {
             Ok(f) => f,
-            Err(e) => break 'link Some(session_error_named(&name, e, ctx)),
+            Err(e) => break 'link Some(session_error(&name, e, ctx)),
         };
         match serde_json::from_slice::<PeerReply>(&frame) {
             Ok(PeerReply::Results { results }) => {
@@ -532,13 +535,6 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
     if let Some(e) = failure {
         log::info!("query on {name}: {}", e.message);
         drain(ctx, link, &name, &e);
-    }
-}
-
-fn session_error_named(name: &str, e: SessionError, ctx: &Ctx) -> Error {
-    match e {
-        SessionError::Io(io) => link_error(name, &io, ctx.timeout),
-        other => Error::new(ErrorCode::Unreachable, format!("{name}: {other}")),
     }
 }
 
