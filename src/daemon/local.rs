@@ -268,28 +268,7 @@ fn serve_query(
             batches.add(id as u64, path.clone(), file, true);
         }
     } else {
-        loop {
-            let line = match reader.next_line() {
-                Ok(Some(line)) => line,
-                Ok(None) => break,
-                Err(e) => {
-                    log::info!("local connection from pid {} closed: {e}", caller.pid);
-                    break;
-                }
-            };
-            if serde_json::from_slice::<End>(&line).is_ok_and(|e| e.end) {
-                break;
-            }
-            let item: ItemRequest = match serde_json::from_slice(&line) {
-                Ok(i) => i,
-                Err(e) => {
-                    log::info!(
-                        "local connection from pid {} closed: malformed item: {e}",
-                        caller.pid
-                    );
-                    break;
-                }
-            };
+        while let Some(item) = next_item(&mut reader, caller) {
             let file = if item.fd {
                 match reader.take_fd() {
                     Some(fd) => Ok(File::from(fd)),
@@ -311,6 +290,32 @@ fn serve_query(
     batches.flush();
     drop(batches);
     let _ = writer.join();
+}
+
+/// The next item line of a streamed query; `None` at `{"end":true}`, at the
+/// end of the stream, or at a line that is not an item (logged).
+fn next_item(reader: &mut LineReader, caller: Caller) -> Option<ItemRequest> {
+    let line = match reader.next_line() {
+        Ok(Some(line)) => line,
+        Ok(None) => return None,
+        Err(e) => {
+            log::info!("local connection from pid {} closed: {e}", caller.pid);
+            return None;
+        }
+    };
+    if serde_json::from_slice::<End>(&line).is_ok_and(|e| e.end) {
+        return None;
+    }
+    match serde_json::from_slice(&line) {
+        Ok(item) => Some(item),
+        Err(e) => {
+            log::info!(
+                "local connection from pid {} closed: malformed item: {e}",
+                caller.pid
+            );
+            None
+        }
+    }
 }
 
 /// A query for other members: paths are passed on as text and each member
@@ -388,34 +393,12 @@ fn serve_cluster_query(
             feeder.push(id as u64, path);
         }
     } else {
-        loop {
-            let line = match reader.next_line() {
-                Ok(Some(line)) => line,
-                Ok(None) => break,
-                Err(e) => {
-                    log::info!("local connection from pid {} closed: {e}", caller.pid);
-                    break;
-                }
-            };
-            if serde_json::from_slice::<End>(&line).is_ok_and(|e| e.end) {
-                break;
+        while let Some(item) = next_item(&mut reader, caller) {
+            // A descriptor means nothing to another host; the path is what counts.
+            if item.fd {
+                drop(reader.take_fd());
             }
-            match serde_json::from_slice::<ItemRequest>(&line) {
-                // A descriptor means nothing to another host; the path is what counts.
-                Ok(item) => {
-                    if item.fd {
-                        drop(reader.take_fd());
-                    }
-                    feeder.push(item.id, item.path);
-                }
-                Err(e) => {
-                    log::info!(
-                        "local connection from pid {} closed: malformed item: {e}",
-                        caller.pid
-                    );
-                    break;
-                }
-            }
+            feeder.push(item.id, item.path);
         }
     }
     let summary = feeder.finish();
