@@ -39,11 +39,21 @@ pub fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Resul
     Ok(())
 }
 
+/// The line buffer's first size; it doubles while a line does not fit, up to
+/// `READ_CHUNK` plus the line limit.
+const FIRST_BUFFER: usize = 4 * 1024;
+
+/// The most bytes one read asks for once the buffer has grown.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Reads newline-terminated lines from a Unix stream, queueing passed descriptors.
 pub struct LineReader {
     sock: UnixStream,
+    /// Received bytes live in `buf[start..end]`; `buf` is zeroed only when it
+    /// grows (doubling from a few KiB), never per read.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     fds: VecDeque<OwnedFd>,
     max_line: usize,
     max_fds: usize,
@@ -55,8 +65,9 @@ impl LineReader {
     pub fn new(sock: UnixStream, max_line: usize, max_fds: usize) -> Self {
         LineReader {
             sock,
-            buf: Vec::with_capacity(64 * 1024),
+            buf: vec![0; FIRST_BUFFER],
             start: 0,
+            end: 0,
             fds: VecDeque::new(),
             max_line,
             max_fds,
@@ -68,21 +79,22 @@ impl LineReader {
     /// A final line without a newline is returned as a line.
     pub fn next_line(&mut self) -> io::Result<Option<Vec<u8>>> {
         loop {
-            if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.start..]) {
-                let line = self.buf[self.start..self.start + pos].to_vec();
+            let pending = &self.buf[self.start..self.end];
+            if let Some(pos) = memchr::memchr(b'\n', pending) {
+                if pos > self.max_line {
+                    return Err(self.too_long());
+                }
+                let line = pending[..pos].to_vec();
                 self.start += pos + 1;
                 return Ok(Some(line));
             }
-            if self.buf.len() - self.start > self.max_line {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("line longer than {} bytes", self.max_line),
-                ));
+            if pending.len() > self.max_line {
+                return Err(self.too_long());
             }
             if self.eof {
-                if self.start < self.buf.len() {
-                    let line = self.buf[self.start..].to_vec();
-                    self.start = self.buf.len();
+                if !pending.is_empty() {
+                    let line = pending.to_vec();
+                    self.start = self.end;
                     return Ok(Some(line));
                 }
                 return Ok(None);
@@ -91,9 +103,16 @@ impl LineReader {
         }
     }
 
+    fn too_long(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("line longer than {} bytes", self.max_line),
+        )
+    }
+
     /// True when a whole line is already buffered, so reading it will not block.
     pub fn has_line(&self) -> bool {
-        memchr::memchr(b'\n', &self.buf[self.start..]).is_some()
+        memchr::memchr(b'\n', &self.buf[self.start..self.end]).is_some()
     }
 
     /// Sets the timeout of reads from the socket (`None`: wait for ever).
@@ -113,14 +132,21 @@ impl LineReader {
 
     fn fill(&mut self) -> io::Result<()> {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let old_len = self.buf.len();
-        self.buf.resize(old_len + 64 * 1024, 0);
+        if self.end == self.buf.len() {
+            // Full of one unfinished line (at most max_line bytes, checked
+            // by the caller): make room for the rest of it.
+            let grown = (self.buf.len() * 2).min(self.max_line.saturating_add(READ_CHUNK));
+            self.buf.resize(grown.max(self.end + 1), 0);
+        }
+        let room = (self.buf.len() - self.end).min(READ_CHUNK);
+        let old_len = self.end;
         let mut cmsg = cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
         let result = loop {
-            let mut iov = [IoSliceMut::new(&mut self.buf[old_len..])];
+            let mut iov = [IoSliceMut::new(&mut self.buf[old_len..old_len + room])];
             match recvmsg::<()>(
                 self.sock.as_raw_fd(),
                 &mut iov,
@@ -151,12 +177,13 @@ impl LineReader {
         };
         let (n, truncated, got) = match result {
             Ok(r) => r,
-            Err(e) => {
-                self.buf.truncate(old_len);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
-        self.buf.truncate(old_len + n);
+        self.end = old_len + n;
+        if n == room && self.buf.len() < READ_CHUNK {
+            // The sender is ahead of us: read more per call from now on.
+            self.buf.resize((self.buf.len() * 2).min(READ_CHUNK), 0);
+        }
         self.fds.extend(got);
         if truncated {
             return Err(io::Error::new(
@@ -218,5 +245,48 @@ mod tests {
         drop(a);
         let mut r = LineReader::new(b, 100, 16);
         assert!(r.next_line().is_err());
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_even_when_it_arrives_whole() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut data = vec![b'y'; 100];
+        data.push(b'\n');
+        data.extend_from_slice(&[b'z'; 101]);
+        data.push(b'\n');
+        send_with_fds(&a, &data, &[]).unwrap();
+        drop(a);
+        let mut r = LineReader::new(b, 100, 16);
+        assert_eq!(r.next_line().unwrap().unwrap(), vec![b'y'; 100]);
+        let err = r.next_line().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn lines_of_every_size_survive_buffer_growth_and_refills() {
+        let (a, b) = UnixStream::pair().unwrap();
+        // Lengths around the first buffer size, the read chunk, and one
+        // line far longer than both, interleaved with short ones.
+        let lens = [
+            0, 1, 4095, 4096, 4097, 10, 65535, 65536, 3, 300_000, 7, 8191, 0,
+        ];
+        let writer = std::thread::spawn(move || {
+            let mut a = a;
+            for (i, &n) in lens.iter().enumerate() {
+                let mut line = vec![b'a' + i as u8; n];
+                line.push(b'\n');
+                a.write_all(&line).unwrap();
+            }
+        });
+        let mut r = LineReader::new(b, 1 << 20, 16);
+        for (i, &n) in lens.iter().enumerate() {
+            assert_eq!(
+                r.next_line().unwrap().unwrap(),
+                vec![b'a' + i as u8; n],
+                "line {i}"
+            );
+        }
+        assert!(r.next_line().unwrap().is_none());
+        writer.join().unwrap();
     }
 }
