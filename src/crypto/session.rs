@@ -202,15 +202,17 @@ impl Sealer {
         plain.extend_from_slice(&len.to_be_bytes());
         plain.extend_from_slice(frame);
         let mut wire = Vec::with_capacity(plain.len() + plain.len() / PIECE * (2 + TAG) + 2 + TAG);
-        let mut out = vec![0u8; MAX_WIRE];
         for piece in plain.chunks(PIECE) {
+            // Each piece is sealed straight into its place on the wire.
+            let at = wire.len();
+            wire.resize(at + 2 + piece.len() + TAG, 0);
             let n = self
                 .transport
-                .write_message(self.nonce, piece, &mut out)
+                .write_message(self.nonce, piece, &mut wire[at + 2..])
                 .map_err(protocol)?;
             self.nonce += 1;
-            wire.extend_from_slice(&(n as u16).to_be_bytes());
-            wire.extend_from_slice(&out[..n]);
+            wire.truncate(at + 2 + n);
+            wire[at..at + 2].copy_from_slice(&(n as u16).to_be_bytes());
         }
         stream.write_all(&wire)?;
         stream.flush()?;
@@ -230,13 +232,17 @@ impl Opener {
         r
     }
 
-    fn open_one(&mut self, msg: &[u8], plain: &mut [u8]) -> Result<usize, SessionError> {
+    /// Opens one transport message, appending its plaintext to `out`.
+    fn open_into(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), SessionError> {
+        let at = out.len();
+        out.resize(at + msg.len(), 0);
         let n = self
             .transport
-            .read_message(self.nonce, msg, plain)
+            .read_message(self.nonce, msg, &mut out[at..])
             .map_err(protocol)?;
         self.nonce += 1;
-        Ok(n)
+        out.truncate(at + n);
+        Ok(())
     }
 
     fn read_and_open<R: Read>(
@@ -245,23 +251,22 @@ impl Opener {
         max: usize,
     ) -> Result<Vec<u8>, SessionError> {
         let mut msg = Vec::new();
-        let mut plain = vec![0u8; MAX_WIRE];
+        let mut first = Vec::new();
         read_msg(stream, &mut msg)?;
-        let n = self.open_one(&msg, &mut plain)?;
-        if n < 4 {
+        self.open_into(&msg, &mut first)?;
+        let Some(header) = first.first_chunk::<4>() else {
             return Err(SessionError::Protocol("frame header cut short".into()));
-        }
-        let total = u32::from_be_bytes([plain[0], plain[1], plain[2], plain[3]]) as u64;
+        };
+        let total = u32::from_be_bytes(*header) as u64;
         if total > max as u64 {
             return Err(SessionError::FrameTooLarge(total));
         }
         let total = total as usize;
         let mut frame = Vec::with_capacity(total);
-        frame.extend_from_slice(&plain[4..n]);
+        frame.extend_from_slice(&first[4..]);
         while frame.len() < total {
             read_msg(stream, &mut msg)?;
-            let n = self.open_one(&msg, &mut plain)?;
-            frame.extend_from_slice(&plain[..n]);
+            self.open_into(&msg, &mut frame)?;
         }
         if frame.len() != total {
             return Err(SessionError::Protocol("frame longer than announced".into()));
