@@ -2,7 +2,7 @@
 
 use crate::cli::{Format, JoinCli};
 use crate::client::{Fatal, request};
-use crate::output::{EXIT_FAILED, Printer, Style, quiet_on_closed_pipe};
+use crate::output::{EXIT_FAILED, Printer, quiet_on_closed_pipe};
 use crate::proto::{JoinResult, Request, Summary};
 
 const NAME: &str = "p2p-join";
@@ -10,12 +10,7 @@ const NAME: &str = "p2p-join";
 /// Runs `p2p-join`; returns the exit status.
 pub fn run(cli: JoinCli) -> i32 {
     quiet_on_closed_pipe();
-    let style = if cli.format == Format::Text {
-        Style::Text
-    } else {
-        Style::Json
-    };
-    let mut printer = Printer::new(NAME, style);
+    let mut printer = Printer::new(NAME, super::style(cli.format == Format::Text));
     let result = join(&cli, &mut printer);
     super::finish(NAME, result, &mut printer)
 }

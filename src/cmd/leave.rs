@@ -2,7 +2,7 @@
 
 use crate::cli::{Format, LeaveCli};
 use crate::client::{Fatal, request};
-use crate::output::{EXIT_FAILED, Printer, Style, quiet_on_closed_pipe};
+use crate::output::{EXIT_FAILED, Printer, quiet_on_closed_pipe};
 use crate::proto::{LeaveReply, Request, RequestFailed};
 
 const NAME: &str = "p2p-leave";
@@ -10,12 +10,7 @@ const NAME: &str = "p2p-leave";
 /// Runs `p2p-leave`; returns the exit status.
 pub fn run(cli: LeaveCli) -> i32 {
     quiet_on_closed_pipe();
-    let style = if cli.format == Format::Text {
-        Style::Text
-    } else {
-        Style::Json
-    };
-    let mut printer = Printer::new(NAME, style);
+    let mut printer = Printer::new(NAME, super::style(cli.format == Format::Text));
     let result = leave(&cli, &mut printer);
     super::finish(NAME, result, &mut printer)
 }

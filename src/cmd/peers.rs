@@ -3,7 +3,7 @@
 use crate::cli::{Format, PeersCli};
 use crate::client::{Fatal, request};
 use crate::membership::{MemberEvent, MemberInfo};
-use crate::output::{Printer, Style, quiet_on_closed_pipe};
+use crate::output::{Printer, quiet_on_closed_pipe};
 use crate::proto::{Request, RequestFailed, Summary};
 
 const NAME: &str = "p2p-peers";
@@ -11,12 +11,7 @@ const NAME: &str = "p2p-peers";
 /// Runs `p2p-peers`; returns the exit status.
 pub fn run(cli: PeersCli) -> i32 {
     quiet_on_closed_pipe();
-    let style = if cli.format == Format::Text {
-        Style::Text
-    } else {
-        Style::Json
-    };
-    let mut printer = Printer::new(NAME, style);
+    let mut printer = Printer::new(NAME, super::style(cli.format == Format::Text));
     let result = if cli.watch {
         watch(&cli, &mut printer)
     } else {

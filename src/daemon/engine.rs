@@ -127,7 +127,8 @@ impl Engine {
     fn content(&self, file: &File, md: &Metadata, need: Need) -> Result<(Known, bool), Error> {
         let mut key = FileKey::from_metadata(md);
         let mut known = self.cache.get(&key).unwrap_or_default();
-        let start = (&*file).stream_position()?;
+        // Where reading starts, asked only when the cache cannot answer.
+        let mut start = None;
         let mut attempt = 0;
         loop {
             let have_lines = known.lines.is_some() || known.wc.is_some();
@@ -143,6 +144,10 @@ impl Engine {
                 }
                 return Ok((known, false));
             }
+            let from = match start {
+                Some(at) => at,
+                None => *start.insert((&*file).stream_position()?),
+            };
             let mut fresh = Known::default();
             match (missing_wc, missing_sha) {
                 (true, true) => {
@@ -175,7 +180,7 @@ impl Engine {
                 return Ok((combined, true));
             }
             // Read the new version from the start, trusting nothing cached.
-            (&*file).seek(SeekFrom::Start(start))?;
+            (&*file).seek(SeekFrom::Start(from))?;
             key = after;
             known = Known::default();
         }
