@@ -175,10 +175,7 @@ impl LineReader {
                 }
             }
         };
-        let (n, truncated, got) = match result {
-            Ok(r) => r,
-            Err(e) => return Err(e),
-        };
+        let (n, truncated, got) = result?;
         self.end = old_len + n;
         if n == room && self.buf.len() < READ_CHUNK {
             // The sender is ahead of us: read more per call from now on.

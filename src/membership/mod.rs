@@ -8,15 +8,17 @@
 //! A node's identity is its name, advertised address, tags and an
 //! incarnation taken from the wall clock at start, so a restarted node always
 //! comes back with a higher incarnation and wins over its old self. Besides
-//! foca's messages, a node about to leave sends a short leave notice, so the
-//! others can show it as `left` rather than `down`.
+//! foca's messages, a node about to leave sends a short leave notice to every
+//! member, so the others can show it as `left` rather than `down`; each
+//! member passes a notice on, once, to a few others, so one lost datagram
+//! does not leave a member showing the departure as a failure.
 
 use foca::{
     AccumulatingRuntime, Config, Foca, Member, NoCustomBroadcast, OwnedNotification,
     PeriodicParams, PostcardCodec, State, Timer,
 };
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -134,6 +136,9 @@ const MAX_TRANSMISSIONS: u8 = 12;
 /// one whose probe failed (whose "down" might never reach it).
 const LOCAL_SUSPICION_MARGIN: Duration = Duration::from_secs(1);
 
+/// How many members a node passes a newly heard leave notice on to.
+const LEAVE_RELAY: usize = 3;
+
 /// How often suspicions are checked against their age.
 const SUSPICION_SWEEP: Duration = Duration::from_millis(200);
 
@@ -188,6 +193,8 @@ pub struct Membership {
     suspected: HashMap<(Node, u16), Instant>,
     suspicion: Duration,
     last_sweep: Option<Instant>,
+    /// Picks whom to pass leave notices on to.
+    rng: SmallRng,
 }
 
 /// One member's state as two members exchange it in a full sync (push/pull),
@@ -204,6 +211,8 @@ impl Membership {
     pub fn new(me: Node, timings: &Timings, seed: [u8; 32]) -> Membership {
         let config = swim_config(timings);
         let foca = Foca::new(me, config, SmallRng::from_seed(seed), PostcardCodec);
+        let mut relay_seed = seed;
+        relay_seed[0] ^= 0x5a;
         let mut m = Membership {
             foca,
             runtime: AccumulatingRuntime::new(),
@@ -216,6 +225,7 @@ impl Membership {
             suspected: HashMap::new(),
             suspicion: timings.suspicion,
             last_sweep: None,
+            rng: SmallRng::from_seed(relay_seed),
         };
         m.last = m.snapshot_map();
         m
@@ -281,7 +291,11 @@ impl Membership {
             }
             Some((&KIND_LEAVE, rest)) => {
                 if let Ok((name, incarnation)) = serde_json::from_slice::<(String, u64)>(rest) {
-                    self.left.insert((name, incarnation));
+                    let leaver = (name, incarnation);
+                    if !self.left.contains(&leaver) {
+                        self.relay_leave(&leaver, payload);
+                        self.left.insert(leaver);
+                    }
                 }
             }
             _ => {}
@@ -369,6 +383,23 @@ impl Membership {
         }
         let _ = self.foca.leave_cluster(&mut self.runtime);
         self.drain(now);
+    }
+
+    /// Passes a leave notice heard for the first time on to a few random
+    /// live members other than the leaver.
+    fn relay_leave(&mut self, leaver: &(String, u64), notice: &[u8]) {
+        let mut others: Vec<SocketAddr> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id())
+            .filter(|n| n.name != leaver.0)
+            .map(|n| n.addr)
+            .collect();
+        for i in 0..others.len().min(LEAVE_RELAY) {
+            let j = self.rng.random_range(i..others.len());
+            others.swap(i, j);
+            self.outbox.push((others[i], notice.to_vec()));
+        }
     }
 
     /// Datagram payloads to seal and send.
@@ -631,6 +662,51 @@ mod tests {
                 .into_iter()
                 .map(|m| (m.name, m.state))
                 .collect()
+        }
+    }
+
+    #[test]
+    fn a_leave_notice_lost_on_the_way_to_one_member_reaches_it_through_the_others() {
+        let mut net = Net::new(6);
+        for i in 1..6 {
+            let now = net.now;
+            net.nodes[i].as_mut().unwrap().announce(node(0), now);
+        }
+        net.run(Duration::from_secs(3));
+        for i in 0..6 {
+            assert_eq!(net.states(i).len(), 6, "node {i}");
+        }
+        // Node 5 leaves; its own notice to node 1 is lost, and so is
+        // everything else it sends (it is gone before foca's part counts).
+        let now = net.now;
+        let mut leaving = net.nodes[5].take().unwrap();
+        leaving.leave(now);
+        let mut reached = 0;
+        for (to, payload) in leaving.take_outbox() {
+            if payload.first() != Some(&KIND_LEAVE) || Net::index(to) == 1 {
+                continue;
+            }
+            reached += 1;
+            net.nodes[Net::index(to)]
+                .as_mut()
+                .unwrap()
+                .handle_payload(&payload, now);
+        }
+        assert_eq!(reached, 4);
+        assert!(net.nodes[1].as_ref().unwrap().left.is_empty());
+        net.run(Duration::from_millis(100));
+        assert!(
+            net.nodes[1]
+                .as_ref()
+                .unwrap()
+                .left
+                .contains(&("n5".to_string(), 1)),
+            "relayed notice did not arrive"
+        );
+        // Once probes find it gone, every member shows a departure, not a failure.
+        net.run(Duration::from_secs(10));
+        for i in 0..5 {
+            assert_eq!(net.states(i)["n5"], MemberState::Left, "node {i}");
         }
     }
 
