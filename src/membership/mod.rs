@@ -129,7 +129,7 @@ const KIND_LEAVE: u8 = 1;
 /// for N = 1,024 members, the large clusters SPEC aims at. Sized for 64
 /// (7 sends), one member in a hundred missed an update now and then
 /// (bench/cluster.sh), while the extra sends cost little in small clusters.
-const MAX_TRANSMISSIONS: u8 = 12;
+pub const MAX_TRANSMISSIONS: u8 = 12;
 
 /// A member suspected this much longer than the suspicion timeout is
 /// declared down by every member that holds the suspicion, not only by the
