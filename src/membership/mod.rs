@@ -22,6 +22,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
 use std::time::{Duration, Instant};
@@ -188,6 +189,9 @@ pub struct Membership {
     left: HashSet<(String, u64)>,
     /// The last snapshot, to tell what changed.
     last: BTreeMap<String, MemberInfo>,
+    /// A digest of what `last` was built from, so an unchanged list costs a
+    /// pass over foca's members but no allocation.
+    last_digest: u64,
     outbox: Vec<(SocketAddr, Vec<u8>)>,
     /// When each suspicion we hold started, by identity and foca incarnation.
     suspected: HashMap<(Node, u16), Instant>,
@@ -221,6 +225,7 @@ impl Membership {
             next_timer: 0,
             left: HashSet::new(),
             last: BTreeMap::new(),
+            last_digest: 0,
             outbox: Vec::new(),
             suspected: HashMap::new(),
             suspicion: timings.suspicion,
@@ -228,6 +233,7 @@ impl Membership {
             rng: SmallRng::from_seed(relay_seed),
         };
         m.last = m.snapshot_map();
+        m.last_digest = m.digest();
         m
     }
 
@@ -480,6 +486,11 @@ impl Membership {
 
     /// The changes since the last call, as watch events.
     pub fn changes(&mut self) -> Vec<MemberEvent> {
+        let digest = self.digest();
+        if digest == self.last_digest {
+            return Vec::new();
+        }
+        self.last_digest = digest;
         let now = self.snapshot_map();
         let mut events = Vec::new();
         for (name, m) in &now {
@@ -501,6 +512,29 @@ impl Membership {
         }
         self.last = now;
         events
+    }
+
+    /// An order-independent digest of everything a member's listing is
+    /// made of: identity (name, address, incarnation), foca's refutation
+    /// counter and state, and the leave notices heard. Tags are left out:
+    /// they only change with a new incarnation.
+    fn digest(&self) -> u64 {
+        let one = |n: &Node, refuted: u16, state: u8| {
+            let mut h = std::hash::DefaultHasher::new();
+            (&n.name, n.addr, n.incarnation, refuted, state).hash(&mut h);
+            h.finish()
+        };
+        // `left` only grows, so its size stands for it.
+        let mut sum = one(self.me(), 0, u8::MAX) ^ self.left.len() as u64;
+        for m in self.foca.iter_membership_state() {
+            let state = match m.state() {
+                State::Alive => 0,
+                State::Suspect => 1,
+                State::Down => 2,
+            };
+            sum = sum.wrapping_add(one(m.id(), m.incarnation(), state));
+        }
+        sum
     }
 
     fn snapshot_map(&self) -> BTreeMap<String, MemberInfo> {
@@ -708,6 +742,29 @@ mod tests {
         for i in 0..5 {
             assert_eq!(net.states(i)["n5"], MemberState::Left, "node {i}");
         }
+    }
+
+    #[test]
+    fn changes_are_reported_once_and_quiet_lists_report_nothing() {
+        let mut net = Net::new(3);
+        for i in 1..3 {
+            let now = net.now;
+            net.nodes[i].as_mut().unwrap().announce(node(0), now);
+        }
+        net.run(Duration::from_secs(3));
+        let first = net.nodes[0].as_mut().unwrap().changes();
+        assert_eq!(first.iter().filter(|e| e.event == "join").count(), 2);
+        net.run(Duration::from_secs(2));
+        assert!(net.nodes[0].as_mut().unwrap().changes().is_empty());
+        let now = net.now;
+        let tags = BTreeMap::from([("role".to_string(), "db".to_string())]);
+        net.nodes[2].as_mut().unwrap().set_tags(tags.clone(), now);
+        net.run(Duration::from_secs(1));
+        let events = net.nodes[0].as_mut().unwrap().changes();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].event, "update");
+        assert_eq!(events[0].member.tags, tags);
+        assert!(net.nodes[0].as_mut().unwrap().changes().is_empty());
     }
 
     #[test]
