@@ -477,7 +477,9 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  probe each other every --probe-interval, gossip every --gossip-interval, and a \
                  member that stops answering is suspected, then declared down (after --suspicion-timeout). \
                  Every 30 s each member also exchanges its whole member list with a random other \
-                 member over TCP, which repairs whatever gossip missed. Join through any \
+                 member over TCP, which repairs whatever gossip missed. A member that leaves \
+                 (SIGTERM, p2p-leave) sends every member a leave notice, and each passes it on to \
+                 three others, so all show it as left rather than down. Join through any \
                  member with the positional HOST:PORT (the seed's form), --join (retried with \
                  back-off until one answers) or p2p-join at run time; the joining node receives the \
                  full member list over an encrypted TCP session. Names must be unique: a node whose \
@@ -647,7 +649,9 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  other (FIFOs, sockets, devices), bytes (sum of regular file sizes), recursive, and \
                  unreadable (subdirectories that could not be read, or that you may not enter; their \
                  contents are not counted). The directory itself is not counted. Symlinks are counted, \
-                 never followed. Directories of any size are read as a stream.\n\n\
+                 never followed. Directories of any size are read as a stream; with -r the tree is \
+                 walked by one thread per core (up to four), each regular file stat()ed once for \
+                 its size.\n\n\
                  --format text prints columns: files, dirs, symlinks, other, bytes, path.\n\n"
                     .to_string()
                     + ERROR_FIELDS,
