@@ -717,7 +717,7 @@ fn main() {
         if args.suspicion.is_some() {
             "Timings::default with --suspicion"
         } else {
-            "Timings::default, Serf's LAN profile"
+            "Timings::default"
         },
         timings.probe_interval,
         timings.probe_timeout,

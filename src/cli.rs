@@ -179,7 +179,7 @@ pub struct DaemonCli {
     pub exports: Vec<PathBuf>,
 
     /// Milliseconds between gossip rounds
-    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub gossip_interval: u64,
 
     /// Milliseconds between failure-detection probes

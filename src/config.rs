@@ -727,7 +727,7 @@ mod tests {
     fn no_file_is_the_plain_command_line() {
         let c = load_with(argv(&["65433"]), &no_env, &|_| None).unwrap();
         assert_eq!(c.port, 65433);
-        assert_eq!(c.gossip_interval, 200);
+        assert_eq!(c.gossip_interval, 100);
     }
 
     #[test]
