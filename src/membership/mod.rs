@@ -662,6 +662,17 @@ mod tests {
             }
         }
 
+        /// `n` nodes that joined through node 0 and settled.
+        fn joined(n: u16) -> Net {
+            let mut net = Net::new(n);
+            for i in 1..n as usize {
+                let now = net.now;
+                net.nodes[i].as_mut().unwrap().announce(node(0), now);
+            }
+            net.run(Duration::from_secs(3));
+            net
+        }
+
         fn index(addr: SocketAddr) -> usize {
             (addr.port() - 20000) as usize
         }
@@ -706,12 +717,7 @@ mod tests {
 
     #[test]
     fn a_leave_notice_lost_on_the_way_to_one_member_reaches_it_through_the_others() {
-        let mut net = Net::new(6);
-        for i in 1..6 {
-            let now = net.now;
-            net.nodes[i].as_mut().unwrap().announce(node(0), now);
-        }
-        net.run(Duration::from_secs(3));
+        let mut net = Net::joined(6);
         for i in 0..6 {
             assert_eq!(net.states(i).len(), 6, "node {i}");
         }
@@ -751,12 +757,7 @@ mod tests {
 
     #[test]
     fn changes_are_reported_once_and_quiet_lists_report_nothing() {
-        let mut net = Net::new(3);
-        for i in 1..3 {
-            let now = net.now;
-            net.nodes[i].as_mut().unwrap().announce(node(0), now);
-        }
-        net.run(Duration::from_secs(3));
+        let mut net = Net::joined(3);
         let first = net.nodes[0].as_mut().unwrap().changes();
         assert_eq!(first.iter().filter(|e| e.event == "join").count(), 2);
         net.run(Duration::from_secs(2));
@@ -774,13 +775,7 @@ mod tests {
 
     #[test]
     fn nodes_join_through_one_and_see_failure_and_leave() {
-        let mut net = Net::new(5);
-        let first = node(0);
-        for i in 1..5 {
-            let now = net.now;
-            net.nodes[i].as_mut().unwrap().announce(first.clone(), now);
-        }
-        net.run(Duration::from_secs(3));
+        let mut net = Net::joined(5);
         for i in 0..5 {
             let s = net.states(i);
             assert_eq!(s.len(), 5, "node {i} sees {s:?}");
@@ -829,12 +824,7 @@ mod tests {
 
     #[test]
     fn a_frozen_node_declared_down_comes_back_by_itself() {
-        let mut net = Net::new(4);
-        for i in 1..4 {
-            let now = net.now;
-            net.nodes[i].as_mut().unwrap().announce(node(0), now);
-        }
-        net.run(Duration::from_secs(3));
+        let mut net = Net::joined(4);
         // Frozen, as by SIGSTOP: it neither runs nor hears anything.
         let frozen = net.nodes[3].take().unwrap();
         net.run(Duration::from_secs(10));
@@ -946,12 +936,7 @@ mod tests {
 
     #[test]
     fn changed_tags_reach_the_others_as_an_update() {
-        let mut net = Net::new(3);
-        for i in 1..3 {
-            let now = net.now;
-            net.nodes[i].as_mut().unwrap().announce(node(0), now);
-        }
-        net.run(Duration::from_secs(3));
+        let mut net = Net::joined(3);
         let _ = net.nodes[0].as_mut().unwrap().changes();
         let now = net.now;
         let tags: BTreeMap<String, String> = [("role".to_string(), "db".to_string())].into();
@@ -983,12 +968,7 @@ mod tests {
 
     #[test]
     fn a_restarted_node_returns_with_a_higher_incarnation() {
-        let mut net = Net::new(3);
-        for i in 1..3 {
-            let now = net.now;
-            net.nodes[i].as_mut().unwrap().announce(node(0), now);
-        }
-        net.run(Duration::from_secs(3));
+        let mut net = Net::joined(3);
         net.nodes[2] = None;
         net.run(Duration::from_secs(10));
         assert_eq!(net.states(0)["n2"], MemberState::Down);
