@@ -262,7 +262,9 @@ impl Opener {
             return Err(SessionError::FrameTooLarge(total));
         }
         let total = total as usize;
-        let mut frame = Vec::with_capacity(total);
+        // Each piece is opened in place at the end of the frame, which
+        // briefly needs room for its tag too.
+        let mut frame = Vec::with_capacity(total + TAG);
         frame.extend_from_slice(&first[4..]);
         while frame.len() < total {
             read_msg(stream, &mut msg)?;
