@@ -204,6 +204,12 @@ pub struct Membership {
     last_sweep: Option<Instant>,
     /// Picks whom to pass leave notices on to.
     rng: SmallRng,
+    /// This node has left the cluster: it takes part in nothing more. (A
+    /// daemon takes a moment to exit, and meanwhile the others tell it
+    /// that it is down; foca would then have it come back under a new
+    /// incarnation, and the others would see a rejoin and then a failure
+    /// instead of a leave.)
+    gone: bool,
 }
 
 /// One member's state as two members exchange it in a full sync (push/pull),
@@ -236,6 +242,7 @@ impl Membership {
             suspicion: timings.suspicion,
             last_sweep: None,
             rng: SmallRng::from_seed(relay_seed),
+            gone: false,
         };
         m.last = m.snapshot_map();
         m.last_digest = m.digest();
@@ -249,6 +256,9 @@ impl Membership {
 
     /// Starts joining through a known member.
     pub fn announce(&mut self, to: Node, now: Instant) {
+        if self.gone {
+            return;
+        }
         let _ = self.foca.announce(to, &mut self.runtime);
         self.drain(now);
     }
@@ -266,6 +276,9 @@ impl Membership {
     }
 
     fn apply_alive_with(&mut self, nodes: Vec<Node>, broadcast: bool, now: Instant) {
+        if self.gone {
+            return;
+        }
         let me = self.me().clone();
         let updates: Vec<Member<Node>> = nodes
             .into_iter()
@@ -281,6 +294,9 @@ impl Membership {
     /// Changes this node's tags: the node takes a new incarnation carrying
     /// them, and the others see an update.
     pub fn set_tags(&mut self, tags: BTreeMap<String, String>, now: Instant) {
+        if self.gone {
+            return;
+        }
         let me = self.me();
         if me.tags == tags {
             return;
@@ -296,6 +312,9 @@ impl Membership {
 
     /// Takes one datagram's opened payload.
     pub fn handle_payload(&mut self, payload: &[u8], now: Instant) {
+        if self.gone {
+            return;
+        }
         match payload.split_first() {
             Some((&KIND_FOCA, rest)) => {
                 let _ = self.foca.handle_data(rest, &mut self.runtime);
@@ -316,6 +335,9 @@ impl Membership {
 
     /// Runs the timers that are due.
     pub fn handle_timers(&mut self, now: Instant) {
+        if self.gone {
+            return;
+        }
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -386,6 +408,9 @@ impl Membership {
 
     /// Leaves gracefully: a leave notice to every known member, then foca's leave.
     pub fn leave(&mut self, now: Instant) {
+        if self.gone {
+            return;
+        }
         let me = self.me().clone();
         let mut notice = vec![KIND_LEAVE];
         notice.extend(serde_json::to_vec(&(&me.name, me.incarnation)).unwrap_or_default());
@@ -393,7 +418,11 @@ impl Membership {
             self.outbox.push((m.id().addr, notice.clone()));
         }
         let _ = self.foca.leave_cluster(&mut self.runtime);
+        // foca reports itself defunct on leaving; `drain` must not revive it.
+        self.gone = true;
         self.drain(now);
+        self.timers.clear();
+        self.timer_events.clear();
     }
 
     /// Passes a leave notice heard for the first time on to a few random
@@ -444,6 +473,9 @@ impl Membership {
     /// Takes what another member knows, by foca's usual rules: newer
     /// news wins, a down identity stays down.
     pub fn apply_records(&mut self, records: Vec<Record>, now: Instant) {
+        if self.gone {
+            return;
+        }
         let mut updates = Vec::with_capacity(records.len());
         for r in records {
             let state = match r.state {
@@ -588,9 +620,11 @@ impl Membership {
             self.timers.push(Reverse((now + after, id)));
         }
         while let Some(n) = self.runtime.to_notify() {
-            if let OwnedNotification::Defunct = n {
+            if let OwnedNotification::Defunct = n
+                && !self.gone
+            {
                 // Declared down by the others (frozen, or cut off): come
-                // back under a new incarnation.
+                // back; foca refutes the verdict with a higher incarnation.
                 let _ = self.foca.reuse_down_identity();
             }
         }
@@ -752,6 +786,36 @@ mod tests {
         net.run(Duration::from_secs(10));
         for i in 0..5 {
             assert_eq!(net.states(i)["n5"], MemberState::Left, "node {i}");
+        }
+    }
+
+    #[test]
+    fn a_node_that_left_stays_gone_while_it_still_hears_the_others() {
+        let mut net = Net::joined(4);
+        let before = net.nodes[3].as_ref().unwrap().me().clone();
+        let now = net.now;
+        net.nodes[3].as_mut().unwrap().leave(now);
+        // Only the leave notices get through; foca's own goodbye is lost,
+        // so the others go on probing the leaver as if it were there.
+        for (to, payload) in net.nodes[3].as_mut().unwrap().take_outbox() {
+            if payload.first() == Some(&KIND_LEAVE) {
+                net.nodes[Net::index(to)]
+                    .as_mut()
+                    .unwrap()
+                    .handle_payload(&payload, now);
+            }
+        }
+        // The leaver keeps running (a daemon takes a moment to exit) and
+        // keeps receiving what the others send it. It must not answer:
+        // the others then find it gone, and show it as left.
+        net.run(Duration::from_secs(10));
+        assert_eq!(
+            net.nodes[3].as_ref().unwrap().me(),
+            &before,
+            "renewed itself"
+        );
+        for i in 0..3 {
+            assert_eq!(net.states(i)["n3"], MemberState::Left, "node {i}");
         }
     }
 
