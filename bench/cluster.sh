@@ -39,7 +39,7 @@
 #   bench/cluster.sh | tee -a bench/RESULTS.md
 #
 # Installs serf and jq with apt-get when missing (as root). Timings are each
-# tool's defaults (p2p: gossip 200 ms, probe 1 s; serf: memberlist's LAN
+# tool's defaults (p2p: gossip 100 ms, probe 1 s; serf: memberlist's LAN
 # profile). Every process runs in a temp dir and is killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
