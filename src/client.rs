@@ -23,8 +23,8 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{TryRecvError, channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 /// Unanswered items allowed in flight.
@@ -246,53 +246,55 @@ where
     if header_is_cluster {
         return run_cluster(stream, reader, source, printer, render);
     }
-    let (credit_tx, credit_rx) = sync_channel::<()>(WINDOW);
+    let window = Arc::new(Window::default());
     let mut order = Reorder::new(&peer, printer, render);
     if source.is_small() {
         // A few paths fit the socket buffer and the window: send them all,
         // then read, with no threads to start (a one-file query's main cost).
-        send_items(
-            stream,
-            source,
-            &peer,
-            &mut |ev| {
+        let mut deliver = |evs: Vec<Event<T>>| {
+            for ev in evs {
                 order.push(ev);
-            },
-            credit_tx,
-        );
-        receive(reader, &mut |ev| order.push(ev), credit_rx);
+            }
+            false
+        };
+        send_items(stream, source, &peer, &mut deliver, &window);
+        receive(reader, &mut deliver, &window);
         return order.finish();
     }
-    let (events_tx, events_rx) = channel::<Event<T>>();
+    // Events travel in batches (what one sendmsg carried, what one read
+    // brought), so the three threads wake each other once per batch, not
+    // once per file.
+    let (events_tx, events_rx) = channel::<Vec<Event<T>>>();
     let tx = events_tx.clone();
+    let credits = Arc::clone(&window);
     let receiver =
-        thread::spawn(move || receive(reader, &mut |ev| tx.send(ev).is_err(), credit_rx));
+        thread::spawn(move || receive(reader, &mut |evs| tx.send(evs).is_err(), &credits));
     let name = peer.clone();
     let sender = thread::spawn(move || {
         send_items(
             stream,
             source,
             &name,
-            &mut |ev| {
-                let _ = events_tx.send(ev);
-            },
-            credit_tx,
+            &mut |evs| events_tx.send(evs).is_err(),
+            &window,
         )
     });
-    loop {
-        let ev = match events_rx.try_recv() {
-            Ok(ev) => ev,
+    'events: loop {
+        let evs = match events_rx.try_recv() {
+            Ok(evs) => evs,
             Err(TryRecvError::Empty) => {
                 order.idle();
                 match events_rx.recv() {
-                    Ok(ev) => ev,
+                    Ok(evs) => evs,
                     Err(_) => break,
                 }
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        if order.push(ev) {
-            break;
+        for ev in evs {
+            if order.push(ev) {
+                break 'events;
+            }
         }
     }
     let result = order.finish();
@@ -405,18 +407,72 @@ where
     }
 }
 
+/// How many items may be unanswered at once: the sender takes a credit per
+/// item sent, the receiver gives them back as answers come. A plain counter
+/// under a lock, so neither side makes a system call unless the sender
+/// really has to wait.
+#[derive(Default)]
+struct Window {
+    state: Mutex<WindowState>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct WindowState {
+    in_flight: usize,
+    sender_waiting: bool,
+    closed: bool,
+}
+
+impl Window {
+    /// Takes one credit, waiting while the window is full; false once the
+    /// receiver has stopped (the daemon went away).
+    fn take(&self) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while st.in_flight >= WINDOW && !st.closed {
+            st.sender_waiting = true;
+            st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.sender_waiting = false;
+        st.in_flight += 1;
+        !st.closed
+    }
+
+    fn give(&self, n: usize) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.in_flight = st.in_flight.saturating_sub(n);
+        if st.sender_waiting {
+            self.freed.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.closed = true;
+        self.freed.notify_one();
+    }
+}
+
+/// Opens and sends every path of `source`, with its descriptor. `events`
+/// gets what happened in batches, each before the items it names reach the
+/// daemon (so a path is always known before its answer); it returns true
+/// when nobody listens any more.
 fn send_items<T>(
     stream: UnixStream,
     mut source: PathSource,
     peer: &str,
-    events: &mut dyn FnMut(Event<T>),
-    credits: SyncSender<()>,
+    events: &mut dyn FnMut(Vec<Event<T>>) -> bool,
+    window: &Window,
 ) {
     let mut id = 0u64;
     let mut batch = Vec::with_capacity(BATCH * 64);
     let mut files: Vec<File> = Vec::with_capacity(BATCH);
+    let mut pending: Vec<Event<T>> = Vec::new();
     let mut alive = true;
-    let flush = |batch: &mut Vec<u8>, files: &mut Vec<File>| -> bool {
+    let mut flush = |batch: &mut Vec<u8>, files: &mut Vec<File>, pending: &mut Vec<Event<T>>| {
+        if !pending.is_empty() && events(std::mem::take(pending)) {
+            return false;
+        }
         if batch.is_empty() {
             return true;
         }
@@ -431,14 +487,14 @@ fn send_items<T>(
             None => break,
             Some(Ok(p)) => p,
             Some(Err(e)) => {
-                events(Event::ListError(format!("reading the list of paths: {e}")));
+                pending.push(Event::ListError(format!("reading the list of paths: {e}")));
                 break;
             }
         };
         let shown = path.to_string_lossy().into_owned();
         match open_for_query(&path) {
             Err(e) => {
-                events(Event::Local(failed_item(
+                pending.push(Event::Local(failed_item(
                     id,
                     peer,
                     shown,
@@ -446,13 +502,13 @@ fn send_items<T>(
                 )));
             }
             Ok(file) => {
-                if credits.send(()).is_err() {
+                if !window.take() {
                     // The receiver is gone: the daemon closed the connection.
-                    events(Event::Local(failed_item(id, peer, shown, closed_error())));
+                    pending.push(Event::Local(failed_item(id, peer, shown, closed_error())));
                     id += 1;
                     break;
                 }
-                events(Event::Queued(id, shown.clone()));
+                pending.push(Event::Queued(id, shown.clone()));
                 let item = ItemRequest {
                     id,
                     path: shown,
@@ -466,36 +522,44 @@ fn send_items<T>(
             }
         }
         id += 1;
-        if files.len() >= BATCH || source.may_block() {
-            alive = flush(&mut batch, &mut files);
+        if files.len() >= BATCH || pending.len() >= BATCH || source.may_block() {
+            alive = flush(&mut batch, &mut files, &mut pending);
         }
     }
     if alive {
         batch.extend_from_slice(b"{\"end\":true}\n");
-        flush(&mut batch, &mut files);
+        flush(&mut batch, &mut files, &mut pending);
     }
-    events(Event::Sent(id));
+    pending.push(Event::Sent(id));
+    events(pending);
 }
 
-/// Reads replies until the summary; `events` returns true to stop early.
+/// Reads replies until the summary; `events` gets them in batches (what is
+/// already buffered) and returns true to stop early.
 fn receive<T: DeserializeOwned>(
     mut reader: LineReader,
-    events: &mut dyn FnMut(Event<T>) -> bool,
-    credits: Receiver<()>,
+    events: &mut dyn FnMut(Vec<Event<T>>) -> bool,
+    window: &Window,
 ) {
+    let mut got: Vec<Event<T>> = Vec::new();
+    let mut stop = false;
     while let Ok(Some(line)) = reader.next_line() {
         if let Ok(item) = serde_json::from_slice::<Item<T>>(&line) {
-            let _ = credits.try_recv();
-            if events(Event::Result(item)) {
-                return;
+            got.push(Event::Result(item));
+            if !reader.has_line() {
+                window.give(got.len());
+                if events(std::mem::take(&mut got)) {
+                    stop = true;
+                    break;
+                }
             }
         } else if serde_json::from_slice::<Summary>(&line).is_ok() {
             break;
         } else if let Ok(refused) = serde_json::from_slice::<RequestFailed>(&line) {
-            events(Event::Refused(refused.error));
+            got.push(Event::Refused(refused.error));
             break;
         } else {
-            events(Event::Refused(Error::new(
+            got.push(Event::Refused(Error::new(
                 ErrorCode::Internal,
                 format!(
                     "unexpected reply from p2pd: {}",
@@ -505,9 +569,12 @@ fn receive<T: DeserializeOwned>(
             break;
         }
     }
-    // Dropping the credits unblocks a sender waiting on a dead daemon.
-    drop(credits);
-    events(Event::Finished);
+    // Closing the window unblocks a sender waiting on a dead daemon.
+    window.close();
+    if !stop {
+        got.push(Event::Finished);
+        events(got);
+    }
 }
 
 fn closed_error() -> Error {
