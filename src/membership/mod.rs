@@ -137,16 +137,8 @@ const KIND_LEAVE: u8 = 1;
 /// (bench/cluster.sh), while the extra sends cost little in small clusters.
 pub const MAX_TRANSMISSIONS: u8 = 12;
 
-/// A member suspected this much longer than the suspicion timeout is
-/// declared down by every member that holds the suspicion, not only by the
-/// one whose probe failed (whose "down" might never reach it).
-const LOCAL_SUSPICION_MARGIN: Duration = Duration::from_secs(1);
-
 /// How many members a node passes a newly heard leave notice on to.
 const LEAVE_RELAY: usize = 3;
-
-/// How often suspicions are checked against their age.
-const SUSPICION_SWEEP: Duration = Duration::from_millis(200);
 
 /// foca's settings: its LAN profile (memberlist's) with our timings. Written
 /// out rather than taken from `Config::new_lan`, whose size-derived fields
@@ -198,10 +190,6 @@ pub struct Membership {
     /// pass over foca's members but no allocation.
     last_digest: u64,
     outbox: Vec<(SocketAddr, Vec<u8>)>,
-    /// When each suspicion we hold started, by identity and foca incarnation.
-    suspected: HashMap<(Node, u16), Instant>,
-    suspicion: Duration,
-    last_sweep: Option<Instant>,
     /// Picks whom to pass leave notices on to.
     rng: SmallRng,
     /// This node has left the cluster: it takes part in nothing more. (A
@@ -238,9 +226,6 @@ impl Membership {
             last: BTreeMap::new(),
             last_digest: 0,
             outbox: Vec::new(),
-            suspected: HashMap::new(),
-            suspicion: timings.suspicion,
-            last_sweep: None,
             rng: SmallRng::from_seed(relay_seed),
             gone: false,
         };
@@ -367,38 +352,7 @@ impl Membership {
                 let _ = self.foca.handle_timer(t, &mut self.runtime);
             }
         }
-        if self
-            .last_sweep
-            .is_none_or(|t| now.saturating_duration_since(t) >= SUSPICION_SWEEP)
-        {
-            self.last_sweep = Some(now);
-            self.expire_suspicions(now);
-        }
         self.drain(now);
-    }
-
-    /// Declares down the members we have suspected for too long.
-    fn expire_suspicions(&mut self, now: Instant) {
-        let limit = self.suspicion + LOCAL_SUSPICION_MARGIN;
-        let current: HashSet<(Node, u16)> = self
-            .foca
-            .iter_membership_state()
-            .filter(|m| m.state() == State::Suspect)
-            .map(|m| (m.id().clone(), m.incarnation()))
-            .collect();
-        self.suspected.retain(|k, _| current.contains(k));
-        let mut expired = Vec::new();
-        for key in current {
-            let since = *self.suspected.entry(key.clone()).or_insert(now);
-            if now.saturating_duration_since(since) >= limit {
-                expired.push(Member::new(key.0, key.1, State::Down));
-            }
-        }
-        if !expired.is_empty() {
-            let _ = self
-                .foca
-                .apply_many(expired.into_iter(), true, &mut self.runtime);
-        }
     }
 
     /// When the next timer is due.
@@ -902,43 +856,6 @@ mod tests {
                 "node {i}: {s:?}"
             );
         }
-    }
-
-    #[test]
-    fn a_suspicion_whose_down_never_comes_expires_here() {
-        // A node that never probes (so only hearsay can tell it anything).
-        let timings = Timings {
-            probe_interval: Duration::from_secs(3600),
-            ..Timings::default()
-        };
-        let mut m = Membership::new(node(0), &timings, [1; 32]);
-        let t0 = Instant::now();
-        m.apply_records(
-            vec![Record {
-                node: node(7),
-                refuted: 0,
-                state: MemberState::Suspect,
-            }],
-            t0,
-        );
-        let state = |m: &Membership| {
-            m.members()
-                .into_iter()
-                .find(|i| i.name == "n7")
-                .map(|i| i.state)
-        };
-        assert_eq!(state(&m), Some(MemberState::Suspect));
-        let mut now = t0;
-        while now < t0 + timings.suspicion {
-            now += Duration::from_millis(100);
-            m.handle_timers(now);
-        }
-        assert_eq!(state(&m), Some(MemberState::Suspect), "not before its time");
-        while now < t0 + timings.suspicion + LOCAL_SUSPICION_MARGIN + SUSPICION_SWEEP * 2 {
-            now += Duration::from_millis(100);
-            m.handle_timers(now);
-        }
-        assert_eq!(state(&m), Some(MemberState::Down));
     }
 
     #[test]
