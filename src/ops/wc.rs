@@ -1074,28 +1074,36 @@ fn count_range(file: &File, from: u64, to: u64, lines_only: bool) -> io::Result<
 /// For the fuzz targets and `tests/decoders.rs`, which cannot pick one.
 #[doc(hidden)]
 pub fn count_with_each_backend(buf: &[u8], step: usize) -> Vec<WcCounts> {
-    let mut backends = vec![Backend::Scalar, Backend::Portable];
+    backends()
+        .into_iter()
+        .map(|backend| count_with(backend, buf, step))
+        .collect()
+}
+
+/// Every classifier this CPU can run.
+fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Scalar, Backend::Portable];
     #[cfg(target_arch = "x86_64")]
     if Backend::detect() == Backend::Avx2 {
-        backends.push(Backend::Avx2);
+        v.push(Backend::Avx2);
     }
-    backends
-        .into_iter()
-        .map(|backend| {
-            let mut c = WcCounter::new();
-            for piece in buf.chunks(step.max(1)) {
-                c.counts.bytes += piece.len() as u64;
-                let mut i = 0;
-                if c.pending_len > 0 {
-                    i = c.resume(piece);
-                }
-                if i < piece.len() {
-                    c.blocks_with(backend, piece, i);
-                }
-            }
-            c.finish()
-        })
-        .collect()
+    v
+}
+
+/// Counts `data` with one classifier, fed in pieces of `step` bytes.
+fn count_with(backend: Backend, data: &[u8], step: usize) -> WcCounts {
+    let mut c = WcCounter::new();
+    for chunk in data.chunks(step.max(1)) {
+        c.counts.bytes += chunk.len() as u64;
+        let mut i = 0;
+        if c.pending_len > 0 {
+            i = c.resume(chunk);
+        }
+        if i < chunk.len() {
+            c.blocks_with(backend, chunk, i);
+        }
+    }
+    c.finish()
 }
 
 #[cfg(test)]
@@ -1106,32 +1114,6 @@ mod tests {
     fn wc(s: &[u8]) -> (u64, u64, u64, u64) {
         let c = count_slice(s);
         (c.lines, c.words, c.chars, c.bytes)
-    }
-
-    fn backends() -> Vec<Backend> {
-        let mut v = vec![Backend::Scalar, Backend::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") {
-                v.push(Backend::Avx2);
-            }
-        }
-        v
-    }
-
-    fn count_with(backend: Backend, data: &[u8], step: usize) -> WcCounts {
-        let mut c = WcCounter::new();
-        for chunk in data.chunks(step.max(1)) {
-            c.counts.bytes += chunk.len() as u64;
-            let mut i = 0;
-            if c.pending_len > 0 {
-                i = c.resume(chunk);
-            }
-            if i < chunk.len() {
-                c.blocks_with(backend, chunk, i);
-            }
-        }
-        c.finish()
     }
 
     #[test]
