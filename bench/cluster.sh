@@ -59,20 +59,8 @@ SPREAD_FILES=${SPREAD_FILES:-$d_files}
 SPREAD_KIB=${SPREAD_KIB:-256}
 SPREAD_RUNS=${SPREAD_RUNS:-$d_runs}
 
-missing=()
-command -v serf >/dev/null 2>&1 || missing+=(serf)
-command -v jq >/dev/null 2>&1 || missing+=(jq)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "installing ${missing[*]} ..." >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "bench/cluster.sh needs ${missing[*]} (apt-get install ${missing[*]})" >&2
-    exit 2
-  fi
-fi
+. bench/need.sh
+need bench/cluster.sh serf jq python3
 
 if [ -n "${P2P_BIN:-}" ]; then
   BIN=$(cd "$P2P_BIN" && pwd)

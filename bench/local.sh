@@ -25,16 +25,8 @@ TREE_ENTRIES=${TREE_ENTRIES:-${QUICK:+10000}}
 TREE_ENTRIES=${TREE_ENTRIES:-100000}
 mkdir -p "$BENCH_DIR"
 
-for tool in hyperfine jq openssl; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
-    else
-      echo "bench/local.sh needs $tool (apt-get install $tool)" >&2
-      exit 2
-    fi
-  fi
-done
+. bench/need.sh
+need bench/local.sh hyperfine jq openssl
 
 if [ -n "${P2P_BIN:-}" ]; then
   BIN=$(cd "$P2P_BIN" && pwd)

@@ -40,24 +40,10 @@ QUICK=${QUICK:-}
 export QUICK
 
 # --- what the scripts need ----------------------------------------------------
-# Command -> Debian package; python3 and cargo are assumed (this is a Rust
-# project's machine), the rest is installed when we may.
-declare -A pkg=([hyperfine]=hyperfine [jq]=jq [serf]=serf [openssl]=openssl
-                [sha256sum]=coreutils [find]=findutils [python3]=python3)
-missing=()
-for cmd in "${!pkg[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg[$cmd]}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "installing ${missing[*]} ..." >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "bench/run.sh needs ${missing[*]} (apt-get install ${missing[*]})" >&2
-    exit 2
-  fi
-fi
+# COMMAND[=Debian package], installed when we may (bench/need.sh); cargo is
+# assumed (this is a Rust project's machine).
+. bench/need.sh
+need bench/run.sh hyperfine jq serf openssl sha256sum=coreutils find=findutils python3
 
 # --- build once; both scripts then skip their own build -----------------------
 echo "building the release binaries ..." >&2
