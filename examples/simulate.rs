@@ -766,6 +766,21 @@ struct Measured {
     note: String,
 }
 
+impl Measured {
+    /// One event's row, `EVENT: listed GOAL`, after saying how long it took.
+    fn new(event: String, goal: &str, spread: Spread, note: String, wall: Instant) -> Measured {
+        eprintln!(
+            "  {event} measured in {:.1} s",
+            wall.elapsed().as_secs_f64()
+        );
+        Measured {
+            label: format!("{event}: listed {goal}"),
+            spread,
+            note,
+        }
+    }
+}
+
 /// Joins, crashes and leaves at one loss rate, each after a quiet settle,
 /// printed as one table.
 fn measure(sim: &mut Sim, args: &Args, timings: &Timings, rng: &mut Rng, loss: f64) {
@@ -874,15 +889,7 @@ fn join(sim: &mut Sim, args: &Args, timings: &Timings, rng: &mut Rng, tag: &str)
         spread.states(),
         traffic(sim, observers.len() + 1, spread.waited)
     );
-    eprintln!(
-        "  join{tag} measured in {:.1} s",
-        wall.elapsed().as_secs_f64()
-    );
-    Measured {
-        label: format!("join{tag}: listed alive"),
-        spread,
-        note,
-    }
+    Measured::new(format!("join{tag}"), "alive", spread, note, wall)
 }
 
 /// A member crashes: it simply stops answering.
@@ -910,15 +917,7 @@ fn crash(sim: &mut Sim, args: &Args, rng: &mut Rng, tag: &str) -> Measured {
         spread.states(),
         traffic(sim, observers.len(), spread.waited)
     );
-    eprintln!(
-        "  crash{tag} measured in {:.1} s",
-        wall.elapsed().as_secs_f64()
-    );
-    Measured {
-        label: format!("crash{tag}: listed down"),
-        spread,
-        note,
-    }
+    Measured::new(format!("crash{tag}"), "down", spread, note, wall)
 }
 
 /// A member leaves gracefully.
@@ -951,15 +950,7 @@ fn leave(sim: &mut Sim, args: &Args, rng: &mut Rng, tag: &str) -> Measured {
         spread.states(),
         traffic(sim, observers.len(), spread.waited)
     );
-    eprintln!(
-        "  leave{tag} measured in {:.1} s",
-        wall.elapsed().as_secs_f64()
-    );
-    Measured {
-        label: format!("leave{tag}: listed left"),
-        spread,
-        note,
-    }
+    Measured::new(format!("leave{tag}"), "left", spread, note, wall)
 }
 
 fn check(args: &Args) -> Result<(), String> {
