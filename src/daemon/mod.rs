@@ -582,11 +582,10 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         }
         join.extend(known);
     }
-    let workers = cli.workers.map(usize::from).unwrap_or_else(|| {
-        thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let workers = cli
+        .workers
+        .map(usize::from)
+        .unwrap_or_else(crate::ops::cores);
     let exports = match Exports::new(&cli.exports) {
         Ok(e) => e,
         Err(e) => {

@@ -127,10 +127,7 @@ pub fn count_dir(dir: OwnedFd, recursive: bool, descend: &dyn Descend) -> Result
     drop(dir);
     // One walker per core (at most four): the walk is stat calls, which the
     // kernel serves in parallel for different directories.
-    let helpers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-        - 1;
+    let helpers = super::cores().clamp(1, 4) - 1;
     let found = std::thread::scope(|scope| {
         let others: Vec<_> = (0..helpers).map(|_| scope.spawn(|| walk.run())).collect();
         let mut all = vec![walk.run()];
