@@ -62,12 +62,7 @@ SPREAD_RUNS=${SPREAD_RUNS:-$d_runs}
 . bench/need.sh
 need bench/cluster.sh serf jq python3
 
-if [ -n "${P2P_BIN:-}" ]; then
-  BIN=$(cd "$P2P_BIN" && pwd)
-else
-  cargo build --release --quiet
-  BIN=$PWD/target/release
-fi
+p2p_binaries
 for b in p2pd p2p-peers p2p-keygen p2p-wc p2p-sha256; do
   [ -x "$BIN/$b" ] || { echo "no $BIN/$b" >&2; exit 2; }
 done

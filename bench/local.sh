@@ -28,12 +28,7 @@ mkdir -p "$BENCH_DIR"
 . bench/need.sh
 need bench/local.sh hyperfine jq openssl
 
-if [ -n "${P2P_BIN:-}" ]; then
-  BIN=$(cd "$P2P_BIN" && pwd)
-else
-  cargo build --release --quiet
-  BIN=$PWD/target/release
-fi
+p2p_binaries
 
 # --- data -----------------------------------------------------------------
 # Named after their size, so that a QUICK run never overwrites a full run's data.

@@ -1,4 +1,4 @@
-# Sourced by the bench scripts: `need SCRIPT COMMAND[=PACKAGE]...` installs
+# Sourced by the bench scripts. `need SCRIPT COMMAND[=PACKAGE]...` installs
 # the Debian packages of the missing commands with apt-get when run as
 # root, and otherwise says what to install and exits 2.
 need() {
@@ -16,5 +16,16 @@ need() {
   else
     echo "$script needs ${missing[*]} (apt-get install ${missing[*]})" >&2
     exit 2
+  fi
+}
+
+# Sets BIN to the release binaries: $P2P_BIN when bench/run.sh built them
+# already, else a `cargo build --release` of this checkout.
+p2p_binaries() {
+  if [ -n "${P2P_BIN:-}" ]; then
+    BIN=$(cd "$P2P_BIN" && pwd)
+  else
+    cargo build --release --quiet
+    BIN=$PWD/target/release
   fi
 }
