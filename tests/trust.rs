@@ -53,7 +53,7 @@ fn forger(listener: UnixListener) -> JoinHandle<Loot> {
                 loot.read_through_fds.push(s);
             }
             answers.push(serde_json::json!({
-                "id": v["id"], "peer": "forged", "path": v["path"], "sha256": "0".repeat(64)
+                "id": v["id"], "peer": "forged", "path": v["path"], "sha256": "0".repeat(64), "bytes": 10
             }));
         }
         for a in answers {
@@ -87,13 +87,13 @@ fn sha256_via(socket: &Path, file: &Path) -> common::Run {
 }
 
 fn assert_refused_untouched(r: &common::Run, loot: &Loot, stderr_has: &str) {
-    assert_eq!(r.status, 3, "stdout {}\nstderr {}", r.stdout, r.stderr);
-    assert_eq!(r.stdout, "", "nothing forged may be printed");
-    assert!(r.stderr.contains(stderr_has), "{}", r.stderr);
     assert!(
         loot.lines.is_empty() && loot.read_through_fds.is_empty(),
         "the listener got {loot:?}"
     );
+    assert_eq!(r.status, 3, "stdout {}\nstderr {}", r.stdout, r.stderr);
+    assert_eq!(r.stdout, "", "nothing forged may be printed");
+    assert!(r.stderr.contains(stderr_has), "{}", r.stderr);
 }
 
 #[test]
