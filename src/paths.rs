@@ -68,8 +68,8 @@ pub fn prepare_socket_dir(dir: &Path) -> io::Result<()> {
             io::ErrorKind::PermissionDenied,
             format!(
                 "{} belongs to {}, not to us ({}): another user may have made it to \
-                 receive our clients' files; remove it, or choose another place \
-                 with --socket or XDG_RUNTIME_DIR",
+                 receive our clients' files; choose another place with --socket or \
+                 XDG_RUNTIME_DIR, or have root remove it",
                 dir.display(),
                 crate::trust::describe_user(md.uid()),
                 crate::trust::describe_user(me)

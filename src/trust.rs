@@ -60,7 +60,7 @@ impl fmt::Display for TrustError {
                 f,
                 "{} belongs to {}, not to you ({}) or root: another user could \
                  listen there and receive the files you open, so nothing was sent; \
-                 remove it, or name a socket of your own with --socket or P2P_SOCKET",
+                 name a socket of your own with --socket or P2P_SOCKET, or set XDG_RUNTIME_DIR",
                 dir.display(),
                 describe_user(*uid),
                 describe_user(*me)

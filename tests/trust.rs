@@ -211,7 +211,7 @@ fn the_daemon_refuses_a_socket_directory_of_another_user() {
         .env("HOME", t.path()));
     assert_eq!(r.status, 2);
     assert!(r.stderr.contains("belongs to uid 65534"), "{}", r.stderr);
-    assert!(r.stderr.contains("remove it"), "{}", r.stderr);
+    assert!(r.stderr.contains("XDG_RUNTIME_DIR"), "{}", r.stderr);
 }
 
 /// A directory systemd's `RuntimeDirectory=` made for a service user, as
