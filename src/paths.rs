@@ -4,7 +4,8 @@
 //! `$XDG_RUNTIME_DIR/p2p` for a user, `/run/p2p` for root, else
 //! `/tmp/p2p-UID` (created 0700 and checked to be ours). A command uses
 //! `--socket` or `P2P_SOCKET` when given; otherwise the default port's socket,
-//! or the only daemon's socket when just one is running.
+//! or the only daemon's socket when just one is running. Whichever it is,
+//! [`crate::trust`] checks it before a byte is sent.
 
 use std::fs;
 use std::io;
