@@ -16,6 +16,7 @@ use crate::paths::{self, FindError};
 use crate::proto::{
     self, Accepted, Item, ItemRequest, Outcome, Query, Request, RequestFailed, Summary,
 };
+use crate::trust::{self, TrustError};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -49,7 +50,9 @@ impl Fatal {
     }
 }
 
-/// Connects to the daemon the user chose, or the one we find.
+/// Connects to the daemon the user chose, or the one we find, once
+/// [`trust`] says it may have our descriptors; nothing has been sent yet.
+/// [`trust::daemon_uid`] tells who it runs as.
 pub fn connect(conn: &Connection) -> Result<UnixStream, Fatal> {
     let path = match &conn.socket {
         Some(p) => p.clone(),
@@ -75,13 +78,16 @@ pub fn connect(conn: &Connection) -> Result<UnixStream, Fatal> {
             }
         },
     };
-    UnixStream::connect(&path).map_err(|e| Fatal {
+    trust::connect(&path).map_err(|e| Fatal {
         status: EXIT_UNREACHABLE,
-        message: format!(
-            "cannot reach p2pd at {}: {}; start it with `p2pd &` (or `systemctl start p2pd`)",
-            path.display(),
-            Error::from_io(&e).message
-        ),
+        message: match e {
+            TrustError::Io(e) => format!(
+                "cannot reach p2pd at {}: {}; start it with `p2pd &` (or `systemctl start p2pd`)",
+                path.display(),
+                Error::from_io(&e).message
+            ),
+            refused => format!("refusing to use {}: {refused}", path.display()),
+        },
     })
 }
 

@@ -11,6 +11,7 @@
 //! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`, and the peer protocol.
 //! - [`fdpass`]: passing open descriptors over the Unix socket (SCM_RIGHTS).
 //! - [`paths`]: where sockets, keys and state live by default.
+//! - [`trust`]: whom a command may hand its descriptors to: the socket's directories and the daemon's uid.
 //! - [`daemon`]: `p2pd` itself: listeners, worker pool, cluster queries, signals.
 //! - [`cmd`]: one module per command: flags to query, results to output.
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
@@ -37,3 +38,4 @@ pub mod paths;
 pub mod proto;
 pub mod state;
 pub mod systemd;
+pub mod trust;

@@ -4,7 +4,8 @@
 //! `$XDG_RUNTIME_DIR/p2p` for a user, `/run/p2p` for root, else
 //! `/tmp/p2p-UID` (created 0700 and checked to be ours). A command uses
 //! `--socket` or `P2P_SOCKET` when given; otherwise the default port's socket,
-//! or the only daemon's socket when just one is running.
+//! or the only daemon's socket when just one is running. Whichever it is,
+//! [`crate::trust`] checks it before a byte is sent.
 
 use std::fs;
 use std::io;
@@ -49,7 +50,8 @@ fn socket_file_name(port: u16) -> String {
 }
 
 /// Creates the directory that will hold a socket: private (0700) when we
-/// create it, and refused when it is someone else's or writable by others.
+/// create it, and refused when it is someone else's (a `/tmp/p2p-UID` made
+/// in advance by another user) or writable by its group or others.
 pub fn prepare_socket_dir(dir: &Path) -> io::Result<()> {
     match fs::DirBuilder::new()
         .recursive(true)
@@ -65,13 +67,27 @@ pub fn prepare_socket_dir(dir: &Path) -> io::Result<()> {
     if md.uid() != me && md.uid() != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            format!("{} belongs to uid {}, not to us", dir.display(), md.uid()),
+            format!(
+                "{} belongs to {}, not to us ({}): another user may have made it to \
+                 receive our clients' files; choose another place with --socket or \
+                 XDG_RUNTIME_DIR, or have root remove it",
+                dir.display(),
+                crate::trust::describe_user(md.uid()),
+                crate::trust::describe_user(me)
+            ),
         ));
     }
-    if md.permissions().mode() & 0o002 != 0 && md.permissions().mode() & 0o1000 == 0 {
+    let mode = md.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        // The commands would refuse it too (see `trust`).
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            format!("{} is writable by everyone", dir.display()),
+            format!(
+                "{} has mode {mode:04o}: other users could replace the socket in it; \
+                 run chmod go-w {}",
+                dir.display(),
+                dir.display()
+            ),
         ));
     }
     Ok(())
@@ -150,7 +166,21 @@ mod tests {
     #[test]
     fn world_writable_socket_dir_is_refused() {
         let t = tempfile::tempdir().unwrap();
-        fs::set_permissions(t.path(), fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(prepare_socket_dir(t.path()).is_err());
+        for mode in [0o777, 0o1777, 0o770] {
+            fs::set_permissions(t.path(), fs::Permissions::from_mode(mode)).unwrap();
+            let e = prepare_socket_dir(t.path()).unwrap_err();
+            assert!(e.to_string().contains("chmod go-w"), "{e}");
+        }
+    }
+
+    #[test]
+    fn socket_dir_of_another_user_is_refused_naming_the_owner() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(t.path(), Some(65534), Some(65534)).unwrap();
+        let e = prepare_socket_dir(t.path()).unwrap_err();
+        assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
     }
 }

@@ -91,6 +91,7 @@ fn the_unit_has_what_the_spec_asks() {
         "ExecReload=/bin/kill -HUP $MAINPID",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
+        "LimitCORE=0",
     ] {
         assert!(
             settings.iter().any(|s| s.starts_with(want)),

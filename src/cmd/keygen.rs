@@ -7,7 +7,7 @@ use crate::crypto::keys::Key;
 pub fn run(_cli: KeygenCli) -> i32 {
     match Key::generate() {
         Ok(k) => {
-            println!("{}", k.encode());
+            println!("{}", *zeroize::Zeroizing::new(k.encode()));
             0
         }
         Err(e) => {

@@ -56,7 +56,8 @@ impl GossipCipher {
             .iter()
             .map(|k| {
                 let sub = derive(k.bytes(), b"p2p gossip v1");
-                XChaCha20Poly1305::new((&sub).into())
+                // The cipher keeps its own copy, wiped when it is dropped.
+                XChaCha20Poly1305::new((&*sub).into())
             })
             .collect();
         GossipCipher { ciphers }

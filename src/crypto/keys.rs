@@ -4,40 +4,59 @@
 //! send. Every key in the ring is accepted on what we receive. Rotating a key
 //! is therefore: add the new key second everywhere, move it first everywhere,
 //! then remove the old one.
+//!
+//! Key bytes, and the text they are read from, are wiped when dropped
+//! ([`Zeroizing`]); each key lives in one heap box, so moving it copies no
+//! key bytes. A key file must be its reader's or root's, and private to its
+//! owner, as ssh asks of a private key.
 
 use super::derive;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, Zeroizing};
 
 /// Length of a cluster key in bytes.
 pub const KEY_LEN: usize = 32;
 
 /// One cluster key. Its bytes are wiped when it is dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Key([u8; KEY_LEN]);
+pub struct Key(Box<[u8; KEY_LEN]>);
 
 impl Key {
     /// A new random key.
     pub fn generate() -> io::Result<Key> {
-        let mut k = [0u8; KEY_LEN];
-        super::random_bytes(&mut k)?;
-        Ok(Key(k))
+        let mut k = Key(Box::new([0u8; KEY_LEN]));
+        super::random_bytes(&mut k.0[..])?;
+        Ok(k)
     }
 
-    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Key {
-        Key(bytes)
+    /// A key of these bytes; the argument's copy is wiped.
+    pub fn from_bytes(mut bytes: [u8; KEY_LEN]) -> Key {
+        let k = Key(Box::new(bytes));
+        bytes.zeroize();
+        k
+    }
+
+    fn from_slice(bytes: &[u8]) -> Option<Key> {
+        if bytes.len() != KEY_LEN {
+            return None;
+        }
+        let mut k = Key(Box::new([0u8; KEY_LEN]));
+        k.0.copy_from_slice(bytes);
+        Some(k)
     }
 
     pub fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
 
-    /// The key as written in key files and `P2PD_SECRET`.
+    /// The key as written in key files and `P2PD_SECRET`; wrap what you keep
+    /// of it in [`Zeroizing`].
     pub fn encode(&self) -> String {
-        base64_encode(&self.0)
+        base64_encode(&self.0[..])
     }
 
     /// A short public name for logs: says which key, reveals nothing of it.
@@ -48,11 +67,7 @@ impl Key {
 
 impl Drop for Key {
     fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: a plain byte store into memory we own; volatile so the
-            // wipe is not optimized away.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        self.0.zeroize();
     }
 }
 
@@ -77,6 +92,12 @@ pub enum KeyError {
         path: PathBuf,
         mode: u32,
     },
+    /// The key file belongs to another user, who could choose our key.
+    Foreign {
+        path: PathBuf,
+        uid: u32,
+        me: u32,
+    },
     Io {
         path: PathBuf,
         error: io::Error,
@@ -93,6 +114,15 @@ impl fmt::Display for KeyError {
                 "{} has mode {:04o}: others may read the cluster key; run chmod 600 {}",
                 path.display(),
                 mode,
+                path.display()
+            ),
+            KeyError::Foreign { path, uid, me } => write!(
+                f,
+                "{} belongs to {}: a key file must be owned by the daemon's user ({}) \
+                 or root, or its owner could choose the key; run chown {me} {}",
+                path.display(),
+                crate::trust::describe_user(*uid),
+                crate::trust::describe_user(*me),
                 path.display()
             ),
             KeyError::Io { path, error } => write!(f, "{}: {error}", path.display()),
@@ -127,24 +157,34 @@ impl KeyRing {
                     line: n + 1,
                     reason: "not base64".into(),
                 })?;
-                let arr: [u8; KEY_LEN] =
-                    bytes.try_into().map_err(|b: Vec<u8>| KeyError::Malformed {
-                        line: n + 1,
-                        reason: format!("a key is {KEY_LEN} bytes, this is {}", b.len()),
-                    })?;
-                keys.push(Key(arr));
+                let key = Key::from_slice(&bytes).ok_or_else(|| KeyError::Malformed {
+                    line: n + 1,
+                    reason: format!("a key is {KEY_LEN} bytes, this is {}", bytes.len()),
+                })?;
+                keys.push(key);
             }
         }
         KeyRing::new(keys)
     }
 
-    /// Reads a key file, refusing one that others may read.
+    /// Reads a key file, refusing one that others may read or that belongs
+    /// to another user than us or root.
     pub fn load(path: &Path) -> Result<KeyRing, KeyError> {
         let io_err = |error| KeyError::Io {
             path: path.to_path_buf(),
             error,
         };
-        let md = fs::metadata(path).map_err(io_err)?;
+        // Checked on the open file, so what is read is what was checked.
+        let mut file = fs::File::open(path).map_err(io_err)?;
+        let md = file.metadata().map_err(io_err)?;
+        let me = nix::unistd::geteuid().as_raw();
+        if md.uid() != me && md.uid() != 0 {
+            return Err(KeyError::Foreign {
+                path: path.to_path_buf(),
+                uid: md.uid(),
+                me,
+            });
+        }
         let mode = md.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(KeyError::Exposed {
@@ -152,7 +192,29 @@ impl KeyRing {
                 mode,
             });
         }
-        KeyRing::parse(&fs::read_to_string(path).map_err(io_err)?)
+        // Room for all of it up front: a buffer that grows leaves copies behind.
+        let room = usize::try_from(md.len()).unwrap_or(0).saturating_add(1);
+        let mut text = Zeroizing::new(String::with_capacity(room));
+        file.read_to_string(&mut text).map_err(io_err)?;
+        KeyRing::parse(&text)
+    }
+
+    /// Reads the keys in the environment variable `var` (as `P2PD_SECRET`),
+    /// then wipes its value from the process's environment, where
+    /// `/proc/PID/environ` would show it. Call it before other threads start.
+    pub fn take_env(var: &str) -> Option<Result<KeyRing, KeyError>> {
+        let text = Zeroizing::new(std::env::var(var).ok()?);
+        let name = std::ffi::CString::new(var).ok()?;
+        // SAFETY: getenv returns the value inside the environment block (or
+        // null), a NUL-terminated string we may overwrite in place: no other
+        // thread reads or changes the environment this early in start-up.
+        unsafe {
+            let value = libc::getenv(name.as_ptr());
+            if !value.is_null() {
+                std::slice::from_raw_parts_mut(value.cast::<u8>(), libc::strlen(value)).zeroize();
+            }
+        }
+        Some(KeyRing::parse(&text))
     }
 
     /// Loads the key file at `path`, creating it with one new random key
@@ -180,7 +242,8 @@ impl KeyRing {
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err)?;
-        let written = writeln!(f, "{}", key.encode())
+        let text = Zeroizing::new(key.encode());
+        let written = writeln!(f, "{}", *text)
             .and_then(|_| f.sync_all())
             .and_then(|_| fs::rename(&tmp, path));
         if let Err(e) = written {
@@ -233,12 +296,14 @@ fn base64_encode(data: &[u8]) -> String {
     out
 }
 
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+/// Decodes into a buffer of its final size, wiped when dropped (also when
+/// decoding stops half-way).
+fn base64_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     let bytes = text.as_bytes();
     if bytes.len() % 4 != 0 {
         return None;
     }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len() / 4 * 3));
     for (ci, chunk) in bytes.chunks(4).enumerate() {
         let last = ci == bytes.len() / 4 - 1;
         let mut n = 0u32;
@@ -268,7 +333,7 @@ mod tests {
     fn base64_round_trips() {
         for len in 0..40 {
             let data: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
-            assert_eq!(base64_decode(&base64_encode(&data)).unwrap(), data);
+            assert_eq!(*base64_decode(&base64_encode(&data)).unwrap(), data);
         }
         assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64_encode(b"fo"), "Zm8=");
@@ -323,6 +388,24 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let e = KeyRing::load(&path).unwrap_err();
         assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn key_file_of_another_user_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("k");
+        fs::write(&path, Key::generate().unwrap().encode()).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let e = KeyRing::load(&path).unwrap_err();
+        assert!(matches!(e, KeyError::Foreign { uid: 65534, .. }), "{e}");
+        assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
+        // Root's own is fine, whoever reads it.
+        std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+        assert!(KeyRing::load(&path).is_ok());
     }
 
     #[test]

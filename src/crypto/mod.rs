@@ -35,11 +35,11 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Derives a 32-byte subkey of `key` for one purpose.
-pub(crate) fn derive(key: &[u8; 32], label: &[u8]) -> [u8; 32] {
+/// Derives a 32-byte subkey of `key` for one purpose, wiped when dropped.
+pub(crate) fn derive(key: &[u8; 32], label: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
     let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, key);
-    let mut out = [0u8; 32];
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, so this cannot fail.
-    let _ = hk.expand(label, &mut out);
+    let _ = hk.expand(label, &mut out[..]);
     out
 }

@@ -76,7 +76,7 @@ fn handshake(psk: &[u8; 32], initiator: bool) -> Result<HandshakeState, SessionE
     }
 }
 
-fn psk_of(key: &super::keys::Key) -> [u8; 32] {
+fn psk_of(key: &super::keys::Key) -> zeroize::Zeroizing<[u8; 32]> {
     derive(key.bytes(), b"p2p noise psk v1")
 }
 
@@ -118,7 +118,14 @@ struct Opener {
     broken: bool,
 }
 
-fn established<S>(stream: S, hs: HandshakeState) -> Result<Session<S>, SessionError> {
+/// snow keeps a copy of the pre-shared key and never wipes it; once the
+/// handshake has used it, overwrite it.
+fn forget_psk(hs: &mut HandshakeState) {
+    let _ = hs.set_psk(0, &[0; 32]);
+}
+
+fn established<S>(stream: S, mut hs: HandshakeState) -> Result<Session<S>, SessionError> {
+    forget_psk(&mut hs);
     let transport = Arc::new(hs.into_stateless_transport_mode().map_err(protocol)?);
     Ok(Session {
         stream,
@@ -167,6 +174,7 @@ pub fn accept<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session<
             chosen = Some(hs);
             break;
         }
+        forget_psk(&mut hs);
     }
     let Some(mut hs) = chosen else {
         // An empty message says "not your cluster" and nothing more: the

@@ -479,8 +479,8 @@ fn resolve_keys(secret_file: Option<&Path>) -> Result<(KeyRing, KeySource), Stri
         log::info!("{} from {}", describe_ring(&ring), f.display());
         return Ok((ring, KeySource::File(f.to_path_buf())));
     }
-    if let Ok(text) = std::env::var("P2PD_SECRET") {
-        let ring = KeyRing::parse(&text).map_err(|e| format!("P2PD_SECRET: {e}"))?;
+    if let Some(ring) = KeyRing::take_env("P2PD_SECRET") {
+        let ring = ring.map_err(|e| format!("P2PD_SECRET: {e}"))?;
         log::info!("{} from P2PD_SECRET", describe_ring(&ring));
         return Ok((ring, KeySource::Env));
     }
@@ -511,12 +511,37 @@ fn resolve_keys(secret_file: Option<&Path>) -> Result<(KeyRing, KeySource), Stri
 /// `p2pd`'s entry point: reads flags, environment and config file into a
 /// [`Config`] and runs.
 pub fn main(args: Vec<OsString>) -> i32 {
+    // Before any key is read.
+    let no_dumps = forbid_core_dumps();
     let cli = match config::load_daemon_cli(args.clone()) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
     logging::init(&cli.log_level);
+    if let Err(e) = no_dumps {
+        log::warn!("the cluster key could reach a core dump: {e}");
+    }
     start(cli, args)
+}
+
+/// Keeps the key out of core dumps and out of reach of our user's other
+/// processes: not dumpable (no core file, no ptrace, `/proc/PID/mem` and
+/// `environ` root's only), and a core size limit of 0 as well.
+fn forbid_core_dumps() -> io::Result<()> {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on this process, with valid arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setrlimit(libc::RLIMIT_CORE, &none) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use std::net::{TcpListener, UdpSocket};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -50,15 +50,37 @@ impl Daemon {
 
     /// Starts `p2pd` on `port` with extra environment variables.
     pub fn start_on(port: u16, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_as(None, port, args, env)
+    }
+
+    /// Starts `p2pd` as user and group `uid` (65534 for "another user";
+    /// needs root), its directory theirs, or as ourselves with `None`.
+    pub fn start_as(uid: Option<u32>, port: u16, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("temp dir");
-        let socket = dir.path().join("run").join("p2pd.sock");
+        if let Some(uid) = uid {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).expect("chown (as root)");
+        }
+        // A `--socket` among `args` replaces the one in the daemon's directory.
+        let (socket, args): (PathBuf, Vec<&str>) = match args.iter().position(|a| *a == "--socket")
+        {
+            Some(i) => (
+                PathBuf::from(args[i + 1]),
+                args[..i].iter().chain(&args[i + 2..]).copied().collect(),
+            ),
+            None => (dir.path().join("run").join("p2pd.sock"), args.to_vec()),
+        };
         let stderr_path = dir.path().join("p2pd.log");
         let log = std::fs::File::create(&stderr_path).unwrap();
-        let child = Command::new(bin("p2pd"))
+        let mut cmd = Command::new(bin("p2pd"));
+        if let Some(uid) = uid {
+            cmd.uid(uid).gid(uid);
+        }
+        let child = cmd
             .arg(port.to_string())
             .arg("--socket")
             .arg(&socket)
-            .args(args)
+            .args(&args)
             .env("RUST_LOG", "debug")
             .env("HOME", dir.path())
             .env_remove("XDG_CONFIG_HOME")
@@ -270,4 +292,29 @@ pub fn raise_fd_limit() {
         lim.rlim_cur = lim.rlim_max.min(8192);
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
+}
+
+/// Makes `listener` look to the kernel as if user `uid` listened on it
+/// (`SO_PEERCRED` of whoever connects): a short-lived child process turns
+/// into `uid` and calls `listen` again, which records its credentials.
+/// Stands in for a listener another user planted. Needs root.
+pub fn relisten_as(listener: &UnixListener, uid: u32) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new("true");
+    cmd.uid(uid).gid(uid);
+    // SAFETY: listen(2) only, between fork and exec, on a descriptor the child
+    // inherited (it is closed at exec, after this).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::listen(fd, 128) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let st = cmd.status().expect("re-listening as another user");
+    assert!(st.success(), "true failed: {st}");
 }
