@@ -298,3 +298,46 @@ fn a_recursive_count_does_not_enter_a_directory_whose_acl_denies_the_caller() {
         "{v}"
     );
 }
+
+#[test]
+fn a_recursive_count_enters_what_the_callers_groups_at_connect_time_allow() {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    }
+    let d = Daemon::start(&[]);
+    open_to_nobody(&d);
+    let tree = d.dir.path().join("tree");
+    write(&tree, "staff/f", b"");
+    write(&tree, "closed/g", b"");
+    chmod(&tree, 0o755);
+    nix::unistd::chown(
+        &tree.join("staff"),
+        None,
+        Some(nix::unistd::Gid::from_raw(4242)),
+    )
+    .unwrap();
+    chmod(&tree.join("staff"), 0o750);
+    chmod(&tree.join("closed"), 0o700);
+    let count_as = |groups: &str| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", groups])
+            .arg(common::bin("p2p-count"))
+            .arg("-r")
+            .arg(&tree)
+            .env("P2P_SOCKET", &d.socket);
+        run(&mut c).json()[0].clone()
+    };
+    let v = count_as("--groups=4242");
+    assert_eq!(
+        (v["files"].as_u64(), v["unreadable"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    let v = count_as("--clear-groups");
+    assert_eq!(
+        (v["files"].as_u64(), v["unreadable"].as_u64()),
+        (Some(0), Some(2)),
+        "{v}"
+    );
+}

@@ -98,6 +98,11 @@ fn peer_groups(stream: &UnixStream) -> io::Result<Vec<u32>> {
             return Ok(groups);
         }
         let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOPROTOOPT) {
+            // A kernel before 4.13: no supplementary groups, which can only
+            // narrow what the caller is let into.
+            return Ok(Vec::new());
+        }
         // Too small a buffer: the kernel said how large it must be.
         if e.raw_os_error() == Some(libc::ERANGE) && needed > groups.len() && needed <= MAX_GROUPS {
             groups.resize(needed, 0);
