@@ -206,6 +206,14 @@ fn this_nodes_exports_answer_a_local_user_only_about_files_they_can_open() {
             assert_eq!(r.json()[0]["sha256"], gnu_sha256(f).as_str());
         }
     }
+    // An address that leads back to this node is this node too (or is
+    // refused to a user who is not the daemon's: either way, no hash).
+    let raw = format!("127.0.0.1:{}", d.port);
+    for f in &refused {
+        let r = run(as_nobody(&d, "p2p-stat").args(["--peer", &raw]).arg(f));
+        assert!(!r.stdout.contains("sha256"), "{}", r.stdout);
+        assert_ne!(r.status, 0, "{}", r.stdout);
+    }
     // Paths outside the exports get the same refusal a remote member gives.
     let outside = write(d.dir.path(), "outside", b"x\n");
     chmod(&outside, 0o644);
