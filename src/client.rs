@@ -311,7 +311,9 @@ where
 
 /// A query that runs on other members: paths travel as text (the members
 /// open them below their exports), and results print as they arrive, from
-/// whichever member answers first.
+/// whichever member answers first. When the daemon runs as another user,
+/// each path also goes with our own descriptor of it, opened with our
+/// rights: that daemon's node answers us only about files we can open.
 fn run_cluster<T>(
     stream: UnixStream,
     mut reader: LineReader,
@@ -327,33 +329,42 @@ where
     // Paths not yet answered are remembered, to report them if the daemon dies.
     let unanswered = Arc::new(Mutex::new(BTreeMap::<u64, String>::new()));
     let pending = Arc::clone(&unanswered);
+    let pass_files = daemon_is_another_user(&stream);
     let sender = thread::spawn(move || -> Result<(), String> {
         let mut buf = Vec::with_capacity(64 * 1024);
-        let send = |buf: &mut Vec<u8>| {
-            let ok = fdpass::send_with_fds(&stream, buf, &[]).is_ok();
+        let mut files: Vec<File> = Vec::new();
+        let send = |buf: &mut Vec<u8>, files: &mut Vec<File>| {
+            let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+            let ok = fdpass::send_with_fds(&stream, buf, &fds).is_ok();
             buf.clear();
+            files.clear();
             ok
         };
         let mut id = 0u64;
         while let Some(path) = source.next_path() {
             let path = path.map_err(|e| format!("reading the list of paths: {e}"))?;
+            // A path we cannot open still goes: other members answer by their exports.
+            let file = pass_files.then(|| open_for_query(&path).ok()).flatten();
             let item = ItemRequest {
                 id,
                 path: path.to_string_lossy().into_owned(),
-                fd: false,
+                fd: file.is_some(),
             };
             serde_json::to_writer(&mut buf, &item).map_err(|e| e.to_string())?;
             buf.push(b'\n');
+            files.extend(file);
             if let Ok(mut p) = pending.lock() {
                 p.insert(id, item.path);
             }
             id += 1;
-            if (buf.len() >= 60 * 1024 || source.may_block()) && !send(&mut buf) {
+            if (buf.len() >= 60 * 1024 || files.len() >= BATCH || source.may_block())
+                && !send(&mut buf, &mut files)
+            {
                 return Ok(());
             }
         }
         buf.extend_from_slice(b"{\"end\":true}\n");
-        send(&mut buf);
+        send(&mut buf, &mut files);
         Ok(())
     });
     let mut fatal = None;
@@ -411,6 +422,14 @@ where
         Some(f) => Err(f),
         None => Ok(()),
     }
+}
+
+/// True when the daemon on `stream` runs as another user than we do and we
+/// are not root: it could read what we cannot, so it gets our descriptors.
+fn daemon_is_another_user(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let me = nix::unistd::geteuid().as_raw();
+    me != 0 && getsockopt(stream, PeerCredentials).map_or(true, |c| c.uid() != me)
 }
 
 /// How many items may be unanswered at once: the sender takes a credit per

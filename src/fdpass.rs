@@ -7,10 +7,18 @@
 //! and each line that says `"fd":true` takes the next one. The kernel delivers
 //! a descriptor no later than the first byte it was sent with, so by the time a
 //! whole line has been read its descriptor is already in the queue.
+//!
+//! A descriptor proves what its holder may read only if it was opened for
+//! reading: an `O_PATH` descriptor needs no more than search permission on the
+//! directories above the file, and a write-only one says nothing about reading.
+//! The daemon answers for a passed descriptor only after [`readable`] accepts
+//! it, before the cache or any computation sees it.
 
+use crate::error::{Error, ErrorCode};
 use nix::cmsg_space;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -37,6 +45,25 @@ pub fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Resul
         }
     }
     Ok(())
+}
+
+/// A passed descriptor as a file to answer for, only if it is open for
+/// reading (not `O_PATH`, not write-only).
+pub fn readable(fd: OwnedFd) -> Result<File, Error> {
+    // SAFETY: F_GETFL only reads the flags of a descriptor we own.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(Error::from_io(&io::Error::last_os_error()));
+    }
+    let mode = flags & libc::O_ACCMODE;
+    if flags & libc::O_PATH != 0 || (mode != libc::O_RDONLY && mode != libc::O_RDWR) {
+        return Err(Error::new(
+            ErrorCode::PermissionDenied,
+            "the passed descriptor is not open for reading (O_PATH or write-only); \
+             pass one opened for reading",
+        ));
+    }
+    Ok(File::from(fd))
 }
 
 /// The line buffer's first size; it doubles while a line does not fit, up to
@@ -233,6 +260,35 @@ mod tests {
         assert!(r.take_fd().is_none());
         assert_eq!(r.next_line().unwrap().unwrap(), b"last");
         assert!(r.next_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn only_descriptors_open_for_reading_are_answered() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        std::fs::write(&p, b"x").unwrap();
+        let open = |o: &mut std::fs::OpenOptions| OwnedFd::from(o.open(&p).unwrap());
+        assert!(readable(open(std::fs::OpenOptions::new().read(true))).is_ok());
+        assert!(readable(open(std::fs::OpenOptions::new().read(true).write(true))).is_ok());
+        for refused in [
+            open(std::fs::OpenOptions::new().write(true)),
+            open(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_PATH),
+            ),
+            OwnedFd::from(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                    .open(t.path())
+                    .unwrap(),
+            ),
+        ] {
+            let e = readable(refused).unwrap_err();
+            assert_eq!(e.code, ErrorCode::PermissionDenied);
+        }
     }
 
     #[test]

@@ -9,19 +9,33 @@
 //! `--spread` its unfinished paths go to the others, otherwise each of its
 //! paths gets an error line. Every path thus gets exactly its lines, whatever
 //! happens to the members.
+//!
+//! This node may be among the members asked. Its exports let remote members
+//! read with the daemon's rights, but a local caller must never learn about
+//! a file they could not open themselves, whatever placement they choose. So
+//! for a caller foreign to the daemon (neither its user nor root) this
+//! node's answers are computed here, in-process ([`run_here`]): the path is
+//! resolved below the exports exactly as for a remote member, and answered
+//! only if the caller passed their own descriptor of that very file, open for
+//! reading; a recursive count walks with the caller's rights.
 
 use super::Shared;
+use super::batch::{Batches, Done};
+use super::caller::Caller;
 use super::distribute::{Distributor, Mode};
 use crate::crypto::session::{self, Session, SessionError};
 use crate::error::{Error, ErrorCode};
 use crate::membership::{MemberInfo, MemberState};
+use crate::ops::count::Descend;
 use crate::proto::peer::{self, PeerItem, PeerReply, PeerRequest};
 use crate::proto::{Query, Summary, Target};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::Sender;
+use std::os::unix::fs::MetadataExt;
+use std::sync::mpsc::{Sender, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
@@ -36,6 +50,10 @@ const WINDOW: usize = 2 * BATCH;
 /// Paths held for members that have not taken them yet; past this the
 /// client is not read until they catch up.
 const MAX_BACKLOG: u64 = 8192;
+
+/// Caller's descriptors held for this node's own answers; past this the
+/// client is not read until some are used.
+const MAX_HELD_FILES: usize = 256;
 
 /// The longest a connection attempt may take, whatever the query's timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -158,6 +176,8 @@ struct Entry {
     absolute: String,
     /// Answers still owed.
     owed: usize,
+    /// The caller's own descriptor of the file, for this node's answer.
+    file: Option<Result<File, Error>>,
 }
 
 /// What the link threads share.
@@ -168,6 +188,8 @@ struct State {
     failed: u64,
     /// The client went away; links stop.
     cancelled: bool,
+    /// Entries holding a caller's descriptor.
+    files_held: usize,
 }
 
 struct Ctx {
@@ -179,6 +201,9 @@ struct Ctx {
     shared: Arc<Shared>,
     /// Answers owed per path: one with `--spread`, one per member otherwise.
     owed_per_path: usize,
+    /// For a caller foreign to the daemon, the rights this node's own
+    /// answers are computed with; `None` for its own user and root.
+    here: Option<Arc<dyn Descend + Send + Sync>>,
 }
 
 impl Ctx {
@@ -202,8 +227,11 @@ impl Ctx {
         line.insert("path".into(), Value::from(e.shown.clone()));
         line.extend(fields);
         e.owed -= 1;
-        if e.owed == 0 {
-            st.entries.remove(&id);
+        if e.owed == 0
+            && let Some(done) = st.entries.remove(&id)
+            && done.file.is_some()
+        {
+            st.files_held -= 1;
         }
         let mut bytes = serde_json::to_vec(&Value::Object(line)).unwrap_or_default();
         bytes.push(b'\n');
@@ -233,12 +261,16 @@ pub struct Feeder {
     ctx: Arc<Ctx>,
     links: Vec<thread::JoinHandle<()>>,
     cwd: Option<String>,
+    /// Whether this node answers here and so needs the caller's descriptors.
+    keep_files: bool,
 }
 
 impl Feeder {
-    /// Adds one path (as the client numbered and wrote it). Waits while the
-    /// members are far behind.
-    pub fn push(&self, client_id: u64, shown: String) {
+    /// Adds one path (as the client numbered and wrote it), with the
+    /// caller's descriptor of it if they passed one. Waits while the members
+    /// are far behind.
+    pub fn push(&self, client_id: u64, shown: String, file: Option<Result<File, Error>>) {
+        let file = file.filter(|_| self.keep_files);
         let absolute = match absolute(&shown, self.cwd.as_deref()) {
             Ok(a) => a,
             Err(e) => {
@@ -255,8 +287,13 @@ impl Feeder {
             }
         };
         let mut st = self.ctx.lock();
-        while st.dist.backlog() >= MAX_BACKLOG {
+        while st.dist.backlog() >= MAX_BACKLOG
+            || (file.is_some() && st.files_held >= MAX_HELD_FILES)
+        {
             st = self.ctx.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if file.is_some() {
+            st.files_held += 1;
         }
         let id = st.dist.push();
         st.entries.insert(
@@ -266,6 +303,7 @@ impl Feeder {
                 shown,
                 absolute,
                 owed: self.ctx.owed_per_path,
+                file,
             },
         );
         drop(st);
@@ -303,13 +341,14 @@ fn absolute(path: &str, cwd: Option<&str>) -> Result<String, Error> {
     }
 }
 
-/// Starts a cluster query over `links`; results go to `out` as JSON lines.
+/// Starts a cluster query of `caller` over `links`; results go to `out` as JSON lines.
 pub fn start(
     shared: &Arc<Shared>,
     query: Query,
     target: &Target,
     links: Vec<LinkSpec>,
     out: Sender<Vec<u8>>,
+    caller: &Caller,
 ) -> Feeder {
     let mode = if target.spread {
         Mode::Once
@@ -321,6 +360,22 @@ pub fn start(
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_TIMEOUT);
     let cwd = query.cwd.clone();
+    let here = (!caller.is_trusted(shared.euid)).then(|| caller.descend(shared.euid));
+    let members = shared.cluster.members();
+    let ours = members
+        .iter()
+        .find(|m| m.name == shared.name)
+        .map(|m| m.addr);
+    let at_here: Vec<bool> = links
+        .iter()
+        .map(|spec| {
+            here.is_some()
+                && (spec.label == shared.name || spec.addr.as_ref().ok() == ours.as_ref())
+        })
+        .collect();
+    // A raw address may turn out to be this node too (see run_link).
+    let raw = |spec: &LinkSpec| !members.iter().any(|m| m.name == spec.label);
+    let keep_files = here.is_some() && (at_here.contains(&true) || links.iter().any(raw));
     let ctx = Arc::new(Ctx {
         state: Mutex::new(State {
             dist: Distributor::new(mode, links.len()),
@@ -328,6 +383,7 @@ pub fn start(
             ok: 0,
             failed: 0,
             cancelled: false,
+            files_held: 0,
         }),
         changed: Condvar::new(),
         query,
@@ -335,15 +391,23 @@ pub fn start(
         out,
         shared: Arc::clone(shared),
         owed_per_path: if mode == Mode::Once { 1 } else { links.len() },
+        here,
     });
     let handles = links
         .into_iter()
+        .zip(at_here)
         .enumerate()
-        .filter_map(|(i, spec)| {
+        .filter_map(|(i, (spec, at_here))| {
             let ctx = Arc::clone(&ctx);
             thread::Builder::new()
                 .name("link".into())
-                .spawn(move || run_link(&ctx, i, spec))
+                .spawn(move || {
+                    if at_here {
+                        run_here(&ctx, i)
+                    } else {
+                        run_link(&ctx, i, spec)
+                    }
+                })
                 .ok()
         })
         .collect();
@@ -351,6 +415,7 @@ pub fn start(
         ctx,
         links: handles,
         cwd,
+        keep_files,
     }
 }
 
@@ -445,6 +510,12 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
         Ok(s) => s,
         Err(e) => return drain(ctx, link, &spec.label, &e),
     };
+    if name == ctx.shared.name && ctx.here.is_some() {
+        // An address that leads back to this node: a foreign caller's
+        // answers from here are never read with the daemon's rights.
+        drop(session);
+        return run_here(ctx, link);
+    }
     let mut held = 0usize;
     let mut ended = false;
     let failure = 'link: loop {
@@ -563,4 +634,113 @@ fn drain(ctx: &Ctx, link: usize, peer: &str, error: &Error) {
     }
     drop(st);
     ctx.changed.notify_all();
+}
+
+/// This node's own answers for a caller foreign to the daemon, computed
+/// in-process: each path is opened below the exports as a remote member's
+/// query would be (same refusals), then answered only if the caller's
+/// descriptor is open for reading and is that same file, and computed on
+/// the caller's descriptor with the caller's rights.
+fn run_here(ctx: &Ctx, link: usize) {
+    let name = ctx.shared.name.clone();
+    let Some(descend) = ctx.here.clone() else {
+        let e = Error::new(ErrorCode::Internal, "no caller to answer for");
+        return drain(ctx, link, &name, &e);
+    };
+    let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
+    let (done_tx, done_rx) = channel::<Vec<Done>>();
+    let mut batches = Batches::new(
+        Arc::clone(&ctx.shared),
+        Arc::new(ctx.query.clone()),
+        descend,
+        done_tx,
+        slot_tx,
+    );
+    let exports = ctx.shared.exports();
+    let mut held = 0usize;
+    loop {
+        if held < WINDOW {
+            let mut st = ctx.lock();
+            if st.cancelled {
+                drop(st);
+                let e = Error::new(ErrorCode::Internal, "the client went away");
+                return drain(ctx, link, &name, &e);
+            }
+            let ids = st.dist.take(link, BATCH.min(WINDOW - held));
+            if ids.is_empty() && held == 0 {
+                if st.dist.finished(link) {
+                    return;
+                }
+                // Idle: wait for paths or the end.
+                let _ = ctx
+                    .changed
+                    .wait_timeout(st, Duration::from_millis(200))
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let mut items = Vec::with_capacity(ids.len());
+            for id in ids {
+                let st = &mut *st;
+                if let Some(e) = st.entries.get_mut(&id) {
+                    let file = e.file.take();
+                    if file.is_some() {
+                        st.files_held -= 1;
+                    }
+                    items.push((id, e.absolute.clone(), file));
+                }
+            }
+            drop(st);
+            ctx.changed.notify_all();
+            let n = items.len();
+            for (k, (id, path, file)) in items.into_iter().enumerate() {
+                let file = caller_file(&exports, &path, file);
+                batches.add(id, path, file, k + 1 < n);
+                held += 1;
+            }
+            if held == 0 {
+                continue;
+            }
+        }
+        let Ok(done) = done_rx.recv() else {
+            return;
+        };
+        let mut st = ctx.lock();
+        for d in done {
+            let _ = slot_rx.try_recv();
+            held = held.saturating_sub(1);
+            if st.dist.answer(link, d.id) {
+                let id = d.id;
+                ctx.emit(&mut st, id, &name, super::remote::result_of(d).fields);
+            }
+        }
+        drop(st);
+        ctx.changed.notify_all();
+    }
+}
+
+/// The caller's descriptor of `path`, if the path is one a remote member may
+/// ask about and the descriptor is open for reading and is that very file.
+fn caller_file(
+    exports: &crate::exports::Exports,
+    path: &str,
+    file: Option<Result<File, Error>>,
+) -> Result<File, Error> {
+    let ours = exports.open(path)?;
+    let theirs = file.ok_or_else(|| {
+        Error::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "{path}: you cannot open it here (this member tells its local users \
+                 only about files they can open themselves)"
+            ),
+        )
+    })??;
+    let (a, b) = (ours.metadata()?, theirs.metadata()?);
+    if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+        return Err(Error::new(
+            ErrorCode::PermissionDenied,
+            format!("{path}: the descriptor you passed is not the file this path names here"),
+        ));
+    }
+    Ok(theirs)
 }

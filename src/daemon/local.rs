@@ -2,18 +2,17 @@
 //! items, the worker pool computes, and a writer thread streams results back.
 
 use super::batch::{Batches, Done};
+use super::caller::Caller;
 use super::cluster::JoinError;
 use super::limits::Ticket;
 use super::{Shared, fanout};
 use crate::error::{Error, ErrorCode};
-use crate::fdpass::LineReader;
-use crate::ops::count::{CallerAccess, Descend, Everywhere};
+use crate::fdpass::{self, LineReader};
 use crate::ops::open_for_query;
 use crate::proto::{
     self, Accepted, End, HelloReply, Item, ItemRequest, JoinResult, LeaveReply, Outcome, Query,
     Request, RequestFailed, Summary,
 };
-use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::net::UnixStream;
@@ -29,25 +28,13 @@ const WINDOW: usize = 64;
 /// Descriptors a client may pass ahead of the lines that claim them.
 const MAX_PENDING_FDS: usize = 1024;
 
-/// Who is on the other end of the socket.
-#[derive(Debug, Clone, Copy)]
-struct Caller {
-    pid: i32,
-    uid: u32,
-    gid: u32,
-}
-
 /// How long a new connection may take to send its request.
 const FIRST_LINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves one accepted connection to the end; never panics on client input.
 pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
-    let caller = match getsockopt(&stream, PeerCredentials) {
-        Ok(c) => Caller {
-            pid: c.pid(),
-            uid: c.uid(),
-            gid: c.gid(),
-        },
+    let caller = match Caller::of_stream(&stream) {
+        Ok(c) => c,
         Err(e) => {
             log::warn!("local connection without peer credentials: {e}");
             return;
@@ -91,7 +78,7 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
             };
             let _ = write_line(&write_half, &reply);
         }
-        Request::Query(query) => serve_query(query, reader, write_half, caller, shared),
+        Request::Query(query) => serve_query(query, reader, write_half, &caller, shared),
         Request::Peers { watch: false } => {
             let members = shared.cluster.members();
             let mut w = BufWriter::new(&write_half);
@@ -107,7 +94,7 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
         }
         Request::Peers { watch: true } => watch_members(&write_half, &shared),
         Request::Leave => {
-            if caller.uid != shared.euid && caller.uid != 0 {
+            if !caller.is_trusted(shared.euid) {
                 log::warn!(
                     "uid {} (pid {}) asked us to leave; only uid {} or root may",
                     caller.uid,
@@ -217,7 +204,7 @@ fn serve_query(
     query: Query,
     mut reader: LineReader,
     out: UnixStream,
-    caller: Caller,
+    caller: &Caller,
     shared: Arc<Shared>,
 ) {
     if query.target.is_some() {
@@ -249,15 +236,10 @@ fn serve_query(
             return;
         }
     };
-    let descend: Arc<dyn Descend + Send + Sync> = if caller.uid == shared.euid || caller.uid == 0 {
-        Arc::new(Everywhere)
-    } else {
-        Arc::new(CallerAccess::of_process(caller.pid, caller.uid, caller.gid))
-    };
     let mut batches = Batches::new(
         Arc::clone(&shared),
         Arc::clone(&query),
-        descend,
+        caller.descend(shared.euid),
         done_tx,
         slot_tx,
     );
@@ -270,15 +252,9 @@ fn serve_query(
     } else {
         while let Some(item) = next_item(&mut reader, caller) {
             let file = if item.fd {
-                match reader.take_fd() {
-                    Some(fd) => Ok(File::from(fd)),
-                    None => {
-                        log::info!(
-                            "local connection from pid {} closed: item without its descriptor",
-                            caller.pid
-                        );
-                        break;
-                    }
+                match take_descriptor(&mut reader, caller) {
+                    Some(file) => file,
+                    None => break,
                 }
             } else {
                 open_as_daemon(&item.path, query.cwd.as_deref(), caller, shared.euid)
@@ -292,9 +268,26 @@ fn serve_query(
     let _ = writer.join();
 }
 
+/// The descriptor an item line claims, as a file to answer for only if it
+/// is open for reading (checked before anything, the cache included, sees
+/// it). `None` when the client sent no descriptor: a broken client, whose
+/// connection is closed (logged).
+fn take_descriptor(reader: &mut LineReader, caller: &Caller) -> Option<Result<File, Error>> {
+    match reader.take_fd() {
+        Some(fd) => Some(fdpass::readable(fd)),
+        None => {
+            log::info!(
+                "local connection from pid {} closed: item without its descriptor",
+                caller.pid
+            );
+            None
+        }
+    }
+}
+
 /// The next item line of a streamed query; `None` at `{"end":true}`, at the
 /// end of the stream, or at a line that is not an item (logged).
-fn next_item(reader: &mut LineReader, caller: Caller) -> Option<ItemRequest> {
+fn next_item(reader: &mut LineReader, caller: &Caller) -> Option<ItemRequest> {
     let line = match reader.next_line() {
         Ok(Some(line)) => line,
         Ok(None) => return None,
@@ -320,11 +313,13 @@ fn next_item(reader: &mut LineReader, caller: Caller) -> Option<ItemRequest> {
 
 /// A query for other members: paths are passed on as text and each member
 /// opens them below its own exports; results are written as they arrive.
+/// This node's own answers for a caller foreign to the daemon also need the
+/// caller's descriptor of each file (see [`fanout`]).
 fn serve_cluster_query(
     mut query: Query,
     mut reader: LineReader,
     out: UnixStream,
-    caller: Caller,
+    caller: &Caller,
     shared: Arc<Shared>,
 ) {
     let Some(target) = query.target.take() else {
@@ -387,18 +382,24 @@ fn serve_cluster_query(
         }
     };
     let paths = query.paths.take();
-    let feeder = fanout::start(&shared, query, &target, links, tx);
+    let feeder = fanout::start(&shared, query, &target, links, tx, caller);
     if let Some(paths) = paths {
         for (id, path) in paths.into_iter().enumerate() {
-            feeder.push(id as u64, path);
+            feeder.push(id as u64, path, None);
         }
     } else {
         while let Some(item) = next_item(&mut reader, caller) {
-            // A descriptor means nothing to another host; the path is what counts.
-            if item.fd {
-                drop(reader.take_fd());
-            }
-            feeder.push(item.id, item.path);
+            // Other hosts go by the path; a descriptor only proves, for this
+            // node's own answer, that the caller can open the file.
+            let file = if item.fd {
+                match take_descriptor(&mut reader, caller) {
+                    Some(file) => Some(file),
+                    None => break,
+                }
+            } else {
+                None
+            };
+            feeder.push(item.id, item.path, file);
         }
     }
     let summary = feeder.finish();
@@ -409,8 +410,13 @@ fn serve_cluster_query(
 
 /// Opens a path named without a descriptor, only when that cannot widen what
 /// the caller may read: the caller is us, or root.
-fn open_as_daemon(path: &str, cwd: Option<&str>, caller: Caller, euid: u32) -> Result<File, Error> {
-    if caller.uid != euid && caller.uid != 0 {
+fn open_as_daemon(
+    path: &str,
+    cwd: Option<&str>,
+    caller: &Caller,
+    euid: u32,
+) -> Result<File, Error> {
+    if !caller.is_trusted(euid) {
         return Err(Error::new(
             ErrorCode::PermissionDenied,
             "the daemon runs as another user: pass an open descriptor (the p2p-* commands do)",

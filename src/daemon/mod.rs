@@ -3,6 +3,7 @@
 //! reads the configuration again.
 //!
 //! - [`local`]: the Unix socket: one thread per command connection.
+//! - [`caller`]: who is asking on it (ids from the socket), and walking with their rights.
 //! - [`engine`], [`batch`], [`pool`]: computing items on the worker pool, with the cache.
 //! - [`cluster`]: the gossip thread, joining, and the periodic full sync.
 //! - [`peer`]: the TCP port: handshakes, then joins, syncs and queries from members.
@@ -12,6 +13,7 @@
 //! - [`logging`]: the log, whose filter SIGHUP can change.
 
 pub mod batch;
+pub mod caller;
 pub mod cluster;
 pub mod distribute;
 pub mod engine;

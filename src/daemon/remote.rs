@@ -151,7 +151,7 @@ fn read_items(
 }
 
 /// One result as it goes on the wire: the query's fields, or `error`.
-fn result_of(d: Done) -> PeerResult {
+pub(super) fn result_of(d: Done) -> PeerResult {
     let fields = match d.result {
         Ok(f) => match serde_json::to_value(&f) {
             Ok(Value::Object(map)) => map,

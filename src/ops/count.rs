@@ -18,7 +18,7 @@ use nix::dir::{Dir, Type};
 use serde::{Deserialize, Serialize};
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// What `p2p-count` reports for one directory.
@@ -35,54 +35,46 @@ pub struct DirCounts {
     pub unreadable: u64,
 }
 
-/// Decides whether a subdirectory may be entered; the daemon uses it to never
-/// descend where the asking user could not.
+/// With whose rights a count walks: the daemon uses it to never enter a
+/// directory the asking user could not.
 pub trait Descend: Sync {
-    fn may_enter(&self, st: &libc::stat) -> bool;
+    /// Runs `walk` on the calling thread with the rights this count reads
+    /// with: once for the whole count, and once on each helper thread of a
+    /// recursive walk. An error means the rights could not be taken, and
+    /// then `walk` has not run.
+    fn with_rights(&self, walk: &mut dyn FnMut()) -> io::Result<()> {
+        walk();
+        Ok(())
+    }
+
+    /// Whether the directory open as `dir` (metadata `st`) may be listed and
+    /// searched; asked on the thread running `with_rights`.
+    fn may_enter(&self, dir: BorrowedFd<'_>, st: &libc::stat) -> bool;
 }
 
 /// Enters everything.
 pub struct Everywhere;
 
 impl Descend for Everywhere {
-    fn may_enter(&self, _st: &libc::stat) -> bool {
+    fn may_enter(&self, _dir: BorrowedFd<'_>, _st: &libc::stat) -> bool {
         true
     }
 }
 
 /// Enters a directory only if a process with these ids could list and
-/// search it by its permission bits (read and execute), as the kernel would
-/// decide without ACLs. Used when the daemon runs as another user than the
-/// caller, so a recursive count never reveals what the caller may not see.
+/// search it by its permission bits (read and execute), and never one that
+/// carries an access ACL, whose entries this check does not evaluate: never
+/// wider than what the kernel would allow, sometimes narrower. For a daemon
+/// that cannot take the caller's own credentials (it is not root).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallerAccess {
+pub struct ModeBits {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
 }
 
-impl CallerAccess {
-    /// The caller's ids, with supplementary groups read from /proc/PID/status
-    /// (just `gid` if that cannot be read).
-    pub fn of_process(pid: i32, uid: u32, gid: u32) -> CallerAccess {
-        let groups = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines().find_map(|l| {
-                    l.strip_prefix("Groups:").map(|g| {
-                        g.split_whitespace()
-                            .filter_map(|x| x.parse().ok())
-                            .collect()
-                    })
-                })
-            })
-            .unwrap_or_default();
-        CallerAccess { uid, gid, groups }
-    }
-}
-
-impl Descend for CallerAccess {
-    fn may_enter(&self, st: &libc::stat) -> bool {
+impl ModeBits {
+    fn bits_allow(&self, st: &libc::stat) -> bool {
         if self.uid == 0 {
             return true;
         }
@@ -98,8 +90,62 @@ impl Descend for CallerAccess {
     }
 }
 
-/// Counts the entries of the open directory `dir`.
+impl Descend for ModeBits {
+    fn may_enter(&self, dir: BorrowedFd<'_>, st: &libc::stat) -> bool {
+        self.bits_allow(st) && (self.uid == 0 || !has_access_acl(dir))
+    }
+}
+
+/// True when `dir` carries a POSIX access ACL, or when that cannot be told.
+pub fn has_access_acl(dir: BorrowedFd<'_>) -> bool {
+    // SAFETY: a size query (null buffer, length 0) on a valid descriptor.
+    let n = unsafe {
+        libc::fgetxattr(
+            dir.as_raw_fd(),
+            c"system.posix_acl_access".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if n >= 0 {
+        return true;
+    }
+    let e = io::Error::last_os_error().raw_os_error();
+    // No such attribute, or a file system without ACLs: the mode bits are all.
+    !matches!(e, Some(libc::ENODATA) | Some(libc::EOPNOTSUPP))
+}
+
+/// True when the calling thread's credentials may search `dir`: the kernel
+/// checks search (execute) permission on a directory for every name looked
+/// up in it, `.` included, with mode bits, ACLs and security modules.
+pub fn searchable(dir: BorrowedFd<'_>) -> bool {
+    fstatat_nofollow(dir.as_raw_fd(), c".").is_ok()
+}
+
+/// Counts the entries of the open directory `dir`, with the rights `descend` gives.
 pub fn count_dir(dir: OwnedFd, recursive: bool, descend: &dyn Descend) -> Result<DirCounts, Error> {
+    let mut dir = Some(dir);
+    let mut counted = None;
+    descend
+        .with_rights(&mut || {
+            if let Some(dir) = dir.take() {
+                counted = Some(count_with_rights(dir, recursive, descend));
+            }
+        })
+        .map_err(|e| {
+            Error::new(
+                ErrorCode::Internal,
+                format!("cannot take the caller's rights for the walk: {e}"),
+            )
+        })?;
+    counted.unwrap_or_else(|| Err(Error::new(ErrorCode::Internal, "the walk did not run")))
+}
+
+fn count_with_rights(
+    dir: OwnedFd,
+    recursive: bool,
+    descend: &dyn Descend,
+) -> Result<DirCounts, Error> {
     let mut counts = DirCounts {
         recursive,
         ..Default::default()
@@ -108,7 +154,7 @@ pub fn count_dir(dir: OwnedFd, recursive: bool, descend: &dyn Descend) -> Result
     if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
         return Err(Error::new(ErrorCode::NotADirectory, "Not a directory"));
     }
-    if !descend.may_enter(&st) {
+    if !descend.may_enter(dir.as_fd(), &st) {
         return Err(Error::new(ErrorCode::PermissionDenied, "Permission denied"));
     }
     let waiting = read_level(&dir, recursive, &mut counts)?;
@@ -126,10 +172,19 @@ pub fn count_dir(dir: OwnedFd, recursive: bool, descend: &dyn Descend) -> Result
     };
     drop(dir);
     // One walker per core (at most four): the walk is stat calls, which the
-    // kernel serves in parallel for different directories.
+    // kernel serves in parallel for different directories. Each helper takes
+    // the walk's rights itself; one that cannot leaves the work to the others.
     let helpers = super::cores().clamp(1, 4) - 1;
     let found = std::thread::scope(|scope| {
-        let others: Vec<_> = (0..helpers).map(|_| scope.spawn(|| walk.run())).collect();
+        let others: Vec<_> = (0..helpers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut c = DirCounts::default();
+                    let _ = descend.with_rights(&mut || c = walk.run());
+                    c
+                })
+            })
+            .collect();
         let mut all = vec![walk.run()];
         all.extend(others.into_iter().filter_map(|h| h.join().ok()));
         all
@@ -215,7 +270,7 @@ impl Walk<'_> {
             }
         };
         match fstat(child.as_raw_fd()) {
-            Ok(st) if self.descend.may_enter(&st) => {}
+            Ok(st) if self.descend.may_enter(child.as_fd(), &st) => {}
             _ => {
                 counts.unreadable += 1;
                 return Vec::new();
@@ -348,7 +403,7 @@ mod tests {
 
     struct Refuse(u64);
     impl Descend for Refuse {
-        fn may_enter(&self, st: &libc::stat) -> bool {
+        fn may_enter(&self, _dir: BorrowedFd<'_>, st: &libc::stat) -> bool {
             st.st_ino != self.0
         }
     }
@@ -504,42 +559,85 @@ mod tests {
     }
 
     #[test]
-    fn caller_access_by_mode_bits() {
+    fn mode_bits_by_owner_group_and_other() {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         st.st_uid = 1000;
         st.st_gid = 100;
         st.st_mode = libc::S_IFDIR | 0o750;
-        let owner = CallerAccess {
-            uid: 1000,
-            gid: 1000,
-            groups: vec![],
+        let ids = |uid, gid, groups: &[u32]| ModeBits {
+            uid,
+            gid,
+            groups: groups.to_vec(),
         };
-        let member = CallerAccess {
-            uid: 1001,
-            gid: 1001,
-            groups: vec![100],
-        };
-        let other = CallerAccess {
-            uid: 1002,
-            gid: 1002,
-            groups: vec![],
-        };
-        let root = CallerAccess {
-            uid: 0,
-            gid: 0,
-            groups: vec![],
-        };
-        assert!(owner.may_enter(&st));
-        assert!(member.may_enter(&st));
-        assert!(!other.may_enter(&st));
-        assert!(root.may_enter(&st));
+        let (owner, member) = (ids(1000, 1000, &[]), ids(1001, 1001, &[100]));
+        let (other, root) = (ids(1002, 1002, &[]), ids(0, 0, &[]));
+        assert!(owner.bits_allow(&st));
+        assert!(member.bits_allow(&st));
+        assert!(!other.bits_allow(&st));
+        assert!(root.bits_allow(&st));
         st.st_mode = libc::S_IFDIR | 0o711; // searchable but not listable
-        assert!(!member.may_enter(&st));
+        assert!(!member.bits_allow(&st));
     }
 
     #[test]
-    fn groups_of_this_process_are_read() {
-        let me = CallerAccess::of_process(std::process::id() as i32, 0, 0);
-        assert_eq!(me.uid, 0);
+    fn a_directory_with_an_access_acl_is_not_entered_by_mode_bits() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tree();
+        let sub = t.path().join("sub");
+        for d in [t.path(), &sub] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let dir = open(&sub);
+        assert!(!has_access_acl(dir.as_fd()));
+        if !set_acl(&sub) {
+            eprintln!("skipped: this file system takes no ACLs");
+            return;
+        }
+        assert!(has_access_acl(dir.as_fd()));
+        let me = ModeBits {
+            uid: 4242,
+            gid: 4242,
+            groups: vec![],
+        };
+        let st = fstat(dir.as_raw_fd()).unwrap();
+        assert!(me.bits_allow(&st), "mode 0755 alone would let it in");
+        assert!(!me.may_enter(dir.as_fd(), &st));
+        // The walk counts it as unreadable.
+        let root = open(t.path());
+        let st = fstat(root.as_raw_fd()).unwrap();
+        assert!(me.may_enter(root.as_fd(), &st));
+        let c = count_dir(root, true, &me).unwrap();
+        assert_eq!((c.files, c.dirs, c.unreadable), (1, 2, 1));
+    }
+
+    /// Gives `dir` an access ACL (one that denies uid 4242 everything);
+    /// false when the file system takes none.
+    fn set_acl(dir: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let entries: [(u16, u16, u32); 5] = [
+            (0x01, 7, u32::MAX), // ACL_USER_OBJ rwx
+            (0x02, 0, 4242),     // ACL_USER 4242 ---
+            (0x04, 5, u32::MAX), // ACL_GROUP_OBJ r-x
+            (0x10, 5, u32::MAX), // ACL_MASK r-x
+            (0x20, 5, u32::MAX), // ACL_OTHER r-x
+        ];
+        let mut value = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in entries {
+            value.extend(tag.to_le_bytes());
+            value.extend(perm.to_le_bytes());
+            value.extend(id.to_le_bytes());
+        }
+        let path = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid C strings and a buffer of the given length.
+        let r = unsafe {
+            libc::setxattr(
+                path.as_ptr(),
+                c"system.posix_acl_access".as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        r == 0
     }
 }
