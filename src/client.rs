@@ -427,9 +427,8 @@ where
 /// True when the daemon on `stream` runs as another user than we do and we
 /// are not root: it could read what we cannot, so it gets our descriptors.
 fn daemon_is_another_user(stream: &UnixStream) -> bool {
-    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     let me = nix::unistd::geteuid().as_raw();
-    me != 0 && getsockopt(stream, PeerCredentials).map_or(true, |c| c.uid() != me)
+    me != 0 && crate::trust::daemon_uid(stream).map_or(true, |uid| uid != me)
 }
 
 /// How many items may be unanswered at once: the sender takes a credit per
