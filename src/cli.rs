@@ -213,6 +213,23 @@ pub struct DaemonCli {
     /// Keep this node's identity and last known members here, to rejoin them after a restart
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// Local connections one user may hold at once (p2pd's own user and root are not limited)
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=224))]
+    pub connections_per_user: u16,
+
+    /// Seconds a local client may send nothing while none of its paths is being worked on
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = parse_idle_timeout)]
+    pub idle_timeout: f64,
+}
+
+fn parse_idle_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (1.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds from 1 to 86400, got {s:?}"
+        )),
+    }
 }
 
 /// Parses KEY=VALUE.
