@@ -728,3 +728,81 @@ fn drain(ctx: &Ctx, link: usize, peer: &str, error: &Error) {
     drop(st);
     ctx.changed.notify_all();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, port: u16) -> MemberInfo {
+        MemberInfo {
+            name: name.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            state: MemberState::Alive,
+            incarnation: 1,
+            tags: Default::default(),
+            is_self: false,
+        }
+    }
+
+    fn peers(list: &[&str]) -> Target {
+        Target {
+            peers: list.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_member_named_many_times_or_by_address_is_one_link() {
+        let members = [member("a", 41401), member("b", 41402)];
+        let mut list = vec!["a"; 300];
+        list.push("127.0.0.1:41401");
+        list.push("b");
+        let links = links_for(&peers(&list), &members, false).unwrap();
+        let labels: Vec<&str> = links.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["a", "b"]);
+        let links = links_for(&peers(&["127.0.0.1:41499"; 5]), &members, true).unwrap();
+        assert_eq!(links.len(), 1);
+    }
+
+    #[test]
+    fn only_the_owner_and_root_may_name_other_addresses() {
+        let members = [member("a", 41401)];
+        let e = links_for(&peers(&["127.0.0.1:41403"]), &members, false).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PermissionDenied);
+        // A plain unknown name is not an address: an unreachable line, no lookup.
+        let links = links_for(&peers(&["nosuch"]), &members, false).unwrap();
+        assert!(links[0].addr.is_err());
+        let links = links_for(&peers(&["127.0.0.1:41403"]), &members, true).unwrap();
+        assert!(links[0].addr.is_ok());
+    }
+
+    #[test]
+    fn a_long_peer_list_and_a_zero_timeout_are_refused() {
+        let names: Vec<String> = (0..=MAX_PEERS as u16)
+            .map(|i| format!("127.0.0.1:{}", 41400 + i))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let e = links_for(&peers(&refs), &[], true).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(links_for(&peers(&refs[..MAX_PEERS]), &[], true).is_ok());
+        let mut t = peers(&["127.0.0.1:41401"]);
+        t.timeout_ms = Some(0);
+        let e = links_for(&t, &[], true).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(e.message.contains("timeout_ms"), "{}", e.message);
+    }
+
+    #[test]
+    fn links_to_one_member_are_capped_and_freed() {
+        let pool = SessionPool::default();
+        let addr = SocketAddr::from(([127, 0, 0, 1], 41401));
+        let held: Vec<_> = (0..LINKS_PER_MEMBER)
+            .map(|_| pool.reserve(addr, || true).unwrap())
+            .collect();
+        assert!(pool.reserve(addr, || true).is_none(), "all places taken");
+        let other = SocketAddr::from(([127, 0, 0, 1], 41402));
+        assert!(pool.reserve(other, || true).is_some());
+        drop(held);
+        assert!(pool.reserve(addr, || true).is_some());
+    }
+}

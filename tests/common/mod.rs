@@ -271,3 +271,60 @@ pub fn raise_fd_limit() {
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
 }
+
+/// Lets every local user reach `d`'s socket, as the systemd unit's socket
+/// group does for its members; the directories stay owned by root and
+/// writable by root alone.
+pub fn open_to_all(d: &Daemon) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(d.dir.path(), 0o755);
+    mode(d.socket.parent().unwrap(), 0o755);
+    mode(&d.socket, 0o666);
+}
+
+/// A connection to `socket` made as `uid` (with that gid and no
+/// supplementary groups), so the daemon sees that user through SO_PEERCRED.
+/// Only a short-lived thread of ours takes the other identity: the raw
+/// system calls change the calling thread alone, unlike libc's wrappers.
+pub fn connect_as(uid: u32, socket: &Path) -> std::io::Result<UnixStream> {
+    let socket = socket.to_path_buf();
+    std::thread::spawn(move || {
+        // SAFETY: plain system calls on this thread's own credentials.
+        let dropped = unsafe { libc::geteuid() } == uid
+            || unsafe {
+                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) == 0
+                    && libc::syscall(libc::SYS_setresgid, uid, uid, uid) == 0
+                    && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
+            };
+        if !dropped {
+            return Err(std::io::Error::last_os_error());
+        }
+        UnixStream::connect(&socket)
+    })
+    .join()
+    .expect("the connecting thread")
+}
+
+/// Sends one request line as `uid` and returns the reply lines, up to the
+/// summary or an error line (or the end of the stream).
+pub fn ask_as(uid: u32, socket: &Path, request: &str) -> Vec<Value> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = connect_as(uid, socket).expect("connecting to p2pd");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut out = Vec::new();
+    for line in BufReader::new(s).lines() {
+        let Ok(line) = line else { break };
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+        let last = v.get("done").is_some() || v.get("error").is_some() && v.get("path").is_none();
+        out.push(v);
+        if last {
+            break;
+        }
+    }
+    out
+}
