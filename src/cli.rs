@@ -27,7 +27,8 @@ refused with not_exported, and neither .., symlinks nor /proc lead out of an exp
 Results print as they arrive, from whichever member answers first. A member that cannot be \
 reached gives an unreachable line for each of its paths; one that holds another cluster key \
 gives unauthorized; one that stays silent for --timeout seconds (default 10; a member busy \
-with a large file says so every second) gives timeout. With --spread such a member's paths are \
+with a large file says so every second) gives timeout, and so does one that says it is busy \
+for 60 times --timeout (10 minutes by default) without sending a result. With --spread such a member's paths are \
 redone by the others, so every path still gets exactly one line.\n\n\
 --format text starts each line with the member's name, as pdsh does; p2p-sha256 --format \
 sha256sum does not, so its output stays readable by sha256sum -c (with --all, \
@@ -219,7 +220,7 @@ pub struct DaemonCli {
     pub connections_per_user: u16,
 
     /// Seconds a local client may send nothing while none of its paths is being worked on
-    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = parse_idle_timeout)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = parse_idle_timeout)]
     pub idle_timeout: f64,
 }
 

@@ -85,7 +85,7 @@ fn watchers_of_one_user_cannot_lock_out_the_others() {
             if v.get("event").is_some() {
                 served += 1;
             } else {
-                assert!(code(&v) != "", "{line}");
+                assert!(!code(&v).is_empty(), "{line}");
             }
         }
     }
@@ -178,11 +178,21 @@ fn only_owner_and_root_make_the_daemon_connect_to_raw_addresses() {
         ),
     );
     assert_eq!(code(&query[0]), "permission_denied", "{query:?}");
-    let mut cmd = d.cmd("p2p-wc");
-    std::os::unix::process::CommandExt::uid(&mut cmd, NOBODY);
-    std::os::unix::process::CommandExt::gid(&mut cmd, NOBODY);
-    let r = run(cmd.args(["--peer", &target, "/etc/hostname"]));
-    assert_ne!(r.status, 0);
+    let as_nobody = |name: &str| {
+        let mut c = d.cmd(name);
+        std::os::unix::process::CommandExt::uid(&mut c, NOBODY);
+        std::os::unix::process::CommandExt::gid(&mut c, NOBODY);
+        c
+    };
+    let r = run(as_nobody("p2p-wc").args(["--peer", &target, "/etc/hostname"]));
+    assert_eq!(r.status, 1);
+    assert!(
+        r.stderr.contains("only the daemon's own user"),
+        "{}",
+        r.stderr
+    );
+    let r = run(as_nobody("p2p-join").arg(&target));
+    assert_eq!(r.status, 1);
     assert!(
         r.stderr.contains("only the daemon's own user"),
         "{}",
