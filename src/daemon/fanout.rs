@@ -660,9 +660,11 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                 if st.cancelled {
                     break 'link Some(Error::new(ErrorCode::Internal, "the client went away"));
                 }
-                progress = Instant::now();
                 for r in results {
+                    // Only an answer to one of our paths is progress, not
+                    // an empty frame or one about paths never asked.
                     if st.dist.answer(link, r.id) {
+                        progress = Instant::now();
                         held = held.saturating_sub(1);
                         ctx.emit(&mut st, r.id, &name, r.fields);
                     }
@@ -670,17 +672,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                 drop(st);
                 ctx.changed.notify_all();
             }
-            Ok(PeerReply::Working) => {
-                if progress.elapsed() > stall {
-                    break 'link Some(Error::new(
-                        ErrorCode::Timeout,
-                        format!(
-                            "{name} said it was working for {} without a result; giving up on it",
-                            seconds(stall)
-                        ),
-                    ));
-                }
-            }
+            Ok(PeerReply::Working) => {}
             Ok(PeerReply::Done) if ended => {
                 if let Ok(addr) = spec.addr {
                     ctx.shared.sessions.give(addr, session);
@@ -694,6 +686,16 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                     format!("{name} sent something unexpected; giving up on it"),
                 ));
             }
+        }
+        // Heartbeats (or empty frames) alone keep a link alive this long.
+        if progress.elapsed() > stall {
+            break 'link Some(Error::new(
+                ErrorCode::Timeout,
+                format!(
+                    "{name} said it was working for {} without a result; giving up on it",
+                    seconds(stall)
+                ),
+            ));
         }
     };
     if let Some(e) = failure {
