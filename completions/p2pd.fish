@@ -14,5 +14,7 @@ complete -c p2pd -l workers -d 'Worker threads for file queries [default: number
 complete -c p2pd -l cache-entries -d 'How many file versions the result cache remembers (0 turns it off)' -r
 complete -c p2pd -l config -d 'Read settings from this TOML file, whose keys are the long flags [default: ~/.config/p2p/p2pd.toml, else /etc/p2pd/p2pd.toml, when present]' -r -F
 complete -c p2pd -l state-dir -d 'Keep this node\'s identity and last known members here, to rejoin them after a restart' -r -F
+complete -c p2pd -l connections-per-user -d 'Local connections one user may hold at once (p2pd\'s own user and root are not limited)' -r
+complete -c p2pd -l idle-timeout -d 'Seconds a local client may send nothing while none of its paths is being worked on' -r
 complete -c p2pd -s h -l help -d 'Print help'
 complete -c p2pd -s V -l version -d 'Print version'

@@ -27,7 +27,8 @@ refused with not_exported, and neither .., symlinks nor /proc lead out of an exp
 Results print as they arrive, from whichever member answers first. A member that cannot be \
 reached gives an unreachable line for each of its paths; one that holds another cluster key \
 gives unauthorized; one that stays silent for --timeout seconds (default 10; a member busy \
-with a large file says so every second) gives timeout. With --spread such a member's paths are \
+with a large file says so every second) gives timeout, and so does one that says it is busy \
+for 60 times --timeout (10 minutes by default) without sending a result. With --spread such a member's paths are \
 redone by the others, so every path still gets exactly one line.\n\n\
 --format text starts each line with the member's name, as pdsh does; p2p-sha256 --format \
 sha256sum does not, so its output stays readable by sha256sum -c (with --all, \
@@ -213,6 +214,23 @@ pub struct DaemonCli {
     /// Keep this node's identity and last known members here, to rejoin them after a restart
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// Local connections one user may hold at once (p2pd's own user and root are not limited)
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=224))]
+    pub connections_per_user: u16,
+
+    /// Seconds a local client may send nothing while none of its paths is being worked on
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = parse_idle_timeout)]
+    pub idle_timeout: f64,
+}
+
+fn parse_idle_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (1.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds from 1 to 86400, got {s:?}"
+        )),
+    }
 }
 
 /// Parses KEY=VALUE.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Daemon, gnu_sha256, is_root, run, write};
+use common::{Daemon, gnu_sha256, is_root, on_thread_as, open_to_all, run, write};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
@@ -25,13 +25,6 @@ fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Lets uid 65534 reach the daemon's socket and walk its directory.
-fn open_to_nobody(d: &Daemon) {
-    chmod(d.dir.path(), 0o755);
-    chmod(d.socket.parent().unwrap(), 0o755);
-    chmod(&d.socket, 0o666);
-}
-
 /// A command of the package run as uid/gid 65534 with no other groups.
 fn as_nobody(d: &Daemon, name: &str) -> Command {
     let mut c = d.cmd(name);
@@ -39,31 +32,9 @@ fn as_nobody(d: &Daemon, name: &str) -> Command {
     c
 }
 
-/// Runs `f` on a thread of its own that has become uid/gid 65534 (raw
-/// per-thread system calls: the rest of the test process stays root).
+/// Runs `f` on a thread of its own that has become uid/gid 65534.
 fn on_a_nobody_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: raw id changes of this thread only; it ends after `f`.
-            unsafe {
-                assert_eq!(
-                    libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<u32>()),
-                    0
-                );
-                assert_eq!(
-                    libc::syscall(libc::SYS_setresgid, NOBODY, NOBODY, NOBODY),
-                    0
-                );
-                assert_eq!(
-                    libc::syscall(libc::SYS_setresuid, NOBODY, NOBODY, NOBODY),
-                    0
-                );
-            }
-            f()
-        })
-        .join()
-        .unwrap()
-    })
+    on_thread_as(NOBODY, f).expect("becoming uid 65534")
 }
 
 /// Sends one streamed query with one item and its descriptor; returns the item's reply.
@@ -91,7 +62,7 @@ fn descriptors_not_open_for_reading_are_refused_even_when_the_cache_knows_the_fi
         return;
     }
     let d = Daemon::start(&[]);
-    open_to_nobody(&d);
+    open_to_all(&d);
     let secret = write(d.dir.path(), "secret", b"root only\n");
     chmod(&secret, 0o600);
     // Anyone may write this one, only its owner may read it.
@@ -165,7 +136,7 @@ fn this_nodes_exports_answer_a_local_user_only_about_files_they_can_open() {
     exported_tree(shared.path());
     let export = shared.path().to_str().unwrap();
     let d = Daemon::start(&["--name", "here", "--export", export]);
-    open_to_nobody(&d);
+    open_to_all(&d);
     let public = shared.path().join("public");
     let want = gnu_sha256(&public);
     let refused = [
@@ -270,7 +241,7 @@ fn a_recursive_count_does_not_enter_a_directory_whose_acl_denies_the_caller() {
         return;
     }
     let d = Daemon::start(&[]);
-    open_to_nobody(&d);
+    open_to_all(&d);
     let tree = d.dir.path().join("tree");
     write(&tree, "open/f", b"");
     write(&tree, "denied/hidden1", b"");
@@ -314,7 +285,7 @@ fn a_recursive_count_enters_what_the_callers_groups_at_connect_time_allow() {
         return;
     }
     let d = Daemon::start(&[]);
-    open_to_nobody(&d);
+    open_to_all(&d);
     let tree = d.dir.path().join("tree");
     write(&tree, "staff/f", b"");
     write(&tree, "closed/g", b"");

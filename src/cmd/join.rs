@@ -3,7 +3,7 @@
 use crate::cli::{Format, JoinCli};
 use crate::client::{Fatal, request};
 use crate::output::{EXIT_FAILED, Printer, quiet_on_closed_pipe};
-use crate::proto::{JoinResult, Request, Summary};
+use crate::proto::{JoinResult, Request, RequestFailed, Summary};
 
 const NAME: &str = "p2p-join";
 
@@ -45,6 +45,11 @@ fn join(cli: &JoinCli, printer: &mut Printer) -> Result<(), Fatal> {
             printer.flush();
         } else if serde_json::from_slice::<Summary>(&line).is_ok() {
             return Ok(());
+        } else if let Ok(f) = serde_json::from_slice::<RequestFailed>(&line) {
+            return Err(Fatal {
+                status: EXIT_FAILED,
+                message: format!("p2pd refused the request: {}", f.error.message),
+            });
         }
     }
     if answered < cli.addrs.len() {

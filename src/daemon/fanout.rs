@@ -5,7 +5,8 @@
 //!
 //! One thread per member link. Which link answers which path is decided by
 //! [`Distributor`] (see there). A member that cannot be reached, refuses us,
-//! or stays silent longer than the query's timeout fails its link: with
+//! stays silent longer than the query's timeout, or says it is working for
+//! [`STALL_FACTOR`] times that without a result fails its link: with
 //! `--spread` its unfinished paths go to the others, otherwise each of its
 //! paths gets an error line. Every path thus gets exactly its lines, whatever
 //! happens to the members.
@@ -18,6 +19,12 @@
 //! resolved below the exports exactly as for a remote member, and answered
 //! only if the caller passed their own descriptor of that very file, open for
 //! reading; a recursive count walks with the caller's rights.
+//!
+//! Bounds against amplification: a target naming one member several times
+//! (by name or by address) gets one link; a `--peer` list may name at most
+//! [`MAX_PEERS`] members; and this daemon holds at most
+//! [`LINKS_PER_MEMBER`] links to one member at once, over all queries (the
+//! others wait for a free one).
 
 use super::Shared;
 use super::batch::{Batches, Done};
@@ -30,7 +37,7 @@ use crate::ops::count::Descend;
 use crate::proto::peer::{self, PeerItem, PeerReply, PeerRequest};
 use crate::proto::{Query, Summary, Target};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -38,7 +45,7 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::mpsc::{Sender, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Items handed to a member in one frame.
 const BATCH: usize = 64;
@@ -61,12 +68,50 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default silence allowed to a member.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The query timeouts accepted, in milliseconds (as `--timeout` accepts them).
+pub const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 50..=86_400_000;
+
+/// A member that only says "working" is given up after this many times the
+/// query's timeout without a result (10 minutes by default): room for one
+/// long file, not for a member that never finishes.
+pub const STALL_FACTOR: u32 = 60;
+
+/// Members one `--peer` list may name (after duplicates collapse).
+pub const MAX_PEERS: usize = 64;
+
+/// Links this daemon holds to one member at once, over all queries.
+pub const LINKS_PER_MEMBER: usize = 4;
+
 /// Sessions to members left open after a query, for the next one: a query
 /// on a member already asked within 20 s skips the TCP and Noise
 /// handshakes.
+/// It also counts the links open to each member, to hold them to
+/// [`LINKS_PER_MEMBER`].
 #[derive(Default)]
 pub struct SessionPool {
     idle: Mutex<HashMap<SocketAddr, Vec<Kept>>>,
+    busy: Mutex<HashMap<SocketAddr, usize>>,
+    freed: Condvar,
+}
+
+/// A link's place among those to one member; dropping it frees the place.
+pub struct LinkSlot<'a> {
+    pool: &'a SessionPool,
+    addr: SocketAddr,
+}
+
+impl Drop for LinkSlot<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.pool.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = busy.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                busy.remove(&self.addr);
+            }
+        }
+        drop(busy);
+        self.pool.freed.notify_all();
+    }
 }
 
 /// A session and since when it has been unused.
@@ -79,6 +124,27 @@ const KEEP_IDLE: Duration = Duration::from_secs(20);
 const KEEP_PER_MEMBER: usize = 2;
 
 impl SessionPool {
+    /// Waits for a place among the links to `addr`; `None` once `give_up`
+    /// says so (asked every 200 ms while waiting).
+    pub fn reserve(&self, addr: SocketAddr, give_up: impl Fn() -> bool) -> Option<LinkSlot<'_>> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let n = busy.entry(addr).or_default();
+            if *n < LINKS_PER_MEMBER {
+                *n += 1;
+                return Some(LinkSlot { pool: self, addr });
+            }
+            if give_up() {
+                return None;
+            }
+            busy = self
+                .freed
+                .wait_timeout(busy, Duration::from_millis(200))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
     /// A kept session to `addr`, if a fresh enough one is there.
     pub fn take(&self, addr: SocketAddr) -> Option<Session<TcpStream>> {
         let mut idle = self.idle.lock().ok()?;
@@ -116,47 +182,113 @@ pub struct LinkSpec {
     pub addr: Result<SocketAddr, Error>,
 }
 
-/// The members a target names. An empty list means none matched.
-pub fn links_for(target: &Target, members: &[MemberInfo]) -> Vec<LinkSpec> {
+/// The members a target names, each once (a member named twice, or by name
+/// and by address, is one link). An empty list means none matched.
+///
+/// `raw_allowed` (the daemon's owner and root) lets a `--peer` be any
+/// HOST:PORT; others may name members only, by name or by the address the
+/// member has in the member list, so they cannot make the daemon connect
+/// anywhere else. A request beyond the bounds is refused whole.
+pub fn links_for(
+    target: &Target,
+    members: &[MemberInfo],
+    raw_allowed: bool,
+) -> Result<Vec<LinkSpec>, Error> {
+    if let Some(ms) = target.timeout_ms {
+        if !TIMEOUT_MS.contains(&ms) {
+            return Err(Error::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "timeout_ms must be from {} to {}, got {ms}",
+                    TIMEOUT_MS.start(),
+                    TIMEOUT_MS.end()
+                ),
+            ));
+        }
+    }
     let up = |m: &MemberInfo| matches!(m.state, MemberState::Alive | MemberState::Suspect);
+    let mut seen_addrs = HashSet::new();
+    let mut seen_labels = HashSet::new();
+    let mut once = |spec: &LinkSpec| match &spec.addr {
+        Ok(a) => seen_addrs.insert(*a),
+        Err(_) => seen_labels.insert(spec.label.clone()),
+    };
     if target.all || target.spread {
-        return members
+        return Ok(members
             .iter()
             .filter(|m| up(m) && target.tags.iter().all(|(k, v)| m.tags.get(k) == Some(v)))
             .map(|m| LinkSpec {
                 label: m.name.clone(),
                 addr: Ok(m.addr),
             })
-            .collect();
+            .filter(|l| once(l))
+            .collect());
     }
-    target
-        .peers
+    let mut links = Vec::new();
+    for spec in &target.peers {
+        let link = link_for(spec, members, raw_allowed)?;
+        if once(&link) {
+            links.push(link);
+        }
+        if links.len() > MAX_PEERS {
+            return Err(Error::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "a query may name at most {MAX_PEERS} members with --peer; use --all or --spread (with --tag) for more"
+                ),
+            ));
+        }
+    }
+    Ok(links)
+}
+
+/// The member one `--peer` names.
+fn link_for(spec: &str, members: &[MemberInfo], raw_allowed: bool) -> Result<LinkSpec, Error> {
+    let literal = spec.parse::<SocketAddr>().ok();
+    let member = members
         .iter()
-        .map(|spec| {
-            if let Some(m) = members.iter().find(|m| &m.name == spec) {
-                let addr = if up(m) {
-                    Ok(m.addr)
-                } else {
-                    Err(Error::new(
-                        ErrorCode::Unreachable,
-                        format!("member {} is {}", m.name, m.state.as_str()),
-                    ))
-                };
-                return LinkSpec {
-                    label: m.name.clone(),
-                    addr,
-                };
-            }
-            let addr = match spec.to_socket_addrs() {
-                Ok(mut a) => a.next().ok_or_else(|| no_such(spec)),
-                Err(_) => Err(no_such(spec)),
-            };
-            LinkSpec {
-                label: spec.clone(),
-                addr,
-            }
-        })
-        .collect()
+        .find(|m| m.name == spec)
+        .or_else(|| members.iter().find(|m| Some(m.addr) == literal));
+    if let Some(m) = member {
+        let addr = if matches!(m.state, MemberState::Alive | MemberState::Suspect) {
+            Ok(m.addr)
+        } else {
+            Err(Error::new(
+                ErrorCode::Unreachable,
+                format!("member {} is {}", m.name, m.state.as_str()),
+            ))
+        };
+        return Ok(LinkSpec {
+            label: m.name.clone(),
+            addr,
+        });
+    }
+    let looks_raw = spec
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !raw_allowed {
+        if looks_raw {
+            return Err(Error::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "--peer {spec}: no member has that address, and only the daemon's own user \
+                     or root may send queries to other addresses; name members as p2p-peers lists them"
+                ),
+            ));
+        }
+        return Ok(LinkSpec {
+            label: spec.to_string(),
+            addr: Err(no_such(spec)),
+        });
+    }
+    let addr = match spec.to_socket_addrs() {
+        Ok(mut a) => a.next().ok_or_else(|| no_such(spec)),
+        Err(_) => Err(no_such(spec)),
+    };
+    Ok(LinkSpec {
+        label: spec.to_string(),
+        addr,
+    })
 }
 
 fn no_such(spec: &str) -> Error {
@@ -308,6 +440,11 @@ impl Feeder {
         );
         drop(st);
         self.ctx.changed.notify_all();
+    }
+
+    /// True while some path pushed is not fully answered yet.
+    pub fn in_progress(&self) -> bool {
+        !self.ctx.lock().entries.is_empty()
     }
 
     /// No more paths: waits for every answer and returns the totals.
@@ -505,7 +642,17 @@ fn seconds(d: Duration) -> String {
 
 /// One member's link, from connecting to its last answer.
 fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
-    let opened = spec.addr.clone().and_then(|addr| open(ctx, addr));
+    // Held until the link ends, so one member never has more than
+    // LINKS_PER_MEMBER of ours; a query that waits here keeps its paths.
+    let slot = match &spec.addr {
+        Ok(addr) => ctx.shared.sessions.reserve(*addr, || ctx.lock().cancelled),
+        Err(_) => None,
+    };
+    let opened = match (&spec.addr, &slot) {
+        (Ok(addr), Some(_)) => open(ctx, *addr),
+        (Ok(_), None) => Err(Error::new(ErrorCode::Internal, "the client went away")),
+        (Err(e), _) => Err(e.clone()),
+    };
     let (mut session, name) = match opened {
         Ok(s) => s,
         Err(e) => return drain(ctx, link, &spec.label, &e),
@@ -518,6 +665,9 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
     }
     let mut held = 0usize;
     let mut ended = false;
+    // The last sign of progress: a result, or work handed to an idle member.
+    let mut progress = Instant::now();
+    let stall = ctx.timeout.saturating_mul(STALL_FACTOR);
     let failure = 'link: loop {
         // Keep the member supplied: up to two batches in its hands.
         while !ended && held < WINDOW {
@@ -553,6 +703,9 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
             };
             match next {
                 Some(PeerRequest::Items { items }) => {
+                    if held == 0 {
+                        progress = Instant::now();
+                    }
                     held += items.len();
                     let frame = peer::encode(&PeerRequest::Items { items });
                     if let Err(e) = session.send(&frame) {
@@ -579,7 +732,10 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                     break 'link Some(Error::new(ErrorCode::Internal, "the client went away"));
                 }
                 for r in results {
+                    // Only an answer to one of our paths is progress, not
+                    // an empty frame or one about paths never asked.
                     if st.dist.answer(link, r.id) {
+                        progress = Instant::now();
                         held = held.saturating_sub(1);
                         ctx.emit(&mut st, r.id, &name, r.fields);
                     }
@@ -601,6 +757,16 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                     format!("{name} sent something unexpected; giving up on it"),
                 ));
             }
+        }
+        // Heartbeats (or empty frames) alone keep a link alive this long.
+        if progress.elapsed() > stall {
+            break 'link Some(Error::new(
+                ErrorCode::Timeout,
+                format!(
+                    "{name} said it was working for {} without a result; giving up on it",
+                    seconds(stall)
+                ),
+            ));
         }
     };
     if let Some(e) = failure {
@@ -743,4 +909,81 @@ fn caller_file(
         ));
     }
     Ok(theirs)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, port: u16) -> MemberInfo {
+        MemberInfo {
+            name: name.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            state: MemberState::Alive,
+            incarnation: 1,
+            tags: Default::default(),
+            is_self: false,
+        }
+    }
+
+    fn peers(list: &[&str]) -> Target {
+        Target {
+            peers: list.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_member_named_many_times_or_by_address_is_one_link() {
+        let members = [member("a", 41401), member("b", 41402)];
+        let mut list = vec!["a"; 300];
+        list.push("127.0.0.1:41401");
+        list.push("b");
+        let links = links_for(&peers(&list), &members, false).unwrap();
+        let labels: Vec<&str> = links.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["a", "b"]);
+        let links = links_for(&peers(&["127.0.0.1:41499"; 5]), &members, true).unwrap();
+        assert_eq!(links.len(), 1);
+    }
+
+    #[test]
+    fn only_the_owner_and_root_may_name_other_addresses() {
+        let members = [member("a", 41401)];
+        let e = links_for(&peers(&["127.0.0.1:41403"]), &members, false).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PermissionDenied);
+        // A plain unknown name is not an address: an unreachable line, no lookup.
+        let links = links_for(&peers(&["nosuch"]), &members, false).unwrap();
+        assert!(links[0].addr.is_err());
+        let links = links_for(&peers(&["127.0.0.1:41403"]), &members, true).unwrap();
+        assert!(links[0].addr.is_ok());
+    }
+
+    #[test]
+    fn a_long_peer_list_and_a_zero_timeout_are_refused() {
+        let names: Vec<String> = (0..=MAX_PEERS as u16)
+            .map(|i| format!("127.0.0.1:{}", 41400 + i))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let e = links_for(&peers(&refs), &[], true).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(links_for(&peers(&refs[..MAX_PEERS]), &[], true).is_ok());
+        let mut t = peers(&["127.0.0.1:41401"]);
+        t.timeout_ms = Some(0);
+        let e = links_for(&t, &[], true).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(e.message.contains("timeout_ms"), "{}", e.message);
+    }
+
+    #[test]
+    fn links_to_one_member_are_capped_and_freed() {
+        let pool = SessionPool::default();
+        let addr = SocketAddr::from(([127, 0, 0, 1], 41401));
+        let held: Vec<_> = (0..LINKS_PER_MEMBER)
+            .map(|_| pool.reserve(addr, || true).unwrap())
+            .collect();
+        assert!(pool.reserve(addr, || true).is_none(), "all places taken");
+        let other = SocketAddr::from(([127, 0, 0, 1], 41402));
+        assert!(pool.reserve(other, || true).is_some());
+        drop(held);
+        assert!(pool.reserve(addr, || true).is_some());
+    }
 }

@@ -1,11 +1,18 @@
 //! The local Unix socket: one thread per connection reads the request and its
 //! items, the worker pool computes, and a writer thread streams results back.
+//!
+//! A connection that says nothing is closed: within [`FIRST_LINE_TIMEOUT`]
+//! of connecting it must send its request, and after that it may stay
+//! silent for at most the idle timeout (`p2pd --idle-timeout`) while none
+//! of its paths is being worked on. A client waiting for results is thus
+//! never cut, and one feeding paths from a slow `find` has that long between
+//! two paths. Watchers go to their own pool (see [`super::watch`]).
 
 use super::batch::{Batches, Done};
 use super::caller::Caller;
 use super::cluster::JoinError;
 use super::limits::Ticket;
-use super::{Shared, fanout};
+use super::{Shared, fanout, watch};
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::{self, LineReader};
 use crate::ops::open_for_query;
@@ -18,6 +25,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError, channel, sync_channel};
 use std::thread;
 
@@ -58,9 +66,11 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
         }
     };
     // A client that has spoken keeps its place, and may take its time
-    // with the paths that follow (a `find` feeding --files-from).
+    // with the paths that follow (a `find` feeding --files-from), up to the
+    // idle timeout between two of them.
     ticket.proven();
-    reader.set_read_timeout(None);
+    reader.set_read_timeout(Some(shared.idle_timeout));
+    let _ = write_half.set_write_timeout(Some(shared.idle_timeout));
     let request: Request = match serde_json::from_slice(&first) {
         Ok(r) => r,
         Err(e) => {
@@ -92,7 +102,21 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
             };
             let _ = write_line(&mut w, &summary);
         }
-        Request::Peers { watch: true } => watch_members(&write_half, &shared),
+        Request::Peers { watch: true } => {
+            let added = write_half
+                .try_clone()
+                .map(|sock| watch::add(&shared, sock, caller.uid));
+            if let Ok(Err(why)) = added {
+                log::warn!("refusing a membership watcher of uid {}: {why}", caller.uid);
+                fail_request(
+                    &write_half,
+                    Error::new(
+                        ErrorCode::Internal,
+                        format!("too many membership watchers ({why}); try again"),
+                    ),
+                );
+            }
+        }
         Request::Leave => {
             if !caller.is_trusted(shared.euid) {
                 log::warn!(
@@ -127,6 +151,25 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
                 nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
         }
         Request::Join { addrs } => {
+            if !caller.is_trusted(shared.euid) {
+                log::warn!(
+                    "uid {} (pid {}) asked us to join; only uid {} or root may",
+                    caller.uid,
+                    caller.pid,
+                    shared.euid
+                );
+                fail_request(
+                    &write_half,
+                    Error::new(
+                        ErrorCode::PermissionDenied,
+                        format!(
+                            "only the daemon's own user (uid {}) or root may make it join",
+                            shared.euid
+                        ),
+                    ),
+                );
+                return;
+            }
             let mut summary = Summary {
                 done: true,
                 ..Default::default()
@@ -160,32 +203,6 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
                 }
             }
             let _ = write_line(&write_half, &summary);
-        }
-    }
-}
-
-/// Streams membership changes until the client goes away.
-fn watch_members(out: &UnixStream, shared: &Shared) {
-    use std::os::fd::AsRawFd;
-    use std::sync::mpsc::RecvTimeoutError;
-    let events = shared.cluster.watch();
-    loop {
-        match events.recv_timeout(std::time::Duration::from_secs(1)) {
-            Ok(e) => {
-                if write_line(out, &e).is_err() {
-                    return;
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                // Nothing to say: check whether anyone is still listening.
-                let mut b = [0u8; 1];
-                let flags =
-                    nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-                if let Ok(0) = nix::sys::socket::recv(out.as_raw_fd(), &mut b, flags) {
-                    return;
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }
@@ -226,9 +243,13 @@ fn serve_query(
     let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
     let (done_tx, done_rx) = channel::<Vec<Done>>();
     let name = shared.name.clone();
+    // Items read and items answered: the difference is what is in progress.
+    let answered = Arc::new(AtomicU64::new(0));
+    let read = std::cell::Cell::new(0u64);
+    let counter = Arc::clone(&answered);
     let writer = thread::Builder::new()
         .name("local-writer".into())
-        .spawn(move || write_results(out, &name, done_rx, slot_rx));
+        .spawn(move || write_results(out, &name, done_rx, slot_rx, &counter));
     let writer = match writer {
         Ok(w) => w,
         Err(e) => {
@@ -250,7 +271,11 @@ fn serve_query(
             batches.add(id as u64, path.clone(), file, true);
         }
     } else {
-        while let Some(item) = next_item(&mut reader, caller) {
+        let idle = shared.idle_timeout;
+        while let Some(item) = next_item(&mut reader, caller, idle, &|| {
+            answered.load(Ordering::Acquire) < read.get()
+        }) {
+            read.set(read.get() + 1);
             let file = if item.fd {
                 match take_descriptor(&mut reader, caller) {
                     Some(file) => file,
@@ -286,14 +311,40 @@ fn take_descriptor(reader: &mut LineReader, caller: &Caller) -> Option<Result<Fi
 }
 
 /// The next item line of a streamed query; `None` at `{"end":true}`, at the
-/// end of the stream, or at a line that is not an item (logged).
-fn next_item(reader: &mut LineReader, caller: &Caller) -> Option<ItemRequest> {
-    let line = match reader.next_line() {
-        Ok(Some(line)) => line,
-        Ok(None) => return None,
-        Err(e) => {
-            log::info!("local connection from pid {} closed: {e}", caller.pid);
-            return None;
+/// end of the stream, at a line that is not an item (logged), or once the
+/// client has sent nothing for `idle` while `busy` said none of its paths
+/// was being worked on (the reader's timeout is `idle`).
+fn next_item(
+    reader: &mut LineReader,
+    caller: &Caller,
+    idle: std::time::Duration,
+    busy: &dyn Fn() -> bool,
+) -> Option<ItemRequest> {
+    let line = loop {
+        match reader.next_line() {
+            Ok(Some(line)) => break line,
+            Ok(None) => return None,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if busy() {
+                    continue;
+                }
+                log::info!(
+                    "local connection from pid {} (uid {}) closed: silent for {} s with nothing in progress",
+                    caller.pid,
+                    caller.uid,
+                    idle.as_secs_f64()
+                );
+                return None;
+            }
+            Err(e) => {
+                log::info!("local connection from pid {} closed: {e}", caller.pid);
+                return None;
+            }
         }
     };
     if serde_json::from_slice::<End>(&line).is_ok_and(|e| e.end) {
@@ -325,7 +376,20 @@ fn serve_cluster_query(
     let Some(target) = query.target.take() else {
         return;
     };
-    let links = fanout::links_for(&target, &shared.cluster.members());
+    let raw_allowed = caller.is_trusted(shared.euid);
+    let links = match fanout::links_for(&target, &shared.cluster.members(), raw_allowed) {
+        Ok(l) => l,
+        Err(e) => {
+            log::info!(
+                "refused a cluster query of uid {} (pid {}): {}",
+                caller.uid,
+                caller.pid,
+                e.message
+            );
+            fail_request(&out, e);
+            return;
+        }
+    };
     if links.is_empty() {
         let tags: Vec<String> = target
             .tags
@@ -388,7 +452,8 @@ fn serve_cluster_query(
             feeder.push(id as u64, path, None);
         }
     } else {
-        while let Some(item) = next_item(&mut reader, caller) {
+        let idle = shared.idle_timeout;
+        while let Some(item) = next_item(&mut reader, caller, idle, &|| feeder.in_progress()) {
             // Other hosts go by the path; a descriptor only proves, for this
             // node's own answer, that the caller can open the file.
             let file = if item.fd {
@@ -439,7 +504,13 @@ fn open_as_daemon(
     open_for_query(&full).map_err(|e| Error::from_io(&e))
 }
 
-fn write_results(out: UnixStream, peer: &str, done: Receiver<Vec<Done>>, slots: Receiver<()>) {
+fn write_results(
+    out: UnixStream,
+    peer: &str,
+    done: Receiver<Vec<Done>>,
+    slots: Receiver<()>,
+    answered: &AtomicU64,
+) {
     let mut w = BufWriter::with_capacity(64 * 1024, &out);
     let mut summary = Summary {
         done: true,
@@ -480,6 +551,7 @@ fn write_results(out: UnixStream, peer: &str, done: Receiver<Vec<Done>>, slots: 
                 }
             }
             let _ = slots.try_recv();
+            answered.fetch_add(1, Ordering::Release);
         }
     }
     if !broken {

@@ -9,7 +9,8 @@
 //! - [`peer`]: the TCP port: handshakes, then joins, syncs and queries from members.
 //! - [`remote`]: a member's side of a query from a peer, confined to the exports.
 //! - [`fanout`], [`distribute`]: the asking side of `--peer`, `--all` and `--spread`.
-//! - [`limits`]: how many connections each listener serves, and who makes room.
+//! - [`limits`]: how many connections each listener serves, per user, and who makes room.
+//! - [`watch`]: `p2p-peers --watch`: one thread serves every watcher, in a bounded pool.
 //! - [`logging`]: the log, whose filter SIGHUP can change.
 
 pub mod batch;
@@ -24,6 +25,7 @@ pub mod logging;
 pub mod peer;
 pub mod pool;
 pub mod remote;
+pub mod watch;
 
 use crate::cli::DaemonCli;
 use crate::crypto::keys::{KeyRing, default_key_path};
@@ -55,6 +57,10 @@ pub struct Config {
     pub workers: usize,
     pub cache_entries: usize,
     pub max_local_connections: usize,
+    /// Local connections one user other than the owner and root may hold.
+    pub connections_per_user: usize,
+    /// How long a local client may stay silent while nothing of its is in progress.
+    pub idle_timeout: Duration,
     /// Where peers and gossip are served.
     pub bind: SocketAddr,
     /// Where other members reach us.
@@ -85,6 +91,10 @@ pub struct Shared {
     pub cluster: Arc<Cluster>,
     /// Sessions to members kept between cluster queries.
     pub sessions: fanout::SessionPool,
+    /// `p2p-peers --watch` connections.
+    pub watchers: watch::Watchers,
+    /// How long a local client may stay silent while nothing of its is in progress.
+    pub idle_timeout: Duration,
     exports: RwLock<Arc<Exports>>,
 }
 
@@ -181,6 +191,8 @@ pub fn run(cfg: Config) -> i32 {
         pool: Pool::new(cfg.workers, cfg.workers * 64),
         cluster: Arc::clone(&cluster),
         sessions: fanout::SessionPool::default(),
+        watchers: watch::Watchers::new(nix::unistd::geteuid().as_raw()),
+        idle_timeout: cfg.idle_timeout,
         exports: RwLock::new(Arc::new(cfg.exports.clone())),
     });
     let peers = Arc::clone(&shared);
@@ -220,7 +232,14 @@ pub fn run(cfg: Config) -> i32 {
             });
     }
 
-    let admission = Admission::new(cfg.max_local_connections);
+    let admission = Admission::shared_by_users(
+        cfg.max_local_connections,
+        limits::Shares {
+            per_user: cfg.connections_per_user,
+            reserved: LOCAL_RESERVED,
+            owner: shared.euid,
+        },
+    );
     let stop = Stop {
         shared: Arc::clone(&shared),
         key_source: cfg.key_source.clone(),
@@ -388,10 +407,22 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>, admission: &Arc<Admi
                 continue;
             }
         };
-        let Some(ticket) = admission.admit(&stream) else {
-            log::warn!("refusing a local connection: all places are busy");
-            refuse_busy(stream);
-            continue;
+        let uid =
+            match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+            {
+                Ok(c) => c.uid(),
+                Err(e) => {
+                    log::warn!("local connection without peer credentials: {e}");
+                    continue;
+                }
+            };
+        let ticket = match admission.admit_user(&stream, uid) {
+            Ok(t) => t,
+            Err(why) => {
+                log::warn!("refusing a local connection of uid {uid}: {why}");
+                refuse_busy(stream, why);
+                continue;
+            }
         };
         let shared = Arc::clone(&shared);
         let spawned = thread::Builder::new()
@@ -403,11 +434,19 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>, admission: &Arc<Admi
     }
 }
 
-fn refuse_busy(mut stream: UnixStream) {
-    let _ = stream.write_all(
-        b"{\"error\":{\"code\":\"internal\",\"message\":\"too many local connections; try again\"}}\n",
+fn refuse_busy(mut stream: UnixStream, why: limits::Refused) {
+    let error = crate::error::Error::new(
+        crate::error::ErrorCode::Internal,
+        format!("too many local connections ({why}); try again"),
     );
+    if let Ok(mut line) = serde_json::to_vec(&crate::proto::RequestFailed { error }) {
+        line.push(b'\n');
+        let _ = stream.write_all(&line);
+    }
 }
+
+/// Local places only the daemon's owner and root may take.
+const LOCAL_RESERVED: usize = 32;
 
 /// Binds the local socket, replacing a stale one but never a live daemon's.
 fn bind_socket(path: &Path) -> io::Result<UnixListener> {
@@ -629,6 +668,8 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         workers,
         cache_entries: cli.cache_entries,
         max_local_connections: 256,
+        connections_per_user: usize::from(cli.connections_per_user),
+        idle_timeout: Duration::from_secs_f64(cli.idle_timeout),
         bind,
         advertise,
         tags: cli.tags.into_iter().collect(),

@@ -318,3 +318,66 @@ pub fn relisten_as(listener: &UnixListener, uid: u32) {
     let st = cmd.status().expect("re-listening as another user");
     assert!(st.success(), "true failed: {st}");
 }
+
+/// Lets every local user reach `d`'s socket, as the systemd unit's socket
+/// group does for its members; the directories stay owned by root and
+/// writable by root alone.
+pub fn open_to_all(d: &Daemon) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(d.dir.path(), 0o755);
+    mode(d.socket.parent().unwrap(), 0o755);
+    mode(&d.socket, 0o666);
+}
+
+/// Runs `f` on a short-lived thread of ours that has become `uid` (with that
+/// gid and no supplementary groups): the raw system calls change the calling
+/// thread alone, unlike libc's wrappers, so the rest of the test stays root.
+pub fn on_thread_as<T: Send>(uid: u32, f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: plain system calls on this thread's own credentials.
+            let dropped = unsafe { libc::geteuid() } == uid
+                || unsafe {
+                    libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) == 0
+                        && libc::syscall(libc::SYS_setresgid, uid, uid, uid) == 0
+                        && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
+                };
+            if !dropped {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(f())
+        })
+        .join()
+        .expect("the thread acting as another user")
+    })
+}
+
+/// A connection to `socket` made as `uid`, so the daemon sees that user
+/// through SO_PEERCRED.
+pub fn connect_as(uid: u32, socket: &Path) -> std::io::Result<UnixStream> {
+    on_thread_as(uid, || UnixStream::connect(socket))?
+}
+
+/// Sends one request line as `uid` and returns the reply lines, up to the
+/// summary or an error line (or the end of the stream).
+pub fn ask_as(uid: u32, socket: &Path, request: &str) -> Vec<Value> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = connect_as(uid, socket).expect("connecting to p2pd");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut out = Vec::new();
+    for line in BufReader::new(s).lines() {
+        let Ok(line) = line else { break };
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+        let last = v.get("done").is_some() || v.get("error").is_some() && v.get("path").is_none();
+        out.push(v);
+        if last {
+            break;
+        }
+    }
+    out
+}
