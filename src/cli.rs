@@ -34,6 +34,35 @@ redone by the others, so every path still gets exactly one line.\n\n\
 sha256sum does not, so its output stays readable by sha256sum -c (with --all, \
 | sort -u shows the distinct digests).";
 
+/// What every command checks before it trusts a socket (man pages' SECURITY).
+const SOCKET_TRUST: &str = "Before it sends a byte, the command checks the socket it is about to \
+use. Every directory from the socket's own up to / must belong to root or to you and be \
+writable by nobody else; above the socket's own directory a root-owned sticky directory such \
+as /tmp is accepted, and the socket's own directory may instead be one directly below a \
+root-owned /run (a systemd RuntimeDirectory=, such as /run/p2p for User=p2pd), whoever owns \
+it. Once connected, the daemon on the other end (SO_PEERCRED) must run as you, as root, or as \
+the owner of that /run directory. Otherwise the command says which directory, owner or uid is \
+wrong and exits 3, and no descriptor and no byte has left it: a user who plants \
+/tmp/p2p-UID or any other socket learns nothing and cannot answer in the daemon's name.";
+
+/// What the query commands let a user learn, and with whose rights.
+const QUERY_SECURITY: &str = "On this host the command opens each file itself, with your \
+rights, and passes the open descriptor to p2pd; the daemon answers only descriptors open for \
+reading (an O_PATH or write-only descriptor is refused with permission_denied, even when the \
+result is cached) and never opens a path for another user. A daemon running as root or as a \
+service user therefore never tells you about a file you could not read.\n\n\
+With --peer, --all or --spread the other members answer with their own daemon's rights, for \
+files below their exports only: every user allowed on any member's socket can learn the \
+counts, sha256, size, mode, type and mtime of what a member exports. This member is the \
+exception for its own local users: when p2pd runs as another user than you (and you are not \
+root), the command also opens each path itself and passes the descriptor, and this member \
+answers you only for a path below its exports that you can open, the very same file (device \
+and inode); otherwise permission_denied.\n\n\
+Users other than p2pd's own user and root name members by name (or by the address p2p-peers \
+shows); a raw HOST:PORT that is no member's address is refused with permission_denied, \
+without any connection or lookup. A member named twice is asked once; a --peer list names \
+at most 64 members.";
+
 /// The paths a query is about.
 #[derive(Debug, Clone, Args)]
 pub struct Input {
@@ -470,6 +499,48 @@ const CLIENT_FILES: &str = "$XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock (or /tmp/p2p-UID
 XDG_RUNTIME_DIR), then /run/p2p/p2pd-PORT.sock: where the daemon's socket is looked for. The \
 one for port 65432 is preferred; otherwise the only one present is used.";
 
+/// The SECURITY section of a command other than p2pd.
+fn security(bin: &str) -> String {
+    let own = match bin {
+        "p2p-peers" => {
+            "Every user allowed on the socket may list and watch the members: names, \
+             addresses, tags and states. Watchers are bounded: 256 in all, 8 per user other \
+             than p2pd's own user and root, 16 kept for those two; a watcher that stops \
+             reading is dropped once 256 KiB behind."
+        }
+        "p2p-join" => {
+            "Only p2pd's own user and root may make it join: anyone else gets \
+             permission_denied, and the daemon opens no connection and does no lookup for \
+             them, so the socket cannot be used to probe addresses."
+        }
+        "p2p-leave" => {
+            "Only p2pd's own user and root may make it leave; anyone else gets \
+             permission_denied."
+        }
+        "p2p-keygen" => {
+            return "The key is printed on standard output and nowhere else, and its text is \
+                    wiped from memory once written; redirect it into a file of mode 0600 (p2pd \
+                    refuses a key file that group or others may read, or that belongs to another \
+                    user than p2pd's own or root). Whoever holds the key is a cluster member: \
+                    see SECURITY in p2pd(1)."
+                .into();
+        }
+        "p2p-count" => {
+            return format!(
+                "{QUERY_SECURITY}\n\n\
+                 With -r the walk enters only the directories you may enter: a root p2pd walks \
+                 with your uid, gid and supplementary groups (as they were when the command \
+                 connected) as its filesystem credentials, so the kernel decides by mode bits \
+                 and ACLs; a p2pd running as another user goes by the permission bits and does \
+                 not enter a directory that carries an ACL. What is not entered counts in \
+                 unreadable.\n\n{SOCKET_TRUST}"
+            );
+        }
+        _ => QUERY_SECURITY,
+    };
+    format!("{own}\n\n{SOCKET_TRUST}")
+}
+
 /// Sections of a binary's man page beyond what clap describes: output
 /// fields, exit status, environment, files, examples. Paragraphs are separated
 /// by blank lines; lines that start with two spaces are shown verbatim.
@@ -529,6 +600,67 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  Queries from the local commands are not affected: those open files with the \
                  caller's rights, as before. Queries that p2p-wc --all and its kind send reach this \
                  daemon too, as a member like any other, and obey the same exports."
+                    .into(),
+            ));
+            s.push((
+                "SECURITY",
+                "Four kinds of party reach p2pd. What each can learn or do:\n\n\
+                 The daemon's own user and root, on the local socket: everything below; they read \
+                 with the daemon's rights on this host, and only they may make it join (p2p-join), \
+                 leave (p2p-leave) or connect to a raw HOST:PORT.\n\n\
+                 Any other local user who may open the socket (it is mode 0660: the members of its \
+                 group): queries on files they can open themselves, and nothing more. The commands \
+                 open the files and pass the descriptors; p2pd answers only descriptors open for \
+                 reading (O_PATH and write-only ones are refused, the cache included) and opens no \
+                 path for them. A recursive count enters only the directories the caller may enter: \
+                 a root p2pd walks with the caller's uid, gid and supplementary groups as they were \
+                 at connect time (SO_PEERCRED, SO_PEERGROUPS) as its filesystem credentials, so the \
+                 kernel decides by mode bits and ACLs (the walk keeps the daemon's LSM label); a \
+                 p2pd running as another user goes by the permission bits with those groups and \
+                 does not enter a directory that carries an ACL. Placements that include this node \
+                 (--peer by name or address, --all, --spread) answer them only about paths below \
+                 the exports that they can open themselves (their command passes its descriptor, \
+                 which must be of the same file). They see the member list (names, addresses, tags, \
+                 states) and may watch it. They name members by name; a raw HOST:PORT that is no \
+                 member's address, and joins, are refused (permission_denied) without any \
+                 connection or lookup. Their share is bounded: of 256 local connections a user may \
+                 hold --connections-per-user (32) and 32 are kept for the owner and root; of 256 \
+                 membership watchers, 8 per user, 16 kept; a connection must send its request \
+                 within 10 s and is closed after --idle-timeout (300 s) of silence while none of \
+                 its paths is being worked on. The workers serve one queue per caller (each local \
+                 user, each remote member) in turn, and a large file is read in slices of \
+                 128 MiB that go back to the end of its caller's queue, so another caller's \
+                 huge file delays a small query by about one slice at most. A cluster query asks a \
+                 member named several times once, takes at most 64 --peer members, holds at most 4 \
+                 links to one member and at most 256 of the caller's descriptors.\n\n\
+                 Cluster members (whoever holds a cluster key, and through them every user allowed \
+                 on their sockets): they may join, gossip and read the member list, and read the \
+                 counts, sha256, size, mode, type and mtime of every file below the --export roots \
+                 that this daemon's user can read (see EXPORTS); nothing outside them. Their \
+                 identity is bounded (a name of at most 64 bytes of ASCII letters, digits and . _ - : @; at most \
+                 16 tags, keys of at most 32 bytes, values of at most 64, 160 bytes in all; an \
+                 incarnation at most 30 days ahead of the receiver's clock); a join that breaks the bounds is refused \
+                 with the reason, and a member outbids at once any claim on its own name or \
+                 address, whatever incarnation it carries. Frames (1 MiB), connections (256), \
+                 handshakes (3 s) and idle sessions (60 s) are bounded; a member that says it is \
+                 working but sends no result for 60 times --timeout is given up.\n\n\
+                 Anyone else on the network (no key): nothing. Their datagrams and handshakes fail \
+                 authentication, are dropped and counted, and logged through one rate-limiter \
+                 (the first at once, then a count every 10 s), at every log level. Captured \
+                 traffic replayed changes nothing: each datagram carries its sender's epoch and a \
+                 counter, checked against a sliding window per sender, so a datagram opens once \
+                 at most; and a TCP connection counts as proven only once the initiator's first \
+                 authenticated frame has arrived (within 3 s of connecting), so replayed handshake \
+                 messages hold no place.\n\n\
+                 The key never crosses the wire and never reaches a core dump: p2pd makes itself \
+                 non-dumpable (PR_SET_DUMPABLE 0, which also keeps other processes of its user \
+                 from ptrace and /proc/PID/mem) and sets RLIMIT_CORE to 0 at start (the unit adds \
+                 LimitCORE=0). Key bytes, derived keys and the text they were read from are zeroed \
+                 when dropped, and P2PD_SECRET is erased from the environment once read. A key file \
+                 must belong to the daemon's user or root and allow no group or other access \
+                 (0600 or stricter), as ssh requires, or p2pd refuses to start (exit 2). Member \
+                 names and other peer-controlled strings are escaped in log lines; requests are \
+                 never dumped."
                     .into(),
             ));
             s.push((
@@ -766,6 +898,9 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             ));
         }
         _ => {}
+    }
+    if bin != "p2pd" {
+        s.push(("SECURITY", security(bin)));
     }
     if bin == "p2p-keygen" {
         s.push((
