@@ -42,13 +42,15 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
     let (k1, k2) = (Key::from_bytes([1; 32]), Key::from_bytes([2; 32]));
-    println!("# ns per datagram, median of 5 rounds of {n}; receiver with replay windows of 100 senders");
+    println!(
+        "# ns per datagram, median of 5 rounds of {n}; receiver with replay windows of 100 senders"
+    );
     println!(
         "{:<44} {:>10} {:>10}",
         "datagram (payload bytes)", "1 key", "2 keys"
     );
     for size in [200usize, MAX_PLAINTEXT] {
-        let mut row = |what: &str, f: &dyn Fn(&KeyRing) -> f64| {
+        let row = |what: &str, f: &dyn Fn(&KeyRing) -> f64| {
             let one = f(&KeyRing::new(vec![k1.clone()]).expect("key"));
             // During a rotation: the sender's key is the ring's second.
             let two = f(&KeyRing::new(vec![k2.clone(), k1.clone()]).expect("keys"));
@@ -150,11 +152,16 @@ fn main() {
                     .map(|k| v1_key(k, b"p2p gossip v1"))
                     .collect();
                 ns(n, |_| {
-                    let p = Payload { msg: ct, aad: &[1] };
                     black_box(
                         ciphers
                             .iter()
-                            .find_map(|c| c.decrypt(XNonce::from_slice(&nonce), p).ok())
+                            .find_map(|c| {
+                                c.decrypt(
+                                    XNonce::from_slice(&nonce),
+                                    Payload { msg: ct, aad: &[1] },
+                                )
+                                .ok()
+                            })
                             .is_some(),
                     );
                 })

@@ -145,9 +145,11 @@ fn replayed_first_handshake_messages_do_not_lock_members_out() {
             .any(|m| m["name"] == "newcomer" && m["state"] == "alive")
     });
     for _ in 0..3 {
-        let r = run(newcomer
-            .cmd("p2p-wc")
-            .args(["--peer", &format!("127.0.0.1:{}", target.port), file]));
+        let r = run(newcomer.cmd("p2p-wc").args([
+            "--peer",
+            &format!("127.0.0.1:{}", target.port),
+            file,
+        ]));
         assert_eq!(r.status, 0, "{} {}", r.stdout, r.stderr);
         assert_eq!(r.json()[0]["lines"], 2, "{}", r.stdout);
     }
@@ -178,6 +180,56 @@ fn relay(
     port
 }
 
+/// A datagram of `a` to `x`, when it passed, and what `x` sent right after.
+type Exchange = (Instant, Vec<Vec<u8>>);
+
+/// Recorded acks, by the number of the probe they answered.
+struct AckTape {
+    start: Instant,
+    period: Duration,
+    by_number: Vec<Option<Vec<u8>>>,
+}
+
+impl AckTape {
+    /// From probes and their answers (the first answer of each is its ack).
+    fn new(exchanges: &[Exchange]) -> AckTape {
+        let probes: Vec<(Instant, &Vec<u8>)> = exchanges
+            .iter()
+            .filter_map(|(at, answers)| answers.first().map(|a| (*at, a)))
+            .collect();
+        let mut gaps: Vec<Duration> = probes
+            .windows(2)
+            .map(|w| w[1].0 - w[0].0)
+            .filter(|g| *g < Duration::from_millis(150))
+            .collect();
+        gaps.sort();
+        let mut tape = AckTape {
+            start: probes[0].0,
+            period: gaps[gaps.len() / 2],
+            by_number: vec![None; 256],
+        };
+        for (at, ack) in probes {
+            let n = tape.number(at);
+            tape.by_number[n] = Some(ack.clone());
+        }
+        tape
+    }
+
+    /// The probe number (mod 256, from the first recorded) of a probe at `at`.
+    fn number(&self, at: Instant) -> usize {
+        let periods = (at - self.start).as_secs_f64() / self.period.as_secs_f64();
+        (periods.round() as i64).rem_euclid(256) as usize
+    }
+
+    /// The acks recorded for the probe at `at` and 3 around it.
+    fn around(&self, at: Instant) -> Vec<&Vec<u8>> {
+        let n = self.number(at) as i64;
+        (-3..=3)
+            .filter_map(|d| self.by_number[(n + d).rem_euclid(256) as usize].as_ref())
+            .collect()
+    }
+}
+
 #[test]
 fn replayed_gossip_does_not_keep_a_killed_member_alive() {
     // Members `a` and `x` each advertise a relay in front of them, so what
@@ -190,7 +242,7 @@ fn replayed_gossip_does_not_keep_a_killed_member_alive() {
     let (a_port, x_port) = (free_port(), free_port());
     let killed = Arc::new(AtomicBool::new(false));
     // What `a` sent `x`, each with what `x` sent back within 1.5 ms.
-    let exchanges: Arc<Mutex<Vec<(Instant, Vec<Vec<u8>>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let exchanges: Arc<Mutex<Vec<Exchange>>> = Arc::new(Mutex::new(Vec::new()));
     let e = Arc::clone(&exchanges);
     let relay_a = relay(local(a_port), Arc::clone(&killed), move |d, from| {
         if from != local(x_port) {
@@ -202,18 +254,21 @@ fn replayed_gossip_does_not_keep_a_killed_member_alive() {
             }
         }
     });
-    // The recorded acks: the first answer to each datagram that got one
-    // (a probe; what else `a` sends, its acks to `x`'s probes, gets none).
-    let acks: Arc<Mutex<Vec<Vec<u8>>>> = Arc::new(Mutex::new(Vec::new()));
-    // Once `x` is dead, each probe of `a` is answered with recorded acks,
-    // verbatim, straight to `a`: the one recorded 256 probes before, whose
-    // number this probe has again, and 10 on either side of it, in case a
-    // probe or an ack was miscounted.
-    let (e, r, k) = (Arc::clone(&exchanges), Arc::clone(&acks), Arc::clone(&killed));
+    // The recorded acks, by probe number (mod 256): probes come at a fixed
+    // period, so a probe's number follows from its time. A datagram of `a`
+    // that got an answer was a probe (its acks to `x`'s probes get none).
+    let acks: Arc<Mutex<Option<AckTape>>> = Arc::new(Mutex::new(None));
+    // Once `x` is dead, each probe of `a` is answered with the recorded
+    // acks, verbatim, straight to `a`: the one whose number this probe has
+    // again, and 3 on either side of it, in case a probe was late.
+    let (e, r, k) = (
+        Arc::clone(&exchanges),
+        Arc::clone(&acks),
+        Arc::clone(&killed),
+    );
     let replayer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let replays = Arc::new(AtomicUsize::new(0));
     let sent = Arc::clone(&replays);
-    let mut probes_since_kill = 0i64;
     let mut last_probe = Instant::now();
     let relay_x = relay(local(x_port), Arc::clone(&killed), move |_, _| {
         if !k.load(Ordering::Relaxed) {
@@ -226,14 +281,12 @@ fn replayed_gossip_does_not_keep_a_killed_member_alive() {
             return;
         }
         last_probe = Instant::now();
-        let recorded = r.lock().unwrap();
-        let base = recorded.len() - 256;
-        for d in -10..=10i64 {
-            let i = base + (probes_since_kill + d).rem_euclid(256) as usize;
-            let _ = replayer.send_to(&recorded[i], local(a_port));
-            sent.fetch_add(1, Ordering::Relaxed);
+        if let Some(tape) = r.lock().unwrap().as_ref() {
+            for d in tape.around(last_probe) {
+                let _ = replayer.send_to(d, local(a_port));
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        probes_since_kill += 1;
     });
     let timings = ["--gossip-interval", "100", "--probe-interval", "100"];
     let (a_adv, x_adv) = (
@@ -268,8 +321,7 @@ fn replayed_gossip_does_not_keep_a_killed_member_alive() {
             .collect::<Vec<_>>()
     };
     eventually(60, "300 probes answered", || answered().len() >= 300);
-    // (the last exchange may still be under way: it is not counted)
-    *acks.lock().unwrap() = answered();
+    *acks.lock().unwrap() = Some(AckTape::new(&exchanges.lock().unwrap()));
     killed.store(true, Ordering::Relaxed);
     drop(x);
     // As fast as without the replays: about two seconds at these timings.

@@ -13,8 +13,8 @@
 //! include this file without new dependencies.
 
 use p2p::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, MAX_PLAINTEXT, OVERHEAD};
-use p2p::crypto::replay::{Senders, Stamp, Verdict, WINDOW_BITS};
 use p2p::crypto::keys::{Key, KeyRing};
+use p2p::crypto::replay::{Senders, Stamp, Verdict, WINDOW_BITS};
 use p2p::crypto::session::{self, SessionError};
 use p2p::fdpass::{LineReader, send_with_fds};
 use p2p::membership::{MemberEvent, MemberInfo, Membership, Node, Timings};
@@ -726,10 +726,19 @@ pub fn gossip_open(data: &[u8]) {
     let sealed = cipher.seal(&mut sender, &gossip_addr(0), plain);
     assert!(sealed.len() <= MAX_DATAGRAM);
     let mut other = Endpoint::new(gossip_addr(2), 1, 3);
-    assert!(cipher.open(&mut other, &sealed).is_err(), "opened elsewhere");
+    assert!(
+        cipher.open(&mut other, &sealed).is_err(),
+        "opened elsewhere"
+    );
     let stranger = GossipCipher::new(&KeyRing::new(vec![Key::from_bytes([7; 32])]).expect("key"));
-    assert!(stranger.open(&mut me, &sealed).is_err(), "opened without the key");
-    assert_eq!(cipher.open(&mut me, &sealed).expect("opens what it sealed"), plain);
+    assert!(
+        stranger.open(&mut me, &sealed).is_err(),
+        "opened without the key"
+    );
+    assert_eq!(
+        cipher.open(&mut me, &sealed).expect("opens what it sealed"),
+        plain
+    );
     assert!(cipher.open(&mut me, &sealed).is_err(), "opened twice");
 }
 
@@ -797,7 +806,9 @@ pub fn replay_window(data: &[u8]) {
         let s = &mut current[who];
         let stamp = match op >> 2 & 7 {
             step @ 0..=3 => {
-                s.counter = s.counter.saturating_add(n * [1, 64, 1024, 1 << 40][usize::from(step)]);
+                s.counter = s
+                    .counter
+                    .saturating_add(n * [1, 64, 1024, 1 << 40][usize::from(step)]);
                 *s
             }
             4 => {
@@ -822,7 +833,10 @@ pub fn replay_window(data: &[u8]) {
             // was never accepted, and nothing accepted twice is fresh twice
             // while its sender is remembered (not checkable here).
             if checked == Verdict::Duplicate {
-                assert!(model.seen.contains(&stamp), "{stamp:?} seen but never accepted");
+                assert!(
+                    model.seen.contains(&stamp),
+                    "{stamp:?} seen but never accepted"
+                );
             }
             if op & 0x80 != 0 && table.accept(&stamp) == Verdict::Fresh {
                 model.accept(&stamp);
@@ -839,7 +853,11 @@ pub fn replay_window(data: &[u8]) {
                 history.push(stamp);
             }
         }
-        assert_eq!(table.check(&stamp), model.verdict(&stamp), "after {stamp:?}");
+        assert_eq!(
+            table.check(&stamp),
+            model.verdict(&stamp),
+            "after {stamp:?}"
+        );
     }
     assert!(table.len() <= if small { 2 } else { 64 });
 }
@@ -1078,7 +1096,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let me = gossip_addr(0);
     let payloads: Vec<&Vec<u8>> = traffic.payloads.iter().take(200).step_by(40).collect();
     for (i, p) in payloads.iter().enumerate() {
-        add("gossip_open", &format!("foca-{i}"), primary.seal(&mut sender, &me, p));
+        add(
+            "gossip_open",
+            &format!("foca-{i}"),
+            primary.seal(&mut sender, &me, p),
+        );
     }
     add(
         "gossip_open",
@@ -1517,8 +1539,8 @@ const REPLAY_SEEDS: &[(&str, &[u8])] = &[
     (
         "in-order-then-again",
         &[
-            0x80, 1, 0, 0, 0x80, 1, 0, 0, 0x80, 1, 0, 0, 0x9c, 0, 0, 0, 0x9c, 1, 0, 0, 0x9c, 2,
-            0, 0,
+            0x80, 1, 0, 0, 0x80, 1, 0, 0, 0x80, 1, 0, 0, 0x9c, 0, 0, 0, 0x9c, 1, 0, 0, 0x9c, 2, 0,
+            0,
         ],
     ),
     // Forward a lot, back within and below the window, two senders.
@@ -1542,8 +1564,8 @@ const REPLAY_SEEDS: &[(&str, &[u8])] = &[
     (
         "small-table",
         &[
-            0xa0, 1, 0, 0, 0x81, 1, 0, 0, 0x82, 1, 0, 0, 0x83, 1, 0, 0, 0x9c, 0, 0, 0, 0x9c, 1,
-            0, 0, 0x9c, 3, 0, 0,
+            0xa0, 1, 0, 0, 0x81, 1, 0, 0, 0x82, 1, 0, 0, 0x83, 1, 0, 0, 0x9c, 0, 0, 0, 0x9c, 1, 0,
+            0, 0x9c, 3, 0, 0,
         ],
     ),
 ];

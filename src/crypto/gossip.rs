@@ -61,7 +61,9 @@ impl fmt::Display for OpenError {
             OpenError::TooShort => "datagram too short",
             OpenError::UnknownVersion => "unknown datagram version",
             OpenError::NotForUs => "datagram addressed to another member",
-            OpenError::Replayed(Verdict::OldEpoch) => "replayed datagram (an earlier run of its sender)",
+            OpenError::Replayed(Verdict::OldEpoch) => {
+                "replayed datagram (an earlier run of its sender)"
+            }
             OpenError::Replayed(Verdict::TooOld) => "replayed datagram (below the replay window)",
             OpenError::Replayed(_) => "replayed datagram (seen already)",
             OpenError::Unauthenticated => "datagram failed authentication",
@@ -302,7 +304,10 @@ mod tests {
         // run has been heard, even what was never delivered.
         let undelivered = c.seal(&mut a, &addr(2), b"late");
         let mut restarted = end(1, 2);
-        assert!(c.open(&mut b, &c.seal(&mut restarted, &addr(2), b"again")).is_ok());
+        assert!(
+            c.open(&mut b, &c.seal(&mut restarted, &addr(2), b"again"))
+                .is_ok()
+        );
         assert_eq!(
             c.open(&mut b, &undelivered),
             Err(OpenError::Replayed(Verdict::OldEpoch))

@@ -256,7 +256,9 @@ impl Opener {
         let mut len = [0u8; 2];
         stream.read_exact(&mut len)?;
         if usize::from(u16::from_be_bytes(len)) != TAG {
-            return Err(SessionError::Protocol("no proof after the handshake".into()));
+            return Err(SessionError::Protocol(
+                "no proof after the handshake".into(),
+            ));
         }
         let mut msg = [0u8; TAG];
         stream.read_exact(&mut msg)?;
@@ -641,7 +643,11 @@ mod tests {
             attacker.read_exact(&mut len).unwrap();
             assert_ne!(len, [0, 0], "the replay is answered as a handshake");
             let r = t.join().unwrap();
-            assert!(r.is_err(), "a replay of {} bytes was accepted", replay.len());
+            assert!(
+                r.is_err(),
+                "a replay of {} bytes was accepted",
+                replay.len()
+            );
             drop(attacker);
         }
     }
