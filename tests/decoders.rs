@@ -134,8 +134,18 @@ fn session_wire() {
 }
 
 #[test]
+fn session_proof() {
+    run("session_proof", COSTLY_MUTATIONS);
+}
+
+#[test]
 fn gossip_open() {
     run("gossip_open", MUTATIONS);
+}
+
+#[test]
+fn replay_window() {
+    run("replay_window", MUTATIONS);
 }
 
 #[test]

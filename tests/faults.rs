@@ -89,6 +89,9 @@ fn a_flood_of_bad_packets_is_dropped_and_counted() {
         p2p::crypto::keys::KeyRing::parse("b3RoZXIga2V5IG90aGVyIGtleSBvdGhlciBrZXkgb3Q=").unwrap();
     let forger = p2p::crypto::gossip::GossipCipher::new(&other);
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Addressed to the target, with fresh stamps: each costs it a decryption.
+    let to: std::net::SocketAddr = target.parse().unwrap();
+    let mut stamps = p2p::crypto::gossip::Endpoint::new(udp.local_addr().unwrap(), 1, 1);
     let mut x: u64 = 42;
     for i in 0..20_000u32 {
         x ^= x << 13;
@@ -96,7 +99,11 @@ fn a_flood_of_bad_packets_is_dropped_and_counted() {
         x ^= x << 17;
         let len = (x % 1400) as usize + 1;
         let junk: Vec<u8> = (0..len).map(|k| (x >> (k % 56)) as u8).collect();
-        let packet = if i % 2 == 0 { junk } else { forger.seal(&junk) };
+        let packet = if i % 2 == 0 {
+            junk
+        } else {
+            forger.seal(&mut stamps, &to, &junk)
+        };
         let _ = udp.send_to(&packet, &target);
         if i % 2000 == 0 {
             // Let the daemon breathe, as a real flood over a network would.

@@ -12,8 +12,9 @@
 //! Only `p2p` and its own dependencies are used, so that the test suite can
 //! include this file without new dependencies.
 
-use p2p::crypto::gossip::{GossipCipher, MAX_DATAGRAM, MAX_PLAINTEXT, OVERHEAD};
+use p2p::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, MAX_PLAINTEXT, OVERHEAD};
 use p2p::crypto::keys::{Key, KeyRing};
+use p2p::crypto::replay::{Senders, Stamp, Verdict, WINDOW_BITS};
 use p2p::crypto::session::{self, SessionError};
 use p2p::fdpass::{LineReader, send_with_fds};
 use p2p::membership::{MemberEvent, MemberInfo, Membership, Node, Timings};
@@ -40,7 +41,9 @@ pub const TARGETS: &[Target] = &[
     ("local_lines", local_lines),
     ("peer_frames", peer_frames),
     ("session_wire", session_wire),
+    ("session_proof", session_proof),
     ("gossip_open", gossip_open),
+    ("replay_window", replay_window),
     ("membership_payload", membership_payload),
     ("config_toml", config_toml),
     ("key_text", key_text),
@@ -276,7 +279,7 @@ fn nearly_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 /// would. If the session changes these, `session_wire` fails loudly: the
 /// handshake below no longer succeeds.
 const NOISE_PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_SHA256";
-const NOISE_PROLOGUE: &[u8] = b"p2p session v1";
+const NOISE_PROLOGUE: &[u8] = b"p2p session v2";
 const NOISE_PSK_LABEL: &[u8] = b"p2p noise psk v1";
 /// Plaintext one Noise message carries: 65535 bytes less the 16-byte tag.
 const NOISE_PIECE: usize = 65535 - 16;
@@ -297,11 +300,17 @@ fn noise_initiator(key: &Key) -> snow::HandshakeState {
 #[derive(Clone, Default)]
 struct Pipe(Rc<RefCell<PipeState>>);
 
+/// What the other end sends once it has read everything so far: given
+/// what was written to it, the bytes it answers with.
+type Answer = Box<dyn FnMut(&[u8]) -> Vec<u8>>;
+
 #[derive(Default)]
 struct PipeState {
     input: Vec<u8>,
     read: usize,
     output: Vec<u8>,
+    /// Called once, when a read finds the input used up.
+    answer: Option<Answer>,
 }
 
 impl Pipe {
@@ -322,6 +331,18 @@ impl Pipe {
 
 impl Read for Pipe {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let answer = {
+            let mut s = self.0.borrow_mut();
+            if s.read == s.input.len() {
+                s.answer.take().map(|f| (f, s.output.clone()))
+            } else {
+                None
+            }
+        };
+        if let Some((mut f, written)) = answer {
+            let more = f(&written);
+            self.push(&more);
+        }
         let mut s = self.0.borrow_mut();
         let at = s.read;
         let n = buf.len().min(s.input.len() - at);
@@ -388,12 +409,12 @@ pub fn session_wire(data: &[u8]) {
     let ring = test_ring();
     match mode % 3 {
         0 => {
-            if let Ok(mut s) = session::accept(Pipe::with_input(input.0), &ring) {
-                // Only a replayed genuine first message gets here.
-                while let Ok(frame) = s.recv(peer::MAX_FRAME) {
-                    peer_frames(&frame);
-                }
-            }
+            // Not even a replayed genuine first message gets a session: the
+            // proof that must follow it depends on the responder's answer.
+            assert!(
+                session::accept(Pipe::with_input(input.0), &ring).is_err(),
+                "a session from bytes that never saw the answer"
+            );
         }
         1 => {
             let _ = session::connect(Pipe::with_input(input.0), &ring);
@@ -408,14 +429,29 @@ fn session_script(mode: u8, mut input: Input<'_>, ring: &KeyRing) {
     let mut buf = vec![0u8; 1024];
     let n = hs.write_message(&[], &mut buf).expect("first message");
     let pipe = Pipe::with_input(&with_length(&buf[..n]));
+    // Once the daemon has answered, the initiator reads the answer and sends
+    // its proof, an empty message under nonce 0.
+    let transport = Rc::new(RefCell::new(None));
+    let t = Rc::clone(&transport);
+    let mut hs = Some(hs);
+    pipe.0.borrow_mut().answer = Some(Box::new(move |reply: &[u8]| {
+        let mut buf = vec![0u8; 1024];
+        let Some(mut hs) = hs.take() else {
+            return Vec::new();
+        };
+        hs.read_message(reply.get(2..).unwrap_or_default(), &mut buf)
+            .expect("the daemon's handshake answer");
+        let noise = hs.into_stateless_transport_mode().expect("transport");
+        let n = noise.write_message(0, &[], &mut buf).expect("proof");
+        *t.borrow_mut() = Some(noise);
+        with_length(&buf[..n])
+    }));
     let mut daemon = session::accept(pipe.clone(), ring).expect("handshake with a ring key");
-    let reply = pipe.take_output();
-    hs.read_message(&reply[2..], &mut buf)
-        .expect("the daemon's handshake answer");
-    let noise = hs.into_stateless_transport_mode().expect("transport");
+    let _ = pipe.take_output();
+    let noise = transport.borrow_mut().take().expect("the proof was sent");
 
     let max = SESSION_MAX[usize::from(input.byte() & 7)];
-    let mut nonce = 0u64;
+    let mut nonce = 1u64;
     let mut wire = Vec::new();
     let mut last: Option<std::ops::Range<usize>> = None;
     let seal = |wire: &mut Vec<u8>, nonce: &mut u64, plain: &[u8]| {
@@ -533,6 +569,30 @@ fn session_script(mode: u8, mut input: Input<'_>, ring: &KeyRing) {
     }
 }
 
+/// What follows a genuine first handshake message, as the responder reads
+/// it for the initiator's proof.
+///
+/// Layout: a byte whose bit 0 picks the ring key of the first message, then
+/// the bytes that follow it on the wire (where a proof belongs). Check: no
+/// session comes of them. Only the initiator that made the first message
+/// can seal the proof, under keys that depend on the responder's answer;
+/// these bytes were fixed before that answer existed, as a replay's are.
+pub fn session_proof(data: &[u8]) {
+    let mut input = Input(data);
+    let ring = test_ring();
+    let key = &ring.keys()[usize::from(input.byte() & 1)];
+    let mut buf = vec![0u8; 1024];
+    let n = noise_initiator(key)
+        .write_message(&[], &mut buf)
+        .expect("first message");
+    let pipe = Pipe::with_input(&with_length(&buf[..n]));
+    pipe.push(input.0);
+    assert!(
+        session::accept(pipe, &ring).is_err(),
+        "a session without the initiator's proof"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Paths that peers ask for.
 
@@ -639,21 +699,167 @@ pub fn export_paths(data: &[u8]) {
 // ---------------------------------------------------------------------------
 // Gossip.
 
-/// A UDP datagram, opened as the daemon opens every datagram it receives.
-/// Checks: an opened payload is the datagram less the overhead; anything
-/// sealed under the ring opens again unchanged, and not under another key.
+/// The advertised addresses of the gossip targets' endpoints.
+fn gossip_addr(i: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 30000 + i))
+}
+
+/// A UDP datagram, opened as the daemon opens every datagram it receives,
+/// by the endpoint at `gossip_addr(0)`.
+///
+/// Checks: an opened payload is the datagram less the overhead, and the
+/// same datagram never opens twice; anything sealed for the endpoint
+/// under the ring opens once, unchanged, and not under another key nor at
+/// another endpoint.
 pub fn gossip_open(data: &[u8]) {
     let ring = test_ring();
     let cipher = GossipCipher::new(&ring);
-    if let Ok(payload) = cipher.open(data) {
+    let mut me = Endpoint::new(gossip_addr(0), 1, 1);
+    if let Ok(payload) = cipher.open(&mut me, data) {
         assert_eq!(payload.len() + OVERHEAD, data.len());
+        assert!(cipher.open(&mut me, data).is_err(), "opened twice");
     }
     let plain = &data[..data.len().min(MAX_PLAINTEXT)];
-    let sealed = cipher.seal(plain);
+    // Not the seeds' sender (`gossip_addr(1)`), whose stamps may have
+    // opened above.
+    let mut sender = Endpoint::new(gossip_addr(3), 1, 2);
+    let sealed = cipher.seal(&mut sender, &gossip_addr(0), plain);
     assert!(sealed.len() <= MAX_DATAGRAM);
-    assert_eq!(cipher.open(&sealed).expect("opens what it sealed"), plain);
+    let mut other = Endpoint::new(gossip_addr(2), 1, 3);
+    assert!(
+        cipher.open(&mut other, &sealed).is_err(),
+        "opened elsewhere"
+    );
     let stranger = GossipCipher::new(&KeyRing::new(vec![Key::from_bytes([7; 32])]).expect("key"));
-    assert!(stranger.open(&sealed).is_err(), "opened without the key");
+    assert!(
+        stranger.open(&mut me, &sealed).is_err(),
+        "opened without the key"
+    );
+    assert_eq!(
+        cipher.open(&mut me, &sealed).expect("opens what it sealed"),
+        plain
+    );
+    assert!(cipher.open(&mut me, &sealed).is_err(), "opened twice");
+}
+
+/// The reference for `replay_window`: every stamp ever accepted, and per
+/// sender the epoch and the highest counter.
+#[derive(Default)]
+struct ReplayModel {
+    seen: std::collections::HashSet<Stamp>,
+    top: std::collections::HashMap<u64, (u64, u64)>,
+}
+
+impl ReplayModel {
+    fn verdict(&self, s: &Stamp) -> Verdict {
+        match self.top.get(&s.sender) {
+            None => Verdict::Fresh,
+            Some(&(epoch, _)) if s.epoch < epoch => Verdict::OldEpoch,
+            Some(&(epoch, _)) if s.epoch > epoch => Verdict::Fresh,
+            Some(&(_, top)) if s.counter > top => Verdict::Fresh,
+            Some(&(_, top)) if top - s.counter >= WINDOW_BITS - 64 => Verdict::TooOld,
+            Some(_) if self.seen.contains(s) => Verdict::Duplicate,
+            Some(_) => Verdict::Fresh,
+        }
+    }
+
+    fn accept(&mut self, s: &Stamp) {
+        let e = self.top.entry(s.sender).or_insert((s.epoch, s.counter));
+        if s.epoch > e.0 {
+            *e = (s.epoch, s.counter);
+        }
+        e.1 = e.1.max(s.counter);
+        self.seen.insert(*s);
+    }
+}
+
+/// Stamps fed to a replay table, checked against a plain model that keeps
+/// every stamp it accepted.
+///
+/// Layout: a script, 4 bytes an op: a sender (of 4: bits 0-1 of byte 0),
+/// how its stamp moves (bits 2-4 of byte 0: 0-3 the counter goes forward
+/// by bytes 1-2 times a step of 1, 64, 1024 or 2^40; 4 the counter goes
+/// back by bytes 1-2; 5 the epoch goes forward, counter from byte 1; 6 the
+/// epoch goes back; 7 a stamp seen before, by index byte 1), and whether
+/// it is only checked or accepted (bit 7 of byte 0). Check: the table's
+/// verdicts, of `check` and `accept`, are the model's; a table of 2
+/// senders (bit 5 of byte 0 of the first op) never says seen of a stamp
+/// the model has never accepted.
+pub fn replay_window(data: &[u8]) {
+    let mut input = Input(data);
+    let small = input.0.first().is_some_and(|b| b & 0x20 != 0);
+    let mut table = Senders::new(if small { 2 } else { 64 }, 7);
+    let mut model = ReplayModel::default();
+    let mut current = [Stamp {
+        sender: 0,
+        epoch: 1000,
+        counter: 1000,
+    }; 4];
+    for (i, c) in current.iter_mut().enumerate() {
+        c.sender = i as u64;
+    }
+    let mut history: Vec<Stamp> = Vec::new();
+    while !input.is_empty() {
+        let (op, a, b, _) = (input.byte(), input.byte(), input.byte(), input.byte());
+        let who = usize::from(op & 3);
+        let n = u64::from(u16::from_le_bytes([a, b]));
+        let s = &mut current[who];
+        let stamp = match op >> 2 & 7 {
+            step @ 0..=3 => {
+                s.counter = s
+                    .counter
+                    .saturating_add(n * [1, 64, 1024, 1 << 40][usize::from(step)]);
+                *s
+            }
+            4 => {
+                s.counter = s.counter.saturating_sub(n);
+                *s
+            }
+            5 => {
+                s.epoch = s.epoch.saturating_add(1 + u64::from(a & 3));
+                s.counter = u64::from(b);
+                *s
+            }
+            6 => Stamp {
+                epoch: s.epoch.saturating_sub(1 + u64::from(a & 3)),
+                ..*s
+            },
+            _ if history.is_empty() => *s,
+            _ => history[usize::from(a) % history.len()],
+        };
+        let checked = table.check(&stamp);
+        if small {
+            // Forgotten senders are new again: nothing is called seen that
+            // was never accepted, and nothing accepted twice is fresh twice
+            // while its sender is remembered (not checkable here).
+            if checked == Verdict::Duplicate {
+                assert!(
+                    model.seen.contains(&stamp),
+                    "{stamp:?} seen but never accepted"
+                );
+            }
+            if op & 0x80 != 0 && table.accept(&stamp) == Verdict::Fresh {
+                model.accept(&stamp);
+                history.push(stamp);
+            }
+            continue;
+        }
+        let want = model.verdict(&stamp);
+        assert_eq!(checked, want, "check of {stamp:?}");
+        if op & 0x80 != 0 {
+            assert_eq!(table.accept(&stamp), want, "accept of {stamp:?}");
+            if want == Verdict::Fresh {
+                model.accept(&stamp);
+                history.push(stamp);
+            }
+        }
+        assert_eq!(
+            table.check(&stamp),
+            model.verdict(&stamp),
+            "after {stamp:?}"
+        );
+    }
+    assert!(table.len() <= if small { 2 } else { 64 });
 }
 
 /// Node `i` of the simulated cluster; the fuzzed node is node 0.
@@ -879,26 +1085,47 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, bytes) in session_seeds() {
         add("session_wire", name, bytes);
     }
+    for (name, bytes) in proof_seeds() {
+        add("session_proof", name, bytes);
+    }
     let traffic = simulated_traffic();
     let ring = test_ring();
     let primary = GossipCipher::new(&ring);
     let second = GossipCipher::new(&KeyRing::new(vec![ring.keys()[1].clone()]).expect("key"));
+    let mut sender = Endpoint::new(gossip_addr(1), 1, 2);
+    let me = gossip_addr(0);
     let payloads: Vec<&Vec<u8>> = traffic.payloads.iter().take(200).step_by(40).collect();
     for (i, p) in payloads.iter().enumerate() {
-        add("gossip_open", &format!("foca-{i}"), primary.seal(p));
+        add(
+            "gossip_open",
+            &format!("foca-{i}"),
+            primary.seal(&mut sender, &me, p),
+        );
     }
-    add("gossip_open", "second-key", second.seal(payloads[0]));
+    add(
+        "gossip_open",
+        "second-key",
+        second.seal(&mut sender, &me, payloads[0]),
+    );
     add(
         "gossip_open",
         "leave-notice",
-        primary.seal(&traffic.leave_notice),
+        primary.seal(&mut sender, &me, &traffic.leave_notice),
     );
-    add("gossip_open", "too-short", vec![1; OVERHEAD - 1]);
-    add("gossip_open", "version-2", {
-        let mut d = primary.seal(b"x");
-        d[0] = 2;
+    add(
+        "gossip_open",
+        "for-another",
+        primary.seal(&mut sender, &gossip_addr(2), payloads[0]),
+    );
+    add("gossip_open", "too-short", vec![2; OVERHEAD - 1]);
+    add("gossip_open", "version-1", {
+        let mut d = primary.seal(&mut sender, &me, b"x");
+        d[0] = 1;
         d
     });
+    for (name, bytes) in REPLAY_SEEDS {
+        add("replay_window", name, bytes.to_vec());
+    }
     for (name, script) in &traffic.scripts {
         add("membership_payload", name, script.clone());
     }
@@ -1275,6 +1502,73 @@ fn session_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
     ]
 }
+
+/// What follows a first handshake message: nothing, a proof sealed under
+/// another handshake (as a replay would carry), garbage of a proof's size,
+/// an oversized one.
+fn proof_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let ring = test_ring();
+    // A whole genuine session's proof, replayed after a new first message.
+    let mut hs = noise_initiator(ring.primary());
+    let mut buf = vec![0u8; 1024];
+    let n = hs.write_message(&[], &mut buf).expect("first message");
+    let pipe = Pipe::with_input(&with_length(&buf[..n]));
+    let _ = session::accept(pipe.clone(), &ring);
+    let reply = pipe.take_output();
+    hs.read_message(reply.get(2..).unwrap_or_default(), &mut buf)
+        .expect("answer");
+    let noise = hs.into_stateless_transport_mode().expect("transport");
+    let n = noise.write_message(0, &[], &mut buf).expect("proof");
+    let mut old_proof = vec![0];
+    old_proof.extend(with_length(&buf[..n]));
+    vec![
+        ("nothing", vec![0]),
+        ("old-proof", old_proof),
+        ("second-key-garbage", {
+            let mut v = vec![1, 0, 16];
+            v.extend([0xab; 16]);
+            v
+        }),
+        ("oversized", vec![0, 0xff, 0xff, 1, 2, 3]),
+    ]
+}
+
+/// Scripts for `replay_window` (4 bytes an op; see there).
+const REPLAY_SEEDS: &[(&str, &[u8])] = &[
+    // In order, then each again.
+    (
+        "in-order-then-again",
+        &[
+            0x80, 1, 0, 0, 0x80, 1, 0, 0, 0x80, 1, 0, 0, 0x9c, 0, 0, 0, 0x9c, 1, 0, 0, 0x9c, 2, 0,
+            0,
+        ],
+    ),
+    // Forward a lot, back within and below the window, two senders.
+    (
+        "reorder",
+        &[
+            0x80, 0xe8, 3, 0, 0x90, 100, 0, 0, 0x90, 0, 8, 0, 0x81, 5, 0, 0, 0x91, 5, 0, 0, 0x80,
+            1, 0, 0,
+        ],
+    ),
+    // A jump of 2^40, then what came before.
+    ("jump", &[0x80, 1, 0, 0, 0x8c, 1, 0, 0, 0x9c, 0, 0, 0]),
+    // New epoch, old epoch, replay from before the restart.
+    (
+        "epochs",
+        &[
+            0x80, 3, 0, 0, 0x94, 1, 7, 0, 0x98, 0, 0, 0, 0x9c, 0, 0, 0, 0x18, 2, 0, 0,
+        ],
+    ),
+    // A table of two, four senders.
+    (
+        "small-table",
+        &[
+            0xa0, 1, 0, 0, 0x81, 1, 0, 0, 0x82, 1, 0, 0, 0x83, 1, 0, 0, 0x9c, 0, 0, 0, 0x9c, 1, 0,
+            0, 0x9c, 3, 0, 0,
+        ],
+    ),
+];
 
 /// Membership traffic of a simulated five-node cluster, as node 0 sees it.
 struct Traffic {

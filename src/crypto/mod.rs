@@ -4,7 +4,8 @@
 //! The cluster key never crosses the wire. Each purpose gets its own subkey,
 //! derived with HKDF-SHA256 under a distinct label, so a weakness in one use
 //! cannot spill into another: gossip datagrams are sealed with
-//! XChaCha20-Poly1305 under the gossip subkey ([`gossip`]); TCP sessions run a
+//! XChaCha20-Poly1305 under the gossip subkey ([`gossip`]), each opened at
+//! most once, at the member it was sent to ([`replay`]); TCP sessions run a
 //! Noise `NNpsk0` handshake with the session subkey as the pre-shared key,
 //! which proves both ends hold the key and gives forward secrecy ([`session`]).
 //! Several keys may be installed ([`keys::KeyRing`]): the first sends, all are
@@ -12,6 +13,7 @@
 
 pub mod gossip;
 pub mod keys;
+pub mod replay;
 pub mod session;
 
 use std::io;

@@ -6,6 +6,15 @@
 //! forward secrecy. The responder tries each key of its ring on the first
 //! message, whose authentication tag tells whether the key matches.
 //!
+//! The first handshake message proves nothing by itself: anyone who captured
+//! one can send it again, and the responder cannot tell the copy from the
+//! original. So the initiator follows the handshake at once with a proof, an
+//! empty transport message (its nonce 0), which only the holder of the key
+//! and of the ephemeral key behind that first message can seal; [`accept`]
+//! returns a session only once the proof has opened. A replayed first
+//! message gets the handshake answer and nothing more: the caller's deadline
+//! for the handshake ends it.
+//!
 //! After the handshake, an application frame of up to a caller-given size is
 //! sent as one or more Noise messages, each on the wire as a 2-byte
 //! big-endian length and the ciphertext; the first message's plaintext starts
@@ -21,7 +30,8 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_SHA256";
-const PROLOGUE: &[u8] = b"p2p session v1";
+/// v2: the initiator's proof follows the handshake (v1 had none).
+const PROLOGUE: &[u8] = b"p2p session v2";
 const MAX_WIRE: usize = 65535;
 const TAG: usize = 16;
 /// Plaintext carried by one Noise message.
@@ -142,7 +152,8 @@ fn established<S>(stream: S, mut hs: HandshakeState) -> Result<Session<S>, Sessi
     })
 }
 
-/// Opens a session as the initiator, with the ring's primary key.
+/// Opens a session as the initiator, with the ring's primary key, and sends
+/// the proof that makes the responder count it.
 pub fn connect<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session<S>, SessionError> {
     let mut hs = handshake(&psk_of(ring.primary()), true)?;
     let mut buf = vec![0u8; 1024];
@@ -155,11 +166,15 @@ pub fn connect<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session
     }
     hs.read_message(&msg, &mut buf)
         .map_err(|_| SessionError::Unauthorized)?;
-    established(stream, hs)
+    let mut s = established(stream, hs)?;
+    s.sealer.prove(&mut s.stream)?;
+    Ok(s)
 }
 
 /// Accepts a session as the responder, with whichever key of the ring the
-/// initiator used.
+/// initiator used. Returns only once the initiator's proof has arrived: a
+/// replayed first message never yields a session (give `stream` a deadline,
+/// or a replay waits for a proof that never comes).
 pub fn accept<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session<S>, SessionError> {
     let mut msg = Vec::new();
     read_msg(&mut stream, &mut msg)?;
@@ -184,10 +199,25 @@ pub fn accept<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session<
     };
     let n = hs.write_message(&[], &mut buf).map_err(protocol)?;
     write_msg(&mut stream, &buf[..n])?;
-    established(stream, hs)
+    let mut s = established(stream, hs)?;
+    s.opener.proof(&mut s.stream)?;
+    Ok(s)
 }
 
 impl Sealer {
+    /// Sends the initiator's proof: an empty transport message.
+    fn prove<W: Write>(&mut self, stream: &mut W) -> Result<(), SessionError> {
+        let mut tag = [0u8; TAG];
+        let n = self
+            .transport
+            .write_message(self.nonce, &[], &mut tag)
+            .map_err(protocol)?;
+        self.nonce += 1;
+        write_msg(stream, &tag[..n])?;
+        stream.flush()?;
+        Ok(())
+    }
+
     fn send<W: Write>(&mut self, stream: &mut W, frame: &[u8]) -> Result<(), SessionError> {
         if self.broken {
             return Err(SessionError::Protocol("session already failed".into()));
@@ -229,6 +259,25 @@ impl Sealer {
 }
 
 impl Opener {
+    /// Reads and checks the initiator's proof; anything else fails.
+    fn proof<R: Read>(&mut self, stream: &mut R) -> Result<(), SessionError> {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len)?;
+        if usize::from(u16::from_be_bytes(len)) != TAG {
+            return Err(SessionError::Protocol(
+                "no proof after the handshake".into(),
+            ));
+        }
+        let mut msg = [0u8; TAG];
+        stream.read_exact(&mut msg)?;
+        let mut none = [0u8; TAG];
+        self.transport
+            .read_message(self.nonce, &msg, &mut none)
+            .map_err(|_| SessionError::Protocol("the handshake's proof failed".into()))?;
+        self.nonce += 1;
+        Ok(())
+    }
+
     fn recv<R: Read>(&mut self, stream: &mut R, max: usize) -> Result<Vec<u8>, SessionError> {
         if self.broken {
             return Err(SessionError::Protocol("session already failed".into()));
@@ -543,6 +592,72 @@ mod tests {
             s.recv(16 << 20),
             Err(SessionError::FrameTooLarge(_))
         ));
+    }
+
+    /// A stream that keeps a copy of everything written to it.
+    struct Tap {
+        inner: UnixStream,
+        sent: Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Read for Tap {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.inner.read(buf)
+        }
+    }
+
+    impl Write for Tap {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = self.inner.write(buf)?;
+            self.sent.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    #[test]
+    fn a_replayed_first_message_never_yields_a_session() {
+        let k = Key::generate().unwrap();
+        // A genuine session, its initiator's bytes recorded as they went out.
+        let (a, b) = UnixStream::pair().unwrap();
+        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tap = Tap {
+            inner: a,
+            sent: Arc::clone(&sent),
+        };
+        let server = ring(&[&k]);
+        let t = thread::spawn(move || accept(b, &server).map(|mut s| s.recv(64).unwrap()));
+        let mut c = connect(tap, &ring(&[&k])).unwrap();
+        c.send(b"a request").unwrap();
+        assert_eq!(t.join().unwrap().unwrap(), b"a request");
+        let captured = sent.lock().unwrap().clone();
+        let first = 2 + usize::from(u16::from_be_bytes([captured[0], captured[1]]));
+
+        // Replayed alone, the first message is answered, but no session
+        // comes of it: the responder waits for a proof until its deadline.
+        // Replayed with everything else the initiator sent, the old proof
+        // does not open under the new handshake.
+        for replay in [&captured[..first], &captured[..]] {
+            let (mut attacker, b) = UnixStream::pair().unwrap();
+            b.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                .unwrap();
+            let server = ring(&[&k]);
+            let t = thread::spawn(move || accept(b, &server).map(|_| ()));
+            attacker.write_all(replay).unwrap();
+            let mut len = [0u8; 2];
+            attacker.read_exact(&mut len).unwrap();
+            assert_ne!(len, [0, 0], "the replay is answered as a handshake");
+            let r = t.join().unwrap();
+            assert!(
+                r.is_err(),
+                "a replay of {} bytes was accepted",
+                replay.len()
+            );
+            drop(attacker);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! snapshot. TCP connections carry a Noise session (see [`crate::crypto::session`])
 //! in which a joining node sends its identity and gets the full member list.
 
-use crate::crypto::gossip::{GossipCipher, MAX_DATAGRAM};
+use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM};
 use crate::crypto::keys::KeyRing;
 use crate::crypto::session::{self, SessionError};
 use crate::membership::{MemberEvent, MemberInfo, MemberState, Membership, Node, Record, Timings};
@@ -299,9 +299,19 @@ pub fn sync_loop(cluster: Arc<Cluster>) {
     }
 }
 
+/// This node's end of gossip. Its epoch is its first incarnation, which is
+/// above every earlier run's (the start time in milliseconds, and above the
+/// state file's), so what an earlier run sent is refused as a replay.
+fn gossip_endpoint(me: &Node) -> Endpoint {
+    let mut seed = [0u8; 8];
+    let _ = crate::crypto::random_bytes(&mut seed);
+    Endpoint::new(me.addr, me.incarnation, u64::from_le_bytes(seed))
+}
+
 fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: Receiver<Command>) {
     let mut generation = cluster.ring_generation.load(Ordering::Acquire);
     let mut cipher = GossipCipher::new(&cluster.ring());
+    let mut endpoint = gossip_endpoint(m.me());
     let mut buf = vec![0u8; 65536];
     // The first rejected datagram is reported at once, then at most one
     // line per 10 s with the count since.
@@ -323,7 +333,7 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
             .clamp(Duration::from_millis(1), Duration::from_millis(50));
         let _ = udp.set_read_timeout(Some(wait));
         match udp.recv_from(&mut buf) {
-            Ok((n, from)) => match cipher.open(&buf[..n]) {
+            Ok((n, from)) => match cipher.open(&mut endpoint, &buf[..n]) {
                 Ok(payload) => m.handle_payload(&payload, Instant::now()),
                 Err(e) => {
                     let total = cluster.rejected.fetch_add(1, Ordering::Relaxed) + 1;
@@ -378,7 +388,7 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
             }
         }
         for (to, payload) in m.take_outbox() {
-            let sealed = cipher.seal(&payload);
+            let sealed = cipher.seal(&mut endpoint, &to, &payload);
             if !sealed.is_empty() && sealed.len() <= MAX_DATAGRAM {
                 let _ = udp.send_to(&sealed, to);
             }

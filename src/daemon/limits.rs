@@ -1,7 +1,7 @@
 //! How many connections a listener serves, and who makes room when it is
 //! full: the oldest connection that is not doing anything useful, either
-//! because it has not yet proved itself (finished its handshake, or sent its
-//! first request) or because it sits idle between requests (a session a
+//! because it has not yet proved itself (finished its handshake with the
+//! initiator's proof, or sent its first request) or because it sits idle between requests (a session a
 //! member keeps for its next query). A flood of idle or dribbling
 //! connections therefore pushes out its own kind, not the clients that are
 //! being served, and a real client, which proves itself within

@@ -2,7 +2,10 @@
 //! session that carries one join exchange or query streams.
 //!
 //! Hostile or broken clients are bounded here: a connection must finish its
-//! handshake before a fixed deadline, however slowly it drips bytes; at most
+//! handshake, the initiator's proof included, before a fixed deadline,
+//! however slowly it drips bytes. A replayed first handshake message is
+//! answered but never proven (see [`crate::crypto::session`]), so it holds
+//! its place only until the deadline, and may be cut before; at most
 //! [`MAX_CONNECTIONS`] are served at once, and when that many are open the
 //! oldest one still in its handshake is dropped to make room, so a flood of
 //! idle connections cannot lock out real members.
@@ -21,7 +24,7 @@ use std::time::{Duration, Instant};
 /// Connections served at once on the peer port.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// Time a connection has to complete its handshake.
+/// Time a connection has to complete its handshake and send its proof.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(3);
 
 /// How long an authenticated connection may sit between requests.
@@ -122,6 +125,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
             return;
         }
     };
+    // The initiator's proof has opened: not a replay.
     ticket.proven();
     log::debug!("peer {from}: session established");
     let _ = session.stream().set_read_timeout(Some(IDLE_TIMEOUT));
