@@ -293,7 +293,9 @@ impl Stop {
             Err(e) => log::error!("SIGHUP: keeping the exports in force: {e}"),
         }
         let tags: BTreeMap<String, String> = cli.tags.into_iter().collect();
-        if tags != self.shared.cluster.me().tags {
+        if let Err(e) = crate::membership::check_tags(&tags) {
+            log::error!("SIGHUP: keeping the tags in force: {e}");
+        } else if tags != self.shared.cluster.me().tags {
             log::info!("SIGHUP: tags {}", describe_tags(&tags));
             self.shared.cluster.set_tags(tags);
         }
@@ -614,5 +616,11 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         args,
         incarnation,
     };
+    // The flag was checked as it was parsed; a name from the host name or
+    // the state file only here.
+    if let Err(e) = crate::membership::check_name(&cfg.name) {
+        log::error!("{e}; give this node a --name");
+        return EXIT_CONFIG;
+    }
     run(cfg)
 }
