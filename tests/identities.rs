@@ -123,7 +123,11 @@ fn a_forged_incarnation_does_not_take_a_members_name() {
     std::thread::sleep(Duration::from_secs(3));
     for d in &all {
         let list = peers(d);
-        assert_eq!(member(&list, "node1").unwrap()["state"], "alive", "{list:?}");
+        assert_eq!(
+            member(&list, "node1").unwrap()["state"],
+            "alive",
+            "{list:?}"
+        );
     }
     assert!(all[1].log().contains("claims our name or address"));
     // Beyond the bound, where no one could answer it: refused.
@@ -139,7 +143,11 @@ fn a_forged_incarnation_does_not_take_a_members_name() {
         "{reply}"
     );
     let list = peers(&all[0]);
-    assert_eq!(member(&list, "node1").unwrap()["state"], "alive", "{list:?}");
+    assert_eq!(
+        member(&list, "node1").unwrap()["state"],
+        "alive",
+        "{list:?}"
+    );
 }
 
 /// A sealed foca announce from `src`: what a member holding the key sends
@@ -153,7 +161,9 @@ fn sealed_announce(src: p2p::membership::Node, to: &p2p::membership::Node) -> Ve
         message: foca::Message::<p2p::membership::Node>::Announce,
     };
     let mut data = vec![0u8];
-    foca::PostcardCodec.encode_header(&header, &mut data).unwrap();
+    foca::PostcardCodec
+        .encode_header(&header, &mut data)
+        .unwrap();
     let ring = KeyRing::parse(TEST_KEY).unwrap();
     p2p::crypto::gossip::GossipCipher::new(&ring).seal(&data)
 }

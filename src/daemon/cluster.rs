@@ -11,8 +11,7 @@ use crate::crypto::keys::KeyRing;
 use crate::crypto::session::{self, SessionError};
 use crate::daemon::logging::{self, untrusted};
 use crate::membership::{
-    Alarm, MemberEvent, MemberInfo, MemberState, Membership, Node, Record, Timings,
-    max_incarnation,
+    Alarm, MemberEvent, MemberInfo, MemberState, Membership, Node, Record, Timings, max_incarnation,
 };
 use crate::proto::peer::{self, JoinReply, PeerRequest, SyncReply};
 use log::Level;
@@ -185,8 +184,10 @@ impl Cluster {
         })?;
         let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
         s.send(&peer::encode(request)).map_err(io)?;
-        serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?)
-            .map_err(|e| JoinError::Unreachable(format!("{addr}: bad reply: {e}")))
+        serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?).map_err(|e| {
+            let e = untrusted(&e.to_string()).to_string();
+            JoinError::Unreachable(format!("{addr}: bad reply: {e}"))
+        })
     }
 
     /// Joins through `addr`: the member list is exchanged over an encrypted
@@ -332,7 +333,9 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
                     logging::hostile(
                         Level::Warn,
                         "datagram",
-                        format_args!("dropped a datagram from {from} that failed authentication: {e}"),
+                        format_args!(
+                            "dropped a datagram from {from} that failed authentication: {e}"
+                        ),
                     );
                 }
             },

@@ -66,7 +66,11 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
         Ok(Some(line)) => line,
         Ok(None) => return,
         Err(e) => {
-            log::warn!("local connection from pid {}: {e}", caller.pid);
+            crate::daemon::logging::hostile(
+                log::Level::Warn,
+                "local-request",
+                format_args!("local connection from pid {}: {e}", caller.pid),
+            );
             return;
         }
     };
@@ -78,7 +82,15 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("malformed request: {e}");
-            log::info!("local connection from pid {}: {msg}", caller.pid);
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "local-request",
+                format_args!(
+                    "local connection from pid {}: {}",
+                    caller.pid,
+                    crate::daemon::logging::untrusted(&msg)
+                ),
+            );
             fail_request(&write_half, Error::new(ErrorCode::InvalidRequest, msg));
             return;
         }
@@ -108,11 +120,13 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
         Request::Peers { watch: true } => watch_members(&write_half, &shared),
         Request::Leave => {
             if caller.uid != shared.euid && caller.uid != 0 {
-                log::warn!(
-                    "uid {} (pid {}) asked us to leave; only uid {} or root may",
-                    caller.uid,
-                    caller.pid,
-                    shared.euid
+                crate::daemon::logging::hostile(
+                    log::Level::Warn,
+                    "local-denied",
+                    format_args!(
+                        "uid {} (pid {}) asked us to leave; only uid {} or root may",
+                        caller.uid, caller.pid, shared.euid
+                    ),
                 );
                 fail_request(
                     &write_half,
@@ -273,9 +287,13 @@ fn serve_query(
                 match reader.take_fd() {
                     Some(fd) => Ok(File::from(fd)),
                     None => {
-                        log::info!(
-                            "local connection from pid {} closed: item without its descriptor",
-                            caller.pid
+                        crate::daemon::logging::hostile(
+                            log::Level::Info,
+                            "local-request",
+                            format_args!(
+                                "local connection from pid {} closed: item without its descriptor",
+                                caller.pid
+                            ),
                         );
                         break;
                     }
@@ -299,7 +317,11 @@ fn next_item(reader: &mut LineReader, caller: Caller) -> Option<ItemRequest> {
         Ok(Some(line)) => line,
         Ok(None) => return None,
         Err(e) => {
-            log::info!("local connection from pid {} closed: {e}", caller.pid);
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "local-request",
+                format_args!("local connection from pid {} closed: {e}", caller.pid),
+            );
             return None;
         }
     };
@@ -309,9 +331,14 @@ fn next_item(reader: &mut LineReader, caller: Caller) -> Option<ItemRequest> {
     match serde_json::from_slice(&line) {
         Ok(item) => Some(item),
         Err(e) => {
-            log::info!(
-                "local connection from pid {} closed: malformed item: {e}",
-                caller.pid
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "local-request",
+                format_args!(
+                    "local connection from pid {} closed: malformed item: {}",
+                    caller.pid,
+                    crate::daemon::logging::untrusted(&e.to_string())
+                ),
             );
             None
         }

@@ -389,7 +389,11 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>, admission: &Arc<Admi
             }
         };
         let Some(ticket) = admission.admit(&stream) else {
-            log::warn!("refusing a local connection: all places are busy");
+            logging::hostile(
+                log::Level::Warn,
+                "local-full",
+                format_args!("refusing a local connection: all places are busy"),
+            );
             refuse_busy(stream);
             continue;
         };
