@@ -9,7 +9,7 @@
 //! - [`remote`]: a member's side of a query from a peer, confined to the exports.
 //! - [`fanout`], [`distribute`]: the asking side of `--peer`, `--all` and `--spread`.
 //! - [`limits`]: how many connections each listener serves, and who makes room.
-//! - [`logging`]: the log, whose filter SIGHUP can change.
+//! - [`logging`]: the log, whose filter SIGHUP can change; hostile input rate-limited, peer strings escaped.
 
 pub mod batch;
 pub mod cluster;
