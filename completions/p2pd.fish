@@ -1,7 +1,7 @@
 complete -c p2pd -l join -d 'Join through HOST:PORT at start, retrying with back-off until one answers (repeatable)' -r
 complete -c p2pd -l bind -d 'Address to listen on for peers, TCP and UDP on PORT' -r
 complete -c p2pd -l advertise -d 'Address the other members use to reach this one [default: BIND:PORT]' -r
-complete -c p2pd -l tag -d 'A tag every member sees, KEY=VALUE (repeatable)' -r
+complete -c p2pd -l tag -d 'A tag every member sees, KEY=VALUE (repeatable; at most 16, 160 bytes in all)' -r
 complete -c p2pd -l secret-file -d 'Cluster key file: base64 keys, one per line, the first sends [default: $P2PD_SECRET, else ~/.config/p2p/cluster.key, created if missing]' -r -F
 complete -c p2pd -l log-level -d 'Log filter: error, warn, info, debug, trace, or per module (p2p=debug,warn)' -r
 complete -c p2pd -l export -d 'Let peers read files below DIR (repeatable); nothing is exported by default' -r -F
@@ -9,7 +9,7 @@ complete -c p2pd -l gossip-interval -d 'Milliseconds between gossip rounds' -r
 complete -c p2pd -l probe-interval -d 'Milliseconds between failure-detection probes' -r
 complete -c p2pd -l suspicion-timeout -d 'Milliseconds a suspected member has to refute before it is declared down' -r
 complete -c p2pd -l socket -d 'Path of the local socket [default: $XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock, /run/p2p for root]' -r -F
-complete -c p2pd -l name -d 'Name of this node in results [default: HOSTNAME:PORT]' -r
+complete -c p2pd -l name -d 'Name of this node in results: 1 to 64 ASCII letters, digits, . _ - : @ [default: HOSTNAME:PORT]' -r
 complete -c p2pd -l workers -d 'Worker threads for file queries [default: number of CPUs]' -r
 complete -c p2pd -l cache-entries -d 'How many file versions the result cache remembers (0 turns it off)' -r
 complete -c p2pd -l config -d 'Read settings from this TOML file, whose keys are the long flags [default: ~/.config/p2p/p2pd.toml, else /etc/p2pd/p2pd.toml, when present]' -r -F

@@ -192,7 +192,7 @@ pub struct DaemonCli {
     #[arg(long, value_name = "IP:PORT")]
     pub advertise: Option<std::net::SocketAddr>,
 
-    /// A tag every member sees, KEY=VALUE (repeatable)
+    /// A tag every member sees, KEY=VALUE (repeatable; at most 16, 160 bytes in all)
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
 
@@ -224,8 +224,8 @@ pub struct DaemonCli {
     #[arg(long, env = "P2P_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// Name of this node in results [default: HOSTNAME:PORT]
-    #[arg(long, value_name = "NAME")]
+    /// Name of this node in results: 1 to 64 ASCII letters, digits, . _ - : @ [default: HOSTNAME:PORT]
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
 
     /// Worker threads for file queries [default: number of CPUs]
@@ -262,12 +262,21 @@ fn parse_idle_timeout(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses KEY=VALUE.
+/// Parses KEY=VALUE, within the bounds of a member's tags.
 fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        Some((k, v)) if !k.is_empty() => {
+            crate::membership::check_tag(k, v).map_err(|e| e.to_string())?;
+            Ok((k.to_string(), v.to_string()))
+        }
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
     }
+}
+
+/// Parses a member name, within the bounds of an identity.
+fn parse_name(s: &str) -> Result<String, String> {
+    crate::membership::check_name(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 /// p2p-wc: count lines, words, bytes and characters, like wc.

@@ -145,7 +145,18 @@ fn load_with(
 ) -> Result<DaemonCli, ConfigError> {
     let mut cmd = DaemonCli::command();
     let matches = merged_matches(&mut cmd, args, env, locate)?;
-    DaemonCli::from_arg_matches(&matches).map_err(|e| ConfigError::Usage(e.format(&mut cmd)))
+    let cli = DaemonCli::from_arg_matches(&matches)
+        .map_err(|e| ConfigError::Usage(e.format(&mut cmd)))?;
+    // Each tag was checked alone by its value parser; the set as a whole
+    // (how many, how many bytes) only here.
+    let tags: std::collections::BTreeMap<&String, &String> =
+        cli.tags.iter().map(|(k, v)| (k, v)).collect();
+    if let Err(e) = crate::membership::check_tags(tags) {
+        return Err(ConfigError::Usage(
+            cmd.error(ErrorKind::TooManyValues, format!("--tag: {e}")),
+        ));
+    }
+    Ok(cli)
 }
 
 /// The heart of it. Clap parses the command line once, which tells which
@@ -895,6 +906,29 @@ mod tests {
         );
         let (_, m) = file_error("socket = \"\"\n");
         assert_eq!(m, "socket: an empty value is not allowed");
+    }
+
+    #[test]
+    fn names_and_tags_out_of_bounds_are_refused() {
+        let (_d, r) = load("", &["--name", "a\nb"]);
+        assert!(matches!(r, Err(ConfigError::Usage(_))));
+        let (_d, r) = load("", &["--name", &"n".repeat(1000)]);
+        assert!(matches!(r, Err(ConfigError::Usage(_))));
+        let (_d, r) = load("", &["--tag", &format!("k={}", "v".repeat(1000))]);
+        assert!(matches!(r, Err(ConfigError::Usage(_))));
+        let many: Vec<String> = (0..17).map(|i| format!("k{i}=v")).collect();
+        let mut args = Vec::new();
+        for t in &many {
+            args.extend(["--tag", t.as_str()]);
+        }
+        let (_d, r) = load("", &args);
+        let e = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("at most 16 tags"), "{e}");
+        let (line, m) = file_error("name = \"bad name\"\n");
+        assert_eq!(line, 1);
+        assert!(m.contains("member name"), "{m}");
+        let (_d, r) = load("", &["--name", "node-1.example:65432", "--tag", "role=db"]);
+        assert!(r.is_ok());
     }
 
     #[test]

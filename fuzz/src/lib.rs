@@ -943,6 +943,11 @@ fn check_members(m: &Membership, me: &Node) {
     let selves: Vec<&MemberInfo> = members.iter().filter(|i| i.is_self).collect();
     assert_eq!(selves.len(), 1, "{members:?}");
     assert_eq!(selves[0].name, me.name);
+    // Whatever arrived, only identities within the bounds are listed.
+    for i in &members {
+        assert!(p2p::membership::check_name(&i.name).is_ok(), "{members:?}");
+        assert!(p2p::membership::check_tags(&i.tags).is_ok(), "{members:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -26,12 +26,59 @@ fn wanted(cli: &PeersCli, m: &MemberInfo) -> bool {
 }
 
 fn tags_text(m: &MemberInfo) -> String {
-    let t: Vec<String> = m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let t: Vec<String> = m
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{}={}", printable(k), printable(v)))
+        .collect();
     if t.is_empty() {
         "-".into()
     } else {
         t.join(",")
     }
+}
+
+/// A string from the member list for a terminal: the daemon refuses
+/// control characters in names and tags, and this makes sure of it.
+fn printable(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The table of `p2p-peers --format text`: columns padded to their widest
+/// cell, counted in chars. (Padding by hand: a `{:<w$}` width over 65,535
+/// panics.)
+fn table(rows: &[[String; 5]]) -> String {
+    let header = ["NAME", "ADDR", "STATE", "INCARNATION", "TAGS"].map(String::from);
+    let width = |c: &String| c.chars().count();
+    let mut widths = header.clone().map(|h| width(&h));
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(width(c));
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (c, w) in r.iter().zip(widths) {
+            line.push_str(c);
+            line.extend(std::iter::repeat_n(' ', w - width(c) + 2));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn list(cli: &PeersCli, printer: &mut Printer) -> Result<(), Fatal> {
@@ -57,9 +104,9 @@ fn list(cli: &PeersCli, printer: &mut Printer) -> Result<(), Fatal> {
         .iter()
         .map(|m| {
             let name = if m.is_self {
-                format!("{} *", m.name)
+                format!("{} *", printable(&m.name))
             } else {
-                m.name.clone()
+                printable(&m.name)
             };
             [
                 name,
@@ -70,21 +117,7 @@ fn list(cli: &PeersCli, printer: &mut Printer) -> Result<(), Fatal> {
             ]
         })
         .collect();
-    let header = ["NAME", "ADDR", "STATE", "INCARNATION", "TAGS"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        printer.raw(&format!("{}\n", line.join("  ").trim_end()));
-    }
+    printer.raw(&table(&rows));
     Ok(())
 }
 
@@ -102,7 +135,7 @@ fn watch(cli: &PeersCli, printer: &mut Printer) -> Result<(), Fatal> {
             Format::Text => printer.raw(&format!(
                 "{} {} {} {} {}\n",
                 e.event,
-                e.member.name,
+                printable(&e.member.name),
                 e.member.addr,
                 e.member.state.as_str(),
                 tags_text(&e.member)
@@ -123,5 +156,49 @@ fn refused(line: &[u8]) -> Fatal {
     Fatal {
         status: crate::output::EXIT_FAILED,
         message: format!("p2pd refused the request: {why}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, tags: &str) -> [String; 5] {
+        [
+            name.into(),
+            "127.0.0.1:1".into(),
+            "alive".into(),
+            "7".into(),
+            tags.into(),
+        ]
+    }
+
+    #[test]
+    fn the_table_pads_columns_and_survives_cells_of_any_width() {
+        let t = table(&[row("a", "-"), row("bbbbbbb", "role=db")]);
+        assert_eq!(
+            t,
+            "NAME     ADDR         STATE  INCARNATION  TAGS\n\
+             a        127.0.0.1:1  alive  7            -\n\
+             bbbbbbb  127.0.0.1:1  alive  7            role=db\n"
+        );
+        // What issue 11 found: a 560 KB cell made `{:<w$}` panic.
+        let huge = "x".repeat(600_000);
+        let t = table(&[row(&huge, &huge), row("a", "-")]);
+        assert_eq!(t.lines().count(), 3);
+        // Widths count chars, not bytes.
+        let t = table(&[row("zürich", "-"), row("abcdef", "-")]);
+        let starts: Vec<usize> = t
+            .lines()
+            .skip(1)
+            .map(|l| l.chars().position(|c| c == '1').unwrap())
+            .collect();
+        assert_eq!(starts[0], starts[1]);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("a\nb\u{1b}"), "a\\nb\\u{1b}");
+        assert_eq!(printable("Zürich 4"), "Zürich 4");
     }
 }

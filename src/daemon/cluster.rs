@@ -9,8 +9,12 @@
 use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM};
 use crate::crypto::keys::KeyRing;
 use crate::crypto::session::{self, SessionError};
-use crate::membership::{MemberEvent, MemberInfo, MemberState, Membership, Node, Record, Timings};
+use crate::daemon::logging::{self, untrusted};
+use crate::membership::{
+    Alarm, MemberEvent, MemberInfo, MemberState, Membership, Node, Record, Timings, max_incarnation,
+};
 use crate::proto::peer::{self, JoinReply, PeerRequest, SyncReply};
+use log::Level;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,7 +99,8 @@ impl Cluster {
         let (tx, rx) = channel();
         let mut seed = [0u8; 32];
         crate::crypto::random_bytes(&mut seed)?;
-        let membership = Membership::new(me.clone(), &timings, seed);
+        let mut membership = Membership::new(me.clone(), &timings, seed);
+        membership.set_clock(unix_ms(), Instant::now());
         let cluster = Arc::new(Cluster {
             me: RwLock::new(me),
             ring: RwLock::new(Arc::new(ring)),
@@ -179,8 +184,10 @@ impl Cluster {
         })?;
         let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
         s.send(&peer::encode(request)).map_err(io)?;
-        serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?)
-            .map_err(|e| JoinError::Unreachable(format!("{addr}: bad reply: {e}")))
+        serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?).map_err(|e| {
+            let e = untrusted(&e.to_string()).to_string();
+            JoinError::Unreachable(format!("{addr}: bad reply: {e}"))
+        })
     }
 
     /// Joins through `addr`: the member list is exchanged over an encrypted
@@ -194,7 +201,7 @@ impl Cluster {
         let me_name = self.me().name;
         let reply: JoinReply = self.ask(target, &PeerRequest::Join { node: self.me() })?;
         if let Some(e) = reply.error {
-            return Err(JoinError::Refused(e));
+            return Err(JoinError::Refused(untrusted(&e).to_string()));
         }
         // The members it knows, and us.
         let known = reply.members.iter().filter(|n| n.name != me_name).count() + 1;
@@ -313,11 +320,7 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
     let mut cipher = GossipCipher::new(&cluster.ring());
     let mut endpoint = gossip_endpoint(m.me());
     let mut buf = vec![0u8; 65536];
-    // The first rejected datagram is reported at once, then at most one
-    // line per 10 s with the count since.
-    let mut last_report: Option<Instant> = None;
     let mut last_changes = Instant::now();
-    let mut reported = 0u64;
     loop {
         let current = cluster.ring_generation.load(Ordering::Acquire);
         if current != generation {
@@ -336,16 +339,14 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
             Ok((n, from)) => match cipher.open(&mut endpoint, &buf[..n]) {
                 Ok(payload) => m.handle_payload(&payload, Instant::now()),
                 Err(e) => {
-                    let total = cluster.rejected.fetch_add(1, Ordering::Relaxed) + 1;
-                    log::debug!("dropped a datagram from {from}: {e}");
-                    if last_report.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        log::warn!(
-                            "dropped {} datagrams that failed authentication (last from {from})",
-                            total - reported
-                        );
-                        last_report = Some(Instant::now());
-                        reported = total;
-                    }
+                    cluster.rejected.fetch_add(1, Ordering::Relaxed);
+                    logging::hostile(
+                        Level::Warn,
+                        "datagram",
+                        format_args!(
+                            "dropped a datagram from {from} that failed authentication: {e}"
+                        ),
+                    );
                 }
             },
             Err(e)
@@ -396,6 +397,9 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
         if let Some(ack) = leave_ack {
             let _ = ack.send(());
         }
+        for alarm in m.take_alarms() {
+            log_alarm(&alarm);
+        }
         // Comparing member lists costs O(members); once per tick is plenty,
         // not once per datagram.
         if last_changes.elapsed() < CHANGES_EVERY {
@@ -405,7 +409,12 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
         let events = m.changes();
         if !events.is_empty() {
             for e in &events {
-                log::info!("member {} {} ({})", e.member.name, e.event, e.member.addr);
+                log::info!(
+                    "member {} {} ({})",
+                    untrusted(&e.member.name),
+                    e.event,
+                    e.member.addr
+                );
             }
             if let Ok(mut members) = cluster.members.write() {
                 *members = m.members();
@@ -424,11 +433,55 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
     }
 }
 
+/// The wall clock in ms since the Unix epoch, as incarnations count.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn log_alarm(alarm: &Alarm) {
+    match alarm {
+        Alarm::Refused(e) => logging::hostile(
+            Level::Warn,
+            "identity",
+            format_args!("dropped what a member sent: an identity out of bounds: {e}"),
+        ),
+        Alarm::Refuted { claim, incarnation } => logging::hostile(
+            Level::Warn,
+            "claim",
+            format_args!(
+                "another identity claims our name or address: {} at {} with incarnation {}; \
+                 we took incarnation {incarnation} to win it back",
+                untrusted(&claim.name),
+                claim.addr,
+                claim.incarnation
+            ),
+        ),
+    }
+}
+
 impl Cluster {
     /// Answers a node joining through us: the member list, or a refusal
-    /// when its name is taken by another live member.
+    /// when its identity is out of bounds or its name is taken by another
+    /// live member.
     pub(crate) fn join_reply(&self, node: Node) -> JoinReply {
         let cluster = self;
+        if let Err(e) = node.check(max_incarnation(unix_ms())) {
+            logging::hostile(
+                Level::Warn,
+                "join",
+                format_args!(
+                    "refused a join from {} at {}: {e}",
+                    untrusted(&node.name),
+                    node.addr
+                ),
+            );
+            return JoinReply {
+                members: Vec::new(),
+                error: Some(format!("this identity is refused: {e}")),
+            };
+        }
         let members = cluster.members();
         let clash = members.iter().find(|m| {
             m.name == node.name
@@ -436,11 +489,15 @@ impl Cluster {
                 && matches!(m.state, MemberState::Alive | MemberState::Suspect)
         });
         if let Some(m) = clash {
-            log::warn!(
-                "refused {} at {}: the name is taken by {}",
-                node.name,
-                node.addr,
-                m.addr
+            logging::hostile(
+                Level::Warn,
+                "join",
+                format_args!(
+                    "refused {} at {}: the name is taken by {}",
+                    untrusted(&node.name),
+                    node.addr,
+                    m.addr
+                ),
             );
             return JoinReply {
                 members: Vec::new(),

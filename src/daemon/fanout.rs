@@ -770,7 +770,11 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
         }
     };
     if let Some(e) = failure {
-        log::info!("query on {name}: {}", e.message);
+        log::info!(
+            "query on {}: {}",
+            crate::daemon::logging::untrusted(&name),
+            crate::daemon::logging::untrusted(&e.message)
+        );
         drain(ctx, link, &name, &e);
     }
 }

@@ -61,7 +61,11 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
         Ok(Some(line)) => line,
         Ok(None) => return,
         Err(e) => {
-            log::warn!("local connection from pid {}: {e}", caller.pid);
+            crate::daemon::logging::hostile(
+                log::Level::Warn,
+                "local-request",
+                format_args!("local connection from pid {}: {e}", caller.pid),
+            );
             return;
         }
     };
@@ -75,7 +79,15 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("malformed request: {e}");
-            log::info!("local connection from pid {}: {msg}", caller.pid);
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "local-request",
+                format_args!(
+                    "local connection from pid {}: {}",
+                    caller.pid,
+                    crate::daemon::logging::untrusted(&msg)
+                ),
+            );
             fail_request(&write_half, Error::new(ErrorCode::InvalidRequest, msg));
             return;
         }
@@ -107,7 +119,11 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
                 .try_clone()
                 .map(|sock| watch::add(&shared, sock, caller.uid));
             if let Ok(Err(why)) = added {
-                log::warn!("refusing a membership watcher of uid {}: {why}", caller.uid);
+                crate::daemon::logging::hostile(
+                    log::Level::Warn,
+                    "local-full",
+                    format_args!("refusing a membership watcher of uid {}: {why}", caller.uid),
+                );
                 fail_request(
                     &write_half,
                     Error::new(
@@ -119,11 +135,13 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
         }
         Request::Leave => {
             if !caller.is_trusted(shared.euid) {
-                log::warn!(
-                    "uid {} (pid {}) asked us to leave; only uid {} or root may",
-                    caller.uid,
-                    caller.pid,
-                    shared.euid
+                crate::daemon::logging::hostile(
+                    log::Level::Warn,
+                    "local-denied",
+                    format_args!(
+                        "uid {} (pid {}) asked us to leave; only uid {} or root may",
+                        caller.uid, caller.pid, shared.euid
+                    ),
                 );
                 fail_request(
                     &write_half,
@@ -152,11 +170,13 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
         }
         Request::Join { addrs } => {
             if !caller.is_trusted(shared.euid) {
-                log::warn!(
-                    "uid {} (pid {}) asked us to join; only uid {} or root may",
-                    caller.uid,
-                    caller.pid,
-                    shared.euid
+                crate::daemon::logging::hostile(
+                    log::Level::Warn,
+                    "local-denied",
+                    format_args!(
+                        "uid {} (pid {}) asked us to join; only uid {} or root may",
+                        caller.uid, caller.pid, shared.euid
+                    ),
                 );
                 fail_request(
                     &write_half,
@@ -301,9 +321,13 @@ fn take_descriptor(reader: &mut LineReader, caller: &Caller) -> Option<Result<Fi
     match reader.take_fd() {
         Some(fd) => Some(fdpass::readable(fd)),
         None => {
-            log::info!(
-                "local connection from pid {} closed: item without its descriptor",
-                caller.pid
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "local-request",
+                format_args!(
+                    "local connection from pid {} closed: item without its descriptor",
+                    caller.pid
+                ),
             );
             None
         }
@@ -333,16 +357,24 @@ fn next_item(
                 if busy() {
                     continue;
                 }
-                log::info!(
-                    "local connection from pid {} (uid {}) closed: silent for {} s with nothing in progress",
-                    caller.pid,
-                    caller.uid,
-                    idle.as_secs_f64()
+                crate::daemon::logging::hostile(
+                    log::Level::Info,
+                    "local-request",
+                    format_args!(
+                        "local connection from pid {} (uid {}) closed: silent for {} s with nothing in progress",
+                        caller.pid,
+                        caller.uid,
+                        idle.as_secs_f64()
+                    ),
                 );
                 return None;
             }
             Err(e) => {
-                log::info!("local connection from pid {} closed: {e}", caller.pid);
+                crate::daemon::logging::hostile(
+                    log::Level::Info,
+                    "local-request",
+                    format_args!("local connection from pid {} closed: {e}", caller.pid),
+                );
                 return None;
             }
         }
@@ -353,9 +385,14 @@ fn next_item(
     match serde_json::from_slice(&line) {
         Ok(item) => Some(item),
         Err(e) => {
-            log::info!(
-                "local connection from pid {} closed: malformed item: {e}",
-                caller.pid
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "local-request",
+                format_args!(
+                    "local connection from pid {} closed: malformed item: {}",
+                    caller.pid,
+                    crate::daemon::logging::untrusted(&e.to_string())
+                ),
             );
             None
         }
@@ -380,11 +417,13 @@ fn serve_cluster_query(
     let links = match fanout::links_for(&target, &shared.cluster.members(), raw_allowed) {
         Ok(l) => l,
         Err(e) => {
-            log::info!(
-                "refused a cluster query of uid {} (pid {}): {}",
-                caller.uid,
-                caller.pid,
-                e.message
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "local-denied",
+                format_args!(
+                    "refused a cluster query of uid {} (pid {}): {}",
+                    caller.uid, caller.pid, e.message
+                ),
             );
             fail_request(&out, e);
             return;

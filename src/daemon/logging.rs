@@ -1,8 +1,107 @@
 //! The daemon's log: env_logger on stderr, whose filter can be replaced
 //! while running (SIGHUP), which env_logger alone cannot do once installed.
+//!
+//! Lines about hostile or broken input (datagrams that fail to open,
+//! handshakes without the key, malformed frames and requests) go through
+//! [`hostile`]: the first of each kind is logged at once, then at most one
+//! line per [`HOSTILE_EVERY`] with the count of those left out, at every
+//! level, so a flood cannot fill the disk. Strings a peer or a local caller
+//! chose (member names, messages, paths) are logged through [`untrusted`],
+//! escaped and cut short, so they cannot forge lines or colour a terminal.
 
-use log::{Log, Metadata, Record};
-use std::sync::{OnceLock, RwLock};
+use log::{Level, Log, Metadata, Record};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+/// How often a kind of hostile input may be logged.
+pub const HOSTILE_EVERY: Duration = Duration::from_secs(10);
+
+/// Per kind of line, when one was last let through and how many were held
+/// back since: first occurrence at once, then one line per interval.
+#[derive(Debug)]
+pub struct Limiter {
+    every: Duration,
+    kinds: HashMap<&'static str, (Instant, u64)>,
+}
+
+impl Limiter {
+    pub fn new(every: Duration) -> Limiter {
+        Limiter {
+            every,
+            kinds: HashMap::new(),
+        }
+    }
+
+    /// Whether a line of `kind` may be logged at `now`; if so, how many of
+    /// that kind were held back since the last one let through.
+    pub fn admit(&mut self, kind: &'static str, now: Instant) -> Option<u64> {
+        match self.kinds.get_mut(kind) {
+            Some((last, held)) if now.saturating_duration_since(*last) < self.every => {
+                *held += 1;
+                None
+            }
+            Some((last, held)) => {
+                *last = now;
+                Some(std::mem::take(held))
+            }
+            None => {
+                self.kinds.insert(kind, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+static HOSTILE: OnceLock<Mutex<Limiter>> = OnceLock::new();
+
+/// Logs a line about hostile input of `kind` (a short fixed name, such as
+/// `"datagram"`), rate-limited per kind; see the module doc.
+pub fn hostile(level: Level, kind: &'static str, line: fmt::Arguments<'_>) {
+    if !log::log_enabled!(level) {
+        return;
+    }
+    let limiter = HOSTILE.get_or_init(|| Mutex::new(Limiter::new(HOSTILE_EVERY)));
+    let admitted = match limiter.lock() {
+        Ok(mut l) => l.admit(kind, Instant::now()),
+        Err(poisoned) => poisoned.into_inner().admit(kind, Instant::now()),
+    };
+    match admitted {
+        None => {}
+        Some(0) => log::log!(level, "{line}"),
+        Some(held) => log::log!(
+            level,
+            "{line} (and {held} more like it in the last {} s, not logged)",
+            HOSTILE_EVERY.as_secs()
+        ),
+    }
+}
+
+/// Longest untrusted string logged, in chars.
+const UNTRUSTED_MAX: usize = 128;
+
+/// A string someone else chose, for a log line: control characters,
+/// newlines and quotes escaped, cut at 128 chars.
+pub struct Untrusted<'a>(&'a str);
+
+/// See [`Untrusted`].
+pub fn untrusted(s: &str) -> Untrusted<'_> {
+    Untrusted(s)
+}
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut chars = self.0.chars();
+        for c in chars.by_ref().take(UNTRUSTED_MAX) {
+            fmt::Display::fmt(&c.escape_debug(), f)?;
+        }
+        if chars.next().is_some() {
+            f.write_str("…")?;
+        }
+        Ok(())
+    }
+}
 
 /// The installed logger; its inner env_logger is swapped on reload.
 struct Reloadable {
@@ -63,5 +162,40 @@ pub fn set_filter(spec: &str) {
     log::set_max_level(logger.filter());
     if let Ok(mut l) = installed.inner.write() {
         *l = logger;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_lets_the_first_through_then_one_per_interval_with_the_count() {
+        let mut l = Limiter::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(l.admit("datagram", t0), Some(0));
+        for i in 1..20_000u64 {
+            let at = t0 + Duration::from_micros(i * 100);
+            assert_eq!(l.admit("datagram", at), None, "{i}");
+        }
+        // Another kind is limited on its own.
+        assert_eq!(l.admit("handshake", t0 + Duration::from_secs(1)), Some(0));
+        assert_eq!(l.admit("handshake", t0 + Duration::from_secs(2)), None);
+        assert_eq!(
+            l.admit("datagram", t0 + Duration::from_secs(10)),
+            Some(19_999)
+        );
+        assert_eq!(l.admit("datagram", t0 + Duration::from_secs(11)), None);
+        assert_eq!(l.admit("datagram", t0 + Duration::from_secs(21)), Some(1));
+    }
+
+    #[test]
+    fn untrusted_strings_are_escaped_and_cut_short() {
+        let s = untrusted("evil\nINFO forged line\u{1b}[31m\"").to_string();
+        assert_eq!(s, r#"evil\nINFO forged line\u{1b}[31m\""#);
+        assert!(!s.contains('\n') && !s.contains('\u{1b}'));
+        let long = untrusted(&"x".repeat(1000)).to_string();
+        assert_eq!(long.chars().count(), UNTRUSTED_MAX + 1);
+        assert_eq!(untrusted("node-1:65432").to_string(), "node-1:65432");
     }
 }

@@ -11,7 +11,7 @@
 //! - [`fanout`], [`distribute`]: the asking side of `--peer`, `--all` and `--spread`.
 //! - [`limits`]: how many connections each listener serves, per user, and who makes room.
 //! - [`watch`]: `p2p-peers --watch`: one thread serves every watcher, in a bounded pool.
-//! - [`logging`]: the log, whose filter SIGHUP can change.
+//! - [`logging`]: the log, whose filter SIGHUP can change; hostile input rate-limited, peer strings escaped.
 
 pub mod batch;
 pub mod caller;
@@ -314,7 +314,9 @@ impl Stop {
             Err(e) => log::error!("SIGHUP: keeping the exports in force: {e}"),
         }
         let tags: BTreeMap<String, String> = cli.tags.into_iter().collect();
-        if tags != self.shared.cluster.me().tags {
+        if let Err(e) = crate::membership::check_tags(&tags) {
+            log::error!("SIGHUP: keeping the tags in force: {e}");
+        } else if tags != self.shared.cluster.me().tags {
             log::info!("SIGHUP: tags {}", describe_tags(&tags));
             self.shared.cluster.set_tags(tags);
         }
@@ -419,7 +421,11 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>, admission: &Arc<Admi
         let ticket = match admission.admit_user(&stream, uid) {
             Ok(t) => t,
             Err(why) => {
-                log::warn!("refusing a local connection of uid {uid}: {why}");
+                logging::hostile(
+                    log::Level::Warn,
+                    "local-full",
+                    format_args!("refusing a local connection of uid {uid}: {why}"),
+                );
                 refuse_busy(stream, why);
                 continue;
             }
@@ -682,5 +688,11 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         args,
         incarnation,
     };
+    // The flag was checked as it was parsed; a name from the host name or
+    // the state file only here.
+    if let Err(e) = crate::membership::check_name(&cfg.name) {
+        log::error!("{e}; give this node a --name");
+        return EXIT_CONFIG;
+    }
     run(cfg)
 }

@@ -45,7 +45,11 @@ pub fn accept_loop(shared: Arc<Shared>, tcp: TcpListener) {
         };
         let Some(ticket) = admission.admit(&stream) else {
             // Every place holds an authenticated member: this one retries later.
-            log::warn!("refusing a peer connection: {MAX_CONNECTIONS} already open");
+            crate::daemon::logging::hostile(
+                log::Level::Warn,
+                "peer-full",
+                format_args!("refusing a peer connection: {MAX_CONNECTIONS} already open"),
+            );
             continue;
         };
         let shared = Arc::clone(&shared);
@@ -115,13 +119,21 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
         Ok(s) => s.map_stream(Deadline::into_inner),
         Err(SessionError::Unauthorized) => {
             let n = cluster.rejected.fetch_add(1, Ordering::Relaxed) + 1;
-            log::info!(
-                "refused a peer connection from {from}: it does not hold the cluster key ({n} refused so far)"
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "peer-key",
+                format_args!(
+                    "refused a peer connection from {from}: it does not hold the cluster key ({n} refused so far)"
+                ),
             );
             return;
         }
         Err(e) => {
-            log::debug!("peer connection from {from}: {e}");
+            crate::daemon::logging::hostile(
+                log::Level::Debug,
+                "peer-handshake",
+                format_args!("peer connection from {from}: {e}"),
+            );
             return;
         }
     };
@@ -147,7 +159,11 @@ fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, t
             Ok(f) => f,
             Err(SessionError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return,
             Err(e) => {
-                log::info!("peer {from}: closing the connection: {e}");
+                crate::daemon::logging::hostile(
+                    log::Level::Info,
+                    "peer-frame",
+                    format_args!("peer {from}: closing the connection: {e}"),
+                );
                 return;
             }
         };
@@ -183,7 +199,11 @@ fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, t
                 }
             }
             Ok(other) => {
-                log::info!("peer {from}: closing: {other:?} outside a query");
+                crate::daemon::logging::hostile(
+                    log::Level::Info,
+                    "peer-request",
+                    format_args!("peer {from}: closing: {} outside a query", other.op()),
+                );
                 let _ = s.send(&peer::encode(&PeerReply::Failed {
                     error: crate::error::Error::new(
                         crate::error::ErrorCode::InvalidRequest,
@@ -193,7 +213,14 @@ fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, t
                 return;
             }
             Err(e) => {
-                log::info!("peer {from}: closing: malformed request: {e}");
+                crate::daemon::logging::hostile(
+                    log::Level::Info,
+                    "peer-request",
+                    format_args!(
+                        "peer {from}: closing: malformed request: {}",
+                        crate::daemon::logging::untrusted(&e.to_string())
+                    ),
+                );
                 return;
             }
         }

@@ -123,7 +123,11 @@ fn read_items(
         let frame = match reader.recv(peer::MAX_FRAME) {
             Ok(f) => f,
             Err(e) => {
-                log::info!("peer {from}: query stream broken: {e}");
+                crate::daemon::logging::hostile(
+                    log::Level::Info,
+                    "peer-frame",
+                    format_args!("peer {from}: query stream broken: {e}"),
+                );
                 break Ending::Broken;
             }
         };
@@ -137,11 +141,22 @@ fn read_items(
             }
             Ok(PeerRequest::End {}) => break Ending::Clean,
             Ok(other) => {
-                log::info!("peer {from}: closing: unexpected {other:?} in a query");
+                crate::daemon::logging::hostile(
+                    log::Level::Info,
+                    "peer-request",
+                    format_args!("peer {from}: closing: unexpected {} in a query", other.op()),
+                );
                 break Ending::Broken;
             }
             Err(e) => {
-                log::info!("peer {from}: closing: malformed frame in a query: {e}");
+                crate::daemon::logging::hostile(
+                    log::Level::Info,
+                    "peer-request",
+                    format_args!(
+                        "peer {from}: closing: malformed frame in a query: {}",
+                        crate::daemon::logging::untrusted(&e.to_string())
+                    ),
+                );
                 break Ending::Broken;
             }
         }

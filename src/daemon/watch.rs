@@ -163,9 +163,13 @@ impl Watcher {
             }
         }
         if self.behind.len() > MAX_BEHIND {
-            log::info!(
-                "dropping a membership watcher of uid {}: it stopped reading",
-                self.uid
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "local-request",
+                format_args!(
+                    "dropping a membership watcher of uid {}: it stopped reading",
+                    self.uid
+                ),
             );
             return false;
         }

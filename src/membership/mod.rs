@@ -12,10 +12,23 @@
 //! member, so the others can show it as `left` rather than `down`; each
 //! member passes a notice on, once, to a few others, so one lost datagram
 //! does not leave a member showing the departure as a failure.
+//!
+//! Every identity heard is checked against the bounds of [`identity`]; a
+//! datagram or record carrying one out of bounds is dropped. A member that
+//! hears another identity claim its name or address with an incarnation not
+//! below its own (a forged join, or a copy of itself) takes an incarnation
+//! above the claim at once, which wins its name back everywhere.
+
+mod identity;
+
+pub use identity::{
+    IdentityError, MAX_AHEAD_MS, MAX_NAME, MAX_TAG_BYTES, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS,
+    Node, check_name, check_tag, check_tags, max_incarnation,
+};
 
 use foca::{
-    AccumulatingRuntime, Config, Foca, Member, NoCustomBroadcast, OwnedNotification,
-    PeriodicParams, PostcardCodec, State, Timer,
+    AccumulatingRuntime, Codec, Config, Foca, Member, Message, NoCustomBroadcast,
+    OwnedNotification, PeriodicParams, PostcardCodec, State, Timer,
 };
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -26,35 +39,6 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
 use std::time::{Duration, Instant};
-
-/// Who a member is, as every member sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Node {
-    pub name: String,
-    pub addr: SocketAddr,
-    /// Grows with every start of the daemon (and when it must rejoin).
-    pub incarnation: u64,
-    pub tags: BTreeMap<String, String>,
-}
-
-impl foca::Identity for Node {
-    type Addr = SocketAddr;
-
-    fn renew(&self) -> Option<Self> {
-        Some(Node {
-            incarnation: self.incarnation + 1,
-            ..self.clone()
-        })
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn win_addr_conflict(&self, adversary: &Self) -> bool {
-        self.incarnation > adversary.incarnation
-    }
-}
 
 /// A member's state as `p2p-peers` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -192,6 +176,13 @@ pub struct Membership {
     outbox: Vec<(SocketAddr, Vec<u8>)>,
     /// Picks whom to pass leave notices on to.
     rng: SmallRng,
+    /// The wall clock, in ms since the Unix epoch, as it read at an
+    /// instant (none: at creation, read from our own first incarnation).
+    clock: (u64, Option<Instant>),
+    /// What went wrong with what we heard, for the log; bounded.
+    alarms: Vec<Alarm>,
+    /// When we last refuted a claim on our name from another address.
+    last_name_refute: Option<Instant>,
     /// This node has left the cluster: it takes part in nothing more. (A
     /// daemon takes a moment to exit, and meanwhile the others tell it
     /// that it is down; foca would then have it come back under a new
@@ -199,6 +190,25 @@ pub struct Membership {
     /// instead of a leave.)
     gone: bool,
 }
+
+/// Something wrong in what the cluster told us, for the daemon's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alarm {
+    /// A datagram or a record carried an identity out of bounds; dropped.
+    Refused(IdentityError),
+    /// Another identity claimed our name or address with an incarnation
+    /// not below ours; we took `incarnation`, above it.
+    Refuted { claim: Node, incarnation: u64 },
+}
+
+/// Most alarms kept until the daemon takes them; more are dropped (the log
+/// is rate-limited anyway).
+const MAX_ALARMS: usize = 64;
+
+/// How often a claim on our name from another address is answered. Such a
+/// claim may be a second daemon given our name by mistake: refuting at
+/// once each time would have the two outbid each other without end.
+const NAME_REFUTE_EVERY: Duration = Duration::from_secs(1);
 
 /// One member's state as two members exchange it in a full sync (push/pull),
 /// which repairs whatever gossip failed to deliver.
@@ -213,6 +223,7 @@ pub struct Record {
 impl Membership {
     pub fn new(me: Node, timings: &Timings, seed: [u8; 32]) -> Membership {
         let config = swim_config(timings);
+        let clock = (me.incarnation, None);
         let foca = Foca::new(me, config, SmallRng::from_seed(seed), PostcardCodec);
         let mut relay_seed = seed;
         relay_seed[0] ^= 0x5a;
@@ -227,6 +238,9 @@ impl Membership {
             last_digest: 0,
             outbox: Vec::new(),
             rng: SmallRng::from_seed(relay_seed),
+            clock,
+            alarms: Vec::new(),
+            last_name_refute: None,
             gone: false,
         };
         m.last = m.snapshot_map();
@@ -239,9 +253,119 @@ impl Membership {
         self.foca.identity()
     }
 
+    /// Sets the wall clock: it read `unix_ms` at `now`. Incarnations more
+    /// than [`MAX_AHEAD_MS`] ahead of it are refused. Without it, the clock
+    /// is taken to stand still at our own first incarnation.
+    pub fn set_clock(&mut self, unix_ms: u64, now: Instant) {
+        self.clock = (unix_ms, Some(now));
+    }
+
+    /// The highest incarnation we accept now.
+    pub fn max_incarnation(&self, now: Instant) -> u64 {
+        let (ms, at) = self.clock;
+        let elapsed = at.map_or(0, |at| {
+            u64::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(u64::MAX)
+        });
+        max_incarnation(ms.saturating_add(elapsed))
+    }
+
+    /// What went wrong since the last call.
+    pub fn take_alarms(&mut self) -> Vec<Alarm> {
+        std::mem::take(&mut self.alarms)
+    }
+
+    fn alarm(&mut self, a: Alarm) {
+        if self.alarms.len() < MAX_ALARMS {
+            self.alarms.push(a);
+        }
+    }
+
+    /// Checks identities heard: an error if one is out of bounds, else the
+    /// highest claim on our name or address not below our incarnation.
+    fn screen<'a>(
+        &self,
+        nodes: impl IntoIterator<Item = &'a Node>,
+        now: Instant,
+    ) -> Result<Option<Node>, IdentityError> {
+        let me = self.me();
+        let max = self.max_incarnation(now);
+        let mut claim: Option<&Node> = None;
+        for n in nodes {
+            let about_me = n != me && (n.name == me.name || n.addr == me.addr);
+            // A claim on us is seen up to a clock skew further ahead, so we
+            // answer it even when the member that accepted it runs ahead of us.
+            n.check(if about_me {
+                max.saturating_add(MAX_AHEAD_MS)
+            } else {
+                max
+            })?;
+            if about_me
+                && n.incarnation >= me.incarnation
+                && claim.is_none_or(|c| n.incarnation > c.incarnation)
+            {
+                claim = Some(n);
+            }
+        }
+        Ok(claim.cloned())
+    }
+
+    /// Answers a claim on our name or address: an incarnation above it,
+    /// announced to the cluster at once (foca gossips an identity change).
+    fn refute(&mut self, claim: Node, now: Instant) {
+        if self.gone {
+            return;
+        }
+        let me = self.me().clone();
+        if claim.addr != me.addr {
+            if self
+                .last_name_refute
+                .is_some_and(|t| now.saturating_duration_since(t) < NAME_REFUTE_EVERY)
+            {
+                return;
+            }
+            self.last_name_refute = Some(now);
+        }
+        let Some(incarnation) = claim.incarnation.max(me.incarnation).checked_add(1) else {
+            return;
+        };
+        let new = Node { incarnation, ..me };
+        if self.foca.change_identity(new, &mut self.runtime).is_ok() {
+            self.alarm(Alarm::Refuted { claim, incarnation });
+        }
+    }
+
+    /// The identities a foca datagram names: sender, receiver, the one in
+    /// the message and those of its updates. None if it does not decode
+    /// (foca then drops it itself).
+    fn identities(data: &[u8]) -> Option<Vec<Node>> {
+        let mut rest = data;
+        let mut codec = PostcardCodec;
+        let header: foca::Header<Node> = codec.decode_header(&mut rest).ok()?;
+        let mut out = vec![header.src, header.dst];
+        match header.message {
+            Message::PingReq { target: n, .. }
+            | Message::IndirectPing { origin: n, .. }
+            | Message::IndirectAck { target: n, .. }
+            | Message::ForwardedAck { origin: n, .. } => out.push(n),
+            _ => {}
+        }
+        if let [hi, lo, tail @ ..] = rest {
+            rest = tail;
+            for _ in 0..u16::from_be_bytes([*hi, *lo]) {
+                let m: Member<Node> = codec.decode_member(&mut rest).ok()?;
+                out.push(m.id().clone());
+            }
+        }
+        Some(out)
+    }
+
     /// Starts joining through a known member.
     pub fn announce(&mut self, to: Node, now: Instant) {
         if self.gone {
+            return;
+        }
+        if let Err(e) = to.check(self.max_incarnation(now)) {
+            self.alarm(Alarm::Refused(e));
             return;
         }
         let _ = self.foca.announce(to, &mut self.runtime);
@@ -265,14 +389,23 @@ impl Membership {
             return;
         }
         let me = self.me().clone();
-        let updates: Vec<Member<Node>> = nodes
-            .into_iter()
-            .filter(|n| *n != me)
-            .map(Member::alive)
-            .collect();
+        let mut claim = None;
+        let mut updates = Vec::with_capacity(nodes.len());
+        for n in nodes.into_iter().filter(|n| *n != me) {
+            match self.screen([&n], now) {
+                Ok(c) => {
+                    claim = higher(claim, c);
+                    updates.push(Member::alive(n));
+                }
+                Err(e) => self.alarm(Alarm::Refused(e)),
+            }
+        }
         let _ = self
             .foca
             .apply_many(updates.into_iter(), broadcast, &mut self.runtime);
+        if let Some(c) = claim {
+            self.refute(c, now);
+        }
         self.drain(now);
     }
 
@@ -286,8 +419,11 @@ impl Membership {
         if me.tags == tags {
             return;
         }
+        let Some(incarnation) = me.incarnation.checked_add(1) else {
+            return;
+        };
         let new = Node {
-            incarnation: me.incarnation + 1,
+            incarnation,
             tags,
             ..me.clone()
         };
@@ -302,12 +438,30 @@ impl Membership {
         }
         match payload.split_first() {
             Some((&KIND_FOCA, rest)) => {
-                let _ = self.foca.handle_data(rest, &mut self.runtime);
+                let screened = match Membership::identities(rest) {
+                    Some(ids) => self.screen(&ids, now),
+                    None => Ok(None),
+                };
+                match screened {
+                    Ok(claim) => {
+                        let _ = self.foca.handle_data(rest, &mut self.runtime);
+                        if let Some(c) = claim {
+                            self.refute(c, now);
+                        }
+                    }
+                    Err(e) => self.alarm(Alarm::Refused(e)),
+                }
             }
             Some((&KIND_LEAVE, rest)) => {
                 if let Ok((name, incarnation)) = serde_json::from_slice::<(String, u64)>(rest) {
                     let leaver = (name, incarnation);
-                    if !self.left.contains(&leaver) {
+                    // Only notices about members we know are kept and
+                    // passed on: made-up ones would pile up and be relayed.
+                    let known = self
+                        .foca
+                        .iter_membership_state()
+                        .any(|m| m.id().name == leaver.0 && m.id().incarnation == leaver.1);
+                    if known && !self.left.contains(&leaver) {
                         self.relay_leave(&leaver, payload);
                         self.left.insert(leaver);
                     }
@@ -431,7 +585,21 @@ impl Membership {
             return;
         }
         let mut updates = Vec::with_capacity(records.len());
+        let mut claim = None;
+        let me = self.me().clone();
         for r in records {
+            if r.node == me {
+                // What others think of us: foca's own business (a
+                // suspicion to refute, a verdict to come back from).
+            } else {
+                match self.screen([&r.node], now) {
+                    Ok(c) => claim = higher(claim, c),
+                    Err(e) => {
+                        self.alarm(Alarm::Refused(e));
+                        continue;
+                    }
+                }
+            }
             let state = match r.state {
                 MemberState::Alive => State::Alive,
                 MemberState::Suspect => State::Suspect,
@@ -446,6 +614,9 @@ impl Membership {
         let _ = self
             .foca
             .apply_many(updates.into_iter(), true, &mut self.runtime);
+        if let Some(c) = claim {
+            self.refute(c, now);
+        }
         self.drain(now);
     }
 
@@ -585,6 +756,14 @@ impl Membership {
     }
 }
 
+/// The claim with the higher incarnation.
+fn higher(a: Option<Node>, b: Option<Node>) -> Option<Node> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.incarnation > a.incarnation { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
 fn info(n: &Node, state: MemberState, is_self: bool) -> MemberInfo {
     MemberInfo {
         name: n.name.clone(),
@@ -675,7 +854,10 @@ mod tests {
                         m.handle_timers(self.now);
                     }
                 }
-                loop {
+                for round in 0.. {
+                    // Members that answer each other without end, in no
+                    // time (as under a forged identity), are a failure.
+                    assert!(round < 1000, "a datagram storm at {:?}", self.now);
                     let mut mail = Vec::new();
                     for m in self.nodes.iter_mut().flatten() {
                         mail.extend(m.take_outbox());
@@ -684,7 +866,7 @@ mod tests {
                         break;
                     }
                     for (to, payload) in mail {
-                        if let Some(m) = self.nodes[Net::index(to)].as_mut() {
+                        if let Some(Some(m)) = self.nodes.get_mut(Net::index(to)) {
                             m.handle_payload(&payload, self.now);
                         }
                     }
@@ -962,5 +1144,206 @@ mod tests {
         let members = net.nodes[0].as_ref().unwrap().members();
         let n2 = members.iter().find(|m| m.name == "n2").unwrap();
         assert_eq!((n2.state, n2.incarnation), (MemberState::Alive, 2));
+    }
+
+    /// Sets every node's wall clock to one reading now.
+    fn set_clocks(net: &mut Net, unix_ms: u64) {
+        let now = net.now;
+        for m in net.nodes.iter_mut().flatten() {
+            m.set_clock(unix_ms, now);
+        }
+    }
+
+    fn member(net: &Net, of: usize, name: &str) -> MemberInfo {
+        let members = net.nodes[of].as_ref().unwrap().members();
+        members.into_iter().find(|m| m.name == name).unwrap()
+    }
+
+    /// The attack of issue 11, finding 11: a join that claims a live
+    /// member's name and address with the highest incarnation accepted.
+    #[test]
+    fn a_forged_claim_on_a_members_identity_is_refuted_at_once() {
+        let mut net = Net::joined(4);
+        set_clocks(&mut net, 1_800_000_000_000);
+        let now = net.now;
+        let forged = Node {
+            incarnation: net.nodes[0].as_ref().unwrap().max_incarnation(now),
+            ..node(1)
+        };
+        // What a join through node 0 does with the joiner's identity.
+        net.nodes[0]
+            .as_mut()
+            .unwrap()
+            .apply_alive(vec![forged.clone()], now);
+        net.run(Duration::from_millis(500));
+        let real = net.nodes[1].as_ref().unwrap().me().clone();
+        assert!(real.incarnation > forged.incarnation, "{real:?}");
+        for i in 0..4 {
+            let n1 = member(&net, i, "n1");
+            assert_eq!(
+                (n1.state, n1.incarnation, n1.addr),
+                (MemberState::Alive, real.incarnation, real.addr),
+                "node {i}"
+            );
+        }
+        let alarms = net.nodes[1].as_mut().unwrap().take_alarms();
+        assert!(
+            alarms
+                .iter()
+                .any(|a| matches!(a, Alarm::Refuted { claim, .. } if *claim == forged)),
+            "{alarms:?}"
+        );
+        // And it stays so: nobody marks the real member down later.
+        net.run(Duration::from_secs(10));
+        for i in 0..4 {
+            assert_eq!(member(&net, i, "n1").state, MemberState::Alive, "node {i}");
+        }
+    }
+
+    #[test]
+    fn a_claim_near_u64_max_is_refused_and_changes_nothing() {
+        let mut net = Net::joined(3);
+        set_clocks(&mut net, 1_800_000_000_000);
+        let now = net.now;
+        for incarnation in [u64::MAX, u64::MAX - 1, 1 << 62] {
+            let forged = Node {
+                incarnation,
+                ..node(1)
+            };
+            net.nodes[0]
+                .as_mut()
+                .unwrap()
+                .apply_alive(vec![forged.clone()], now);
+            // Also as a record of a full sync, and inside gossip.
+            net.nodes[2].as_mut().unwrap().apply_records(
+                vec![Record {
+                    node: forged.clone(),
+                    refuted: 0,
+                    state: MemberState::Alive,
+                }],
+                now,
+            );
+            let mut data = Vec::new();
+            let header = foca::Header {
+                src: forged.clone(),
+                src_incarnation: 0,
+                dst: node(0),
+                message: Message::<Node>::Gossip,
+            };
+            PostcardCodec.encode_header(&header, &mut data).unwrap();
+            let payload = [&[KIND_FOCA][..], &data].concat();
+            net.nodes[0].as_mut().unwrap().handle_payload(&payload, now);
+            for i in [0, 2] {
+                let alarms = net.nodes[i].as_mut().unwrap().take_alarms();
+                assert!(
+                    alarms
+                        .iter()
+                        .all(|a| matches!(a, Alarm::Refused(IdentityError::Incarnation { .. })))
+                        && !alarms.is_empty(),
+                    "node {i}: {alarms:?}"
+                );
+            }
+        }
+        net.run(Duration::from_secs(5));
+        assert_eq!(net.nodes[1].as_ref().unwrap().me().incarnation, 1);
+        for i in 0..3 {
+            let n1 = member(&net, i, "n1");
+            assert_eq!(
+                (n1.state, n1.incarnation),
+                (MemberState::Alive, 1),
+                "node {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_claim_on_a_name_from_another_address_is_outbid_too() {
+        let mut net = Net::joined(3);
+        let now = net.now;
+        let forged = Node {
+            addr: SocketAddr::from(([127, 0, 0, 1], 20999)),
+            incarnation: 1_000,
+            ..node(1)
+        };
+        net.nodes[0]
+            .as_mut()
+            .unwrap()
+            .apply_alive(vec![forged.clone()], now);
+        net.run(Duration::from_secs(1));
+        for i in 0..3 {
+            let n1 = member(&net, i, "n1");
+            assert_eq!(
+                (n1.state, n1.addr),
+                (MemberState::Alive, node(1).addr),
+                "node {i}"
+            );
+            assert!(n1.incarnation > 1_000, "node {i}");
+        }
+    }
+
+    #[test]
+    fn oversized_identities_in_gossip_joins_and_syncs_are_dropped() {
+        let mut net = Net::joined(2);
+        let now = net.now;
+        let mut huge = node(7);
+        huge.name = "n".repeat(1000);
+        huge.tags = (0..5000)
+            .map(|i| (format!("t{i}"), "v".repeat(100)))
+            .collect();
+        let m = net.nodes[0].as_mut().unwrap();
+        m.apply_alive(vec![huge.clone()], now);
+        m.apply_records(
+            vec![Record {
+                node: huge.clone(),
+                refuted: 0,
+                state: MemberState::Alive,
+            }],
+            now,
+        );
+        let mut tagged = node(8);
+        tagged.tags = (0..=MAX_TAGS)
+            .map(|i| (format!("t{i}"), "v".into()))
+            .collect();
+        let mut data = Vec::new();
+        let header = foca::Header {
+            src: tagged,
+            src_incarnation: 0,
+            dst: node(0),
+            message: Message::<Node>::Gossip,
+        };
+        PostcardCodec.encode_header(&header, &mut data).unwrap();
+        m.handle_payload(&[&[KIND_FOCA][..], &data].concat(), now);
+        let alarms = m.take_alarms();
+        assert_eq!(alarms.len(), 3, "{alarms:?}");
+        assert!(alarms.iter().all(|a| matches!(a, Alarm::Refused(_))));
+        assert_eq!(net.states(0).len(), 2);
+        // The largest identity the bounds allow is taken.
+        let big = identity::tests::largest(5);
+        let m = net.nodes[0].as_mut().unwrap();
+        m.apply_alive(vec![big.clone()], now);
+        assert!(m.take_alarms().is_empty());
+        assert!(net.states(0).contains_key(&big.name));
+    }
+
+    #[test]
+    fn made_up_leave_notices_are_neither_kept_nor_relayed() {
+        let mut net = Net::joined(3);
+        let now = net.now;
+        let m = net.nodes[0].as_mut().unwrap();
+        let _ = m.take_outbox();
+        for i in 0..100u64 {
+            let notice = [
+                &[KIND_LEAVE][..],
+                &serde_json::to_vec(&(format!("ghost{i}"), i)).unwrap(),
+            ]
+            .concat();
+            m.handle_payload(&notice, now);
+        }
+        assert!(m.left.is_empty());
+        assert!(
+            m.take_outbox()
+                .iter()
+                .all(|(_, p)| p.first() != Some(&KIND_LEAVE))
+        );
     }
 }

@@ -45,6 +45,19 @@ pub enum PeerRequest {
     End {},
 }
 
+impl PeerRequest {
+    /// The request's `op`, to name it in a log line without its content.
+    pub fn op(&self) -> &'static str {
+        match self {
+            PeerRequest::Join { .. } => "join",
+            PeerRequest::Sync { .. } => "sync",
+            PeerRequest::Query { .. } => "query",
+            PeerRequest::Items { .. } => "items",
+            PeerRequest::End {} => "end",
+        }
+    }
+}
+
 /// One path to answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
