@@ -4,6 +4,7 @@
 use super::batch::{Batches, Done};
 use super::cluster::JoinError;
 use super::limits::Ticket;
+use super::pool::Who;
 use super::{Shared, fanout};
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::LineReader;
@@ -256,6 +257,7 @@ fn serve_query(
     };
     let mut batches = Batches::new(
         Arc::clone(&shared),
+        Who::User(caller.uid),
         Arc::clone(&query),
         descend,
         done_tx,

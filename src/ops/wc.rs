@@ -450,6 +450,28 @@ impl WcCounter {
         }
     }
 
+    /// Continues these counts with `next`, the counts of the bytes that
+    /// follow, which must start on a [`seam`]: no accepted sequence crosses
+    /// it, so only the word that may go on across it needs joining.
+    pub fn append(&mut self, next: WcCounter) {
+        self.counts.lines += next.counts.lines;
+        self.counts.words += next.counts.words;
+        self.counts.bytes += next.counts.bytes;
+        self.counts.chars += next.counts.chars;
+        if self.in_word && next.first_is_word == Some(true) {
+            // The word that ended our bytes goes on in the next ones.
+            self.counts.words -= 1;
+        }
+        if next.first_is_word.is_some() {
+            self.in_word = next.in_word;
+        }
+        self.first_is_word = self.first_is_word.or(next.first_is_word);
+        // A sequence of ours cut at a seam never completes: it is no
+        // character, and forgetting it says so.
+        self.pending = next.pending;
+        self.pending_len = next.pending_len;
+    }
+
     pub fn finish(self) -> WcCounts {
         // Bytes of a sequence cut short by the end count as no character.
         self.counts
@@ -948,28 +970,80 @@ pub const PARALLEL_MIN: u64 = 2 << 20;
 /// per core, each read with `pread` on its own thread; anything else is read
 /// on this thread. Either way the offset is left at the end.
 pub fn wc_file(file: &File, lines_only: bool) -> io::Result<WcCounts> {
+    let mut c = WcCounter::new();
+    count_into(file, &mut c, lines_only, super::NO_LIMIT, super::cores())?;
+    Ok(c.finish())
+}
+
+/// Adds at most `limit` bytes of `file`, from its offset, to `c`, on
+/// `threads` threads when there are [`PARALLEL_MIN`] bytes or more; leaves
+/// the offset after them. The offset must be a [`seam`] unless `c` is new.
+pub(crate) fn count_into(
+    file: &File,
+    c: &mut WcCounter,
+    lines_only: bool,
+    limit: u64,
+    threads: usize,
+) -> io::Result<()> {
+    count_into_from(file, c, lines_only, limit, threads, PARALLEL_MIN)
+}
+
+/// [`count_into`] with the size from which ranges are counted in parallel.
+pub(crate) fn count_into_from(
+    file: &File,
+    c: &mut WcCounter,
+    lines_only: bool,
+    limit: u64,
+    threads: usize,
+    parallel_min: u64,
+) -> io::Result<()> {
     let md = file.metadata()?;
-    let threads = super::cores();
-    if md.is_file() && threads > 1 && md.len() >= PARALLEL_MIN {
+    if md.is_file() && threads > 1 {
         let start = current_offset(file)?;
-        let len = md.len().saturating_sub(start);
-        if len >= PARALLEL_MIN {
-            let counts = wc_parallel(file, start, len, threads, lines_only)?;
-            // Leave the offset at the end, as reading would.
-            seek_to(file, start + counts.bytes)?;
-            return Ok(counts);
+        let len = md.len().saturating_sub(start).min(limit);
+        if len >= parallel_min.max(1) {
+            let end = if limit == super::NO_LIMIT {
+                // The last range reads on to whatever the end is by then.
+                u64::MAX
+            } else {
+                start + len
+            };
+            let part = wc_parallel(file, start, len, end, threads, lines_only)?;
+            // Leave the offset after what was read, as reading would.
+            seek_to(file, start + part.counts.bytes)?;
+            c.append(part);
+            return Ok(());
         }
     }
-    let mut c = WcCounter::new();
-    super::read_all(file, |buf| {
+    super::read_all(file, limit, |buf| {
         if lines_only {
             c.counts.lines += count_newlines(buf);
             c.counts.bytes += buf.len() as u64;
         } else {
             c.update(buf);
         }
-    })?;
-    Ok(c.finish())
+    })
+}
+
+/// The first offset at or after `at` that no accepted UTF-8 sequence of
+/// `file` crosses: a sequence has at most 5 continuation bytes, so stepping
+/// over up to 5 finds one (if a sixth follows, nothing crosses before it).
+pub(crate) fn seam(file: &File, mut at: u64) -> io::Result<u64> {
+    let mut probe = [0u8; 5];
+    let n = loop {
+        match file.read_at(&mut probe, at) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    };
+    for &b in &probe[..n] {
+        if b & 0xc0 != 0x80 {
+            break;
+        }
+        at += 1;
+    }
+    Ok(at)
 }
 
 fn current_offset(file: &File) -> io::Result<u64> {
@@ -984,33 +1058,24 @@ fn seek_to(file: &File, at: u64) -> io::Result<()> {
     f.seek(SeekFrom::Start(at)).map(drop)
 }
 
-/// Counts `[start, start + len)` and whatever the file grew by, in ranges on
-/// `threads` threads. Each range starts on a byte that no accepted UTF-8
-/// sequence crosses, so characters are never split; word states are joined
-/// at the seams.
+/// Counts `[start, start + len)`, and on to `end` if the file grew (`end`
+/// is `u64::MAX` to read to the end), in ranges on `threads` threads. Each
+/// range starts on a [`seam`], so characters are never split; word states
+/// are joined at the seams.
 fn wc_parallel(
     file: &File,
     start: u64,
     len: u64,
+    end: u64,
     threads: usize,
     lines_only: bool,
-) -> io::Result<WcCounts> {
+) -> io::Result<WcCounter> {
     let mut bounds = vec![start];
     for k in 1..threads as u64 {
-        let mut at = start + len * k / threads as u64;
-        // A sequence has at most 5 continuation bytes: step over up to 5.
-        // If a sixth follows, no sequence can cross before it.
-        let mut probe = [0u8; 5];
-        let n = file.read_at(&mut probe, at)?;
-        for &b in &probe[..n] {
-            if b & 0xc0 != 0x80 {
-                break;
-            }
-            at += 1;
-        }
-        bounds.push(at.max(*bounds.last().unwrap_or(&start)));
+        let at = seam(file, start + len * k / threads as u64)?;
+        bounds.push(at.max(*bounds.last().unwrap_or(&start)).min(end));
     }
-    bounds.push(u64::MAX);
+    bounds.push(end);
     let ranges: Vec<(u64, u64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
     let parts: Vec<io::Result<WcCounter>> = std::thread::scope(|scope| {
         // The first range runs here; the others each on a thread of their own.
@@ -1026,22 +1091,9 @@ fn wc_parallel(
             }))
             .collect()
     });
-    let mut total = WcCounts::default();
-    let mut in_word: Option<bool> = None;
+    let mut total = WcCounter::new();
     for part in parts {
-        let part = part?;
-        if in_word == Some(true) && part.first_is_word == Some(true) {
-            // The word that ended the previous range goes on in this one.
-            total.words -= 1;
-        }
-        if part.first_is_word.is_some() {
-            in_word = Some(part.in_word);
-        }
-        let c = part.finish();
-        total.lines += c.lines;
-        total.words += c.words;
-        total.bytes += c.bytes;
-        total.chars += c.chars;
+        total.append(part?);
     }
     Ok(total)
 }
@@ -1364,14 +1416,18 @@ mod tests {
         let l = wc_file(&f, true).unwrap();
         assert_eq!((l.lines, l.bytes), (expected.lines, expected.bytes));
         for threads in 2..6 {
-            let got = wc_parallel(&f, 0, data.len() as u64, threads, false).unwrap();
-            assert_eq!(got, expected, "{threads} threads");
+            let got = wc_parallel(&f, 0, data.len() as u64, u64::MAX, threads, false).unwrap();
+            assert_eq!(got.finish(), expected, "{threads} threads");
         }
         // Seams at every offset within a few units.
         let len = data.len() as u64;
         for shift in 0..40u64 {
-            let got = wc_parallel(&f, shift, len - shift, 2, false).unwrap();
-            assert_eq!(got, count_slice(&data[shift as usize..]), "from {shift}");
+            let got = wc_parallel(&f, shift, len - shift, u64::MAX, 2, false).unwrap();
+            assert_eq!(
+                got.finish(),
+                count_slice(&data[shift as usize..]),
+                "from {shift}"
+            );
         }
     }
 }
