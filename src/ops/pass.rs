@@ -55,18 +55,17 @@ impl Pass {
     /// whatever the file grew by meanwhile, as one pass would). Returns
     /// whether the end was reached; the offset is left after what was read.
     pub fn step(&mut self, file: &File, budget: u64) -> io::Result<bool> {
-        self.step_with(file, budget, super::cores(), wc::PARALLEL_MIN)
+        let parallel = wc::Parallel {
+            threads: super::cores(),
+            min: wc::PARALLEL_MIN,
+            chunk: wc::PAR_CHUNK,
+        };
+        self.step_with(file, budget, parallel)
     }
 
-    /// [`Pass::step`] with the threads and the size from which a count runs
-    /// in parallel given, so tests can put seams anywhere in small files.
-    fn step_with(
-        &mut self,
-        file: &File,
-        budget: u64,
-        threads: usize,
-        parallel_min: u64,
-    ) -> io::Result<bool> {
+    /// [`Pass::step`] with the parallel count set up as given, so tests can
+    /// put seams anywhere in small files.
+    fn step_with(&mut self, file: &File, budget: u64, parallel: wc::Parallel) -> io::Result<bool> {
         let at = (&*file).stream_position()?;
         let left = file.metadata()?.len().saturating_sub(at);
         let (limit, last) = if left <= budget {
@@ -75,13 +74,12 @@ impl Pass {
             (wc::seam(file, at + budget.max(1))? - at, false)
         };
         match self.want {
-            Want::Lines | Want::Wc => wc::count_into_from(
+            Want::Lines | Want::Wc => wc::count_into_with(
                 file,
                 &mut self.counter,
                 self.want == Want::Lines,
                 limit,
-                threads,
-                parallel_min,
+                parallel,
             )?,
             Want::Sha256 => sha::hash_into(file, &mut self.hasher, limit)?,
             Want::WcSha256 => stat::both_into(file, &mut self.counter, &mut self.hasher, limit)?,
@@ -164,10 +162,20 @@ mod tests {
 
     /// Runs a pass over `f` from `from` in slices of `budget` bytes.
     fn sliced(f: &File, from: u64, want: Want, budget: u64, threads: usize, pmin: u64) -> Found {
+        // Chunks of the parallel count as small as slices, or larger.
+        let parallel = wc::Parallel {
+            threads,
+            min: pmin,
+            chunk: if pmin == wc::PARALLEL_MIN {
+                wc::PAR_CHUNK
+            } else {
+                1 + budget / 3
+            },
+        };
         (&*f).seek(SeekFrom::Start(from)).unwrap();
         let mut pass = Pass::new(want);
         let mut steps = 0;
-        while !pass.step_with(f, budget, threads, pmin).unwrap() {
+        while !pass.step_with(f, budget, parallel).unwrap() {
             steps += 1;
             assert!(steps < 100_000, "the pass does not end");
         }

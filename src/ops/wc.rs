@@ -60,9 +60,10 @@
 //! Only a sequence cut by the end of the buffer goes to a scalar decoder,
 //! which keeps it for the next buffer.
 //!
-//! Large files are split into one range per core, each starting on a byte
-//! that no accepted sequence crosses, read with `pread` and counted on its
-//! own thread; the ranges' word states are joined at the seams.
+//! Large files are split into chunks of a few MiB, each starting on a byte
+//! that no accepted sequence crosses, read with `pread` by one thread per
+//! core, each taking the next chunk when done with one; the chunks' word
+//! states are joined at the seams.
 
 use super::unicode_tables::NON_PRINTABLE;
 use serde::{Deserialize, Serialize};
@@ -985,18 +986,36 @@ pub(crate) fn count_into(
     limit: u64,
     threads: usize,
 ) -> io::Result<()> {
-    count_into_from(file, c, lines_only, limit, threads, PARALLEL_MIN)
+    let parallel = Parallel {
+        threads,
+        min: PARALLEL_MIN,
+        chunk: PAR_CHUNK,
+    };
+    count_into_with(file, c, lines_only, limit, parallel)
 }
 
-/// [`count_into`] with the size from which ranges are counted in parallel.
-pub(crate) fn count_into_from(
+/// How a count runs in parallel: on `threads` threads from `min` bytes on,
+/// in chunks of `chunk` bytes. Tests make the last two small.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parallel {
+    pub threads: usize,
+    pub min: u64,
+    pub chunk: u64,
+}
+
+/// [`count_into`] with the parallel count set up as given.
+pub(crate) fn count_into_with(
     file: &File,
     c: &mut WcCounter,
     lines_only: bool,
     limit: u64,
-    threads: usize,
-    parallel_min: u64,
+    parallel: Parallel,
 ) -> io::Result<()> {
+    let Parallel {
+        threads,
+        min: parallel_min,
+        chunk,
+    } = parallel;
     let md = file.metadata()?;
     if md.is_file() && threads > 1 {
         let start = current_offset(file)?;
@@ -1008,7 +1027,7 @@ pub(crate) fn count_into_from(
             } else {
                 start + len
             };
-            let part = wc_parallel(file, start, len, end, threads, lines_only)?;
+            let part = wc_parallel(file, start, len, end, threads, chunk, lines_only)?;
             // Leave the offset after what was read, as reading would.
             seek_to(file, start + part.counts.bytes)?;
             c.append(part);
@@ -1058,52 +1077,90 @@ fn seek_to(file: &File, at: u64) -> io::Result<()> {
     f.seek(SeekFrom::Start(at)).map(drop)
 }
 
+/// Bytes the threads of a parallel count take at a time.
+pub(crate) const PAR_CHUNK: u64 = 4 << 20;
+
 /// Counts `[start, start + len)`, and on to `end` if the file grew (`end`
-/// is `u64::MAX` to read to the end), in ranges on `threads` threads. Each
-/// range starts on a [`seam`], so characters are never split; word states
-/// are joined at the seams.
+/// is `u64::MAX` to read to the end), on `threads` threads. The threads take
+/// chunks of about `chunk` bytes in turn, so one that the scheduler
+/// holds back delays the end by one chunk at most. Each chunk starts on a
+/// [`seam`], so characters are never split; word states are joined at the
+/// seams.
 fn wc_parallel(
     file: &File,
     start: u64,
     len: u64,
     end: u64,
     threads: usize,
+    chunk: u64,
     lines_only: bool,
 ) -> io::Result<WcCounter> {
-    let mut bounds = vec![start];
-    for k in 1..threads as u64 {
-        let at = seam(file, start + len * k / threads as u64)?;
-        bounds.push(at.max(*bounds.last().unwrap_or(&start)).min(end));
-    }
-    bounds.push(end);
-    let ranges: Vec<(u64, u64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
-    let parts: Vec<io::Result<WcCounter>> = std::thread::scope(|scope| {
-        // The first range runs here; the others each on a thread of their own.
-        let handles: Vec<_> = ranges[1..]
-            .iter()
-            .map(|&(from, to)| scope.spawn(move || count_range(file, from, to, lines_only)))
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let chunk = chunk.max(1);
+    let chunks = len.div_ceil(chunk).max(1) as usize;
+    // Where chunk k starts; chunk `chunks` is the end. Every thread that
+    // needs a bound finds the same one.
+    let bound = |k: usize| -> io::Result<u64> {
+        if k == 0 {
+            Ok(start)
+        } else if k >= chunks {
+            Ok(end)
+        } else {
+            Ok(seam(file, start + k as u64 * chunk)?.min(end))
+        }
+    };
+    let next = AtomicUsize::new(0);
+    let take = || -> io::Result<Vec<(usize, WcCounter)>> {
+        let mut buf = vec![0u8; CHUNK];
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= chunks {
+                return Ok(done);
+            }
+            let (from, to) = (bound(k)?, bound(k + 1)?);
+            done.push((
+                k,
+                count_range(file, from, to.max(from), lines_only, &mut buf)?,
+            ));
+        }
+    };
+    let results: Vec<io::Result<Vec<(usize, WcCounter)>>> = std::thread::scope(|scope| {
+        // One share runs here; the others each on a thread of their own.
+        let handles: Vec<_> = (1..threads.min(chunks))
+            .map(|_| scope.spawn(take))
             .collect();
-        let first = count_range(file, ranges[0].0, ranges[0].1, lines_only);
-        std::iter::once(first)
+        let here = take();
+        std::iter::once(here)
             .chain(handles.into_iter().map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(io::Error::other("counting thread failed")))
             }))
             .collect()
     });
+    let mut parts = Vec::with_capacity(chunks);
+    for r in results {
+        parts.extend(r?);
+    }
+    parts.sort_unstable_by_key(|&(k, _)| k);
     let mut total = WcCounter::new();
-    for part in parts {
-        total.append(part?);
+    for (_, part) in parts {
+        total.append(part);
     }
     Ok(total)
 }
 
-fn count_range(file: &File, from: u64, to: u64, lines_only: bool) -> io::Result<WcCounter> {
-    let mut buf = vec![0u8; CHUNK];
+fn count_range(
+    file: &File,
+    from: u64,
+    to: u64,
+    lines_only: bool,
+    buf: &mut [u8],
+) -> io::Result<WcCounter> {
     let mut c = WcCounter::new();
     let mut at = from;
     while at < to {
-        let want = (to - at).min(CHUNK as u64) as usize;
+        let want = (to - at).min(buf.len() as u64) as usize;
         let n = match file.read_at(&mut buf[..want], at) {
             Ok(0) => break,
             Ok(n) => n,
@@ -1416,13 +1473,19 @@ mod tests {
         let l = wc_file(&f, true).unwrap();
         assert_eq!((l.lines, l.bytes), (expected.lines, expected.bytes));
         for threads in 2..6 {
-            let got = wc_parallel(&f, 0, data.len() as u64, u64::MAX, threads, false).unwrap();
-            assert_eq!(got.finish(), expected, "{threads} threads");
+            for chunk in [PAR_CHUNK, 1 << 20, 12_345] {
+                let got = wc_parallel(&f, 0, data.len() as u64, u64::MAX, threads, chunk, false);
+                assert_eq!(
+                    got.unwrap().finish(),
+                    expected,
+                    "{threads} threads, {chunk}"
+                );
+            }
         }
         // Seams at every offset within a few units.
         let len = data.len() as u64;
         for shift in 0..40u64 {
-            let got = wc_parallel(&f, shift, len - shift, u64::MAX, 2, false).unwrap();
+            let got = wc_parallel(&f, shift, len - shift, u64::MAX, 2, 1 << 20, false).unwrap();
             assert_eq!(
                 got.finish(),
                 count_slice(&data[shift as usize..]),
