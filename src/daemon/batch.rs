@@ -130,7 +130,7 @@ struct Turns {
     done_tx: Sender<Vec<Done>>,
     items: std::vec::IntoIter<Pending>,
     /// An item between two slices of its file: id, path and where it is.
-    current: Option<(u64, String, Work)>,
+    current: Option<(u64, String, Box<Work>)>,
 }
 
 impl Turns {

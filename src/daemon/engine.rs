@@ -42,7 +42,7 @@ pub struct Engine {
 pub enum Step {
     Done(Result<Fields, Error>),
     /// More slices to read: hand it to [`Engine::resume`].
-    More(Work),
+    More(Box<Work>),
 }
 
 /// An item whose file is being read, between two slices.
@@ -165,7 +165,7 @@ impl Engine {
     }
 
     /// Reads the next slice of an item's content, or answers it.
-    pub fn resume(&self, mut work: Work) -> Step {
+    pub fn resume(&self, mut work: Box<Work>) -> Step {
         match work.reading.advance(&self.cache, &work.file, SLICE) {
             Err(e) => Step::Done(Err(e)),
             Ok(None) => Step::More(work),
@@ -201,12 +201,12 @@ impl Engine {
             }
         };
         let reading = Reading::new(&self.cache, &md, shape.need());
-        Ok(self.resume(Work {
+        Ok(self.resume(Box::new(Work {
             file,
             md,
             shape,
             reading,
-        }))
+        })))
     }
 }
 

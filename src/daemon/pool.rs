@@ -115,7 +115,7 @@ impl Pool {
 fn work(shared: &PoolShared) {
     let mut queues = shared.lock();
     loop {
-        let Some((who, job)) = queues.next() else {
+        let Some((who, job)) = queues.take() else {
             queues = shared.work.wait(queues).unwrap_or_else(|p| p.into_inner());
             continue;
         };
@@ -131,7 +131,7 @@ fn work(shared: &PoolShared) {
 }
 
 /// The queues of the callers and the order they are served in, for any kind
-/// of job; a job is taken by [`Queues::next`] and given back, finished or
+/// of job; a job is taken by [`Queues::take`] and given back, finished or
 /// to be continued, by [`Queues::done`].
 pub struct Queues<T> {
     callers: HashMap<Who, Caller<T>>,
@@ -185,7 +185,7 @@ impl<T> Queues<T> {
 
     /// The next job to run: the first in turn among the callers with the
     /// fewest jobs running. The caller goes to the back of the turns.
-    pub fn next(&mut self) -> Option<(Who, T)> {
+    pub fn take(&mut self) -> Option<(Who, T)> {
         let (at, _) = self
             .turns
             .iter()
@@ -247,7 +247,7 @@ mod tests {
         }
         q.push(C, "c0".to_string()).unwrap();
         let mut order = Vec::new();
-        while let Some((who, job)) = q.next() {
+        while let Some((who, job)) = q.take() {
             order.push(job);
             q.done(who, None);
         }
@@ -263,16 +263,16 @@ mod tests {
             q.push(A, format!("a{i}")).unwrap();
         }
         // A takes both workers, as nobody else waits.
-        let (w1, j1) = q.next().unwrap();
-        let (w2, j2) = q.next().unwrap();
+        let (w1, j1) = q.take().unwrap();
+        let (w2, j2) = q.take().unwrap();
         assert_eq!((w1, w2, j1.as_str(), j2.as_str()), (A, A, "a0", "a1"));
         // B comes later, but runs nothing: it is served first.
         q.push(B, "b0".to_string()).unwrap();
         q.done(A, None);
-        assert_eq!(q.next().unwrap().1, "b0");
+        assert_eq!(q.take().unwrap().1, "b0");
         // Now A and B run one each: A's next job.
         q.done(A, None);
-        assert_eq!(q.next().unwrap().1, "a2");
+        assert_eq!(q.take().unwrap().1, "a2");
     }
 
     #[test]
@@ -285,7 +285,7 @@ mod tests {
         q.push(B, ("b", 0)).unwrap();
         let mut taken = Vec::new();
         let take = |q: &mut Queues<(&'static str, u32)>, taken: &mut Vec<String>| {
-            let (who, (name, slice)) = q.next().unwrap();
+            let (who, (name, slice)) = q.take().unwrap();
             taken.push(format!("{name}{slice}"));
             (who, (name, slice))
         };
@@ -308,10 +308,10 @@ mod tests {
         let mut q = Queues::new(10, 100);
         q.push(A, "huge slice 0").unwrap();
         q.push(A, "small").unwrap();
-        let (who, job) = q.next().unwrap();
+        let (who, job) = q.take().unwrap();
         assert_eq!(job, "huge slice 0");
         q.done(who, Some("huge slice 1"));
-        assert_eq!(q.next().unwrap().1, "small");
+        assert_eq!(q.take().unwrap().1, "small");
     }
 
     #[test]
@@ -329,15 +329,15 @@ mod tests {
         assert_eq!(q.push(C, 21), Err(21));
         assert_eq!(q.queued(), 6);
         // A continuation is never refused.
-        let (who, job) = q.next().unwrap();
+        let (who, job) = q.take().unwrap();
         assert_eq!((who, job), (A, 0));
         q.done(A, Some(1000));
         assert_eq!(q.callers[&A].queue.len(), 3);
         // Taking a job makes room.
-        let _ = q.next();
+        let _ = q.take();
         q.push(B, 12).unwrap_err();
-        let _ = q.next();
-        let _ = q.next();
+        let _ = q.take();
+        let _ = q.take();
         q.push(B, 12).unwrap();
     }
 
