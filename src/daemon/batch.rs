@@ -2,9 +2,15 @@
 //! and for peers alike: a slot is taken per item before it is queued and
 //! given back by whoever writes its result, so a client that stops reading
 //! stops being read.
+//!
+//! The jobs go to the caller's own queue of the pool. A job stops after
+//! each slice of a large file and goes back to the end of that queue, with
+//! the items it has not started yet, so a huge file takes turns with
+//! everything else.
 
 use super::Shared;
-use super::engine::Fields;
+use super::engine::{Fields, Step, Work};
+use super::pool::{Job, Who};
 use crate::error::{Error, ErrorCode};
 use crate::ops::count::Descend;
 use crate::proto::Query;
@@ -34,6 +40,7 @@ struct Pending {
 /// Groups a connection's items into pool jobs.
 pub(crate) struct Batches {
     shared: Arc<Shared>,
+    who: Who,
     query: Arc<Query>,
     descend: Arc<dyn Descend + Send + Sync>,
     done_tx: Sender<Vec<Done>>,
@@ -42,10 +49,12 @@ pub(crate) struct Batches {
 }
 
 impl Batches {
-    /// Jobs for one query's items; results go to `done_tx`, and each item
-    /// holds one slot of `slot_tx` until its writer gives it back.
+    /// Jobs for one query's items, computed on `who`'s share of the pool;
+    /// results go to `done_tx`, and each item holds one slot of `slot_tx`
+    /// until its writer gives it back.
     pub(crate) fn new(
         shared: Arc<Shared>,
+        who: Who,
         query: Arc<Query>,
         descend: Arc<dyn Descend + Send + Sync>,
         done_tx: Sender<Vec<Done>>,
@@ -53,6 +62,7 @@ impl Batches {
     ) -> Batches {
         Batches {
             shared,
+            who,
             query,
             descend,
             done_tx,
@@ -100,33 +110,72 @@ impl Batches {
             return;
         }
         let items = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        let shared = Arc::clone(&self.shared);
-        let query = Arc::clone(&self.query);
-        let descend = Arc::clone(&self.descend);
-        let done_tx = self.done_tx.clone();
-        self.shared.pool.submit(move || {
-            let done = items
-                .into_iter()
-                .map(|p| {
-                    let result = p.file.and_then(|file| {
-                        catch_unwind(AssertUnwindSafe(|| {
-                            shared.engine.execute(&query, file, &*descend)
-                        }))
-                        .unwrap_or_else(|_| {
-                            Err(Error::new(
-                                ErrorCode::Internal,
-                                "the computation failed unexpectedly",
-                            ))
-                        })
-                    });
-                    Done {
-                        id: p.id,
-                        path: p.path,
-                        result,
-                    }
-                })
-                .collect();
-            let _ = done_tx.send(done);
-        });
+        let turns = Turns {
+            shared: Arc::clone(&self.shared),
+            query: Arc::clone(&self.query),
+            descend: Arc::clone(&self.descend),
+            done_tx: self.done_tx.clone(),
+            items: items.into_iter(),
+            current: None,
+        };
+        self.shared.pool.submit(self.who, turns.into_job());
     }
+}
+
+/// A batch on the pool: the items not started yet and the one being read.
+struct Turns {
+    shared: Arc<Shared>,
+    query: Arc<Query>,
+    descend: Arc<dyn Descend + Send + Sync>,
+    done_tx: Sender<Vec<Done>>,
+    items: std::vec::IntoIter<Pending>,
+    /// An item between two slices of its file: id, path and where it is.
+    current: Option<(u64, String, Box<Work>)>,
+}
+
+impl Turns {
+    fn into_job(self) -> Job {
+        Job::new(move || self.turn().map(Turns::into_job))
+    }
+
+    /// Computes items until one has more slices to read, or all are done;
+    /// sends what it finished, and returns itself if anything is left.
+    fn turn(mut self) -> Option<Turns> {
+        let engine = &self.shared.engine;
+        let mut done = Vec::new();
+        let unfinished = loop {
+            let (id, path, step) = if let Some((id, path, work)) = self.current.take() {
+                (id, path, guarded(|| engine.resume(work)))
+            } else if let Some(p) = self.items.next() {
+                let step = match p.file {
+                    Ok(file) => guarded(|| engine.start(&self.query, file, &*self.descend)),
+                    Err(e) => Step::Done(Err(e)),
+                };
+                (p.id, p.path, step)
+            } else {
+                break false;
+            };
+            match step {
+                Step::Done(result) => done.push(Done { id, path, result }),
+                Step::More(work) => {
+                    self.current = Some((id, path, work));
+                    break true;
+                }
+            }
+        };
+        if !done.is_empty() {
+            let _ = self.done_tx.send(done);
+        }
+        unfinished.then_some(self)
+    }
+}
+
+/// Runs one step of the engine; a panic becomes the item's error.
+fn guarded(step: impl FnOnce() -> Step) -> Step {
+    catch_unwind(AssertUnwindSafe(step)).unwrap_or_else(|_| {
+        Step::Done(Err(Error::new(
+            ErrorCode::Internal,
+            "the computation failed unexpectedly",
+        )))
+    })
 }

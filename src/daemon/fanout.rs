@@ -336,6 +336,8 @@ struct Ctx {
     /// For a caller foreign to the daemon, the rights this node's own
     /// answers are computed with; `None` for its own user and root.
     here: Option<Arc<dyn Descend + Send + Sync>>,
+    /// Whose share of the workers this node's own answers take.
+    who: super::pool::Who,
 }
 
 impl Ctx {
@@ -529,6 +531,7 @@ pub fn start(
         shared: Arc::clone(shared),
         owed_per_path: if mode == Mode::Once { 1 } else { links.len() },
         here,
+        who: super::pool::Who::User(caller.uid),
     });
     let handles = links
         .into_iter()
@@ -821,6 +824,7 @@ fn run_here(ctx: &Ctx, link: usize) {
     let (done_tx, done_rx) = channel::<Vec<Done>>();
     let mut batches = Batches::new(
         Arc::clone(&ctx.shared),
+        ctx.who,
         Arc::new(ctx.query.clone()),
         descend,
         done_tx,

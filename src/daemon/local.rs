@@ -12,6 +12,7 @@ use super::batch::{Batches, Done};
 use super::caller::Caller;
 use super::cluster::JoinError;
 use super::limits::Ticket;
+use super::pool::Who;
 use super::{Shared, fanout, watch};
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::{self, LineReader};
@@ -279,6 +280,7 @@ fn serve_query(
     };
     let mut batches = Batches::new(
         Arc::clone(&shared),
+        Who::User(caller.uid),
         Arc::clone(&query),
         caller.descend(shared.euid),
         done_tx,

@@ -8,12 +8,13 @@
 
 use super::Shared;
 use super::batch::{Batches, Done};
+use super::pool::Who;
 use crate::crypto::session::{self, Session, SessionReader};
 use crate::ops::count::Everywhere;
 use crate::proto::Query;
 use crate::proto::peer::{self, PeerReply, PeerRequest, PeerResult};
 use serde_json::{Map, Value};
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, channel, sync_channel};
 use std::thread;
@@ -53,6 +54,7 @@ pub fn serve(
     let (done_tx, done_rx) = channel::<Vec<Done>>();
     let batches = Batches::new(
         Arc::clone(shared),
+        member(from),
         Arc::new(query),
         // Below an export the daemon reads with its own rights; the walk of a
         // directory count never follows a symlink out of it.
@@ -110,6 +112,16 @@ pub fn serve(
         }
         _ => None,
     }
+}
+
+/// Whose share of the workers a query from `from` (the connection's
+/// address) is computed on: the member's host, whatever its port, so that
+/// more connections do not buy a member more workers.
+fn member(from: &str) -> Who {
+    let ip = from
+        .parse::<SocketAddr>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical());
+    Who::Member(ip)
 }
 
 /// Reads batches of paths until `End`, opening each below the exports.

@@ -4,6 +4,7 @@
 //! from its worker pool and the tests call them directly.
 
 pub mod count;
+pub mod pass;
 pub mod sha;
 pub mod stat;
 pub mod unicode_tables;
@@ -27,9 +28,21 @@ pub fn open_for_query(path: &Path) -> io::Result<File> {
 /// Read size for whole-file passes.
 const PIPE_CHUNK: usize = 1 << 20;
 
+/// The `limit` of a read that goes to the end of the file.
+pub(crate) const NO_LIMIT: u64 = u64::MAX;
+
 /// Files smaller than this are read on the calling thread: a second thread
 /// costs more than it saves.
 pub const PIPE_MIN: u64 = 4 << 20;
+
+/// How many bytes a read of at most `limit` bytes from the offset of `file`
+/// finds, as far as its size tells now.
+pub(crate) fn span(file: &File, limit: u64) -> io::Result<u64> {
+    use std::io::Seek;
+    let size = file.metadata()?.len();
+    let at = (&*file).stream_position()?;
+    Ok(size.saturating_sub(at).min(limit))
+}
 
 /// Number of CPUs we may use, looked up once (the lookup reads cgroup files).
 pub fn cores() -> usize {
@@ -41,9 +54,10 @@ thread_local! {
     static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Reads `file` from its offset to its end in this thread, through a buffer
-/// kept per thread so that small files cost no allocation.
-pub(crate) fn read_all(file: &File, mut consume: impl FnMut(&[u8])) -> io::Result<()> {
+/// Reads at most `limit` bytes of `file` from its offset ([`NO_LIMIT`]: to its
+/// end) in this thread, through a buffer kept per thread so that small files
+/// cost no allocation.
+pub(crate) fn read_all(file: &File, limit: u64, mut consume: impl FnMut(&[u8])) -> io::Result<()> {
     use std::io::Read;
     BUFFER.with(|cell| {
         let mut owned;
@@ -59,10 +73,18 @@ pub(crate) fn read_all(file: &File, mut consume: impl FnMut(&[u8])) -> io::Resul
             buf.resize(PIPE_CHUNK, 0);
         }
         let mut reader = file;
+        let mut left = limit;
         loop {
-            match reader.read(buf) {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            if want == 0 {
+                return Ok(());
+            }
+            match reader.read(&mut buf[..want]) {
                 Ok(0) => return Ok(()),
-                Ok(n) => consume(&buf[..n]),
+                Ok(n) => {
+                    left -= n as u64;
+                    consume(&buf[..n]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -70,12 +92,14 @@ pub(crate) fn read_all(file: &File, mut consume: impl FnMut(&[u8])) -> io::Resul
     })
 }
 
-/// Reads `file` from its offset to its end on a second thread while `consume`
+/// Reads at most `limit` bytes of `file` from its offset ([`NO_LIMIT`]: to its
+/// end) on a second thread while `consume`
 /// works on the previous chunk here, so the copy out of the page cache
 /// overlaps the computation. Chunks are shared (`Arc`) so `consume` may hand
 /// them to further threads; buffers come back to the reader for reuse.
 pub(crate) fn pipelined(
     file: &File,
+    limit: u64,
     mut consume: impl FnMut(&std::sync::Arc<Vec<u8>>),
 ) -> io::Result<()> {
     use std::io::Read;
@@ -86,13 +110,15 @@ pub(crate) fn pipelined(
     std::thread::scope(|scope| {
         scope.spawn(move || {
             let mut reader = file;
+            let mut left = limit;
             loop {
                 let mut buf = empty_rx
                     .try_recv()
                     .ok()
                     .and_then(|a| Arc::try_unwrap(a).ok())
                     .unwrap_or_default();
-                buf.resize(PIPE_CHUNK, 0);
+                let want = PIPE_CHUNK.min(usize::try_from(left).unwrap_or(usize::MAX));
+                buf.resize(want, 0);
                 let mut filled = 0;
                 while filled < buf.len() {
                     match reader.read(&mut buf[filled..]) {
@@ -109,10 +135,11 @@ pub(crate) fn pipelined(
                     return;
                 }
                 buf.truncate(filled);
+                left -= filled as u64;
                 if full_tx.send(Ok(Arc::new(buf))).is_err() {
                     return;
                 }
-                if filled < PIPE_CHUNK {
+                if filled < PIPE_CHUNK || left == 0 {
                     return;
                 }
             }

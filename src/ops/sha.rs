@@ -57,12 +57,17 @@ impl Hasher {
 /// Hashes an open file from its current offset to its end.
 pub fn sha256_file(file: &File) -> io::Result<Digest> {
     let mut h = Hasher::default();
-    if file.metadata()?.len() < super::PIPE_MIN {
-        super::read_all(file, |chunk| h.update(chunk))?;
-    } else {
-        super::pipelined(file, |chunk| h.update(chunk))?;
-    }
+    hash_into(file, &mut h, super::NO_LIMIT)?;
     Ok(h.finish())
+}
+
+/// Adds at most `limit` bytes of `file`, from its offset, to `h`.
+pub(crate) fn hash_into(file: &File, h: &mut Hasher, limit: u64) -> io::Result<()> {
+    if super::span(file, limit)? < super::PIPE_MIN {
+        super::read_all(file, limit, |chunk| h.update(chunk))
+    } else {
+        super::pipelined(file, limit, |chunk| h.update(chunk))
+    }
 }
 
 #[cfg(test)]

@@ -13,35 +13,42 @@ use std::sync::mpsc::sync_channel;
 
 /// Reads the file once and returns both its `wc` counts and its SHA-256.
 pub fn wc_and_sha256(file: &File) -> io::Result<(WcCounts, Digest)> {
-    if file.metadata()?.len() < super::PIPE_MIN {
-        let (mut c, mut h) = (WcCounter::new(), Hasher::default());
-        super::read_all(file, |chunk| {
+    let (mut c, mut h) = (WcCounter::new(), Hasher::default());
+    both_into(file, &mut c, &mut h, super::NO_LIMIT)?;
+    Ok((c.finish(), h.finish()))
+}
+
+/// Adds at most `limit` bytes of `file`, from its offset, to the counter and
+/// to the hash.
+pub(crate) fn both_into(
+    file: &File,
+    c: &mut WcCounter,
+    h: &mut Hasher,
+    limit: u64,
+) -> io::Result<()> {
+    if super::span(file, limit)? < super::PIPE_MIN {
+        return super::read_all(file, limit, |chunk| {
             c.update(chunk);
             h.update(chunk);
-        })?;
-        return Ok((c.finish(), h.finish()));
+        });
     }
     let (tx, rx) = sync_channel::<Arc<Vec<u8>>>(2);
     std::thread::scope(|scope| {
         let counter = scope.spawn(move || {
-            let mut c = WcCounter::new();
             for chunk in rx {
                 c.update(&chunk);
             }
-            c.finish()
         });
-        let mut h = Hasher::default();
-        let read = super::pipelined(file, |chunk| {
+        let read = super::pipelined(file, limit, |chunk| {
             // If the counter died, its join below reports it.
             let _ = tx.send(Arc::clone(chunk));
             h.update(chunk);
         });
         drop(tx);
-        let counts = counter
+        counter
             .join()
             .map_err(|_| io::Error::other("counting thread failed"))?;
-        read?;
-        Ok((counts, h.finish()))
+        read
     })
 }
 

@@ -60,9 +60,10 @@
 //! Only a sequence cut by the end of the buffer goes to a scalar decoder,
 //! which keeps it for the next buffer.
 //!
-//! Large files are split into one range per core, each starting on a byte
-//! that no accepted sequence crosses, read with `pread` and counted on its
-//! own thread; the ranges' word states are joined at the seams.
+//! Large files are split into chunks of a few MiB, each starting on a byte
+//! that no accepted sequence crosses, read with `pread` by one thread per
+//! core, each taking the next chunk when done with one; the chunks' word
+//! states are joined at the seams.
 
 use super::unicode_tables::NON_PRINTABLE;
 use serde::{Deserialize, Serialize};
@@ -448,6 +449,28 @@ impl WcCounter {
         if i < buf.len() {
             self.blocks_with(Backend::detect(), buf, i);
         }
+    }
+
+    /// Continues these counts with `next`, the counts of the bytes that
+    /// follow, which must start on a [`seam`]: no accepted sequence crosses
+    /// it, so only the word that may go on across it needs joining.
+    pub fn append(&mut self, next: WcCounter) {
+        self.counts.lines += next.counts.lines;
+        self.counts.words += next.counts.words;
+        self.counts.bytes += next.counts.bytes;
+        self.counts.chars += next.counts.chars;
+        if self.in_word && next.first_is_word == Some(true) {
+            // The word that ended our bytes goes on in the next ones.
+            self.counts.words -= 1;
+        }
+        if next.first_is_word.is_some() {
+            self.in_word = next.in_word;
+        }
+        self.first_is_word = self.first_is_word.or(next.first_is_word);
+        // A sequence of ours cut at a seam never completes: it is no
+        // character, and forgetting it says so.
+        self.pending = next.pending;
+        self.pending_len = next.pending_len;
     }
 
     pub fn finish(self) -> WcCounts {
@@ -948,28 +971,98 @@ pub const PARALLEL_MIN: u64 = 2 << 20;
 /// per core, each read with `pread` on its own thread; anything else is read
 /// on this thread. Either way the offset is left at the end.
 pub fn wc_file(file: &File, lines_only: bool) -> io::Result<WcCounts> {
+    let mut c = WcCounter::new();
+    count_into(file, &mut c, lines_only, super::NO_LIMIT, super::cores())?;
+    Ok(c.finish())
+}
+
+/// Adds at most `limit` bytes of `file`, from its offset, to `c`, on
+/// `threads` threads when there are [`PARALLEL_MIN`] bytes or more; leaves
+/// the offset after them. The offset must be a [`seam`] unless `c` is new.
+pub(crate) fn count_into(
+    file: &File,
+    c: &mut WcCounter,
+    lines_only: bool,
+    limit: u64,
+    threads: usize,
+) -> io::Result<()> {
+    let parallel = Parallel {
+        threads,
+        min: PARALLEL_MIN,
+        chunk: PAR_CHUNK,
+    };
+    count_into_with(file, c, lines_only, limit, parallel)
+}
+
+/// How a count runs in parallel: on `threads` threads from `min` bytes on,
+/// in chunks of `chunk` bytes. Tests make the last two small.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parallel {
+    pub threads: usize,
+    pub min: u64,
+    pub chunk: u64,
+}
+
+/// [`count_into`] with the parallel count set up as given.
+pub(crate) fn count_into_with(
+    file: &File,
+    c: &mut WcCounter,
+    lines_only: bool,
+    limit: u64,
+    parallel: Parallel,
+) -> io::Result<()> {
+    let Parallel {
+        threads,
+        min: parallel_min,
+        chunk,
+    } = parallel;
     let md = file.metadata()?;
-    let threads = super::cores();
-    if md.is_file() && threads > 1 && md.len() >= PARALLEL_MIN {
+    if md.is_file() && threads > 1 {
         let start = current_offset(file)?;
-        let len = md.len().saturating_sub(start);
-        if len >= PARALLEL_MIN {
-            let counts = wc_parallel(file, start, len, threads, lines_only)?;
-            // Leave the offset at the end, as reading would.
-            seek_to(file, start + counts.bytes)?;
-            return Ok(counts);
+        let len = md.len().saturating_sub(start).min(limit);
+        if len >= parallel_min.max(1) {
+            let end = if limit == super::NO_LIMIT {
+                // The last range reads on to whatever the end is by then.
+                u64::MAX
+            } else {
+                start + len
+            };
+            let part = wc_parallel(file, start, len, end, threads, chunk, lines_only)?;
+            // Leave the offset after what was read, as reading would.
+            seek_to(file, start + part.counts.bytes)?;
+            c.append(part);
+            return Ok(());
         }
     }
-    let mut c = WcCounter::new();
-    super::read_all(file, |buf| {
+    super::read_all(file, limit, |buf| {
         if lines_only {
             c.counts.lines += count_newlines(buf);
             c.counts.bytes += buf.len() as u64;
         } else {
             c.update(buf);
         }
-    })?;
-    Ok(c.finish())
+    })
+}
+
+/// The first offset at or after `at` that no accepted UTF-8 sequence of
+/// `file` crosses: a sequence has at most 5 continuation bytes, so stepping
+/// over up to 5 finds one (if a sixth follows, nothing crosses before it).
+pub(crate) fn seam(file: &File, mut at: u64) -> io::Result<u64> {
+    let mut probe = [0u8; 5];
+    let n = loop {
+        match file.read_at(&mut probe, at) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    };
+    for &b in &probe[..n] {
+        if b & 0xc0 != 0x80 {
+            break;
+        }
+        at += 1;
+    }
+    Ok(at)
 }
 
 fn current_offset(file: &File) -> io::Result<u64> {
@@ -984,74 +1077,90 @@ fn seek_to(file: &File, at: u64) -> io::Result<()> {
     f.seek(SeekFrom::Start(at)).map(drop)
 }
 
-/// Counts `[start, start + len)` and whatever the file grew by, in ranges on
-/// `threads` threads. Each range starts on a byte that no accepted UTF-8
-/// sequence crosses, so characters are never split; word states are joined
-/// at the seams.
+/// Bytes the threads of a parallel count take at a time.
+pub(crate) const PAR_CHUNK: u64 = 4 << 20;
+
+/// Counts `[start, start + len)`, and on to `end` if the file grew (`end`
+/// is `u64::MAX` to read to the end), on `threads` threads. The threads take
+/// chunks of about `chunk` bytes in turn, so one that the scheduler
+/// holds back delays the end by one chunk at most. Each chunk starts on a
+/// [`seam`], so characters are never split; word states are joined at the
+/// seams.
 fn wc_parallel(
     file: &File,
     start: u64,
     len: u64,
+    end: u64,
     threads: usize,
+    chunk: u64,
     lines_only: bool,
-) -> io::Result<WcCounts> {
-    let mut bounds = vec![start];
-    for k in 1..threads as u64 {
-        let mut at = start + len * k / threads as u64;
-        // A sequence has at most 5 continuation bytes: step over up to 5.
-        // If a sixth follows, no sequence can cross before it.
-        let mut probe = [0u8; 5];
-        let n = file.read_at(&mut probe, at)?;
-        for &b in &probe[..n] {
-            if b & 0xc0 != 0x80 {
-                break;
-            }
-            at += 1;
+) -> io::Result<WcCounter> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let chunk = chunk.max(1);
+    let chunks = len.div_ceil(chunk).max(1) as usize;
+    // Where chunk k starts; chunk `chunks` is the end. Every thread that
+    // needs a bound finds the same one.
+    let bound = |k: usize| -> io::Result<u64> {
+        if k == 0 {
+            Ok(start)
+        } else if k >= chunks {
+            Ok(end)
+        } else {
+            Ok(seam(file, start + k as u64 * chunk)?.min(end))
         }
-        bounds.push(at.max(*bounds.last().unwrap_or(&start)));
-    }
-    bounds.push(u64::MAX);
-    let ranges: Vec<(u64, u64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
-    let parts: Vec<io::Result<WcCounter>> = std::thread::scope(|scope| {
-        // The first range runs here; the others each on a thread of their own.
-        let handles: Vec<_> = ranges[1..]
-            .iter()
-            .map(|&(from, to)| scope.spawn(move || count_range(file, from, to, lines_only)))
+    };
+    let next = AtomicUsize::new(0);
+    let take = || -> io::Result<Vec<(usize, WcCounter)>> {
+        let mut buf = vec![0u8; CHUNK];
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= chunks {
+                return Ok(done);
+            }
+            let (from, to) = (bound(k)?, bound(k + 1)?);
+            done.push((
+                k,
+                count_range(file, from, to.max(from), lines_only, &mut buf)?,
+            ));
+        }
+    };
+    let results: Vec<io::Result<Vec<(usize, WcCounter)>>> = std::thread::scope(|scope| {
+        // One share runs here; the others each on a thread of their own.
+        let handles: Vec<_> = (1..threads.min(chunks))
+            .map(|_| scope.spawn(take))
             .collect();
-        let first = count_range(file, ranges[0].0, ranges[0].1, lines_only);
-        std::iter::once(first)
+        let here = take();
+        std::iter::once(here)
             .chain(handles.into_iter().map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(io::Error::other("counting thread failed")))
             }))
             .collect()
     });
-    let mut total = WcCounts::default();
-    let mut in_word: Option<bool> = None;
-    for part in parts {
-        let part = part?;
-        if in_word == Some(true) && part.first_is_word == Some(true) {
-            // The word that ended the previous range goes on in this one.
-            total.words -= 1;
-        }
-        if part.first_is_word.is_some() {
-            in_word = Some(part.in_word);
-        }
-        let c = part.finish();
-        total.lines += c.lines;
-        total.words += c.words;
-        total.bytes += c.bytes;
-        total.chars += c.chars;
+    let mut parts = Vec::with_capacity(chunks);
+    for r in results {
+        parts.extend(r?);
+    }
+    parts.sort_unstable_by_key(|&(k, _)| k);
+    let mut total = WcCounter::new();
+    for (_, part) in parts {
+        total.append(part);
     }
     Ok(total)
 }
 
-fn count_range(file: &File, from: u64, to: u64, lines_only: bool) -> io::Result<WcCounter> {
-    let mut buf = vec![0u8; CHUNK];
+fn count_range(
+    file: &File,
+    from: u64,
+    to: u64,
+    lines_only: bool,
+    buf: &mut [u8],
+) -> io::Result<WcCounter> {
     let mut c = WcCounter::new();
     let mut at = from;
     while at < to {
-        let want = (to - at).min(CHUNK as u64) as usize;
+        let want = (to - at).min(buf.len() as u64) as usize;
         let n = match file.read_at(&mut buf[..want], at) {
             Ok(0) => break,
             Ok(n) => n,
@@ -1364,14 +1473,24 @@ mod tests {
         let l = wc_file(&f, true).unwrap();
         assert_eq!((l.lines, l.bytes), (expected.lines, expected.bytes));
         for threads in 2..6 {
-            let got = wc_parallel(&f, 0, data.len() as u64, threads, false).unwrap();
-            assert_eq!(got, expected, "{threads} threads");
+            for chunk in [PAR_CHUNK, 1 << 20, 12_345] {
+                let got = wc_parallel(&f, 0, data.len() as u64, u64::MAX, threads, chunk, false);
+                assert_eq!(
+                    got.unwrap().finish(),
+                    expected,
+                    "{threads} threads, {chunk}"
+                );
+            }
         }
         // Seams at every offset within a few units.
         let len = data.len() as u64;
         for shift in 0..40u64 {
-            let got = wc_parallel(&f, shift, len - shift, 2, false).unwrap();
-            assert_eq!(got, count_slice(&data[shift as usize..]), "from {shift}");
+            let got = wc_parallel(&f, shift, len - shift, u64::MAX, 2, 1 << 20, false).unwrap();
+            assert_eq!(
+                got.finish(),
+                count_slice(&data[shift as usize..]),
+                "from {shift}"
+            );
         }
     }
 }

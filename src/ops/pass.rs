@@ -1,0 +1,264 @@
+//! One read of a file's content, done in slices: the `wc` counts, the line
+//! count, the SHA-256 or counts and digest together, with the running state
+//! carried from slice to slice, so that a large file can give up its worker
+//! between slices and still get exactly the result of one pass.
+//!
+//! A slice ends on a [`wc::seam`], a byte that no UTF-8 sequence crosses;
+//! the counter joins the word that may go on across it (as the ranges of one
+//! parallel count are joined), and the hasher takes bytes in any pieces.
+
+use super::sha::{self, Digest, Hasher};
+use super::wc::{self, WcCounter, WcCounts};
+use super::{NO_LIMIT, stat};
+use std::fs::File;
+use std::io::{self, Seek};
+
+/// What a pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Lines and bytes only (`wc -l`).
+    Lines,
+    /// All four `wc` counts.
+    Wc,
+    Sha256,
+    /// The four counts and the digest, in one read.
+    WcSha256,
+}
+
+/// What a finished pass found; the fields its [`Want`] asked for are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Found {
+    pub lines: Option<u64>,
+    pub wc: Option<WcCounts>,
+    pub sha256: Option<Digest>,
+}
+
+/// A pass under way: reads on from the file's offset, one slice per [`Pass::step`].
+#[derive(Clone)]
+pub struct Pass {
+    want: Want,
+    counter: WcCounter,
+    hasher: Hasher,
+}
+
+impl Pass {
+    pub fn new(want: Want) -> Pass {
+        Pass {
+            want,
+            counter: WcCounter::new(),
+            hasher: Hasher::default(),
+        }
+    }
+
+    /// Reads the next slice, about `budget` bytes from the file's offset, or
+    /// on to the end when the end is no more than `budget` bytes away (and
+    /// whatever the file grew by meanwhile, as one pass would). Returns
+    /// whether the end was reached; the offset is left after what was read.
+    pub fn step(&mut self, file: &File, budget: u64) -> io::Result<bool> {
+        let parallel = wc::Parallel {
+            threads: super::cores(),
+            min: wc::PARALLEL_MIN,
+            chunk: wc::PAR_CHUNK,
+        };
+        self.step_with(file, budget, parallel)
+    }
+
+    /// [`Pass::step`] with the parallel count set up as given, so tests can
+    /// put seams anywhere in small files.
+    fn step_with(&mut self, file: &File, budget: u64, parallel: wc::Parallel) -> io::Result<bool> {
+        let at = (&*file).stream_position()?;
+        let left = file.metadata()?.len().saturating_sub(at);
+        let (limit, last) = if left <= budget {
+            (NO_LIMIT, true)
+        } else {
+            (wc::seam(file, at + budget.max(1))? - at, false)
+        };
+        match self.want {
+            Want::Lines | Want::Wc => wc::count_into_with(
+                file,
+                &mut self.counter,
+                self.want == Want::Lines,
+                limit,
+                parallel,
+            )?,
+            Want::Sha256 => sha::hash_into(file, &mut self.hasher, limit)?,
+            Want::WcSha256 => stat::both_into(file, &mut self.counter, &mut self.hasher, limit)?,
+        }
+        // A file cut shorter meanwhile is found at its end by the next step.
+        Ok(last)
+    }
+
+    /// The result of a pass whose last [`Pass::step`] returned true.
+    pub fn finish(self) -> Found {
+        let counts = self.counter.finish();
+        match self.want {
+            Want::Lines => Found {
+                lines: Some(counts.lines),
+                ..Found::default()
+            },
+            Want::Wc => Found {
+                lines: Some(counts.lines),
+                wc: Some(counts),
+                sha256: None,
+            },
+            Want::Sha256 => Found {
+                sha256: Some(self.hasher.finish()),
+                ..Found::default()
+            },
+            Want::WcSha256 => Found {
+                lines: Some(counts.lines),
+                wc: Some(counts),
+                sha256: Some(self.hasher.finish()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::wc::count_slice;
+    use sha2::{Digest as _, Sha256};
+    use std::io::{SeekFrom, Write};
+
+    /// Random text: ASCII words and white space, characters of 2, 3 and 4
+    /// bytes, Unicode spaces, controls, long forms, invalid bytes and
+    /// sequences cut short.
+    fn text(seed: u64, pieces: usize) -> Vec<u8> {
+        const PIECES: [&[u8]; 16] = [
+            b"word",
+            b" ",
+            b"\n",
+            b"\t",
+            "é".as_bytes(),
+            "東京".as_bytes(),
+            "🙂".as_bytes(),
+            "\u{3000}".as_bytes(),
+            "\u{a0}".as_bytes(),
+            "\u{85}".as_bytes(),
+            b"\x01",
+            b"\xff",
+            b"\xe2\x82",
+            b"\xf8\x88\x80\x80\x80",
+            b"\xfc\x84\x80\x80\x80\x80",
+            b"\x80\x80\x80\x80\x80\x80\x80",
+        ];
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut v = Vec::new();
+        for _ in 0..pieces {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.extend_from_slice(PIECES[(x >> 32) as usize % PIECES.len()]);
+        }
+        v
+    }
+
+    fn file_of(data: &[u8]) -> File {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(data).unwrap();
+        f
+    }
+
+    /// Runs a pass over `f` from `from` in slices of `budget` bytes.
+    fn sliced(f: &File, from: u64, want: Want, budget: u64, threads: usize, pmin: u64) -> Found {
+        // Chunks of the parallel count as small as slices, or larger.
+        let parallel = wc::Parallel {
+            threads,
+            min: pmin,
+            chunk: if pmin == wc::PARALLEL_MIN {
+                wc::PAR_CHUNK
+            } else {
+                1 + budget / 3
+            },
+        };
+        (&*f).seek(SeekFrom::Start(from)).unwrap();
+        let mut pass = Pass::new(want);
+        let mut steps = 0;
+        while !pass.step_with(f, budget, parallel).unwrap() {
+            steps += 1;
+            assert!(steps < 100_000, "the pass does not end");
+        }
+        assert_eq!(
+            (&*f).stream_position().unwrap(),
+            f.metadata().unwrap().len()
+        );
+        pass.finish()
+    }
+
+    #[test]
+    fn slices_count_as_one_pass_with_seams_at_every_offset() {
+        for seed in 1..5 {
+            let data = text(seed, 150);
+            let f = file_of(&data);
+            let whole = count_slice(&data);
+            // Slices of every size up to a few characters put slice ends at
+            // every offset; counted on 1 to 3 threads, every range seam too.
+            for budget in 1..=90 {
+                for (threads, pmin) in [(1, u64::MAX), (2, 0), (3, 0)] {
+                    let got = sliced(&f, 0, Want::Wc, budget, threads, pmin);
+                    assert_eq!(
+                        got.wc,
+                        Some(whole),
+                        "seed {seed}, slices of {budget}, {threads} threads"
+                    );
+                    let got = sliced(&f, 0, Want::Lines, budget, threads, pmin);
+                    assert_eq!(got.lines, Some(whole.lines));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn slices_from_an_offset_count_what_follows_it() {
+        let data = text(7, 120);
+        let f = file_of(&data);
+        for from in 0..40 {
+            let rest = count_slice(&data[from..]);
+            for budget in [1, 5, 13, 64] {
+                let got = sliced(&f, from as u64, Want::Wc, budget, 2, 0);
+                assert_eq!(got.wc, Some(rest), "from {from}, slices of {budget}");
+            }
+        }
+    }
+
+    #[test]
+    fn sliced_digests_and_counts_with_digests_are_those_of_one_pass() {
+        for seed in 1..4 {
+            let data = text(seed, 200);
+            let f = file_of(&data);
+            let digest: [u8; 32] = Sha256::digest(&data).into();
+            let whole = count_slice(&data);
+            for budget in 1..=70 {
+                let got = sliced(&f, 0, Want::Sha256, budget, 2, 0);
+                let d = got.sha256.unwrap();
+                assert_eq!((d.sha256, d.bytes), (digest, data.len() as u64));
+                let got = sliced(&f, 0, Want::WcSha256, budget, 2, 0);
+                assert_eq!(got.wc, Some(whole), "slices of {budget}");
+                assert_eq!(got.sha256.unwrap().sha256, digest);
+            }
+        }
+    }
+
+    #[test]
+    fn large_slices_take_the_fast_paths_and_agree() {
+        // Above the sizes where reads are pipelined and counts parallel.
+        let mut data = Vec::new();
+        let mut seed = 1;
+        while data.len() < (super::super::PIPE_MIN as usize) * 3 + 4321 {
+            data.extend_from_slice(&text(seed, 500));
+            seed += 1;
+        }
+        let f = file_of(&data);
+        let whole = count_slice(&data);
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        for budget in [(5 << 20) + 3, (4 << 20) - 1, 1 << 20, u64::MAX] {
+            let got = sliced(&f, 0, Want::Wc, budget, 3, wc::PARALLEL_MIN);
+            assert_eq!(got.wc, Some(whole), "slices of {budget}");
+            let got = sliced(&f, 0, Want::WcSha256, budget, 3, wc::PARALLEL_MIN);
+            assert_eq!((got.wc, got.sha256.unwrap().sha256), (Some(whole), digest));
+            let got = sliced(&f, 0, Want::Sha256, budget, 3, wc::PARALLEL_MIN);
+            assert_eq!(got.sha256.unwrap().sha256, digest);
+        }
+    }
+}
