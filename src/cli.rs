@@ -638,7 +638,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  within 10 s and is closed after --idle-timeout (300 s) of silence while none of \
                  its paths is being worked on. The workers serve one queue per caller (each local \
                  user, each remote member) in turn, and a large file is read in slices of \
-                 128 MiB that go back to the end of its caller's queue, so another caller's \
+                 256 MiB that go back to the end of its caller's queue, so another caller's \
                  huge file delays a small query by about one slice at most. A cluster query asks a \
                  member named several times once, takes at most 64 --peer members, holds at most 4 \
                  links to one member and at most 256 of the caller's descriptors.\n\n\
