@@ -3,7 +3,8 @@
 //! reads the configuration again.
 //!
 //! - [`local`]: the Unix socket: one thread per command connection.
-//! - [`engine`], [`batch`], [`pool`]: computing items on the worker pool, with the cache.
+//! - [`engine`], [`batch`], [`pool`]: computing items on the worker pool, with the cache;
+//!   the workers are shared fairly between callers, and large files are read in slices.
 //! - [`cluster`]: the gossip thread, joining, and the periodic full sync.
 //! - [`peer`]: the TCP port: handshakes, then joins, syncs and queries from members.
 //! - [`remote`]: a member's side of a query from a peer, confined to the exports.
