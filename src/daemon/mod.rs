@@ -4,7 +4,8 @@
 //!
 //! - [`local`]: the Unix socket: one thread per command connection.
 //! - [`caller`]: who is asking on it (ids from the socket), and walking with their rights.
-//! - [`engine`], [`batch`], [`pool`]: computing items on the worker pool, with the cache.
+//! - [`engine`], [`batch`], [`pool`]: computing items on the worker pool, with the cache;
+//!   the workers are shared fairly between callers, and large files are read in slices.
 //! - [`cluster`]: the gossip thread, joining, and the periodic full sync.
 //! - [`peer`]: the TCP port: handshakes, then joins, syncs and queries from members.
 //! - [`remote`]: a member's side of a query from a peer, confined to the exports.
