@@ -903,21 +903,20 @@ fn caller_file(
     let theirs = file.ok_or_else(|| {
         Error::new(
             ErrorCode::PermissionDenied,
-            format!(
-                "{path}: you cannot open it here (this member tells its local users \
-                 only about files they can open themselves)"
-            ),
+            "you cannot open it here (this member tells its local users only about files \
+             they can open themselves)",
         )
     })??;
     let (a, b) = (ours.metadata()?, theirs.metadata()?);
     if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
         return Err(Error::new(
             ErrorCode::PermissionDenied,
-            format!("{path}: the descriptor you passed is not the file this path names here"),
+            "the descriptor you passed is not the file this path names here",
         ));
     }
     Ok(theirs)
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
