@@ -135,22 +135,7 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
             }
         }
         Request::Leave => {
-            if !caller.is_trusted(shared.euid) {
-                crate::daemon::logging::hostile(
-                    log::Level::Warn,
-                    "local-denied",
-                    format_args!(
-                        "uid {} (pid {}) asked us to leave; only uid {} or root may",
-                        caller.uid, caller.pid, shared.euid
-                    ),
-                );
-                fail_request(
-                    &write_half,
-                    Error::new(
-                        ErrorCode::PermissionDenied,
-                        "only the daemon's own user or root may make it leave",
-                    ),
-                );
+            if refuse_control(&write_half, &caller, &shared, "leave") {
                 return;
             }
             log::info!("pid {} (uid {}) asked us to leave", caller.pid, caller.uid);
@@ -170,25 +155,7 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
                 nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
         }
         Request::Join { addrs } => {
-            if !caller.is_trusted(shared.euid) {
-                crate::daemon::logging::hostile(
-                    log::Level::Warn,
-                    "local-denied",
-                    format_args!(
-                        "uid {} (pid {}) asked us to join; only uid {} or root may",
-                        caller.uid, caller.pid, shared.euid
-                    ),
-                );
-                fail_request(
-                    &write_half,
-                    Error::new(
-                        ErrorCode::PermissionDenied,
-                        format!(
-                            "only the daemon's own user (uid {}) or root may make it join",
-                            shared.euid
-                        ),
-                    ),
-                );
+            if refuse_control(&write_half, &caller, &shared, "join") {
                 return;
             }
             let mut summary = Summary {
@@ -226,6 +193,33 @@ pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
             let _ = write_line(&write_half, &summary);
         }
     }
+}
+
+/// Control operations (join, leave) belong to the daemon's own user and
+/// root: anyone else is told so (and logged, rate-limited). True when refused.
+fn refuse_control(out: &UnixStream, caller: &Caller, shared: &Shared, what: &str) -> bool {
+    if caller.is_trusted(shared.euid) {
+        return false;
+    }
+    crate::daemon::logging::hostile(
+        log::Level::Warn,
+        "local-denied",
+        format_args!(
+            "uid {} (pid {}) asked us to {what}; only uid {} or root may",
+            caller.uid, caller.pid, shared.euid
+        ),
+    );
+    fail_request(
+        out,
+        Error::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "only the daemon's own user (uid {}) or root may make it {what}",
+                shared.euid
+            ),
+        ),
+    );
+    true
 }
 
 fn fail_request(mut stream: &UnixStream, error: Error) {
