@@ -7,7 +7,6 @@ mod common;
 use common::{
     Daemon, FAST, TEST_KEY, bin, eventually, gnu_sha256, peers, run, start_cluster, write,
 };
-use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -85,31 +84,7 @@ fn a_flood_of_bad_packets_is_dropped_and_counted() {
         .spawn()
         .unwrap();
     let target = format!("127.0.0.1:{}", all[0].port);
-    let other =
-        p2p::crypto::keys::KeyRing::parse("b3RoZXIga2V5IG90aGVyIGtleSBvdGhlciBrZXkgb3Q=").unwrap();
-    let forger = p2p::crypto::gossip::GossipCipher::new(&other);
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    // Addressed to the target, with fresh stamps: each costs it a decryption.
-    let to: std::net::SocketAddr = target.parse().unwrap();
-    let mut stamps = p2p::crypto::gossip::Endpoint::new(udp.local_addr().unwrap(), 1, 1);
-    let mut x: u64 = 42;
-    for i in 0..20_000u32 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let len = (x % 1400) as usize + 1;
-        let junk: Vec<u8> = (0..len).map(|k| (x >> (k % 56)) as u8).collect();
-        let packet = if i % 2 == 0 {
-            junk
-        } else {
-            forger.seal(&mut stamps, &to, &junk)
-        };
-        let _ = udp.send_to(&packet, &target);
-        if i % 2000 == 0 {
-            // Let the daemon breathe, as a real flood over a network would.
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    common::flood_forged_datagrams(&target, 20_000);
     for d in &all {
         eventually(10, "everyone alive after the flood", || all_alive(d, 3));
     }

@@ -177,23 +177,7 @@ fn a_flood_of_forged_datagrams_leaves_a_small_log() {
     let d = Daemon::start(&["--name", "target"]);
     let before = d.log().len();
     let target = format!("127.0.0.1:{}", d.port);
-    let other = KeyRing::parse("b3RoZXIga2V5IG90aGVyIGtleSBvdGhlciBrZXkgb3Q=").unwrap();
-    let forger = p2p::crypto::gossip::GossipCipher::new(&other);
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut stamps = p2p::crypto::gossip::Endpoint::new(udp.local_addr().unwrap(), 1, 1);
-    let to: std::net::SocketAddr = target.parse().unwrap();
-    for i in 0..20_000u32 {
-        let junk = vec![(i % 251) as u8; 64 + (i % 700) as usize];
-        let packet = if i % 2 == 0 {
-            junk
-        } else {
-            forger.seal(&mut stamps, &to, &junk)
-        };
-        let _ = udp.send_to(&packet, &target);
-        if i % 2000 == 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    common::flood_forged_datagrams(&target, 20_000);
     let me = p2p::membership::Node {
         name: "target".into(),
         addr: target.parse().unwrap(),
@@ -207,6 +191,7 @@ fn a_flood_of_forged_datagrams_leaves_a_small_log() {
         tags: Default::default(),
     };
     let marker = sealed_announce(marker, &me);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     eventually(15, "the daemon read the whole flood", || {
         let _ = udp.send_to(&marker, &target);
         member(&peers(&d), "marker").is_some()

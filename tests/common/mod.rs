@@ -381,3 +381,33 @@ pub fn ask_as(uid: u32, socket: &Path, request: &str) -> Vec<Value> {
     }
     out
 }
+
+/// Sends `count` forged datagrams to `target` (HOST:PORT): every other one
+/// is garbage, the rest sealed under another cluster key with fresh stamps
+/// addressed to the target, so each costs it a decryption. Pauses now and
+/// then, as a real flood over a network would let the daemon breathe.
+pub fn flood_forged_datagrams(target: &str, count: u32) {
+    let other =
+        p2p::crypto::keys::KeyRing::parse("b3RoZXIga2V5IG90aGVyIGtleSBvdGhlciBrZXkgb3Q=").unwrap();
+    let forger = p2p::crypto::gossip::GossipCipher::new(&other);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to: std::net::SocketAddr = target.parse().unwrap();
+    let mut stamps = p2p::crypto::gossip::Endpoint::new(udp.local_addr().unwrap(), 1, 1);
+    let mut x: u64 = 42;
+    for i in 0..count {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = (x % 1400) as usize + 1;
+        let junk: Vec<u8> = (0..len).map(|k| (x >> (k % 56)) as u8).collect();
+        let packet = if i % 2 == 0 {
+            junk
+        } else {
+            forger.seal(&mut stamps, &to, &junk)
+        };
+        let _ = udp.send_to(&packet, target);
+        if i % 2000 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
