@@ -40,15 +40,8 @@ const MAX_PENDING_FDS: usize = 1024;
 /// How long a new connection may take to send its request.
 const FIRST_LINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serves one accepted connection to the end; never panics on client input.
-pub fn serve(stream: UnixStream, shared: Arc<Shared>, ticket: &Ticket) {
-    let caller = match Caller::of_stream(&stream) {
-        Ok(c) => c,
-        Err(e) => {
-            log::warn!("local connection without peer credentials: {e}");
-            return;
-        }
-    };
+/// Serves one accepted connection of `caller` to the end; never panics on client input.
+pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &Ticket) {
     let write_half = match stream.try_clone() {
         Ok(s) => s,
         Err(e) => {

@@ -410,15 +410,15 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>, admission: &Arc<Admi
                 continue;
             }
         };
-        let uid =
-            match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-            {
-                Ok(c) => c.uid(),
-                Err(e) => {
-                    log::warn!("local connection without peer credentials: {e}");
-                    continue;
-                }
-            };
+        // Who connected is read once, here, from the socket itself.
+        let caller = match caller::Caller::of_stream(&stream) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("local connection without peer credentials: {e}");
+                continue;
+            }
+        };
+        let uid = caller.uid;
         let ticket = match admission.admit_user(&stream, uid) {
             Ok(t) => t,
             Err(why) => {
@@ -434,7 +434,7 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>, admission: &Arc<Admi
         let shared = Arc::clone(&shared);
         let spawned = thread::Builder::new()
             .name("local".into())
-            .spawn(move || local::serve(stream, shared, &ticket));
+            .spawn(move || local::serve(stream, caller, shared, &ticket));
         if let Err(e) = spawned {
             log::warn!("cannot start a connection thread: {e}");
         }
