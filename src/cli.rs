@@ -1,6 +1,7 @@
 //! The command-line definitions of every binary, in one place, so that the
 //! binaries, the man pages and the shell completions agree.
 
+use clap::builder::TypedValueParser;
 use clap::{Args, CommandFactory, Parser, ValueEnum};
 use std::path::PathBuf;
 
@@ -67,16 +68,21 @@ at most 64 members.";
 #[derive(Debug, Clone, Args)]
 pub struct Input {
     /// Paths to query; relative paths are resolved against the current directory
-    #[arg(value_name = "PATH")]
+    // Any name, the empty one included: that is an item's error, as in GNU wc.
+    #[arg(value_name = "PATH", value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from))]
     pub paths: Vec<PathBuf>,
 
-    /// Read the paths from FILE, one per line ('-' reads standard input)
-    #[arg(long, value_name = "FILE")]
+    /// Read the paths from FILE, one per line ('-' reads standard input; blank lines are skipped)
+    #[arg(long, value_name = "FILE", conflicts_with = "files0_from")]
     pub files_from: Option<PathBuf>,
 
-    /// With --files-from, paths are separated by NUL bytes instead of newlines
+    /// With --files-from, paths are separated by NUL bytes instead of newlines (as --files0-from)
     #[arg(short = '0', long = "null", requires = "files_from")]
     pub null: bool,
+
+    /// Read the paths from F, separated by NUL bytes ('-' reads standard input), as GNU wc does
+    #[arg(long = "files0-from", value_name = "F")]
+    pub files0_from: Option<PathBuf>,
 }
 
 /// Where a query runs: this host by default, or members of the cluster.
@@ -331,7 +337,7 @@ pub struct ShaCli {
     pub input: Input,
 
     /// Read digests and paths from FILE (sha256sum format; '-' for standard input) and verify them
-    #[arg(short = 'c', long, value_name = "FILE", conflicts_with_all = ["paths", "files_from"])]
+    #[arg(short = 'c', long, value_name = "FILE", conflicts_with_all = ["paths", "files_from", "files0_from"])]
     pub check: Option<PathBuf>,
 
     /// Output format

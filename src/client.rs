@@ -10,7 +10,7 @@
 use crate::cli::{Connection, Input};
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::{self, LineReader};
-use crate::ops::open_for_query;
+use crate::input::{Entry, Names, Stdin};
 use crate::output::{EXIT_UNREACHABLE, EXIT_USAGE, Printer};
 use crate::paths::{self, FindError};
 use crate::proto::{
@@ -91,57 +91,94 @@ pub fn connect(conn: &Connection) -> Result<UnixStream, Fatal> {
     })
 }
 
-/// Where paths come from: the command line or a list file.
+/// Where paths come from: the command line or a list file, each name
+/// resolved by [`Names`] (`-` and no operand may mean standard input).
 pub enum PathSource {
-    Args(std::vec::IntoIter<PathBuf>),
+    Args(std::vec::IntoIter<PathBuf>, Names),
     List {
         reader: BufReader<Box<dyn Read + Send>>,
         sep: u8,
+        names: Names,
     },
 }
 
 impl PathSource {
-    /// From the command's input flags; at least one path or a list is required.
-    pub fn from_input(input: &Input) -> Result<PathSource, Fatal> {
-        match &input.files_from {
-            Some(file) => {
-                if !input.paths.is_empty() {
+    /// From the command's input flags, with `stdin` the command's rules for
+    /// standard input; `cluster` when the query runs on other members, which
+    /// cannot read our standard input.
+    pub fn from_input(input: &Input, stdin: Stdin, cluster: bool) -> Result<PathSource, Fatal> {
+        let list = match (&input.files_from, &input.files0_from) {
+            (Some(file), _) => Some((file, input.null, "--files-from")),
+            (None, Some(file)) => Some((file, true, "--files0-from")),
+            (None, None) => None,
+        };
+        let Some((file, nul, flag)) = list else {
+            let paths = match (input.paths.is_empty(), stdin.implicit) {
+                (false, _) => input.paths.clone(),
+                (true, Some(_)) => Vec::new(),
+                (true, None) => {
                     return Err(Fatal::usage(
-                        "give paths as arguments or with --files-from, not both",
+                        "no paths given: name them as arguments or with --files-from FILE (- for stdin)",
                     ));
                 }
-                let r: Box<dyn Read + Send> = if file.as_os_str() == "-" {
-                    Box::new(io::stdin())
-                } else {
-                    Box::new(File::open(file).map_err(|e| {
-                        Fatal::usage(format!(
-                            "--files-from {}: {}",
-                            file.display(),
-                            Error::from_io(&e).message
-                        ))
-                    })?)
-                };
-                Ok(PathSource::List {
-                    reader: BufReader::with_capacity(64 * 1024, r),
-                    sep: if input.null { 0 } else { b'\n' },
-                })
+            };
+            let names_stdin = |p: &PathBuf| stdin.dash && p.as_os_str() == "-";
+            if cluster && (paths.is_empty() || paths.iter().any(names_stdin)) {
+                return Err(Fatal::usage(STDIN_ON_MEMBERS));
             }
-            None if input.paths.is_empty() => Err(Fatal::usage(
-                "no paths given: name them as arguments or with --files-from FILE (- for stdin)",
-            )),
-            None => Ok(PathSource::Args(input.paths.clone().into_iter())),
+            return Ok(PathSource::Args(paths.into_iter(), Names::operands(stdin)));
+        };
+        if let Some(extra) = input.paths.first() {
+            return Err(Fatal::usage(if flag == "--files0-from" {
+                format!(
+                    "extra operand '{}'\nfile operands cannot be combined with --files0-from",
+                    extra.display()
+                )
+            } else {
+                "give paths as arguments or with --files-from, not both".to_string()
+            }));
         }
+        let r: Box<dyn Read + Send> = if file.as_os_str() == "-" {
+            Box::new(io::stdin())
+        } else {
+            Box::new(File::open(file).map_err(|e| match flag {
+                // GNU wc's words and status.
+                "--files0-from" => Fatal {
+                    status: crate::output::EXIT_FAILED,
+                    message: format!(
+                        "cannot open '{}' for reading: {}",
+                        file.display(),
+                        Error::from_io(&e).message
+                    ),
+                },
+                _ => Fatal::usage(format!(
+                    "{flag} {}: {}",
+                    file.display(),
+                    Error::from_io(&e).message
+                )),
+            })?)
+        };
+        Ok(PathSource::List {
+            reader: BufReader::with_capacity(64 * 1024, r),
+            sep: if nul { 0 } else { b'\n' },
+            names: Names::list(stdin, file, !nul),
+        })
     }
 
-    /// A fixed list of paths.
+    /// A fixed list of paths, each a file (never standard input).
     pub fn paths(paths: Vec<PathBuf>) -> PathSource {
-        PathSource::Args(paths.into_iter())
+        PathSource::Args(paths.into_iter(), Names::operands(Stdin::COUNT))
     }
 
-    fn next_path(&mut self) -> Option<io::Result<PathBuf>> {
+    fn next_path(&mut self) -> Option<io::Result<Entry>> {
         match self {
-            PathSource::Args(it) => it.next().map(Ok),
-            PathSource::List { reader, sep } => loop {
+            PathSource::Args(it, names) => {
+                if let Some(p) = it.next() {
+                    return names.entry(p).map(Ok);
+                }
+                names.implicit_stdin().map(Ok)
+            }
+            PathSource::List { reader, sep, names } => loop {
                 let mut buf = Vec::new();
                 match reader.read_until(*sep, &mut buf) {
                     Ok(0) => return None,
@@ -149,11 +186,11 @@ impl PathSource {
                         if buf.last() == Some(sep) {
                             buf.pop();
                         }
-                        if buf.is_empty() {
-                            continue;
-                        }
                         use std::os::unix::ffi::OsStringExt;
-                        return Some(Ok(PathBuf::from(std::ffi::OsString::from_vec(buf))));
+                        let name = PathBuf::from(std::ffi::OsString::from_vec(buf));
+                        if let Some(entry) = names.entry(name) {
+                            return Some(Ok(entry));
+                        }
                     }
                     Err(e) => return Some(Err(e)),
                 }
@@ -164,7 +201,7 @@ impl PathSource {
     /// A short list of arguments, sent whole before any reply is read.
     fn is_small(&self) -> bool {
         match self {
-            PathSource::Args(it) => {
+            PathSource::Args(it, _) => {
                 it.len() <= 16
                     && it
                         .as_slice()
@@ -181,11 +218,15 @@ impl PathSource {
     /// written), so what is batched should be sent now.
     fn may_block(&self) -> bool {
         match self {
-            PathSource::Args(_) => false,
+            PathSource::Args(..) => false,
             PathSource::List { reader, .. } => reader.buffer().is_empty(),
         }
     }
 }
+
+/// Why standard input cannot go with `--peer`, `--all` or `--spread`.
+const STDIN_ON_MEMBERS: &str = "standard input cannot be read by other members: \
+     name files they can read, or drop --peer, --all and --spread";
 
 /// What the printing thread hears.
 enum Event<T> {
@@ -330,6 +371,9 @@ where
     let unanswered = Arc::new(Mutex::new(BTreeMap::<u64, String>::new()));
     let pending = Arc::clone(&unanswered);
     let pass_files = daemon_is_another_user(&stream);
+    // Names that cannot be sent (empty ones) are reported here at the end.
+    let invalid_names = Arc::new(Mutex::new(Vec::<Error>::new()));
+    let invalid = Arc::clone(&invalid_names);
     let sender = thread::spawn(move || -> Result<(), String> {
         let mut buf = Vec::with_capacity(64 * 1024);
         let mut files: Vec<File> = Vec::new();
@@ -341,13 +385,23 @@ where
             ok
         };
         let mut id = 0u64;
-        while let Some(path) = source.next_path() {
-            let path = path.map_err(|e| format!("reading the list of paths: {e}"))?;
+        while let Some(entry) = source.next_path() {
+            let entry = entry.map_err(|e| format!("reading the list of paths: {e}"))?;
+            match &entry {
+                Entry::Path(_) => {}
+                Entry::Stdin(_) => return Err(STDIN_ON_MEMBERS.to_string()),
+                Entry::Invalid(_) => {
+                    if let (Err(e), Ok(mut v)) = (entry.open(), invalid.lock()) {
+                        v.push(e);
+                    }
+                    continue;
+                }
+            }
             // A path we cannot open still goes: other members answer by their exports.
-            let file = pass_files.then(|| open_for_query(&path).ok()).flatten();
+            let file = pass_files.then(|| entry.open().ok()).flatten();
             let item = ItemRequest {
                 id,
-                path: path.to_string_lossy().into_owned(),
+                path: entry.shown(),
                 fd: file.is_some(),
             };
             serde_json::to_writer(&mut buf, &item).map_err(|e| e.to_string())?;
@@ -400,6 +454,18 @@ where
     let _ = reader.shutdown();
     if let Ok(Err(msg)) = sender.join() {
         return Err(Fatal::usage(msg));
+    }
+    let invalid = std::mem::take(&mut *invalid_names.lock().unwrap_or_else(|p| p.into_inner()));
+    for error in invalid {
+        render(
+            printer,
+            Item {
+                id: None,
+                peer: String::new(),
+                path: String::new(),
+                outcome: Outcome::Failed { error },
+            },
+        );
     }
     if !complete && fatal.is_none() {
         // The daemon went away: every path nobody answered gets its line.
@@ -507,7 +573,7 @@ fn send_items<T>(
         ok
     };
     while alive {
-        let path = match source.next_path() {
+        let entry = match source.next_path() {
             None => break,
             Some(Ok(p)) => p,
             Some(Err(e)) => {
@@ -515,15 +581,10 @@ fn send_items<T>(
                 break;
             }
         };
-        let shown = path.to_string_lossy().into_owned();
-        match open_for_query(&path) {
+        let shown = entry.shown();
+        match entry.open() {
             Err(e) => {
-                pending.push(Event::Local(failed_item(
-                    id,
-                    peer,
-                    shown,
-                    Error::from_io(&e),
-                )));
+                pending.push(Event::Local(failed_item(id, peer, shown, e)));
             }
             Ok(file) => {
                 if !window.take() {

@@ -14,6 +14,7 @@
 //! - [`trust`]: whom a command may hand its descriptors to: the socket's directories and the daemon's uid.
 //! - [`daemon`]: `p2pd` itself: listeners, worker pool, cluster queries, signals.
 //! - [`cmd`]: one module per command: flags to query, results to output.
+//! - [`input`]: what the commands' names mean: standard input, `-`, lists and their empty names.
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
 //! - [`output`]: the one printer for JSON lines and the text formats.
 //! - [`cli`]: the clap definitions of every binary, also used for man pages and completions.
@@ -31,6 +32,7 @@ pub mod daemon;
 pub mod error;
 pub mod exports;
 pub mod fdpass;
+pub mod input;
 pub mod membership;
 pub mod ops;
 pub mod output;

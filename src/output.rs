@@ -43,6 +43,8 @@ pub struct Printer {
     multi: bool,
     pub ok: u64,
     pub failed: u64,
+    /// Results of files that kept changing as they were read: exit 1, as tar.
+    pub changed: u64,
 }
 
 impl Printer {
@@ -55,6 +57,7 @@ impl Printer {
             multi: false,
             ok: 0,
             failed: 0,
+            changed: 0,
         }
     }
 
@@ -90,7 +93,11 @@ impl Printer {
                     self.json(item);
                 }
                 self.flush();
-                if self.multi && !item.peer.is_empty() {
+                if item.path.is_empty() {
+                    // No name to show (an empty one, standard input): the
+                    // message says what it is about.
+                    eprintln!("{}: {}", self.cmd, error.message);
+                } else if self.multi && !item.peer.is_empty() {
                     eprintln!(
                         "{}: {}: {}: {}",
                         self.cmd, item.peer, item.path, error.message
@@ -105,6 +112,7 @@ impl Printer {
     /// Warns that a file kept changing while it was read (as tar does); its
     /// result line carries `"changed": true`.
     pub fn changed(&mut self, peer: &str, path: &str) {
+        self.changed += 1;
         self.flush();
         if self.multi && !peer.is_empty() {
             eprintln!("{}: {peer}: {path}: file changed as we read it", self.cmd);
@@ -134,7 +142,7 @@ impl Printer {
 
     /// The exit status for what was printed.
     pub fn status(&self) -> i32 {
-        if self.failed > 0 {
+        if self.failed > 0 || self.changed > 0 {
             EXIT_FAILED
         } else {
             EXIT_OK

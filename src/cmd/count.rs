@@ -2,6 +2,7 @@
 
 use crate::cli::{CountCli, Format};
 use crate::client::{PathSource, run_query};
+use crate::input::Stdin;
 use crate::output::{Printer, columns, quiet_on_closed_pipe};
 use crate::proto::{CountFields, Item, Query, QueryKind};
 
@@ -11,10 +12,11 @@ const NAME: &str = "p2p-count";
 pub fn run(cli: CountCli) -> i32 {
     quiet_on_closed_pipe();
     let mut printer = Printer::new(NAME, super::style(cli.format == Format::Text));
-    let source = match PathSource::from_input(&cli.input) {
-        Ok(s) => s,
-        Err(f) => return super::finish(NAME, Err(f), &mut printer),
-    };
+    let source =
+        match PathSource::from_input(&cli.input, Stdin::COUNT, cli.placement.target().is_some()) {
+            Ok(s) => s,
+            Err(f) => return super::finish(NAME, Err(f), &mut printer),
+        };
     let target = match super::target(&cli.placement, &mut printer, false) {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
@@ -22,6 +24,7 @@ pub fn run(cli: CountCli) -> i32 {
     let query = Query {
         kind: QueryKind::Count,
         lines_only: false,
+        bytes_only: false,
         recursive: cli.recursive,
         cwd: None,
         paths: None,

@@ -2,6 +2,7 @@
 
 use crate::cli::{ShaCli, ShaFormat};
 use crate::client::{PathSource, read_check_file, run_query};
+use crate::input::Stdin;
 use crate::output::{Printer, Style, quiet_on_closed_pipe, sha256sum_line};
 use crate::proto::{Item, Outcome, Query, QueryKind, ShaFields, Target};
 use serde::Serialize;
@@ -22,10 +23,11 @@ pub fn run(cli: ShaCli) -> i32 {
     if let Some(file) = &cli.check {
         return check(&cli, file, &mut printer);
     }
-    let source = match PathSource::from_input(&cli.input) {
-        Ok(s) => s,
-        Err(f) => return super::finish(NAME, Err(f), &mut printer),
-    };
+    let source =
+        match PathSource::from_input(&cli.input, Stdin::SHA256, cli.placement.target().is_some()) {
+            Ok(s) => s,
+            Err(f) => return super::finish(NAME, Err(f), &mut printer),
+        };
     let plain = cli.format == ShaFormat::Sha256sum;
     let target = match super::target(&cli.placement, &mut printer, plain) {
         Ok(t) => t,
@@ -52,6 +54,7 @@ fn query(target: Option<Target>) -> Query {
     Query {
         kind: QueryKind::Sha256,
         lines_only: false,
+        bytes_only: false,
         recursive: false,
         cwd: None,
         paths: None,

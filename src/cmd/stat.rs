@@ -2,6 +2,7 @@
 
 use crate::cli::{Format, StatCli};
 use crate::client::{PathSource, run_query};
+use crate::input::Stdin;
 use crate::output::{Printer, quiet_on_closed_pipe};
 use crate::proto::{Item, Outcome, Query, QueryKind, StatFields};
 use std::fmt::Write;
@@ -12,10 +13,11 @@ const NAME: &str = "p2p-stat";
 pub fn run(cli: StatCli) -> i32 {
     quiet_on_closed_pipe();
     let mut printer = Printer::new(NAME, super::style(cli.format == Format::Text));
-    let source = match PathSource::from_input(&cli.input) {
-        Ok(s) => s,
-        Err(f) => return super::finish(NAME, Err(f), &mut printer),
-    };
+    let source =
+        match PathSource::from_input(&cli.input, Stdin::STAT, cli.placement.target().is_some()) {
+            Ok(s) => s,
+            Err(f) => return super::finish(NAME, Err(f), &mut printer),
+        };
     let target = match super::target(&cli.placement, &mut printer, false) {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
@@ -23,6 +25,7 @@ pub fn run(cli: StatCli) -> i32 {
     let query = Query {
         kind: QueryKind::Stat,
         lines_only: false,
+        bytes_only: false,
         recursive: false,
         cwd: None,
         paths: None,

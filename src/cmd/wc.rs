@@ -2,6 +2,7 @@
 
 use crate::cli::{Format, WcCli};
 use crate::client::{PathSource, run_query};
+use crate::input::Stdin;
 use crate::output::{Printer, columns, quiet_on_closed_pipe};
 use crate::proto::{Item, Outcome, Query, QueryKind, WcFields};
 
@@ -18,10 +19,11 @@ pub fn run(cli: WcCli) -> i32 {
         bytes: none || cli.bytes,
     };
     let mut printer = Printer::new(NAME, super::style(cli.format == Format::Text));
-    let source = match PathSource::from_input(&cli.input) {
-        Ok(s) => s,
-        Err(f) => return super::finish(NAME, Err(f), &mut printer),
-    };
+    let source =
+        match PathSource::from_input(&cli.input, Stdin::WC, cli.placement.target().is_some()) {
+            Ok(s) => s,
+            Err(f) => return super::finish(NAME, Err(f), &mut printer),
+        };
     let target = match super::target(&cli.placement, &mut printer, false) {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
@@ -29,6 +31,8 @@ pub fn run(cli: WcCli) -> i32 {
     let query = Query {
         kind: QueryKind::Wc,
         lines_only: !want.words && !want.chars,
+        // GNU wc -c: from the size of a file whose size can be trusted.
+        bytes_only: want.bytes && !want.lines && !want.words && !want.chars,
         recursive: false,
         cwd: None,
         paths: None,

@@ -10,6 +10,7 @@ use crate::cache::{FileKey, Known, ResultCache};
 use crate::error::{Error, ErrorCode};
 use crate::ops::count::{Descend, DirCounts, count_dir};
 use crate::ops::pass::{Found, Pass, Want};
+use crate::ops::source::{self, Kind};
 use crate::proto::{Query, QueryKind, ShaFields, StatFields, WcFields};
 use serde::Serialize;
 use std::fs::{File, Metadata};
@@ -50,7 +51,15 @@ pub struct Work {
     file: File,
     md: Metadata,
     shape: Shape,
-    reading: Reading,
+    reading: Progress,
+}
+
+/// How an item's content is being read.
+enum Progress {
+    /// A sized file: through the cache, checked for changes.
+    Sized(Reading),
+    /// A stream (see [`source`]): to its end, once, never cached.
+    Stream(Pass),
 }
 
 /// What content a query needs read.
@@ -67,6 +76,8 @@ enum Need {
 enum Shape {
     Sha,
     Lines,
+    /// `wc -c` alone.
+    Bytes,
     Wc,
     Stat,
 }
@@ -75,18 +86,32 @@ impl Shape {
     fn need(self) -> Need {
         match self {
             Shape::Sha => Need::Sha,
-            Shape::Lines => Need::Lines,
+            Shape::Lines | Shape::Bytes => Need::Lines,
             Shape::Wc => Need::Wc,
             Shape::Stat => Need::WcSha,
         }
     }
 
+    /// What a read of a stream computes.
+    fn want(self) -> Want {
+        match self {
+            Shape::Sha => Want::Sha256,
+            Shape::Lines => Want::Lines,
+            Shape::Bytes => Want::Bytes,
+            Shape::Wc => Want::Wc,
+            Shape::Stat => Want::WcSha256,
+        }
+    }
+
+    /// The answer from what is known; `read` is how many bytes a read that
+    /// just ended found (a stream's or an offset's length is not its size).
     fn fields(
         self,
         file: &File,
         md: &Metadata,
         known: Known,
         changed: bool,
+        read: Option<u64>,
     ) -> Result<Fields, Error> {
         Ok(match self {
             Shape::Sha => {
@@ -99,10 +124,10 @@ impl Shape {
             }
             Shape::Lines => {
                 let lines = known.lines.ok_or_else(missing)?;
-                let bytes = if changed {
-                    file.metadata()?.len()
-                } else {
-                    md.len()
+                let bytes = match read {
+                    Some(n) => n,
+                    None if changed => file.metadata()?.len(),
+                    None => md.len(),
                 };
                 Fields::Wc(WcFields {
                     lines: Some(lines),
@@ -111,6 +136,11 @@ impl Shape {
                     ..Default::default()
                 })
             }
+            Shape::Bytes => Fields::Wc(WcFields {
+                bytes: Some(read.ok_or_else(missing)?),
+                changed,
+                ..Default::default()
+            }),
             Shape::Wc => Fields::Wc(WcFields {
                 changed,
                 ..WcFields::all(&known.wc.ok_or_else(missing)?)
@@ -166,12 +196,26 @@ impl Engine {
 
     /// Reads the next slice of an item's content, or answers it.
     pub fn resume(&self, mut work: Box<Work>) -> Step {
-        match work.reading.advance(&self.cache, &work.file, SLICE) {
+        let reading = match &mut work.reading {
+            Progress::Sized(r) => r
+                .advance(&self.cache, &work.file, SLICE)
+                .map(|done| done.map(|(known, changed)| (known, changed, r.read))),
+            Progress::Stream(pass) => match pass.step_stream(&work.file, SLICE) {
+                Err(e) => Err(e.into()),
+                Ok(false) => Ok(None),
+                Ok(true) => {
+                    let found = std::mem::replace(pass, Pass::new(Want::Bytes)).finish();
+                    Ok(Some((known_of(found), false, found.bytes)))
+                }
+            },
+        };
+        match reading {
             Err(e) => Step::Done(Err(e)),
             Ok(None) => Step::More(work),
-            Ok(Some((known, changed))) => {
-                Step::Done(work.shape.fields(&work.file, &work.md, known, changed))
-            }
+            Ok(Some((known, changed, read))) => Step::Done(
+                work.shape
+                    .fields(&work.file, &work.md, known, changed, read),
+            ),
         }
     }
 
@@ -190,9 +234,13 @@ impl Engine {
             }
             QueryKind::Stat => Shape::Stat,
             QueryKind::Wc | QueryKind::Sha256 => {
-                regular_file(&md)?;
+                if md.is_dir() {
+                    return Err(Error::new(ErrorCode::IsDirectory, "Is a directory"));
+                }
                 if query.kind == QueryKind::Sha256 {
                     Shape::Sha
+                } else if query.bytes_only {
+                    Shape::Bytes
                 } else if query.lines_only {
                     Shape::Lines
                 } else {
@@ -200,7 +248,21 @@ impl Engine {
                 }
             }
         };
-        let reading = Reading::new(&self.cache, &md, shape.need());
+        let reading = match source::kind(&file, &md) {
+            Kind::Stream => Progress::Stream(Pass::new(shape.want())),
+            Kind::Sized if shape == Shape::Bytes => {
+                // GNU wc -c: the size tells, even of a sparse terabyte.
+                let bytes = source::bytes_from_size(&file, &md)?;
+                return Ok(Step::Done(Ok(Fields::Wc(WcFields {
+                    bytes: Some(bytes),
+                    ..Default::default()
+                }))));
+            }
+            Kind::Sized => {
+                let from = (&file).stream_position()?;
+                Progress::Sized(Reading::new(&self.cache, &md, shape.need(), from))
+            }
+        };
         Ok(self.resume(Box::new(Work {
             file,
             md,
@@ -235,23 +297,31 @@ struct Reading {
     /// The version being read: what the file was when this attempt began.
     key: FileKey,
     known: Known,
-    /// Where reading starts, asked only when the cache cannot answer.
-    from: Option<u64>,
+    /// Where reading starts. The cache holds whole files: it is asked and
+    /// filled only when this is 0 (standard input may come at an offset).
+    from: u64,
     attempt: u32,
     /// The read of this attempt, once begun.
     pass: Option<Pass>,
+    /// When this attempt began to read, by the clock file times come from.
+    began: Option<Instant>,
+    /// The bytes the finished read found, when it read.
+    read: Option<u64>,
 }
 
 impl Reading {
-    fn new(cache: &ResultCache, md: &Metadata, need: Need) -> Reading {
+    fn new(cache: &ResultCache, md: &Metadata, need: Need, from: u64) -> Reading {
         let key = FileKey::from_metadata(md);
+        let known = if from == 0 { cache.get(&key) } else { None };
         Reading {
             need,
             key,
-            known: cache.get(&key).unwrap_or_default(),
-            from: None,
+            known: known.unwrap_or_default(),
+            from,
             attempt: 0,
             pass: None,
+            began: None,
+            read: None,
         }
     }
 
@@ -290,9 +360,7 @@ impl Reading {
                 }
                 return Ok(Some((known, false)));
             };
-            if self.from.is_none() {
-                self.from = Some((&*file).stream_position()?);
-            }
+            self.began = Some(Instant::now_coarse());
             self.pass = Some(Pass::new(want));
         }
         let Some(pass) = self.pass.as_mut() else {
@@ -303,7 +371,7 @@ impl Reading {
         if now != self.key && self.attempt < CHANGE_RETRIES {
             // Read the new version from the start, trusting nothing cached.
             self.attempt += 1;
-            (&*file).seek(SeekFrom::Start(self.from.unwrap_or(0)))?;
+            (&*file).seek(SeekFrom::Start(self.from))?;
             self.key = now;
             self.known = Known::default();
             self.pass = None;
@@ -315,15 +383,18 @@ impl Reading {
         let Some(pass) = self.pass.take() else {
             return Err(missing());
         };
-        let Found { lines, wc, sha256 } = pass.finish();
-        let fresh = Known { lines, wc, sha256 };
+        let found = pass.finish();
+        self.read = found.bytes;
+        let fresh = known_of(found);
         let combined = Known {
             lines: fresh.lines.or(self.known.lines),
             wc: fresh.wc.or(self.known.wc),
             sha256: fresh.sha256.or(self.known.sha256),
         };
         if now == self.key {
-            cache.merge(self.key, fresh);
+            if self.from == 0 && self.began.is_some_and(|t| t.settled(&self.key)) {
+                cache.merge(self.key, fresh);
+            }
             return Ok(Some((combined, false)));
         }
         Ok(Some((combined, true)))
@@ -333,21 +404,47 @@ impl Reading {
 /// Times a file that changed while being read is read again.
 const CHANGE_RETRIES: u32 = 2;
 
-fn missing() -> Error {
-    Error::new(ErrorCode::Internal, "computation returned no result")
+/// What a finished read tells the cache.
+fn known_of(found: Found) -> Known {
+    let Found {
+        lines, wc, sha256, ..
+    } = found;
+    Known { lines, wc, sha256 }
 }
 
-fn regular_file(md: &Metadata) -> Result<(), Error> {
-    if md.is_dir() {
-        return Err(Error::new(ErrorCode::IsDirectory, "Is a directory"));
+/// A reading of `CLOCK_REALTIME_COARSE`, the clock the kernel stamps file
+/// changes with (a finer stamp is never earlier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Instant(i64, i64);
+
+impl Instant {
+    fn now_coarse() -> Instant {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+        Instant(ts.tv_sec, ts.tv_nsec)
     }
-    if !md.is_file() {
-        return Err(Error::new(
-            ErrorCode::InvalidRequest,
-            format!("not a regular file ({})", type_name(md).replace('_', " ")),
-        ));
+
+    /// True when a file whose version is `key` cannot change after this
+    /// instant without its key changing: its mtime and ctime are before it.
+    /// A file changed at this instant or later may change again within the
+    /// same clock tick with the same times (git's "racily clean" entries),
+    /// so its result is not remembered. Times with no nanoseconds may come
+    /// from a filesystem that keeps whole seconds (or two, as FAT): they
+    /// must be two seconds older.
+    fn settled(&self, key: &FileKey) -> bool {
+        let coarse = key.mtime_nsec == 0 && key.ctime_nsec == 0;
+        let slack = if coarse { 2 } else { 0 };
+        let before = |sec: i64, nsec: i64| Instant(sec.saturating_add(slack), nsec) < *self;
+        before(key.mtime_sec, key.mtime_nsec) && before(key.ctime_sec, key.ctime_nsec)
     }
-    Ok(())
+}
+
+fn missing() -> Error {
+    Error::new(ErrorCode::Internal, "computation returned no result")
 }
 
 fn type_name(md: &Metadata) -> &'static str {

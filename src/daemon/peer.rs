@@ -188,6 +188,7 @@ fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, t
                 let query = crate::proto::Query {
                     kind,
                     lines_only,
+                    bytes_only: false,
                     recursive,
                     cwd: None,
                     paths: None,

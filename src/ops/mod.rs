@@ -6,6 +6,7 @@
 pub mod count;
 pub mod pass;
 pub mod sha;
+pub mod source;
 pub mod stat;
 pub mod unicode_tables;
 pub mod wc;

@@ -18,6 +18,8 @@ use std::io::{self, Seek};
 pub enum Want {
     /// Lines and bytes only (`wc -l`).
     Lines,
+    /// Bytes only (`wc -c` of a stream).
+    Bytes,
     /// All four `wc` counts.
     Wc,
     Sha256,
@@ -29,6 +31,8 @@ pub enum Want {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Found {
     pub lines: Option<u64>,
+    /// The bytes read, for [`Want::Lines`] and [`Want::Bytes`].
+    pub bytes: Option<u64>,
     pub wc: Option<WcCounts>,
     pub sha256: Option<Digest>,
 }
@@ -39,6 +43,9 @@ pub struct Pass {
     want: Want,
     counter: WcCounter,
     hasher: Hasher,
+    /// Lines and bytes of a stream read for [`Want::Lines`] or [`Want::Bytes`].
+    lines: u64,
+    bytes: u64,
 }
 
 impl Pass {
@@ -47,7 +54,36 @@ impl Pass {
             want,
             counter: WcCounter::new(),
             hasher: Hasher::default(),
+            lines: 0,
+            bytes: 0,
         }
+    }
+
+    /// Reads the next slice of a stream (see [`super::source`]), at most
+    /// `budget` bytes, sequentially: no size, seek or range is trusted.
+    /// Returns whether the end was reached; false may also mean that no data
+    /// came for a while, and the pass should be resumed later.
+    pub fn step_stream(&mut self, file: &File, budget: u64) -> io::Result<bool> {
+        let Pass {
+            want,
+            counter,
+            hasher,
+            lines,
+            bytes,
+        } = self;
+        super::source::read_stream(file, budget, &mut |buf| match want {
+            Want::Lines => {
+                *lines += wc::count_newlines(buf);
+                *bytes += buf.len() as u64;
+            }
+            Want::Bytes => *bytes += buf.len() as u64,
+            Want::Wc => counter.update(buf),
+            Want::Sha256 => hasher.update(buf),
+            Want::WcSha256 => {
+                counter.update(buf);
+                hasher.update(buf);
+            }
+        })
     }
 
     /// Reads the next slice, about `budget` bytes from the file's offset, or
@@ -81,6 +117,7 @@ impl Pass {
                 limit,
                 parallel,
             )?,
+            Want::Bytes => super::read_all(file, limit, |buf| self.bytes += buf.len() as u64)?,
             Want::Sha256 => sha::hash_into(file, &mut self.hasher, limit)?,
             Want::WcSha256 => stat::both_into(file, &mut self.counter, &mut self.hasher, limit)?,
         }
@@ -93,20 +130,31 @@ impl Pass {
         let counts = self.counter.finish();
         match self.want {
             Want::Lines => Found {
-                lines: Some(counts.lines),
+                lines: Some(counts.lines + self.lines),
+                bytes: Some(counts.bytes + self.bytes),
+                ..Found::default()
+            },
+            Want::Bytes => Found {
+                bytes: Some(self.bytes),
                 ..Found::default()
             },
             Want::Wc => Found {
                 lines: Some(counts.lines),
+                bytes: Some(counts.bytes),
                 wc: Some(counts),
                 sha256: None,
             },
-            Want::Sha256 => Found {
-                sha256: Some(self.hasher.finish()),
-                ..Found::default()
-            },
+            Want::Sha256 => {
+                let d = self.hasher.finish();
+                Found {
+                    bytes: Some(d.bytes),
+                    sha256: Some(d),
+                    ..Found::default()
+                }
+            }
             Want::WcSha256 => Found {
                 lines: Some(counts.lines),
+                bytes: Some(counts.bytes),
                 wc: Some(counts),
                 sha256: Some(self.hasher.finish()),
             },

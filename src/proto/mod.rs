@@ -72,6 +72,9 @@ pub struct Query {
     /// `wc`: count lines (and bytes) only, at memory speed.
     #[serde(default, skip_serializing_if = "is_false")]
     pub lines_only: bool,
+    /// `wc -c` alone: bytes only, from the size of a file whose size can be trusted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bytes_only: bool,
     /// `count`: descend into subdirectories.
     #[serde(default, skip_serializing_if = "is_false")]
     pub recursive: bool,
