@@ -46,7 +46,13 @@ pub(crate) struct Batches {
     done_tx: Sender<Vec<Done>>,
     slot_tx: SyncSender<()>,
     batch: Vec<Pending>,
+    /// Tells that the asker is gone, so the rest of a file being read in
+    /// slices (or a stream without end, as /dev/zero) is not worth reading.
+    gone: Option<Gone>,
 }
+
+/// True once nobody waits for the results any more.
+pub(crate) type Gone = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl Batches {
     /// Jobs for one query's items, computed on `who`'s share of the pool;
@@ -68,7 +74,13 @@ impl Batches {
             done_tx,
             slot_tx,
             batch: Vec::with_capacity(BATCH),
+            gone: None,
         }
+    }
+
+    /// Gives up an item between two slices once `gone` says so.
+    pub(crate) fn cancel_when(&mut self, gone: Gone) {
+        self.gone = Some(gone);
     }
 
     /// Queues an item; the batch goes to the pool when full or when no
@@ -117,6 +129,7 @@ impl Batches {
             done_tx: self.done_tx.clone(),
             items: items.into_iter(),
             current: None,
+            gone: self.gone.clone(),
         };
         self.shared.pool.submit(self.who, turns.into_job());
     }
@@ -131,6 +144,7 @@ struct Turns {
     items: std::vec::IntoIter<Pending>,
     /// An item between two slices of its file: id, path and where it is.
     current: Option<(u64, String, Box<Work>)>,
+    gone: Option<Gone>,
 }
 
 impl Turns {
@@ -144,6 +158,10 @@ impl Turns {
         let engine = &self.shared.engine;
         let mut done = Vec::new();
         let unfinished = loop {
+            if self.current.is_some() && self.gone.as_ref().is_some_and(|gone| gone()) {
+                // Nobody reads the answers: drop this batch's work.
+                return None;
+            }
             let (id, path, step) = if let Some((id, path, work)) = self.current.take() {
                 (id, path, guarded(|| engine.resume(work)))
             } else if let Some(p) = self.items.next() {

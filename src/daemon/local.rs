@@ -255,6 +255,7 @@ fn serve_query(
     let answered = Arc::new(AtomicU64::new(0));
     let read = std::cell::Cell::new(0u64);
     let counter = Arc::clone(&answered);
+    let probe = out.try_clone().ok();
     let writer = thread::Builder::new()
         .name("local-writer".into())
         .spawn(move || write_results(out, &name, done_rx, slot_rx, &counter));
@@ -273,6 +274,9 @@ fn serve_query(
         done_tx,
         slot_tx,
     );
+    if let Some(probe) = probe {
+        batches.cancel_when(Arc::new(move || hung_up(&probe)));
+    }
 
     if let Some(paths) = &query.paths {
         for (id, path) in paths.iter().enumerate() {
@@ -300,6 +304,20 @@ fn serve_query(
     batches.flush();
     drop(batches);
     let _ = writer.join();
+}
+
+/// True once the client has closed its end of `socket` (its command was
+/// interrupted or exited): the socket reports POLLHUP.
+fn hung_up(socket: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut fds = [libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    }];
+    // SAFETY: one pollfd, valid for the call, on a descriptor we own; no wait.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+    n > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// The descriptor an item line claims, as a file to answer for only if it
