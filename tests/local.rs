@@ -104,36 +104,27 @@ fn errors_have_codes_messages_and_exit_1() {
     let d = Daemon::start(&[]);
     let dir = d.dir.path().join("adir");
     std::fs::create_dir(&dir).unwrap();
-    let fifo = d.dir.path().join("fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let ok = write(d.dir.path(), "ok", b"x\n");
     let missing = d.dir.path().join("missing");
+    // A device is read like any stream (tests/streams.rs has the rest).
     let r = run(d
         .cmd("p2p-wc")
         .arg(&missing)
         .arg(&dir)
-        .arg(&fifo)
         .arg("/dev/null")
         .arg(&ok));
     assert_eq!(r.status, 1);
     let out = r.json();
-    assert_eq!(out.len(), 5);
+    assert_eq!(out.len(), 4);
     assert_eq!(code(&out[0]), "not_found");
     assert_eq!(code(&out[1]), "is_directory");
-    assert_eq!(code(&out[2]), "invalid_request");
-    assert!(
-        out[2]["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("fifo")
-    );
-    assert_eq!(code(&out[3]), "invalid_request");
-    assert_eq!(out[4]["lines"], 1);
-    for v in &out[..4] {
+    assert_eq!(out[2]["bytes"], 0);
+    assert_eq!(out[3]["lines"], 1);
+    for v in &out[..2] {
         assert!(v["peer"].is_string() && v["path"].is_string());
     }
     // One human line per failure on stderr, naming the path.
-    assert_eq!(r.stderr.lines().count(), 4, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 2, "{}", r.stderr);
     assert!(r.stderr.contains(&format!(
         "p2p-wc: {}: No such file or directory",
         missing.display()

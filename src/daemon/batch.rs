@@ -49,6 +49,8 @@ pub(crate) struct Batches {
     /// Tells that the asker is gone, so the rest of a file being read in
     /// slices (or a stream without end, as /dev/zero) is not worth reading.
     gone: Option<Gone>,
+    /// Pipes, devices and sockets are read (descriptors the asker passed).
+    streams: bool,
 }
 
 /// True once nobody waits for the results any more.
@@ -75,7 +77,15 @@ impl Batches {
             slot_tx,
             batch: Vec::with_capacity(BATCH),
             gone: None,
+            streams: false,
         }
+    }
+
+    /// Reads streams too: the descriptors are the asker's own (a local
+    /// command's standard input, pipes and devices). A member's query
+    /// opens files below the exports, where only regular files are read.
+    pub(crate) fn read_streams(&mut self) {
+        self.streams = true;
     }
 
     /// Gives up an item between two slices once `gone` says so.
@@ -130,6 +140,7 @@ impl Batches {
             items: items.into_iter(),
             current: None,
             gone: self.gone.clone(),
+            streams: self.streams,
         };
         self.shared.pool.submit(self.who, turns.into_job());
     }
@@ -145,6 +156,7 @@ struct Turns {
     /// An item between two slices of its file: id, path and where it is.
     current: Option<(u64, String, Box<Work>)>,
     gone: Option<Gone>,
+    streams: bool,
 }
 
 impl Turns {
@@ -166,7 +178,9 @@ impl Turns {
                 (id, path, guarded(|| engine.resume(work)))
             } else if let Some(p) = self.items.next() {
                 let step = match p.file {
-                    Ok(file) => guarded(|| engine.start(&self.query, file, &*self.descend)),
+                    Ok(file) => {
+                        guarded(|| engine.start(&self.query, file, &*self.descend, self.streams))
+                    }
                     Err(e) => Step::Done(Err(e)),
                 };
                 (p.id, p.path, step)

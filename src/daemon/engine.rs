@@ -176,7 +176,7 @@ impl Engine {
         file: File,
         descend: &dyn Descend,
     ) -> Result<Fields, Error> {
-        let mut step = self.start(query, file, descend);
+        let mut step = self.start(query, file, descend, true);
         loop {
             match step {
                 Step::Done(result) => return result,
@@ -187,8 +187,10 @@ impl Engine {
 
     /// Starts answering `query` for one open file: answers it, or reads the
     /// first slice of its content. A directory count is done in one go.
-    pub fn start(&self, query: &Query, file: File, descend: &dyn Descend) -> Step {
-        match self.begin(query, file, descend) {
+    /// Without `streams`, only regular files are read (pseudo-files too):
+    /// a pipe, device or socket is refused.
+    pub fn start(&self, query: &Query, file: File, descend: &dyn Descend, streams: bool) -> Step {
+        match self.begin(query, file, descend, streams) {
             Ok(step) => step,
             Err(e) => Step::Done(Err(e)),
         }
@@ -219,7 +221,13 @@ impl Engine {
         }
     }
 
-    fn begin(&self, query: &Query, file: File, descend: &dyn Descend) -> Result<Step, Error> {
+    fn begin(
+        &self,
+        query: &Query,
+        file: File,
+        descend: &dyn Descend,
+        streams: bool,
+    ) -> Result<Step, Error> {
         let md = file.metadata()?;
         let shape = match query.kind {
             QueryKind::Count => {
@@ -236,6 +244,12 @@ impl Engine {
             QueryKind::Wc | QueryKind::Sha256 => {
                 if md.is_dir() {
                     return Err(Error::new(ErrorCode::IsDirectory, "Is a directory"));
+                }
+                if !streams && !md.is_file() {
+                    return Err(Error::new(
+                        ErrorCode::InvalidRequest,
+                        format!("not a regular file ({})", type_name(&md).replace('_', " ")),
+                    ));
                 }
                 if query.kind == QueryKind::Sha256 {
                     Shape::Sha

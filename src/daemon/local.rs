@@ -274,6 +274,7 @@ fn serve_query(
         done_tx,
         slot_tx,
     );
+    batches.read_streams();
     if let Some(probe) = probe {
         batches.cancel_when(Arc::new(move || hung_up(&probe)));
     }
