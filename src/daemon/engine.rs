@@ -447,8 +447,8 @@ impl Instant {
     /// A file changed at this instant or later may change again within the
     /// same clock tick with the same times (git's "racily clean" entries),
     /// so its result is not remembered. Times with no nanoseconds may come
-    /// from a filesystem that keeps whole seconds (or two, as FAT): they
-    /// must be two seconds older.
+    /// from a filesystem that keeps whole seconds (or two, as FAT): the two
+    /// seconds they may stand for must be over.
     fn settled(&self, key: &FileKey) -> bool {
         let coarse = key.mtime_nsec == 0 && key.ctime_nsec == 0;
         let slack = if coarse { 2 } else { 0 };
@@ -512,6 +512,63 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key_at(sec: i64, nsec: i64) -> FileKey {
+        FileKey {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_sec: sec,
+            mtime_nsec: nsec,
+            ctime_sec: sec,
+            ctime_nsec: nsec,
+        }
+    }
+
+    #[test]
+    fn racily_clean_results_are_not_remembered() {
+        let began = Instant(1000, 500);
+        // Changed before the read began: a later change gets later times.
+        assert!(began.settled(&key_at(1000, 499)));
+        assert!(began.settled(&key_at(999, 999_999_999)));
+        // Changed in the very tick the read began, or after: it may change
+        // again with the same times.
+        assert!(!began.settled(&key_at(1000, 500)));
+        assert!(!began.settled(&key_at(1001, 0)));
+        // Whole seconds may be a coarse filesystem's (FAT keeps two): the
+        // stamp's whole span must be over before the read began.
+        assert!(!began.settled(&key_at(1000, 0)));
+        assert!(!began.settled(&key_at(999, 0)));
+        assert!(began.settled(&key_at(998, 0)));
+        // mtime set back by touch -d does not help: ctime is recent.
+        let mut k = key_at(1000, 600);
+        k.mtime_sec = 10;
+        assert!(!began.settled(&k));
+    }
+
+    #[test]
+    fn a_file_read_from_an_offset_is_not_answered_from_the_cache() {
+        use std::io::Write;
+        let engine = Engine::new(16);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"one two three\n").unwrap();
+        let path = f.path().to_path_buf();
+        let query: Query = serde_json::from_str(r#"{"kind":"wc"}"#).unwrap();
+        let everywhere = crate::ops::count::Everywhere;
+        let whole = engine
+            .execute(&query, File::open(&path).unwrap(), &everywhere)
+            .unwrap();
+        let mut at = File::open(&path).unwrap();
+        at.seek(SeekFrom::Start(4)).unwrap();
+        let rest = engine.execute(&query, at, &everywhere).unwrap();
+        match (whole, rest) {
+            (Fields::Wc(w), Fields::Wc(r)) => {
+                assert_eq!((w.words, w.bytes), (Some(3), Some(14)));
+                assert_eq!((r.words, r.bytes), (Some(2), Some(10)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn rfc3339_known_instants() {
