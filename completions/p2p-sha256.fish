@@ -1,4 +1,5 @@
-complete -c p2p-sha256 -l files-from -d 'Read the paths from FILE, one per line (\'-\' reads standard input)' -r -F
+complete -c p2p-sha256 -l files-from -d 'Read the paths from FILE, one per line (\'-\' reads standard input; blank lines are skipped)' -r -F
+complete -c p2p-sha256 -l files0-from -d 'Read the paths from F, separated by NUL bytes (\'-\' reads standard input), as GNU wc does' -r -F
 complete -c p2p-sha256 -s c -l check -d 'Read digests and paths from FILE (sha256sum format; \'-\' for standard input) and verify them' -r -F
 complete -c p2p-sha256 -l format -d 'Output format' -r -f -a "json\t'One JSON object per line'
 text\t'Columns for people'
@@ -7,7 +8,7 @@ complete -c p2p-sha256 -l peer -d 'Run on this member instead, by name or HOST:P
 complete -c p2p-sha256 -l tag -d 'With --all or --spread, only members with this tag, KEY=VALUE (repeatable; all must match)' -r
 complete -c p2p-sha256 -l timeout -d 'Seconds a member may stay silent before its paths are given up (--spread: redone elsewhere)' -r
 complete -c p2p-sha256 -l socket -d 'The local p2pd socket [default: the only running daemon, or the one on port 65432]' -r -F
-complete -c p2p-sha256 -s 0 -l null -d 'With --files-from, paths are separated by NUL bytes instead of newlines'
+complete -c p2p-sha256 -s 0 -l null -d 'With --files-from, paths are separated by NUL bytes instead of newlines (as --files0-from)'
 complete -c p2p-sha256 -l all -d 'Run on every alive member, this one included: one line per member per path'
 complete -c p2p-sha256 -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
 complete -c p2p-sha256 -s h -l help -d 'Print help (see more with \'--help\')'

@@ -1,11 +1,12 @@
-complete -c p2p-stat -l files-from -d 'Read the paths from FILE, one per line (\'-\' reads standard input)' -r -F
+complete -c p2p-stat -l files-from -d 'Read the paths from FILE, one per line (\'-\' reads standard input; blank lines are skipped)' -r -F
+complete -c p2p-stat -l files0-from -d 'Read the paths from F, separated by NUL bytes (\'-\' reads standard input), as GNU wc does' -r -F
 complete -c p2p-stat -l format -d 'Output format' -r -f -a "json\t'One JSON object per line'
 text\t'Columns for people, like the classic tool'"
 complete -c p2p-stat -l peer -d 'Run on this member instead, by name or HOST:PORT; paths are as they are there (repeatable)' -r
 complete -c p2p-stat -l tag -d 'With --all or --spread, only members with this tag, KEY=VALUE (repeatable; all must match)' -r
 complete -c p2p-stat -l timeout -d 'Seconds a member may stay silent before its paths are given up (--spread: redone elsewhere)' -r
 complete -c p2p-stat -l socket -d 'The local p2pd socket [default: the only running daemon, or the one on port 65432]' -r -F
-complete -c p2p-stat -s 0 -l null -d 'With --files-from, paths are separated by NUL bytes instead of newlines'
+complete -c p2p-stat -s 0 -l null -d 'With --files-from, paths are separated by NUL bytes instead of newlines (as --files0-from)'
 complete -c p2p-stat -l all -d 'Run on every alive member, this one included: one line per member per path'
 complete -c p2p-stat -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
 complete -c p2p-stat -s h -l help -d 'Print help (see more with \'--help\')'

@@ -3,7 +3,11 @@
 //! A file version is identified by device, inode, size, mtime and ctime: a
 //! write changes mtime and ctime, a rename or chmod changes ctime, a
 //! replacement changes the inode. The engine re-checks the key after reading
-//! and stores only results of files that did not change meanwhile.
+//! and stores only results of files that did not change meanwhile, whose
+//! size can be trusted (no pipe, device or /proc file), read from offset 0,
+//! and whose mtime and ctime are before the read began by the coarse clock
+//! the kernel stamps files with: a change in that very tick could be
+//! followed by another with the same times (git's "racily clean" entries).
 //!
 //! Eviction is least-recently-used with O(1) get and merge: a hash map from
 //! key to slot, and the slots linked in recency order by index.

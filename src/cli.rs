@@ -501,12 +501,60 @@ error; 3 when the local p2pd cannot be reached (the message says how to start it
 
 const ERROR_FIELDS: &str = "A failed item prints {\"peer\",\"path\",\"error\":{\"code\",\"message\"}}. \
 Codes: not_found, permission_denied, not_exported, is_directory, not_a_directory, timeout, \
-unreachable, unauthorized, invalid_request (also: not a regular file, such as a FIFO or a \
-device), internal.";
+unreachable, unauthorized, invalid_request (also: an empty name, or a FIFO or device that a \
+member was asked to read), internal. A failure with no name to show (an empty name) prints \
+only its message on stderr.";
 
 const CHANGED_FIELD: &str = "A file that changes while it is read is read again, up to twice; if it \
 still changes, the line carries \"changed\": true (the numbers belong to no single version of \
-it) and a warning goes to stderr, as tar warns. The field is absent otherwise.\n\n";
+it), a warning goes to stderr and the exit status is 1, as with tar. The field is absent \
+otherwise.\n\n";
+
+/// The man page section of the query commands that read files: where names
+/// come from, and standard input, streams and pseudo-files.
+fn input_section(bin: &str) -> String {
+    let stdin = match bin {
+        "p2p-wc" => {
+            "With no PATH, or with -, p2p-wc reads standard input, as GNU wc does: the command \
+             passes its own descriptor 0 to the daemon, so a pipe (echo hi | p2p-wc), a \
+             redirected file, read from its current offset ((head -c 5 >/dev/null; p2p-wc -c) < \
+             f), /dev/stdin and <(cmd) all work. Its path is \"\" with no PATH (the text format \
+             names no file, as wc) and \"-\" for -."
+        }
+        "p2p-sha256" => {
+            "With no PATH, or with -, p2p-sha256 reads standard input, as GNU sha256sum does: the \
+             command passes its own descriptor 0 to the daemon. Its path is \"-\" either way, as \
+             sha256sum prints it."
+        }
+        _ => {
+            "- is standard input, as for GNU stat: its descriptor 0 is described (a pipe as a fifo, \
+             a redirected file with its counts and digest). A PATH is required."
+        }
+    };
+    format!(
+        "{stdin} Standard input is read on this host only: with --peer, --all or --spread it is a \
+         usage error (exit 2).\n\n\
+         Pipes, FIFOs, sockets, character and block devices, and the regular files of kernel \
+         pseudo-filesystems (procfs, sysfs, debugfs, tracefs, cgroupfs, configfs, securityfs, bpffs, \
+         efivarfs, pstore, selinuxfs, smackfs: told by the f_type of fstatfs(2)), whose size means \
+         nothing, are read to their end and never cached: /proc/uptime is fresh every time, and \
+         /dev/zero is read until the command is interrupted (the daemon stops within a slice). A \
+         FIFO is read once a writer has come. Members answering --peer, --all or --spread read \
+         regular files only.\n\n\
+         Results of other regular files are cached by device, inode, size, mtime and ctime, and \
+         only for a read that began after the file's last change by the kernel's clock (a file \
+         changed in the same clock tick could change again with the same times; whole-second \
+         times must be two seconds old), and only when the file is read from its start.\n\n\
+         Names may come from a list instead of operands: --files-from FILE, one per line (blank \
+         lines are skipped), or NUL-separated with -0 --files-from FILE or --files0-from=F (GNU \
+         wc's spelling). In a NUL-separated list an empty name is the error \
+         \"F:N: invalid zero-length file name\" (N counts the names), and an empty PATH operand \
+         \"invalid zero-length file name\": the item fails (invalid_request, exit 1) and the \
+         other names are still done. With - as the list, standard input is the list, so a name - \
+         in it is an error; in a list read from a file, - is standard input. Operands cannot be \
+         combined with a list (exit 2), and a list that names nothing reads nothing."
+    )
+}
 
 const CLIENT_ENV: &str = "P2P_SOCKET: the daemon's socket, as --socket.";
 
@@ -569,7 +617,10 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  bounded pool of worker threads. The commands open every file themselves and pass \
                  the open descriptor, so the daemon reads only what the caller may read, even when \
                  it runs as root. Results of unchanged files (same device, inode, size, mtime and \
-                 ctime) are answered from a bounded in-memory cache.\n\n\
+                 ctime) are answered from a bounded in-memory cache: regular files only, read from \
+                 their start, and only when the read began after their last change by the kernel's \
+                 clock. Pipes, devices, sockets and the files of /proc, /sys and other \
+                 pseudo-filesystems are read to their end every time (see INPUT in p2p-wc(1)).\n\n\
                  The socket is created with mode 0660 in a private directory (0700 when p2pd \
                  creates it). A stale socket is replaced; a live daemon's is not."
                     .into(),
@@ -762,7 +813,11 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "OUTPUT",
                 "One JSON object per path, in the order the paths were given (with --peer, --all or \
                  --spread: one per member and path, as they arrive), flushed as results arrive: peer (the member that computed it), path (as given), lines, words, bytes, \
-                 chars. With -l, -w, -c or -m only the chosen counts appear.\n\n\
+                 chars. With -l, -w, -c or -m only the chosen counts appear. -c alone answers \
+                 from the size of a regular file whose size can be trusted, without reading it (as \
+                 GNU wc: when the size is a multiple of the page size, the last st_blksize bytes \
+                 are read to check), from the offset of standard input when that is such a \
+                 file.\n\n\
                  Counts follow GNU wc in a UTF-8 locale (LC_ALL=C.UTF-8 wc -lwmc): lines and bytes \
                  always exactly; words and chars exactly on valid UTF-8. A word is a run of printable \
                  characters between white space (Unicode white space, no-break spaces included); \
@@ -774,6 +829,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     + CHANGED_FIELD
                     + ERROR_FIELDS,
             ));
+            s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
@@ -798,6 +854,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     + CHANGED_FIELD
                     + ERROR_FIELDS,
             ));
+            s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
@@ -821,6 +878,14 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .to_string()
                     + ERROR_FIELDS,
             ));
+            s.push((
+                "INPUT",
+                "p2p-count has no standard input, as find has none: - is a directory named -, \
+                 and a PATH or a list is required. Lists work as for p2p-wc: --files-from FILE \
+                 (blank lines skipped), -0 --files-from FILE or --files0-from=F (an empty name is \
+                 the error F:N: invalid zero-length file name)."
+                    .into(),
+            ));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
@@ -839,6 +904,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     + CHANGED_FIELD
                     + ERROR_FIELDS,
             ));
+            s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
