@@ -1180,6 +1180,7 @@ fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
         Request::Query(Query {
             kind,
             lines_only: false,
+            bytes_only: false,
             recursive: kind == QueryKind::Count,
             cwd: Some("/home/u".into()),
             paths,

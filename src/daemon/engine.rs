@@ -55,6 +55,8 @@ pub struct Work {
 }
 
 /// How an item's content is being read.
+// Unboxed: it lives in a boxed `Work` already.
+#[allow(clippy::large_enum_variant)]
 enum Progress {
     /// A sized file: through the cache, checked for changes.
     Sized(Reading),
