@@ -61,7 +61,12 @@ fn open_stdin() -> std::io::Result<File> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: `dup` was just created and is owned by nobody else.
-    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(dup) })
+    let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+    // Said here, where the name "standard input" is known (`p2p-wc < /`).
+    if file.metadata()?.is_dir() {
+        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    Ok(file)
 }
 
 /// How a command treats standard input.
