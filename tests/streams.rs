@@ -379,3 +379,29 @@ fn a_file_that_keeps_changing_exits_1() {
         );
     }
 }
+
+#[test]
+fn an_endless_device_is_given_up_when_its_command_goes() {
+    let d = Daemon::start(&["--workers", "1"]);
+    let mut child = d
+        .cmd("p2p-wc")
+        .args(["-c", "/dev/zero"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // /dev/zero has no end: the command only ever ends by being stopped.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "p2p-wc -c /dev/zero ended"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    common::eventually(20, "the daemon gives up the read", || {
+        d.log().contains("the asker hung up")
+    });
+    let f = write(d.dir.path(), "after", b"still served\n");
+    let r = run(d.cmd("p2p-wc").arg(&f));
+    assert_eq!(r.json()[0]["words"], 2);
+}

@@ -172,6 +172,10 @@ impl Turns {
         let unfinished = loop {
             if self.current.is_some() && self.gone.as_ref().is_some_and(|gone| gone()) {
                 // Nobody reads the answers: drop this batch's work.
+                log::debug!(
+                    "the asker hung up: an item being read and {} queued after it are given up",
+                    self.items.len()
+                );
                 return None;
             }
             let (id, path, step) = if let Some((id, path, work)) = self.current.take() {
