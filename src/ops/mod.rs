@@ -17,8 +17,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Opens a path for a query, for reading. `O_NONBLOCK` keeps a FIFO from
-/// blocking the open (it is then refused as not a regular file); on regular
-/// files and directories it changes nothing.
+/// blocking the open: its reader waits for data with poll(2) instead (see
+/// [`source::read_stream`]), and a FIFO no writer has opened yet shows no
+/// end until one has; on regular files and directories it changes nothing.
 pub fn open_for_query(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
