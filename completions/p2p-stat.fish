@@ -7,6 +7,7 @@ complete -c p2p-stat -l tag -d 'With --all or --spread, only members with this t
 complete -c p2p-stat -l timeout -d 'Seconds a member may stay silent before its paths are given up (--spread: redone elsewhere)' -r
 complete -c p2p-stat -l socket -d 'The local p2pd socket [default: the only running daemon, or the one on port 65432]' -r -F
 complete -c p2p-stat -s 0 -l null -d 'With --files-from, paths are separated by NUL bytes instead of newlines (as --files0-from)'
+complete -c p2p-stat -s L -l dereference -d 'Follow symlinks: describe the file a link points to, not the link'
 complete -c p2p-stat -l all -d 'Run on every alive member, this one included: one line per member per path'
 complete -c p2p-stat -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
 complete -c p2p-stat -s h -l help -d 'Print help (see more with \'--help\')'

@@ -54,7 +54,8 @@ result is cached) and never opens a path for another user. A daemon running as r
 service user therefore never tells you about a file you could not read.\n\n\
 With --peer, --all or --spread the other members answer with their own daemon's rights, for \
 files below their exports only: every user allowed on any member's socket can learn the \
-counts, sha256, size, mode, type and mtime of what a member exports. This member is the \
+counts, sha256 and metadata (type, size, mode, owner and group, inode, links, times, symlink \
+targets) of what a member exports. This member is the \
 exception for its own local users: when p2pd runs as another user than you (and you are not \
 root), the command also opens each path itself and passes the descriptor, and this member \
 answers you only for a path below its exports that you can open, the very same file (device \
@@ -383,12 +384,16 @@ pub struct CountCli {
 #[command(
     name = "p2p-stat",
     version,
-    about = "Show size, mode, mtime, wc counts and SHA-256 of files, from one read of each",
+    about = "Show files' metadata as stat does (a symlink as itself unless -L), with wc counts and SHA-256 from one read",
     after_help = QUERY_AFTER
 )]
 pub struct StatCli {
     #[command(flatten)]
     pub input: Input,
+
+    /// Follow symlinks: describe the file a link points to, not the link
+    #[arg(short = 'L', long)]
+    pub dereference: bool,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -500,7 +505,8 @@ line on stdout in JSON form and a one-line message on stderr); 2 for a usage or 
 error; 3 when the local p2pd cannot be reached (the message says how to start it).";
 
 const ERROR_FIELDS: &str = "A failed item prints {\"peer\",\"path\",\"error\":{\"code\",\"message\"}}. \
-Codes: not_found, permission_denied, not_exported, is_directory, not_a_directory, timeout, \
+Codes: not_found, permission_denied, not_exported, is_directory, not_a_directory, \
+symlink_loop (too many levels of symbolic links in a path of this host), timeout, \
 unreachable, unauthorized, invalid_request (also: an empty name, or a FIFO or device that a \
 member was asked to read), internal. A failure with no name to show (an empty name) prints \
 only its message on stderr.";
@@ -591,12 +597,14 @@ fn security(bin: &str) -> String {
         "p2p-count" => {
             return format!(
                 "{QUERY_SECURITY}\n\n\
-                 With -r the walk enters only the directories you may enter: a root p2pd walks \
-                 with your uid, gid and supplementary groups (as they were when the command \
-                 connected) as its filesystem credentials, so the kernel decides by mode bits \
-                 and ACLs; a p2pd running as another user goes by the permission bits and does \
-                 not enter a directory that carries an ACL. What is not entered counts in \
-                 unreadable.\n\n{SOCKET_TRUST}"
+                 A count of this host runs in the command itself: p2p-count opens every \
+                 directory it enters in its own process, with your rights, so the kernel \
+                 decides as for anything else you do (mode bits, ACLs, security modules such as \
+                 AppArmor or SELinux). When p2pd runs as another user and a placement includes \
+                 this member, the counts the command took itself on its descriptor are this \
+                 member's answer: p2pd never reads a directory for a user other than its own and \
+                 root. What is not entered counts in unreadable and is named on stderr.\n\n\
+                 {SOCKET_TRUST}"
             );
         }
         _ => QUERY_SECURITY,
@@ -661,7 +669,9 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  RESOLVE_NO_MAGICLINKS: neither .., nor a symlink pointing out (absolute or relative), \
                  nor /proc/self/root and its kind leads outside; a symlink that stays inside is \
                  followed. On kernels without openat2 every symlink and .. below an export is refused. \
-                 A directory count never follows a symlink. Files are read with the daemon's own \
+                 A directory count never follows a symlink, and p2p-stat without -L describes a \
+                 symlink that ends a path as itself (its target is shown as text, not followed). \
+                 Files are read with the daemon's own \
                  rights, so export only what every key holder may read.\n\n\
                  Queries from the local commands are not affected: those open files with the \
                  caller's rights, as before. Queries that p2p-wc --all and its kind send reach this \
@@ -678,12 +688,12 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  group): queries on files they can open themselves, and nothing more. The commands \
                  open the files and pass the descriptors; p2pd answers only descriptors open for \
                  reading (O_PATH and write-only ones are refused, the cache included) and opens no \
-                 path for them. A recursive count enters only the directories the caller may enter: \
-                 a root p2pd walks with the caller's uid, gid and supplementary groups as they were \
-                 at connect time (SO_PEERCRED, SO_PEERGROUPS) as its filesystem credentials, so the \
-                 kernel decides by mode bits and ACLs (the walk keeps the daemon's LSM label); a \
-                 p2pd running as another user goes by the permission bits with those groups and \
-                 does not enter a directory that carries an ACL. Placements that include this node \
+                 path for them. Nor does it count a directory for them: p2p-count walks this \
+                 host's directories in the caller's own process, so mode bits, ACLs and security \
+                 modules decide for the caller, and in a placement that includes this node the \
+                 command's own counts on its descriptor are this node's answer; a count sent \
+                 to p2pd directly on their descriptor is refused (permission_denied). Placements \
+                 that include this node \
                  (--peer by name or address, --all, --spread) answer them only about paths below \
                  the exports that they can open themselves (their command passes its descriptor, \
                  which must be of the same file). They see the member list (names, addresses, tags, \
@@ -701,7 +711,8 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  links to one member and at most 256 of the caller's descriptors.\n\n\
                  Cluster members (whoever holds a cluster key, and through them every user allowed \
                  on their sockets): they may join, gossip and read the member list, and read the \
-                 counts, sha256, size, mode, type and mtime of every file below the --export roots \
+                 counts, sha256 and metadata (type, size, mode, owner and group with their names \
+                 here, inode, links, times, symlink targets) of every file below the --export roots \
                  that this daemon's user can read (see EXPORTS); nothing outside them. Their \
                  identity is bounded (a name of at most 64 bytes of ASCII letters, digits and . _ - : @; at most \
                  16 tags, keys of at most 32 bytes, values of at most 64, 160 bytes in all; an \
@@ -869,11 +880,18 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "OUTPUT",
                 "One JSON object per directory: peer, path, files (regular files), dirs, symlinks, \
                  other (FIFOs, sockets, devices), bytes (sum of regular file sizes), recursive, and \
-                 unreadable (subdirectories that could not be read, or that you may not enter; their \
-                 contents are not counted). The directory itself is not counted. Symlinks are counted, \
-                 never followed. Directories of any size are read as a stream; with -r the tree is \
-                 walked by one thread per core (up to four), each regular file stat()ed once for \
-                 its size.\n\n\
+                 unreadable (subdirectories that could not be read, or that may be listed but not \
+                 searched; their contents are not counted). The directory itself is not counted. \
+                 Symlinks are counted, never followed. Directories of any size are read as a \
+                 stream; with -r the tree is walked by one thread per core (up to four), each \
+                 regular file stat()ed once for its size. On this host the command walks the tree \
+                 itself, with your rights; other members walk below their exports.\n\n\
+                 Each directory that could not be read is also reported on stderr as find(1) \
+                 reports it, after the line of its count: p2p-count: 'DIR': Permission denied \
+                 (DIR is the path given joined with the directory below it; when several members \
+                 answer, the member's name comes first: p2p-count: NAME: 'DIR': ...), and the exit \
+                 status is 1. An answer names at most 10,000 such directories on this host and 64 \
+                 from another member; one more line says how many others there were.\n\n\
                  --format text prints columns: files, dirs, symlinks, other, bytes, path.\n\n"
                     .to_string()
                     + ERROR_FIELDS,
@@ -896,9 +914,26 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push((
                 "OUTPUT",
                 "One JSON object per path: peer, path, type (file, directory, symlink, fifo, socket, \
-                 char_device, block_device), size, mode (permission bits in octal, four digits), mtime \
-                 (RFC 3339, UTC, with nanoseconds when non-zero), and for regular files lines, words, \
-                 bytes, chars and sha256, computed from a single read.\n\n\
+                 char_device, block_device), size, mode (permission bits in octal, four digits), \
+                 mtime (RFC 3339, UTC, with nanoseconds when non-zero), uid, gid, user and group \
+                 (the owner's names on the member that answers; absent when it has none), inode, \
+                 nlink (hard links), atime and ctime (last access and last status change, RFC 3339 \
+                 UTC), birth (creation time, where the filesystem records one: statx(2) \
+                 STATX_BTIME; absent otherwise), and for regular files lines, words, bytes, chars \
+                 and sha256, computed from a single read. The metadata is taken before that read \
+                 (which may move atime).\n\n\
+                 As stat(1) does, a symlink is described as itself: type symlink, its own owner, \
+                 times and size (the length of its target), and target (what readlink(2) \
+                 returns), with no content fields; a dangling link is no error. With -L \
+                 (--dereference) the file it points to is described instead. On this host the \
+                 command looks at the link itself; a member looks at it below its export without \
+                 following it (the directories above it are resolved beneath the export, as for \
+                 any query), so a link pointing out of an export shows its target text, and with \
+                 -L is not_exported. A path whose symlinks loop gets symlink_loop with -L (and in \
+                 p2p-wc, p2p-sha256, p2p-count). On this host, what has no content to read \
+                 (directories, FIFOs, devices, sockets) is looked at by the command and never \
+                 opened, as stat(1) does, so it needs only search rights on the directories \
+                 above it; a regular file must be readable, for its counts and digest.\n\n\
                  --format text prints a block per path, in the manner of stat(1).\n\n"
                     .to_string()
                     + CHANGED_FIELD
@@ -908,7 +943,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
-                "  p2p-stat notes.txt | jq '{size, mtime, sha256}'\n  p2p-stat --format text /etc/hosts\n  p2p-stat --peer 10.0.0.5:65432 /srv/data/report.csv".into(),
+                "  p2p-stat notes.txt | jq '{size, mtime, sha256}'\n  p2p-stat --format text /etc/hosts\n  p2p-stat /etc/localtime | jq -r .target\n  p2p-stat -L /etc/localtime | jq -r '.user + \" \" + .sha256'\n  p2p-stat --peer 10.0.0.5:65432 /srv/data/report.csv".into(),
             ));
         }
         "p2p-peers" => {

@@ -11,10 +11,11 @@ use crate::cli::{Connection, Input};
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::{self, LineReader};
 use crate::input::{Entry, Names, Stdin};
+use crate::ops::count::{DirCounts, LISTED_ON_WIRE, count_dir};
 use crate::output::{EXIT_UNREACHABLE, EXIT_USAGE, Printer};
 use crate::paths::{self, FindError};
 use crate::proto::{
-    self, Accepted, Item, ItemRequest, Outcome, Query, Request, RequestFailed, Summary,
+    self, Accepted, Item, ItemRequest, Outcome, Query, QueryKind, Request, RequestFailed, Summary,
 };
 use crate::trust::{self, TrustError};
 use serde::de::DeserializeOwned;
@@ -244,6 +245,12 @@ enum Event<T> {
     Refused(Error),
 }
 
+/// An answer a command gives itself for one path of a query on this host,
+/// in its own process and so with all of the caller's rights (a symlink that
+/// `p2p-stat` describes, a tree that `p2p-count` walks); `None` sends the
+/// path to the daemon as usual.
+pub type Here<T> = Arc<dyn Fn(&Path) -> Option<Result<T, Error>> + Send + Sync>;
+
 /// Runs one query over every path of `source`, calling `print` for each
 /// result in the order the paths were given. Returns once all are printed.
 ///
@@ -259,11 +266,28 @@ pub fn run_query<T>(
 where
     T: DeserializeOwned + Send + 'static,
 {
+    run_query_here(conn, query, source, printer, render, None)
+}
+
+/// [`run_query`], with `here` answering the paths it takes on itself when
+/// the query runs on this host (it is not asked for placements elsewhere).
+pub fn run_query_here<T>(
+    conn: &Connection,
+    query: Query,
+    source: PathSource,
+    printer: &mut Printer,
+    render: &mut dyn FnMut(&mut Printer, Item<T>),
+    here: Option<Here<T>>,
+) -> Result<(), Fatal>
+where
+    T: DeserializeOwned + Send + 'static,
+{
     let stream = connect(conn)?;
     let cwd = std::env::current_dir()
         .ok()
         .map(|d| d.to_string_lossy().into_owned());
     let header_is_cluster = query.target.is_some();
+    let count = (query.kind == QueryKind::Count).then_some(query.recursive);
     let header = Request::Query(Query { cwd, ..query });
     let unreachable = |e: io::Error| Fatal {
         status: EXIT_UNREACHABLE,
@@ -291,7 +315,7 @@ where
     };
 
     if header_is_cluster {
-        return run_cluster(stream, reader, source, printer, render);
+        return run_cluster(stream, reader, source, printer, render, count);
     }
     let window = Arc::new(Window::default());
     let mut order = Reorder::new(&peer, printer, render);
@@ -304,7 +328,7 @@ where
             }
             false
         };
-        send_items(stream, source, &peer, &mut deliver, &window);
+        send_items(stream, source, &peer, &mut deliver, &window, here.as_ref());
         receive(reader, &mut deliver, &window);
         return order.finish();
     }
@@ -324,6 +348,7 @@ where
             &name,
             &mut |evs| events_tx.send(evs).is_err(),
             &window,
+            here.as_ref(),
         )
     });
     'events: loop {
@@ -354,13 +379,16 @@ where
 /// open them below their exports), and results print as they arrive, from
 /// whichever member answers first. When the daemon runs as another user,
 /// each path also goes with our own descriptor of it, opened with our
-/// rights: that daemon's node answers us only about files we can open.
+/// rights: that daemon's node answers us only about files we can open. For
+/// a directory count (`count`: whether recursive), the counts we take
+/// ourselves on that descriptor go with it, and are that node's answer.
 fn run_cluster<T>(
     stream: UnixStream,
     mut reader: LineReader,
     mut source: PathSource,
     printer: &mut Printer,
     render: &mut dyn FnMut(&mut Printer, Item<T>),
+    count: Option<bool>,
 ) -> Result<(), Fatal>
 where
     T: DeserializeOwned + Send + 'static,
@@ -399,10 +427,15 @@ where
             }
             // A path we cannot open still goes: other members answer by their exports.
             let file = pass_files.then(|| entry.open().ok()).flatten();
+            let counted = match (&file, count) {
+                (Some(f), Some(recursive)) => Some(counted_here(f, recursive)),
+                _ => None,
+            };
             let item = ItemRequest {
                 id,
                 path: entry.shown(),
                 fd: file.is_some(),
+                counted,
             };
             serde_json::to_writer(&mut buf, &item).map_err(|e| e.to_string())?;
             buf.push(b'\n');
@@ -490,6 +523,19 @@ where
     }
 }
 
+/// The counts of the directory open as `dir`, walked in this process with
+/// our own rights, or why there are none.
+fn counted_here(dir: &File, recursive: bool) -> Outcome<DirCounts> {
+    let counted = dir
+        .try_clone()
+        .map_err(|e| Error::from_io(&e))
+        .and_then(|fd| count_dir(fd.into(), recursive, LISTED_ON_WIRE));
+    match counted {
+        Ok(c) => Outcome::Ok(c),
+        Err(error) => Outcome::Failed { error },
+    }
+}
+
 /// True when the daemon on `stream` runs as another user than we do and we
 /// are not root: it could read what we cannot, so it gets our descriptors.
 fn daemon_is_another_user(stream: &UnixStream) -> bool {
@@ -553,6 +599,7 @@ fn send_items<T>(
     peer: &str,
     events: &mut dyn FnMut(Vec<Event<T>>) -> bool,
     window: &Window,
+    here: Option<&Here<T>>,
 ) {
     let mut id = 0u64;
     let mut batch = Vec::with_capacity(BATCH * 64);
@@ -582,6 +629,27 @@ fn send_items<T>(
             }
         };
         let shown = entry.shown();
+        let answered = match (&entry, here) {
+            (Entry::Path(path), Some(h)) => h(path),
+            _ => None,
+        };
+        if let Some(answer) = answered {
+            let outcome = match answer {
+                Ok(fields) => Outcome::Ok(fields),
+                Err(error) => Outcome::Failed { error },
+            };
+            pending.push(Event::Local(Item {
+                id: Some(id),
+                peer: peer.to_string(),
+                path: shown,
+                outcome,
+            }));
+            id += 1;
+            if pending.len() >= BATCH || source.may_block() {
+                alive = flush(&mut batch, &mut files, &mut pending);
+            }
+            continue;
+        }
         match entry.open() {
             Err(e) => {
                 pending.push(Event::Local(failed_item(id, peer, shown, e)));
@@ -598,6 +666,7 @@ fn send_items<T>(
                     id,
                     path: shown,
                     fd: true,
+                    counted: None,
                 };
                 if serde_json::to_writer(&mut batch, &item).is_err() {
                     break;

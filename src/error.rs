@@ -13,6 +13,8 @@ pub enum ErrorCode {
     NotExported,
     IsDirectory,
     NotADirectory,
+    /// Too many levels of symbolic links (ELOOP) on this host's own path.
+    SymlinkLoop,
     Timeout,
     Unreachable,
     Unauthorized,
@@ -29,6 +31,7 @@ impl ErrorCode {
             ErrorCode::NotExported => "not_exported",
             ErrorCode::IsDirectory => "is_directory",
             ErrorCode::NotADirectory => "not_a_directory",
+            ErrorCode::SymlinkLoop => "symlink_loop",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unreachable => "unreachable",
             ErrorCode::Unauthorized => "unauthorized",
@@ -66,7 +69,9 @@ impl Error {
             Some(libc::EACCES) | Some(libc::EPERM) => ErrorCode::PermissionDenied,
             Some(libc::EISDIR) => ErrorCode::IsDirectory,
             Some(libc::ENOTDIR) => ErrorCode::NotADirectory,
-            Some(libc::ELOOP) | Some(libc::EXDEV) => ErrorCode::NotExported,
+            // Below an export, exports.rs words ELOOP as not_exported itself.
+            Some(libc::ELOOP) => ErrorCode::SymlinkLoop,
+            Some(libc::EXDEV) => ErrorCode::NotExported,
             Some(libc::ETIMEDOUT) => ErrorCode::Timeout,
             Some(libc::ECONNREFUSED) | Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => {
                 ErrorCode::Unreachable
@@ -128,6 +133,9 @@ mod tests {
         assert_eq!(e.code, ErrorCode::PermissionDenied);
         let e = Error::from_io(&io::Error::from_raw_os_error(libc::EISDIR));
         assert_eq!(e.code, ErrorCode::IsDirectory);
+        let e = Error::from_io(&io::Error::from_raw_os_error(libc::ELOOP));
+        assert_eq!(e.code, ErrorCode::SymlinkLoop);
+        assert_eq!(e.code.as_str(), "symlink_loop");
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! below a root are crossed: what is mounted there is part of the export.
 
 use crate::error::{Error, ErrorCode};
+use crate::ops::stat::{Meta, link_target_at, meta_at};
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
@@ -177,6 +178,48 @@ impl Exports {
                 ),
             )
         }))
+    }
+
+    /// The metadata and target of `path` when its last component, below an
+    /// exported root, is a symlink: what `stat` shows without following it.
+    /// The directories above it are resolved as [`Exports::open`] resolves
+    /// them (never out of the root); `None` for anything else, which
+    /// [`Exports::open`] then opens or refuses.
+    pub fn symlink_below(&self, path: &str) -> Option<(Meta, Vec<u8>)> {
+        if !path.starts_with('/') || path.contains('\0') || self.is_empty() {
+            return None;
+        }
+        // A trailing slash or `.` asks for what the link points to, as it does to lstat(2).
+        if path.ends_with('/') || path.ends_with("/.") {
+            return None;
+        }
+        let names = split(path.as_bytes());
+        for (index, covered) in self.candidates(&names) {
+            let Some((last, parents)) = names[covered..].split_last() else {
+                continue;
+            };
+            if *last == b".." {
+                return None;
+            }
+            let Ok(root) = open_root(&self.roots[index], self.resolver) else {
+                continue;
+            };
+            let dir = match self.resolver {
+                Resolver::Openat2 => open_beneath(root.as_fd(), parents, DIR_PATH_FLAGS),
+                // The walk refuses `..` (descend does, name by name).
+                Resolver::Walk => descend(root.as_fd(), parents),
+            };
+            let (Ok(dir), Ok(name)) = (dir, CString::new(*last)) else {
+                continue;
+            };
+            let meta = meta_at(dir.as_raw_fd(), &name, false).ok()?;
+            if !meta.is_symlink() {
+                return None;
+            }
+            let target = link_target_at(dir.as_raw_fd(), &name).ok()?;
+            return Some((meta, target));
+        }
+        None
     }
 
     /// The roots whose spelling starts `names`, longest spelling first, each
@@ -870,6 +913,42 @@ mod tests {
             let f = e.open(text(&fifo)).unwrap();
             use std::os::unix::fs::FileTypeExt;
             assert!(f.metadata().unwrap().file_type().is_fifo(), "{how:?}");
+        }
+    }
+
+    #[test]
+    fn a_symlink_below_a_root_is_described_not_followed() {
+        let t = tree();
+        symlink("f", t.root.join("a/rel")).unwrap();
+        symlink(&t.secret, t.root.join("out")).unwrap();
+        symlink("loop", t.root.join("loop")).unwrap();
+        for how in resolvers() {
+            let e = exporting(&[&t.root], how);
+            let (m, target) = e.symlink_below(text(&t.root.join("a/rel"))).unwrap();
+            assert!(m.is_symlink(), "{how:?}");
+            assert_eq!(target, b"f");
+            // A link pointing out is described (its target is text), never opened.
+            let (_, target) = e.symlink_below(text(&t.root.join("out"))).unwrap();
+            assert_eq!(target, t.secret.as_os_str().as_bytes());
+            let (_, target) = e.symlink_below(text(&t.root.join("loop"))).unwrap();
+            assert_eq!(target, b"loop");
+            // Not links, a trailing slash, or outside every root: left to open().
+            assert!(e.symlink_below(text(&t.root.join("f"))).is_none());
+            assert!(
+                e.symlink_below(&format!("{}/", text(&t.root.join("a/rel"))))
+                    .is_none()
+            );
+            assert!(e.symlink_below(text(&t.secret)).is_none());
+            assert!(e.symlink_below(text(&t.root)).is_none());
+        }
+        // The directories above the link stay beneath the root.
+        symlink(t.top.join("outside"), t.root.join("away")).unwrap();
+        symlink("secret", t.top.join("outside/inner")).unwrap();
+        for how in resolvers() {
+            let e = exporting(&[&t.root], how);
+            assert!(e.symlink_below(text(&t.root.join("away/inner"))).is_none());
+            let up = format!("{}/a/../../outside/inner", text(&t.root));
+            assert!(e.symlink_below(&up).is_none(), "{how:?}");
         }
     }
 

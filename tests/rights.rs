@@ -1,7 +1,8 @@
 //! A daemon running as root never widens what a local user can read: not
 //! through descriptors that are not open for reading, not through this
-//! node's own exports, not through a directory walk past an ACL. Each test
-//! performs the attack as uid 65534 against a root daemon.
+//! node's own exports, not through a directory walk past an ACL (the walk
+//! is the command's own, in the caller's process). Each test performs the
+//! attack as uid 65534 against a root daemon.
 
 mod common;
 
@@ -192,7 +193,8 @@ fn this_nodes_exports_answer_a_local_user_only_about_files_they_can_open() {
         .args(["--peer", "here"])
         .arg(&outside));
     assert_eq!(code(&r.json()[0]), "not_exported", "{}", r.stdout);
-    // A recursive count from this node walks with the caller's rights.
+    // A recursive count from this node is the one the caller's command
+    // walked itself, with the caller's rights; what it could not enter is named.
     let r = run(as_nobody(&d, "p2p-count").args(["-r", "--peer", "here", export]));
     let v = &r.json()[0];
     assert_eq!(
@@ -200,6 +202,31 @@ fn this_nodes_exports_answer_a_local_user_only_about_files_they_can_open() {
         (Some(2), Some(1)),
         "{v}"
     );
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim_end(),
+        format!(
+            "p2p-count: here: '{}': Permission denied",
+            shared.path().join("closed").display()
+        )
+    );
+    // A client that brings no counts of its own gets none from the daemon.
+    let reply = on_a_nobody_thread(|| {
+        let dir = std::fs::File::open(shared.path()).unwrap();
+        let s = UnixStream::connect(&d.socket).unwrap();
+        let data = format!(
+            "{{\"op\":\"query\",\"kind\":\"count\",\"recursive\":true,\"target\":{{\"peers\":[\"here\"]}}}}\n\
+             {{\"id\":0,\"path\":\"{export}\",\"fd\":true}}\n{{\"end\":true}}\n"
+        );
+        p2p::fdpass::send_with_fds(&s, data.as_bytes(), &[dir.as_raw_fd()]).unwrap();
+        BufReader::new(s)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
+            .find(|v| v["id"] == 0 || v.get("path").is_some())
+    });
+    let v = reply.expect("an item reply");
+    assert_eq!(code(&v), "invalid_request", "{v}");
+    assert!(v.get("files").is_none(), "{v}");
 }
 
 /// Gives `dir` an access ACL that denies uid 65534 everything (the
@@ -265,6 +292,15 @@ fn a_recursive_count_does_not_enter_a_directory_whose_acl_denies_the_caller() {
     assert_eq!(v["files"], 1, "nothing below the denied directory: {v}");
     assert_eq!(v["dirs"], 2, "{v}");
     assert_eq!(v["unreadable"], 1, "{v}");
+    // Reported as find reports it, and the exit status says so.
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim_end(),
+        format!(
+            "p2p-count: '{}': Permission denied",
+            tree.join("denied").display()
+        )
+    );
     // Counting the denied directory itself is refused by the client's own open.
     let r = run(as_nobody(&d, "p2p-count").arg(tree.join("denied")));
     assert_eq!(code(&r.json()[0]), "permission_denied", "{}", r.stdout);

@@ -1182,6 +1182,7 @@ fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
             lines_only: false,
             bytes_only: false,
             recursive: kind == QueryKind::Count,
+            dereference: false,
             cwd: Some("/home/u".into()),
             paths,
             target,
@@ -1197,6 +1198,7 @@ fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
             id,
             path: path.into(),
             fd,
+            counted: None,
         })
     };
     let end = line(&End { end: true });
@@ -1348,6 +1350,7 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 kind: QueryKind::Wc,
                 lines_only: true,
                 recursive: false,
+                dereference: false,
             }),
         ),
         (

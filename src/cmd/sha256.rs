@@ -56,6 +56,7 @@ fn query(target: Option<Target>) -> Query {
         lines_only: false,
         bytes_only: false,
         recursive: false,
+        dereference: false,
         cwd: None,
         paths: None,
         target,

@@ -34,6 +34,7 @@ pub fn run(cli: WcCli) -> i32 {
         // GNU wc -c: from the size of a file whose size can be trusted.
         bytes_only: want.bytes && !want.lines && !want.words && !want.chars,
         recursive: false,
+        dereference: false,
         cwd: None,
         paths: None,
         target,

@@ -12,7 +12,6 @@ use super::Shared;
 use super::engine::{Fields, Step, Work};
 use super::pool::{Job, Who};
 use crate::error::{Error, ErrorCode};
-use crate::ops::count::Descend;
 use crate::proto::Query;
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -42,7 +41,6 @@ pub(crate) struct Batches {
     shared: Arc<Shared>,
     who: Who,
     query: Arc<Query>,
-    descend: Arc<dyn Descend + Send + Sync>,
     done_tx: Sender<Vec<Done>>,
     slot_tx: SyncSender<()>,
     batch: Vec<Pending>,
@@ -64,7 +62,6 @@ impl Batches {
         shared: Arc<Shared>,
         who: Who,
         query: Arc<Query>,
-        descend: Arc<dyn Descend + Send + Sync>,
         done_tx: Sender<Vec<Done>>,
         slot_tx: SyncSender<()>,
     ) -> Batches {
@@ -72,7 +69,6 @@ impl Batches {
             shared,
             who,
             query,
-            descend,
             done_tx,
             slot_tx,
             batch: Vec::with_capacity(BATCH),
@@ -127,6 +123,23 @@ impl Batches {
         }
     }
 
+    /// Passes on an item answered without a file to read (a symlink a stat
+    /// describes as itself); it holds a slot like any other until written.
+    pub(crate) fn answered(&mut self, id: u64, path: String, result: Result<Fields, Error>) {
+        if let Err(TrySendError::Full(())) = self.slot_tx.try_send(()) {
+            self.flush();
+            if self.slot_tx.send(()).is_err() {
+                return;
+            }
+        }
+        let _ = self.done_tx.send(vec![Done { id, path, result }]);
+    }
+
+    /// The query these items answer.
+    pub(crate) fn query(&self) -> &Query {
+        &self.query
+    }
+
     pub(crate) fn flush(&mut self) {
         if self.batch.is_empty() {
             return;
@@ -135,7 +148,6 @@ impl Batches {
         let turns = Turns {
             shared: Arc::clone(&self.shared),
             query: Arc::clone(&self.query),
-            descend: Arc::clone(&self.descend),
             done_tx: self.done_tx.clone(),
             items: items.into_iter(),
             current: None,
@@ -150,7 +162,6 @@ impl Batches {
 struct Turns {
     shared: Arc<Shared>,
     query: Arc<Query>,
-    descend: Arc<dyn Descend + Send + Sync>,
     done_tx: Sender<Vec<Done>>,
     items: std::vec::IntoIter<Pending>,
     /// An item between two slices of its file: id, path and where it is.
@@ -182,9 +193,7 @@ impl Turns {
                 (id, path, guarded(|| engine.resume(work)))
             } else if let Some(p) = self.items.next() {
                 let step = match p.file {
-                    Ok(file) => {
-                        guarded(|| engine.start(&self.query, file, &*self.descend, self.streams))
-                    }
+                    Ok(file) => guarded(|| engine.start(&self.query, file, self.streams)),
                     Err(e) => Step::Done(Err(e)),
                 };
                 (p.id, p.path, step)

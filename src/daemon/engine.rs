@@ -8,15 +8,16 @@
 
 use crate::cache::{FileKey, Known, ResultCache};
 use crate::error::{Error, ErrorCode};
-use crate::ops::count::{Descend, DirCounts, count_dir};
+use crate::ops::count::{DirCounts, LISTED_ON_WIRE, count_dir};
 use crate::ops::pass::{Found, Pass, Want};
 use crate::ops::source::{self, Kind};
+use crate::ops::stat::{Meta, meta_of};
 use crate::proto::{Query, QueryKind, ShaFields, StatFields, WcFields};
 use serde::Serialize;
 use std::fs::{File, Metadata};
 use std::io::{Seek, SeekFrom};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
 
 /// Bytes of a file read in one turn on a worker: about 0.1 s of `wc` on two
 /// cores or 0.2 s of SHA-256 on one, what a small query may wait for a
@@ -31,7 +32,8 @@ pub enum Fields {
     Wc(WcFields),
     Sha256(ShaFields),
     Count(DirCounts),
-    Stat(StatFields),
+    /// Boxed: a stat's strings make it several times larger than the others.
+    Stat(Box<StatFields>),
 }
 
 /// Runs queries against open files; shared by every connection.
@@ -50,6 +52,8 @@ pub enum Step {
 pub struct Work {
     file: File,
     md: Metadata,
+    /// For a stat: the metadata it reports, taken before the read.
+    meta: Option<Meta>,
     shape: Shape,
     reading: Progress,
 }
@@ -111,6 +115,7 @@ impl Shape {
         self,
         file: &File,
         md: &Metadata,
+        meta: Option<&Meta>,
         known: Known,
         changed: bool,
         read: Option<u64>,
@@ -148,7 +153,7 @@ impl Shape {
                 ..WcFields::all(&known.wc.ok_or_else(missing)?)
             }),
             Shape::Stat => {
-                let mut f = stat_header(md);
+                let mut f = StatFields::header(meta.ok_or_else(missing)?, None);
                 f.changed = changed;
                 let c = known.wc.ok_or_else(missing)?;
                 let d = known.sha256.ok_or_else(missing)?;
@@ -157,7 +162,7 @@ impl Shape {
                 f.bytes = Some(c.bytes);
                 f.chars = Some(c.chars);
                 f.sha256 = Some(d.hex());
-                Fields::Stat(f)
+                Fields::Stat(Box::new(f))
             }
         })
     }
@@ -170,15 +175,11 @@ impl Engine {
         }
     }
 
-    /// Answers `query` for one open file, all slices at once. `descend`
-    /// limits a recursive count to the directories the asking user may enter.
-    pub fn execute(
-        &self,
-        query: &Query,
-        file: File,
-        descend: &dyn Descend,
-    ) -> Result<Fields, Error> {
-        let mut step = self.start(query, file, descend, true);
+    /// Answers `query` for one open file, all slices at once. A directory
+    /// count walks with the daemon's own rights: it is asked only by members
+    /// (below the exports) and by the daemon's own user and root.
+    pub fn execute(&self, query: &Query, file: File) -> Result<Fields, Error> {
+        let mut step = self.start(query, file, true);
         loop {
             match step {
                 Step::Done(result) => return result,
@@ -191,8 +192,8 @@ impl Engine {
     /// first slice of its content. A directory count is done in one go.
     /// Without `streams`, only regular files are read (pseudo-files too):
     /// a pipe, device or socket is refused.
-    pub fn start(&self, query: &Query, file: File, descend: &dyn Descend, streams: bool) -> Step {
-        match self.begin(query, file, descend, streams) {
+    pub fn start(&self, query: &Query, file: File, streams: bool) -> Step {
+        match self.begin(query, file, streams) {
             Ok(step) => step,
             Err(e) => Step::Done(Err(e)),
         }
@@ -216,33 +217,37 @@ impl Engine {
         match reading {
             Err(e) => Step::Done(Err(e)),
             Ok(None) => Step::More(work),
-            Ok(Some((known, changed, read))) => Step::Done(
-                work.shape
-                    .fields(&work.file, &work.md, known, changed, read),
-            ),
+            Ok(Some((known, changed, read))) => Step::Done(work.shape.fields(
+                &work.file,
+                &work.md,
+                work.meta.as_ref(),
+                known,
+                changed,
+                read,
+            )),
         }
     }
 
-    fn begin(
-        &self,
-        query: &Query,
-        file: File,
-        descend: &dyn Descend,
-        streams: bool,
-    ) -> Result<Step, Error> {
+    fn begin(&self, query: &Query, file: File, streams: bool) -> Result<Step, Error> {
         let md = file.metadata()?;
+        let mut meta = None;
         let shape = match query.kind {
             QueryKind::Count => {
                 if !md.is_dir() {
                     return Err(Error::new(ErrorCode::NotADirectory, "Not a directory"));
                 }
-                let counts = count_dir(OwnedFd::from(file), query.recursive, descend)?;
+                let counts = count_dir(OwnedFd::from(file), query.recursive, LISTED_ON_WIRE)?;
                 return Ok(Step::Done(Ok(Fields::Count(counts))));
             }
-            QueryKind::Stat if !md.is_file() => {
-                return Ok(Step::Done(Ok(Fields::Stat(stat_header(&md)))));
+            QueryKind::Stat => {
+                let m = meta_of(file.as_fd())?;
+                if !md.is_file() {
+                    let header = StatFields::header(&m, None);
+                    return Ok(Step::Done(Ok(Fields::Stat(Box::new(header)))));
+                }
+                meta = Some(m);
+                Shape::Stat
             }
-            QueryKind::Stat => Shape::Stat,
             QueryKind::Wc | QueryKind::Sha256 => {
                 if md.is_dir() {
                     return Err(Error::new(ErrorCode::IsDirectory, "Is a directory"));
@@ -282,25 +287,10 @@ impl Engine {
         Ok(self.resume(Box::new(Work {
             file,
             md,
+            meta,
             shape,
             reading,
         })))
-    }
-}
-
-/// The stat fields that need no reading.
-fn stat_header(md: &Metadata) -> StatFields {
-    StatFields {
-        file_type: type_name(md).to_string(),
-        size: md.size(),
-        mode: format!("{:04o}", md.mode() & 0o7777),
-        mtime: rfc3339_utc(md.mtime(), md.mtime_nsec()),
-        lines: None,
-        words: None,
-        bytes: None,
-        chars: None,
-        sha256: None,
-        changed: false,
     }
 }
 
@@ -484,33 +474,6 @@ fn type_name(md: &Metadata) -> &'static str {
     }
 }
 
-/// Formats a Unix time as RFC 3339 in UTC, with nanoseconds when there are any.
-pub fn rfc3339_utc(secs: i64, nsec: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (rem / 3600, rem / 60 % 60, rem % 60);
-    if nsec > 0 {
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{nsec:09}Z")
-    } else {
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
-    }
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,13 +519,10 @@ mod tests {
         f.write_all(b"one two three\n").unwrap();
         let path = f.path().to_path_buf();
         let query: Query = serde_json::from_str(r#"{"kind":"wc"}"#).unwrap();
-        let everywhere = crate::ops::count::Everywhere;
-        let whole = engine
-            .execute(&query, File::open(&path).unwrap(), &everywhere)
-            .unwrap();
+        let whole = engine.execute(&query, File::open(&path).unwrap()).unwrap();
         let mut at = File::open(&path).unwrap();
         at.seek(SeekFrom::Start(4)).unwrap();
-        let rest = engine.execute(&query, at, &everywhere).unwrap();
+        let rest = engine.execute(&query, at).unwrap();
         match (whole, rest) {
             (Fields::Wc(w), Fields::Wc(r)) => {
                 assert_eq!((w.words, w.bytes), (Some(3), Some(14)));
@@ -570,16 +530,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn rfc3339_known_instants() {
-        assert_eq!(rfc3339_utc(0, 0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(951_782_400, 0), "2000-02-29T00:00:00Z");
-        assert_eq!(
-            rfc3339_utc(1_700_000_000, 5),
-            "2023-11-14T22:13:20.000000005Z"
-        );
-        assert_eq!(rfc3339_utc(-1, 0), "1969-12-31T23:59:59Z");
     }
 }

@@ -18,7 +18,8 @@
 //! node's answers are computed here, in-process ([`run_here`]): the path is
 //! resolved below the exports exactly as for a remote member, and answered
 //! only if the caller passed their own descriptor of that very file, open for
-//! reading; a recursive count walks with the caller's rights.
+//! reading. A directory count is not walked here at all: its answer is the
+//! count the caller's command took itself on that descriptor.
 //!
 //! Bounds against amplification: a target naming one member several times
 //! (by name or by address) gets one link; a `--peer` list may name at most
@@ -30,12 +31,13 @@ use super::Shared;
 use super::batch::{Batches, Done};
 use super::caller::Caller;
 use super::distribute::{Distributor, Mode};
+use super::engine::Fields;
 use crate::crypto::session::{self, Session, SessionError};
 use crate::error::{Error, ErrorCode};
 use crate::membership::{MemberInfo, MemberState};
-use crate::ops::count::Descend;
+use crate::ops::count::DirCounts;
 use crate::proto::peer::{self, PeerItem, PeerReply, PeerRequest};
-use crate::proto::{Query, Summary, Target};
+use crate::proto::{Outcome, Query, QueryKind, Summary, Target};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -310,6 +312,8 @@ struct Entry {
     owed: usize,
     /// The caller's own descriptor of the file, for this node's answer.
     file: Option<Result<File, Error>>,
+    /// For a count: what the caller's command counted on that descriptor.
+    counted: Option<Outcome<DirCounts>>,
 }
 
 /// What the link threads share.
@@ -333,9 +337,10 @@ struct Ctx {
     shared: Arc<Shared>,
     /// Answers owed per path: one with `--spread`, one per member otherwise.
     owed_per_path: usize,
-    /// For a caller foreign to the daemon, the rights this node's own
-    /// answers are computed with; `None` for its own user and root.
-    here: Option<Arc<dyn Descend + Send + Sync>>,
+    /// True for a caller foreign to the daemon, whose answers from this
+    /// node are given in-process on their own descriptors; false for its
+    /// own user and root, whom it answers as a member like any other.
+    here: bool,
     /// Whose share of the workers this node's own answers take.
     who: super::pool::Who,
 }
@@ -403,8 +408,15 @@ impl Feeder {
     /// Adds one path (as the client numbered and wrote it), with the
     /// caller's descriptor of it if they passed one. Waits while the members
     /// are far behind.
-    pub fn push(&self, client_id: u64, shown: String, file: Option<Result<File, Error>>) {
+    pub fn push(
+        &self,
+        client_id: u64,
+        shown: String,
+        file: Option<Result<File, Error>>,
+        counted: Option<Outcome<DirCounts>>,
+    ) {
         let file = file.filter(|_| self.keep_files);
+        let counted = counted.filter(|_| self.keep_files);
         let absolute = match absolute(&shown, self.cwd.as_deref()) {
             Ok(a) => a,
             Err(e) => {
@@ -438,6 +450,7 @@ impl Feeder {
                 absolute,
                 owed: self.ctx.owed_per_path,
                 file,
+                counted,
             },
         );
         drop(st);
@@ -499,7 +512,7 @@ pub fn start(
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_TIMEOUT);
     let cwd = query.cwd.clone();
-    let here = (!caller.is_trusted(shared.euid)).then(|| caller.descend(shared.euid));
+    let here = !caller.is_trusted(shared.euid);
     let members = shared.cluster.members();
     let ours = members
         .iter()
@@ -507,14 +520,11 @@ pub fn start(
         .map(|m| m.addr);
     let at_here: Vec<bool> = links
         .iter()
-        .map(|spec| {
-            here.is_some()
-                && (spec.label == shared.name || spec.addr.as_ref().ok() == ours.as_ref())
-        })
+        .map(|spec| here && (spec.label == shared.name || spec.addr.as_ref().ok() == ours.as_ref()))
         .collect();
     // A raw address may turn out to be this node too (see run_link).
     let raw = |spec: &LinkSpec| !members.iter().any(|m| m.name == spec.label);
-    let keep_files = here.is_some() && (at_here.contains(&true) || links.iter().any(raw));
+    let keep_files = here && (at_here.contains(&true) || links.iter().any(raw));
     let ctx = Arc::new(Ctx {
         state: Mutex::new(State {
             dist: Distributor::new(mode, links.len()),
@@ -592,6 +602,7 @@ fn start_query(
         kind: q.kind,
         lines_only: q.lines_only,
         recursive: q.recursive,
+        dereference: q.dereference,
     };
     s.send(&peer::encode(&start))
         .map_err(|e| session_error(&addr.to_string(), e, ctx))?;
@@ -660,7 +671,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
         Ok(s) => s,
         Err(e) => return drain(ctx, link, &spec.label, &e),
     };
-    if name == ctx.shared.name && ctx.here.is_some() {
+    if name == ctx.shared.name && ctx.here {
         // An address that leads back to this node: a foreign caller's
         // answers from here are never read with the daemon's rights.
         drop(session);
@@ -813,20 +824,20 @@ fn drain(ctx: &Ctx, link: usize, peer: &str, error: &Error) {
 /// in-process: each path is opened below the exports as a remote member's
 /// query would be (same refusals), then answered only if the caller's
 /// descriptor is open for reading and is that same file, and computed on
-/// the caller's descriptor with the caller's rights.
+/// the caller's descriptor (a count: taken from what the caller's command
+/// counted itself on it).
 fn run_here(ctx: &Ctx, link: usize) {
     let name = ctx.shared.name.clone();
-    let Some(descend) = ctx.here.clone() else {
+    if !ctx.here {
         let e = Error::new(ErrorCode::Internal, "no caller to answer for");
         return drain(ctx, link, &name, &e);
-    };
+    }
     let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
     let (done_tx, done_rx) = channel::<Vec<Done>>();
     let mut batches = Batches::new(
         Arc::clone(&ctx.shared),
         ctx.who,
         Arc::new(ctx.query.clone()),
-        descend,
         done_tx,
         slot_tx,
     );
@@ -860,17 +871,41 @@ fn run_here(ctx: &Ctx, link: usize) {
                     if file.is_some() {
                         st.files_held -= 1;
                     }
-                    items.push((id, e.absolute.clone(), file));
+                    items.push((id, e.absolute.clone(), file, e.counted.take()));
                 }
             }
             drop(st);
             ctx.changed.notify_all();
             let n = items.len();
-            for (k, (id, path, file)) in items.into_iter().enumerate() {
+            for (k, (id, path, file, counted)) in items.into_iter().enumerate() {
                 let file = caller_file(&exports, &path, file);
-                batches.add(id, path, file, k + 1 < n);
                 held += 1;
+                if ctx.query.kind == QueryKind::Count {
+                    // Walked by the caller's own process: this daemon reads
+                    // no directory for another user.
+                    let answer = file.and_then(|_| match counted {
+                        Some(Outcome::Ok(c)) => Ok(c),
+                        Some(Outcome::Failed { error }) => Err(error),
+                        None => Err(Error::new(
+                            ErrorCode::InvalidRequest,
+                            "a count of this node for another user than the daemon's \
+                             comes with the counts the command took itself (p2p-count does so)",
+                        )),
+                    });
+                    batches.answered(id, path, answer.map(Fields::Count));
+                    continue;
+                }
+                // The caller reached the link's target through the path, so
+                // they may look at the link itself.
+                if file.is_ok()
+                    && let Some(link) = super::remote::symlink_stat(&ctx.query, &exports, &path)
+                {
+                    batches.answered(id, path, Ok(link));
+                    continue;
+                }
+                batches.add(id, path, file, k + 1 < n);
             }
+            batches.flush();
             if held == 0 {
                 continue;
             }

@@ -19,7 +19,7 @@ use crate::fdpass::{self, LineReader};
 use crate::ops::open_for_query;
 use crate::proto::{
     self, Accepted, End, HelloReply, Item, ItemRequest, JoinResult, LeaveReply, Outcome, Query,
-    Request, RequestFailed, Summary,
+    QueryKind, Request, RequestFailed, Summary,
 };
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -270,7 +270,6 @@ fn serve_query(
         Arc::clone(&shared),
         Who::User(caller.uid),
         Arc::clone(&query),
-        caller.descend(shared.euid),
         done_tx,
         slot_tx,
     );
@@ -298,6 +297,11 @@ fn serve_query(
             } else {
                 open_as_daemon(&item.path, query.cwd.as_deref(), caller, shared.euid)
             };
+            let file = if query.kind == QueryKind::Count && !caller.is_trusted(shared.euid) {
+                file.and_then(|_| Err(count_in_the_command()))
+            } else {
+                file
+            };
             let more_ready = reader.has_line();
             batches.add(item.id, item.path, file, more_ready);
         }
@@ -319,6 +323,17 @@ fn hung_up(socket: &UnixStream) -> bool {
     // SAFETY: one pollfd, valid for the call, on a descriptor we own; no wait.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
     n > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
+}
+
+/// Why this daemon counts no directory for a user other than its own and
+/// root: it would read with its own security label, not the caller's, and a
+/// walk in the caller's own process is decided for the caller by the kernel.
+fn count_in_the_command() -> Error {
+    Error::new(
+        ErrorCode::PermissionDenied,
+        "a directory count of this host runs in the command, with your own rights \
+         (p2p-count does so); the daemon counts only for its own user and root",
+    )
 }
 
 /// The descriptor an item line claims, as a file to answer for only if it
@@ -496,7 +511,7 @@ fn serve_cluster_query(
     let feeder = fanout::start(&shared, query, &target, links, tx, caller);
     if let Some(paths) = paths {
         for (id, path) in paths.into_iter().enumerate() {
-            feeder.push(id as u64, path, None);
+            feeder.push(id as u64, path, None, None);
         }
     } else {
         let idle = shared.idle_timeout;
@@ -511,7 +526,7 @@ fn serve_cluster_query(
             } else {
                 None
             };
-            feeder.push(item.id, item.path, file);
+            feeder.push(item.id, item.path, file, item.counted);
         }
     }
     let summary = feeder.finish();

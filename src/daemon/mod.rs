@@ -3,7 +3,7 @@
 //! reads the configuration again.
 //!
 //! - [`local`]: the Unix socket: one thread per command connection.
-//! - [`caller`]: who is asking on it (ids from the socket), and walking with their rights.
+//! - [`caller`]: who is asking on it (ids from the socket).
 //! - [`engine`], [`batch`], [`pool`]: computing items on the worker pool, with the cache;
 //!   the workers are shared fairly between callers, and large files are read in slices.
 //! - [`cluster`]: the gossip thread, joining, and the periodic full sync.

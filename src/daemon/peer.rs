@@ -184,12 +184,14 @@ fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, t
                 kind,
                 lines_only,
                 recursive,
+                dereference,
             }) => {
                 let query = crate::proto::Query {
                     kind,
                     lines_only,
                     bytes_only: false,
                     recursive,
+                    dereference,
                     cwd: None,
                     paths: None,
                     target: None,

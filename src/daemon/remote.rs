@@ -8,11 +8,11 @@
 
 use super::Shared;
 use super::batch::{Batches, Done};
+use super::engine::Fields;
 use super::pool::Who;
 use crate::crypto::session::{self, Session, SessionReader};
-use crate::ops::count::Everywhere;
-use crate::proto::Query;
 use crate::proto::peer::{self, PeerReply, PeerRequest, PeerResult};
+use crate::proto::{Query, QueryKind, StatFields};
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -55,10 +55,9 @@ pub fn serve(
     let batches = Batches::new(
         Arc::clone(shared),
         member(from),
-        Arc::new(query),
         // Below an export the daemon reads with its own rights; the walk of a
         // directory count never follows a symlink out of it.
-        Arc::new(Everywhere),
+        Arc::new(query),
         done_tx,
         slot_tx,
     );
@@ -147,9 +146,14 @@ fn read_items(
             Ok(PeerRequest::Items { items }) if items.len() <= peer::MAX_ITEMS => {
                 let n = items.len();
                 for (k, item) in items.into_iter().enumerate() {
+                    if let Some(link) = symlink_stat(batches.query(), exports, &item.path) {
+                        batches.answered(item.id, item.path, Ok(link));
+                        continue;
+                    }
                     let file = exports.open(&item.path);
                     batches.add(item.id, item.path, file, k + 1 < n);
                 }
+                batches.flush();
             }
             Ok(PeerRequest::End {}) => break Ending::Clean,
             Ok(other) => {
@@ -175,6 +179,23 @@ fn read_items(
     };
     batches.flush();
     (reader, ending)
+}
+
+/// A stat of a path whose last component, below an export, is a symlink:
+/// the link itself, unless the query follows links (`-L`).
+pub(super) fn symlink_stat(
+    query: &Query,
+    exports: &crate::exports::Exports,
+    path: &str,
+) -> Option<Fields> {
+    if query.kind != QueryKind::Stat || query.dereference {
+        return None;
+    }
+    let (meta, target) = exports.symlink_below(path)?;
+    Some(Fields::Stat(Box::new(StatFields::header(
+        &meta,
+        Some(&target),
+    ))))
 }
 
 /// One result as it goes on the wire: the query's fields, or `error`.

@@ -78,6 +78,9 @@ pub struct Query {
     /// `count`: descend into subdirectories.
     #[serde(default, skip_serializing_if = "is_false")]
     pub recursive: bool,
+    /// `stat`: describe what a symlink points to rather than the link.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dereference: bool,
     /// Directory that relative paths of descriptor-less items are resolved against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
@@ -125,6 +128,12 @@ pub struct ItemRequest {
     /// True when an open descriptor for this path was passed with the line.
     #[serde(default, skip_serializing_if = "is_false")]
     pub fd: bool,
+    /// A count of a placement that includes this node, for a caller other
+    /// than the daemon's user: the counts the command took itself on that
+    /// descriptor, which this node gives as its answer (it walks no
+    /// directory for such a caller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<Outcome<DirCounts>>,
 }
 
 /// The line that ends a streamed query.
@@ -175,7 +184,7 @@ pub struct Item<T> {
 }
 
 /// A result or the reason there is none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Outcome<T> {
     Failed { error: Error },
@@ -246,6 +255,32 @@ pub struct StatFields {
     pub mode: String,
     /// Modification time, RFC 3339 in UTC.
     pub mtime: String,
+    /// A symlink's target (readlink), for a link that was not followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The owner's name on the member that answers; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The group's name on the member that answers; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlink: Option<u64>,
+    /// Last access, RFC 3339 in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atime: Option<String>,
+    /// Last status change, RFC 3339 in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime: Option<String>,
+    /// Creation time (statx STATX_BTIME), where the filesystem keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -38,6 +38,10 @@ pub enum PeerRequest {
         lines_only: bool,
         #[serde(default)]
         recursive: bool,
+        /// `stat`: follow a final symlink (absent when false, so that a
+        /// member of an earlier version still takes a plain stat).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        dereference: bool,
     },
     /// More paths for the open query.
     Items { items: Vec<PeerItem> },
@@ -124,6 +128,7 @@ mod tests {
                 kind: QueryKind::Sha256,
                 lines_only: false,
                 recursive: true,
+                dereference: false,
             },
             PeerRequest::Items {
                 items: vec![PeerItem {
