@@ -183,7 +183,7 @@ pub struct DaemonCli {
     #[arg(value_name = "PORT", default_value_t = crate::paths::DEFAULT_PORT)]
     pub port: u16,
 
-    /// A member to join through at start, as the seed's `main.py PORT HOST:PORT` did
+    /// A member to join through at start; the same as --join HOST:PORT
     #[arg(value_name = "HOST:PORT")]
     pub seed: Option<String>,
 
@@ -227,7 +227,7 @@ pub struct DaemonCli {
     #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub suspicion_timeout: u64,
 
-    /// Path of the local socket [default: $XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock, /run/p2p for root]
+    /// Path of the local socket [default: $XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock; without XDG_RUNTIME_DIR, /run/p2p/ for root, /tmp/p2p-UID/ for others]
     #[arg(long, env = "P2P_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
@@ -412,7 +412,8 @@ pub struct StatCli {
     name = "p2p-peers",
     version,
     about = "List the cluster's members as the local p2pd sees them, or watch them change",
-    after_help = "Exit status: 0 on success, 2 for a usage error, 3 when the local daemon cannot be reached."
+    after_help = "Exit status: 0 on success, 1 when the daemon refused the request (too many \
+watchers), 2 for a usage error, 3 when the local daemon cannot be reached or, with --watch, went away."
 )]
 pub struct PeersCli {
     /// Only members in this state (repeatable)
@@ -564,9 +565,13 @@ fn input_section(bin: &str) -> String {
 
 const CLIENT_ENV: &str = "P2P_SOCKET: the daemon's socket, as --socket.";
 
-const CLIENT_FILES: &str = "$XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock (or /tmp/p2p-UID/ without \
-XDG_RUNTIME_DIR), then /run/p2p/p2pd-PORT.sock: where the daemon's socket is looked for. The \
-one for port 65432 is preferred; otherwise the only one present is used.";
+const CLIENT_FILES: &str = "$XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock, then /run/p2p/p2pd-PORT.sock: \
+where the daemon's socket is looked for when neither --socket nor P2P_SOCKET names one. Without \
+XDG_RUNTIME_DIR (root's included) the first place is /run/p2p/ for root and /tmp/p2p-UID/ for \
+other users. The first of these directories that holds a \
+socket is used: its socket for port 65432, else its only one (several, none of them for 65432, \
+is a usage error). A directory that fails the checks under SECURITY (another user's) is passed \
+over for the next; when no other holds a socket the command names it and exits 3.";
 
 /// The SECURITY section of a command other than p2pd.
 fn security(bin: &str) -> String {
@@ -643,7 +648,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  member over TCP, which repairs whatever gossip missed. A member that leaves \
                  (SIGTERM, p2p-leave) sends every member a leave notice, and each passes it on to \
                  three others, so all show it as left rather than down. Join through any \
-                 member with the positional HOST:PORT (the seed's form), --join (retried with \
+                 member with the positional HOST:PORT or --join (either retried with \
                  back-off until one answers) or p2p-join at run time; the joining node receives the \
                  full member list over an encrypted TCP session. Names must be unique: a node whose \
                  name is taken is refused and exits 2.\n\n\
@@ -748,9 +753,10 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  are the long flags as written on the command line; repeatable flags take arrays; \
                  relative paths are taken from the file's directory:\n\n  port = 65432\n  bind = \"0.0.0.0\"\n  advertise = \"10.0.0.4:65432\"\n  join = [\"10.0.0.5:65432\"]\n  export = [\"/srv/data\"]\n  tag = [\"role=storage\"]\n  gossip-interval = 200\n  log-level = \"info\"\n\n\
                  A file with a syntax error, an unknown key or a bad value stops p2pd at start with \
-                 the file, the line and what is wrong (exit status 2). The seed prototype's \
-                 AUTH_TOKEN is the cluster key (secret-file, P2PD_SECRET or a systemd credential) \
-                 and its GOSSIP_INTERVAL_SECONDS is gossip-interval, in milliseconds."
+                 the file, the line and what is wrong (exit status 2). The cluster key itself never \
+                 goes in the file: secret-file names the file that holds it (or use P2PD_SECRET or a \
+                 systemd credential). Intervals and timeouts are in milliseconds (gossip-interval = \
+                 200 gossips five times a second)."
                     .into(),
             ));
             s.push((
@@ -799,11 +805,22 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             ));
             s.push((
                 "FILES",
-                CLIENT_FILES.replace("looked for", "created by default")
-                    + "\n\n~/.config/p2p/cluster.key: the per-user cluster key, created (0600) when no \
-                       other key is configured.\n\n\
-                       ~/.config/p2p/p2pd.toml, /etc/p2pd/p2pd.toml: the config file, the first that exists.\n\n\
-                       DIR/state.json: identity and known members, with --state-dir DIR.",
+                "$XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock: the local socket (mode 0660), unless --socket \
+                 or P2P_SOCKET names another; without XDG_RUNTIME_DIR, /run/p2p/p2pd-PORT.sock for \
+                 root and /tmp/p2p-UID/p2pd-PORT.sock for other users. Its directory is created \
+                 0700 when missing, and refused when it belongs to another user or others may \
+                 write to it. Under the systemd unit (XDG_RUNTIME_DIR=/run) it is \
+                 /run/p2p/p2pd-PORT.sock, where the commands look last.\n\n\
+                 ~/.config/p2p/cluster.key ($XDG_CONFIG_HOME/p2p/cluster.key when that is set): the \
+                 per-user cluster key, created (0600, 32 random bytes) when no --secret-file, \
+                 P2PD_SECRET, secret-file in the config file or systemd credential gives one. \
+                 $CREDENTIALS_DIRECTORY/cluster.key under systemd (the unit passes \
+                 /etc/p2pd/cluster.key).\n\n\
+                 ~/.config/p2p/p2pd.toml, then /etc/p2pd/p2pd.toml: the config file, the first that \
+                 exists, when --config and P2PD_CONFIG name none.\n\n\
+                 DIR/state.json (and DIR/state.json.corrupt-TIME for one that could not be read): \
+                 identity and known members, with --state-dir DIR; /var/lib/p2pd under the unit."
+                    .into(),
             ));
             s.push((
                 "EXIT STATUS",
@@ -813,7 +830,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push((
                 "EXAMPLES",
                 "Start a daemon with the defaults, then ask it something:\n\n  p2pd &\n  p2p-wc notes.txt | jq .words\n\n\
-                 A second daemon joining the first, as the seed did it:\n\n  p2pd 65433 127.0.0.1:65432 &\n\n\
+                 A second daemon joining the first:\n\n  p2pd 65433 127.0.0.1:65432 &\n\n\
                  Let peers read below /srv/data, then ask every member:\n\n  p2pd --export /srv/data &\n  p2p-sha256 --all /srv/data/model.bin\n\n\
                  A second daemon on the same host, with its own port and socket:\n\n  p2pd 65433 &\n  P2P_SOCKET=$XDG_RUNTIME_DIR/p2p/p2pd-65433.sock p2p-wc notes.txt"
                     .into(),
@@ -1027,8 +1044,12 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
         s.push(("EXIT STATUS", "0 once the daemon has left and exited; 1 when it refused (another user); 3 when the local p2pd cannot be reached.".into()));
         s.push(("ENVIRONMENT", CLIENT_ENV.into()));
         s.push(("FILES", CLIENT_FILES.into()));
-    } else if matches!(bin, "p2p-peers" | "p2p-join") {
-        s.push(("EXIT STATUS", "0 on success; 1 when some address could not be joined; 2 for a usage error; 3 when the local p2pd cannot be reached.".into()));
+    } else if bin == "p2p-peers" {
+        s.push(("EXIT STATUS", "0 on success; 1 when p2pd refused the request (too many watchers); 2 for a usage error; 3 when the local p2pd cannot be reached, or (with --watch) when it went away.".into()));
+        s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+        s.push(("FILES", CLIENT_FILES.into()));
+    } else if bin == "p2p-join" {
+        s.push(("EXIT STATUS", "0 when every address was joined; 1 when some address could not be joined; 2 for a usage error; 3 when the local p2pd cannot be reached.".into()));
         s.push(("ENVIRONMENT", CLIENT_ENV.into()));
         s.push(("FILES", CLIENT_FILES.into()));
     } else if bin != "p2pd" {

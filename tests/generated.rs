@@ -24,6 +24,7 @@ fn roff_text(line: &str) -> String {
 
 fn render_man(cmd: clap::Command) -> String {
     let name = cmd.get_name().to_string();
+    let synopsis = synopsis(&cmd);
     let man = clap_mangen::Man::new(cmd)
         .title(name.to_uppercase())
         .manual("p2p manual")
@@ -32,7 +33,7 @@ fn render_man(cmd: clap::Command) -> String {
     let mut out = Vec::new();
     man.render_title(&mut out).unwrap();
     man.render_name_section(&mut out).unwrap();
-    man.render_synopsis_section(&mut out).unwrap();
+    out.extend_from_slice(synopsis.as_bytes());
     let extra = p2p::cli::man_sections(&name);
     if !extra.iter().any(|(title, _)| *title == "DESCRIPTION") {
         man.render_description_section(&mut out).unwrap();
@@ -108,6 +109,82 @@ fn tidy_roff(text: &str) -> String {
     out
 }
 
+/// Roff for a name or value in the synopsis: backslashes and hyphens escaped.
+fn roff_word(s: &str) -> String {
+    s.replace('\\', "\\e").replace('-', "\\-")
+}
+
+/// The SYNOPSIS section. clap_mangen's leaves out option values and the
+/// `...` of operands and options that repeat (`[PATH]` for `[PATH]...`);
+/// this one writes them as man pages do: `[--files-from FILE]`,
+/// `[--peer NAME|HOST:PORT]...`, `[PATH]...`, `HOST:PORT...`.
+fn synopsis(cmd: &clap::Command) -> String {
+    use clap::ArgAction;
+    let mut cmd = cmd.clone();
+    cmd.build();
+    let bold = |s: &str| format!("\\fB{}\\fR", roff_word(s));
+    let italic = |s: &str| format!("\\fI{}\\fR", roff_word(s));
+    let value_of = |a: &clap::Arg| {
+        a.get_value_names()
+            .map(|v| v.join(" "))
+            .unwrap_or_else(|| a.get_id().as_str().to_uppercase())
+    };
+    let repeats = |a: &clap::Arg| {
+        matches!(a.get_action(), ArgAction::Append | ArgAction::Count)
+            || a.get_num_args().is_some_and(|n| n.max_values() > 1)
+    };
+    let mut parts = vec![bold(cmd.get_bin_name().unwrap_or_else(|| cmd.get_name()))];
+    let mut opts: Vec<&clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && !a.is_positional())
+        .collect();
+    opts.sort_by_key(|a| {
+        let key = match (a.get_short(), a.get_long()) {
+            (Some(c), _) => format!(
+                "{}{}",
+                c.to_ascii_lowercase(),
+                u8::from(!c.is_ascii_lowercase())
+            ),
+            (None, Some(l)) => l.to_string(),
+            (None, None) => a.get_id().to_string(),
+        };
+        (a.get_display_order(), key)
+    });
+    for a in opts {
+        let flag = match (a.get_short(), a.get_long()) {
+            (Some(c), Some(l)) => format!("{}|{}", bold(&format!("-{c}")), bold(&format!("--{l}"))),
+            (Some(c), None) => bold(&format!("-{c}")),
+            (None, Some(l)) => bold(&format!("--{l}")),
+            (None, None) => continue,
+        };
+        let value = if a.get_action().takes_values() {
+            format!(" {}", italic(&value_of(a)))
+        } else {
+            String::new()
+        };
+        let (l, r) = if a.is_required_set() {
+            ("", "")
+        } else {
+            ("[", "]")
+        };
+        let more = if repeats(a) { "..." } else { "" };
+        parts.push(format!("{l}{flag}{value}{r}{more}"));
+    }
+    for a in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+        let (l, r) = if a.is_required_set() {
+            ("", "")
+        } else {
+            ("[", "]")
+        };
+        let more = if repeats(a) { "..." } else { "" };
+        parts.push(format!("{l}{}{r}{more}", italic(&value_of(a))));
+    }
+    format!(
+        ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n.SH SYNOPSIS\n{}\n",
+        parts.join(" ")
+    )
+}
+
 fn completion(cmd: &mut clap::Command, shell: Shell) -> String {
     let name = cmd.get_name().to_string();
     let mut out = Vec::new();
@@ -167,6 +244,38 @@ fn man_pages_and_completions_are_current() {
                 .to_string())
             .collect::<Vec<_>>()
     );
+}
+
+/// The SYNOPSIS of a man page, as text without roff fonts and escapes.
+fn synopsis_text(bin: &str) -> String {
+    let page = std::fs::read_to_string(root().join("man").join(format!("{bin}.1"))).unwrap();
+    let start = page.find(".SH SYNOPSIS\n").expect("a SYNOPSIS") + ".SH SYNOPSIS\n".len();
+    let body = &page[start..];
+    let body = &body[..body.find("\n.").unwrap_or(body.len())];
+    body.replace("\\fB", "")
+        .replace("\\fI", "")
+        .replace("\\fR", "")
+        .replace("\\-", "-")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn synopses_show_repeated_operands_and_option_values() {
+    for bin in ["p2p-wc", "p2p-sha256", "p2p-count", "p2p-stat"] {
+        let s = synopsis_text(bin);
+        assert!(s.ends_with(" [PATH]..."), "{bin}: {s}");
+        assert!(s.contains("[--files-from FILE]"), "{bin}: {s}");
+        assert!(s.contains("[--peer NAME|HOST:PORT]..."), "{bin}: {s}");
+        assert!(s.contains("[--timeout SECONDS]"), "{bin}: {s}");
+        assert!(s.contains("[-h|--help]"), "{bin}: {s}");
+    }
+    let join = synopsis_text("p2p-join");
+    assert!(join.ends_with(" HOST:PORT..."), "{join}");
+    let daemon = synopsis_text("p2pd");
+    assert!(daemon.ends_with(" [PORT] [HOST:PORT]"), "{daemon}");
+    assert!(daemon.contains("[--export DIR]..."), "{daemon}");
 }
 
 #[test]
