@@ -47,7 +47,8 @@ enum Command {
     ApplyRecords(Vec<Record>, Node),
 }
 
-/// Why a join failed.
+/// Why a join failed. The messages do not name the address: whoever
+/// shows one (a log line, `p2p-join`'s `addr`) puts it in front.
 #[derive(Debug)]
 pub enum JoinError {
     /// The address could not be reached or did not answer.
@@ -175,29 +176,32 @@ impl Cluster {
         request: &PeerRequest,
     ) -> Result<R, JoinError> {
         let stream = TcpStream::connect_timeout(&addr, PEER_TIMEOUT)
-            .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?;
+            .map_err(|e| JoinError::Unreachable(crate::error::Error::from_io(&e).message))?;
         let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
         let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
         let mut s = session::connect(stream, &self.ring()).map_err(|e| match e {
             SessionError::Unauthorized => JoinError::Unauthorized,
-            other => JoinError::Unreachable(format!("{addr}: {other}")),
+            other => JoinError::Unreachable(session_message(other)),
         })?;
-        let io = |e: SessionError| JoinError::Unreachable(format!("{addr}: {e}"));
+        log::debug!("session to {addr} opened for a {}", request.op());
+        let io = |e: SessionError| JoinError::Unreachable(session_message(e));
         s.send(&peer::encode(request)).map_err(io)?;
         serde_json::from_slice(&s.recv(peer::MAX_FRAME).map_err(io)?).map_err(|e| {
             let e = untrusted(&e.to_string()).to_string();
-            JoinError::Unreachable(format!("{addr}: bad reply: {e}"))
+            JoinError::Unreachable(format!("bad reply: {e}"))
         })
     }
 
     /// Joins through `addr`: the member list is exchanged over an encrypted
     /// session, then gossip takes over. Returns how many members we know of.
     pub fn join(&self, addr: &str) -> Result<usize, JoinError> {
+        let shown = untrusted(addr);
+        log::debug!("joining through {shown}");
         let target = addr
             .to_socket_addrs()
-            .map_err(|e| JoinError::Unreachable(format!("{addr}: {e}")))?
+            .map_err(|e| JoinError::Unreachable(e.to_string()))?
             .next()
-            .ok_or_else(|| JoinError::Unreachable(format!("{addr}: no address")))?;
+            .ok_or_else(|| JoinError::Unreachable("the name has no address".into()))?;
         let me_name = self.me().name;
         let reply: JoinReply = self.ask(target, &PeerRequest::Join { node: self.me() })?;
         if let Some(e) = reply.error {
@@ -205,6 +209,22 @@ impl Cluster {
         }
         // The members it knows, and us.
         let known = reply.members.iter().filter(|n| n.name != me_name).count() + 1;
+        let resolved = if target.to_string() == addr {
+            String::new()
+        } else {
+            format!(" ({target})")
+        };
+        log::debug!(
+            "joined through {shown}{resolved}: it sent {} member(s): {}",
+            reply.members.len(),
+            reply
+                .members
+                .iter()
+                .take(16)
+                .map(|n| format!("{} at {}", untrusted(&n.name), n.addr))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         self.command(Command::Joined(reply.members));
         Ok(known)
     }
@@ -257,6 +277,14 @@ impl Cluster {
     }
 }
 
+/// A failed session's error, without the OS's "(os error N)".
+fn session_message(e: SessionError) -> String {
+    match e {
+        SessionError::Io(io) => crate::error::Error::from_io(&io).message,
+        other => other.to_string(),
+    }
+}
+
 /// Joins through each address in turn, retrying with back-off until one
 /// answers. A refusal (duplicate name) ends the daemon: it cannot be a member.
 pub fn join_with_retry(cluster: Arc<Cluster>, addrs: Vec<String>) {
@@ -265,14 +293,20 @@ pub fn join_with_retry(cluster: Arc<Cluster>, addrs: Vec<String>) {
         for addr in &addrs {
             match cluster.join(addr) {
                 Ok(n) => {
-                    log::info!("joined the cluster through {addr}: {n} members");
+                    log::info!(
+                        "joined the cluster through {}: {n} members",
+                        untrusted(addr)
+                    );
                     return;
                 }
                 Err(JoinError::Refused(why)) => {
-                    log::error!("joining through {addr}: {why}");
+                    log::error!("joining through {}: {why}", untrusted(addr));
                     std::process::exit(2);
                 }
-                Err(e) => log::warn!("joining through {addr}: {e}; retrying in {delay:?}"),
+                Err(e) => log::warn!(
+                    "joining through {}: {e}; retrying in {delay:?}",
+                    untrusted(addr)
+                ),
             }
         }
         thread::sleep(delay);
@@ -415,6 +449,17 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
                     e.event,
                     e.member.addr
                 );
+                logging::trail(
+                    "member",
+                    format_args!(
+                        "member {} at {} is now {}, incarnation {}, {} tag(s)",
+                        untrusted(&e.member.name),
+                        e.member.addr,
+                        e.member.state.as_str(),
+                        e.member.incarnation,
+                        e.member.tags.len()
+                    ),
+                );
             }
             if let Ok(mut members) = cluster.members.write() {
                 *members = m.members();
@@ -520,6 +565,15 @@ impl Cluster {
                     incarnation: m.incarnation,
                     tags: m.tags,
                 }),
+        );
+        logging::trail(
+            "join",
+            format_args!(
+                "{} at {} joins through us; sending it {} member(s)",
+                untrusted(&node.name),
+                node.addr,
+                list.len()
+            ),
         );
         cluster.command(Command::Add(node));
         JoinReply {

@@ -32,6 +32,7 @@ use super::batch::{Batches, Done};
 use super::caller::Caller;
 use super::distribute::{Distributor, Mode};
 use super::engine::Fields;
+use super::logging;
 use crate::crypto::session::{self, Session, SessionError};
 use crate::error::{Error, ErrorCode};
 use crate::membership::{MemberInfo, MemberState};
@@ -257,7 +258,7 @@ fn link_for(spec: &str, members: &[MemberInfo], raw_allowed: bool) -> Result<Lin
         } else {
             Err(Error::new(
                 ErrorCode::Unreachable,
-                format!("member {} is {}", m.name, m.state.as_str()),
+                format!("the member is {}", m.state.as_str()),
             ))
         };
         return Ok(LinkSpec {
@@ -280,12 +281,12 @@ fn link_for(spec: &str, members: &[MemberInfo], raw_allowed: bool) -> Result<Lin
         }
         return Ok(LinkSpec {
             label: spec.to_string(),
-            addr: Err(no_such(spec)),
+            addr: Err(no_such()),
         });
     }
     let addr = match spec.to_socket_addrs() {
-        Ok(mut a) => a.next().ok_or_else(|| no_such(spec)),
-        Err(_) => Err(no_such(spec)),
+        Ok(mut a) => a.next().ok_or_else(no_such),
+        Err(_) => Err(no_such()),
     };
     Ok(LinkSpec {
         label: spec.to_string(),
@@ -293,10 +294,10 @@ fn link_for(spec: &str, members: &[MemberInfo], raw_allowed: bool) -> Result<Lin
     })
 }
 
-fn no_such(spec: &str) -> Error {
+fn no_such() -> Error {
     Error::new(
         ErrorCode::Unreachable,
-        format!("no member is named {spec} and it is not a HOST:PORT (see p2p-peers)"),
+        "no member has this name, and it is not a HOST:PORT (see p2p-peers)",
     )
 }
 
@@ -343,6 +344,8 @@ struct Ctx {
     here: bool,
     /// Whose share of the workers this node's own answers take.
     who: super::pool::Who,
+    /// The query's number in the log.
+    number: u64,
 }
 
 impl Ctx {
@@ -493,7 +496,8 @@ fn absolute(path: &str, cwd: Option<&str>) -> Result<String, Error> {
     }
 }
 
-/// Starts a cluster query of `caller` over `links`; results go to `out` as JSON lines.
+/// Starts a cluster query of `caller` over `links`; results go to `out` as
+/// JSON lines. `number` names the query in log lines.
 pub fn start(
     shared: &Arc<Shared>,
     query: Query,
@@ -501,6 +505,7 @@ pub fn start(
     links: Vec<LinkSpec>,
     out: Sender<Vec<u8>>,
     caller: &Caller,
+    number: u64,
 ) -> Feeder {
     let mode = if target.spread {
         Mode::Once
@@ -542,6 +547,7 @@ pub fn start(
         owed_per_path: if mode == Mode::Once { 1 } else { links.len() },
         here,
         who: super::pool::Who::User(caller.uid),
+        number,
     });
     let handles = links
         .into_iter()
@@ -552,11 +558,30 @@ pub fn start(
             thread::Builder::new()
                 .name("link".into())
                 .spawn(move || {
-                    if at_here {
+                    let started = Instant::now();
+                    let label = logging::untrusted(&spec.label).to_string();
+                    let place = match &spec.addr {
+                        Ok(a) if at_here => format!("{label} (here, {a})"),
+                        Ok(a) => format!("{label} at {a}"),
+                        Err(_) => label,
+                    };
+                    logging::trail(
+                        "fanout",
+                        format_args!("query {}: asking {place}", ctx.number),
+                    );
+                    let answered = if at_here {
                         run_here(&ctx, i)
                     } else {
                         run_link(&ctx, i, spec)
-                    }
+                    };
+                    logging::trail(
+                        "fanout",
+                        format_args!(
+                            "query {}: {place} gave {answered} answer(s) in {}",
+                            ctx.number,
+                            logging::ms(started.elapsed())
+                        ),
+                    );
                 })
                 .ok()
         })
@@ -569,32 +594,48 @@ pub fn start(
     }
 }
 
-/// Opens the session to a member, or takes one kept from an earlier query,
-/// and starts the query; returns the session and the member's name.
-fn open(ctx: &Ctx, addr: SocketAddr) -> Result<(Session<TcpStream>, String), Error> {
+/// Opens the session to a member (`label` in the results), or takes one
+/// kept from an earlier query, and starts the query; returns the session
+/// and the member's name.
+fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<TcpStream>, String), Error> {
+    // The result line names the member; its address is news only when the
+    // name is not the address itself.
+    let at = if label == addr.to_string() {
+        String::new()
+    } else {
+        format!(" at {addr}")
+    };
     if let Some(s) = ctx.shared.sessions.take(addr) {
         let _ = s.stream().set_read_timeout(Some(ctx.timeout));
         let _ = s.stream().set_write_timeout(Some(ctx.timeout));
         // A kept session may have been closed by the member meanwhile (it
         // restarted, or made room): then connect afresh.
-        if let Ok(started) = start_query(ctx, addr, s) {
+        if let Ok(started) = start_query(ctx, &at, s) {
+            logging::trail(
+                "fanout",
+                format_args!("query {}: reusing a session to {addr}", ctx.number),
+            );
             return Ok(started);
         }
     }
     let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(ctx.timeout))
-        .map_err(|e| link_error(&addr.to_string(), &e, ctx.timeout))?;
+        .map_err(|e| link_error(&at, &e, ctx.timeout))?;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(ctx.timeout));
     let _ = stream.set_write_timeout(Some(ctx.timeout));
     let ring = ctx.shared.cluster.ring();
-    let s =
-        session::connect(stream, &ring).map_err(|e| session_error(&addr.to_string(), e, ctx))?;
-    start_query(ctx, addr, s)
+    let s = session::connect(stream, &ring).map_err(|e| session_error(&at, e, ctx))?;
+    logging::trail(
+        "fanout",
+        format_args!("query {}: session to {addr} opened", ctx.number),
+    );
+    start_query(ctx, &at, s)
 }
 
+/// Starts the query on a session; `at` is " at ADDR" or empty, for messages.
 fn start_query(
     ctx: &Ctx,
-    addr: SocketAddr,
+    at: &str,
     mut s: Session<TcpStream>,
 ) -> Result<(Session<TcpStream>, String), Error> {
     let q = &ctx.query;
@@ -605,43 +646,49 @@ fn start_query(
         dereference: q.dereference,
     };
     s.send(&peer::encode(&start))
-        .map_err(|e| session_error(&addr.to_string(), e, ctx))?;
+        .map_err(|e| session_error(at, e, ctx))?;
     let reply = s
         .recv(peer::MAX_FRAME)
-        .map_err(|e| session_error(&addr.to_string(), e, ctx))?;
+        .map_err(|e| session_error(at, e, ctx))?;
     match serde_json::from_slice::<PeerReply>(&reply) {
         Ok(PeerReply::Accepted { peer }) => Ok((s, peer)),
         Ok(PeerReply::Failed { error }) => Err(error),
         _ => Err(Error::new(
             ErrorCode::Internal,
-            format!("{addr} answered the query with something unexpected"),
+            format!("the member{at} answered the query with something unexpected"),
         )),
     }
 }
 
-fn link_error(label: &str, e: &io::Error, timeout: Duration) -> Error {
+// The messages below do not name the member: every result line (and the
+// command's message on stderr) starts with it already. `at` is " at ADDR"
+// when the member goes by a name, else empty.
+
+fn link_error(at: &str, e: &io::Error, timeout: Duration) -> Error {
     match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::new(
             ErrorCode::Timeout,
-            format!("no answer from {label} within {}", seconds(timeout)),
+            format!("no answer{at} within {}", seconds(timeout)),
         ),
         _ => Error::new(
             ErrorCode::Unreachable,
-            format!("{label} cannot be reached: {}", Error::from_io(e).message),
+            format!("cannot be reached{at}: {}", Error::from_io(e).message),
         ),
     }
 }
 
-/// The documented error for a session to `label` (an address, or the
-/// member's name once known) that failed.
-fn session_error(label: &str, e: SessionError, ctx: &Ctx) -> Error {
+/// The documented error for a session that failed.
+fn session_error(at: &str, e: SessionError, ctx: &Ctx) -> Error {
     match e {
         SessionError::Unauthorized => Error::new(
             ErrorCode::Unauthorized,
-            format!("{label} does not hold our cluster key"),
+            format!("the member{at} does not hold our cluster key"),
         ),
-        SessionError::Io(io) => link_error(label, &io, ctx.timeout),
-        other => Error::new(ErrorCode::Unreachable, format!("{label}: {other}")),
+        SessionError::Io(io) => link_error(at, &io, ctx.timeout),
+        other => Error::new(
+            ErrorCode::Unreachable,
+            format!("session{at} failed: {other}"),
+        ),
     }
 }
 
@@ -654,8 +701,9 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-/// One member's link, from connecting to its last answer.
-fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
+/// One member's link, from connecting to its last answer; returns how many
+/// answers the member gave.
+fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
     // Held until the link ends, so one member never has more than
     // LINKS_PER_MEMBER of ours; a query that waits here keeps its paths.
     let slot = match &spec.addr {
@@ -663,13 +711,25 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
         Err(_) => None,
     };
     let opened = match (&spec.addr, &slot) {
-        (Ok(addr), Some(_)) => open(ctx, *addr),
+        (Ok(addr), Some(_)) => open(ctx, &spec.label, *addr),
         (Ok(_), None) => Err(Error::new(ErrorCode::Internal, "the client went away")),
         (Err(e), _) => Err(e.clone()),
     };
     let (mut session, name) = match opened {
         Ok(s) => s,
-        Err(e) => return drain(ctx, link, &spec.label, &e),
+        Err(e) => {
+            logging::trail(
+                "fanout",
+                format_args!(
+                    "query {}: {}: {}",
+                    ctx.number,
+                    logging::untrusted(&spec.label),
+                    logging::untrusted(&e.message)
+                ),
+            );
+            drain(ctx, link, &spec.label, &e);
+            return 0;
+        }
     };
     if name == ctx.shared.name && ctx.here {
         // An address that leads back to this node: a foreign caller's
@@ -678,6 +738,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
         return run_here(ctx, link);
     }
     let mut held = 0usize;
+    let mut answered = 0usize;
     let mut ended = false;
     // The last sign of progress: a result, or work handed to an idle member.
     let mut progress = Instant::now();
@@ -723,12 +784,12 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                     held += items.len();
                     let frame = peer::encode(&PeerRequest::Items { items });
                     if let Err(e) = session.send(&frame) {
-                        break 'link Some(session_error(&name, e, ctx));
+                        break 'link Some(session_error("", e, ctx));
                     }
                 }
                 Some(end) => {
                     if let Err(e) = session.send(&peer::encode(&end)) {
-                        break 'link Some(session_error(&name, e, ctx));
+                        break 'link Some(session_error("", e, ctx));
                     }
                     ended = true;
                 }
@@ -737,7 +798,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
         }
         let frame = match session.recv(peer::MAX_FRAME) {
             Ok(f) => f,
-            Err(e) => break 'link Some(session_error(&name, e, ctx)),
+            Err(e) => break 'link Some(session_error("", e, ctx)),
         };
         match serde_json::from_slice::<PeerReply>(&frame) {
             Ok(PeerReply::Results { results }) => {
@@ -751,6 +812,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                     if st.dist.answer(link, r.id) {
                         progress = Instant::now();
                         held = held.saturating_sub(1);
+                        answered += 1;
                         ctx.emit(&mut st, r.id, &name, r.fields);
                     }
                 }
@@ -762,13 +824,13 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
                 if let Ok(addr) = spec.addr {
                     ctx.shared.sessions.give(addr, session);
                 }
-                return;
+                return answered;
             }
             Ok(PeerReply::Failed { error }) => break 'link Some(error),
             _ => {
                 break 'link Some(Error::new(
                     ErrorCode::Internal,
-                    format!("{name} sent something unexpected; giving up on it"),
+                    "the member sent something unexpected; giving up on it",
                 ));
             }
         }
@@ -777,7 +839,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
             break 'link Some(Error::new(
                 ErrorCode::Timeout,
                 format!(
-                    "{name} said it was working for {} without a result; giving up on it",
+                    "the member said it was working for {} without a result; giving up on it",
                     seconds(stall)
                 ),
             ));
@@ -791,6 +853,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) {
         );
         drain(ctx, link, &name, &e);
     }
+    answered
 }
 
 /// A failed link: its paths go to the others (`--spread`) or get error
@@ -825,12 +888,13 @@ fn drain(ctx: &Ctx, link: usize, peer: &str, error: &Error) {
 /// query would be (same refusals), then answered only if the caller's
 /// descriptor is open for reading and is that same file, and computed on
 /// the caller's descriptor (a count: taken from what the caller's command
-/// counted itself on it).
-fn run_here(ctx: &Ctx, link: usize) {
+/// counted itself on it). Returns how many answers it gave.
+fn run_here(ctx: &Ctx, link: usize) -> usize {
     let name = ctx.shared.name.clone();
     if !ctx.here {
         let e = Error::new(ErrorCode::Internal, "no caller to answer for");
-        return drain(ctx, link, &name, &e);
+        drain(ctx, link, &name, &e);
+        return 0;
     }
     let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
     let (done_tx, done_rx) = channel::<Vec<Done>>();
@@ -843,18 +907,20 @@ fn run_here(ctx: &Ctx, link: usize) {
     );
     let exports = ctx.shared.exports();
     let mut held = 0usize;
+    let mut answered = 0usize;
     loop {
         if held < WINDOW {
             let mut st = ctx.lock();
             if st.cancelled {
                 drop(st);
                 let e = Error::new(ErrorCode::Internal, "the client went away");
-                return drain(ctx, link, &name, &e);
+                drain(ctx, link, &name, &e);
+                return answered;
             }
             let ids = st.dist.take(link, BATCH.min(WINDOW - held));
             if ids.is_empty() && held == 0 {
                 if st.dist.finished(link) {
-                    return;
+                    return answered;
                 }
                 // Idle: wait for paths or the end.
                 let _ = ctx
@@ -911,7 +977,7 @@ fn run_here(ctx: &Ctx, link: usize) {
             }
         }
         let Ok(done) = done_rx.recv() else {
-            return;
+            return answered;
         };
         let mut st = ctx.lock();
         for d in done {
@@ -919,6 +985,7 @@ fn run_here(ctx: &Ctx, link: usize) {
             held = held.saturating_sub(1);
             if st.dist.answer(link, d.id) {
                 let id = d.id;
+                answered += 1;
                 ctx.emit(&mut st, id, &name, super::remote::result_of(d).fields);
             }
         }

@@ -131,7 +131,6 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
             if refuse_control(&write_half, &caller, &shared, "leave") {
                 return;
             }
-            log::info!("pid {} (uid {}) asked us to leave", caller.pid, caller.uid);
             let reply = LeaveReply {
                 left: true,
                 peer: shared.name.clone(),
@@ -144,8 +143,10 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
                 std::mem::forget(keep);
             }
             // The signal thread leaves and exits, as on SIGTERM.
-            let _ =
-                nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
+            super::request_leave(format!(
+                "uid {} (pid {}) asked us to leave (p2p-leave)",
+                caller.uid, caller.pid
+            ));
         }
         Request::Join { addrs } => {
             if refuse_control(&write_half, &caller, &shared, "join") {
@@ -156,8 +157,13 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
                 ..Default::default()
             };
             for addr in addrs {
+                let shown = crate::daemon::logging::untrusted(&addr).to_string();
                 let result = match shared.cluster.join(&addr) {
                     Ok(n) => {
+                        log::info!(
+                            "joined the cluster through {shown} for uid {} (p2p-join): {n} members",
+                            caller.uid
+                        );
                         summary.ok += 1;
                         JoinResult {
                             addr,
@@ -166,6 +172,10 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
                         }
                     }
                     Err(e) => {
+                        log::info!(
+                            "joining through {shown} for uid {} (p2p-join): {e}",
+                            caller.uid
+                        );
                         summary.failed += 1;
                         let code = match e {
                             JoinError::Unauthorized => ErrorCode::Unauthorized,
@@ -225,16 +235,69 @@ fn write_line<W: Write, T: serde::Serialize>(mut w: W, value: &T) -> io::Result<
     w.write_all(&line)
 }
 
+/// Numbers the queries of this daemon's log lines.
+static QUERIES: AtomicU64 = AtomicU64::new(1);
+
+/// A local query's first log line; returns its number and start time.
+fn log_query_start(query: &Query, caller: &Caller) -> (u64, std::time::Instant) {
+    let n = QUERIES.fetch_add(1, Ordering::Relaxed);
+    crate::daemon::logging::trail(
+        "query",
+        format_args!(
+            "query {n} from uid {} (pid {}): {} on {}",
+            caller.uid,
+            caller.pid,
+            crate::daemon::logging::kind_name(query.kind),
+            crate::daemon::logging::describe_target(query.target.as_ref())
+        ),
+    );
+    (n, std::time::Instant::now())
+}
+
+/// A local query's last log line: its items and how long it took.
+fn log_query_end((n, started): (u64, std::time::Instant), summary: Option<&Summary>) {
+    let items = match summary {
+        Some(s) => format!(
+            "{} item(s), {} ok, {} failed",
+            s.ok + s.failed,
+            s.ok,
+            s.failed
+        ),
+        None => "cut short (the client went away)".to_string(),
+    };
+    crate::daemon::logging::trail(
+        "query",
+        format_args!(
+            "query {n} done: {items} in {}",
+            crate::daemon::logging::ms(started.elapsed())
+        ),
+    );
+}
+
 fn serve_query(
+    query: Query,
+    reader: LineReader,
+    out: UnixStream,
+    caller: &Caller,
+    shared: Arc<Shared>,
+) {
+    let logged = log_query_start(&query, caller);
+    let summary = if query.target.is_some() {
+        serve_cluster_query(query, reader, out, caller, shared, logged.0)
+    } else {
+        serve_local_query(query, reader, out, caller, shared)
+    };
+    log_query_end(logged, summary.as_ref());
+}
+
+/// A query on this host; returns its totals unless the client went away.
+fn serve_local_query(
     query: Query,
     mut reader: LineReader,
     out: UnixStream,
     caller: &Caller,
     shared: Arc<Shared>,
-) {
-    if query.target.is_some() {
-        return serve_cluster_query(query, reader, out, caller, shared);
-    }
+) -> Option<Summary> {
     if let Err(e) = write_line(
         &out,
         &Accepted {
@@ -243,7 +306,7 @@ fn serve_query(
         },
     ) {
         log::debug!("local connection from pid {} gone: {e}", caller.pid);
-        return;
+        return None;
     }
     let query = Arc::new(query);
     // A slot is taken before an item is queued and given back once its result
@@ -263,7 +326,7 @@ fn serve_query(
         Ok(w) => w,
         Err(e) => {
             log::error!("cannot start a writer thread: {e}");
-            return;
+            return None;
         }
     };
     let mut batches = Batches::new(
@@ -308,7 +371,7 @@ fn serve_query(
     }
     batches.flush();
     drop(batches);
-    let _ = writer.join();
+    writer.join().ok().flatten()
 }
 
 /// True once the client has closed its end of `socket` (its command was
@@ -432,10 +495,9 @@ fn serve_cluster_query(
     out: UnixStream,
     caller: &Caller,
     shared: Arc<Shared>,
-) {
-    let Some(target) = query.target.take() else {
-        return;
-    };
+    number: u64,
+) -> Option<Summary> {
+    let target = query.target.take()?;
     let raw_allowed = caller.is_trusted(shared.euid);
     let links = match fanout::links_for(&target, &shared.cluster.members(), raw_allowed) {
         Ok(l) => l,
@@ -449,7 +511,7 @@ fn serve_cluster_query(
                 ),
             );
             fail_request(&out, e);
-            return;
+            return None;
         }
     };
     if links.is_empty() {
@@ -464,14 +526,14 @@ fn serve_cluster_query(
             format!("no alive member has the tags {}", tags.join(", "))
         };
         fail_request(&out, Error::new(ErrorCode::Unreachable, msg));
-        return;
+        return None;
     }
     let accepted = Accepted {
         accepted: true,
         peer: shared.name.clone(),
     };
     if write_line(&out, &accepted).is_err() {
-        return;
+        return None;
     }
     let (tx, rx) = channel::<Vec<u8>>();
     let writer = thread::Builder::new()
@@ -504,11 +566,11 @@ fn serve_cluster_query(
         Ok(w) => w,
         Err(e) => {
             log::error!("cannot start a writer thread: {e}");
-            return;
+            return None;
         }
     };
     let paths = query.paths.take();
-    let feeder = fanout::start(&shared, query, &target, links, tx, caller);
+    let feeder = fanout::start(&shared, query, &target, links, tx, caller, number);
     if let Some(paths) = paths {
         for (id, path) in paths.into_iter().enumerate() {
             feeder.push(id as u64, path, None, None);
@@ -530,9 +592,11 @@ fn serve_cluster_query(
         }
     }
     let summary = feeder.finish();
-    if let Ok(Some(out)) = writer.join() {
-        let _ = write_line(&out, &summary);
-    }
+    let Ok(Some(out)) = writer.join() else {
+        return None;
+    };
+    let _ = write_line(&out, &summary);
+    Some(summary)
 }
 
 /// Opens a path named without a descriptor, only when that cannot widen what
@@ -572,7 +636,7 @@ fn write_results(
     done: Receiver<Vec<Done>>,
     slots: Receiver<()>,
     answered: &AtomicU64,
-) {
+) -> Option<Summary> {
     let mut w = BufWriter::with_capacity(64 * 1024, &out);
     let mut summary = Summary {
         done: true,
@@ -616,8 +680,10 @@ fn write_results(
             answered.fetch_add(1, Ordering::Release);
         }
     }
-    if !broken {
-        let _ = write_line(&mut w, &summary);
-        let _ = w.flush();
+    if broken {
+        return None;
     }
+    let _ = write_line(&mut w, &summary);
+    let _ = w.flush();
+    Some(summary)
 }

@@ -5,7 +5,10 @@
 //! handshakes without the key, malformed frames and requests) go through
 //! [`hostile`]: the first of each kind is logged at once, then at most one
 //! line per [`HOSTILE_EVERY`] with the count of those left out, at every
-//! level, so a flood cannot fill the disk. Strings a peer or a local caller
+//! level, so a flood cannot fill the disk. What an operator needs at debug
+//! level to follow joins and queries (sessions, queries and their fan-out,
+//! joins through us) goes through [`trail`]: routine, but set off by others,
+//! so bounded too, more loosely. Strings a peer or a local caller
 //! chose (member names, messages, paths) are logged through [`untrusted`],
 //! escaped and cut short, so they cannot forge lines or colour a terminal.
 
@@ -18,18 +21,34 @@ use std::time::{Duration, Instant};
 /// How often a kind of hostile input may be logged.
 pub const HOSTILE_EVERY: Duration = Duration::from_secs(10);
 
-/// Per kind of line, when one was last let through and how many were held
-/// back since: first occurrence at once, then one line per interval.
+/// How many [`trail`] lines of one kind may be logged per [`TRAIL_EVERY`].
+pub const TRAIL_BURST: u32 = 50;
+
+/// The interval of [`TRAIL_BURST`].
+pub const TRAIL_EVERY: Duration = Duration::from_secs(1);
+
+/// Per kind of line: when its current interval began, how many lines it let
+/// through in it, and how many were held back since the last one let
+/// through. Up to `burst` lines per interval, the first at once; the first
+/// line of a later interval carries the count of those held back.
 #[derive(Debug)]
 pub struct Limiter {
     every: Duration,
-    kinds: HashMap<&'static str, (Instant, u64)>,
+    burst: u32,
+    kinds: HashMap<&'static str, (Instant, u32, u64)>,
 }
 
 impl Limiter {
+    /// One line per interval.
     pub fn new(every: Duration) -> Limiter {
+        Limiter::with_burst(every, 1)
+    }
+
+    /// `burst` lines per interval (at least one).
+    pub fn with_burst(every: Duration, burst: u32) -> Limiter {
         Limiter {
             every,
+            burst: burst.max(1),
             kinds: HashMap::new(),
         }
     }
@@ -38,16 +57,22 @@ impl Limiter {
     /// that kind were held back since the last one let through.
     pub fn admit(&mut self, kind: &'static str, now: Instant) -> Option<u64> {
         match self.kinds.get_mut(kind) {
-            Some((last, held)) if now.saturating_duration_since(*last) < self.every => {
-                *held += 1;
-                None
+            Some((start, sent, held)) if now.saturating_duration_since(*start) < self.every => {
+                if *sent < self.burst {
+                    *sent += 1;
+                    Some(std::mem::take(held))
+                } else {
+                    *held += 1;
+                    None
+                }
             }
-            Some((last, held)) => {
-                *last = now;
+            Some((start, sent, held)) => {
+                *start = now;
+                *sent = 1;
                 Some(std::mem::take(held))
             }
             None => {
-                self.kinds.insert(kind, (now, 0));
+                self.kinds.insert(kind, (now, 1, 0));
                 Some(0)
             }
         }
@@ -76,6 +101,63 @@ pub fn hostile(level: Level, kind: &'static str, line: fmt::Arguments<'_>) {
             HOSTILE_EVERY.as_secs()
         ),
     }
+}
+
+static TRAIL: OnceLock<Mutex<Limiter>> = OnceLock::new();
+
+/// Logs at debug level a line about routine work that others set off (a
+/// session a peer opened, a local user's query, a member's query, a join
+/// through us), rate-limited per `kind`: [`TRAIL_BURST`] lines per
+/// [`TRAIL_EVERY`], then a count of those left out.
+pub fn trail(kind: &'static str, line: fmt::Arguments<'_>) {
+    if !log::log_enabled!(Level::Debug) {
+        return;
+    }
+    let limiter = TRAIL.get_or_init(|| Mutex::new(Limiter::with_burst(TRAIL_EVERY, TRAIL_BURST)));
+    let admitted = match limiter.lock() {
+        Ok(mut l) => l.admit(kind, Instant::now()),
+        Err(poisoned) => poisoned.into_inner().admit(kind, Instant::now()),
+    };
+    match admitted {
+        None => {}
+        Some(0) => log::debug!("{line}"),
+        Some(held) => log::debug!("{line} (and {held} more {kind} lines before it, not logged)"),
+    }
+}
+
+/// A query's kind as the protocol spells it, for log lines.
+pub fn kind_name(kind: crate::proto::QueryKind) -> &'static str {
+    match kind {
+        crate::proto::QueryKind::Wc => "wc",
+        crate::proto::QueryKind::Sha256 => "sha256",
+        crate::proto::QueryKind::Count => "count",
+        crate::proto::QueryKind::Stat => "stat",
+    }
+}
+
+/// Where a query runs, for log lines: `this host`, `--all`, `--spread`, or
+/// `--peer a,b`, with its tag filter; names escaped.
+pub fn describe_target(target: Option<&crate::proto::Target>) -> String {
+    let Some(t) = target else {
+        return "this host".into();
+    };
+    let mut s = if t.spread {
+        "--spread".to_string()
+    } else if t.all {
+        "--all".to_string()
+    } else {
+        let peers: Vec<String> = t.peers.iter().map(|p| untrusted(p).to_string()).collect();
+        format!("--peer {}", peers.join(","))
+    };
+    for (k, v) in &t.tags {
+        s.push_str(&format!(" where {}={}", untrusted(k), untrusted(v)));
+    }
+    s
+}
+
+/// A duration in milliseconds, for log lines.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Longest untrusted string logged, in chars.
@@ -187,6 +269,40 @@ mod tests {
         );
         assert_eq!(l.admit("datagram", t0 + Duration::from_secs(11)), None);
         assert_eq!(l.admit("datagram", t0 + Duration::from_secs(21)), Some(1));
+    }
+
+    #[test]
+    fn a_burst_limiter_lets_that_many_through_per_interval_then_counts() {
+        let mut l = Limiter::with_burst(Duration::from_secs(1), 3);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(l.admit("query", at(0)), Some(0));
+        assert_eq!(l.admit("query", at(1)), Some(0));
+        assert_eq!(l.admit("query", at(2)), Some(0));
+        for i in 3..10 {
+            assert_eq!(l.admit("query", at(i)), None, "{i}");
+        }
+        assert_eq!(l.admit("session", at(5)), Some(0));
+        // A new interval: the first line says how many were left out.
+        assert_eq!(l.admit("query", at(1000)), Some(7));
+        assert_eq!(l.admit("query", at(1001)), Some(0));
+    }
+
+    #[test]
+    fn targets_are_described_with_escaped_names() {
+        use crate::proto::Target;
+        assert_eq!(describe_target(None), "this host");
+        let t = Target {
+            peers: vec!["a".into(), "b\nINFO forged".into()],
+            ..Default::default()
+        };
+        assert_eq!(describe_target(Some(&t)), r"--peer a,b\nINFO forged");
+        let mut t = Target {
+            all: true,
+            ..Default::default()
+        };
+        t.tags.insert("role".into(), "db".into());
+        assert_eq!(describe_target(Some(&t)), "--all where role=db");
     }
 
     #[test]

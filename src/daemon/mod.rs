@@ -45,7 +45,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::thread;
 use std::time::Duration;
 
@@ -281,6 +281,16 @@ pub fn run(cfg: Config) -> i32 {
     EXIT_CONFIG
 }
 
+/// Who asked for a leave on the local socket (`p2p-leave`), once asked.
+static LEAVE_REQUEST: OnceLock<String> = OnceLock::new();
+
+/// Leaves the cluster and exits as on SIGTERM (the signal thread does it),
+/// with `why` (who asked) in the log instead of the signal's name.
+pub(crate) fn request_leave(why: String) {
+    let _ = LEAVE_REQUEST.set(why);
+    let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGTERM);
+}
+
 /// What the signal thread needs to reload or to stop.
 struct Stop {
     shared: Arc<Shared>,
@@ -328,7 +338,10 @@ impl Stop {
     /// flight finish for a moment, saves state, removes the socket, exits 0
     /// (within 2 s).
     fn shutdown(&self, sig: &str) -> ! {
-        log::info!("{sig}: leaving the cluster and shutting down");
+        // A leave asked for on the local socket is logged as such, not as
+        // the signal that carries it to this thread.
+        let why = LEAVE_REQUEST.get().map_or(sig, String::as_str);
+        log::info!("{why}: leaving the cluster and shutting down");
         let _ = systemd::notify("STOPPING=1");
         self.shared.cluster.leave(Duration::from_millis(500));
         let deadline = std::time::Instant::now() + Duration::from_secs(1);

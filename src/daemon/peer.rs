@@ -13,6 +13,7 @@
 use super::limits::{Admission, Ticket};
 use super::{Shared, remote};
 use crate::crypto::session::{self, Session, SessionError};
+use crate::daemon::logging::trail;
 use crate::proto::peer::{self, PeerReply, PeerRequest};
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -139,45 +140,96 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
     };
     // The initiator's proof has opened: not a replay.
     ticket.proven();
-    log::debug!("peer {from}: session established");
+    trail("session", format_args!("peer {from}: session opened"));
     let _ = session.stream().set_read_timeout(Some(IDLE_TIMEOUT));
-    serve_requests(shared, session, &from, ticket);
+    let (requests, end) = serve_requests(shared, session, &from, ticket);
+    trail(
+        "session",
+        format_args!("peer {from}: session closed after {requests} request(s): {end}"),
+    );
 }
 
-/// Serves requests on an authenticated session until it ends.
-fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, ticket: &Ticket) {
-    let mut first = true;
+/// How a session on the peer port ended, for its closing log line.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// The peer closed it.
+    Closed,
+    /// Silent for [`IDLE_TIMEOUT`] between requests: we closed it.
+    Idle,
+    /// A broken or malformed frame, a failed write, a broken query stream.
+    Broken,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Closed => f.write_str("the peer closed it"),
+            End::Idle => write!(f, "idle for {} s", IDLE_TIMEOUT.as_secs()),
+            End::Broken => f.write_str("broken off"),
+        }
+    }
+}
+
+/// How a failed read between two requests ends the session: a clean close,
+/// the idle timeout (a read timeout, which the kernel reports as EAGAIN),
+/// or anything else.
+fn ending(e: &SessionError) -> End {
+    match e {
+        SessionError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => End::Closed,
+        SessionError::Io(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            End::Idle
+        }
+        _ => End::Broken,
+    }
+}
+
+/// Serves requests on an authenticated session until it ends; returns how
+/// many it served and how it ended.
+fn serve_requests(
+    shared: &Arc<Shared>,
+    mut s: Session<TcpStream>,
+    from: &str,
+    ticket: &Ticket,
+) -> (u64, End) {
+    let mut served = 0u64;
     loop {
         // Between requests the connection may make room for others.
-        if !first {
+        if served > 0 {
             ticket.idle(s.stream());
         }
-        first = false;
         let frame = s.recv(peer::MAX_FRAME);
         ticket.proven();
         let frame = match frame {
             Ok(f) => f,
-            Err(SessionError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return,
             Err(e) => {
-                crate::daemon::logging::hostile(
-                    log::Level::Info,
-                    "peer-frame",
-                    format_args!("peer {from}: closing the connection: {e}"),
-                );
-                return;
+                let end = ending(&e);
+                if end == End::Broken {
+                    crate::daemon::logging::hostile(
+                        log::Level::Info,
+                        "peer-frame",
+                        format_args!("peer {from}: closing the connection: {e}"),
+                    );
+                }
+                return (served, end);
             }
         };
+        served += 1;
         match serde_json::from_slice::<PeerRequest>(&frame) {
             Ok(PeerRequest::Join { node }) => {
                 let reply = shared.cluster.join_reply(node);
                 if s.send(&peer::encode(&reply)).is_err() {
-                    return;
+                    return (served, End::Broken);
                 }
             }
             Ok(PeerRequest::Sync { node, members }) => {
                 let reply = shared.cluster.sync_reply(node, members);
                 if s.send(&peer::encode(&reply)).is_err() {
-                    return;
+                    return (served, End::Broken);
                 }
             }
             Ok(PeerRequest::Query {
@@ -198,7 +250,7 @@ fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, t
                 };
                 match remote::serve(shared, query, s, from) {
                     Some(again) => s = again,
-                    None => return,
+                    None => return (served, End::Broken),
                 }
             }
             Ok(other) => {
@@ -213,7 +265,7 @@ fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, t
                         "items or end without a query",
                     ),
                 }));
-                return;
+                return (served, End::Broken);
             }
             Err(e) => {
                 crate::daemon::logging::hostile(
@@ -224,8 +276,25 @@ fn serve_requests(shared: &Arc<Shared>, mut s: Session<TcpStream>, from: &str, t
                         crate::daemon::logging::untrusted(&e.to_string())
                     ),
                 );
-                return;
+                return (served, End::Broken);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_session_ends_as_idle_not_as_an_error() {
+        let io = |kind| SessionError::Io(io::Error::from(kind));
+        // A read timeout: the kernel says EAGAIN ("Resource temporarily unavailable").
+        let eagain = SessionError::Io(io::Error::from_raw_os_error(libc::EAGAIN));
+        assert_eq!(ending(&eagain), End::Idle);
+        assert_eq!(ending(&io(io::ErrorKind::TimedOut)), End::Idle);
+        assert_eq!(ending(&io(io::ErrorKind::UnexpectedEof)), End::Closed);
+        assert_eq!(ending(&io(io::ErrorKind::ConnectionReset)), End::Broken);
+        assert_eq!(End::Idle.to_string(), "idle for 60 s");
     }
 }

@@ -45,6 +45,12 @@ pub fn serve(
     s: Session<TcpStream>,
     from: &str,
 ) -> Option<Session<TcpStream>> {
+    let started = std::time::Instant::now();
+    let kind = crate::daemon::logging::kind_name(query.kind);
+    crate::daemon::logging::trail(
+        "peer-query",
+        format_args!("peer {from}: {kind} query started"),
+    );
     let (mut writer, reader) = s.split().ok()?;
     let accepted = PeerReply::Accepted {
         peer: shared.name.clone(),
@@ -69,6 +75,7 @@ pub fn serve(
         .ok()?;
 
     let mut broken = false;
+    let mut answered = 0usize;
     loop {
         let first = match done_rx.recv_timeout(HEARTBEAT) {
             Ok(d) => d,
@@ -95,6 +102,7 @@ pub fn serve(
                 Err(_) => break,
             }
         }
+        answered += results.len();
         if !broken
             && writer
                 .send(&peer::encode(&PeerReply::Results { results }))
@@ -104,6 +112,17 @@ pub fn serve(
         }
     }
     let (reader, ending) = read.join().ok()?;
+    crate::daemon::logging::trail(
+        "peer-query",
+        format_args!(
+            "peer {from}: {kind} query answered, {answered} item(s) in {}{}",
+            crate::daemon::logging::ms(started.elapsed()),
+            match (broken, &ending) {
+                (false, Ending::Clean) => "",
+                _ => ", the stream broke off",
+            }
+        ),
+    );
     match (broken, ending) {
         (false, Ending::Clean) => {
             writer.send(&peer::encode(&PeerReply::Done)).ok()?;
