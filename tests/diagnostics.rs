@@ -53,7 +53,7 @@ fn debug_lines_follow_a_join_and_a_query_on_both_sides() {
         a,
         &[
             &format!("node1 at {b_addr} joins through us; sending it 1 member(s)"),
-            "session opened",
+            "session established",
             &format!("from uid {} (pid ", me()),
             "): wc on --all",
             &format!("asking node1 at {b_addr}"),
@@ -67,7 +67,7 @@ fn debug_lines_follow_a_join_and_a_query_on_both_sides() {
     log_shows(
         b,
         &[
-            "session opened",
+            "session established",
             "wc query started",
             "wc query answered, 1 item(s) in ",
         ],

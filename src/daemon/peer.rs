@@ -140,7 +140,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
     };
     // The initiator's proof has opened: not a replay.
     ticket.proven();
-    trail("session", format_args!("peer {from}: session opened"));
+    trail("session", format_args!("peer {from}: session established"));
     let _ = session.stream().set_read_timeout(Some(IDLE_TIMEOUT));
     let (requests, end) = serve_requests(shared, session, &from, ticket);
     trail(
