@@ -482,9 +482,18 @@ pub struct LeaveCli {
     name = "p2p-keygen",
     version,
     about = "Print a new random cluster key (32 bytes, base64) for p2pd --secret-file or P2PD_SECRET",
-    after_help = "Example: p2p-keygen > cluster.key && chmod 600 cluster.key"
+    after_help = "Example: p2p-keygen -o cluster.key (created with mode 0600; an existing file is \
+left alone unless --force is given)"
 )]
-pub struct KeygenCli {}
+pub struct KeygenCli {
+    /// Write the key to FILE instead of standard output, creating it with mode 0600 (refused if FILE exists)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// With --output, replace FILE if it exists (atomically, by a new 0600 file renamed over it)
+    #[arg(long, requires = "output")]
+    pub force: bool,
+}
 
 /// Every binary's clap command, by binary name, for man pages and completions.
 pub fn commands() -> Vec<clap::Command> {
@@ -592,11 +601,12 @@ fn security(bin: &str) -> String {
              permission_denied."
         }
         "p2p-keygen" => {
-            return "The key is printed on standard output and nowhere else, and its text is \
-                    wiped from memory once written; redirect it into a file of mode 0600 (p2pd \
-                    refuses a key file that group or others may read, or that belongs to another \
-                    user than p2pd's own or root). Whoever holds the key is a cluster member: \
-                    see SECURITY in p2pd(1)."
+            return "The key is printed on standard output, or written to the --output file, \
+                    and nowhere else, and its text is wiped from memory once written. Prefer \
+                    --output to a shell redirection: the file is 0600 from the start (p2pd refuses \
+                    a key file that group or others may read, or that belongs to another user than \
+                    p2pd's own or root). Whoever holds the key is a cluster member: see SECURITY \
+                    in p2pd(1)."
                 .into();
         }
         "p2p-count" => {
@@ -1020,12 +1030,18 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push((
                 "DESCRIPTION",
                 "Prints 32 random bytes from the kernel, base64-encoded, on one line: a cluster \
-                 key for p2pd --secret-file or P2PD_SECRET. Every member needs the same key."
+                 key for p2pd --secret-file or P2PD_SECRET. Every member needs the same key.\n\n\
+                 With --output FILE (-o) the key goes to FILE instead, which is created with mode \
+                 0600 (O_CREAT|O_EXCL), so it is never readable by others, not even for a moment as \
+                 with a shell redirection followed by chmod. An existing FILE, or a symlink in its \
+                 place, is left alone and the command exits 1; --force replaces it, by writing a new \
+                 0600 file beside it and renaming that over it."
                     .into(),
             ));
             s.push((
                 "EXAMPLES",
-                "  p2p-keygen > /etc/p2pd/cluster.key && chmod 600 /etc/p2pd/cluster.key\n  \
+                "  p2p-keygen -o /etc/p2pd/cluster.key\n  \
+                 p2p-keygen -o cluster.key --force\n  \
                  P2PD_SECRET=$(p2p-keygen) p2pd"
                     .into(),
             ));
@@ -1038,7 +1054,10 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
     if bin == "p2p-keygen" {
         s.push((
             "EXIT STATUS",
-            "0 on success, 1 when no randomness is available.".into(),
+            "0 on success; 1 when no randomness is available or the key could not be written \
+             (with --output: FILE exists and --force was not given, or it cannot be created); 2 \
+             for a usage error."
+                .into(),
         ));
     } else if bin == "p2p-leave" {
         s.push(("EXIT STATUS", "0 once the daemon has left and exited; 1 when it refused (another user); 3 when the local p2pd cannot be reached.".into()));

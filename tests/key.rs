@@ -110,3 +110,90 @@ fn a_key_file_of_another_user_is_refused() {
     );
     assert!(log.contains("belongs to uid 65534"), "{log}");
 }
+
+/// `p2p-keygen` with `args`, run with umask 0 so that any mode but the one
+/// it asks for itself would show.
+fn keygen(args: &[&std::ffi::OsStr]) -> common::Run {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(common::bin("p2p-keygen"));
+    cmd.args(args).stdin(Stdio::null());
+    // SAFETY: umask is async-signal-safe and touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    common::run(&mut cmd)
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn keygen_output_creates_a_private_file_holding_a_valid_key() {
+    let t = tempfile::tempdir().unwrap();
+    let key = t.path().join("cluster.key");
+    let r = keygen(&["-o".as_ref(), key.as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.is_empty(),
+        "the key went to stdout too: {}",
+        r.stdout
+    );
+    assert_eq!(mode(&key), 0o600);
+    let ring = p2p::crypto::keys::KeyRing::load(&key).unwrap();
+    assert_eq!(ring.keys().len(), 1);
+    // The long spelling, another file: another key.
+    let other = t.path().join("other.key");
+    assert_eq!(keygen(&["--output".as_ref(), other.as_os_str()]).status, 0);
+    assert_ne!(
+        std::fs::read_to_string(&key).unwrap(),
+        std::fs::read_to_string(&other).unwrap()
+    );
+    // p2pd takes it as it is.
+    let key_arg = key.to_str().unwrap();
+    let d = Daemon::start_on(free_port(), &["--secret-file", key_arg], &[]);
+    assert!(d.log().contains("cluster key"), "{}", d.log());
+}
+
+#[test]
+fn keygen_output_leaves_an_existing_file_or_symlink_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let key = write(t.path(), "cluster.key", b"old\n");
+    let r = keygen(&["-o".as_ref(), key.as_os_str()]);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&key).unwrap(), b"old\n");
+    // A symlink planted where the key should go is not followed.
+    let target = t.path().join("elsewhere");
+    let link = t.path().join("link.key");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let r = keygen(&["-o".as_ref(), link.as_os_str()]);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert!(!target.exists(), "the key was written through the symlink");
+    // --force needs --output.
+    assert_eq!(keygen(&["--force".as_ref()]).status, 2);
+}
+
+#[test]
+fn keygen_force_replaces_a_file_with_a_private_one() {
+    let t = tempfile::tempdir().unwrap();
+    let key = write(t.path(), "cluster.key", b"old\n");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = keygen(&["-o".as_ref(), key.as_os_str(), "--force".as_ref()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(mode(&key), 0o600);
+    assert!(p2p::crypto::keys::KeyRing::load(&key).is_ok());
+    // Nothing left beside it.
+    let names: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["cluster.key"]);
+}
