@@ -575,9 +575,9 @@ fn input_section(bin: &str) -> String {
 const CLIENT_ENV: &str = "P2P_SOCKET: the daemon's socket, as --socket.";
 
 const CLIENT_FILES: &str = "$XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock, then /run/p2p/p2pd-PORT.sock: \
-where the daemon's socket is looked for when neither --socket nor P2P_SOCKET names one. Without \
-XDG_RUNTIME_DIR (root's included) the first place is /run/p2p/ for root and /tmp/p2p-UID/ for \
-other users. The first of these directories that holds a \
+where the daemon's socket is looked for when neither --socket nor P2P_SOCKET names one; \
+$XDG_RUNTIME_DIR counts for root too. Without it the first place is /run/p2p/ for root and \
+/tmp/p2p-UID/ for other users. The first of these directories that holds a \
 socket is used: its socket for port 65432, else its only one (several, none of them for 65432, \
 is a usage error). A directory that fails the checks under SECURITY (another user's) is passed \
 over for the next; when no other holds a socket the command names it and exits 3.";
