@@ -21,8 +21,8 @@ p2pd computes the answer.\n\n\
 --peer NAME|HOST:PORT (repeatable) runs it on those members instead; --all on every alive \
 member, this one included, one line per member per path; --spread on the alive members with \
 each path computed exactly once, by whichever member is free (faster members take more), for \
-files on a shared filesystem. --tag KEY=VALUE narrows --all and --spread to members with that \
-tag. Paths are sent as text (relative ones made absolute against the current directory) and \
+files on a shared filesystem. --where KEY=VALUE narrows --all and --spread to members with that \
+tag (the filter was --tag before sha256sum's --tag took the name). Paths are sent as text (relative ones made absolute against the current directory) and \
 each member opens them below the directories it exports (p2pd --export DIR); anything else is \
 refused with not_exported, and neither .., symlinks nor /proc lead out of an export.\n\n\
 Results print as they arrive, from whichever member answers first. A member that cannot be \
@@ -102,7 +102,7 @@ pub struct Placement {
     pub spread: bool,
 
     /// With --all or --spread, only members with this tag, KEY=VALUE (repeatable; all must match)
-    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
 
     /// Seconds a member may stay silent before its paths are given up (--spread: redone elsewhere)
@@ -129,6 +129,22 @@ impl Placement {
     pub fn multi(&self) -> bool {
         self.all || self.spread || self.peers.len() > 1
     }
+}
+
+/// The cluster filter's old spelling, `--tag KEY=VALUE`, refused with a hint
+/// in the commands where `--tag` is not sha256sum's flag. Hidden: it is
+/// there only to say where the filter went.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OldTag {
+    #[arg(long = "tag", value_name = "KEY=VALUE", hide = true, value_parser = refuse_old_tag)]
+    pub tag: Vec<String>,
+}
+
+fn refuse_old_tag(s: &str) -> Result<String, String> {
+    Err(format!(
+        "the member filter is now --where {s} (--tag is sha256sum's BSD-format flag, \
+         so every command spells the filter --where)"
+    ))
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {
@@ -322,6 +338,9 @@ pub struct WcCli {
     pub placement: Placement,
 
     #[command(flatten)]
+    pub old_tag: OldTag,
+
+    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -337,13 +356,49 @@ pub struct ShaCli {
     #[command(flatten)]
     pub input: Input,
 
-    /// Read digests and paths from FILE (sha256sum format; '-' for standard input) and verify them
-    #[arg(short = 'c', long, value_name = "FILE", conflicts_with_all = ["paths", "files_from", "files0_from"])]
-    pub check: Option<PathBuf>,
+    /// Read digests and names from the FILEs (sha256sum's format, BSD tags too; '-' or none: standard input) and verify them
+    #[arg(short = 'c', long)]
+    pub check: bool,
 
-    /// Output format
-    #[arg(long, value_enum, default_value_t = ShaFormat::Json)]
-    pub format: ShaFormat,
+    /// Mark lines with '*', binary mode (with --format sha256sum; on Linux the digest is the same)
+    #[arg(short = 'b', long, overrides_with = "text")]
+    pub binary: bool,
+
+    /// Mark lines with ' ', text mode (the default; with --format sha256sum)
+    #[arg(short = 't', long, overrides_with = "binary")]
+    pub text: bool,
+
+    /// Write BSD-style lines, SHA256 (NAME) = DIGEST (with --format sha256sum, which it selects)
+    #[arg(long)]
+    pub tag: bool,
+
+    /// End each line with NUL, not newline, and escape no name (with --format sha256sum, which it selects)
+    #[arg(short = 'z', long)]
+    pub zero: bool,
+
+    /// With --check: a listed file that does not exist is no failure and prints nothing
+    #[arg(long)]
+    pub ignore_missing: bool,
+
+    /// With --check: print nothing for files that match
+    #[arg(long, overrides_with_all = ["status", "warn"])]
+    pub quiet: bool,
+
+    /// With --check: print nothing; the exit status tells
+    #[arg(long, overrides_with_all = ["quiet", "warn"])]
+    pub status: bool,
+
+    /// With --check: improperly formatted lines make the exit status 1
+    #[arg(long)]
+    pub strict: bool,
+
+    /// With --check: name each improperly formatted line on stderr
+    #[arg(short = 'w', long, overrides_with_all = ["quiet", "status"])]
+    pub warn: bool,
+
+    /// Output format [default: json; sha256sum with --tag, -z, -b or -t]
+    #[arg(long, value_enum)]
+    pub format: Option<ShaFormat>,
 
     #[command(flatten)]
     pub placement: Placement,
@@ -376,6 +431,9 @@ pub struct CountCli {
     pub placement: Placement,
 
     #[command(flatten)]
+    pub old_tag: OldTag,
+
+    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -403,6 +461,9 @@ pub struct StatCli {
     pub placement: Placement,
 
     #[command(flatten)]
+    pub old_tag: OldTag,
+
+    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -421,8 +482,11 @@ pub struct PeersCli {
     pub state: Vec<String>,
 
     /// Only members with this tag, KEY=VALUE (repeatable; all must match)
-    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
+
+    #[command(flatten)]
+    pub old_tag: OldTag,
 
     /// Keep running and print one line per membership change
     #[arg(long)]
@@ -934,7 +998,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push((
                 "EXAMPLES",
-                "  p2p-count -r /srv/data | jq '.files + .dirs'\n  p2p-count --format text /var/log /tmp\n  p2p-count --all -r /srv/data --tag role=storage | jq '{peer, files}'".into(),
+                "  p2p-count -r /srv/data | jq '.files + .dirs'\n  p2p-count --format text /var/log /tmp\n  p2p-count --all -r /srv/data --where role=storage | jq '{peer, files}'".into(),
             ));
         }
         "p2p-stat" => {

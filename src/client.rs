@@ -24,7 +24,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{TryRecvError, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -836,36 +836,6 @@ fn failed_item<T>(id: u64, peer: &str, path: String, error: Error) -> Item<T> {
         path,
         outcome: Outcome::Failed { error },
     }
-}
-
-/// Reads a `sha256sum` file (or stdin for `-`) into (digest, path) pairs;
-/// malformed lines are counted, as `sha256sum -c` warns about them.
-pub fn read_check_file(file: &Path) -> Result<(Vec<(String, String)>, usize), Fatal> {
-    let text = if file.as_os_str() == "-" {
-        let mut s = String::new();
-        io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| Fatal::usage(format!("reading standard input: {e}")))?;
-        s
-    } else {
-        std::fs::read_to_string(file).map_err(|e| {
-            Fatal::usage(format!(
-                "{}: {}",
-                file.display(),
-                Error::from_io(&e).message
-            ))
-        })?
-    };
-    let mut entries = Vec::new();
-    let mut bad = 0;
-    for line in text.lines() {
-        match crate::output::parse_sha256sum_line(line) {
-            Some(e) => entries.push(e),
-            None if line.trim().is_empty() => {}
-            None => bad += 1,
-        }
-    }
-    Ok((entries, bad))
 }
 
 /// Sends a one-line request and returns a reader for the reply lines.

@@ -17,12 +17,15 @@
 //! - [`input`]: what the commands' names mean: standard input, `-`, lists and their empty names.
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
 //! - [`output`]: the one printer for JSON lines and the text formats.
+//! - [`checkfile`]: the `sha256sum` line format: the lines we write and the check files we read.
+//! - [`quote`]: file names in messages, quoted as GNU tools quote them.
 //! - [`cli`]: the clap definitions of every binary, also used for man pages and completions.
 //! - [`config`]: `p2pd`'s TOML config file, merged under its flags and environment.
 //! - [`state`]: what `p2pd` keeps in `--state-dir` across restarts, written atomically.
 //! - [`systemd`]: readiness, watchdog, credentials and socket activation, without libsystemd.
 
 pub mod cache;
+pub mod checkfile;
 pub mod cli;
 pub mod client;
 pub mod cmd;
@@ -38,6 +41,7 @@ pub mod ops;
 pub mod output;
 pub mod paths;
 pub mod proto;
+pub mod quote;
 pub mod state;
 pub mod systemd;
 pub mod trust;

@@ -41,6 +41,8 @@ pub struct Printer {
     peer_prefix: bool,
     /// Several members answer: messages on stderr name the member.
     multi: bool,
+    /// Names in messages are quoted as GNU quotes them ([`crate::quote`]).
+    quote_names: bool,
     pub ok: u64,
     pub failed: u64,
     /// Results of files that kept changing as they were read: exit 1, as tar.
@@ -55,6 +57,7 @@ impl Printer {
             style,
             peer_prefix: false,
             multi: false,
+            quote_names: false,
             ok: 0,
             failed: 0,
             changed: 0,
@@ -66,6 +69,43 @@ impl Printer {
     pub fn several_members(&mut self, multi: bool, plain: bool) {
         self.multi = multi;
         self.peer_prefix = multi && !plain;
+    }
+
+    /// Quote names in messages as GNU tools do, so that a name with a
+    /// newline or a space stays one unambiguous word of one line.
+    pub fn quote_names(&mut self, on: bool) {
+        self.quote_names = on;
+    }
+
+    /// True when text lines start with the member's name.
+    pub fn peer_prefix(&self) -> bool {
+        self.peer_prefix
+    }
+
+    /// The path as messages show it.
+    pub fn shown<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
+        if self.quote_names {
+            crate::quote::quote_str(path.as_bytes()).into()
+        } else {
+            path.into()
+        }
+    }
+
+    /// Prints a message about `path` on stderr, after what stdout holds,
+    /// naming the member when several answer.
+    pub fn message(&mut self, peer: &str, path: &str, text: &str) {
+        let shown = self.shown(path).into_owned();
+        self.say(peer, &shown, text);
+    }
+
+    /// [`Printer::message`] for a name already quoted as it is to be shown.
+    pub fn say(&mut self, peer: &str, shown: &str, text: &str) {
+        self.flush();
+        if self.multi && !peer.is_empty() {
+            eprintln!("{}: {peer}: {shown}: {text}", self.cmd);
+        } else {
+            eprintln!("{}: {shown}: {text}", self.cmd);
+        }
     }
 
     /// Prints one item; `text` renders a success in the text style.
@@ -92,18 +132,13 @@ impl Printer {
                 if self.style == Style::Json {
                     self.json(item);
                 }
-                self.flush();
                 if item.path.is_empty() {
                     // No name to show (an empty one, standard input): the
                     // message says what it is about.
+                    self.flush();
                     eprintln!("{}: {}", self.cmd, error.message);
-                } else if self.multi && !item.peer.is_empty() {
-                    eprintln!(
-                        "{}: {}: {}: {}",
-                        self.cmd, item.peer, item.path, error.message
-                    );
                 } else {
-                    eprintln!("{}: {}: {}", self.cmd, item.path, error.message);
+                    self.message(&item.peer, &item.path, &error.message);
                 }
             }
         }
@@ -113,12 +148,7 @@ impl Printer {
     /// result line carries `"changed": true`.
     pub fn changed(&mut self, peer: &str, path: &str) {
         self.changed += 1;
-        self.flush();
-        if self.multi && !peer.is_empty() {
-            eprintln!("{}: {peer}: {path}: file changed as we read it", self.cmd);
-        } else {
-            eprintln!("{}: {path}: file changed as we read it", self.cmd);
-        }
+        self.message(peer, path, "file changed as we read it");
     }
 
     /// Prints any serializable value as one JSON line.
@@ -132,6 +162,12 @@ impl Printer {
     /// Prints text as is; the caller supplies the newline.
     pub fn raw(&mut self, text: &str) {
         let r = self.out.write_all(text.as_bytes());
+        self.check(r);
+    }
+
+    /// Prints bytes as they are (names that are not UTF-8, NUL-ended lines).
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        let r = self.out.write_all(bytes);
         self.check(r);
     }
 
@@ -157,60 +193,6 @@ impl Printer {
     }
 }
 
-/// A path as `sha256sum` writes it: a line whose name holds a backslash or a
-/// newline starts with a backslash and escapes them.
-pub fn sha256sum_line(hex: &str, path: &str) -> String {
-    if path.contains(['\\', '\n', '\r']) {
-        let escaped = path
-            .replace('\\', "\\\\")
-            .replace('\n', "\\n")
-            .replace('\r', "\\r");
-        format!("\\{hex}  {escaped}\n")
-    } else {
-        format!("{hex}  {path}\n")
-    }
-}
-
-/// Parses one line of a `sha256sum` file into digest and path, undoing the
-/// escapes; `None` when the line is not in that format.
-pub fn parse_sha256sum_line(line: &str) -> Option<(String, String)> {
-    let (escaped, line) = match line.strip_prefix('\\') {
-        Some(rest) => (true, rest),
-        None => (false, line),
-    };
-    let (hex, rest) = line.split_at_checked(64)?;
-    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    // "  name" for text mode, " *name" for binary mode.
-    let name = rest
-        .strip_prefix("  ")
-        .or_else(|| rest.strip_prefix(" *"))?;
-    if name.is_empty() {
-        return None;
-    }
-    let name = if escaped {
-        let mut out = String::with_capacity(name.len());
-        let mut chars = name.chars();
-        while let Some(c) = chars.next() {
-            if c == '\\' {
-                match chars.next()? {
-                    '\\' => out.push('\\'),
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    _ => return None,
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    } else {
-        name.to_string()
-    };
-    Some((hex.to_ascii_lowercase(), name))
-}
-
 /// Right-aligned numeric columns, as `wc` prints them, then the name.
 pub fn columns(values: &[u64], name: &str) -> String {
     let mut s = String::new();
@@ -225,37 +207,6 @@ pub fn columns(values: &[u64], name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const H: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-    #[test]
-    fn sha256sum_lines_round_trip() {
-        for name in [
-            "plain.txt",
-            "with space",
-            "back\\slash",
-            "new\nline",
-            "both\\\n",
-        ] {
-            let line = sha256sum_line(H, name);
-            let line = line.strip_suffix('\n').unwrap();
-            assert_eq!(
-                parse_sha256sum_line(line),
-                Some((H.to_string(), name.to_string()))
-            );
-        }
-        assert!(sha256sum_line(H, "new\nline").starts_with('\\'));
-    }
-
-    #[test]
-    fn binary_mode_and_junk() {
-        assert_eq!(
-            parse_sha256sum_line(&format!("{H} *bin")),
-            Some((H.to_string(), "bin".to_string()))
-        );
-        assert_eq!(parse_sha256sum_line("not a digest line"), None);
-        assert_eq!(parse_sha256sum_line(&format!("{H}  ")), None);
-    }
 
     #[test]
     fn wc_like_columns() {

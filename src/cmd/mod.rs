@@ -38,7 +38,7 @@ fn target(p: &Placement, printer: &mut Printer, plain: bool) -> Result<Option<Ta
     if !(p.tags.is_empty() || p.all || p.spread) {
         return Err(Fatal {
             status: EXIT_USAGE,
-            message: "--tag selects members for --all or --spread; add one of them".into(),
+            message: "--where selects members for --all or --spread; add one of them".into(),
         });
     }
     printer.several_members(p.target().is_some(), plain);

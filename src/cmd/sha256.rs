@@ -1,12 +1,19 @@
-//! `p2p-sha256`: digests, in JSON, text or `sha256sum` form, and `--check`.
+//! `p2p-sha256`: digests, in JSON, text or `sha256sum` form, and `--check`,
+//! with GNU `sha256sum`'s options, messages and exit status.
 
+use crate::checkfile::{Entry, Line, LineStyle, Parser, split_lines};
 use crate::cli::{ShaCli, ShaFormat};
-use crate::client::{PathSource, read_check_file, run_query};
-use crate::input::Stdin;
-use crate::output::{Printer, Style, quiet_on_closed_pipe, sha256sum_line};
+use crate::client::{Fatal, PathSource, run_query};
+use crate::error::ErrorCode;
+use crate::input::{Names, Stdin};
+use crate::output::{EXIT_FAILED, EXIT_OK, Printer, Style, quiet_on_closed_pipe};
 use crate::proto::{Item, Outcome, Query, QueryKind, ShaFields, Target};
+use crate::quote::quote_str;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 const NAME: &str = "p2p-sha256";
@@ -14,40 +21,122 @@ const NAME: &str = "p2p-sha256";
 /// Runs `p2p-sha256`; returns the exit status.
 pub fn run(cli: ShaCli) -> i32 {
     quiet_on_closed_pipe();
-    let style = if cli.format == ShaFormat::Json {
+    if let Err(message) = gnu_conflicts(&cli) {
+        // As sha256sum: the message, the hint, and status 1.
+        eprintln!("{NAME}: {message}\nTry '{NAME} --help' for more information.");
+        return EXIT_FAILED;
+    }
+    let format = format(&cli);
+    let style = if format == ShaFormat::Json {
         Style::Json
     } else {
         Style::Text
     };
     let mut printer = Printer::new(NAME, style);
-    if let Some(file) = &cli.check {
-        return check(&cli, file, &mut printer);
+    printer.quote_names(true);
+    if cli.check {
+        return check(&cli, format, &mut printer);
     }
-    let source =
-        match PathSource::from_input(&cli.input, Stdin::SHA256, cli.placement.target().is_some()) {
-            Ok(s) => s,
-            Err(f) => return super::finish(NAME, Err(f), &mut printer),
-        };
-    let plain = cli.format == ShaFormat::Sha256sum;
+    let cluster = cli.placement.target().is_some();
+    let source = match PathSource::from_input(&cli.input, Stdin::SHA256, cluster) {
+        Ok(s) => s,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
+    let plain = format == ShaFormat::Sha256sum;
     let target = match super::target(&cli.placement, &mut printer, plain) {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
+    let line_style = LineStyle {
+        tag: cli.tag,
+        binary: cli.binary,
+        zero: cli.zero,
     };
     let result = run_query(
         &cli.connection,
         query(target),
         source,
         &mut printer,
-        &mut |printer, item: Item<ShaFields>| {
-            if let Outcome::Ok(f) = &item.outcome
-                && f.changed
-            {
-                printer.changed(&item.peer, &item.path);
+        &mut |printer, item: Item<ShaFields>| match &item.outcome {
+            Outcome::Ok(f) if style == Style::Text => {
+                if f.changed {
+                    printer.changed(&item.peer, &item.path);
+                }
+                printer.ok += 1;
+                let mut line = Vec::new();
+                if printer.peer_prefix() {
+                    line.extend_from_slice(item.peer.as_bytes());
+                    line.extend_from_slice(b": ");
+                }
+                // Until paths are bytes end to end, the name is the path's text.
+                crate::checkfile::write_line(
+                    &mut line,
+                    &f.sha256,
+                    item.path.as_bytes(),
+                    line_style,
+                );
+                printer.bytes(&line);
             }
-            printer.item(&item, &|f, path| sha256sum_line(&f.sha256, path));
+            _ => {
+                if let Outcome::Ok(f) = &item.outcome
+                    && f.changed
+                {
+                    printer.changed(&item.peer, &item.path);
+                }
+                printer.item(&item, &|_, _| String::new());
+            }
         },
     );
     super::finish(NAME, result, &mut printer)
+}
+
+/// The format asked for; without `--format`, the flags that shape
+/// sha256sum's lines ask for those lines.
+fn format(cli: &ShaCli) -> ShaFormat {
+    match cli.format {
+        Some(f) => f,
+        None if cli.tag || cli.zero || cli.binary || cli.text => ShaFormat::Sha256sum,
+        None => ShaFormat::Json,
+    }
+}
+
+/// The combinations GNU `sha256sum` refuses, in the order it checks them,
+/// with its words.
+fn gnu_conflicts(cli: &ShaCli) -> Result<(), &'static str> {
+    if cli.check {
+        if cli.zero {
+            return Err("the --zero option is not supported when verifying checksums");
+        }
+        if cli.tag {
+            return Err("the --tag option is meaningless when verifying checksums");
+        }
+        if cli.binary || cli.text {
+            return Err("the --binary and --text options are meaningless when verifying checksums");
+        }
+        return Ok(());
+    }
+    let only = [
+        (cli.ignore_missing, "--ignore-missing"),
+        (cli.status, "--status"),
+        (cli.warn, "--warn"),
+        (cli.quiet, "--quiet"),
+        (cli.strict, "--strict"),
+    ];
+    if let Some((_, flag)) = only.iter().find(|(set, _)| *set) {
+        return Err(match *flag {
+            "--ignore-missing" => {
+                "the --ignore-missing option is meaningful only when verifying checksums"
+            }
+            "--status" => "the --status option is meaningful only when verifying checksums",
+            "--warn" => "the --warn option is meaningful only when verifying checksums",
+            "--quiet" => "the --quiet option is meaningful only when verifying checksums",
+            _ => "the --strict option is meaningful only when verifying checksums",
+        });
+    }
+    if cli.tag && cli.text {
+        return Err("--tag does not support --text mode");
+    }
+    Ok(())
 }
 
 fn query(target: Option<Target>) -> Query {
@@ -63,7 +152,7 @@ fn query(target: Option<Target>) -> Query {
     }
 }
 
-/// One verified line of a `--check` run.
+/// One verified line of a `--check` run, in JSON.
 #[derive(Debug, Serialize)]
 struct Checked {
     sha256: String,
@@ -73,116 +162,326 @@ struct Checked {
     matches: bool,
 }
 
-/// Verifies a `sha256sum` file, reporting as `sha256sum -c` does in text form.
-fn check(cli: &ShaCli, file: &Path, printer: &mut Printer) -> i32 {
-    let (entries, malformed) = match read_check_file(file) {
-        Ok(e) => e,
-        Err(f) => return super::finish(NAME, Err(f), printer),
-    };
-    let text = cli.format != ShaFormat::Json;
-    let target = match super::target(&cli.placement, printer, false) {
+/// What `--check` prints, from its flags.
+#[derive(Debug, Clone, Copy)]
+struct Report {
+    text: bool,
+    quiet: bool,
+    status: bool,
+    warn: bool,
+    strict: bool,
+    ignore_missing: bool,
+}
+
+/// Verifies each check file (the operands; none or `-`: standard input) in
+/// turn, as `sha256sum -c` does; one [`Parser`] reads them all, as GNU's
+/// state carries across files.
+fn check(cli: &ShaCli, format: ShaFormat, printer: &mut Printer) -> i32 {
+    if cli.input.files_from.is_some() || cli.input.files0_from.is_some() {
+        return super::finish(
+            NAME,
+            Err(Fatal {
+                status: crate::output::EXIT_USAGE,
+                message:
+                    "--files-from and --files0-from list files to hash; with --check name the \
+                          check files as operands"
+                        .into(),
+            }),
+            printer,
+        );
+    }
+    let target = match super::target(&cli.placement, printer, format == ShaFormat::Sha256sum) {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), printer),
     };
-    let mut mismatched = 0u64;
-    let mut unreadable = 0u64;
-    let paths: Vec<PathBuf> = entries.iter().map(|(_, p)| PathBuf::from(p)).collect();
-    // Results may come back in any order (and, with --all, once per member),
-    // so each is matched to its line by path; a path listed twice is checked
-    // against its lines in turn.
-    let mut expected_of: HashMap<String, VecDeque<String>> = HashMap::new();
-    for (hash, path) in &entries {
-        expected_of
-            .entry(path.clone())
-            .or_default()
-            .push_back(hash.clone());
-    }
-    let every_member = cli.placement.all || cli.placement.peers.len() > 1;
-    let result = if paths.is_empty() {
-        Ok(())
+    let report = Report {
+        text: format != ShaFormat::Json,
+        quiet: cli.quiet,
+        status: cli.status,
+        warn: cli.warn,
+        strict: cli.strict,
+        ignore_missing: cli.ignore_missing,
+    };
+    let files: Vec<PathBuf> = if cli.input.paths.is_empty() {
+        vec![PathBuf::from("-")]
     } else {
-        run_query(
+        cli.input.paths.clone()
+    };
+    let mut parser = Parser::new();
+    let mut ok = true;
+    for file in &files {
+        match check_one(cli, file, &target, report, &mut parser, printer) {
+            Ok(good) => ok &= good,
+            Err(f) => return super::finish(NAME, Err(f), printer),
+        }
+    }
+    printer.flush();
+    if ok { EXIT_OK } else { EXIT_FAILED }
+}
+
+/// The lines of one check file, with the malformed lines' numbers kept
+/// where they fall, so that `--warn` names them between the results as
+/// GNU's line-by-line reading does.
+struct CheckList {
+    entries: Vec<Entry>,
+    /// For each entry, the malformed lines just before it.
+    warnings_before: Vec<Vec<u64>>,
+    /// Malformed lines after the last entry.
+    warnings_after: Vec<u64>,
+    malformed: u64,
+}
+
+fn read_list(data: &[u8], from_stdin: bool, parser: &mut Parser) -> CheckList {
+    let mut list = CheckList {
+        entries: Vec::new(),
+        warnings_before: Vec::new(),
+        warnings_after: Vec::new(),
+        malformed: 0,
+    };
+    for (number, line) in split_lines(data) {
+        match parser.line(line, from_stdin) {
+            Line::Skip => {}
+            Line::Entry(e) => {
+                list.entries.push(e);
+                list.warnings_before
+                    .push(std::mem::take(&mut list.warnings_after));
+            }
+            Line::Malformed => {
+                list.malformed += 1;
+                list.warnings_after.push(number);
+            }
+        }
+    }
+    list
+}
+
+/// Reads a check file whole: standard input for `-`.
+fn read_check_file(file: &Path) -> Result<Vec<u8>, String> {
+    let mut data = Vec::new();
+    if file.as_os_str() == "-" {
+        return std::io::stdin()
+            .lock()
+            .read_to_end(&mut data)
+            .map(|_| data)
+            .map_err(|_| "read error".to_string());
+    }
+    let mut f = std::fs::File::open(file).map_err(|e| crate::error::Error::from_io(&e).message)?;
+    f.read_to_end(&mut data)
+        .map(|_| data)
+        .map_err(|_| "read error".to_string())
+}
+
+/// Verifies one check file; true when it passes as GNU's would.
+fn check_one(
+    cli: &ShaCli,
+    file: &Path,
+    target: &Option<Target>,
+    report: Report,
+    parser: &mut Parser,
+    printer: &mut Printer,
+) -> Result<bool, Fatal> {
+    let from_stdin = file.as_os_str() == "-";
+    let shown = if from_stdin {
+        quote_str(b"standard input")
+    } else {
+        quote_str(file.as_os_str().as_bytes())
+    };
+    let data = match read_check_file(file) {
+        Ok(d) => d,
+        Err(why) => {
+            printer.flush();
+            eprintln!("{NAME}: {shown}: {why}");
+            return Ok(false);
+        }
+    };
+    let list = read_list(&data, from_stdin, parser);
+    let warn_line = |n: u64| {
+        eprintln!("{NAME}: {shown}: {n}: improperly formatted SHA256 checksum line");
+    };
+    let mut tally = Tally::default();
+    if !list.entries.is_empty() {
+        let paths: Vec<PathBuf> = list
+            .entries
+            .iter()
+            .map(|e| PathBuf::from(OsString::from_vec(e.name.clone())))
+            .collect();
+        let cluster = target.is_some();
+        // Local results come back in the order given; cluster results in
+        // any order (and once per member), matched to lines by path.
+        let mut by_path: HashMap<String, VecDeque<usize>> = HashMap::new();
+        if cluster {
+            for (i, p) in paths.iter().enumerate() {
+                by_path
+                    .entry(p.to_string_lossy().into_owned())
+                    .or_default()
+                    .push_back(i);
+            }
+            if report.warn {
+                list.warnings_before
+                    .iter()
+                    .flatten()
+                    .for_each(|&n| warn_line(n));
+            }
+        }
+        let every_member = cli.placement.all || cli.placement.peers.len() > 1;
+        let mut next = 0usize;
+        let result = run_query(
             &cli.connection,
-            query(target),
-            PathSource::paths(paths),
+            query(target.clone()),
+            // A name `-` is standard input, as in GNU's check (a check file
+            // read from there cannot name it); members cannot read ours.
+            PathSource::Args(
+                paths.into_iter(),
+                Names::operands(if cluster {
+                    Stdin::COUNT
+                } else {
+                    Stdin {
+                        dash: true,
+                        implicit: None,
+                    }
+                }),
+            ),
             printer,
             &mut |printer, item: Item<ShaFields>| {
-                let expected = match expected_of.get_mut(&item.path) {
-                    Some(q) if every_member || q.len() == 1 => q.front().cloned(),
-                    Some(q) => q.pop_front(),
-                    None => None,
-                }
-                .unwrap_or_default();
-                match item.outcome {
-                    Outcome::Ok(f) => {
-                        let matches = f.sha256 == expected;
-                        if !matches {
-                            mismatched += 1;
-                        }
-                        let checked = Item {
-                            id: None,
-                            peer: item.peer,
-                            path: item.path,
-                            outcome: Outcome::Ok(Checked {
-                                sha256: f.sha256,
-                                bytes: f.bytes,
-                                expected,
-                                matches,
-                            }),
-                        };
-                        printer.item(&checked, &|c, path| {
-                            format!("{path}: {}\n", if c.matches { "OK" } else { "FAILED" })
-                        });
+                let index = if cluster {
+                    match by_path.get_mut(&item.path) {
+                        Some(q) if every_member || q.len() == 1 => q.front().copied(),
+                        Some(q) => q.pop_front(),
+                        None => None,
                     }
-                    Outcome::Failed { error } => {
-                        unreadable += 1;
-                        let failed: Item<Checked> = Item {
-                            id: None,
-                            peer: item.peer,
-                            path: item.path.clone(),
-                            outcome: Outcome::Failed { error },
-                        };
-                        printer.item(&failed, &|_, _| String::new());
-                        if text {
-                            printer.raw(&format!("{}: FAILED open or read\n", item.path));
-                        }
-                    }
+                } else {
+                    let i = next;
+                    next += 1;
+                    Some(i)
+                };
+                let Some(index) = index.filter(|&i| i < list.entries.len()) else {
+                    return;
+                };
+                if !cluster && report.warn {
+                    printer.flush();
+                    list.warnings_before[index]
+                        .iter()
+                        .for_each(|&n| warn_line(n));
                 }
+                tally.item(&list.entries[index], item, report, printer);
             },
-        )
-    };
+        );
+        result?;
+    }
     printer.flush();
+    if report.warn {
+        list.warnings_after.iter().for_each(|&n| warn_line(n));
+    }
     let plural = |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
-    if malformed > 0 {
-        let m = malformed as u64;
-        eprintln!(
-            "{NAME}: WARNING: {m} {} improperly formatted",
-            plural(m, "line is", "lines are")
-        );
+    if list.entries.is_empty() {
+        eprintln!("{NAME}: {shown}: no properly formatted checksum lines found");
+    } else if !report.status {
+        let m = list.malformed;
+        if m > 0 {
+            eprintln!(
+                "{NAME}: WARNING: {m} {} improperly formatted",
+                plural(m, "line is", "lines are")
+            );
+        }
+        let u = tally.unreadable;
+        if u > 0 {
+            eprintln!(
+                "{NAME}: WARNING: {u} listed {} could not be read",
+                plural(u, "file", "files")
+            );
+        }
+        let x = tally.mismatched;
+        if x > 0 {
+            eprintln!(
+                "{NAME}: WARNING: {x} computed {} did NOT match",
+                plural(x, "checksum", "checksums")
+            );
+        }
+        if report.ignore_missing && !tally.matched {
+            eprintln!("{NAME}: {shown}: no file was verified");
+        }
     }
-    if unreadable > 0 {
-        eprintln!(
-            "{NAME}: WARNING: {unreadable} listed {} could not be read",
-            plural(unreadable, "file", "files")
-        );
-    }
-    if mismatched > 0 {
-        eprintln!(
-            "{NAME}: WARNING: {mismatched} computed {} did NOT match",
-            plural(mismatched, "checksum", "checksums")
-        );
-    }
-    if entries.is_empty() {
-        eprintln!(
-            "{NAME}: {}: no properly formatted checksum lines found",
-            file.display()
-        );
-        return crate::output::EXIT_FAILED;
-    }
-    let status = super::finish(NAME, result, printer);
-    if status == 0 && mismatched > 0 {
-        crate::output::EXIT_FAILED
-    } else {
-        status
+    Ok(!list.entries.is_empty()
+        && tally.matched
+        && tally.mismatched == 0
+        && tally.unreadable == 0
+        && (!report.strict || list.malformed == 0))
+}
+
+/// What the results of one check file came to.
+#[derive(Debug, Default)]
+struct Tally {
+    matched: bool,
+    mismatched: u64,
+    unreadable: u64,
+}
+
+impl Tally {
+    /// Reports one result for the line `entry`.
+    fn item(
+        &mut self,
+        entry: &Entry,
+        item: Item<ShaFields>,
+        report: Report,
+        printer: &mut Printer,
+    ) {
+        let name = quote_str(&entry.name);
+        let prefix = if report.text && printer.peer_prefix() {
+            format!("{}: ", item.peer)
+        } else {
+            String::new()
+        };
+        match item.outcome {
+            Outcome::Failed { error } => {
+                if report.ignore_missing && error.code == ErrorCode::NotFound {
+                    return;
+                }
+                self.unreadable += 1;
+                let failed: Item<Checked> = Item {
+                    id: None,
+                    peer: item.peer,
+                    path: item.path,
+                    outcome: Outcome::Failed { error },
+                };
+                if report.text || report.status {
+                    // The message on stderr, as the open or read failed.
+                    if let Outcome::Failed { error } = &failed.outcome {
+                        printer.say(&failed.peer, &name, &error.message);
+                    }
+                    if !report.status {
+                        printer.raw(&format!("{prefix}{name}: FAILED open or read\n"));
+                    }
+                } else {
+                    printer.item(&failed, &|_, _| String::new());
+                }
+            }
+            Outcome::Ok(f) => {
+                let matches = entry.expected.matches(&f.sha256);
+                if matches {
+                    self.matched = true;
+                } else {
+                    self.mismatched += 1;
+                }
+                if report.status || (matches && report.quiet) {
+                    return;
+                }
+                if report.text {
+                    let verdict = if matches { "OK" } else { "FAILED" };
+                    printer.raw(&format!("{prefix}{name}: {verdict}\n"));
+                } else {
+                    printer.json(&Item {
+                        id: None,
+                        peer: item.peer,
+                        path: item.path,
+                        outcome: Outcome::Ok(Checked {
+                            sha256: f.sha256,
+                            bytes: f.bytes,
+                            expected: entry.expected.as_str().to_string(),
+                            matches,
+                        }),
+                    });
+                }
+            }
+        }
     }
 }
