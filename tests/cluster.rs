@@ -54,7 +54,7 @@ fn five_daemons_join_through_one_and_share_tags() {
     let node0 = p.iter().find(|m| m["name"] == "node0").unwrap();
     assert_eq!(node0["tags"]["role"], "db");
     assert_eq!(p.iter().filter(|m| m["self"] == true).count(), 1);
-    let r = run(all[4].cmd("p2p-peers").args(["--tag", "role=db"]));
+    let r = run(all[4].cmd("p2p-peers").args(["--where", "role=db"]));
     assert_eq!(r.json().len(), 1);
     let r = run(all[4].cmd("p2p-peers").args(["--format", "text"]));
     assert!(r.stdout.starts_with("NAME"), "{}", r.stdout);

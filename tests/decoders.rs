@@ -174,6 +174,11 @@ fn sha256sum_lines() {
 }
 
 #[test]
+fn gnu_quote() {
+    run("gnu_quote", MUTATIONS);
+}
+
+#[test]
 fn export_paths() {
     run("export_paths", MUTATIONS);
 }

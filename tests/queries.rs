@@ -144,7 +144,7 @@ fn tags_choose_the_members() {
     });
     let r = run(all[0]
         .cmd("p2p-wc")
-        .args(["--all", "--tag", "role=db", s(&files[0])]));
+        .args(["--all", "--where", "role=db", s(&files[0])]));
     let peers: BTreeSet<String> = r
         .json()
         .iter()
@@ -153,7 +153,7 @@ fn tags_choose_the_members() {
     assert_eq!(peers, ["node1", "node2"].map(String::from).into());
     let r = run(all[0]
         .cmd("p2p-wc")
-        .args(["--spread", "--tag", "role=db"])
+        .args(["--spread", "--where", "role=db"])
         .args(files.iter().map(|p| s(p))));
     assert!(
         r.json().iter().all(|v| v["peer"] != "node0"),
@@ -162,16 +162,27 @@ fn tags_choose_the_members() {
     );
     let r = run(all[0]
         .cmd("p2p-wc")
-        .args(["--all", "--tag", "role=web", s(&files[0])]));
+        .args(["--all", "--where", "role=web", s(&files[0])]));
     assert_eq!(r.status, 1);
     assert!(r.stderr.contains("role=web"), "{}", r.stderr);
     let r = run(all[0]
         .cmd("p2p-wc")
-        .args(["--tag", "role=db", s(&files[0])]));
+        .args(["--where", "role=db", s(&files[0])]));
     assert_eq!(
         r.status, 2,
-        "--tag without --all or --spread is a usage error"
+        "--where without --all or --spread is a usage error"
     );
+    // The filter's old spelling is refused with a hint, in every command
+    // but p2p-sha256 (where --tag is sha256sum's BSD-format flag).
+    for cmd in ["p2p-wc", "p2p-count", "p2p-stat", "p2p-peers"] {
+        let mut c = all[0].cmd(cmd);
+        if cmd != "p2p-peers" {
+            c.args(["--all", s(&files[0])]);
+        }
+        let r = run(c.args(["--tag", "role=db"]));
+        assert_eq!(r.status, 2, "{cmd}: {}", r.stderr);
+        assert!(r.stderr.contains("--where role=db"), "{cmd}: {}", r.stderr);
+    }
 }
 
 #[test]

@@ -49,6 +49,7 @@ pub const TARGETS: &[Target] = &[
     ("key_text", key_text),
     ("wc_bytes", wc_bytes),
     ("sha256sum_lines", sha256sum_lines),
+    ("gnu_quote", gnu_quote),
     ("export_paths", export_paths),
 ];
 
@@ -1047,24 +1048,140 @@ pub fn wc_bytes(data: &[u8]) {
     }
 }
 
-/// A `sha256sum` file, as `p2p-sha256 --check` reads it. Checks: a parsed
-/// line written back by `p2p-sha256 --format sha256sum` parses the same.
+/// A check file, as `p2p-sha256 --check` reads it: the first byte's low bit
+/// says whether it comes from standard input, the rest is the file, read
+/// line by line by one `checkfile::Parser`. Checks: every entry, written
+/// back by `p2p-sha256 --format sha256sum` (plain, binary and `--tag`
+/// lines), reads back the same in a fresh parser; its digest is one GNU
+/// accepts; and its name, quoted as messages show it, passes `gnu_quote`'s
+/// checks.
 pub fn sha256sum_lines(data: &[u8]) {
-    use p2p::output::{parse_sha256sum_line, sha256sum_line};
-    for line in String::from_utf8_lossy(data).lines() {
-        let Some((hex, name)) = parse_sha256sum_line(line) else {
+    use p2p::checkfile::{Expected, Line, LineStyle, Parser, line, split_lines};
+    let mut input = Input(data);
+    let from_stdin = input.byte() & 1 == 1;
+    let mut parser = Parser::new();
+    for (_, text) in split_lines(input.0) {
+        let Line::Entry(entry) = parser.line(text, from_stdin) else {
             continue;
         };
-        assert!(hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
-        let written = sha256sum_line(&hex, &name);
-        let written = written.strip_suffix('\n').expect("ends its line");
-        assert!(!written.contains('\n'), "{written:?}");
-        assert_eq!(
-            parse_sha256sum_line(written),
-            Some((hex.clone(), name.clone())),
-            "{written:?}"
-        );
+        let hex = match &entry.expected {
+            Expected::Hex(h) => {
+                assert!(h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+                h.clone()
+            }
+            Expected::Base64(b) => {
+                assert_eq!(b.len(), 44, "{b:?}");
+                "0".repeat(64)
+            }
+        };
+        assert!(!(from_stdin && entry.name == b"-"));
+        gnu_quote(&entry.name);
+        // GNU cannot write an empty name either (`SHA256 () = ...` reads as one).
+        if entry.name.is_empty() {
+            continue;
+        }
+        for style in [
+            LineStyle::default(),
+            LineStyle {
+                binary: true,
+                ..LineStyle::default()
+            },
+            LineStyle {
+                tag: true,
+                ..LineStyle::default()
+            },
+        ] {
+            let written = line(&hex, &entry.name, style);
+            let (body, end) = written.split_at(written.len() - 1);
+            assert_eq!(end, b"\n");
+            assert!(!body.contains(&b'\n'), "{written:?}");
+            let again = Parser::new().line(&written, false);
+            let Line::Entry(again) = again else {
+                panic!("{written:?} reads as {again:?}");
+            };
+            assert_eq!(again.name, entry.name, "{written:?}");
+            assert_eq!(again.expected, Expected::Hex(hex.clone()), "{written:?}");
+        }
     }
+}
+
+/// A file name, quoted as GNU's messages quote it (`quote::quote`). Checks:
+/// the result is UTF-8 without control characters (so it stays one line and
+/// cannot drive a terminal), a name that needs no quotes is left as it is,
+/// and a POSIX shell reading the result gets the name's bytes back.
+pub fn gnu_quote(name: &[u8]) {
+    let quoted = p2p::quote::quote(name);
+    let text = std::str::from_utf8(&quoted).expect("quoted names are UTF-8");
+    assert!(!text.chars().any(char::is_control), "{text:?}");
+    if matches!(quoted, std::borrow::Cow::Borrowed(_)) {
+        assert!(!name.is_empty());
+        return;
+    }
+    assert_eq!(shell_word(&quoted).as_deref(), Some(name), "{text:?}");
+}
+
+/// What a POSIX shell (with bash's `$'...'`) makes of one word made of
+/// '...', "..." (no expansions inside) and $'...' (C escapes and octal)
+/// pieces; `None` for anything else.
+fn shell_word(mut s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    while !s.is_empty() {
+        if let Some(rest) = s.strip_prefix(b"$'") {
+            let mut i = 0;
+            loop {
+                match *rest.get(i)? {
+                    b'\'' => break,
+                    b'\\' => {
+                        let c = *rest.get(i + 1)?;
+                        i += 2;
+                        out.push(match c {
+                            b'a' => 7,
+                            b'b' => 8,
+                            b'f' => 12,
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'v' => 11,
+                            b'0'..=b'7' => {
+                                let d = |k: usize| {
+                                    rest.get(k)
+                                        .filter(|b| (b'0'..=b'7').contains(b))
+                                        .map(|b| b - b'0')
+                                };
+                                let (x, y) = (d(i)?, d(i + 1)?);
+                                i += 2;
+                                (c - b'0') * 64 + x * 8 + y
+                            }
+                            _ => return None,
+                        });
+                    }
+                    b => {
+                        out.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            s = &rest[i + 1..];
+        } else if let Some(rest) = s.strip_prefix(b"'") {
+            let end = rest.iter().position(|&b| b == b'\'')?;
+            out.extend_from_slice(&rest[..end]);
+            s = &rest[end + 1..];
+        } else if let Some(rest) = s.strip_prefix(b"\"") {
+            let end = rest.iter().position(|&b| b == b'"')?;
+            let inner = &rest[..end];
+            if inner.iter().any(|b| b"$`\\!".contains(b)) {
+                return None;
+            }
+            out.extend_from_slice(inner);
+            s = &rest[end + 1..];
+        } else if let Some(rest) = s.strip_prefix(b"\\") {
+            out.push(*rest.first()?);
+            s = &rest[1..];
+        } else {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------
@@ -1154,7 +1271,24 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "binary",
         (0..=255u8).chain((0..=255u8).rev()).collect(),
     );
-    add("sha256sum_lines", "sha256sum-file", SHA256SUM_SEED.to_vec());
+    add(
+        "sha256sum_lines",
+        "sha256sum-file",
+        [b"\0", SHA256SUM_SEED].concat(),
+    );
+    add(
+        "sha256sum_lines",
+        "gnu-forms",
+        [b"\0", SHA256SUM_FORMS].concat(),
+    );
+    add(
+        "sha256sum_lines",
+        "bsd-reversed",
+        [b"\x01", SHA256SUM_REVERSED].concat(),
+    );
+    for (i, name) in QUOTE_SEEDS.iter().enumerate() {
+        add("gnu_quote", &format!("{i:02}"), name.to_vec());
+    }
     for (i, path) in EXPORT_SEEDS.iter().enumerate() {
         add("export_paths", &format!("{i:02}"), path.as_bytes().to_vec());
     }
@@ -1737,6 +1871,43 @@ const EXPORT_SEEDS: &[&str] = &[
     "outside/secret",
     "/proc/self/root/etc/passwd",
     "root",
+];
+
+/// Every form GNU's check accepts, and some it refuses.
+const SHA256SUM_FORMS: &[u8] = b"# a comment\n\
+SHA256 (bsd) = e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n\
+SHA256(openssl)= e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n\
+ \t\\SHA256 (a\\nb (c) = d) = e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\n\
+47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=  base64\n\
+SHA256 (b64) = 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  \xff\xfe not utf-8\n\
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  -\n\
+SHA256 () = e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n\
+MD5 (f) = d41d8cd98f00b204e9800998ecf8427e\n\
+\\e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  bad\\escape\n\
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\0 nul\n\
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// BSD's one-space form, which then holds for the lines after it.
+const SHA256SUM_REVERSED: &[u8] =
+    b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 a\n\
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  b\n\
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 *c\n\
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  \n";
+
+/// Names with every kind of trouble for `quote`.
+const QUOTE_SEEDS: &[&[u8]] = &[
+    b"plain.txt",
+    b"",
+    b"a b:c",
+    b"it's",
+    b"it's $HOME",
+    b"'\n'",
+    b"\na\x01b\x7f",
+    b"caf\xc3\xa9 \xc2\x85 \xff\xe2\x82",
+    b"#~{}",
+    b"{",
+    b"back\\slash",
 ];
 
 const SHA256SUM_SEED: &[u8] =
