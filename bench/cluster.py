@@ -405,7 +405,7 @@ class P2P(Cluster):
 class P2PSpread(P2P):
     """The --spread cluster: every member exports the data directory, with
     the result cache off (each timed run must hash, not recall), and member i
-    carries the tag m{k}=1 for every member count k > i, so `--tag m2=1`
+    carries the tag m{k}=1 for every member count k > i, so `--where m2=1`
     picks exactly the first two."""
 
     logname = "spread"
@@ -616,7 +616,7 @@ class Harness:
             # Batches of files per sha256sum process, so -P has work to share.
             batch = max(1, a.spread_files // (8 * ncpu))
             cases = [(f"--spread, {k} member" + ("s" if k > 1 else ""), "p2p",
-                      f"{find} | {sha} --socket {sock} --spread --tag m{k}=1 --files-from -")
+                      f"{find} | {sha} --socket {sock} --spread --where m{k}=1 --files-from -")
                      for k in counts]
             cases += [("one daemon, no --spread", "p2p",
                        f"{find} | {sha} --socket {sock} --files-from -"),

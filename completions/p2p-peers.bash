@@ -23,7 +23,7 @@ _p2p__peers() {
 
     case "${cmd}" in
         p2p__peers)
-            opts="-h -V --state --tag --watch --format --socket --help --version"
+            opts="-h -V --state --where --watch --format --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -33,7 +33,7 @@ _p2p__peers() {
                     COMPREPLY=($(compgen -W "alive suspect down left" -- "${cur}"))
                     return 0
                     ;;
-                --tag)
+                --where)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -2,7 +2,7 @@ complete -c p2p-peers -l state -d 'Only members in this state (repeatable)' -r -
 suspect\t''
 down\t''
 left\t''"
-complete -c p2p-peers -l tag -d 'Only members with this tag, KEY=VALUE (repeatable; all must match)' -r
+complete -c p2p-peers -l where -d 'Only members with this tag, KEY=VALUE (repeatable; all must match)' -r
 complete -c p2p-peers -l format -d 'Output format' -r -f -a "json\t'One JSON object per line'
 text\t'Columns for people, like the classic tool'"
 complete -c p2p-peers -l socket -d 'The local p2pd socket [default: the only running daemon, or the one on port 65432]' -r -F

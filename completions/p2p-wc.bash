@@ -23,7 +23,7 @@ _p2p__wc() {
 
     case "${cmd}" in
         p2p__wc)
-            opts="-0 -l -w -c -m -h -V --files-from --null --files0-from --lines --words --bytes --chars --format --peer --all --spread --tag --timeout --socket --help --version"
+            opts="-0 -l -w -c -m -h -V --files-from --null --files0-from --lines --words --bytes --chars --format --peer --all --spread --where --timeout --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -45,7 +45,7 @@ _p2p__wc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --tag)
+                --where)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -131,20 +131,39 @@ impl Placement {
     }
 }
 
-/// The cluster filter's old spelling, `--tag KEY=VALUE`, refused with a hint
-/// in the commands where `--tag` is not sha256sum's flag. Hidden: it is
-/// there only to say where the filter went.
-#[derive(Debug, Clone, Default, Args)]
-pub struct OldTag {
-    #[arg(long = "tag", value_name = "KEY=VALUE", hide = true, value_parser = refuse_old_tag)]
-    pub tag: Vec<String>,
-}
-
-fn refuse_old_tag(s: &str) -> Result<String, String> {
-    Err(format!(
-        "the member filter is now --where {s} (--tag is sha256sum's BSD-format flag, \
-         so every command spells the filter --where)"
-    ))
+/// Parses the flags of a command that has the member filter; its old
+/// spelling, `--tag KEY=VALUE` (before sha256sum's `--tag` took the name), is
+/// refused with a hint to use `--where` (exit 2). `p2p-sha256` parses plainly:
+/// there `--tag` is sha256sum's flag.
+pub fn parse_with_where_hint<T: Parser>() -> T {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match T::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let old = e.kind() == ErrorKind::UnknownArgument
+                && matches!(e.get(ContextKind::InvalidArg),
+                    Some(ContextValue::String(a)) if a == "--tag" || a.starts_with("--tag="));
+            if old {
+                let bin = T::command().get_name().to_string();
+                let args: Vec<String> = std::env::args().collect();
+                let value =
+                    args.iter()
+                        .enumerate()
+                        .find_map(|(i, a)| match a.strip_prefix("--tag") {
+                            Some("") => args.get(i + 1).cloned(),
+                            Some(v) => v.strip_prefix('=').map(str::to_string),
+                            None => None,
+                        });
+                let value = value.unwrap_or_else(|| "KEY=VALUE".into());
+                eprintln!(
+                    "{bin}: the member filter is now --where {value}, not --tag (in p2p-sha256 \
+                     --tag is sha256sum's BSD-format flag, so every command spells the filter --where)"
+                );
+                std::process::exit(crate::output::EXIT_USAGE);
+            }
+            e.exit()
+        }
+    }
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {
@@ -338,9 +357,6 @@ pub struct WcCli {
     pub placement: Placement,
 
     #[command(flatten)]
-    pub old_tag: OldTag,
-
-    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -431,9 +447,6 @@ pub struct CountCli {
     pub placement: Placement,
 
     #[command(flatten)]
-    pub old_tag: OldTag,
-
-    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -461,9 +474,6 @@ pub struct StatCli {
     pub placement: Placement,
 
     #[command(flatten)]
-    pub old_tag: OldTag,
-
-    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -484,9 +494,6 @@ pub struct PeersCli {
     /// Only members with this tag, KEY=VALUE (repeatable; all must match)
     #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
-
-    #[command(flatten)]
-    pub old_tag: OldTag,
 
     /// Keep running and print one line per membership change
     #[arg(long)]
@@ -946,12 +953,38 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "One JSON object per path, in the order given (with --peer, --all or --spread: one \
                  per member and path, as they arrive): peer, path, sha256 (lower-case hex), \
                  bytes.\n\n\
-                 --format sha256sum (and text) prints \"DIGEST  PATH\" lines that sha256sum -c accepts, \
-                 escaping names with a backslash or newline as sha256sum does.\n\n\
-                 --check FILE reads such lines (from sha256sum or from us) and prints peer, path, sha256, \
-                 bytes, expected and match for each; with --format text it prints \"PATH: OK\" or \
-                 \"PATH: FAILED\" like sha256sum -c and warns on stderr about mismatches, unreadable files \
-                 and malformed lines. Any mismatch makes the exit status 1.\n\n"
+                 --format sha256sum (and text) prints the lines GNU sha256sum prints: the digest, two \
+                 spaces and the name (a space and * with -b), or \"SHA256 (NAME) = DIGEST\" with --tag. A line whose name \
+                 holds a backslash, newline or carriage return starts with a backslash, and those are \
+                 written \\\\, \\n and \\r, so sha256sum -c reads every name back. -z ends lines with NUL \
+                 instead and escapes nothing. Without --format, any of --tag, -z, -b or -t selects \
+                 --format sha256sum.\n\n\
+                 -c (--check) reads the FILE operands (none, or -, is standard input) as sha256sum -c \
+                 does: the digest, two spaces (or a space and *) and the name; BSD's digest, one space and \
+                 the name (once a line has it, every later line is read so); BSD tags \"SHA256 (NAME) = DIGEST\" and \
+                 OpenSSL's \"SHA256(NAME)= DIGEST\", leading blanks, a leading backslash for escaped names, \
+                 CRLF line ends, # comments, hex digits in either case and base64 digests (as cksum \
+                 --base64 writes them). Names are bytes, UTF-8 or not. A line that is none of these is \
+                 counted as improperly formatted; the others are still checked. A NAME of - reads \
+                 standard input, unless the check file itself came from there.\n\n\
+                 In JSON each checked line prints peer, path, sha256, bytes, expected (the digest of the \
+                 line) and match. With --format text it prints \"NAME: OK\", \"NAME: FAILED\" or \"NAME: \
+                 FAILED open or read\" as sha256sum -c does, names quoted as shell words when they need \
+                 it ('a b', 'a'$'\\n''b'), and then on stderr, per check file: \"WARNING: N lines are \
+                 improperly formatted\", \"WARNING: N listed files could not be read\", \"WARNING: N \
+                 computed checksums did NOT match\" (singular for one), \"FILE: no properly formatted \
+                 checksum lines found\", and with --ignore-missing \"FILE: no file was verified\" when no \
+                 file matched. --quiet drops the lines of files that match; --status prints nothing but \
+                 the errors about files that cannot be read and check files without a digest line; -w \
+                 also names each improperly formatted line (\"FILE: N: improperly formatted SHA256 \
+                 checksum line\"); the last of the three wins. A check file passes when it has a digest \
+                 line, some file matched, none differed and none was unreadable (with --ignore-missing a \
+                 missing file is skipped), and with --strict no line was improperly formatted; the exit \
+                 status is 1 unless every check file passes.\n\n\
+                 Messages name files quoted as GNU's do, so a name with a space or a newline stays one \
+                 word of one line. The combinations sha256sum refuses (--tag or -z or -b/-t with -c; \
+                 --ignore-missing, --quiet, --status, --strict or -w without it; --tag with -t) are \
+                 refused with its words and exit status 1.\n\n"
                     .to_string()
                     + CHANGED_FIELD
                     + ERROR_FIELDS,
@@ -962,7 +995,8 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "EXAMPLES",
                 "  p2p-sha256 /etc/ssh/sshd_config | jq -r .sha256\n  \
                  p2p-sha256 --format sha256sum *.iso > SHA256SUMS && sha256sum -c SHA256SUMS\n  \
-                 p2p-sha256 --check SHA256SUMS --format text\n  p2p-sha256 --all /etc/ssh/sshd_config | jq -r '.peer + \" \" + .sha256'\n  find /shared/data -type f | p2p-sha256 --spread --files-from - > manifest.jsonl"
+                 p2p-sha256 --check SHA256SUMS --format text --quiet\n  \
+                 p2p-sha256 --tag /etc/hosts\n  p2p-sha256 --all /etc/ssh/sshd_config | jq -r '.peer + \" \" + .sha256'\n  find /shared/data -type f | p2p-sha256 --spread --files-from - > manifest.jsonl"
                     .into(),
             ));
         }

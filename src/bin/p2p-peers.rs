@@ -1,5 +1,4 @@
-use clap::Parser;
-
 fn main() {
-    std::process::exit(p2p::cmd::peers::run(p2p::cli::PeersCli::parse()));
+    let cli = p2p::cli::parse_with_where_hint::<p2p::cli::PeersCli>();
+    std::process::exit(p2p::cmd::peers::run(cli));
 }
