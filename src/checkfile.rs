@@ -410,7 +410,7 @@ mod tests {
         for bad in [
             "invalid".to_string(),
             "MD5 (".into(),
-            format!("{H}"),
+            H.to_string(),
             format!("{H} "),
             format!("{}  f", &H[1..]),
             format!("{H}0  f"),

@@ -525,7 +525,7 @@ fn check_names_that_are_not_utf8() {
     file(dir, name, b"");
     let mut sums = format!("{EMPTY}  ").into_bytes();
     sums.extend_from_slice(name.as_bytes());
-    sums.extend_from_slice(format!("\nnot a line\nSHA256 (").as_bytes());
+    sums.extend_from_slice(b"\nnot a line\nSHA256 (");
     sums.extend_from_slice(name.as_bytes());
     sums.extend_from_slice(format!(") = {EMPTY}\n").as_bytes());
     file(dir, "sums", &sums);
