@@ -181,7 +181,11 @@ fn tags_choose_the_members() {
         }
         let r = run(c.args(["--tag", "role=db"]));
         assert_eq!(r.status, 2, "{cmd}: {}", r.stderr);
-        assert!(r.stderr.contains("now --where role=db"), "{cmd}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("now --where role=db"),
+            "{cmd}: {}",
+            r.stderr
+        );
     }
 }
 
