@@ -433,6 +433,23 @@ fn several_check_files_and_standard_input() {
         "p2p-sha256: 'standard input': 1: improperly formatted SHA256 checksum line\n\
          p2p-sha256: 'standard input': no properly formatted checksum lines found\n",
     );
+    // A name - in a check file read from elsewhere is standard input.
+    file(dir, "dash", format!("{A}  -\n").as_bytes());
+    let r = sha_in(&d, dir, &["--format", "text", "-c", "dash"], b"a");
+    assert_run(&r, 0, "-: OK\n", "");
+    // No operand, or -, digests standard input under the name -.
+    assert_run(
+        &sha_in(&d, dir, &["--tag"], b"a"),
+        0,
+        &format!("SHA256 (-) = {A}\n"),
+        "",
+    );
+    assert_run(
+        &sha_in(&d, dir, &["-b", "-"], b"a"),
+        0,
+        &format!("{A} *-\n"),
+        "",
+    );
     // A check file read from standard input cannot name standard input.
     let r = sha_in(
         &d,
