@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Writes src/ops/unicode_tables.rs from this machine's glibc C.UTF-8 tables.
 
-p2p-wc decides printability of non-ASCII characters exactly as glibc's
-iswprint does in C.UTF-8, so its word counts match GNU wc. Run from the
-repository root: python3 contrib/gen_unicode_tables.py
+`p2p-wc -L` gives each non-ASCII character the display width that glibc's
+wcwidth gives it in C.UTF-8, as GNU wc does, so the maximum line lengths
+match; names in messages are quoted where glibc's iswprint says a
+character is unprintable, as GNU's quotef does. Run from the repository
+root: python3 contrib/gen_unicode_tables.py
 """
 import ctypes
 import platform
@@ -29,9 +31,12 @@ def ranges(pred):
 
 
 surrogate = range(0xD800, 0xE000)
+# wc adds nothing for a width of 0 or -1 (not printable).
+zero = ranges(lambda c: c not in surrogate and libc.wcwidth(c) <= 0)
+double = ranges(lambda c: c not in surrogate and libc.wcwidth(c) == 2)
 nonprint = ranges(lambda c: not libc.iswprint(c) and c not in surrogate)
 lines = [
-    "//! glibc's C.UTF-8 `iswprint` table for code points above U+007F.",
+    "//! glibc's C.UTF-8 `wcwidth` and `iswprint` for code points above U+007F, as ranges.",
     f"//! Generated from glibc {platform.libc_ver()[1]} by contrib/gen_unicode_tables.py; do not edit.",
     "",
     "/// Inclusive, sorted ranges of code points that are not printable: C1",
@@ -39,7 +44,24 @@ lines = [
     "pub const NON_PRINTABLE: &[(u32, u32)] = &[",
 ]
 lines += [f"    (0x{a:X}, 0x{b:X})," for a, b in nonprint]
+lines += [
+    "];",
+    "",
+    "/// Inclusive, sorted ranges of code points that add no width: combining",
+    "/// and zero-width characters, and those glibc calls unprintable (C1",
+    "/// controls, unassigned code points, line and paragraph separators).",
+    "pub const ZERO_WIDTH: &[(u32, u32)] = &[",
+]
+lines += [f"    (0x{a:X}, 0x{b:X})," for a, b in zero]
+lines += [
+    "];",
+    "",
+    "/// Inclusive, sorted ranges of code points two columns wide (East Asian",
+    "/// wide and fullwidth characters, most emoji).",
+    "pub const DOUBLE_WIDTH: &[(u32, u32)] = &[",
+]
+lines += [f"    (0x{a:X}, 0x{b:X})," for a, b in double]
 lines.append("];")
 with open("src/ops/unicode_tables.rs", "w") as f:
     f.write("\n".join(lines) + "\n")
-print(f"{len(nonprint)} ranges")
+print(f"{len(zero)} zero-width ranges, {len(double)} double-width ranges")

@@ -51,6 +51,8 @@ pub struct Known {
     pub lines: Option<u64>,
     pub wc: Option<WcCounts>,
     pub sha256: Option<Digest>,
+    /// The longest line's display width (`wc -L`).
+    pub max_line_length: Option<u64>,
 }
 
 const NIL: usize = usize::MAX;
@@ -149,6 +151,7 @@ impl ResultCache {
             k.lines = known.lines.or(k.lines);
             k.wc = known.wc.or(k.wc);
             k.sha256 = known.sha256.or(k.sha256);
+            k.max_line_length = known.max_line_length.or(k.max_line_length);
             lru.touch(i);
             return;
         }

@@ -192,6 +192,45 @@ pub enum Format {
     Text,
 }
 
+/// When `p2p-wc` prints a total (`--total`, GNU's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    /// When more than one path is given.
+    Auto,
+    Always,
+    /// The total alone, without the per-path lines.
+    Only,
+    Never,
+}
+
+/// `--total`'s value: a word of [`Total`], or any unambiguous start of
+/// one, as GNU's argmatch takes them.
+fn parse_total(s: &str) -> Result<Total, String> {
+    const WORDS: [(&str, Total); 4] = [
+        ("auto", Total::Auto),
+        ("always", Total::Always),
+        ("only", Total::Only),
+        ("never", Total::Never),
+    ];
+    if let Some(&(_, t)) = WORDS.iter().find(|(w, _)| *w == s) {
+        return Ok(t);
+    }
+    let matching: Vec<Total> = WORDS
+        .iter()
+        .filter(|(w, _)| !s.is_empty() && w.starts_with(s))
+        .map(|&(_, t)| t)
+        .collect();
+    match matching.as_slice() {
+        [t] => Ok(*t),
+        [] => Err(format!(
+            "invalid argument '{s}'; valid arguments are 'auto', 'always', 'only', 'never'"
+        )),
+        _ => Err(format!(
+            "ambiguous argument '{s}'; valid arguments are 'auto', 'always', 'only', 'never'"
+        )),
+    }
+}
+
 /// Output of `p2p-sha256`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ShaFormat {
@@ -327,7 +366,8 @@ fn parse_name(s: &str) -> Result<String, String> {
     name = "p2p-wc",
     version,
     about = "Count lines, words, bytes and characters of files, as GNU wc does in a UTF-8 locale",
-    after_help = QUERY_AFTER
+    after_help = QUERY_AFTER,
+    args_override_self = true
 )]
 pub struct WcCli {
     #[command(flatten)]
@@ -348,6 +388,18 @@ pub struct WcCli {
     /// Print the character count
     #[arg(short = 'm', long)]
     pub chars: bool,
+
+    /// Print the maximum display width of a line (max_line_length; tabs to the next multiple of 8)
+    #[arg(short = 'L', long)]
+    pub max_line_length: bool,
+
+    /// When to print a total: auto (more than one path), always, only (the total alone), never
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = parse_total)]
+    pub total: Total,
+
+    /// Say on stderr which line-count acceleration is used, as GNU wc does
+    #[arg(long)]
+    pub debug: bool,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -1199,6 +1251,20 @@ mod tests {
         let c = WcCli::try_parse_from(["p2p-wc", "-lw", "a", "b"]).unwrap();
         assert!(c.lines && c.words && !c.bytes && !c.chars);
         assert_eq!(c.input.paths.len(), 2);
+    }
+
+    #[test]
+    fn wc_takes_repeated_flags_and_total_abbreviations() {
+        let c = WcCli::try_parse_from(["p2p-wc", "-l", "-l", "-lw", "-L", "-L"]).unwrap();
+        assert!(c.lines && c.words && c.max_line_length && !c.bytes);
+        let t = |v: &str| WcCli::try_parse_from(["p2p-wc", "--total", v]).map(|c| c.total);
+        assert_eq!(t("only").unwrap(), Total::Only);
+        assert_eq!(t("al").unwrap(), Total::Always);
+        assert_eq!(t("n").unwrap(), Total::Never);
+        assert!(t("a").is_err());
+        assert!(t("sometimes").is_err());
+        let c = WcCli::try_parse_from(["p2p-wc", "--total=never", "--total=always"]).unwrap();
+        assert_eq!(c.total, Total::Always);
     }
 
     #[test]

@@ -151,6 +151,27 @@ impl Printer {
         self.message(peer, path, "file changed as we read it");
     }
 
+    /// Whether several members answer (messages then name the member).
+    pub fn is_multi(&self) -> bool {
+        self.multi
+    }
+
+    /// Prints text lines given as bytes (names need not be UTF-8), each
+    /// after `peer: ` when several members answer; an empty `peer` (a
+    /// total) gets no prefix.
+    pub fn text_bytes(&mut self, peer: &str, text: &[u8]) {
+        let mut r = Ok(());
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            if r.is_ok() && self.peer_prefix && !peer.is_empty() {
+                r = write!(self.out, "{peer}: ");
+            }
+            if r.is_ok() {
+                r = self.out.write_all(line);
+            }
+        }
+        self.check(r);
+    }
+
     /// Prints any serializable value as one JSON line.
     pub fn json<T: Serialize>(&mut self, value: &T) {
         let r = serde_json::to_writer(&mut self.out, value)

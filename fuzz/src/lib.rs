@@ -1315,6 +1315,7 @@ fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
             kind,
             lines_only: false,
             bytes_only: false,
+            max_line_length: false,
             recursive: kind == QueryKind::Count,
             dereference: false,
             cwd: Some("/home/u".into()),
@@ -1425,6 +1426,7 @@ fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
                             words: Some(2),
                             bytes: Some(3),
                             chars: Some(3),
+                            max_line_length: None,
                             changed: false,
                         }),
                     }),
@@ -1483,6 +1485,7 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
             peer::encode(&PeerRequest::Query {
                 kind: QueryKind::Wc,
                 lines_only: true,
+                max_line_length: false,
                 recursive: false,
                 dereference: false,
             }),

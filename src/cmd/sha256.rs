@@ -144,6 +144,7 @@ fn query(target: Option<Target>) -> Query {
         kind: QueryKind::Sha256,
         lines_only: false,
         bytes_only: false,
+        max_line_length: false,
         recursive: false,
         dereference: false,
         cwd: None,

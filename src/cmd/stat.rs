@@ -40,6 +40,7 @@ pub fn run(cli: StatCli) -> i32 {
         kind: QueryKind::Stat,
         lines_only: false,
         bytes_only: false,
+        max_line_length: false,
         recursive: false,
         dereference: cli.dereference,
         cwd: None,

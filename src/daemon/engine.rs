@@ -73,6 +73,8 @@ enum Progress {
 enum Need {
     Lines,
     Wc,
+    /// The counts and the longest line's width.
+    WcWidth,
     Sha,
     WcSha,
 }
@@ -85,6 +87,8 @@ enum Shape {
     /// `wc -c` alone.
     Bytes,
     Wc,
+    /// The counts and `max_line_length` (`wc -L`).
+    WcWidth,
     Stat,
 }
 
@@ -94,6 +98,7 @@ impl Shape {
             Shape::Sha => Need::Sha,
             Shape::Lines | Shape::Bytes => Need::Lines,
             Shape::Wc => Need::Wc,
+            Shape::WcWidth => Need::WcWidth,
             Shape::Stat => Need::WcSha,
         }
     }
@@ -105,6 +110,7 @@ impl Shape {
             Shape::Lines => Want::Lines,
             Shape::Bytes => Want::Bytes,
             Shape::Wc => Want::Wc,
+            Shape::WcWidth => Want::WcWidth,
             Shape::Stat => Want::WcSha256,
         }
     }
@@ -150,6 +156,11 @@ impl Shape {
             }),
             Shape::Wc => Fields::Wc(WcFields {
                 changed,
+                ..WcFields::all(&known.wc.ok_or_else(missing)?)
+            }),
+            Shape::WcWidth => Fields::Wc(WcFields {
+                changed,
+                max_line_length: Some(known.max_line_length.ok_or_else(missing)?),
                 ..WcFields::all(&known.wc.ok_or_else(missing)?)
             }),
             Shape::Stat => {
@@ -262,6 +273,8 @@ impl Engine {
                     Shape::Sha
                 } else if query.bytes_only {
                     Shape::Bytes
+                } else if query.max_line_length {
+                    Shape::WcWidth
                 } else if query.lines_only {
                     Shape::Lines
                 } else {
@@ -338,6 +351,7 @@ impl Reading {
         let missing_wc = match self.need {
             Need::Lines => !have_lines,
             Need::Wc | Need::WcSha => known.wc.is_none(),
+            Need::WcWidth => known.wc.is_none() || known.max_line_length.is_none(),
             Need::Sha => false,
         };
         let missing_sha = matches!(self.need, Need::Sha | Need::WcSha) && known.sha256.is_none();
@@ -345,6 +359,7 @@ impl Reading {
             (false, false) => None,
             (true, true) => Some(Want::WcSha256),
             (true, false) if self.need == Need::Lines => Some(Want::Lines),
+            (true, false) if self.need == Need::WcWidth => Some(Want::WcWidth),
             (true, false) => Some(Want::Wc),
             (false, true) => Some(Want::Sha256),
         }
@@ -396,6 +411,7 @@ impl Reading {
             lines: fresh.lines.or(self.known.lines),
             wc: fresh.wc.or(self.known.wc),
             sha256: fresh.sha256.or(self.known.sha256),
+            max_line_length: fresh.max_line_length.or(self.known.max_line_length),
         };
         if now == self.key {
             if self.from == 0 && self.began.is_some_and(|t| t.settled(&self.key)) {
@@ -413,9 +429,18 @@ const CHANGE_RETRIES: u32 = 2;
 /// What a finished read tells the cache.
 fn known_of(found: Found) -> Known {
     let Found {
-        lines, wc, sha256, ..
+        lines,
+        wc,
+        sha256,
+        max_line_length,
+        ..
     } = found;
-    Known { lines, wc, sha256 }
+    Known {
+        lines,
+        wc,
+        sha256,
+        max_line_length,
+    }
 }
 
 /// A reading of `CLOCK_REALTIME_COARSE`, the clock the kernel stamps file

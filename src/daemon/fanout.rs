@@ -642,6 +642,7 @@ fn start_query(
     let start = PeerRequest::Query {
         kind: q.kind,
         lines_only: q.lines_only,
+        max_line_length: q.max_line_length,
         recursive: q.recursive,
         dereference: q.dereference,
     };

@@ -235,6 +235,7 @@ fn serve_requests(
             Ok(PeerRequest::Query {
                 kind,
                 lines_only,
+                max_line_length,
                 recursive,
                 dereference,
             }) => {
@@ -242,6 +243,7 @@ fn serve_requests(
                     kind,
                     lines_only,
                     bytes_only: false,
+                    max_line_length,
                     recursive,
                     dereference,
                     cwd: None,

@@ -10,6 +10,7 @@ pub mod source;
 pub mod stat;
 pub mod unicode_tables;
 pub mod wc;
+pub mod width;
 
 use std::fs::{File, OpenOptions};
 use std::io;

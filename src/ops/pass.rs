@@ -22,6 +22,8 @@ pub enum Want {
     Bytes,
     /// All four `wc` counts.
     Wc,
+    /// The four counts and the longest line's display width (`wc -L`).
+    WcWidth,
     Sha256,
     /// The four counts and the digest, in one read.
     WcSha256,
@@ -35,6 +37,7 @@ pub struct Found {
     pub bytes: Option<u64>,
     pub wc: Option<WcCounts>,
     pub sha256: Option<Digest>,
+    pub max_line_length: Option<u64>,
 }
 
 /// A pass under way: reads on from the file's offset, one slice per [`Pass::step`].
@@ -52,7 +55,11 @@ impl Pass {
     pub fn new(want: Want) -> Pass {
         Pass {
             want,
-            counter: WcCounter::new(),
+            counter: if want == Want::WcWidth {
+                WcCounter::with_width()
+            } else {
+                WcCounter::new()
+            },
             hasher: Hasher::default(),
             lines: 0,
             bytes: 0,
@@ -110,7 +117,7 @@ impl Pass {
             (wc::seam(file, at + budget.max(1))? - at, false)
         };
         match self.want {
-            Want::Lines | Want::Wc => wc::count_into_with(
+            Want::Lines | Want::Wc | Want::WcWidth => wc::count_into_with(
                 file,
                 &mut self.counter,
                 self.want == Want::Lines,
@@ -127,7 +134,7 @@ impl Pass {
 
     /// The result of a pass whose last [`Pass::step`] returned true.
     pub fn finish(self) -> Found {
-        let counts = self.counter.finish();
+        let (counts, width) = self.counter.finish_with_width();
         match self.want {
             Want::Lines => Found {
                 lines: Some(counts.lines + self.lines),
@@ -142,7 +149,13 @@ impl Pass {
                 lines: Some(counts.lines),
                 bytes: Some(counts.bytes),
                 wc: Some(counts),
-                sha256: None,
+                ..Found::default()
+            },
+            Want::WcWidth => Found {
+                lines: Some(counts.lines),
+                wc: Some(counts),
+                max_line_length: width,
+                ..Found::default()
             },
             Want::Sha256 => {
                 let d = self.hasher.finish();
@@ -157,6 +170,7 @@ impl Pass {
                 bytes: Some(counts.bytes),
                 wc: Some(counts),
                 sha256: Some(self.hasher.finish()),
+                max_line_length: None,
             },
         }
     }
@@ -252,6 +266,32 @@ mod tests {
                     );
                     let got = sliced(&f, 0, Want::Lines, budget, threads, pmin);
                     assert_eq!(got.lines, Some(whole.lines));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sliced_widths_are_those_of_one_pass() {
+        for seed in 1..4 {
+            let mut data = text(seed, 150);
+            // Tabs and line ends among the pieces, at every slice offset.
+            for (k, b) in data.iter_mut().enumerate() {
+                if k % 17 == 0 && *b == b' ' {
+                    *b = b'\t';
+                }
+            }
+            let f = file_of(&data);
+            let whole = count_slice(&data);
+            let width = crate::ops::width::max_line_length(&data);
+            for budget in 1..=70 {
+                for (threads, pmin) in [(1, u64::MAX), (2, 0), (3, 0)] {
+                    let got = sliced(&f, 0, Want::WcWidth, budget, threads, pmin);
+                    assert_eq!(
+                        (got.wc, got.max_line_length),
+                        (Some(whole), Some(width)),
+                        "seed {seed}, slices of {budget}, {threads} threads"
+                    );
                 }
             }
         }

@@ -2,10 +2,11 @@
 //!
 //! # What is counted
 //!
-//! The counts are those of `LC_ALL=C.UTF-8 wc -lwmc` from GNU coreutils 9.1
-//! with glibc 2.36 (Debian 12), checked against that binary by
-//! `tests/oracle_ops.rs`, exhaustively over every code point and every lead
-//! byte with every second byte:
+//! The counts are those of `LC_ALL=C.UTF-8 wc -lwmc` from GNU coreutils 9.5
+//! and later (the rules of 9.11) with glibc's UTF-8 decoder. Debian 12's
+//! `wc` 9.1 agrees except on words around controls, unprintable characters
+//! and invalid bytes; `tests/oracle_ops.rs` compares with it exhaustively
+//! wherever the two rules agree and pins the rest by value.
 //!
 //! - `lines` counts `\n` bytes and `bytes` counts bytes, whatever the input.
 //! - `chars` counts the characters glibc's UTF-8 decoder accepts. Besides
@@ -15,57 +16,57 @@
 //!   (`ED A0`–`ED BF`), `C0`, `C1`, `FE`, `FF` and stray continuation bytes. A
 //!   refused byte counts as no character and decoding resumes at the next
 //!   byte; a sequence cut short by the end of the input counts as none.
-//! - A word is a run of printable characters between white space. White
-//!   space is `\t \n \v \f \r` and space, the printable characters glibc calls
-//!   spaces (U+1680, U+2000–U+2006, U+2008–U+200A, U+205F, U+3000), and the
-//!   no-break spaces U+00A0, U+2007, U+202F and U+2060, which this `wc` 9.1
-//!   (Debian's) treats as separators too. Everything that is neither white
-//!   space nor printable is *transparent*: ASCII controls and DEL, C1
-//!   controls, U+2028/U+2029, unassigned code points, values above U+10FFFF
-//!   and invalid bytes neither start nor end a word, so `a\x01b` is one word.
-//! - Printable is glibc's `iswprint` in `C.UTF-8`, from the generated table in
-//!   [`super::unicode_tables`] (glibc 2.36, Unicode 14). For code points that
-//!   later Unicode versions assign, this follows that table, not the newer
-//!   standard: a code point unassigned in Unicode 14 is transparent, as it is
-//!   for the GNU `wc` the table came from.
+//! - A word is a maximal run of anything that is not white space. White
+//!   space is what glibc's `iswspace` says in C.UTF-8 — `\t \n \v \f \r`,
+//!   space, U+1680, U+2000–U+2006, U+2008–U+200A, U+2028, U+2029, U+205F
+//!   and U+3000 — and the no-break spaces U+00A0, U+2007, U+202F and U+2060,
+//!   which current `wc` separates words with too. Everything else is part
+//!   of a word: letters, ASCII and C1 controls, NUL, DEL, unassigned code
+//!   points, long forms, and every byte that is no character (an invalid
+//!   byte, or one of a sequence cut short by the end of the input). So
+//!   `a\x01b` is one word, and so are `\x01` and `\xff` alone.
+//!
+//! With [`WcCounter::with_width`] the counter also finds the longest line's
+//! display width, as `wc -L` does; see [`super::width`].
 //!
 //! # How it is fast
 //!
 //! Input is taken 64 bytes at a time. AVX2 compares (chosen at run time; a
 //! table-driven portable classifier otherwise) turn a block into bit masks,
-//! bit k for byte k: newline, white space, control, high bit, and for blocks
-//! with non-ASCII bytes the UTF-8 lead bytes by length and the "safe" lead
-//! bytes (those whose every character is printable and not a space, like
-//! `C3` or `E4`–`E9`). There is no AVX-512 version: on the Zen 4 machines
-//! this is measured on, one ran the blocks 9% faster in memory but counted a
-//! cached file no faster (about half of that time is the copy out of the
-//! page cache), and its intrinsics need Rust 1.89, above the crate's
-//! `rust-version`. The `Classify` trait is where one would go.
+//! bit k for byte k: newline, ASCII white space, high bit, and for blocks
+//! with non-ASCII bytes the UTF-8 lead bytes by length, the lead bytes
+//! whose every sequence is accepted (all but `C0`, `C1`, `E0`, `ED`, `F0`
+//! and `F8` on), and the bytes of the multi-byte white-space characters.
+//! There is no AVX-512 version: on the Zen 4 machines this is measured on,
+//! one ran the blocks 9% faster in memory but counted a cached file no
+//! faster (about half of that time is the copy out of the page cache), and
+//! its intrinsics need Rust 1.89, above the crate's `rust-version`. The
+//! `Classify` trait is where one would go.
 //!
-//! Each byte is then a word byte (W), a space (S) or transparent (T).
-//! Continuation bytes are T, so a multi-byte character acts through its lead
-//! byte alone. A word starts at a W whose last non-T predecessor is S (or the
-//! start, when not inside a word). Runs of T after a W are found with one
-//! addition: adding the bits that start such runs to the T mask carries
-//! through each run. Word starts are then `W & !(inside << 1 | carry)` and
-//! one popcount, with the in-word state carried from block to block.
+//! Each byte is then a space byte or a word byte, and a word starts at each
+//! word byte whose predecessor is a space byte (or the start, when not
+//! inside a word): `word & !(word << 1 | carry)` and one popcount, with the
+//! in-word state carried from block to block. The bytes of a multi-byte
+//! space (`C2 A0`, `E1 9A 80`, `E2 80 80`–`E2 81 A0`, `E3 80 80`) are found
+//! by comparing each byte with the few values they use and shifting the
+//! masks: no decoding. That is exact because a lead byte is never inside
+//! another character, so a whole space sequence is always that character.
 //!
-//! UTF-8 is checked with the same masks: in valid text the continuation
-//! bytes are exactly those that the lead bytes announce. Then only lead
-//! bytes that are not safe are decoded, one by one, to find their class; a
-//! character that the block cuts off is left to the next block. A block that
-//! fails the check (binary data, mostly) is still counted through its masks:
-//! a lead byte can never be inside another character, so each lead is
-//! decoded on its own and everything else that is not ASCII is transparent.
-//! Only a sequence cut by the end of the buffer goes to a scalar decoder,
-//! which keeps it for the next buffer.
+//! UTF-8 is checked with the same masks, for `chars`: in valid text the
+//! continuation bytes are exactly those that the lead bytes announce. Then
+//! only the rare lead bytes with restricted second bytes are looked at. A
+//! block that fails the check (binary data, mostly) still takes its words
+//! from the masks, and its characters by decoding each lead on its own. A
+//! character that the block cuts off is left to the next block; only a
+//! sequence cut by the end of the buffer goes to a scalar decoder, which
+//! keeps it for the next buffer.
 //!
 //! Large files are split into chunks of a few MiB, each starting on a byte
 //! that no accepted sequence crosses, read with `pread` by one thread per
 //! core, each taking the next chunk when done with one; the chunks' word
-//! states are joined at the seams.
+//! states (and line widths) are joined at the seams.
 
-use super::unicode_tables::NON_PRINTABLE;
+use super::width::Width;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io;
@@ -80,158 +81,78 @@ pub struct WcCounts {
     pub chars: u64,
 }
 
-/// What a character does to the word state.
+/// What a character (or a byte that is none) does to the word state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
-    /// Printable, not space: starts or continues a word.
+    /// Not white space: starts or continues a word.
     Word,
     /// White space: ends a word.
     Space,
-    /// Control, non-printable or invalid: changes nothing.
-    Transparent,
 }
 
 const fn ascii_class(b: u8) -> Class {
     match b {
         b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' => Class::Space,
-        0x21..=0x7e => Class::Word,
-        _ => Class::Transparent,
+        _ => Class::Word,
     }
 }
 
-static ASCII: [Class; 128] = {
-    let mut t = [Class::Transparent; 128];
-    let mut i = 0;
-    while i < 128 {
-        t[i] = ascii_class(i as u8);
-        i += 1;
-    }
-    t
-};
-
-/// Printable code points above ASCII that `wc` takes as white space.
-const fn is_space(cp: u32) -> bool {
+/// Code points above ASCII that `wc` takes as white space: glibc's
+/// `iswspace` in C.UTF-8, and the no-break spaces.
+const fn is_wide_space(cp: u32) -> bool {
     matches!(
         cp,
-        0xa0 | 0x1680 | 0x2000..=0x200a | 0x202f | 0x205f | 0x2060 | 0x3000
+        0xa0 | 0x1680 | 0x2000..=0x200a | 0x2028 | 0x2029 | 0x202f | 0x205f | 0x2060 | 0x3000
     )
-}
-
-/// Code points below this are looked up in [`SPECIAL`]; above it (rare in
-/// text: planes 3 to 16) by binary search.
-const BITMAP_LIMIT: u32 = 0x30000;
-
-/// One bit per code point below [`BITMAP_LIMIT`]: set when the code point is
-/// not a plain word character (it is non-printable or a space). 24 KiB,
-/// built at compile time from glibc's table.
-static SPECIAL: [u64; (BITMAP_LIMIT / 64) as usize] = {
-    let mut t = [0u64; (BITMAP_LIMIT / 64) as usize];
-    let mut k = 0;
-    while k < NON_PRINTABLE.len() {
-        let (lo, hi) = NON_PRINTABLE[k];
-        let mut cp = lo;
-        while cp <= hi && cp < BITMAP_LIMIT {
-            t[(cp / 64) as usize] |= 1 << (cp % 64);
-            cp += 1;
-        }
-        k += 1;
-    }
-    let mut cp = 0x80;
-    while cp < 0x3001 {
-        if is_space(cp) {
-            t[(cp / 64) as usize] |= 1 << (cp % 64);
-        }
-        cp += 1;
-    }
-    t
-};
-
-fn non_printable_above_bitmap(cp: u32) -> bool {
-    cp > 0x10ffff
-        || NON_PRINTABLE
-            .binary_search_by(|&(lo, hi)| {
-                if hi < cp {
-                    std::cmp::Ordering::Less
-                } else if lo > cp {
-                    std::cmp::Ordering::Greater
-                } else {
-                    std::cmp::Ordering::Equal
-                }
-            })
-            .is_ok()
 }
 
 fn class_of(cp: u32) -> Class {
     if cp < 0x80 {
-        return ASCII[cp as usize];
-    }
-    let special = if cp < BITMAP_LIMIT {
-        SPECIAL[(cp / 64) as usize] >> (cp % 64) & 1 != 0
-    } else {
-        non_printable_above_bitmap(cp)
-    };
-    if !special {
-        Class::Word
-    } else if is_space(cp) {
+        ascii_class(cp as u8)
+    } else if is_wide_space(cp) {
         Class::Space
     } else {
-        Class::Transparent
+        Class::Word
     }
 }
 
-/// Lead bytes whose every character is a plain word character and which
-/// take any continuation bytes (no overlong or surrogate forms to refuse):
-/// bit `b - 0xC0` for lead byte `b`. Derived at compile time from the table;
-/// it comes out as `C3`–`CC`, `CF`, `D0`–`D3`, `D8`–`DB`, `E4`–`E9`, `EB`,
-/// `EC` and `EE`. Characters with these leads need no decoding at all.
-const SAFE_LEADS: u64 = {
-    let mut safe = 0u64;
+/// Lead bytes of 2 to 4 bytes whose every sequence of continuation bytes is
+/// accepted (no overlong or surrogate forms to refuse): bit `b - 0xC0` for
+/// lead byte `b`. `C2`–`DF`, `E1`–`EC`, `EE`, `EF` and `F1`–`F7` (glibc takes
+/// `F4 90` to `F7 BF` as long forms). Characters with these leads need no
+/// decoding to be counted.
+const OPEN_LEADS: u64 = {
+    let mut open = 0u64;
     let mut b: u32 = 0xc2;
-    while b <= 0xef {
-        // Only leads whose second byte may be any continuation byte.
-        if b != 0xe0 && b != 0xed {
-            let (lo, hi) = if b < 0xe0 {
-                ((b & 0x1f) << 6, ((b & 0x1f) << 6) + 0x3f)
-            } else {
-                ((b & 0x0f) << 12, ((b & 0x0f) << 12) + 0xfff)
-            };
-            let mut clean = true;
-            let mut cp = lo;
-            while cp <= hi {
-                if SPECIAL[(cp / 64) as usize] >> (cp % 64) & 1 != 0 {
-                    clean = false;
-                }
-                cp += 1;
-            }
-            if clean {
-                safe |= 1 << (b - 0xc0);
-            }
+    while b <= 0xf7 {
+        if b != 0xe0 && b != 0xed && b != 0xf0 {
+            open |= 1 << (b - 0xc0);
         }
         b += 1;
     }
-    safe
+    open
 };
 
-/// [`SAFE_LEADS`] as two 16-byte tables for a nibble lookup (`pshufb`):
-/// `LO[b & 15] & HI[b >> 4]` is non-zero exactly for a safe lead `b`. `HI`
+/// [`OPEN_LEADS`] as two 16-byte tables for a nibble lookup (`pshufb`):
+/// `LO[b & 15] & HI[b >> 4]` is non-zero exactly for an open lead `b`. `HI`
 /// gives rows C to F one bit each; `LO` says in which rows each low nibble
-/// is safe.
-const SAFE_LO: [u8; 16] = {
+/// is open.
+const OPEN_LO: [u8; 16] = {
     let mut t = [0u8; 16];
     let mut k = 0;
     while k < 64 {
-        if SAFE_LEADS >> k & 1 != 0 {
+        if OPEN_LEADS >> k & 1 != 0 {
             t[k % 16] |= 1 << (k / 16);
         }
         k += 1;
     }
     t
 };
-const SAFE_HI: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8];
+const OPEN_HI: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8];
 
 /// One step of UTF-8 decoding at a position.
 #[derive(Debug, PartialEq, Eq)]
-enum Decoded {
+pub(crate) enum Decoded {
     /// A character and its length in bytes.
     Char(u32, usize),
     /// The byte at the position starts no accepted sequence.
@@ -243,7 +164,7 @@ enum Decoded {
 /// Decodes the sequence at `s[i]` (a byte >= 0x80) as glibc's UTF-8 decoder
 /// does: standard UTF-8 plus the long forms up to 6 bytes, never overlong
 /// forms or surrogates.
-fn decode(s: &[u8], i: usize) -> Decoded {
+pub(crate) fn decode(s: &[u8], i: usize) -> Decoded {
     let b0 = s[i];
     // Length, and the range of the second byte that excludes overlong forms,
     // surrogates (after ED) and nothing else.
@@ -275,27 +196,19 @@ fn decode(s: &[u8], i: usize) -> Decoded {
     Decoded::Char(cp, len)
 }
 
-/// Decodes the character at `s[at]`, a lead byte whose continuation bytes
-/// are known to be present (the block masks checked them). `None` for what
-/// standard UTF-8 refuses there: overlong forms, surrogates, values past
-/// U+10FFFF and the lead bytes of long forms. glibc accepts some of those,
-/// so the caller then takes the exact, scalar path.
+/// Whether a lead byte that is not open, of 2 to 4 bytes, whose
+/// continuation bytes are known to be present, starts an accepted sequence:
+/// only its second byte can refuse it. `C0`, `C1` and the leads of 5 and 6
+/// bytes (which the block masks take for 4-byte leads) get `false`: the
+/// caller then takes the path that decodes each lead.
 #[inline(always)]
-fn decode_announced(s: &[u8], at: usize) -> Option<u32> {
-    let b0 = u32::from(s[at]);
-    let c = |k: usize| u32::from(s[at + k] & 0x3f);
-    let (cp, min) = if b0 < 0xe0 {
-        (((b0 & 0x1f) << 6) | c(1), 0x80)
-    } else if b0 < 0xf0 {
-        (((b0 & 0x0f) << 12) | (c(1) << 6) | c(2), 0x800)
-    } else {
-        (
-            ((b0 & 0x07) << 18) | (c(1) << 12) | (c(2) << 6) | c(3),
-            0x10000,
-        )
-    };
-    let standard = cp >= min && cp <= 0x10ffff && !(0xd800..=0xdfff).contains(&cp) && b0 <= 0xf4;
-    standard.then_some(cp)
+fn restricted_lead_accepted(b0: u8, b1: u8) -> bool {
+    match b0 {
+        0xe0 => b1 >= 0xa0,
+        0xed => b1 <= 0x9f,
+        0xf0 => b1 >= 0x90,
+        _ => false,
+    }
 }
 
 /// Bit masks of a 64-byte block, bit k for byte k.
@@ -304,8 +217,6 @@ struct Masks {
     newline: u64,
     /// ASCII white space: `\t \n \v \f \r` and space.
     space: u64,
-    /// ASCII controls other than white space, and DEL.
-    control: u64,
     /// Bytes >= 0x80.
     high: u64,
 }
@@ -319,8 +230,36 @@ struct LeadMasks {
     ge_e0: u64,
     /// Bytes >= 0xF0: leads of 4 bytes or more.
     ge_f0: u64,
-    /// Lead bytes in [`SAFE_LEADS`].
-    safe: u64,
+    /// Lead bytes in [`OPEN_LEADS`].
+    open: u64,
+    /// `C2`, `E1`, `E2` and `E3`: the leads of the multi-byte spaces.
+    space_leads: u64,
+}
+
+/// The bytes of the multi-byte white-space characters that lie wholly in a
+/// block, from per-byte masks of the values they are made of. `b80` is the
+/// mask of bytes equal to 0x80, and so on; `t2000` of the third bytes of
+/// `E2 80 xx` spaces (`80`–`8A`, `A8`, `A9`, `AF`), `t205f` of those of
+/// `E2 81 xx` ones (`9F`, `A0`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn wide_space_bytes(
+    c2: u64,
+    e1: u64,
+    e2: u64,
+    e3: u64,
+    b80: u64,
+    b81: u64,
+    b9a: u64,
+    ba0: u64,
+    t2000: u64,
+    t205f: u64,
+) -> u64 {
+    let two = c2 & (ba0 >> 1);
+    let three = (e1 & (b9a >> 1) & (b80 >> 2))
+        | (e3 & (b80 >> 1) & (b80 >> 2))
+        | (e2 & (((b80 >> 1) & (t2000 >> 2)) | ((b81 >> 1) & (t205f >> 2))));
+    two | (two << 1) | three | (three << 1) | (three << 2)
 }
 
 /// A way to compute the masks of 64 bytes.
@@ -332,6 +271,11 @@ trait Classify {
     /// # Safety
     /// As for [`Classify::masks`].
     unsafe fn lead_masks(p: *const u8) -> LeadMasks;
+    /// The bytes of the multi-byte spaces wholly in the block.
+    ///
+    /// # Safety
+    /// As for [`Classify::masks`].
+    unsafe fn wide_spaces(p: *const u8) -> u64;
 }
 
 /// The table-driven classifier, for any CPU.
@@ -339,12 +283,12 @@ struct Portable;
 
 const F_NEWLINE: u8 = 1;
 const F_SPACE: u8 = 2;
-const F_CONTROL: u8 = 4;
+const F_SPACE_LEAD: u8 = 4;
 const F_HIGH: u8 = 8;
 const F_GE_C0: u8 = 16;
 const F_GE_E0: u8 = 32;
 const F_GE_F0: u8 = 64;
-const F_SAFE: u8 = 128;
+const F_OPEN: u8 = 128;
 
 static BYTE_FLAGS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -354,18 +298,19 @@ static BYTE_FLAGS: [u8; 256] = {
         if b == b'\n' as usize {
             f |= F_NEWLINE;
         }
-        match ascii_class(b as u8) {
-            Class::Space if b < 0x80 => f |= F_SPACE,
-            Class::Transparent if b < 0x80 => f |= F_CONTROL,
-            _ => {}
+        if b < 0x80 && matches!(ascii_class(b as u8), Class::Space) {
+            f |= F_SPACE;
+        }
+        if matches!(b, 0xc2 | 0xe1 | 0xe2 | 0xe3) {
+            f |= F_SPACE_LEAD;
         }
         if b >= 0x80 {
             f |= F_HIGH;
         }
         if b >= 0xc0 {
             f |= F_GE_C0;
-            if SAFE_LEADS >> (b - 0xc0) & 1 != 0 {
-                f |= F_SAFE;
+            if OPEN_LEADS >> (b - 0xc0) & 1 != 0 {
+                f |= F_OPEN;
             }
         }
         if b >= 0xe0 {
@@ -390,6 +335,15 @@ impl Portable {
         m
     }
 
+    /// The mask of the bytes for which `pred` holds.
+    fn mask_of(p: &[u8; 64], pred: impl Fn(u8) -> bool) -> u64 {
+        let mut m = 0u64;
+        for (k, &b) in p.iter().enumerate() {
+            m |= u64::from(pred(b)) << k;
+        }
+        m
+    }
+
     /// # Safety
     /// `p` must point to 64 readable bytes.
     unsafe fn block(p: *const u8) -> [u8; 64] {
@@ -405,7 +359,6 @@ impl Classify for Portable {
         Masks {
             newline: Self::mask(p, F_NEWLINE),
             space: Self::mask(p, F_SPACE),
-            control: Self::mask(p, F_CONTROL),
             high: Self::mask(p, F_HIGH),
         }
     }
@@ -417,8 +370,27 @@ impl Classify for Portable {
             ge_c0: Self::mask(p, F_GE_C0),
             ge_e0: Self::mask(p, F_GE_E0),
             ge_f0: Self::mask(p, F_GE_F0),
-            safe: Self::mask(p, F_SAFE),
+            open: Self::mask(p, F_OPEN),
+            space_leads: Self::mask(p, F_SPACE_LEAD),
         }
+    }
+
+    unsafe fn wide_spaces(p: *const u8) -> u64 {
+        // SAFETY: the caller guarantees 64 readable bytes.
+        let p = &unsafe { Self::block(p) };
+        let eq = |x: u8| Self::mask_of(p, |b| b == x);
+        wide_space_bytes(
+            eq(0xc2),
+            eq(0xe1),
+            eq(0xe2),
+            eq(0xe3),
+            eq(0x80),
+            eq(0x81),
+            eq(0x9a),
+            eq(0xa0),
+            Self::mask_of(p, |b| matches!(b, 0x80..=0x8a | 0xa8 | 0xa9 | 0xaf)),
+            Self::mask_of(p, |b| matches!(b, 0x9f | 0xa0)),
+        )
     }
 }
 
@@ -427,12 +399,14 @@ impl Classify for Portable {
 pub struct WcCounter {
     counts: WcCounts,
     in_word: bool,
-    /// Whether the first character that is not transparent was a word
-    /// character; lets the counts of adjacent ranges be joined.
+    /// Whether the first byte was a word byte (`None` before any); lets the
+    /// counts of adjacent ranges be joined.
     first_is_word: Option<bool>,
     /// The start of a sequence that the last buffer ended in.
     pending: [u8; 8],
     pending_len: usize,
+    /// The display widths of the lines, when asked for (`wc -L`).
+    width: Option<Width>,
 }
 
 impl WcCounter {
@@ -440,8 +414,29 @@ impl WcCounter {
         WcCounter::default()
     }
 
+    /// A counter that also finds the longest line's display width.
+    pub fn with_width() -> Self {
+        WcCounter {
+            width: Some(Width::default()),
+            ..WcCounter::default()
+        }
+    }
+
+    /// A new counter for bytes that will be appended to these: it measures
+    /// widths if this one does.
+    pub(crate) fn fresh_like(&self) -> Self {
+        if self.width.is_some() {
+            WcCounter::with_width()
+        } else {
+            WcCounter::new()
+        }
+    }
+
     pub fn update(&mut self, buf: &[u8]) {
         self.counts.bytes += buf.len() as u64;
+        if let Some(w) = self.width.as_mut() {
+            w.update(buf);
+        }
         let mut i = 0;
         if self.pending_len > 0 {
             i = self.resume(buf);
@@ -455,6 +450,9 @@ impl WcCounter {
     /// follow, which must start on a [`seam`]: no accepted sequence crosses
     /// it, so only the word that may go on across it needs joining.
     pub fn append(&mut self, next: WcCounter) {
+        // A sequence of ours cut at a seam never completes: its bytes are
+        // no character, and part of a word.
+        self.flush_pending();
         self.counts.lines += next.counts.lines;
         self.counts.words += next.counts.words;
         self.counts.bytes += next.counts.bytes;
@@ -467,15 +465,30 @@ impl WcCounter {
             self.in_word = next.in_word;
         }
         self.first_is_word = self.first_is_word.or(next.first_is_word);
-        // A sequence of ours cut at a seam never completes: it is no
-        // character, and forgetting it says so.
         self.pending = next.pending;
         self.pending_len = next.pending_len;
+        if let (Some(w), Some(n)) = (self.width.as_mut(), next.width) {
+            w.append(n);
+        }
     }
 
     pub fn finish(self) -> WcCounts {
-        // Bytes of a sequence cut short by the end count as no character.
-        self.counts
+        self.finish_with_width().0
+    }
+
+    /// The counts, and the longest line's display width if it was measured.
+    pub fn finish_with_width(mut self) -> (WcCounts, Option<u64>) {
+        self.flush_pending();
+        (self.counts, self.width.map(Width::finish))
+    }
+
+    /// The bytes of a sequence cut short, the input having ended (or a seam
+    /// come) there: no character, but not white space either.
+    fn flush_pending(&mut self) {
+        if self.pending_len > 0 {
+            self.pending_len = 0;
+            self.event(Class::Word);
+        }
     }
 
     fn blocks_with(&mut self, backend: Backend, buf: &[u8], i: usize) {
@@ -536,44 +549,43 @@ impl WcCounter {
             Some(Classes {
                 valid: real,
                 space: m.space,
-                transparent: m.control,
                 chars: n as u32,
             })
         } else {
             // SAFETY: guaranteed by the caller.
             let l = unsafe { C::lead_masks(p) };
-            match regular(buf, i, real, &m, &l) {
+            let c = match regular(buf, i, real, &m, &l) {
                 Some(c) => Some(c),
                 None => irregular(buf, i, n, real, &m, &l),
-            }
+            };
+            c.map(|mut c| {
+                if l.space_leads != 0 {
+                    // SAFETY: guaranteed by the caller.
+                    c.space |= unsafe { C::wide_spaces(p) };
+                }
+                c
+            })
         };
         let Some(c) = classes else {
             // A sequence cut by the end of `buf`: the scalar path keeps it.
             return self.scalar(buf, i, i + n);
         };
-        // Bytes beyond the valid ones change nothing.
-        let transparent = c.transparent | !c.valid;
+        let taken = c.valid.count_ones();
+        if taken == 0 {
+            return self.scalar(buf, i, i + n);
+        }
         let space = c.space & c.valid;
-        let word = !space & !transparent;
+        let word = c.valid & !space;
         let carry = u64::from(self.in_word);
-        // Transparent runs that follow a word byte (or the block start, when
-        // inside a word) are inside that word: adding their first bits to
-        // the transparent mask carries through exactly those runs.
-        let seed = ((word << 1) | carry) & transparent;
-        let filled = (transparent.wrapping_add(seed) ^ transparent) & transparent;
-        let inside = word | filled;
-        let starts = word & !((inside << 1) | carry);
+        let starts = word & !((word << 1) | carry);
         self.counts.words += u64::from(starts.count_ones());
         self.counts.lines += u64::from((m.newline & c.valid).count_ones());
         self.counts.chars += u64::from(c.chars);
         if self.first_is_word.is_none() {
-            let decided = word | space;
-            if decided != 0 {
-                self.first_is_word = Some(word & decided & decided.wrapping_neg() != 0);
-            }
+            self.first_is_word = Some(word & 1 != 0);
         }
-        self.in_word = inside >> 63 != 0;
-        i + c.valid.count_ones() as usize
+        self.in_word = word >> (taken - 1) & 1 != 0;
+        i + taken as usize
     }
 
     #[inline]
@@ -594,7 +606,6 @@ impl WcCounter {
                     self.first_is_word = Some(false);
                 }
             }
-            Class::Transparent => {}
         }
     }
 
@@ -607,7 +618,7 @@ impl WcCounter {
             if b < 0x80 {
                 self.counts.lines += u64::from(b == b'\n');
                 self.counts.chars += 1;
-                self.event(ASCII[b as usize]);
+                self.event(ascii_class(b));
                 i += 1;
                 continue;
             }
@@ -617,7 +628,10 @@ impl WcCounter {
                     self.event(class_of(cp));
                     i += len;
                 }
-                Decoded::Invalid => i += 1,
+                Decoded::Invalid => {
+                    self.event(Class::Word);
+                    i += 1;
+                }
                 Decoded::Incomplete => {
                     let rest = &s[i..];
                     self.pending[..rest.len()].copy_from_slice(rest);
@@ -649,7 +663,10 @@ impl WcCounter {
                     self.event(class_of(cp));
                     j += len;
                 }
-                Decoded::Invalid => j += 1,
+                Decoded::Invalid => {
+                    self.event(Class::Word);
+                    j += 1;
+                }
                 Decoded::Incomplete => {
                     // `buf` was too short to finish it: keep waiting.
                     let rest = &tmp[j..];
@@ -663,20 +680,20 @@ impl WcCounter {
     }
 }
 
-/// The classes of the bytes of a block, as bit masks; what is in neither
-/// `space` nor `transparent` is a word byte.
+/// The classes of the bytes of a block, as bit masks; what is not in
+/// `space` is a word byte.
 #[derive(Debug, Clone, Copy)]
 struct Classes {
     /// The bytes this block accounts for (a prefix of it).
     valid: u64,
     space: u64,
-    transparent: u64,
     /// Characters that start in the valid bytes.
     chars: u32,
 }
 
-/// Classes of a block of valid UTF-8 in standard forms, the common case.
-/// `None` when the block holds anything else.
+/// Classes of a block of valid UTF-8 in standard forms (and 4-byte long
+/// forms), the common case. `None` when the block holds anything else. The
+/// multi-byte spaces are the caller's to add.
 #[inline(always)]
 fn regular(buf: &[u8], i: usize, real: u64, m: &Masks, l: &LeadMasks) -> Option<Classes> {
     let continuation = m.high & !l.ge_c0;
@@ -693,32 +710,28 @@ fn regular(buf: &[u8], i: usize, real: u64, m: &Masks, l: &LeadMasks) -> Option<
     let spill = (l.ge_c0 >> 63) | (l.ge_e0 >> 62) | (l.ge_f0 >> 61);
     let last_lead = 63 - (l.ge_c0 | 1).leading_zeros();
     let valid = real & !(spill.wrapping_neg() & !((1u64 << last_lead) - 1));
-    let mut space = m.space;
-    let mut transparent = m.control | continuation;
-    let mut special = l.ge_c0 & !l.safe & valid;
-    while special != 0 {
-        let pos = special.trailing_zeros() as usize;
-        special &= special - 1;
-        match class_of(decode_announced(buf, i + pos)?) {
-            Class::Word => {}
-            Class::Space => space |= 1 << pos,
-            Class::Transparent => transparent |= 1 << pos,
+    let mut restricted = l.ge_c0 & !l.open & valid;
+    while restricted != 0 {
+        let pos = restricted.trailing_zeros() as usize;
+        restricted &= restricted - 1;
+        if !restricted_lead_accepted(buf[i + pos], buf[i + pos + 1]) {
+            return None;
         }
     }
     Some(Classes {
         valid,
-        space,
-        transparent,
+        space: m.space,
         chars: (valid & !continuation).count_ones(),
     })
 }
 
 /// Classes of a block with invalid bytes or long forms (binary data, mostly).
-/// A lead byte is never inside another character, so each lead decodes on
-/// its own: ASCII bytes and the leads that decode start characters, and every
-/// other byte is transparent. Leads near the end may read into the next
-/// block, whose stray continuation bytes are then transparent there too.
-/// `None` for a sequence cut by the end of `buf`.
+/// Every byte that is not white space is a word byte, valid or not; only
+/// the characters need finding. A lead byte is never inside another
+/// character, so each lead decodes on its own. The last lead's character
+/// may run past the block: the block then ends before it. `None` for a
+/// sequence cut by the end of `buf`. The multi-byte spaces are the caller's
+/// to add.
 ///
 /// Not inlined: it would crowd the loop that text goes through.
 #[inline(never)]
@@ -732,40 +745,32 @@ fn irregular(
 ) -> Option<Classes> {
     let continuation = m.high & !l.ge_c0;
     let leads = l.ge_c0 & real;
-    let (c1, c2) = (continuation >> 1, continuation >> 2);
-    // Safe leads (2 or 3 bytes, any continuation bytes) whose continuation
-    // bytes are all here: word characters, no decoding needed.
-    let safe_whole = leads & l.safe & c1 & (!l.ge_e0 | c2);
+    let (c1, c2, c3) = (continuation >> 1, continuation >> 2, continuation >> 3);
+    // Open leads whose continuation bytes are all here: characters, no
+    // decoding needed.
+    let whole = leads & l.open & c1 & (!l.ge_e0 | c2) & (!l.ge_f0 | c3);
     // The others need decoding if a continuation byte follows, or if the
     // byte after them is not in this block.
     let last = 1u64 << (n - 1);
-    let mut rest = leads & !safe_whole & (c1 | last);
-    let mut space = m.space;
-    let mut transparent = m.control | continuation | (leads & !safe_whole);
-    let mut chars = (real & !m.high).count_ones() + safe_whole.count_ones();
+    let mut rest = leads & !whole & (c1 | last);
+    let mut chars = (real & !m.high).count_ones() + whole.count_ones();
+    let mut valid = real;
     while rest != 0 {
         let pos = rest.trailing_zeros() as usize;
         rest &= rest - 1;
         match decode(buf, i + pos) {
-            Decoded::Char(cp, _) => {
-                chars += 1;
-                match class_of(cp) {
-                    Class::Word => transparent &= !(1 << pos),
-                    Class::Space => {
-                        transparent &= !(1 << pos);
-                        space |= 1 << pos;
-                    }
-                    Class::Transparent => {}
-                }
+            Decoded::Char(_, len) if pos + len > n => {
+                // Only the last lead can run past: leave it to the next block.
+                valid = (1u64 << pos) - 1;
             }
+            Decoded::Char(..) => chars += 1,
             Decoded::Invalid => {}
             Decoded::Incomplete => return None,
         }
     }
     Some(Classes {
-        valid: real,
-        space,
-        transparent,
+        valid,
+        space: m.space,
         chars,
     })
 }
@@ -799,7 +804,7 @@ impl Backend {
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{Classify, LeadMasks, Masks, SAFE_HI, SAFE_LO};
+    use super::{Classify, LeadMasks, Masks, OPEN_HI, OPEN_LO, wide_space_bytes};
     use std::arch::x86_64::*;
 
     /// Two 32-byte AVX2 halves, joined through `movemask`.
@@ -828,7 +833,13 @@ mod simd {
         }
 
         #[inline(always)]
-        unsafe fn half(p: *const u8) -> [i32; 4] {
+        unsafe fn eq(v: __m256i, x: u8) -> i32 {
+            // SAFETY: the caller runs with AVX2.
+            unsafe { _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(x as i8))) }
+        }
+
+        #[inline(always)]
+        unsafe fn half(p: *const u8) -> [i32; 3] {
             // SAFETY: the caller guarantees 32 readable bytes and AVX2.
             unsafe {
                 let v = _mm256_loadu_si256(p as *const __m256i);
@@ -838,33 +849,29 @@ mod simd {
                     _mm256_cmpgt_epi8(v, _mm256_set1_epi8(8)),
                     _mm256_cmpgt_epi8(_mm256_set1_epi8(14), v),
                 );
-                let below_space = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v);
-                let del = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0x7f));
                 let space = _mm256_or_si256(
                     tab_to_cr,
                     _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b' ' as i8)),
                 );
-                let control = _mm256_or_si256(_mm256_andnot_si256(tab_to_cr, below_space), del);
                 let newline = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\n' as i8));
                 [
                     _mm256_movemask_epi8(newline),
                     _mm256_movemask_epi8(space),
-                    _mm256_movemask_epi8(control),
                     _mm256_movemask_epi8(v),
                 ]
             }
         }
 
         #[inline(always)]
-        unsafe fn lead_half(p: *const u8) -> [i32; 4] {
+        unsafe fn lead_half(p: *const u8) -> [i32; 5] {
             // SAFETY: the caller guarantees 32 readable bytes and AVX2.
             unsafe {
                 let v = _mm256_loadu_si256(p as *const __m256i);
                 let lo_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-                    SAFE_LO.as_ptr() as *const __m128i
+                    OPEN_LO.as_ptr() as *const __m128i
                 ));
                 let hi_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-                    SAFE_HI.as_ptr() as *const __m128i
+                    OPEN_HI.as_ptr() as *const __m128i
                 ));
                 let nibble = _mm256_set1_epi8(0x0f);
                 let lo = _mm256_shuffle_epi8(lo_table, _mm256_and_si256(v, nibble));
@@ -872,13 +879,59 @@ mod simd {
                     hi_table,
                     _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble),
                 );
-                let unsafe_lead =
-                    _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256());
+                let closed = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256());
+                // E1, E2, E3: E0 to E3 but not E0; and C2.
+                let e0_e3 = _mm256_cmpeq_epi8(
+                    _mm256_and_si256(v, _mm256_set1_epi8(0xfc_u8 as i8)),
+                    _mm256_set1_epi8(0xe0_u8 as i8),
+                );
+                let e0 = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0xe0_u8 as i8));
+                let c2 = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0xc2_u8 as i8));
+                let space_leads = _mm256_or_si256(_mm256_andnot_si256(e0, e0_e3), c2);
                 [
                     _mm256_movemask_epi8(Self::ge(v, 0xc0)),
                     _mm256_movemask_epi8(Self::ge(v, 0xe0)),
                     _mm256_movemask_epi8(Self::ge(v, 0xf0)),
-                    !_mm256_movemask_epi8(unsafe_lead),
+                    !_mm256_movemask_epi8(closed),
+                    _mm256_movemask_epi8(space_leads),
+                ]
+            }
+        }
+
+        /// The per-byte masks [`wide_space_bytes`] takes, for 32 bytes.
+        #[inline(always)]
+        unsafe fn wide_half(p: *const u8) -> [i32; 10] {
+            // SAFETY: the caller guarantees 32 readable bytes and AVX2.
+            unsafe {
+                let v = _mm256_loadu_si256(p as *const __m256i);
+                let t2000 = _mm256_or_si256(
+                    // 80 to 8A: at most 8A once 80 is subtracted (unsigned).
+                    {
+                        let d = _mm256_sub_epi8(v, _mm256_set1_epi8(0x80_u8 as i8));
+                        _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(0x0a)), d)
+                    },
+                    _mm256_or_si256(
+                        // A8, A9: A8 with the low bit cleared.
+                        _mm256_cmpeq_epi8(
+                            _mm256_and_si256(v, _mm256_set1_epi8(0xfe_u8 as i8)),
+                            _mm256_set1_epi8(0xa8_u8 as i8),
+                        ),
+                        _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0xaf_u8 as i8)),
+                    ),
+                );
+                let b9f = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0x9f_u8 as i8));
+                let ba0 = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(0xa0_u8 as i8));
+                [
+                    Self::eq(v, 0xc2),
+                    Self::eq(v, 0xe1),
+                    Self::eq(v, 0xe2),
+                    Self::eq(v, 0xe3),
+                    Self::eq(v, 0x80),
+                    Self::eq(v, 0x81),
+                    Self::eq(v, 0x9a),
+                    _mm256_movemask_epi8(ba0),
+                    _mm256_movemask_epi8(t2000),
+                    _mm256_movemask_epi8(_mm256_or_si256(b9f, ba0)),
                 ]
             }
         }
@@ -892,8 +945,7 @@ mod simd {
             Masks {
                 newline: join(a[0], b[0]),
                 space: join(a[1], b[1]),
-                control: join(a[2], b[2]),
-                high: join(a[3], b[3]),
+                high: join(a[2], b[2]),
             }
         }
 
@@ -905,8 +957,17 @@ mod simd {
                 ge_c0: join(a[0], b[0]),
                 ge_e0: join(a[1], b[1]),
                 ge_f0: join(a[2], b[2]),
-                safe: join(a[3], b[3]),
+                open: join(a[3], b[3]),
+                space_leads: join(a[4], b[4]),
             }
+        }
+
+        #[inline(always)]
+        unsafe fn wide_spaces(p: *const u8) -> u64 {
+            // SAFETY: the caller guarantees 64 readable bytes and AVX2.
+            let (a, b) = unsafe { (Self::wide_half(p), Self::wide_half(p.add(32))) };
+            let j = |k: usize| join(a[k], b[k]);
+            wide_space_bytes(j(0), j(1), j(2), j(3), j(4), j(5), j(6), j(7), j(8), j(9))
         }
     }
 
@@ -1027,7 +1088,12 @@ pub(crate) fn count_into_with(
             } else {
                 start + len
             };
-            let part = wc_parallel(file, start, len, end, threads, chunk, lines_only)?;
+            let measure = if lines_only {
+                Measure::Lines
+            } else {
+                Measure::Counter(c.fresh_like())
+            };
+            let part = wc_parallel(file, start, len, end, threads, chunk, &measure)?;
             // Leave the offset after what was read, as reading would.
             seek_to(file, start + part.counts.bytes)?;
             c.append(part);
@@ -1077,6 +1143,13 @@ fn seek_to(file: &File, at: u64) -> io::Result<()> {
     f.seek(SeekFrom::Start(at)).map(drop)
 }
 
+/// What the chunks of a parallel count compute: lines and bytes only, or
+/// what a counter like this (new) one does.
+enum Measure {
+    Lines,
+    Counter(WcCounter),
+}
+
 /// Bytes the threads of a parallel count take at a time.
 pub(crate) const PAR_CHUNK: u64 = 4 << 20;
 
@@ -1093,7 +1166,7 @@ fn wc_parallel(
     end: u64,
     threads: usize,
     chunk: u64,
-    lines_only: bool,
+    measure: &Measure,
 ) -> io::Result<WcCounter> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let chunk = chunk.max(1);
@@ -1121,7 +1194,7 @@ fn wc_parallel(
             let (from, to) = (bound(k)?, bound(k + 1)?);
             done.push((
                 k,
-                count_range(file, from, to.max(from), lines_only, &mut buf)?,
+                count_range(file, from, to.max(from), measure, &mut buf)?,
             ));
         }
     };
@@ -1143,7 +1216,10 @@ fn wc_parallel(
         parts.extend(r?);
     }
     parts.sort_unstable_by_key(|&(k, _)| k);
-    let mut total = WcCounter::new();
+    let mut total = match measure {
+        Measure::Lines => WcCounter::new(),
+        Measure::Counter(c) => c.fresh_like(),
+    };
     for (_, part) in parts {
         total.append(part);
     }
@@ -1154,10 +1230,13 @@ fn count_range(
     file: &File,
     from: u64,
     to: u64,
-    lines_only: bool,
+    measure: &Measure,
     buf: &mut [u8],
 ) -> io::Result<WcCounter> {
-    let mut c = WcCounter::new();
+    let (mut c, lines_only) = match measure {
+        Measure::Lines => (WcCounter::new(), true),
+        Measure::Counter(c) => (c.fresh_like(), false),
+    };
     let mut at = from;
     while at < to {
         let want = (to - at).min(buf.len() as u64) as usize;
@@ -1234,42 +1313,62 @@ mod tests {
     }
 
     #[test]
-    fn controls_and_invalid_bytes_are_transparent() {
-        // As GNU wc 9.1 in C.UTF-8: neither starts nor ends a word.
+    fn controls_and_invalid_bytes_are_word_bytes() {
+        // As GNU wc 9.5 and later in C.UTF-8: not white space, so part of words.
         assert_eq!(wc(b"a\x01b"), (0, 1, 3, 3));
-        assert_eq!(wc(b"\x01 \x02"), (0, 0, 3, 3));
-        assert_eq!(wc(b"a\xffb \xe2\x82"), (0, 1, 3, 6));
+        assert_eq!(wc(b"\x01 \x02"), (0, 2, 3, 3));
+        assert_eq!(wc(b"\x01"), (0, 1, 1, 1));
+        assert_eq!(wc(b"\x7f \0"), (0, 2, 3, 3));
+        assert_eq!(wc(b"a\xffb \xe2\x82"), (0, 2, 3, 6));
         assert_eq!(wc(b"\xe2\x82\xacx\xe2"), (0, 1, 2, 5));
-        assert_eq!(wc(b"\xed\xa0\x80 \xc0\xaf \xf0\x80\x80\x80"), (0, 0, 2, 11));
+        assert_eq!(wc(b"\xed\xa0\x80 \xc0\xaf \xf0\x80\x80\x80"), (0, 3, 2, 11));
         assert_eq!(wc(b"a\0b\n"), (1, 1, 4, 4));
+        assert_eq!(wc(b"\xff"), (0, 1, 0, 1));
+        assert_eq!(wc(b" \x80 \x80\x80 "), (0, 2, 3, 6));
     }
 
     #[test]
-    fn long_forms_are_transparent_characters() {
-        // glibc decodes up to 0x7FFFFFFF; none of it is printable.
+    fn a_sequence_cut_by_the_end_is_part_of_a_word() {
+        assert_eq!(wc(b"a \xe3\x80"), (0, 2, 2, 4));
+        assert_eq!(wc(b"\xe3\x80"), (0, 1, 0, 2));
+        // Completed, the same bytes are U+3000, white space.
+        assert_eq!(wc(b"a \xe3\x80\x80"), (0, 1, 3, 5));
+        let mut c = WcCounter::new();
+        c.update(b"a \xe3\x80");
+        c.update(b"\x80b");
+        assert_eq!(c.finish().words, 2);
+        let mut c = WcCounter::new();
+        c.update(b"a \xe3\x80");
+        assert_eq!(c.finish().words, 2);
+    }
+
+    #[test]
+    fn long_forms_are_word_characters() {
+        // glibc decodes up to 0x7FFFFFFF; none of it is white space.
         assert_eq!(wc(b"a\xf4\x90\x80\x80b"), (0, 1, 3, 6));
         assert_eq!(
             wc(b"\xf7\xbf\xbf\xbf \xf8\x88\x80\x80\x80 \xfc\x84\x80\x80\x80\x80"),
-            (0, 0, 5, 17)
+            (0, 3, 5, 17)
         );
-        // Overlong long forms are refused byte by byte.
-        assert_eq!(wc(b"\xf8\x87\xbf\xbf\xbf"), (0, 0, 0, 5));
-        assert_eq!(wc(b"\xfc\x83\xbf\xbf\xbf\xbf"), (0, 0, 0, 6));
+        // Overlong long forms are refused byte by byte, and still words.
+        assert_eq!(wc(b"\xf8\x87\xbf\xbf\xbf"), (0, 1, 0, 5));
+        assert_eq!(wc(b"\xfc\x83\xbf\xbf\xbf\xbf"), (0, 1, 0, 6));
     }
 
     #[test]
-    fn unicode_spaces_and_non_printables() {
-        // U+2003 EM SPACE separates; U+0085 and U+2028 are not printable.
+    fn unicode_spaces_and_unprintables() {
+        // U+2003 EM SPACE and the line and paragraph separators separate.
         assert_eq!(wc("a\u{2003}b".as_bytes()).1, 2);
-        assert_eq!(wc("a\u{85}b x \u{85} y".as_bytes()).1, 3);
-        assert_eq!(wc("a\u{2028}b".as_bytes()).1, 1);
-        // Unassigned U+0378 is not printable either.
-        assert_eq!(wc("\u{378}".as_bytes()).1, 0);
-        // Private use is printable.
+        assert_eq!(wc("a\u{2028}b\u{2029}c".as_bytes()).1, 3);
+        // U+0085 is a control, not white space: part of a word.
+        assert_eq!(wc("a\u{85}b x \u{85} y".as_bytes()).1, 4);
+        // Unassigned, private use and zero-width characters are words too.
+        assert_eq!(wc("\u{378}".as_bytes()).1, 1);
         assert_eq!(wc("\u{e000}".as_bytes()).1, 1);
-        assert_eq!(class_of(0x3134a), Class::Word);
-        assert_eq!(class_of(0x3134b), Class::Transparent);
-        assert_eq!(class_of(0x110000), Class::Transparent);
+        assert_eq!(wc("a\u{200b}b".as_bytes()).1, 1);
+        assert_eq!(class_of(0x3134b), Class::Word);
+        assert_eq!(class_of(0x110000), Class::Word);
+        assert_eq!(class_of(0x180e), Class::Word);
     }
 
     #[test]
@@ -1280,38 +1379,52 @@ mod tests {
     }
 
     #[test]
-    fn safe_leads_hold_only_word_characters() {
-        assert_ne!(SAFE_LEADS, 0);
-        for b in 0xc0..=0xffu8 {
-            let safe = SAFE_LEADS >> (b - 0xc0) & 1 != 0;
-            let lookup = SAFE_LO[(b & 15) as usize] & SAFE_HI[(b >> 4) as usize] != 0;
-            assert_eq!(lookup, safe, "{b:02X}");
-            if !safe {
-                continue;
+    fn every_code_point_classified_alike_by_every_backend() {
+        // The block masks find the spaces by their bytes, the scalar path by
+        // decoding: both must agree with the list, at both ends of a block.
+        let spaces: Vec<u32> = (0x80..0x110000).filter(|&cp| is_wide_space(cp)).collect();
+        assert_eq!(spaces.len(), 19);
+        for cp in (0x80..0x110000u32).filter(|cp| !(0xd800..0xe000).contains(cp)) {
+            let Some(ch) = char::from_u32(cp) else { continue };
+            let expect = if is_wide_space(cp) { 2 } else { 1 };
+            for pad in [0, 60] {
+                let mut data = vec![b'x'; pad];
+                data.extend_from_slice(format!("a{ch}b").as_bytes());
+                let want = (0, expect, pad as u64 + 3);
+                for backend in backends() {
+                    let got = count_with(backend, &data, data.len());
+                    assert_eq!(
+                        (got.lines, got.words, got.chars),
+                        want,
+                        "{backend:?}: U+{cp:04X} after {pad}"
+                    );
+                }
             }
-            assert!((0xc2..=0xef).contains(&b) && b != 0xe0 && b != 0xed);
-            let range = if b < 0xe0 {
-                let lo = u32::from(b & 0x1f) << 6;
-                lo..lo + 0x40
-            } else {
-                let lo = u32::from(b & 0x0f) << 12;
-                lo..lo + 0x1000
-            };
-            for cp in range {
-                assert_eq!(class_of(cp), Class::Word, "lead {b:02X}, U+{cp:04X}");
-            }
-        }
-        for b in 0..0xc0u8 {
-            assert_eq!(SAFE_LO[(b & 15) as usize] & SAFE_HI[(b >> 4) as usize], 0);
         }
     }
 
     #[test]
-    fn bitmap_matches_table() {
-        for cp in 0x80..0x40000 {
-            let from_table = non_printable_above_bitmap(cp) || is_space(cp);
-            let class = class_of(cp);
-            assert_eq!(class != Class::Word, from_table, "U+{cp:04X}");
+    fn open_leads_take_any_continuation_bytes() {
+        assert_ne!(OPEN_LEADS, 0);
+        for b in 0xc0..=0xffu8 {
+            let open = OPEN_LEADS >> (b - 0xc0) & 1 != 0;
+            let lookup = OPEN_LO[(b & 15) as usize] & OPEN_HI[(b >> 4) as usize] != 0;
+            assert_eq!(lookup, open, "{b:02X}");
+            if !open {
+                continue;
+            }
+            let len = if b < 0xe0 { 2 } else if b < 0xf0 { 3 } else { 4 };
+            for second in 0x80..=0xbfu8 {
+                let mut s = vec![b, second];
+                s.resize(len, 0x80);
+                assert!(
+                    matches!(decode(&s, 0), Decoded::Char(_, l) if l == len),
+                    "{s:02X?}"
+                );
+            }
+        }
+        for b in 0..0xc0u8 {
+            assert_eq!(OPEN_LO[(b & 15) as usize] & OPEN_HI[(b >> 4) as usize], 0);
         }
     }
 
@@ -1458,7 +1571,7 @@ mod tests {
         // Above PARALLEL_MIN, with multi-byte characters, long forms and
         // words in every seam position.
         let mut f = tempfile::tempfile().unwrap();
-        let unit = "wörd 東京x\u{a0}y \x01z\n".as_bytes();
+        let unit = "wörd\t東京x\u{a0}y \x01z\n".as_bytes();
         let mut data = Vec::new();
         while data.len() < (PARALLEL_MIN as usize) + 12_345 {
             data.extend_from_slice(unit);
@@ -1468,24 +1581,35 @@ mod tests {
         use std::io::Seek;
         f.rewind().unwrap();
         let expected = count_slice(&data);
+        let width = super::super::width::max_line_length(&data);
         assert_eq!(wc_file(&f, false).unwrap(), expected);
         f.rewind().unwrap();
         let l = wc_file(&f, true).unwrap();
         assert_eq!((l.lines, l.bytes), (expected.lines, expected.bytes));
         for threads in 2..6 {
             for chunk in [PAR_CHUNK, 1 << 20, 12_345] {
-                let got = wc_parallel(&f, 0, data.len() as u64, u64::MAX, threads, chunk, false);
+                let counts = Measure::Counter(WcCounter::new());
+                let got = wc_parallel(&f, 0, data.len() as u64, u64::MAX, threads, chunk, &counts);
                 assert_eq!(
                     got.unwrap().finish(),
                     expected,
                     "{threads} threads, {chunk}"
+                );
+                // With widths: the longest line's width joins across seams.
+                let widths = Measure::Counter(WcCounter::with_width());
+                let got = wc_parallel(&f, 0, data.len() as u64, u64::MAX, threads, chunk, &widths);
+                assert_eq!(
+                    got.unwrap().finish_with_width(),
+                    (expected, Some(width)),
+                    "{threads} threads, {chunk}, widths"
                 );
             }
         }
         // Seams at every offset within a few units.
         let len = data.len() as u64;
         for shift in 0..40u64 {
-            let got = wc_parallel(&f, shift, len - shift, u64::MAX, 2, 1 << 20, false).unwrap();
+            let counts = Measure::Counter(WcCounter::new());
+            let got = wc_parallel(&f, shift, len - shift, u64::MAX, 2, 1 << 20, &counts).unwrap();
             assert_eq!(
                 got.finish(),
                 count_slice(&data[shift as usize..]),

@@ -75,6 +75,9 @@ pub struct Query {
     /// `wc -c` alone: bytes only, from the size of a file whose size can be trusted.
     #[serde(default, skip_serializing_if = "is_false")]
     pub bytes_only: bool,
+    /// `wc`: also find the longest line's display width (`wc -L`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub max_line_length: bool,
     /// `count`: descend into subdirectories.
     #[serde(default, skip_serializing_if = "is_false")]
     pub recursive: bool,
@@ -202,6 +205,9 @@ pub struct WcFields {
     pub bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chars: Option<u64>,
+    /// The longest line's display width, with `-L`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_line_length: Option<u64>,
     /// The file kept changing while it was read: the counts are of no one
     /// version of it. Absent when false.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -216,6 +222,7 @@ impl WcFields {
             words: Some(c.words),
             bytes: Some(c.bytes),
             chars: Some(c.chars),
+            max_line_length: None,
             changed: false,
         }
     }

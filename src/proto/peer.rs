@@ -36,6 +36,8 @@ pub enum PeerRequest {
         kind: QueryKind,
         #[serde(default)]
         lines_only: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        max_line_length: bool,
         #[serde(default)]
         recursive: bool,
         /// `stat`: follow a final symlink (absent when false, so that a
@@ -127,6 +129,7 @@ mod tests {
             PeerRequest::Query {
                 kind: QueryKind::Sha256,
                 lines_only: false,
+                max_line_length: true,
                 recursive: true,
                 dereference: false,
             },
