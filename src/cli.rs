@@ -367,7 +367,8 @@ fn parse_name(s: &str) -> Result<String, String> {
     version,
     about = "Count lines, words, bytes and characters of files, as GNU wc does in a UTF-8 locale",
     after_help = QUERY_AFTER,
-    args_override_self = true
+    args_override_self = true,
+    infer_long_args = true
 )]
 pub struct WcCli {
     #[command(flatten)]
@@ -974,18 +975,36 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "OUTPUT",
                 "One JSON object per path, in the order the paths were given (with --peer, --all or \
                  --spread: one per member and path, as they arrive), flushed as results arrive: peer (the member that computed it), path (as given), lines, words, bytes, \
-                 chars. With -l, -w, -c or -m only the chosen counts appear. -c alone answers \
+                 chars, and max_line_length with -L. With -l, -w, -c, -m or -L only the chosen \
+                 counts appear; with none of them, the four counts (in --format text lines, words \
+                 and bytes, as wc prints them). -c alone answers \
                  from the size of a regular file whose size can be trusted, without reading it (as \
                  GNU wc: when the size is a multiple of the page size, the last st_blksize bytes \
                  are read to check), from the offset of standard input when that is such a \
-                 file.\n\n\
-                 Counts follow GNU wc in a UTF-8 locale (LC_ALL=C.UTF-8 wc -lwmc): lines and bytes \
-                 always exactly; words and chars exactly on valid UTF-8. A word is a run of printable \
-                 characters between white space (Unicode white space, no-break spaces included); \
-                 control characters and invalid bytes neither start nor end a word; invalid bytes \
-                 count as no character.\n\n\
-                 --format text prints wc's columns (lines, words, chars, bytes, name) and a total line \
-                 for several files; errors then go to stderr only.\n\n"
+                 file. With \
+                 --total=always or only, a last object carries \"total\": true and the sums (only: \
+                 alone); max_line_length there is the longest of all, not a sum.\n\n\
+                 Counts follow current GNU wc (coreutils 9.5 and later) in a UTF-8 locale \
+                 (LC_ALL=C.UTF-8 wc -lwmcL), exactly. A word is a maximal run of anything that is \
+                 not white space: white space is what glibc's iswspace says (tab, newline, vertical \
+                 tab, form feed, carriage return, space, U+1680, U+2000-U+2006, U+2008-U+200A, \
+                 U+2028, U+2029, U+205F, U+3000) and the no-break spaces U+00A0, U+2007, U+202F and \
+                 U+2060. Control and unprintable characters, unassigned code points and bytes that \
+                 are not valid UTF-8 are parts of words (Debian 12's wc 9.1 still skips them); \
+                 invalid bytes count as no character. -L is the widest line in display columns: \
+                 a newline, carriage return or form feed ends a line, a tab moves to the next \
+                 multiple of 8, printable characters add their glibc wcwidth (2 for wide East \
+                 Asian characters, 0 for combining marks), controls and invalid bytes add \
+                 nothing.\n\n\
+                 --format text prints exactly what GNU wc prints: the chosen counts in wc's order \
+                 (lines, words, chars, bytes, max line length), each right-aligned to one width \
+                 taken, as wc takes it, from the total size of the operands (1 for a single count \
+                 of a single file, at least 7 when an operand is not a regular file), then the \
+                 name, quoted only if it holds a newline; a total line by the --total rules; \
+                 messages on stderr in wc's words (p2p-wc: NAME: No such file or directory), \
+                 names quoted as wc quotes them. A directory prints a line of zeros and the \
+                 error, as wc does. --debug says on stderr which line counter is used, once, when \
+                 lines are counted without words, characters or -L.\n\n"
                     .to_string()
                     + CHANGED_FIELD
                     + ERROR_FIELDS,

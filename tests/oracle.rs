@@ -3,7 +3,8 @@
 //!
 //! The corpus leaves out the four no-break spaces: p2p counts them as word
 //! separators as coreutils 9.2+ does, while the `wc` 9.1 of Debian 12 does not
-//! (that rule has its own unit test in `ops::wc`).
+//! (that rule has its own unit test in `ops::wc`). Words are those of
+//! coreutils 9.5+ (see `common::gnu_wc`).
 
 mod common;
 
@@ -123,6 +124,16 @@ fn wc_and_sha256_match_gnu_on_a_varied_corpus() {
         }
     }
     assert_eq!(expected.len(), paths.len());
+    // Words as coreutils 9.5+ counts them, where the installed wc is older.
+    for p in &paths {
+        let data = std::fs::read(p).unwrap();
+        if common::agreeing(&data) != data {
+            let now = common::gnu_wc(p);
+            if let Some(e) = expected.get_mut(p.to_str().unwrap()) {
+                e[1] = now.1;
+            }
+        }
+    }
 
     let r = run(d.cmd("p2p-wc").arg("-0").arg("--files-from").arg(&list0));
     assert_eq!(r.status, 0, "{}", r.stderr);

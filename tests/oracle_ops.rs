@@ -23,7 +23,9 @@
 //! Without GNU `wc` and `sha256sum` on the PATH these tests pass vacuously
 //! (with a note on stderr).
 
-use p2p::ops::unicode_tables::NON_PRINTABLE;
+mod common;
+
+use common::agreeing;
 use p2p::ops::{sha, stat, wc};
 use std::fs::File;
 use std::io::{Seek, Write};
@@ -78,96 +80,6 @@ fn gnu_wc(data: &[u8]) -> wc::WcCounts {
         c.words = installed_wc(&copy).words;
     }
     c
-}
-
-/// Whether glibc's C.UTF-8 `iswprint` says a code point above ASCII is printable.
-fn printable(cp: u32) -> bool {
-    cp <= 0x10ffff
-        && NON_PRINTABLE
-            .binary_search_by(|&(lo, hi)| {
-                if hi < cp {
-                    std::cmp::Ordering::Less
-                } else if lo > cp {
-                    std::cmp::Ordering::Greater
-                } else {
-                    std::cmp::Ordering::Equal
-                }
-            })
-            .is_err()
-}
-
-/// The length of the character glibc's UTF-8 decoder finds at `s[i]` (a
-/// byte >= 0x80) and its value: `None` for an invalid byte, `Some((0, 0))`
-/// for a sequence the end of `s` cuts short. Written independently of the
-/// library's decoder: standard UTF-8 plus long forms up to 6 bytes.
-fn glibc_decode(s: &[u8], i: usize) -> Option<(u32, usize)> {
-    let b0 = s[i];
-    let len = match b0 {
-        0xc2..=0xdf => 2,
-        0xe0..=0xef => 3,
-        0xf0..=0xf7 => 4,
-        0xf8..=0xfb => 5,
-        0xfc..=0xfd => 6,
-        _ => return None,
-    };
-    let mut cp = u32::from(b0) & (0x7f >> len);
-    for k in 1..len {
-        let Some(&b) = s.get(i + k) else {
-            return Some((0, 0));
-        };
-        if b & 0xc0 != 0x80 {
-            return None;
-        }
-        cp = (cp << 6) | u32::from(b & 0x3f);
-    }
-    // Overlong forms and surrogates are no characters. (glibc refuses them
-    // at their second byte; for `agreeing` that makes no difference, as
-    // every byte that is no character becomes one letter either way.)
-    const MIN: [u32; 7] = [0, 0, 0x80, 0x800, 0x1_0000, 0x20_0000, 0x400_0000];
-    if cp < MIN[len] || (0xd800..=0xdfff).contains(&cp) {
-        return None;
-    }
-    Some((cp, len))
-}
-
-/// A copy of `data` whose words under the old rule (9.1) are the words of
-/// `data` under the current one: every unit the old rule skips (ASCII
-/// controls and DEL, unprintable characters, invalid bytes and the bytes of
-/// a sequence cut short) becomes `x`, and U+2028 and U+2029, white space
-/// only now, become a space.
-fn agreeing(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        let b = data[i];
-        if b < 0x80 {
-            let control = (b < 0x20 && !(b'\t'..=b'\r').contains(&b)) || b == 0x7f;
-            out.push(if control { b'x' } else { b });
-            i += 1;
-            continue;
-        }
-        match glibc_decode(data, i) {
-            Some((_, 0)) => {
-                out.resize(out.len() + data.len() - i, b'x');
-                i = data.len();
-            }
-            Some((cp, len)) => {
-                if cp == 0x2028 || cp == 0x2029 {
-                    out.push(b' ');
-                } else if printable(cp) {
-                    out.extend_from_slice(&data[i..i + len]);
-                } else {
-                    out.push(b'x');
-                }
-                i += len;
-            }
-            None => {
-                out.push(b'x');
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// The installed `wc -lwmc` of some bytes.

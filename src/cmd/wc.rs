@@ -23,14 +23,15 @@ const NAME: &str = "p2p-wc";
 pub fn run(cli: WcCli) -> i32 {
     quiet_on_closed_pipe();
     let none = !(cli.lines || cli.words || cli.bytes || cli.chars || cli.max_line_length);
+    let text = cli.format == Format::Text;
+    // With no count chosen, JSON has all four; text wc's three.
     let want = Want {
         lines: none || cli.lines,
         words: none || cli.words,
-        chars: cli.chars,
+        chars: cli.chars || (none && !text),
         bytes: none || cli.bytes,
         max_line_length: cli.max_line_length,
     };
-    let text = cli.format == Format::Text;
     let mut printer = Printer::new(NAME, super::style(text));
     let source =
         match PathSource::from_input(&cli.input, Stdin::WC, cli.placement.target().is_some()) {
@@ -144,10 +145,11 @@ pub fn run(cli: WcCli) -> i32 {
             }
         },
     );
+    // JSON lines have no total unless asked for one.
     let print_total = match cli.total {
         Total::Never => false,
         Total::Always | Total::Only => true,
-        Total::Auto => once_per_path && seen > 1,
+        Total::Auto => text && once_per_path && seen > 1,
     };
     if print_total && result.is_ok() {
         let total = want.select(&total);
