@@ -140,7 +140,11 @@ fn coreutils_wc_pl_cases_on_stdin() {
         use std::io::Write;
         child.stdin.take().unwrap().write_all(input).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{flag} {input:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            expected,
+            "{flag} {input:?}"
+        );
     }
 }
 
@@ -158,8 +162,20 @@ fn coreutils_wc_total() {
         0,
     );
     pinned(&d, &dir, &["--total=only", "2b", "2w"], "2 3 10\n", 0);
-    pinned(&d, &dir, &["--total=always", "2b"], "1 1 2 2b\n1 1 2 total\n", 0);
-    pinned(&d, &dir, &["--total=auto", "2b", "2w"], " 1  1  2 2b\n 1  2  8 2w\n 2  3 10 total\n", 0);
+    pinned(
+        &d,
+        &dir,
+        &["--total=always", "2b"],
+        "1 1 2 2b\n1 1 2 total\n",
+        0,
+    );
+    pinned(
+        &d,
+        &dir,
+        &["--total=auto", "2b", "2w"],
+        " 1  1  2 2b\n 1  2  8 2w\n 2  3 10 total\n",
+        0,
+    );
     // `--total 2b` takes 2b as the value, which is no WHEN: a usage error
     // (GNU exits 1; p2p's usage errors exit 2).
     let r = p2p(&d, &dir, &["--total", "2b", "2w"]);
@@ -178,13 +194,37 @@ fn uutils_total_cases() {
     pinned(&d, &dir, &["lorem", "--tot=au"], one, 0);
     pinned(&d, &dir, &["lorem", "--total=never"], one, 0);
     pinned(&d, &dir, &["lorem", "--total=n"], one, 0);
-    pinned(&d, &dir, &["lorem", "--total=always"], &format!("{one} 13  39 234 total\n"), 0);
-    pinned(&d, &dir, &["lorem", "--total=al"], &format!("{one} 13  39 234 total\n"), 0);
+    pinned(
+        &d,
+        &dir,
+        &["lorem", "--total=always"],
+        &format!("{one} 13  39 234 total\n"),
+        0,
+    );
+    pinned(
+        &d,
+        &dir,
+        &["lorem", "--total=al"],
+        &format!("{one} 13  39 234 total\n"),
+        0,
+    );
     pinned(&d, &dir, &["lorem", "--total=only"], "13 39 234\n", 0);
     let two = " 13  39 234 lorem\n 18  72 360 moby\n";
-    pinned(&d, &dir, &["lorem", "moby"], &format!("{two} 31 111 594 total\n"), 0);
+    pinned(
+        &d,
+        &dir,
+        &["lorem", "moby"],
+        &format!("{two} 31 111 594 total\n"),
+        0,
+    );
     pinned(&d, &dir, &["lorem", "moby", "--total=never"], two, 0);
-    pinned(&d, &dir, &["lorem", "moby", "--total=only"], "31 111 594\n", 0);
+    pinned(
+        &d,
+        &dir,
+        &["lorem", "moby", "--total=only"],
+        "31 111 594\n",
+        0,
+    );
     // Repeated: the last one counts (uutils test_args_override).
     pinned(
         &d,
@@ -244,7 +284,11 @@ fn coreutils_wc_parallel() {
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
-        assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 301);
@@ -265,7 +309,13 @@ fn names_with_newlines_are_quoted() {
     write(&dir, "some-dir1/12\n34.txt", b"");
     write(&dir, "tab\there", b"");
     pinned(&d, &dir, &["1\n2"], "0 0 0 '1'$'\\n''2'\n", 0);
-    pinned(&d, &dir, &["some-dir1/12\n34.txt"], "0 0 0 'some-dir1/12'$'\\n''34.txt'\n", 0);
+    pinned(
+        &d,
+        &dir,
+        &["some-dir1/12\n34.txt"],
+        "0 0 0 'some-dir1/12'$'\\n''34.txt'\n",
+        0,
+    );
     same_as_gnu(&d, &dir, &["1\n2", "tab\there", "some-dir1/12\n34.txt"]);
 }
 
@@ -355,7 +405,11 @@ fn counts_and_columns_as_gnu() {
                 emoji 💐 between, no-break\u{a0}space, em\u{2003}space\n\
                 \t\tdeep tabs\u{200b}zero width\r carriage return\x0cform feed\n";
     write(&dir, "utf8.txt", utf8.as_bytes());
-    write(&dir, "alice in wonderland.txt", b"Alice was beginning to get very tired\n");
+    write(
+        &dir,
+        "alice in wonderland.txt",
+        b"Alice was beginning to get very tired\n",
+    );
     for f in [
         "emptyfile.txt",
         "notrailingnewline.txt",
@@ -401,9 +455,11 @@ fn word_rules() {
     // Invalid bytes are parts of words (9.1 says 2).
     write(&dir, "invalid", b"a \xff b\n");
     pinned(&d, &dir, &["invalid"], "1 3 6 invalid\n", 0);
-    for (k, nb) in ["\u{a0}", "\u{2007}", "\u{202f}", "\u{2060}", " ", "\u{2003}"]
-        .into_iter()
-        .enumerate()
+    for (k, nb) in [
+        "\u{a0}", "\u{2007}", "\u{202f}", "\u{2060}", " ", "\u{2003}",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let name = format!("nbsp{k}");
         write(&dir, &name, format!("={nb}=").as_bytes());
@@ -457,7 +513,13 @@ fn max_line_length_in_json_and_totals() {
     assert!(v[0].get("lines").is_none());
     let r = run(d.cmd("p2p-wc").arg("a").current_dir(&dir));
     assert!(r.json()[0].get("max_line_length").is_none());
-    pinned(&d, &dir, &["-lL", "a", "b"], " 3  9 a\n 1 20 b\n 4 20 total\n", 0);
+    pinned(
+        &d,
+        &dir,
+        &["-lL", "a", "b"],
+        " 3  9 a\n 1 20 b\n 4 20 total\n",
+        0,
+    );
     // Asked again, from the cache.
     pinned(&d, &dir, &["-L", "a"], "9 a\n", 0);
     let r = run(d

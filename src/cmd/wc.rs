@@ -368,7 +368,10 @@ mod tests {
                 ..fields()
             },
         );
-        assert_eq!((t.lines, t.bytes, t.max_line_length), (Some(6), Some(690), Some(80)));
+        assert_eq!(
+            (t.lines, t.bytes, t.max_line_length),
+            (Some(6), Some(690), Some(80))
+        );
     }
 
     #[test]

@@ -1192,10 +1192,7 @@ fn wc_parallel(
                 return Ok(done);
             }
             let (from, to) = (bound(k)?, bound(k + 1)?);
-            done.push((
-                k,
-                count_range(file, from, to.max(from), measure, &mut buf)?,
-            ));
+            done.push((k, count_range(file, from, to.max(from), measure, &mut buf)?));
         }
     };
     let results: Vec<io::Result<Vec<(usize, WcCounter)>>> = std::thread::scope(|scope| {
@@ -1389,7 +1386,9 @@ mod tests {
         let near = (0x80..0xc0).chain(0x1000..0x4000);
         let others = (0xc0..0x110000u32).step_by(97);
         for cp in near.chain(others) {
-            let Some(ch) = char::from_u32(cp) else { continue };
+            let Some(ch) = char::from_u32(cp) else {
+                continue;
+            };
             let expect = if is_wide_space(cp) { 2 } else { 1 };
             let mut enc = [0u8; 4];
             let enc = ch.encode_utf8(&mut enc).as_bytes();
@@ -1421,7 +1420,13 @@ mod tests {
             if !open {
                 continue;
             }
-            let len = if b < 0xe0 { 2 } else if b < 0xf0 { 3 } else { 4 };
+            let len = if b < 0xe0 {
+                2
+            } else if b < 0xf0 {
+                3
+            } else {
+                4
+            };
             for second in 0x80..=0xbfu8 {
                 let mut s = vec![b, second];
                 s.resize(len, 0x80);
