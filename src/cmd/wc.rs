@@ -86,7 +86,7 @@ pub fn run(cli: WcCli) -> i32 {
                 printer.flush();
                 eprintln!("{NAME}: {}", acceleration());
             }
-            let name = (!no_operand).then(|| item.path.as_bytes());
+            let name = (!no_operand).then_some(item.path.as_bytes());
             match &item.outcome {
                 Outcome::Ok(f) => {
                     add(&mut total, f);
