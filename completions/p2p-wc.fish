@@ -1,5 +1,6 @@
 complete -c p2p-wc -l files-from -d 'Read the paths from FILE, one per line (\'-\' reads standard input; blank lines are skipped)' -r -F
 complete -c p2p-wc -l files0-from -d 'Read the paths from F, separated by NUL bytes (\'-\' reads standard input), as GNU wc does' -r -F
+complete -c p2p-wc -l total -d 'When to print a total: auto (more than one path), always, only (the total alone), never' -r
 complete -c p2p-wc -l format -d 'Output format' -r -f -a "json\t'One JSON object per line'
 text\t'Columns for people, like the classic tool'"
 complete -c p2p-wc -l peer -d 'Run on this member instead, by name or HOST:PORT; paths are as they are there (repeatable)' -r
@@ -11,6 +12,8 @@ complete -c p2p-wc -s l -l lines -d 'Print the line count'
 complete -c p2p-wc -s w -l words -d 'Print the word count'
 complete -c p2p-wc -s c -l bytes -d 'Print the byte count'
 complete -c p2p-wc -s m -l chars -d 'Print the character count'
+complete -c p2p-wc -s L -l max-line-length -d 'Print the maximum display width of a line (max_line_length; tabs to the next multiple of 8)'
+complete -c p2p-wc -l debug -d 'Say on stderr which line-count acceleration is used, as GNU wc does'
 complete -c p2p-wc -l all -d 'Run on every alive member, this one included: one line per member per path'
 complete -c p2p-wc -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
 complete -c p2p-wc -s h -l help -d 'Print help (see more with \'--help\')'

@@ -8,8 +8,7 @@
 //! and wants the same standard output, the same messages (with our program
 //! name) and the same exit status. Where they differ (words around controls
 //! and invalid bytes; `--total`, which 9.1 lacks), the case pins the value
-//! 9.11 gives. Cases that read standard input need stdin operands and are
-//! ignored until those land.
+//! 9.11 gives.
 
 mod common;
 
@@ -107,7 +106,6 @@ fn coreutils_wc_pl_cases_on_files() {
 /// The same cases through standard input, where wc prints no name and
 /// gives several columns 7 places.
 #[test]
-#[ignore = "needs stdin operands (helper streams)"]
 fn coreutils_wc_pl_cases_on_stdin() {
     let (d, _dir) = setup();
     let cases: [(&str, &[u8], &str); 17] = [
@@ -549,4 +547,49 @@ fn max_line_length_of_a_large_file() {
     write(&dir, "big", &data);
     same_as_gnu(&d, &dir, &["-L", "big"]);
     same_as_gnu(&d, &dir, &["-lwmcL", "big"]);
+}
+
+/// `p2p-wc --format text ARGS` in `dir` with `input` piped to its stdin.
+fn piped(d: &Daemon, dir: &Path, args: &[&str], input: &[u8]) -> (String, String, i32) {
+    use std::io::Write;
+    let mut child = d
+        .cmd("p2p-wc")
+        .args(["--format", "text"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// coreutils wc-files0.sh: a list in a regular file sizes the columns from
+/// its names; a list from a pipe streams, one column wide; a name with a
+/// newline is quoted.
+#[test]
+fn coreutils_wc_files0_widths() {
+    let (d, dir) = setup();
+    write(&dir, "2b", b"2\n");
+    write(&dir, "2w", b"2 words\n");
+    write(&dir, "names", b"2b\x002w\x00");
+    let expected = " 1  1  2 2b\n 1  2  8 2w\n 2  3 10 total\n";
+    pinned(&d, &dir, &["--files0-from=names"], expected, 0);
+    same_as_gnu(&d, &dir, &["--files0-from=names"]);
+    let f = std::fs::File::create(dir.join("wc.big")).unwrap();
+    f.set_len(1 << 30).unwrap();
+    write(&dir, "wc.small", b"");
+    let (out, err, status) = piped(&d, &dir, &["-c", "--files0-from=-"], b"wc.big\0wc.small\0");
+    assert_eq!((status, err.as_str()), (0, ""));
+    assert_eq!(out, "1073741824 wc.big\n0 wc.small\n1073741824 total\n");
+    write(&dir, "1\n2", b"");
+    let (out, _, status) = piped(&d, &dir, &["--files0-from=-"], b"1\n2\0");
+    assert_eq!((out.as_str(), status), ("0 0 0 '1'$'\\n''2'\n", 0));
 }

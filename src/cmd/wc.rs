@@ -60,11 +60,20 @@ pub fn run(cli: WcCli) -> i32 {
     // each path is answered by several members, so only an explicit
     // --total=always or only prints one.
     let once_per_path = !cli.placement.all && cli.placement.peers.len() < 2;
-    let no_operand = cli.input.paths.is_empty() && cli.input.files_from.is_none();
-    let width = if cli.total == Total::Only {
+    // With no operand wc reads standard input and prints no name.
+    let no_operand = cli.input.paths.is_empty()
+        && cli.input.files_from.is_none()
+        && cli.input.files0_from.is_none();
+    let width = if cli.total == Total::Only || !local {
         1
-    } else if cli.input.files_from.is_some() || !local {
-        // Names that arrive as a stream: wc's --files0-from from a pipe.
+    } else if let Some(list) = &cli.input.files0_from {
+        // wc reads a list that is a regular file of at most 10 MiB first, and
+        // sizes the columns from its names; a list from a pipe streams.
+        match names_of_regular_list(list) {
+            Some(names) if !names.is_empty() => number_width(&names, want.count()),
+            _ => 1,
+        }
+    } else if cli.input.files_from.is_some() {
         1
     } else {
         number_width(&cli.input.paths, want.count())
@@ -230,6 +239,26 @@ fn number_width(paths: &[PathBuf], columns: usize) -> usize {
     }
     let digits = regular_total.checked_ilog10().map_or(1, |d| d as usize + 1);
     digits.max(minimum)
+}
+
+/// The names of a `--files0-from` list that is a regular file of at most
+/// 10 MiB, as wc reads such a list before counting; `None` otherwise.
+fn names_of_regular_list(list: &std::path::Path) -> Option<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    if list.as_os_str() == "-" {
+        return None;
+    }
+    let md = std::fs::metadata(list).ok()?;
+    if !md.is_file() || md.len() > 10 << 20 {
+        return None;
+    }
+    let data = std::fs::read(list).ok()?;
+    let names = data
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| PathBuf::from(std::ffi::OsStr::from_bytes(n)))
+        .collect();
+    Some(names)
 }
 
 /// Which counts the user asked for.

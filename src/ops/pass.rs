@@ -84,7 +84,7 @@ impl Pass {
                 *bytes += buf.len() as u64;
             }
             Want::Bytes => *bytes += buf.len() as u64,
-            Want::Wc => counter.update(buf),
+            Want::Wc | Want::WcWidth => counter.update(buf),
             Want::Sha256 => hasher.update(buf),
             Want::WcSha256 => {
                 counter.update(buf);
