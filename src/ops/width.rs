@@ -44,6 +44,30 @@ fn next_tab(col: u64) -> u64 {
     col + 8 - col % 8
 }
 
+/// How many bytes at the start of `s` are printable ASCII (0x20 to 0x7E),
+/// 8 at a time while no byte of a word is below 0x20 or above 0x7E.
+fn printable_ascii_run(s: &[u8]) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES * 0x80;
+    let mut i = 0;
+    while let Some(word) = s.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let x = u64::from_le_bytes(w);
+        // A byte below 0x20, or one above 0x7E (adding 1 sets its high bit).
+        let below = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let above = (x.wrapping_add(ONES) | x) & HIGH;
+        if below | above != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i + s[i..]
+        .iter()
+        .position(|&b| !(0x20..0x7f).contains(&b))
+        .unwrap_or(s.len() - i)
+}
+
 /// Whether `cp` is in one of the sorted, inclusive range tables of
 /// [`super::unicode_tables`].
 pub(crate) fn within(table: &[(u32, u32)], cp: u32) -> bool {
@@ -83,10 +107,7 @@ impl Width {
             let b = buf[i];
             if b < 0x80 {
                 // Runs of printable ASCII, the bulk of most text.
-                let run = buf[i..]
-                    .iter()
-                    .position(|&b| !(0x20..0x7f).contains(&b))
-                    .unwrap_or(buf.len() - i);
+                let run = printable_ascii_run(&buf[i..]);
                 if run > 0 {
                     self.col += run as u64;
                     i += run;
@@ -227,6 +248,18 @@ mod tests {
         assert_eq!(max_line_length(b"ab\x0ccd\x0bef"), 4);
         assert_eq!(max_line_length(b"a\x01\x7fb\0"), 2);
         assert_eq!(max_line_length(b"  x "), 4);
+    }
+
+    #[test]
+    fn printable_runs_stop_at_the_first_other_byte() {
+        for b in 0..=255u8 {
+            for at in 0..20 {
+                let mut v = vec![b'x'; 20];
+                v[at] = b;
+                let expect = if (0x20..0x7f).contains(&b) { 20 } else { at };
+                assert_eq!(printable_ascii_run(&v), expect, "{b:02x} at {at}");
+            }
+        }
     }
 
     #[test]
