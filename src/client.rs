@@ -6,6 +6,13 @@
 //! it with its descriptor; a receiver reads result lines; the calling thread
 //! reorders and prints. A bounded window of unanswered items keeps the
 //! descriptors in flight (and the reorder buffer) small, whatever the list's size.
+//! A few paths given as arguments need no threads: they go in one message,
+//! with the request itself, and the replies are read after.
+//!
+//! A query on this host does not wait for the daemon's acceptance before its
+//! items: the request and the first items travel together (the socket was
+//! trusted before anything was sent), and the acceptance, or the refusal, is
+//! the first line read back.
 
 use crate::cli::{Connection, Input};
 use crate::error::{Error, ErrorCode};
@@ -231,10 +238,15 @@ const STDIN_ON_MEMBERS: &str = "standard input cannot be read by other members: 
 
 /// What the printing thread hears.
 enum Event<T> {
+    /// The daemon took the request; its results carry this name.
+    Accepted(String),
+    /// The daemon refused the request, or could not be talked to.
+    Fatal(Fatal),
     Result(Item<T>),
     /// A path sent to the daemon, remembered in case no answer comes.
     Queued(u64, String),
-    /// A path the sender could not open or send.
+    /// A path the sender could not open or send (its `peer` is filled in
+    /// once the daemon has said its name).
     Local(Item<T>),
     /// The sender is done; this many items were numbered.
     Sent(u64),
@@ -295,30 +307,53 @@ where
     };
     let mut line = serde_json::to_vec(&header).map_err(|e| Fatal::usage(e.to_string()))?;
     line.push(b'\n');
-    fdpass::send_with_fds(&stream, &line, &[]).map_err(unreachable)?;
     let mut reader = LineReader::new(stream.try_clone().map_err(unreachable)?, proto::MAX_LINE, 0);
+    if !header_is_cluster {
+        return run_local(stream, line, reader, source, printer, render, here);
+    }
+    fdpass::send_with_fds(&stream, &line, &[]).map_err(unreachable)?;
     let first = reader
         .next_line()
         .map_err(unreachable)?
         .ok_or_else(|| unreachable(io::Error::other("the daemon closed the connection")))?;
-    let peer = match serde_json::from_slice::<Accepted>(&first) {
-        Ok(a) => a.peer,
+    if let Err(refused) = accepted(&first) {
+        return Err(refused);
+    }
+    run_cluster(stream, reader, source, printer, render, count)
+}
+
+/// The daemon's name from the first reply line, or why it refused the request.
+fn accepted(first: &[u8]) -> Result<String, Fatal> {
+    match serde_json::from_slice::<Accepted>(first) {
+        Ok(a) => Ok(a.peer),
         Err(_) => {
-            let why = serde_json::from_slice::<RequestFailed>(&first)
+            let why = serde_json::from_slice::<RequestFailed>(first)
                 .map(|r| r.error.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&first).into_owned());
-            return Err(Fatal {
+                .unwrap_or_else(|_| String::from_utf8_lossy(first).into_owned());
+            Err(Fatal {
                 status: crate::output::EXIT_FAILED,
                 message: format!("p2pd refused the request: {why}"),
-            });
+            })
         }
-    };
-
-    if header_is_cluster {
-        return run_cluster(stream, reader, source, printer, render, count);
     }
+}
+
+/// A query on this host: `header` (the request line) goes with the first
+/// items, and every path with our descriptor of it.
+fn run_local<T>(
+    stream: UnixStream,
+    header: Vec<u8>,
+    reader: LineReader,
+    source: PathSource,
+    printer: &mut Printer,
+    render: &mut dyn FnMut(&mut Printer, Item<T>),
+    here: Option<Here<T>>,
+) -> Result<(), Fatal>
+where
+    T: DeserializeOwned + Send + 'static,
+{
     let window = Arc::new(Window::default());
-    let mut order = Reorder::new(&peer, printer, render);
+    let mut order = Reorder::new(printer, render);
     if source.is_small() {
         // A few paths fit the socket buffer and the window: send them all,
         // then read, with no threads to start (a one-file query's main cost).
@@ -328,7 +363,7 @@ where
             }
             false
         };
-        send_items(stream, source, &peer, &mut deliver, &window, here.as_ref());
+        send_items(stream, header, source, &mut deliver, &window, here.as_ref());
         receive(reader, &mut deliver, &window);
         return order.finish();
     }
@@ -340,12 +375,11 @@ where
     let credits = Arc::clone(&window);
     let receiver =
         thread::spawn(move || receive(reader, &mut |evs| tx.send(evs).is_err(), &credits));
-    let name = peer.clone();
     let sender = thread::spawn(move || {
         send_items(
             stream,
+            header,
             source,
-            &name,
             &mut |evs| events_tx.send(evs).is_err(),
             &window,
             here.as_ref(),
@@ -589,20 +623,21 @@ impl Window {
     }
 }
 
-/// Opens and sends every path of `source`, with its descriptor. `events`
-/// gets what happened in batches, each before the items it names reach the
-/// daemon (so a path is always known before its answer); it returns true
-/// when nobody listens any more.
+/// Sends `header`, then opens and sends every path of `source`, with its
+/// descriptor. `events` gets what happened in batches, each before the
+/// items it names reach the daemon (so a path is always known before its
+/// answer); it returns true when nobody listens any more.
 fn send_items<T>(
     stream: UnixStream,
+    header: Vec<u8>,
     mut source: PathSource,
-    peer: &str,
     events: &mut dyn FnMut(Vec<Event<T>>) -> bool,
     window: &Window,
     here: Option<&Here<T>>,
 ) {
     let mut id = 0u64;
-    let mut batch = Vec::with_capacity(BATCH * 64);
+    let mut batch = header;
+    batch.reserve(BATCH * 64);
     let mut files: Vec<File> = Vec::with_capacity(BATCH);
     let mut pending: Vec<Event<T>> = Vec::new();
     let mut alive = true;
@@ -640,7 +675,7 @@ fn send_items<T>(
             };
             pending.push(Event::Local(Item {
                 id: Some(id),
-                peer: peer.to_string(),
+                peer: String::new(),
                 path: shown,
                 outcome,
             }));
@@ -652,12 +687,12 @@ fn send_items<T>(
         }
         match entry.open() {
             Err(e) => {
-                pending.push(Event::Local(failed_item(id, peer, shown, e)));
+                pending.push(Event::Local(failed_item(id, "", shown, e)));
             }
             Ok(file) => {
                 if !window.take() {
                     // The receiver is gone: the daemon closed the connection.
-                    pending.push(Event::Local(failed_item(id, peer, shown, closed_error())));
+                    pending.push(Event::Local(failed_item(id, "", shown, closed_error())));
                     id += 1;
                     break;
                 }
@@ -688,14 +723,30 @@ fn send_items<T>(
     events(pending);
 }
 
-/// Reads replies until the summary; `events` gets them in batches (what is
-/// already buffered) and returns true to stop early.
+/// Reads the acceptance, then replies until the summary; `events` gets
+/// them in batches (what is already buffered) and returns true to stop early.
 fn receive<T: DeserializeOwned>(
     mut reader: LineReader,
     events: &mut dyn FnMut(Vec<Event<T>>) -> bool,
     window: &Window,
 ) {
-    let mut got: Vec<Event<T>> = Vec::new();
+    let unreachable = |why: String| Fatal {
+        status: EXIT_UNREACHABLE,
+        message: format!("cannot talk to p2pd: {why}"),
+    };
+    let first = match reader.next_line() {
+        Ok(Some(line)) => accepted(&line).map(Event::Accepted),
+        Ok(None) => Err(unreachable("the daemon closed the connection".into())),
+        Err(e) => Err(unreachable(e.to_string())),
+    };
+    let mut got: Vec<Event<T>> = match first {
+        Ok(ev) => vec![ev],
+        Err(fatal) => {
+            window.close();
+            events(vec![Event::Fatal(fatal)]);
+            return;
+        }
+    };
     let mut stop = false;
     while let Ok(Some(line)) = reader.next_line() {
         if let Ok(item) = serde_json::from_slice::<Item<T>>(&line) {
@@ -740,7 +791,9 @@ fn closed_error() -> Error {
 
 /// Puts results back in the order the paths were given and prints them.
 struct Reorder<'a, T> {
-    peer: &'a str,
+    /// The daemon's name, once it has accepted the request: nothing is
+    /// printed before.
+    peer: Option<String>,
     printer: &'a mut Printer,
     render: &'a mut dyn FnMut(&mut Printer, Item<T>),
     waiting: BTreeMap<u64, Item<T>>,
@@ -752,13 +805,9 @@ struct Reorder<'a, T> {
 }
 
 impl<'a, T> Reorder<'a, T> {
-    fn new(
-        peer: &'a str,
-        printer: &'a mut Printer,
-        render: &'a mut dyn FnMut(&mut Printer, Item<T>),
-    ) -> Self {
+    fn new(printer: &'a mut Printer, render: &'a mut dyn FnMut(&mut Printer, Item<T>)) -> Self {
         Reorder {
-            peer,
+            peer: None,
             printer,
             render,
             waiting: BTreeMap::new(),
@@ -773,6 +822,12 @@ impl<'a, T> Reorder<'a, T> {
     /// Takes one event; true once every item has been printed.
     fn push(&mut self, ev: Event<T>) -> bool {
         match ev {
+            Event::Accepted(peer) => self.peer = Some(peer),
+            Event::Fatal(f) => {
+                // Refused before anything was answered: no item is printed.
+                self.fatal = Some(f);
+                return true;
+            }
             Event::Result(item) | Event::Local(item) => {
                 if let Some(id) = item.id {
                     self.paths.remove(&id);
@@ -793,7 +848,13 @@ impl<'a, T> Reorder<'a, T> {
                 self.finished = true;
             }
         }
-        while let Some(item) = self.waiting.remove(&self.next) {
+        let Some(peer) = self.peer.as_deref() else {
+            return false;
+        };
+        while let Some(mut item) = self.waiting.remove(&self.next) {
+            if item.peer.is_empty() {
+                item.peer = peer.to_string();
+            }
             (self.render)(self.printer, item);
             self.next += 1;
         }
@@ -806,7 +867,7 @@ impl<'a, T> Reorder<'a, T> {
                     let path = self.paths.remove(&id).unwrap_or_default();
                     Item {
                         id: None,
-                        ..failed_item(id, self.peer, path, closed_error())
+                        ..failed_item(id, peer, path, closed_error())
                     }
                 });
                 (self.render)(self.printer, item);

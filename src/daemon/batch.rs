@@ -215,6 +215,34 @@ impl Turns {
     }
 }
 
+/// Computes `items` of a local caller's (its own descriptors: streams are
+/// read) on the calling thread, every slice at once, in order: for a small
+/// request that came whole, which costs less to answer than to hand to a
+/// worker and back (see [`super::local`]).
+pub(crate) fn answer_here(
+    shared: &Shared,
+    query: &Query,
+    items: Vec<(u64, String, Result<File, Error>)>,
+) -> Vec<Done> {
+    let engine = &shared.engine;
+    items
+        .into_iter()
+        .map(|(id, path, file)| {
+            let mut step = match file {
+                Ok(file) => guarded(|| engine.start(query, file, true)),
+                Err(e) => Step::Done(Err(e)),
+            };
+            let result = loop {
+                match step {
+                    Step::Done(result) => break result,
+                    Step::More(work) => step = guarded(|| engine.resume(work)),
+                }
+            };
+            Done { id, path, result }
+        })
+        .collect()
+}
+
 /// Runs one step of the engine; a panic becomes the item's error.
 fn guarded(step: impl FnOnce() -> Step) -> Step {
     catch_unwind(AssertUnwindSafe(step)).unwrap_or_else(|_| {

@@ -8,7 +8,7 @@
 //! never cut, and one feeding paths from a slow `find` has that long between
 //! two paths. Watchers go to their own pool (see [`super::watch`]).
 
-use super::batch::{Batches, Done};
+use super::batch::{self, Batches, Done};
 use super::caller::Caller;
 use super::cluster::JoinError;
 use super::limits::Ticket;
@@ -298,8 +298,11 @@ fn serve_local_query(
     caller: &Caller,
     shared: Arc<Shared>,
 ) -> Option<Summary> {
+    // The acceptance goes out with the first results, or before the first
+    // read that may wait for the client, which may wait for it.
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
     if let Err(e) = write_line(
-        &out,
+        &mut out,
         &Accepted {
             accepted: true,
             peer: shared.name.clone(),
@@ -309,48 +312,35 @@ fn serve_local_query(
         return None;
     }
     let query = Arc::new(query);
-    // A slot is taken before an item is queued and given back once its result
-    // is written, so a client that stops reading stops being read.
-    let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
-    let (done_tx, done_rx) = channel::<Vec<Done>>();
-    let name = shared.name.clone();
-    // Items read and items answered: the difference is what is in progress.
-    let answered = Arc::new(AtomicU64::new(0));
-    let read = std::cell::Cell::new(0u64);
-    let counter = Arc::clone(&answered);
-    let probe = out.try_clone().ok();
-    let writer = thread::Builder::new()
-        .name("local-writer".into())
-        .spawn(move || write_results(out, &name, done_rx, slot_rx, &counter));
-    let writer = match writer {
-        Ok(w) => w,
-        Err(e) => {
-            log::error!("cannot start a writer thread: {e}");
-            return None;
-        }
+    let mut serving = Serving {
+        who: Who::User(caller.uid),
+        query: Arc::clone(&query),
+        out: Some(out),
+        held: Vec::new(),
+        held_bytes: 0,
+        pooled: None,
+        answered: Arc::new(AtomicU64::new(0)),
+        shared: Arc::clone(&shared),
     };
-    let mut batches = Batches::new(
-        Arc::clone(&shared),
-        Who::User(caller.uid),
-        Arc::clone(&query),
-        done_tx,
-        slot_tx,
-    );
-    batches.read_streams();
-    if let Some(probe) = probe {
-        batches.cancel_when(Arc::new(move || hung_up(&probe)));
-    }
-
     if let Some(paths) = &query.paths {
         for (id, path) in paths.iter().enumerate() {
             let file = open_as_daemon(path, query.cwd.as_deref(), caller, shared.euid);
-            batches.add(id as u64, path.clone(), file, true);
+            serving.add(id as u64, path.clone(), file, true);
         }
     } else {
+        // Items read and items answered: the difference is what is in progress.
+        let answered = Arc::clone(&serving.answered);
+        let read = std::cell::Cell::new(0u64);
         let idle = shared.idle_timeout;
-        while let Some(item) = next_item(&mut reader, caller, idle, &|| {
-            answered.load(Ordering::Acquire) < read.get()
-        }) {
+        loop {
+            if !reader.has_line() {
+                serving.before_wait();
+            }
+            let Some(item) = next_item(&mut reader, caller, idle, &|| {
+                answered.load(Ordering::Acquire) < read.get()
+            }) else {
+                break;
+            };
             read.set(read.get() + 1);
             let file = if item.fd {
                 match take_descriptor(&mut reader, caller) {
@@ -366,12 +356,141 @@ fn serve_local_query(
                 file
             };
             let more_ready = reader.has_line();
-            batches.add(item.id, item.path, file, more_ready);
+            serving.add(item.id, item.path, file, more_ready);
         }
     }
-    batches.flush();
-    drop(batches);
-    writer.join().ok().flatten()
+    serving.finish()
+}
+
+/// A request that came whole with at most this many items is answered on
+/// its connection's own thread...
+const HERE_ITEMS: usize = 32;
+
+/// ... when they are regular files of at most this many bytes in all: less
+/// work than handing them to a worker and their results to a writer thread
+/// (two thread wake-ups, and a thread started, per query). Anything larger,
+/// or a request still coming, goes to the caller's share of the pool.
+const HERE_BYTES: u64 = 256 << 10;
+
+/// Where the items of one local query go: held, to be answered on this
+/// thread once the request has come whole, or to the worker pool, with a
+/// writer thread streaming the results back.
+struct Serving {
+    shared: Arc<Shared>,
+    query: Arc<Query>,
+    who: Who,
+    /// The reply, until the writer thread takes it.
+    out: Option<BufWriter<UnixStream>>,
+    held: Vec<(u64, String, Result<File, Error>)>,
+    held_bytes: u64,
+    pooled: Option<(Batches, thread::JoinHandle<Option<Summary>>)>,
+    /// Items whose results the writer thread has written.
+    answered: Arc<AtomicU64>,
+}
+
+impl Serving {
+    /// Takes one item; `more_ready` says the next line is already here.
+    fn add(&mut self, id: u64, path: String, file: Result<File, Error>, more_ready: bool) {
+        if self.pooled.is_none() && more_ready && self.fits_here(&file) {
+            self.held.push((id, path, file));
+            return;
+        }
+        if let Some(batches) = self.pool() {
+            batches.add(id, path, file, more_ready);
+        }
+    }
+
+    /// Whether one more item keeps the held ones small enough to answer here.
+    fn fits_here(&mut self, file: &Result<File, Error>) -> bool {
+        if self.held.len() >= HERE_ITEMS {
+            return false;
+        }
+        let size = match file {
+            Err(_) => 0,
+            Ok(f) => match f.metadata() {
+                Ok(md) if md.is_file() => md.len(),
+                _ => return false,
+            },
+        };
+        if self.held_bytes + size > HERE_BYTES {
+            return false;
+        }
+        self.held_bytes += size;
+        true
+    }
+
+    /// The next read may wait for the client: the held items are started on
+    /// the pool, or, with none, the acceptance is sent.
+    fn before_wait(&mut self) {
+        if self.pooled.is_some() {
+            return;
+        }
+        if !self.held.is_empty() {
+            if let Some(batches) = self.pool() {
+                batches.flush();
+            }
+        } else if let Some(out) = &mut self.out {
+            let _ = out.flush();
+        }
+    }
+
+    /// The pool's batches, started with the writer thread on first use.
+    fn pool(&mut self) -> Option<&mut Batches> {
+        if self.pooled.is_none() {
+            let out = self.out.take()?;
+            let probe = out.get_ref().try_clone().ok();
+            // A slot is taken before an item is queued and given back once its
+            // result is written, so a client that stops reading stops being read.
+            let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
+            let (done_tx, done_rx) = channel::<Vec<Done>>();
+            let name = self.shared.name.clone();
+            let counter = Arc::clone(&self.answered);
+            let writer = thread::Builder::new()
+                .name("local-writer".into())
+                .spawn(move || write_results(out, &name, done_rx, slot_rx, &counter));
+            let writer = match writer {
+                Ok(w) => w,
+                Err(e) => {
+                    log::error!("cannot start a writer thread: {e}");
+                    return None;
+                }
+            };
+            let mut batches = Batches::new(
+                Arc::clone(&self.shared),
+                self.who,
+                Arc::clone(&self.query),
+                done_tx,
+                slot_tx,
+            );
+            batches.read_streams();
+            if let Some(probe) = probe {
+                batches.cancel_when(Arc::new(move || hung_up(&probe)));
+            }
+            for (id, path, file) in self.held.drain(..) {
+                batches.add(id, path, file, true);
+            }
+            self.pooled = Some((batches, writer));
+        }
+        self.pooled.as_mut().map(|(batches, _)| batches)
+    }
+
+    /// The request has ended: answers what is held, or waits for the pool's
+    /// results to be written. Returns the totals unless the client went away.
+    fn finish(mut self) -> Option<Summary> {
+        if let Some((mut batches, writer)) = self.pooled.take() {
+            batches.flush();
+            drop(batches);
+            return writer.join().ok().flatten();
+        }
+        let out = self.out.take()?;
+        let held = std::mem::take(&mut self.held);
+        let done = batch::answer_here(&self.shared, &self.query, held);
+        let mut results = Results::new(out, &self.shared.name);
+        for d in done {
+            results.write(d);
+        }
+        results.finish()
+    }
 }
 
 /// True once the client has closed its end of `socket` (its command was
@@ -465,11 +584,11 @@ fn next_item(
             }
         }
     };
-    if serde_json::from_slice::<End>(&line).is_ok_and(|e| e.end) {
-        return None;
-    }
+    // An item first: it is every line but the last, and the end line fails
+    // as an item at its first key.
     match serde_json::from_slice(&line) {
         Ok(item) => Some(item),
+        Err(_) if serde_json::from_slice::<End>(&line).is_ok_and(|e| e.end) => None,
         Err(e) => {
             crate::daemon::logging::hostile(
                 log::Level::Info,
@@ -630,26 +749,81 @@ fn open_as_daemon(
     open_for_query(&full).map_err(|e| Error::from_io(&e))
 }
 
+/// Result lines on their way to the client, and the summary they add up to.
+struct Results<'a> {
+    w: BufWriter<UnixStream>,
+    peer: &'a str,
+    summary: Summary,
+    /// A write failed: the client is gone, the rest is only counted.
+    broken: bool,
+}
+
+impl<'a> Results<'a> {
+    fn new(w: BufWriter<UnixStream>, peer: &'a str) -> Results<'a> {
+        Results {
+            w,
+            peer,
+            summary: Summary {
+                done: true,
+                ..Default::default()
+            },
+            broken: false,
+        }
+    }
+
+    fn write(&mut self, d: Done) {
+        match &d.result {
+            Ok(_) => self.summary.ok += 1,
+            Err(_) => self.summary.failed += 1,
+        }
+        if self.broken {
+            return;
+        }
+        let item = Item {
+            id: Some(d.id),
+            peer: self.peer.to_string(),
+            path: d.path,
+            outcome: match d.result {
+                Ok(f) => Outcome::Ok(f),
+                Err(error) => Outcome::Failed { error },
+            },
+        };
+        if write_line(&mut self.w, &item).is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// Makes what was written so far visible to the client.
+    fn flush(&mut self) {
+        if !self.broken && self.w.flush().is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// Writes the summary; returns it unless the client went away.
+    fn finish(mut self) -> Option<Summary> {
+        if self.broken {
+            return None;
+        }
+        let _ = write_line(&mut self.w, &self.summary);
+        let _ = self.w.flush();
+        Some(self.summary)
+    }
+}
+
 fn write_results(
-    out: UnixStream,
+    out: BufWriter<UnixStream>,
     peer: &str,
     done: Receiver<Vec<Done>>,
     slots: Receiver<()>,
     answered: &AtomicU64,
 ) -> Option<Summary> {
-    let mut w = BufWriter::with_capacity(64 * 1024, &out);
-    let mut summary = Summary {
-        done: true,
-        ..Default::default()
-    };
-    let mut broken = false;
+    let mut results = Results::new(out, peer);
     loop {
         let batch = match done.try_recv() {
             Ok(b) => b,
             Err(TryRecvError::Empty) => {
-                if !broken && w.flush().is_err() {
-                    broken = true;
-                }
+                results.flush();
                 match done.recv() {
                     Ok(b) => b,
                     Err(_) => break,
@@ -658,32 +832,10 @@ fn write_results(
             Err(TryRecvError::Disconnected) => break,
         };
         for d in batch {
-            match &d.result {
-                Ok(_) => summary.ok += 1,
-                Err(_) => summary.failed += 1,
-            }
-            if !broken {
-                let item = Item {
-                    id: Some(d.id),
-                    peer: peer.to_string(),
-                    path: d.path,
-                    outcome: match d.result {
-                        Ok(f) => Outcome::Ok(f),
-                        Err(error) => Outcome::Failed { error },
-                    },
-                };
-                if write_line(&mut w, &item).is_err() {
-                    broken = true;
-                }
-            }
+            results.write(d);
             let _ = slots.try_recv();
             answered.fetch_add(1, Ordering::Release);
         }
     }
-    if broken {
-        return None;
-    }
-    let _ = write_line(&mut w, &summary);
-    let _ = w.flush();
-    Some(summary)
+    results.finish()
 }
