@@ -3,6 +3,7 @@
 //! reads the configuration again.
 //!
 //! - [`local`]: the Unix socket: one thread per command connection.
+//! - [`spare`]: connection threads kept a moment for the next connection.
 //! - [`caller`]: who is asking on it (ids from the socket).
 //! - [`engine`], [`batch`], [`pool`]: computing items on the worker pool, with the cache;
 //!   the workers are shared fairly between callers, and large files are read in slices.
@@ -26,6 +27,7 @@ pub mod logging;
 pub mod peer;
 pub mod pool;
 pub mod remote;
+pub mod spare;
 pub mod watch;
 
 use crate::cli::DaemonCli;
@@ -413,6 +415,7 @@ fn keep_state(cluster: &Cluster, dir: &Path) {
 }
 
 fn accept_loop(listener: UnixListener, shared: Arc<Shared>, admission: &Arc<Admission>) {
+    let spare = Arc::new(spare::Spare::default());
     for conn in listener.incoming() {
         let stream = match conn {
             Ok(s) => s,
@@ -445,9 +448,10 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>, admission: &Arc<Admi
             }
         };
         let shared = Arc::clone(&shared);
-        let spawned = thread::Builder::new()
-            .name("local".into())
-            .spawn(move || local::serve(stream, caller, shared, &ticket));
+        let spawned = spare.run(
+            "local",
+            Box::new(move || local::serve(stream, caller, shared, &ticket)),
+        );
         if let Err(e) = spawned {
             log::warn!("cannot start a connection thread: {e}");
         }
