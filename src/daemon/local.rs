@@ -1,5 +1,8 @@
 //! The local Unix socket: one thread per connection reads the request and its
 //! items, the worker pool computes, and a writer thread streams results back.
+//! A small request that arrives whole (a command with a few files sends the
+//! request and its items in one message) is answered on the connection's
+//! own thread instead, in one write: see [`HERE_ITEMS`] and [`HERE_BYTES`].
 //!
 //! A connection that says nothing is closed: within [`FIRST_LINE_TIMEOUT`]
 //! of connecting it must send its request, and after that it may stay

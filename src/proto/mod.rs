@@ -3,7 +3,8 @@
 //! A client writes one [`Request`] line. A query request either lists its
 //! `paths` inline (handy with `socat`) or is followed by one [`ItemRequest`]
 //! line per path and a final `{"end":true}`; items may carry an open
-//! descriptor (see [`crate::fdpass`]). The daemon answers with one result line
+//! descriptor (see [`crate::fdpass`]). The items may follow the request at once,
+//! in the same message, without waiting for the acceptance. The daemon answers with one result line
 //! per item, in the order they finish, each tagged with the client's `id`, then
 //! one [`Summary`] line. A request that cannot be served at all gets a single
 //! `{"error":{...}}` line and the connection is closed.
