@@ -316,9 +316,7 @@ where
         .next_line()
         .map_err(unreachable)?
         .ok_or_else(|| unreachable(io::Error::other("the daemon closed the connection")))?;
-    if let Err(refused) = accepted(&first) {
-        return Err(refused);
-    }
+    accepted(&first)?;
     run_cluster(stream, reader, source, printer, render, count)
 }
 
