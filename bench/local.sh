@@ -207,7 +207,7 @@ pair_median() {
   local runs=$1; shift
   if [ -n "$QUICK" ] && [ "$runs" -gt 50 ]; then runs=50; fi
   hyperfine --style none --warmup 10 --runs "$runs" -N --export-json "$run/h.json" "$@" >/dev/null 2>&1
-  jq -r '.results[] | .median' "$run/h.json" | tr '\n' ' '
+  jq -r '[.results[].median | tostring] | join(" ")' "$run/h.json"
 }
 one=$small/f00001.txt
 read -r t_p t_g < <(pair_median 300 "$BIN/p2p-wc $NC $one" "wc $one")
