@@ -22,7 +22,8 @@ use crate::ops::count::{DirCounts, LISTED_ON_WIRE, count_dir};
 use crate::output::{EXIT_UNREACHABLE, EXIT_USAGE, Printer};
 use crate::paths::{self, FindError};
 use crate::proto::{
-    self, Accepted, Item, ItemRequest, Outcome, Query, QueryKind, Request, RequestFailed, Summary,
+    self, Accepted, Item, ItemRequest, Outcome, PathBytes, Query, QueryKind, Request,
+    RequestFailed, Summary,
 };
 use crate::trust::{self, TrustError};
 use serde::de::DeserializeOwned;
@@ -244,7 +245,7 @@ enum Event<T> {
     Fatal(Fatal),
     Result(Item<T>),
     /// A path sent to the daemon, remembered in case no answer comes.
-    Queued(u64, String),
+    Queued(u64, PathBytes),
     /// A path the sender could not open or send (its `peer` is filled in
     /// once the daemon has said its name).
     Local(Item<T>),
@@ -295,9 +296,7 @@ where
     T: DeserializeOwned + Send + 'static,
 {
     let stream = connect(conn)?;
-    let cwd = std::env::current_dir()
-        .ok()
-        .map(|d| d.to_string_lossy().into_owned());
+    let cwd = std::env::current_dir().ok().map(PathBytes::from);
     let header_is_cluster = query.target.is_some();
     let count = (query.kind == QueryKind::Count).then_some(query.recursive);
     let header = Request::Query(Query { cwd, ..query });
@@ -407,7 +406,7 @@ where
     result
 }
 
-/// A query that runs on other members: paths travel as text (the members
+/// A query that runs on other members: paths travel as bytes (the members
 /// open them below their exports), and results print as they arrive, from
 /// whichever member answers first. When the daemon runs as another user,
 /// each path also goes with our own descriptor of it, opened with our
@@ -428,7 +427,7 @@ where
     // Paths are written by a thread of their own: the daemon stops reading
     // them while its queue is full, and only our reading results lets it go on.
     // Paths not yet answered are remembered, to report them if the daemon dies.
-    let unanswered = Arc::new(Mutex::new(BTreeMap::<u64, String>::new()));
+    let unanswered = Arc::new(Mutex::new(BTreeMap::<u64, PathBytes>::new()));
     let pending = Arc::clone(&unanswered);
     let pass_files = daemon_is_another_user(&stream);
     // Names that cannot be sent (empty ones) are reported here at the end.
@@ -527,7 +526,7 @@ where
             Item {
                 id: None,
                 peer: String::new(),
-                path: String::new(),
+                path: PathBytes::default(),
                 outcome: Outcome::Failed { error },
             },
         );
@@ -795,7 +794,7 @@ struct Reorder<'a, T> {
     printer: &'a mut Printer,
     render: &'a mut dyn FnMut(&mut Printer, Item<T>),
     waiting: BTreeMap<u64, Item<T>>,
-    paths: BTreeMap<u64, String>,
+    paths: BTreeMap<u64, PathBytes>,
     next: u64,
     total: Option<u64>,
     finished: bool,
@@ -888,7 +887,7 @@ impl<'a, T> Reorder<'a, T> {
     }
 }
 
-fn failed_item<T>(id: u64, peer: &str, path: String, error: Error) -> Item<T> {
+fn failed_item<T>(id: u64, peer: &str, path: PathBytes, error: Error) -> Item<T> {
     Item {
         id: Some(id),
         peer: peer.to_string(),

@@ -24,6 +24,7 @@
 
 use crate::error::{Error, ErrorCode};
 use crate::ops::stat::{Meta, link_target_at, meta_at};
+use crate::proto::path::readable;
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
@@ -131,16 +132,17 @@ impl Exports {
         &self.roots
     }
 
-    /// Opens `path` (must be absolute) for reading, only if it lies below an exported root
-    /// and its resolution stays beneath that root.
-    pub fn open(&self, path: &str) -> Result<File, Error> {
-        if !path.starts_with('/') {
+    /// Opens `path` (must be absolute; any bytes but NUL) for reading, only
+    /// if it lies below an exported root and its resolution stays beneath that root.
+    pub fn open(&self, path: impl AsRef<[u8]>) -> Result<File, Error> {
+        let path = path.as_ref();
+        if !path.starts_with(b"/") {
             return Err(Error::new(
                 ErrorCode::InvalidRequest,
                 "remote paths must be absolute",
             ));
         }
-        if path.contains('\0') {
+        if path.contains(&0) {
             return Err(Error::new(
                 ErrorCode::InvalidRequest,
                 "paths cannot contain a NUL byte",
@@ -152,9 +154,9 @@ impl Exports {
                 "this member exports nothing; start its p2pd with --export DIR to let peers read below DIR",
             ));
         }
-        let names = split(path.as_bytes());
+        let names = split(path);
         // A trailing slash or `.` asks for a directory, as it does to open(2).
-        let want_dir = path.ends_with('/') || path.ends_with("/.");
+        let want_dir = path.ends_with(b"/") || path.ends_with(b"/.");
         let candidates = self.candidates(&names);
         let mut refused = None;
         for &(index, covered) in &candidates {
@@ -172,8 +174,9 @@ impl Exports {
             Error::new(
                 ErrorCode::NotExported,
                 format!(
-                    "{path} is not below an exported directory of this member; \
+                    "{} is not below an exported directory of this member; \
                      start its p2pd with --export DIR (exported: {})",
+                    readable(path),
                     self.listing()
                 ),
             )
@@ -185,15 +188,16 @@ impl Exports {
     /// The directories above it are resolved as [`Exports::open`] resolves
     /// them (never out of the root); `None` for anything else, which
     /// [`Exports::open`] then opens or refuses.
-    pub fn symlink_below(&self, path: &str) -> Option<(Meta, Vec<u8>)> {
-        if !path.starts_with('/') || path.contains('\0') || self.is_empty() {
+    pub fn symlink_below(&self, path: impl AsRef<[u8]>) -> Option<(Meta, Vec<u8>)> {
+        let path = path.as_ref();
+        if !path.starts_with(b"/") || path.contains(&0) || self.is_empty() {
             return None;
         }
         // A trailing slash or `.` asks for what the link points to, as it does to lstat(2).
-        if path.ends_with('/') || path.ends_with("/.") {
+        if path.ends_with(b"/") || path.ends_with(b"/.") {
             return None;
         }
-        let names = split(path.as_bytes());
+        let names = split(path);
         for (index, covered) in self.candidates(&names) {
             let Some((last, parents)) = names[covered..].split_last() else {
                 continue;
@@ -249,7 +253,7 @@ impl Exports {
         index: usize,
         rest: &[&[u8]],
         want_dir: bool,
-        path: &str,
+        path: &[u8],
     ) -> Result<File, Error> {
         let root = &self.roots[index];
         let root_fd = open_root(root, self.resolver).map_err(|f| root_error(root, f))?;
@@ -451,8 +455,9 @@ fn openat2(dir: RawFd, path: &CStr, flags: libc::c_int, resolve: u64) -> io::Res
 }
 
 /// Words a failure below `root` for the peer that asked for `path`.
-fn explain(failure: Failure, path: &str, root: &Path) -> Error {
+fn explain(failure: Failure, path: &[u8], root: &Path) -> Error {
     let root = root.display();
+    let path = readable(path);
     match failure {
         Failure::DotDot => Error::new(
             ErrorCode::NotExported,

@@ -8,6 +8,7 @@
 
 use crate::error::{Error, ErrorCode};
 use crate::ops::open_for_query;
+use crate::proto::PathBytes;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
@@ -25,12 +26,12 @@ pub enum Entry {
 }
 
 impl Entry {
-    /// The name results carry.
-    pub fn shown(&self) -> String {
+    /// The name results carry, byte for byte.
+    pub fn shown(&self) -> PathBytes {
         match self {
-            Entry::Path(p) => p.to_string_lossy().into_owned(),
-            Entry::Stdin(name) => name.clone(),
-            Entry::Invalid(_) => String::new(),
+            Entry::Path(p) => PathBytes::from(p.as_path()),
+            Entry::Stdin(name) => PathBytes::from(name.as_str()),
+            Entry::Invalid(_) => PathBytes::default(),
         }
     }
 

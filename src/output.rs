@@ -1,6 +1,7 @@
 //! The one printer: JSON lines or text on stdout, a one-line message per
 //! failed item on stderr, and the exit status that sums it up.
 
+use crate::proto::path::readable;
 use crate::proto::{Item, Outcome};
 use serde::Serialize;
 use std::io::{self, BufWriter, Stdout, Write};
@@ -83,17 +84,17 @@ impl Printer {
     }
 
     /// The path as messages show it.
-    pub fn shown<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
+    pub fn shown<'p>(&self, path: &'p [u8]) -> std::borrow::Cow<'p, str> {
         if self.quote_names {
-            crate::quote::quote_str(path.as_bytes()).into()
+            crate::quote::quote_str(path).into()
         } else {
-            path.into()
+            readable(path)
         }
     }
 
     /// Prints a message about `path` on stderr, after what stdout holds,
     /// naming the member when several answer.
-    pub fn message(&mut self, peer: &str, path: &str, text: &str) {
+    pub fn message(&mut self, peer: &str, path: &[u8], text: &str) {
         let shown = self.shown(path).into_owned();
         self.say(peer, &shown, text);
     }
@@ -108,18 +109,20 @@ impl Printer {
         }
     }
 
-    /// Prints one item; `text` renders a success in the text style.
-    pub fn item<T: Serialize>(&mut self, item: &Item<T>, text: &dyn Fn(&T, &str) -> String) {
+    /// Prints one item; `text` renders a success in the text style, given
+    /// the raw bytes of the name, and returns the bytes to write.
+    pub fn item<T: Serialize>(&mut self, item: &Item<T>, text: &dyn Fn(&T, &[u8]) -> Vec<u8>) {
         match &item.outcome {
             Outcome::Ok(fields) => {
                 self.ok += 1;
                 match self.style {
                     Style::Json => self.json(item),
                     Style::Text => {
-                        let line = text(fields, &item.path);
+                        let line = text(fields, item.path.as_bytes());
                         if self.peer_prefix {
-                            for l in line.split_inclusive('\n') {
-                                self.raw(&format!("{}: {l}", item.peer));
+                            for l in line.split_inclusive(|&b| b == b'\n') {
+                                self.raw(format!("{}: ", item.peer));
+                                self.raw(l);
                             }
                         } else {
                             self.raw(&line);
@@ -146,7 +149,7 @@ impl Printer {
 
     /// Warns that a file kept changing while it was read (as tar does); its
     /// result line carries `"changed": true`.
-    pub fn changed(&mut self, peer: &str, path: &str) {
+    pub fn changed(&mut self, peer: &str, path: &[u8]) {
         self.changed += 1;
         self.message(peer, path, "file changed as we read it");
     }
@@ -180,9 +183,9 @@ impl Printer {
         self.check(r);
     }
 
-    /// Prints text as is; the caller supplies the newline.
-    pub fn raw(&mut self, text: &str) {
-        let r = self.out.write_all(text.as_bytes());
+    /// Prints text (or any bytes) as is; the caller supplies the newline.
+    pub fn raw(&mut self, text: impl AsRef<[u8]>) {
+        let r = self.out.write_all(text.as_ref());
         self.check(r);
     }
 
@@ -214,14 +217,14 @@ impl Printer {
     }
 }
 
-/// Right-aligned numeric columns, as `wc` prints them, then the name.
-pub fn columns(values: &[u64], name: &str) -> String {
-    let mut s = String::new();
+/// Right-aligned numeric columns, as `wc` prints them, then the raw name.
+pub fn columns(values: &[u64], name: &[u8]) -> Vec<u8> {
+    let mut s = Vec::with_capacity(values.len() * 8 + name.len() + 1);
     for v in values {
-        s.push_str(&format!("{v:>7} "));
+        s.extend_from_slice(format!("{v:>7} ").as_bytes());
     }
-    s.push_str(name);
-    s.push('\n');
+    s.extend_from_slice(name);
+    s.push(b'\n');
     s
 }
 
@@ -231,6 +234,7 @@ mod tests {
 
     #[test]
     fn wc_like_columns() {
-        assert_eq!(columns(&[1, 22], "f"), "      1      22 f\n");
+        assert_eq!(columns(&[1, 22], b"f"), b"      1      22 f\n");
+        assert_eq!(columns(&[3], b"\xff"), b"      3 \xff\n");
     }
 }

@@ -7,7 +7,7 @@ use crate::client::{Fatal, PathSource, run_query};
 use crate::error::ErrorCode;
 use crate::input::{Names, Stdin};
 use crate::output::{EXIT_FAILED, EXIT_OK, Printer, Style, quiet_on_closed_pipe};
-use crate::proto::{Item, Outcome, Query, QueryKind, ShaFields, Target};
+use crate::proto::{Item, Outcome, PathBytes, Query, QueryKind, ShaFields, Target};
 use crate::quote::quote_str;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -83,7 +83,7 @@ pub fn run(cli: ShaCli) -> i32 {
                 {
                     printer.changed(&item.peer, &item.path);
                 }
-                printer.item(&item, &|_, _| String::new());
+                printer.item(&item, &|_, _| Vec::new());
             }
         },
     );
@@ -309,11 +309,11 @@ fn check_one(
         let cluster = target.is_some();
         // Local results come back in the order given; cluster results in
         // any order (and once per member), matched to lines by path.
-        let mut by_path: HashMap<String, VecDeque<usize>> = HashMap::new();
+        let mut by_path: HashMap<PathBytes, VecDeque<usize>> = HashMap::new();
         if cluster {
             for (i, p) in paths.iter().enumerate() {
                 by_path
-                    .entry(p.to_string_lossy().into_owned())
+                    .entry(PathBytes::from(p.as_path()))
                     .or_default()
                     .push_back(i);
             }
@@ -453,7 +453,7 @@ impl Tally {
                         printer.raw(&format!("{prefix}{name}: FAILED open or read\n"));
                     }
                 } else {
-                    printer.item(&failed, &|_, _| String::new());
+                    printer.item(&failed, &|_, _| Vec::new());
                 }
             }
             Outcome::Ok(f) => {

@@ -84,17 +84,15 @@ pub fn without_content(path: &Path, follow: bool) -> Option<Result<StatFields, E
     (meta.mode & libc::S_IFMT != libc::S_IFREG).then(|| Ok(StatFields::header(&meta, None)))
 }
 
-/// A block per file, in the manner of stat(1).
-fn text(s: &StatFields, path: &str) -> String {
-    let mut out = String::new();
-    match &s.target {
-        Some(t) => {
-            let _ = writeln!(out, "  File: {path} -> {t}");
-        }
-        None => {
-            let _ = writeln!(out, "  File: {path}");
-        }
+/// A block per file, in the manner of stat(1), with the raw bytes of the name.
+fn text(s: &StatFields, path: &[u8]) -> Vec<u8> {
+    let mut file = [b"  File: ", path].concat();
+    if let Some(t) = &s.target {
+        file.extend_from_slice(b" -> ");
+        file.extend_from_slice(t.as_bytes());
     }
+    file.push(b'\n');
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "  Type: {}  Size: {}  Mode: {}",
@@ -126,5 +124,6 @@ fn text(s: &StatFields, path: &str) -> String {
     if let Some(h) = &s.sha256 {
         let _ = writeln!(out, "SHA256: {h}");
     }
-    out
+    file.extend_from_slice(out.as_bytes());
+    file
 }

@@ -104,7 +104,7 @@ pub fn run(cli: WcCli) -> i32 {
                     }
                 }
                 Outcome::Failed { .. } if text => {}
-                Outcome::Failed { .. } => return printer.item(&item, &|_, _| String::new()),
+                Outcome::Failed { .. } => return printer.item(&item, &|_, _| Vec::new()),
             }
             if !text {
                 if cli.total != Total::Only {
@@ -115,7 +115,7 @@ pub fn run(cli: WcCli) -> i32 {
                         },
                         ..item
                     };
-                    printer.item(&item, &|_, _| String::new());
+                    printer.item(&item, &|_, _| Vec::new());
                 }
                 return;
             }

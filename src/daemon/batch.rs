@@ -12,7 +12,7 @@ use super::Shared;
 use super::engine::{Fields, Step, Work};
 use super::pool::{Job, Who};
 use crate::error::{Error, ErrorCode};
-use crate::proto::Query;
+use crate::proto::{PathBytes, Query};
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use std::sync::mpsc::{Sender, SyncSender, TrySendError};
 /// One computed item on its way to the writer.
 pub(crate) struct Done {
     pub id: u64,
-    pub path: String,
+    pub path: PathBytes,
     pub result: Result<Fields, Error>,
 }
 
@@ -32,7 +32,7 @@ const BATCH: usize = 16;
 /// One item waiting for its batch to be handed to the pool.
 struct Pending {
     id: u64,
-    path: String,
+    path: PathBytes,
     file: Result<File, Error>,
 }
 
@@ -94,7 +94,7 @@ impl Batches {
     pub(crate) fn add(
         &mut self,
         id: u64,
-        path: String,
+        path: PathBytes,
         file: Result<File, Error>,
         more_ready: bool,
     ) {
@@ -125,7 +125,7 @@ impl Batches {
 
     /// Passes on an item answered without a file to read (a symlink a stat
     /// describes as itself); it holds a slot like any other until written.
-    pub(crate) fn answered(&mut self, id: u64, path: String, result: Result<Fields, Error>) {
+    pub(crate) fn answered(&mut self, id: u64, path: PathBytes, result: Result<Fields, Error>) {
         if let Err(TrySendError::Full(())) = self.slot_tx.try_send(()) {
             self.flush();
             if self.slot_tx.send(()).is_err() {
@@ -165,7 +165,7 @@ struct Turns {
     done_tx: Sender<Vec<Done>>,
     items: std::vec::IntoIter<Pending>,
     /// An item between two slices of its file: id, path and where it is.
-    current: Option<(u64, String, Box<Work>)>,
+    current: Option<(u64, PathBytes, Box<Work>)>,
     gone: Option<Gone>,
     streams: bool,
 }
@@ -222,7 +222,7 @@ impl Turns {
 pub(crate) fn answer_here(
     shared: &Shared,
     query: &Query,
-    items: Vec<(u64, String, Result<File, Error>)>,
+    items: Vec<(u64, PathBytes, Result<File, Error>)>,
 ) -> Vec<Done> {
     let engine = &shared.engine;
     items

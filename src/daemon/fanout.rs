@@ -38,7 +38,7 @@ use crate::error::{Error, ErrorCode};
 use crate::membership::{MemberInfo, MemberState};
 use crate::ops::count::DirCounts;
 use crate::proto::peer::{self, PeerItem, PeerReply, PeerRequest};
-use crate::proto::{Outcome, Query, QueryKind, Summary, Target};
+use crate::proto::{Outcome, PathBytes, Query, QueryKind, Summary, Target};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -306,9 +306,9 @@ struct Entry {
     /// The client's number for it.
     client_id: u64,
     /// As the user wrote it, for the result line.
-    shown: String,
+    shown: PathBytes,
     /// As the members open it.
-    absolute: String,
+    absolute: PathBytes,
     /// Answers still owed.
     owed: usize,
     /// The caller's own descriptor of the file, for this node's answer.
@@ -366,7 +366,7 @@ impl Ctx {
         let mut line = Map::new();
         line.insert("id".into(), Value::from(e.client_id));
         line.insert("peer".into(), Value::from(peer));
-        line.insert("path".into(), Value::from(e.shown.clone()));
+        line.extend(path_keys(&e.shown));
         line.extend(fields);
         e.owed -= 1;
         if e.owed == 0
@@ -402,7 +402,7 @@ impl Ctx {
 pub struct Feeder {
     ctx: Arc<Ctx>,
     links: Vec<thread::JoinHandle<()>>,
-    cwd: Option<String>,
+    cwd: Option<PathBytes>,
     /// Whether this node answers here and so needs the caller's descriptors.
     keep_files: bool,
 }
@@ -414,22 +414,27 @@ impl Feeder {
     pub fn push(
         &self,
         client_id: u64,
-        shown: String,
+        shown: PathBytes,
         file: Option<Result<File, Error>>,
         counted: Option<Outcome<DirCounts>>,
     ) {
         let file = file.filter(|_| self.keep_files);
         let counted = counted.filter(|_| self.keep_files);
-        let absolute = match absolute(&shown, self.cwd.as_deref()) {
+        let absolute = match absolute(&shown, self.cwd.as_ref()) {
             Ok(a) => a,
             Err(e) => {
                 let mut st = self.ctx.lock();
                 st.failed += 1;
                 drop(st);
-                let line = serde_json::json!({
-                    "id": client_id, "peer": self.ctx.shared.name, "path": shown, "error": e,
-                });
-                let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+                let mut line = Map::new();
+                line.insert("id".into(), Value::from(client_id));
+                line.insert("peer".into(), Value::from(self.ctx.shared.name.clone()));
+                line.extend(path_keys(&shown));
+                line.insert(
+                    "error".into(),
+                    serde_json::to_value(&e).unwrap_or(Value::Null),
+                );
+                let mut bytes = serde_json::to_vec(&Value::Object(line)).unwrap_or_default();
                 bytes.push(b'\n');
                 let _ = self.ctx.out.send(bytes);
                 return;
@@ -481,14 +486,31 @@ impl Feeder {
     }
 }
 
+/// The `path` (and `path_b64`) keys of a result line.
+fn path_keys(path: &PathBytes) -> Map<String, Value> {
+    match serde_json::to_value(path) {
+        Ok(Value::Object(keys)) => keys,
+        _ => Map::new(),
+    }
+}
+
 /// A path as members should open it: absolute, against the caller's
 /// directory when relative (lexically; members resolve the rest).
-fn absolute(path: &str, cwd: Option<&str>) -> Result<String, Error> {
-    if path.starts_with('/') {
-        return Ok(path.to_string());
+fn absolute(path: &PathBytes, cwd: Option<&PathBytes>) -> Result<PathBytes, Error> {
+    let path = path.as_bytes();
+    if path.starts_with(b"/") {
+        return Ok(path.into());
     }
-    match cwd {
-        Some(c) if c.starts_with('/') => Ok(format!("{}/{path}", c.trim_end_matches('/'))),
+    match cwd.map(PathBytes::as_bytes) {
+        Some(c) if c.starts_with(b"/") => {
+            let mut full = c.to_vec();
+            while full.last() == Some(&b'/') {
+                full.pop();
+            }
+            full.push(b'/');
+            full.extend_from_slice(path);
+            Ok(full.into())
+        }
         _ => Err(Error::new(
             ErrorCode::InvalidRequest,
             "relative path without the caller's directory",
@@ -999,7 +1021,7 @@ fn run_here(ctx: &Ctx, link: usize) -> usize {
 /// ask about and the descriptor is open for reading and is that very file.
 fn caller_file(
     exports: &crate::exports::Exports,
-    path: &str,
+    path: &PathBytes,
     file: Option<Result<File, Error>>,
 ) -> Result<File, Error> {
     let ours = exports.open(path)?;

@@ -21,8 +21,8 @@ use crate::error::{Error, ErrorCode};
 use crate::fdpass::{self, LineReader};
 use crate::ops::open_for_query;
 use crate::proto::{
-    self, Accepted, End, HelloReply, Item, ItemRequest, JoinResult, LeaveReply, Outcome, Query,
-    QueryKind, Request, RequestFailed, Summary,
+    self, Accepted, End, HelloReply, Item, ItemRequest, JoinResult, LeaveReply, Outcome, PathBytes,
+    Query, QueryKind, Request, RequestFailed, Summary,
 };
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -327,7 +327,7 @@ fn serve_local_query(
     };
     if let Some(paths) = &query.paths {
         for (id, path) in paths.iter().enumerate() {
-            let file = open_as_daemon(path, query.cwd.as_deref(), caller, shared.euid);
+            let file = open_as_daemon(path, query.cwd.as_ref(), caller, shared.euid);
             serving.add(id as u64, path.clone(), file, true);
         }
     } else {
@@ -351,7 +351,7 @@ fn serve_local_query(
                     None => break,
                 }
             } else {
-                open_as_daemon(&item.path, query.cwd.as_deref(), caller, shared.euid)
+                open_as_daemon(&item.path, query.cwd.as_ref(), caller, shared.euid)
             };
             let file = if query.kind == QueryKind::Count && !caller.is_trusted(shared.euid) {
                 file.and_then(|_| Err(count_in_the_command()))
@@ -384,7 +384,7 @@ struct Serving {
     who: Who,
     /// The reply, until the writer thread takes it.
     out: Option<BufWriter<UnixStream>>,
-    held: Vec<(u64, String, Result<File, Error>)>,
+    held: Vec<(u64, PathBytes, Result<File, Error>)>,
     held_bytes: u64,
     pooled: Option<(Batches, thread::JoinHandle<Option<Summary>>)>,
     /// Items whose results the writer thread has written.
@@ -393,7 +393,7 @@ struct Serving {
 
 impl Serving {
     /// Takes one item; `more_ready` says the next line is already here.
-    fn add(&mut self, id: u64, path: String, file: Result<File, Error>, more_ready: bool) {
+    fn add(&mut self, id: u64, path: PathBytes, file: Result<File, Error>, more_ready: bool) {
         if self.pooled.is_none() && more_ready && self.fits_here(&file) {
             self.held.push((id, path, file));
             return;
@@ -724,8 +724,8 @@ fn serve_cluster_query(
 /// Opens a path named without a descriptor, only when that cannot widen what
 /// the caller may read: the caller is us, or root.
 fn open_as_daemon(
-    path: &str,
-    cwd: Option<&str>,
+    path: &PathBytes,
+    cwd: Option<&PathBytes>,
     caller: &Caller,
     euid: u32,
 ) -> Result<File, Error> {
@@ -735,12 +735,12 @@ fn open_as_daemon(
             "the daemon runs as another user: pass an open descriptor (the p2p-* commands do)",
         ));
     }
-    let p = Path::new(path);
+    let p = Path::new(path.as_os_str());
     let full: PathBuf = if p.is_absolute() {
         p.to_path_buf()
     } else {
         match cwd {
-            Some(c) => Path::new(c).join(p),
+            Some(c) => Path::new(c.as_os_str()).join(p),
             None => {
                 return Err(Error::new(
                     ErrorCode::InvalidRequest,

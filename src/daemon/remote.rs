@@ -205,7 +205,7 @@ fn read_items(
 pub(super) fn symlink_stat(
     query: &Query,
     exports: &crate::exports::Exports,
-    path: &str,
+    path: &[u8],
 ) -> Option<Fields> {
     if query.kind != QueryKind::Stat || query.dereference {
         return None;

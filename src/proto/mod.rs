@@ -9,7 +9,10 @@
 //! one [`Summary`] line. A request that cannot be served at all gets a single
 //! `{"error":{...}}` line and the connection is closed.
 
+pub mod path;
 pub mod peer;
+
+pub use path::PathBytes;
 
 use crate::error::Error;
 use crate::ops::count::DirCounts;
@@ -85,12 +88,14 @@ pub struct Query {
     /// `stat`: describe what a symlink points to rather than the link.
     #[serde(default, skip_serializing_if = "is_false")]
     pub dereference: bool,
-    /// Directory that relative paths of descriptor-less items are resolved against.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-    /// Inline paths; when present no item lines follow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paths: Option<Vec<String>>,
+    /// Directory that relative paths of descriptor-less items are resolved
+    /// against: a string, or `{"path", "path_b64"}` when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "path::value")]
+    pub cwd: Option<PathBytes>,
+    /// Inline paths, each a string or `{"path", "path_b64"}`; when present
+    /// no item lines follow.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "path::list")]
+    pub paths: Option<Vec<PathBytes>>,
     /// Where the query runs; absent means on this host, with the caller's rights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
@@ -127,8 +132,10 @@ fn is_false(b: &bool) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
     pub id: u64,
-    /// The path as the user wrote it; shown back in the result.
-    pub path: String,
+    /// The path as the user wrote it, byte for byte (`path`, and `path_b64`
+    /// when it is not UTF-8; see [`path`]); shown back in the result.
+    #[serde(flatten)]
+    pub path: PathBytes,
     /// True when an open descriptor for this path was passed with the line.
     #[serde(default, skip_serializing_if = "is_false")]
     pub fd: bool,
@@ -182,7 +189,9 @@ pub struct Item<T> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<u64>,
     pub peer: String,
-    pub path: String,
+    /// `path`, and `path_b64` when the name is not UTF-8 (see [`path`]).
+    #[serde(flatten)]
+    pub path: PathBytes,
     #[serde(flatten)]
     pub outcome: Outcome<T>,
 }
@@ -318,7 +327,7 @@ mod tests {
             panic!("not a query")
         };
         assert_eq!(q.kind, QueryKind::Wc);
-        assert_eq!(q.paths.unwrap(), vec!["/etc/hosts".to_string()]);
+        assert_eq!(q.paths.unwrap(), vec![PathBytes::from("/etc/hosts")]);
         assert!(!q.lines_only);
     }
 
@@ -360,5 +369,58 @@ mod tests {
     #[test]
     fn unknown_item_fields_are_rejected() {
         assert!(serde_json::from_str::<ItemRequest>(r#"{"id":1,"path":"x","evil":1}"#).is_err());
+        assert!(serde_json::from_str::<ItemRequest>(r#"{"id":1}"#).is_err());
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_travels_as_path_and_path_b64() {
+        let req = ItemRequest {
+            id: 1,
+            path: PathBytes(b"/srv/\xff\n".to_vec()),
+            fd: true,
+        };
+        let s = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            s,
+            "{\"id\":1,\"path\":\"/srv/\u{fffd}\\n\",\"path_b64\":\"L3Nydi//Cg==\",\"fd\":true}"
+        );
+        assert_eq!(serde_json::from_str::<ItemRequest>(&s).unwrap(), req);
+        let by_hand: ItemRequest =
+            serde_json::from_str(r#"{"id":2,"path_b64":"L3Nydi//Cg=="}"#).unwrap();
+        assert_eq!(by_hand.path, req.path);
+
+        let item: Item<ShaFields> = Item {
+            id: None,
+            peer: "a".into(),
+            path: PathBytes(b"\xe9t\xe9".to_vec()),
+            outcome: Outcome::Ok(ShaFields {
+                sha256: "ab".into(),
+                bytes: 2,
+                changed: false,
+            }),
+        };
+        let s = serde_json::to_string(&item).unwrap();
+        assert_eq!(
+            s,
+            "{\"peer\":\"a\",\"path\":\"\u{fffd}t\u{fffd}\",\"path_b64\":\"6XTp\",\"sha256\":\"ab\",\"bytes\":2}"
+        );
+        assert_eq!(serde_json::from_str::<Item<ShaFields>>(&s).unwrap(), item);
+    }
+
+    #[test]
+    fn inline_paths_and_cwd_may_be_bytes() {
+        let r: Request = serde_json::from_str(
+            r#"{"op":"query","kind":"sha256","cwd":{"path_b64":"L3T/"},"paths":["a",{"path_b64":"/w=="}]}"#,
+        )
+        .unwrap();
+        let Request::Query(q) = r else {
+            panic!("not a query")
+        };
+        assert_eq!(q.cwd, Some(PathBytes(b"/t\xff".to_vec())));
+        assert_eq!(q.paths, Some(vec!["a".into(), PathBytes(vec![0xff])]));
+        let again: Request =
+            serde_json::from_slice(&serde_json::to_vec(&Request::Query(q.clone())).unwrap())
+                .unwrap();
+        assert_eq!(again, Request::Query(q));
     }
 }

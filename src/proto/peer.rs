@@ -8,12 +8,13 @@
 //! [`PeerRequest::End`], while the member streams [`PeerReply::Results`] as
 //! items finish, [`PeerReply::Working`] when it has been busy for a while with
 //! nothing new to say, and [`PeerReply::Done`] once every item is answered.
-//! Paths are absolute, as the member should open them; ids are the asking
-//! daemon's, so it can tell which result is which.
+//! Paths are absolute, as the member should open them, and exact bytes: a
+//! name that is not UTF-8 adds `path_b64` (see [`crate::proto::path`]). Ids
+//! are the asking daemon's, so it can tell which result is which.
 
 use crate::error::Error;
 use crate::membership::{Node, Record};
-use crate::proto::QueryKind;
+use crate::proto::{PathBytes, QueryKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -69,7 +70,8 @@ impl PeerRequest {
 #[serde(deny_unknown_fields)]
 pub struct PeerItem {
     pub id: u64,
-    pub path: String,
+    #[serde(flatten)]
+    pub path: PathBytes,
 }
 
 /// The answer to [`PeerRequest::Join`].
@@ -134,10 +136,16 @@ mod tests {
                 dereference: false,
             },
             PeerRequest::Items {
-                items: vec![PeerItem {
-                    id: 7,
-                    path: "/srv/a".into(),
-                }],
+                items: vec![
+                    PeerItem {
+                        id: 7,
+                        path: "/srv/a".into(),
+                    },
+                    PeerItem {
+                        id: 8,
+                        path: PathBytes(b"/srv/\xff\\".to_vec()),
+                    },
+                ],
             },
             PeerRequest::End {},
         ];
@@ -149,6 +157,14 @@ mod tests {
             String::from_utf8(encode(&PeerRequest::End {})).unwrap(),
             r#"{"op":"end"}"#
         );
+        let item = PeerItem {
+            id: 8,
+            path: PathBytes(b"/srv/\xff".to_vec()),
+        };
+        assert_eq!(
+            String::from_utf8(encode(&item)).unwrap(),
+            "{\"id\":8,\"path\":\"/srv/\u{fffd}\",\"path_b64\":\"L3Nydi//\"}"
+        );
     }
 
     #[test]
@@ -157,6 +173,8 @@ mod tests {
             r#"{"op":"shell","cmd":"rm -rf /"}"#,
             r#"{"op":"end","extra":1}"#,
             r#"{"op":"items","items":[{"id":1,"path":"/a","fd":3}]}"#,
+            r#"{"op":"items","items":[{"id":1}]}"#,
+            r#"{"op":"items","items":[{"id":1,"path_b64":"%%"}]}"#,
             r#"{"op":"items"}"#,
             r#"[1,2,3]"#,
         ] {
