@@ -129,7 +129,7 @@ fn is_false(b: &bool) -> bool {
 
 /// One path of a streamed query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "ItemRequestKeys")]
 pub struct ItemRequest {
     pub id: u64,
     /// The path as the user wrote it, byte for byte (`path`, and `path_b64`
@@ -145,6 +145,32 @@ pub struct ItemRequest {
     /// directory for such a caller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted: Option<Outcome<DirCounts>>,
+}
+
+/// An [`ItemRequest`] as read: its keys one by one, which parses at the
+/// speed of a plain struct (a flattened field would buffer every line).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemRequestKeys {
+    id: u64,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    path_b64: Option<String>,
+    #[serde(default)]
+    fd: bool,
+}
+
+impl TryFrom<ItemRequestKeys> for ItemRequest {
+    type Error = String;
+
+    fn try_from(k: ItemRequestKeys) -> Result<Self, String> {
+        Ok(ItemRequest {
+            id: k.id,
+            path: PathBytes::from_json(k.path, k.path_b64.as_deref())?,
+            fd: k.fd,
+        })
+    }
 }
 
 /// The line that ends a streamed query.

@@ -67,11 +67,33 @@ impl PeerRequest {
 
 /// One path to answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "PeerItemKeys")]
 pub struct PeerItem {
     pub id: u64,
     #[serde(flatten)]
     pub path: PathBytes,
+}
+
+/// A [`PeerItem`] as read, key by key (faster than a flattened field).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerItemKeys {
+    id: u64,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    path_b64: Option<String>,
+}
+
+impl TryFrom<PeerItemKeys> for PeerItem {
+    type Error = String;
+
+    fn try_from(k: PeerItemKeys) -> Result<Self, String> {
+        Ok(PeerItem {
+            id: k.id,
+            path: PathBytes::from_json(k.path, k.path_b64.as_deref())?,
+        })
+    }
 }
 
 /// The answer to [`PeerRequest::Join`].
