@@ -645,6 +645,13 @@ unreachable, unauthorized, invalid_request (also: an empty name, or a FIFO or de
 member was asked to read), internal. A failure with no name to show (an empty name) prints \
 only its message on stderr.";
 
+const PATH_B64_FIELD: &str = "A path is bytes. A name that is valid UTF-8 is a plain string in \
+path. One that is not keeps a readable path (each invalid sequence shown as U+FFFD, the \
+replacement character) and adds path_b64: the exact bytes of the name in base64 (standard \
+alphabet, padded), so `base64 -d` gives the file's name back. --format text (and sha256sum) \
+writes the raw bytes of names; messages on stderr show a name on one line, with \\xHH for bytes \
+that are not UTF-8 and C escapes (\\n, \\t, \\\\) for control characters.\n\n";
+
 const CHANGED_FIELD: &str = "A file that changes while it is read is read again, up to twice; if it \
 still changes, the line carries \"changed\": true (the numbers belong to no single version of \
 it), a warning goes to stderr and the exit status is 1, as with tar. The field is absent \
@@ -1006,6 +1013,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  error, as wc does. --debug says on stderr which line counter is used, once, when \
                  lines are counted without words, characters or -L.\n\n"
                     .to_string()
+                    + PATH_B64_FIELD
                     + CHANGED_FIELD
                     + ERROR_FIELDS,
             ));
@@ -1057,6 +1065,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  --ignore-missing, --quiet, --status, --strict or -w without it; --tag with -t) are \
                  refused with its words and exit status 1.\n\n"
                     .to_string()
+                    + PATH_B64_FIELD
                     + CHANGED_FIELD
                     + ERROR_FIELDS,
             ));
@@ -1090,6 +1099,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  from another member; one more line says how many others there were.\n\n\
                  --format text prints columns: files, dirs, symlinks, other, bytes, path.\n\n"
                     .to_string()
+                    + PATH_B64_FIELD
                     + ERROR_FIELDS,
             ));
             s.push((
@@ -1132,6 +1142,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  above it; a regular file must be readable, for its counts and digest.\n\n\
                  --format text prints a block per path, in the manner of stat(1).\n\n"
                     .to_string()
+                    + PATH_B64_FIELD
                     + CHANGED_FIELD
                     + ERROR_FIELDS,
             ));
