@@ -121,11 +121,11 @@ impl Printer {
                         let line = text(fields, item.path.as_bytes());
                         if self.peer_prefix {
                             for l in line.split_inclusive(|&b| b == b'\n') {
-                                self.raw(format!("{}: ", item.peer));
-                                self.raw(l);
+                                self.raw(&format!("{}: ", item.peer));
+                                self.raw_bytes(l);
                             }
                         } else {
-                            self.raw(&line);
+                            self.raw_bytes(&line);
                         }
                     }
                 }
@@ -183,9 +183,14 @@ impl Printer {
         self.check(r);
     }
 
-    /// Prints text (or any bytes) as is; the caller supplies the newline.
-    pub fn raw(&mut self, text: impl AsRef<[u8]>) {
-        let r = self.out.write_all(text.as_ref());
+    /// Prints text as is; the caller supplies the newline.
+    pub fn raw(&mut self, text: &str) {
+        self.raw_bytes(text.as_bytes());
+    }
+
+    /// Prints bytes as they are (a line naming a file by its raw bytes).
+    pub fn raw_bytes(&mut self, bytes: &[u8]) {
+        let r = self.out.write_all(bytes);
         self.check(r);
     }
 

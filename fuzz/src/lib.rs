@@ -675,24 +675,24 @@ fn export_tree() -> &'static ExportTree {
 }
 
 /// A path in a peer's `Items` frame, opened as the daemon opens it below
-/// its `--export` roots. Layout: the path; one not starting with `/` is
+/// its `--export` roots. Layout: the path's bytes; one not starting with `/` is
 /// taken relative to the tree's top directory (`root/f`, `alias/a/b/g`).
 /// Checks: whatever opens is below an exported root, never `outside/secret`
 /// nor anything else outside; a FIFO does not block.
 pub fn export_paths(data: &[u8]) {
     use std::os::unix::fs::MetadataExt;
     let tree = export_tree();
-    let text = String::from_utf8_lossy(data);
-    let path = if text.starts_with('/') {
-        text.into_owned()
+    let path = if data.starts_with(b"/") {
+        data.to_vec()
     } else {
-        format!("{}/{text}", tree.top)
+        [tree.top.as_bytes(), b"/", data].concat()
     };
     if let Ok(file) = tree.exports.open(&path) {
         let md = file.metadata().expect("fstat");
         assert!(
             tree.inside.contains(&(md.dev(), md.ino())),
-            "{path:?} opened something outside the exports"
+            "{:?} opened something outside the exports",
+            path.escape_ascii().to_string()
         );
     }
 }
@@ -1319,7 +1319,7 @@ fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
             recursive: kind == QueryKind::Count,
             dereference: false,
             cwd: Some("/home/u".into()),
-            paths,
+            paths: paths.map(|list| list.into_iter().map(Into::into).collect()),
             target,
         })
     };
