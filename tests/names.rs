@@ -386,3 +386,49 @@ fn other_members_find_awkward_names_over_every_placement() {
     assert!(stderr.contains("gone\\xFF"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn a_local_user_of_a_root_daemon_gets_awkward_names_over_every_placement() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !common::is_root() {
+        eprintln!("skipped: acting as another user needs root");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(t.path()).unwrap();
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(&root, 0o755);
+    let open = root.join(OsStr::from_bytes(b"pub\xe9"));
+    std::fs::write(&open, b"for everyone\n").unwrap();
+    mode(&open, 0o644);
+    let closed = root.join(OsStr::from_bytes(b"priv\xe9"));
+    std::fs::write(&closed, b"root only\n").unwrap();
+    mode(&closed, 0o600);
+    let d = Daemon::start(&["--name", "here", "--export", root.to_str().unwrap()]);
+    common::open_to_all(&d);
+    let placements: [&[&str]; 4] = [&[], &["--peer", "here"], &["--all"], &["--spread"]];
+    for placement in placements {
+        let nobody = || {
+            let mut c = d.cmd("p2p-sha256");
+            c.uid(65534).gid(65534).args(placement);
+            c
+        };
+        let (status, stdout, stderr) = output(nobody().arg(&open));
+        assert_eq!(status, 0, "{placement:?}: {stderr}");
+        let v = &json_lines(&stdout)[0];
+        assert_shape(v, &open);
+        check_fields("p2p-sha256", v, b"for everyone\n");
+        let (status, stdout, stderr) = output(nobody().arg(&closed));
+        assert_eq!(status, 1, "{placement:?}");
+        let v = &json_lines(&stdout)[0];
+        assert_eq!(
+            v["error"]["code"], "permission_denied",
+            "{placement:?}: {v}"
+        );
+        assert_eq!(named(v), bytes(&closed));
+        assert!(stderr.contains("priv\\xE9"), "{stderr}");
+    }
+}
