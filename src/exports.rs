@@ -508,6 +508,7 @@ fn root_error(root: &Path, failure: Failure) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
     use std::fs;
     use std::io::Read;
     use std::os::unix::fs::symlink;
@@ -744,6 +745,24 @@ mod tests {
             );
             let through_cwd = "/proc/self/cwd/Cargo.toml";
             assert_eq!(code(e.open(through_cwd)), ErrorCode::NotExported, "{how:?}");
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_open_and_are_refused_readably() {
+        let t = tree();
+        let name = OsStr::from_bytes(b"caf\xe9\n");
+        fs::write(t.root.join(name), "latin-1").unwrap();
+        fs::write(t.top.join("outside").join(name), "secret").unwrap();
+        for how in resolvers() {
+            let e = exporting(&[&t.root], how);
+            let inside = [t.root.as_os_str().as_bytes(), b"/caf\xe9\n"].concat();
+            assert_eq!(read(e.open(&inside)), "latin-1", "{how:?}");
+            let outside = [t.top.as_os_str().as_bytes(), b"/outside/caf\xe9\n"].concat();
+            let err = e.open(&outside).unwrap_err();
+            assert_eq!(err.code, ErrorCode::NotExported, "{how:?}");
+            assert!(err.message.contains("caf\\xE9\\n"), "{}", err.message);
+            assert!(!err.message.contains('\n'), "{}", err.message);
         }
     }
 

@@ -1106,6 +1106,20 @@ mod tests {
     }
 
     #[test]
+    fn relative_paths_join_the_callers_directory_byte_for_byte() {
+        let cwd = PathBytes(b"/home/d\xe9/".to_vec());
+        let got = absolute(&PathBytes(b"f\xff".to_vec()), Some(&cwd)).unwrap();
+        assert_eq!(got.as_bytes(), b"/home/d\xe9/f\xff");
+        let got = absolute(&"x".into(), Some(&"/".into())).unwrap();
+        assert_eq!(got.as_bytes(), b"/x");
+        let kept = absolute(&PathBytes(b"/abs\x80".to_vec()), None).unwrap();
+        assert_eq!(kept.as_bytes(), b"/abs\x80");
+        let e = absolute(&"rel".into(), None).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(absolute(&"rel".into(), Some(&"not/absolute".into())).is_err());
+    }
+
+    #[test]
     fn links_to_one_member_are_capped_and_freed() {
         let pool = SessionPool::default();
         let addr = SocketAddr::from(([127, 0, 0, 1], 41401));

@@ -8,6 +8,9 @@
 //! per item, in the order they finish, each tagged with the client's `id`, then
 //! one [`Summary`] line. A request that cannot be served at all gets a single
 //! `{"error":{...}}` line and the connection is closed.
+//!
+//! Every path is bytes ([`PathBytes`]): a name that is not UTF-8 travels as
+//! `path_b64` beside a readable `path` (see [`path`]).
 
 pub mod path;
 pub mod peer;
