@@ -959,7 +959,7 @@ mod tests {
             // Not links, a trailing slash, or outside every root: left to open().
             assert!(e.symlink_below(text(&t.root.join("f"))).is_none());
             assert!(
-                e.symlink_below(&format!("{}/", text(&t.root.join("a/rel"))))
+                e.symlink_below(format!("{}/", text(&t.root.join("a/rel"))))
                     .is_none()
             );
             assert!(e.symlink_below(text(&t.secret)).is_none());

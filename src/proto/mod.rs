@@ -162,6 +162,8 @@ struct ItemRequestKeys {
     path_b64: Option<String>,
     #[serde(default)]
     fd: bool,
+    #[serde(default)]
+    counted: Option<Outcome<DirCounts>>,
 }
 
 impl TryFrom<ItemRequestKeys> for ItemRequest {
@@ -172,6 +174,7 @@ impl TryFrom<ItemRequestKeys> for ItemRequest {
             id: k.id,
             path: PathBytes::from_json(k.path, k.path_b64.as_deref())?,
             fd: k.fd,
+            counted: k.counted,
         })
     }
 }
@@ -407,6 +410,7 @@ mod tests {
             id: 1,
             path: PathBytes(b"/srv/\xff\n".to_vec()),
             fd: true,
+            counted: None,
         };
         let s = serde_json::to_string(&req).unwrap();
         assert_eq!(
@@ -417,6 +421,16 @@ mod tests {
         let by_hand: ItemRequest =
             serde_json::from_str(r#"{"id":2,"path_b64":"L3Nydi//Cg=="}"#).unwrap();
         assert_eq!(by_hand.path, req.path);
+        // What else an item carries survives the key-by-key reading.
+        let counted = ItemRequest {
+            counted: Some(Outcome::Ok(DirCounts {
+                files: 3,
+                ..Default::default()
+            })),
+            ..req.clone()
+        };
+        let s = serde_json::to_string(&counted).unwrap();
+        assert_eq!(serde_json::from_str::<ItemRequest>(&s).unwrap(), counted);
 
         let item: Item<ShaFields> = Item {
             id: None,
