@@ -1130,7 +1130,8 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  (which may move atime).\n\n\
                  As stat(1) does, a symlink is described as itself: type symlink, its own owner, \
                  times and size (the length of its target), and target (what readlink(2) \
-                 returns), with no content fields; a dangling link is no error. With -L \
+                 returns; with target_b64 beside it when that is not UTF-8, as for path), with no \
+                 content fields; a dangling link is no error. With -L \
                  (--dereference) the file it points to is described instead. On this host the \
                  command looks at the link itself; a member looks at it below its export without \
                  following it (the directories above it are resolved beneath the export, as for \

@@ -432,3 +432,27 @@ fn a_local_user_of_a_root_daemon_gets_awkward_names_over_every_placement() {
         assert!(stderr.contains("priv\\xE9"), "{stderr}");
     }
 }
+
+#[test]
+fn a_symlink_whose_target_is_not_utf8_shows_target_b64() {
+    let (t, _files) = data();
+    let d = Daemon::start(&[]);
+    let link = t.path().join("link");
+    std::os::unix::fs::symlink(OsStr::from_bytes(b"caf\xe9.txt"), &link).unwrap();
+    let (status, stdout, stderr) = output(d.cmd("p2p-stat").arg(&link));
+    assert_eq!(status, 0, "{stderr}");
+    let v = &json_lines(&stdout)[0];
+    assert_eq!(v["type"], "symlink", "{v}");
+    assert_eq!(v["target"], "caf\u{fffd}.txt", "{v}");
+    assert_eq!(
+        STANDARD.decode(v["target_b64"].as_str().unwrap()).unwrap(),
+        b"caf\xe9.txt"
+    );
+    let (_, text, _) = output(d.cmd("p2p-stat").args(["--format", "text"]).arg(&link));
+    let first = [b"  File: ", bytes(&link), b" -> caf\xe9.txt\n"].concat();
+    assert!(
+        text.starts_with(&first),
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+}

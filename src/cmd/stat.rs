@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::input::Stdin;
 use crate::ops::stat::{link_target_at, meta_at};
 use crate::output::{Printer, quiet_on_closed_pipe};
-use crate::proto::{Item, Outcome, Query, QueryKind, StatFields};
+use crate::proto::{Item, Outcome, PathBytes, Query, QueryKind, StatFields};
 use std::ffi::CString;
 use std::fmt::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -88,8 +88,9 @@ pub fn without_content(path: &Path, follow: bool) -> Option<Result<StatFields, E
 fn text(s: &StatFields, path: &[u8]) -> Vec<u8> {
     let mut file = [b"  File: ", path].concat();
     if let Some(t) = &s.target {
+        let exact = PathBytes::from_json(Some(t.clone()), s.target_b64.as_deref());
         file.extend_from_slice(b" -> ");
-        file.extend_from_slice(t.as_bytes());
+        file.extend_from_slice(exact.as_ref().map_or(t.as_bytes(), |p| p.as_bytes()));
     }
     file.push(b'\n');
     let mut out = String::new();

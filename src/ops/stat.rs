@@ -125,6 +125,7 @@ impl StatFields {
             mode: format!("{:04o}", m.mode & 0o7777),
             mtime: rfc3339_utc(m.mtime.0, m.mtime.1),
             target: target.map(|t| String::from_utf8_lossy(t).into_owned()),
+            target_b64: target.and_then(|t| crate::proto::PathBytes::from(t).b64()),
             uid: Some(m.uid),
             gid: Some(m.gid),
             user: user_name(m.uid),

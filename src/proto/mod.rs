@@ -304,9 +304,13 @@ pub struct StatFields {
     pub mode: String,
     /// Modification time, RFC 3339 in UTC.
     pub mtime: String,
-    /// A symlink's target (readlink), for a link that was not followed.
+    /// A symlink's target (readlink), for a link that was not followed;
+    /// readable like `path` when it is not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The target's exact bytes in base64 when they are not UTF-8, as `path_b64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_b64: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
