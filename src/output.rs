@@ -122,10 +122,10 @@ impl Printer {
                         if self.peer_prefix {
                             for l in line.split_inclusive(|&b| b == b'\n') {
                                 self.raw(&format!("{}: ", item.peer));
-                                self.raw_bytes(l);
+                                self.bytes(l);
                             }
                         } else {
-                            self.raw_bytes(&line);
+                            self.bytes(&line);
                         }
                     }
                 }
@@ -185,13 +185,7 @@ impl Printer {
 
     /// Prints text as is; the caller supplies the newline.
     pub fn raw(&mut self, text: &str) {
-        self.raw_bytes(text.as_bytes());
-    }
-
-    /// Prints bytes as they are (a line naming a file by its raw bytes).
-    pub fn raw_bytes(&mut self, bytes: &[u8]) {
-        let r = self.out.write_all(bytes);
-        self.check(r);
+        self.bytes(text.as_bytes());
     }
 
     /// Prints bytes as they are (names that are not UTF-8, NUL-ended lines).

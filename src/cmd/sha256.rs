@@ -68,7 +68,6 @@ pub fn run(cli: ShaCli) -> i32 {
                     line.extend_from_slice(item.peer.as_bytes());
                     line.extend_from_slice(b": ");
                 }
-                // Until paths are bytes end to end, the name is the path's text.
                 crate::checkfile::write_line(
                     &mut line,
                     &f.sha256,
