@@ -119,14 +119,7 @@ impl Printer {
                     Style::Json => self.json(item),
                     Style::Text => {
                         let line = text(fields, item.path.as_bytes());
-                        if self.peer_prefix {
-                            for l in line.split_inclusive(|&b| b == b'\n') {
-                                self.raw(&format!("{}: ", item.peer));
-                                self.bytes(l);
-                            }
-                        } else {
-                            self.bytes(&line);
-                        }
+                        self.text_bytes(&item.peer, &line);
                     }
                 }
             }
