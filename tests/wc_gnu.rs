@@ -319,7 +319,6 @@ fn names_with_newlines_are_quoted() {
 
 /// uutils test_non_unicode_names.
 #[test]
-#[ignore = "needs byte paths (helper bytes)"]
 fn names_that_are_not_utf8() {
     use std::os::unix::ffi::OsStrExt;
     let (d, dir) = setup();
