@@ -133,9 +133,21 @@ impl Placement {
 
 /// Parses the flags of a command that has the member filter; its old
 /// spelling, `--tag KEY=VALUE` (before sha256sum's `--tag` took the name), is
-/// refused with a hint to use `--where` (exit 2). `p2p-sha256` parses plainly:
-/// there `--tag` is sha256sum's flag.
+/// refused with a hint to use `--where` (exit 2; 1 in `p2p-wc`, through
+/// [`parse_as_gnu`]). In `p2p-sha256`, `--tag` is sha256sum's flag.
 pub fn parse_with_where_hint<T: Parser>() -> T {
+    parse_with_status::<T>(crate::output::EXIT_USAGE)
+}
+
+/// Parses the flags of `p2p-wc` or `p2p-sha256`: as GNU's `wc` and
+/// `sha256sum`, an unknown option or a bad option value exits 1, not 2.
+pub fn parse_as_gnu<T: Parser>() -> T {
+    parse_with_status::<T>(1)
+}
+
+/// Parses the flags, exiting with `status` on a usage error (0 for `--help`
+/// and `--version`), with the `--where` hint for the old `--tag` filter.
+fn parse_with_status<T: Parser>(status: i32) -> T {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     match T::try_parse() {
         Ok(cli) => cli,
@@ -159,9 +171,15 @@ pub fn parse_with_where_hint<T: Parser>() -> T {
                     "{bin}: the member filter is now --where {value}, not --tag (in p2p-sha256 \
                      --tag is sha256sum's BSD-format flag, so every command spells the filter --where)"
                 );
-                std::process::exit(crate::output::EXIT_USAGE);
+                std::process::exit(status);
             }
-            e.exit()
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                e.exit()
+            }
+            // clap writes the message (coloured only on a terminal); the
+            // status is ours.
+            let _ = e.print();
+            std::process::exit(status)
         }
     }
 }
@@ -1250,6 +1268,17 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
         s.push(("FILES", CLIENT_FILES.into()));
     } else if bin == "p2p-join" {
         s.push(("EXIT STATUS", "0 when every address was joined; 1 when some address could not be joined; 2 for a usage error; 3 when the local p2pd cannot be reached.".into()));
+        s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+        s.push(("FILES", CLIENT_FILES.into()));
+    } else if bin == "p2p-wc" || bin == "p2p-sha256" {
+        s.push((
+            "EXIT STATUS",
+            format!(
+                "{EXIT_STATUS} As with GNU's {}, an unknown option or a bad option value exits 1; \
+                 2 is kept for what only p2p checks (placements, the daemon's configuration).",
+                if bin == "p2p-wc" { "wc" } else { "sha256sum" }
+            ),
+        ));
         s.push(("ENVIRONMENT", CLIENT_ENV.into()));
         s.push(("FILES", CLIENT_FILES.into()));
     } else if bin != "p2pd" {

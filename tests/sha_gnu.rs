@@ -710,3 +710,15 @@ fn our_lines_for_names_that_are_not_utf8_check_with_gnu() {
         .current_dir(dir));
     assert_eq!(gnu.status, 0, "{}{}", gnu.stdout, gnu.stderr);
 }
+
+/// uutils test_invalid_arg: an unknown option is a usage error, exit 1 as
+/// GNU's; --help still exits 0.
+#[test]
+fn an_unknown_option_exits_1_as_gnu() {
+    let (d, t) = setup();
+    let r = sha(&d, t.path(), &["--definitely-invalid"]);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let r = sha(&d, t.path(), &["--help"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+}

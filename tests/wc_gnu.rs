@@ -174,10 +174,10 @@ fn coreutils_wc_total() {
         " 1  1  2 2b\n 1  2  8 2w\n 2  3 10 total\n",
         0,
     );
-    // `--total 2b` takes 2b as the value, which is no WHEN: a usage error
-    // (GNU exits 1; p2p's usage errors exit 2).
+    // `--total 2b` takes 2b as the value, which is no WHEN: a usage error,
+    // exit 1 as in GNU.
     let r = p2p(&d, &dir, &["--total", "2b", "2w"]);
-    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert_eq!(r.status, 1, "{}", r.stderr);
     assert!(r.stdout.is_empty());
 }
 
@@ -591,4 +591,17 @@ fn coreutils_wc_files0_widths() {
     write(&dir, "1\n2", b"");
     let (out, _, status) = piped(&d, &dir, &["--files0-from=-"], b"1\n2\0");
     assert_eq!((out.as_str(), status), ("0 0 0 '1'$'\\n''2'\n", 0));
+}
+
+/// uutils test_invalid_arg: an unknown option is a usage error, exit 1 as
+/// GNU's; --help still exits 0.
+#[test]
+fn an_unknown_option_exits_1_as_gnu() {
+    let (d, dir) = setup();
+    let r = p2p(&d, &dir, &["--definitely-invalid"]);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("--definitely-invalid"), "{}", r.stderr);
+    let r = p2p(&d, &dir, &["--help"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
 }

@@ -1,5 +1,4 @@
-use clap::Parser;
-
 fn main() {
-    std::process::exit(p2p::cmd::sha256::run(p2p::cli::ShaCli::parse()));
+    let cli = p2p::cli::parse_as_gnu::<p2p::cli::ShaCli>();
+    std::process::exit(p2p::cmd::sha256::run(cli));
 }

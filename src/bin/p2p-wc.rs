@@ -1,4 +1,4 @@
 fn main() {
-    let cli = p2p::cli::parse_with_where_hint::<p2p::cli::WcCli>();
+    let cli = p2p::cli::parse_as_gnu::<p2p::cli::WcCli>();
     std::process::exit(p2p::cmd::wc::run(cli));
 }
