@@ -89,17 +89,7 @@ fn decode(s: &[u8]) -> Option<(u32, usize)> {
 }
 
 fn printable(cp: u32) -> bool {
-    NON_PRINTABLE
-        .binary_search_by(|&(lo, hi)| {
-            if hi < cp {
-                std::cmp::Ordering::Less
-            } else if lo > cp {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        })
-        .is_err()
+    !crate::ops::width::within(NON_PRINTABLE, cp)
 }
 
 /// Bytes that never need quoting, wherever they are.
