@@ -1274,8 +1274,9 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
         s.push((
             "EXIT STATUS",
             format!(
-                "{EXIT_STATUS} As with GNU's {}, an unknown option or a bad option value exits 1; \
-                 2 is kept for what only p2p checks (placements, the daemon's configuration).",
+                "{EXIT_STATUS} As with GNU's {}, an unknown option or a bad option value \
+                 (ours too, such as --timeout 0) exits 1; 2 is kept for what p2p checks once the \
+                 options are read (a placement that cannot be, standard input sent to members).",
                 if bin == "p2p-wc" { "wc" } else { "sha256sum" }
             ),
         ));

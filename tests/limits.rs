@@ -277,10 +277,17 @@ fn a_member_that_only_says_working_is_given_up() {
 #[test]
 fn a_zero_timeout_is_refused_by_the_command_and_the_daemon() {
     let d = Daemon::start(&[]);
+    // A bad flag value is a usage error: exit 2 in p2p-stat, 1 in p2p-wc
+    // (as GNU wc).
+    let r = run(d
+        .cmd("p2p-stat")
+        .args(["--peer", "x", "--timeout", "0", "/etc/hostname"]));
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("from 0.05 to 86400"), "{}", r.stderr);
     let r = run(d
         .cmd("p2p-wc")
         .args(["--peer", "x", "--timeout", "0", "/etc/hostname"]));
-    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert_eq!(r.status, 1, "{}", r.stderr);
     assert!(r.stderr.contains("from 0.05 to 86400"), "{}", r.stderr);
 
     let line = format!(
