@@ -9,7 +9,7 @@
 //! everything else.
 
 use super::Shared;
-use super::engine::{Fields, Step, Work};
+use super::engine::{Fields, Opened, Step, Work};
 use super::pool::{Job, Who};
 use crate::error::{Error, ErrorCode};
 use crate::proto::{PathBytes, Query};
@@ -33,7 +33,7 @@ const BATCH: usize = 16;
 struct Pending {
     id: u64,
     path: PathBytes,
-    file: Result<File, Error>,
+    file: Result<Opened, Error>,
 }
 
 /// Groups a connection's items into pool jobs.
@@ -98,6 +98,17 @@ impl Batches {
         file: Result<File, Error>,
         more_ready: bool,
     ) {
+        self.add_opened(id, path, file.and_then(Opened::new), more_ready);
+    }
+
+    /// [`Batches::add`] of a file whose metadata was taken already.
+    pub(crate) fn add_opened(
+        &mut self,
+        id: u64,
+        path: PathBytes,
+        file: Result<Opened, Error>,
+        more_ready: bool,
+    ) {
         if let Err(TrySendError::Full(())) = self.slot_tx.try_send(()) {
             // Before waiting for a slot, let the items we hold be computed:
             // their slots are among the ones we wait for.
@@ -108,12 +119,7 @@ impl Batches {
         }
         // A large file or a directory tree is a job of its own, so that two
         // of them run on two workers at once.
-        let heavy = match &file {
-            Ok(f) => f
-                .metadata()
-                .map_or(true, |md| !md.is_file() || md.len() >= crate::ops::PIPE_MIN),
-            Err(_) => false,
-        };
+        let heavy = file.as_ref().is_ok_and(Opened::heavy);
         if heavy {
             self.flush();
         }
@@ -193,7 +199,7 @@ impl Turns {
                 (id, path, guarded(|| engine.resume(work)))
             } else if let Some(p) = self.items.next() {
                 let step = match p.file {
-                    Ok(file) => guarded(|| engine.start(&self.query, file, self.streams)),
+                    Ok(opened) => guarded(|| engine.start(&self.query, opened, self.streams)),
                     Err(e) => Step::Done(Err(e)),
                 };
                 (p.id, p.path, step)
@@ -222,14 +228,14 @@ impl Turns {
 pub(crate) fn answer_here(
     shared: &Shared,
     query: &Query,
-    items: Vec<(u64, PathBytes, Result<File, Error>)>,
+    items: Vec<(u64, PathBytes, Result<Opened, Error>)>,
 ) -> Vec<Done> {
     let engine = &shared.engine;
     items
         .into_iter()
         .map(|(id, path, file)| {
             let mut step = match file {
-                Ok(file) => guarded(|| engine.start(query, file, true)),
+                Ok(opened) => guarded(|| engine.start(query, opened, true)),
                 Err(e) => Step::Done(Err(e)),
             };
             let result = loop {

@@ -8,6 +8,7 @@
 
 use crate::cache::{FileKey, Known, ResultCache};
 use crate::error::{Error, ErrorCode};
+use crate::ops::Place;
 use crate::ops::count::{DirCounts, LISTED_ON_WIRE, count_dir};
 use crate::ops::pass::{Found, Pass, Want};
 use crate::ops::source::{self, Kind};
@@ -34,6 +35,26 @@ pub enum Fields {
     Count(DirCounts),
     /// Boxed: a stat's strings make it several times larger than the others.
     Stat(Box<StatFields>),
+}
+
+/// An open file and its metadata, taken with one `fstat` when it came in and
+/// passed along to everything that decides by its type or size.
+pub struct Opened {
+    pub file: File,
+    pub md: Metadata,
+}
+
+impl Opened {
+    pub fn new(file: File) -> Result<Opened, Error> {
+        let md = file.metadata()?;
+        Ok(Opened { file, md })
+    }
+
+    /// A regular file of [`crate::ops::PIPE_MIN`] bytes or more, or anything
+    /// else but a regular file (a directory, a stream): work for a job of its own.
+    pub fn heavy(&self) -> bool {
+        !self.md.is_file() || self.md.len() >= crate::ops::PIPE_MIN
+    }
 }
 
 /// Runs queries against open files; shared by every connection.
@@ -190,7 +211,7 @@ impl Engine {
     /// count walks with the daemon's own rights: it is asked only by members
     /// (below the exports) and by the daemon's own user and root.
     pub fn execute(&self, query: &Query, file: File) -> Result<Fields, Error> {
-        let mut step = self.start(query, file, true);
+        let mut step = self.start(query, Opened::new(file)?, true);
         loop {
             match step {
                 Step::Done(result) => return result,
@@ -203,8 +224,8 @@ impl Engine {
     /// first slice of its content. A directory count is done in one go.
     /// Without `streams`, only regular files are read (pseudo-files too):
     /// a pipe, device or socket is refused.
-    pub fn start(&self, query: &Query, file: File, streams: bool) -> Step {
-        match self.begin(query, file, streams) {
+    pub fn start(&self, query: &Query, opened: Opened, streams: bool) -> Step {
+        match self.begin(query, opened, streams) {
             Ok(step) => step,
             Err(e) => Step::Done(Err(e)),
         }
@@ -239,8 +260,8 @@ impl Engine {
         }
     }
 
-    fn begin(&self, query: &Query, file: File, streams: bool) -> Result<Step, Error> {
-        let md = file.metadata()?;
+    fn begin(&self, query: &Query, opened: Opened, streams: bool) -> Result<Step, Error> {
+        let Opened { file, md } = opened;
         let mut meta = None;
         let shape = match query.kind {
             QueryKind::Count => {
@@ -326,6 +347,9 @@ struct Reading {
     began: Option<Instant>,
     /// The bytes the finished read found, when it read.
     read: Option<u64>,
+    /// The offset and size for the next slice, when known without asking:
+    /// those of the metadata the attempt began with, for its first slice.
+    place: Option<Place>,
 }
 
 impl Reading {
@@ -341,6 +365,7 @@ impl Reading {
             pass: None,
             began: None,
             read: None,
+            place: Some(place_of(md, from)),
         }
     }
 
@@ -387,12 +412,14 @@ impl Reading {
         let Some(pass) = self.pass.as_mut() else {
             return Err(missing());
         };
-        let end = pass.step(file, budget)?;
-        let now = FileKey::from_metadata(&file.metadata()?);
+        let end = pass.step(file, budget, self.place.take())?;
+        let md = file.metadata()?;
+        let now = FileKey::from_metadata(&md);
         if now != self.key && self.attempt < CHANGE_RETRIES {
             // Read the new version from the start, trusting nothing cached.
             self.attempt += 1;
             (&*file).seek(SeekFrom::Start(self.from))?;
+            self.place = Some(place_of(&md, self.from));
             self.key = now;
             self.known = Known::default();
             self.pass = None;
@@ -420,6 +447,15 @@ impl Reading {
             return Ok(Some((combined, false)));
         }
         Ok(Some((combined, true)))
+    }
+}
+
+/// Where a read from offset `from` of a sized file whose metadata is `md` starts.
+fn place_of(md: &Metadata, from: u64) -> Place {
+    Place {
+        at: from,
+        size: md.len(),
+        exact: source::on_block_device(md),
     }
 }
 

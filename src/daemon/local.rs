@@ -14,6 +14,7 @@
 use super::batch::{self, Batches, Done};
 use super::caller::Caller;
 use super::cluster::JoinError;
+use super::engine::Opened;
 use super::limits::Ticket;
 use super::pool::Who;
 use super::{Shared, fanout, watch};
@@ -384,7 +385,7 @@ struct Serving {
     who: Who,
     /// The reply, until the writer thread takes it.
     out: Option<BufWriter<UnixStream>>,
-    held: Vec<(u64, PathBytes, Result<File, Error>)>,
+    held: Vec<(u64, PathBytes, Result<Opened, Error>)>,
     held_bytes: u64,
     pooled: Option<(Batches, thread::JoinHandle<Option<Summary>>)>,
     /// Items whose results the writer thread has written.
@@ -394,26 +395,25 @@ struct Serving {
 impl Serving {
     /// Takes one item; `more_ready` says the next line is already here.
     fn add(&mut self, id: u64, path: PathBytes, file: Result<File, Error>, more_ready: bool) {
+        let file = file.and_then(Opened::new);
         if self.pooled.is_none() && more_ready && self.fits_here(&file) {
             self.held.push((id, path, file));
             return;
         }
         if let Some(batches) = self.pool() {
-            batches.add(id, path, file, more_ready);
+            batches.add_opened(id, path, file, more_ready);
         }
     }
 
     /// Whether one more item keeps the held ones small enough to answer here.
-    fn fits_here(&mut self, file: &Result<File, Error>) -> bool {
+    fn fits_here(&mut self, file: &Result<Opened, Error>) -> bool {
         if self.held.len() >= HERE_ITEMS {
             return false;
         }
         let size = match file {
             Err(_) => 0,
-            Ok(f) => match f.metadata() {
-                Ok(md) if md.is_file() => md.len(),
-                _ => return false,
-            },
+            Ok(f) if f.md.is_file() => f.md.len(),
+            Ok(_) => return false,
         };
         if self.held_bytes + size > HERE_BYTES {
             return false;
@@ -470,7 +470,7 @@ impl Serving {
                 batches.cancel_when(Arc::new(move || hung_up(&probe)));
             }
             for (id, path, file) in self.held.drain(..) {
-                batches.add(id, path, file, true);
+                batches.add_opened(id, path, file, true);
             }
             self.pooled = Some((batches, writer));
         }

@@ -38,13 +38,44 @@ pub(crate) const NO_LIMIT: u64 = u64::MAX;
 /// costs more than it saves.
 pub const PIPE_MIN: u64 = 4 << 20;
 
-/// How many bytes a read of at most `limit` bytes from the offset of `file`
-/// finds, as far as its size tells now.
-pub(crate) fn span(file: &File, limit: u64) -> io::Result<u64> {
-    use std::io::Seek;
-    let size = file.metadata()?.len();
-    let at = (&*file).stream_position()?;
-    Ok(size.saturating_sub(at).min(limit))
+/// Where a read of a regular file starts and how large the file is, as the
+/// caller found them with its one `fstat` and `lseek`: the readers below take
+/// it instead of asking the kernel again for each decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub at: u64,
+    pub size: u64,
+    /// The size is exact (see [`source::on_block_device`]): reading the
+    /// bytes it leaves reaches the end, with no read that returns nothing.
+    pub exact: bool,
+}
+
+impl Place {
+    /// Asks the kernel: `None` unless `file` is a regular file.
+    pub fn of(file: &File) -> io::Result<Option<Place>> {
+        use std::io::Seek;
+        let md = file.metadata()?;
+        if !md.is_file() {
+            return Ok(None);
+        }
+        let at = (&*file).stream_position()?;
+        Ok(Some(Place {
+            at,
+            size: md.len(),
+            exact: source::on_block_device(&md),
+        }))
+    }
+
+    /// The bytes from the offset to the end, by the size.
+    pub fn left(&self) -> u64 {
+        self.size.saturating_sub(self.at)
+    }
+}
+
+/// How many bytes a read of at most `limit` bytes from `place` finds, as
+/// far as the size tells (0 when it is not a regular file's place).
+pub(crate) fn span(place: Option<Place>, limit: u64) -> u64 {
+    place.map_or(0, |p| p.left().min(limit))
 }
 
 /// Number of CPUs we may use, looked up once (the lookup reads cgroup files).

@@ -9,7 +9,7 @@
 
 use super::sha::{self, Digest, Hasher};
 use super::wc::{self, WcCounter, WcCounts};
-use super::{NO_LIMIT, stat};
+use super::{NO_LIMIT, Place, stat};
 use std::fs::File;
 use std::io::{self, Seek};
 
@@ -95,27 +95,45 @@ impl Pass {
 
     /// Reads the next slice, about `budget` bytes from the file's offset, or
     /// on to the end when the end is no more than `budget` bytes away (and
-    /// whatever the file grew by meanwhile, as one pass would). Returns
-    /// whether the end was reached; the offset is left after what was read.
-    pub fn step(&mut self, file: &File, budget: u64) -> io::Result<bool> {
+    /// whatever the file grew by meanwhile, as one pass would, unless its
+    /// size is exact: then the size's bytes, and the caller, who checks the
+    /// file for changes after each slice, finds it grew). Returns whether
+    /// the end was reached; the offset is left after what was read.
+    /// `place` is the offset and size when the caller knows them.
+    pub fn step(&mut self, file: &File, budget: u64, place: Option<Place>) -> io::Result<bool> {
         let parallel = wc::Parallel {
             threads: super::cores(),
             min: wc::PARALLEL_MIN,
             chunk: wc::PAR_CHUNK,
         };
-        self.step_with(file, budget, parallel)
+        self.step_with(file, budget, parallel, place)
     }
 
     /// [`Pass::step`] with the parallel count set up as given, so tests can
     /// put seams anywhere in small files.
-    fn step_with(&mut self, file: &File, budget: u64, parallel: wc::Parallel) -> io::Result<bool> {
-        let at = (&*file).stream_position()?;
-        let left = file.metadata()?.len().saturating_sub(at);
+    fn step_with(
+        &mut self,
+        file: &File,
+        budget: u64,
+        parallel: wc::Parallel,
+        place: Option<Place>,
+    ) -> io::Result<bool> {
+        let place = match place {
+            Some(p) => p,
+            None => Place {
+                at: (&*file).stream_position()?,
+                size: file.metadata()?.len(),
+                exact: false,
+            },
+        };
+        let at = place.at;
+        let left = place.left();
         let (limit, last) = if left <= budget {
-            (NO_LIMIT, true)
+            (if place.exact { left } else { NO_LIMIT }, true)
         } else {
             (wc::seam(file, at + budget.max(1))? - at, false)
         };
+        let place = Some(place);
         match self.want {
             Want::Lines | Want::Wc | Want::WcWidth => wc::count_into_with(
                 file,
@@ -123,10 +141,13 @@ impl Pass {
                 self.want == Want::Lines,
                 limit,
                 parallel,
+                place,
             )?,
             Want::Bytes => super::read_all(file, limit, |buf| self.bytes += buf.len() as u64)?,
-            Want::Sha256 => sha::hash_into(file, &mut self.hasher, limit)?,
-            Want::WcSha256 => stat::both_into(file, &mut self.counter, &mut self.hasher, limit)?,
+            Want::Sha256 => sha::hash_into(file, &mut self.hasher, limit, place)?,
+            Want::WcSha256 => {
+                stat::both_into(file, &mut self.counter, &mut self.hasher, limit, place)?
+            }
         }
         // A file cut shorter meanwhile is found at its end by the next step.
         Ok(last)
@@ -237,7 +258,7 @@ mod tests {
         (&*f).seek(SeekFrom::Start(from)).unwrap();
         let mut pass = Pass::new(want);
         let mut steps = 0;
-        while !pass.step_with(f, budget, parallel).unwrap() {
+        while !pass.step_with(f, budget, parallel, None).unwrap() {
             steps += 1;
             assert!(steps < 100_000, "the pass does not end");
         }

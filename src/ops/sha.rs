@@ -57,13 +57,19 @@ impl Hasher {
 /// Hashes an open file from its current offset to its end.
 pub fn sha256_file(file: &File) -> io::Result<Digest> {
     let mut h = Hasher::default();
-    hash_into(file, &mut h, super::NO_LIMIT)?;
+    hash_into(file, &mut h, super::NO_LIMIT, super::Place::of(file)?)?;
     Ok(h.finish())
 }
 
-/// Adds at most `limit` bytes of `file`, from its offset, to `h`.
-pub(crate) fn hash_into(file: &File, h: &mut Hasher, limit: u64) -> io::Result<()> {
-    if super::span(file, limit)? < super::PIPE_MIN {
+/// Adds at most `limit` bytes of `file`, from its offset (at `place`, for
+/// a regular file), to `h`.
+pub(crate) fn hash_into(
+    file: &File,
+    h: &mut Hasher,
+    limit: u64,
+    place: Option<super::Place>,
+) -> io::Result<()> {
+    if super::span(place, limit) < super::PIPE_MIN {
         super::read_all(file, limit, |chunk| h.update(chunk))
     } else {
         super::pipelined(file, limit, |chunk| h.update(chunk))

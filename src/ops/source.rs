@@ -28,11 +28,21 @@ pub enum Kind {
 /// The kind of `file`, whose metadata is `md`. A directory is neither;
 /// the caller deals with it first.
 pub fn kind(file: &File, md: &Metadata) -> Kind {
-    if md.is_file() && !on_pseudo_fs(file) {
+    if md.is_file() && (on_block_device(md) || !on_pseudo_fs(file)) {
         Kind::Sized
     } else {
         Kind::Stream
     }
+}
+
+/// True when the filesystem of the file whose metadata is `md` is backed by
+/// a block device (its device number has a major): ext4, XFS and the like,
+/// whose sizes are exact. Kernel pseudo-filesystems, like every filesystem
+/// without a device (tmpfs, overlay, FUSE, NFS), get an anonymous device
+/// number of major 0, so that one `fstat` spares the `fstatfs` for most
+/// files.
+pub fn on_block_device(md: &Metadata) -> bool {
+    libc::major(md.dev()) != 0
 }
 
 /// True when `file` lives on a filesystem whose sizes are made up by the
@@ -161,6 +171,18 @@ mod tests {
         assert_eq!(kind(&p, &p.metadata().unwrap()), Kind::Stream);
         let n = File::open("/dev/null").unwrap();
         assert_eq!(kind(&n, &n.metadata().unwrap()), Kind::Stream);
+    }
+
+    #[test]
+    fn pseudo_filesystems_have_no_block_device() {
+        for path in [
+            "/proc/uptime",
+            "/sys/kernel/mm/transparent_hugepage/enabled",
+        ] {
+            if let Ok(f) = File::open(path) {
+                assert!(!on_block_device(&f.metadata().unwrap()), "{path}");
+            }
+        }
     }
 
     #[test]

@@ -187,19 +187,26 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Reads the file once and returns both its `wc` counts and its SHA-256.
 pub fn wc_and_sha256(file: &File) -> io::Result<(WcCounts, Digest)> {
     let (mut c, mut h) = (WcCounter::new(), Hasher::default());
-    both_into(file, &mut c, &mut h, super::NO_LIMIT)?;
+    both_into(
+        file,
+        &mut c,
+        &mut h,
+        super::NO_LIMIT,
+        super::Place::of(file)?,
+    )?;
     Ok((c.finish(), h.finish()))
 }
 
-/// Adds at most `limit` bytes of `file`, from its offset, to the counter and
-/// to the hash.
+/// Adds at most `limit` bytes of `file`, from its offset (at `place`, for a
+/// regular file), to the counter and to the hash.
 pub(crate) fn both_into(
     file: &File,
     c: &mut WcCounter,
     h: &mut Hasher,
     limit: u64,
+    place: Option<super::Place>,
 ) -> io::Result<()> {
-    if super::span(file, limit)? < super::PIPE_MIN {
+    if super::span(place, limit) < super::PIPE_MIN {
         return super::read_all(file, limit, |chunk| {
             c.update(chunk);
             h.update(chunk);

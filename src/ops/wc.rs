@@ -1052,7 +1052,14 @@ pub(crate) fn count_into(
         min: PARALLEL_MIN,
         chunk: PAR_CHUNK,
     };
-    count_into_with(file, c, lines_only, limit, parallel)
+    count_into_with(
+        file,
+        c,
+        lines_only,
+        limit,
+        parallel,
+        super::Place::of(file)?,
+    )
 }
 
 /// How a count runs in parallel: on `threads` threads from `min` bytes on,
@@ -1064,23 +1071,25 @@ pub(crate) struct Parallel {
     pub chunk: u64,
 }
 
-/// [`count_into`] with the parallel count set up as given.
+/// [`count_into`] with the parallel count set up as given, from `place`
+/// (a regular file's offset and size; only such a file is counted in
+/// parallel).
 pub(crate) fn count_into_with(
     file: &File,
     c: &mut WcCounter,
     lines_only: bool,
     limit: u64,
     parallel: Parallel,
+    place: Option<super::Place>,
 ) -> io::Result<()> {
     let Parallel {
         threads,
         min: parallel_min,
         chunk,
     } = parallel;
-    let md = file.metadata()?;
-    if md.is_file() && threads > 1 {
-        let start = current_offset(file)?;
-        let len = md.len().saturating_sub(start).min(limit);
+    if let Some(place) = place.filter(|_| threads > 1) {
+        let start = place.at;
+        let len = place.left().min(limit);
         if len >= parallel_min.max(1) {
             let end = if limit == super::NO_LIMIT {
                 // The last range reads on to whatever the end is by then.
@@ -1129,12 +1138,6 @@ pub(crate) fn seam(file: &File, mut at: u64) -> io::Result<u64> {
         at += 1;
     }
     Ok(at)
-}
-
-fn current_offset(file: &File) -> io::Result<u64> {
-    use std::io::Seek;
-    let mut f = file;
-    f.stream_position()
 }
 
 fn seek_to(file: &File, at: u64) -> io::Result<()> {
