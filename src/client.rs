@@ -495,7 +495,7 @@ where
             Ok(Some(line)) => line,
             Ok(None) | Err(_) => break,
         };
-        if let Ok(item) = serde_json::from_slice::<Item<T>>(&line) {
+        if let Ok(item) = Item::<T>::from_line(&line) {
             if let (Some(id), Ok(mut p)) = (item.id, unanswered.lock()) {
                 p.remove(&id);
             }
@@ -746,7 +746,7 @@ fn receive<T: DeserializeOwned>(
     };
     let mut stop = false;
     while let Ok(Some(line)) = reader.next_line() {
-        if let Ok(item) = serde_json::from_slice::<Item<T>>(&line) {
+        if let Ok(item) = Item::<T>::from_line(&line) {
             got.push(Event::Result(item));
             if !reader.has_line() {
                 window.give(got.len());
