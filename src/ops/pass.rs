@@ -350,6 +350,30 @@ mod tests {
     }
 
     #[test]
+    fn a_known_place_is_read_from_without_asking_and_an_exact_size_is_the_end() {
+        let data = text(3, 200);
+        let f = file_of(&data);
+        let size = data.len() as u64;
+        // The offset is where the caller says the file is; an exact size
+        // ends the read there, though more was written since (the engine's
+        // change check after each slice finds that). A size that is not
+        // exact reads on to the end.
+        for (exact, upto) in [(true, size - 5), (false, size)] {
+            (&f).seek(SeekFrom::Start(10)).unwrap();
+            let place = Place {
+                at: 10,
+                size: size - 5,
+                exact,
+            };
+            let mut pass = Pass::new(Want::Wc);
+            assert!(pass.step(&f, u64::MAX, Some(place)).unwrap());
+            let want = count_slice(&data[10..upto as usize]);
+            assert_eq!(pass.finish().wc, Some(want), "exact {exact}");
+            assert_eq!((&f).stream_position().unwrap(), upto);
+        }
+    }
+
+    #[test]
     fn large_slices_take_the_fast_paths_and_agree() {
         // Above the sizes where reads are pipelined and counts parallel.
         let mut data = Vec::new();
