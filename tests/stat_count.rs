@@ -357,15 +357,9 @@ fn a_daemon_not_root_no_longer_refuses_a_directory_an_acl_opens_to_the_caller() 
     }
     // A service user's daemon in its own directory below /run, which the
     // commands trust for that user, used by a third user (65533).
-    let Ok(run_dir) = tempfile::Builder::new()
-        .prefix("p2p-test-")
-        .tempdir_in("/run")
-    else {
-        eprintln!("skipped: /run is not writable");
+    let Some(run_dir) = common::service_run_dir(NOBODY, 0o755) else {
         return;
     };
-    std::os::unix::fs::chown(run_dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
-    chmod(run_dir.path(), 0o755);
     let socket = run_dir.path().join("p2pd.sock");
     let d = Daemon::start_as(
         Some(NOBODY),

@@ -222,15 +222,9 @@ fn a_service_directory_below_run_trusts_its_owner_only() {
         eprintln!("skipped: acting as another user needs root");
         return;
     }
-    let Ok(run_dir) = tempfile::Builder::new()
-        .prefix("p2p-test-")
-        .tempdir_in("/run")
-    else {
-        eprintln!("skipped: /run is not writable");
+    let Some(run_dir) = common::service_run_dir(NOBODY, 0o750) else {
         return;
     };
-    std::os::unix::fs::chown(run_dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
-    std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
     let socket = run_dir.path().join("p2pd.sock");
     let d = Daemon::start_as(
         Some(NOBODY),

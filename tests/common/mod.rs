@@ -545,3 +545,22 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// A directory below /run owned by `uid` with `mode`, as systemd's
+/// `RuntimeDirectory=` makes one for a service user (the commands trust it
+/// for that user's daemon); `None`, with a line saying so, when /run is not
+/// writable here.
+#[allow(dead_code)]
+pub fn service_run_dir(uid: u32, mode: u32) -> Option<TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(dir) = tempfile::Builder::new()
+        .prefix("p2p-test-")
+        .tempdir_in("/run")
+    else {
+        eprintln!("skipped: /run is not writable");
+        return None;
+    };
+    std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    Some(dir)
+}
