@@ -118,7 +118,38 @@ impl Drop for LinkSlot<'_> {
 }
 
 /// A session and since when it has been unused.
-type Kept = (std::time::Instant, Session<TcpStream>);
+type Kept = (std::time::Instant, Session<Conn>);
+
+/// A member connection shared between its link and the query, which may
+/// shut it down from another thread ([`Feeder::cancel`]) to end a read
+/// that would otherwise wait out the query's timeout.
+pub struct Conn(Arc<TcpStream>);
+
+impl Conn {
+    fn new(stream: TcpStream) -> Conn {
+        Conn(Arc::new(stream))
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl io::Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl io::Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
 
 /// How long an unused session is kept (members close theirs after 60 s).
 const KEEP_IDLE: Duration = Duration::from_secs(20);
@@ -149,7 +180,7 @@ impl SessionPool {
     }
 
     /// A kept session to `addr`, if a fresh enough one is there.
-    pub fn take(&self, addr: SocketAddr) -> Option<Session<TcpStream>> {
+    pub fn take(&self, addr: SocketAddr) -> Option<Session<Conn>> {
         let mut idle = self.idle.lock().ok()?;
         let list = idle.get_mut(&addr)?;
         while let Some((since, s)) = list.pop() {
@@ -161,7 +192,7 @@ impl SessionPool {
     }
 
     /// Keeps a session that ended its query cleanly.
-    pub fn give(&self, addr: SocketAddr, s: Session<TcpStream>) {
+    pub fn give(&self, addr: SocketAddr, s: Session<Conn>) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -346,6 +377,9 @@ struct Ctx {
     who: super::pool::Who,
     /// The query's number in the log.
     number: u64,
+    /// The connections of the links now talking to members, so that a
+    /// cancellation can shut them down at once.
+    open: Mutex<HashMap<usize, Arc<TcpStream>>>,
 }
 
 impl Ctx {
@@ -353,8 +387,39 @@ impl Ctx {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn open_conns(&self) -> MutexGuard<'_, HashMap<usize, Arc<TcpStream>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the query: no more lines, no more paths, and every link's
+    /// connection shut down so that no read waits for its timeout.
+    fn cancel(&self) {
+        self.lock().cancelled = true;
+        self.changed.notify_all();
+        self.shut_all();
+    }
+
+    fn shut_all(&self) {
+        for conn in self.open_conns().values() {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// `link` talks to a member over `conn` until the guard is dropped.
+    fn register(&self, link: usize, conn: &Conn) -> Registered<'_> {
+        self.open_conns().insert(link, Arc::clone(&conn.0));
+        // A cancellation that came before the insertion did not see it.
+        if self.lock().cancelled {
+            let _ = conn.tcp().shutdown(std::net::Shutdown::Both);
+        }
+        Registered { ctx: self, link }
+    }
+
     /// Sends one result line to the client and settles the entry.
     fn emit(&self, st: &mut State, id: u64, peer: &str, fields: Map<String, Value>) {
+        if st.cancelled {
+            return;
+        }
         let Some(e) = st.entries.get_mut(&id) else {
             return;
         };
@@ -380,6 +445,8 @@ impl Ctx {
         if self.out.send(bytes).is_err() {
             // The client is gone: stop asking members.
             st.cancelled = true;
+            self.changed.notify_all();
+            self.shut_all();
         }
     }
 
@@ -394,6 +461,18 @@ impl Ctx {
                 self.emit(st, id, peer, fields);
             }
         }
+    }
+}
+
+/// A link's connection known to [`Ctx::cancel`]; dropping it forgets it.
+struct Registered<'a> {
+    ctx: &'a Ctx,
+    link: usize,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.ctx.open_conns().remove(&self.link);
     }
 }
 
@@ -441,10 +520,14 @@ impl Feeder {
             }
         };
         let mut st = self.ctx.lock();
-        while st.dist.backlog() >= MAX_BACKLOG
-            || (file.is_some() && st.files_held >= MAX_HELD_FILES)
+        while !st.cancelled
+            && (st.dist.backlog() >= MAX_BACKLOG
+                || (file.is_some() && st.files_held >= MAX_HELD_FILES))
         {
             st = self.ctx.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if st.cancelled {
+            return;
         }
         if file.is_some() {
             st.files_held += 1;
@@ -463,6 +546,21 @@ impl Feeder {
         );
         drop(st);
         self.ctx.changed.notify_all();
+    }
+
+    /// Cancels the query (the client is gone, or was interrupted): the
+    /// links stop, shut their member connections down at once (a member
+    /// sees its session end and stops working for us), and keep none of
+    /// them for later; no more lines are sent, and paths pushed from now
+    /// on are ignored. [`Feeder::finish`] then returns within moments.
+    pub fn cancel(&self) {
+        self.ctx.cancel();
+    }
+
+    /// Whether the query was cancelled, by [`Feeder::cancel`] or because
+    /// the client stopped reading its results.
+    pub fn is_cancelled(&self) -> bool {
+        self.ctx.lock().cancelled
     }
 
     /// True while some path pushed is not fully answered yet.
@@ -570,6 +668,7 @@ pub fn start(
         here,
         who: super::pool::Who::User(caller.uid),
         number,
+        open: Mutex::new(HashMap::new()),
     });
     let handles = links
         .into_iter()
@@ -619,7 +718,7 @@ pub fn start(
 /// Opens the session to a member (`label` in the results), or takes one
 /// kept from an earlier query, and starts the query; returns the session
 /// and the member's name.
-fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<TcpStream>, String), Error> {
+fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<Conn>, String), Error> {
     // The result line names the member; its address is news only when the
     // name is not the address itself.
     let at = if label == addr.to_string() {
@@ -628,8 +727,8 @@ fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<TcpStream>,
         format!(" at {addr}")
     };
     if let Some(s) = ctx.shared.sessions.take(addr) {
-        let _ = s.stream().set_read_timeout(Some(ctx.timeout));
-        let _ = s.stream().set_write_timeout(Some(ctx.timeout));
+        let _ = s.stream().tcp().set_read_timeout(Some(ctx.timeout));
+        let _ = s.stream().tcp().set_write_timeout(Some(ctx.timeout));
         // A kept session may have been closed by the member meanwhile (it
         // restarted, or made room): then connect afresh.
         if let Ok(started) = start_query(ctx, &at, s) {
@@ -646,7 +745,7 @@ fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<TcpStream>,
     let _ = stream.set_read_timeout(Some(ctx.timeout));
     let _ = stream.set_write_timeout(Some(ctx.timeout));
     let ring = ctx.shared.cluster.ring();
-    let s = session::connect(stream, &ring).map_err(|e| session_error(&at, e, ctx))?;
+    let s = session::connect(Conn::new(stream), &ring).map_err(|e| session_error(&at, e, ctx))?;
     logging::trail(
         "fanout",
         format_args!("query {}: session to {addr} opened", ctx.number),
@@ -658,8 +757,8 @@ fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<TcpStream>,
 fn start_query(
     ctx: &Ctx,
     at: &str,
-    mut s: Session<TcpStream>,
-) -> Result<(Session<TcpStream>, String), Error> {
+    mut s: Session<Conn>,
+) -> Result<(Session<Conn>, String), Error> {
     let q = &ctx.query;
     let start = PeerRequest::Query {
         kind: q.kind,
@@ -735,7 +834,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
     };
     let opened = match (&spec.addr, &slot) {
         (Ok(addr), Some(_)) => open(ctx, &spec.label, *addr),
-        (Ok(_), None) => Err(Error::new(ErrorCode::Internal, "the client went away")),
+        (Ok(_), None) => Err(gone()),
         (Err(e), _) => Err(e.clone()),
     };
     let (mut session, name) = match opened {
@@ -760,6 +859,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
         drop(session);
         return run_here(ctx, link);
     }
+    let _registered = ctx.register(link, session.stream());
     let mut held = 0usize;
     let mut answered = 0usize;
     let mut ended = false;
@@ -772,6 +872,9 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
             let next = {
                 let mut st = ctx.lock();
                 loop {
+                    if st.cancelled {
+                        break Next::Cancelled;
+                    }
                     let ids = st.dist.take(link, BATCH.min(WINDOW - held));
                     if !ids.is_empty() {
                         let items: Vec<PeerItem> = ids
@@ -783,13 +886,13 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
                                 })
                             })
                             .collect();
-                        break Some(PeerRequest::Items { items });
+                        break Next::Send(PeerRequest::Items { items });
                     }
                     if st.dist.finished(link) {
-                        break Some(PeerRequest::End {});
+                        break Next::Send(PeerRequest::End {});
                     }
                     if held > 0 {
-                        break None;
+                        break Next::Receive;
                     }
                     // Idle: wait for paths, a failing member's leftovers, or the end.
                     st = ctx
@@ -800,7 +903,8 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
                 }
             };
             match next {
-                Some(PeerRequest::Items { items }) => {
+                Next::Cancelled => break 'link Some(gone()),
+                Next::Send(PeerRequest::Items { items }) => {
                     if held == 0 {
                         progress = Instant::now();
                     }
@@ -810,13 +914,13 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
                         break 'link Some(session_error("", e, ctx));
                     }
                 }
-                Some(end) => {
+                Next::Send(end) => {
                     if let Err(e) = session.send(&peer::encode(&end)) {
                         break 'link Some(session_error("", e, ctx));
                     }
                     ended = true;
                 }
-                None => break,
+                Next::Receive => break,
             }
         }
         let frame = match session.recv(peer::MAX_FRAME) {
@@ -827,7 +931,7 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
             Ok(PeerReply::Results { results }) => {
                 let mut st = ctx.lock();
                 if st.cancelled {
-                    break 'link Some(Error::new(ErrorCode::Internal, "the client went away"));
+                    break 'link Some(gone());
                 }
                 for r in results {
                     // Only an answer to one of our paths is progress, not
@@ -869,6 +973,9 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
         }
     };
     if let Some(e) = failure {
+        if ctx.lock().cancelled {
+            return answered;
+        }
         log::info!(
             "query on {}: {}",
             crate::daemon::logging::untrusted(&name),
@@ -879,10 +986,27 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
     answered
 }
 
+/// What a link sends next.
+enum Next {
+    Send(PeerRequest),
+    /// Nothing to send now: read what the member says.
+    Receive,
+    Cancelled,
+}
+
+/// The error of a link stopped by a cancelled query (never shown: a
+/// cancelled query sends no more lines).
+fn gone() -> Error {
+    Error::new(ErrorCode::Internal, "the query was cancelled")
+}
+
 /// A failed link: its paths go to the others (`--spread`) or get error
 /// lines, then it reports whatever else is left to it.
 fn drain(ctx: &Ctx, link: usize, peer: &str, error: &Error) {
     let mut st = ctx.lock();
+    if st.cancelled {
+        return;
+    }
     let orphans = st.dist.fail(link);
     ctx.fail_items(&mut st, link, &orphans, peer, error);
     ctx.changed.notify_all();
@@ -893,7 +1017,7 @@ fn drain(ctx: &Ctx, link: usize, peer: &str, error: &Error) {
             ctx.changed.notify_all();
             continue;
         }
-        if st.dist.finished(link) {
+        if st.dist.finished(link) || st.cancelled {
             break;
         }
         st = ctx
@@ -935,9 +1059,6 @@ fn run_here(ctx: &Ctx, link: usize) -> usize {
         if held < WINDOW {
             let mut st = ctx.lock();
             if st.cancelled {
-                drop(st);
-                let e = Error::new(ErrorCode::Internal, "the client went away");
-                drain(ctx, link, &name, &e);
                 return answered;
             }
             let ids = st.dist.take(link, BATCH.min(WINDOW - held));
