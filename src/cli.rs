@@ -271,7 +271,7 @@ directory, so the p2p-* commands find it without options. Logging goes to stderr
 RUST_LOG=debug for more. SIGINT or SIGTERM stops it cleanly."
 )]
 pub struct DaemonCli {
-    /// Port for peers (TCP) and gossip (UDP); the local socket is named after it
+    /// Port for peers (TCP) and gossip (UDP), 0 for one the kernel picks (see --port-file); the local socket is named after it
     #[arg(value_name = "PORT", default_value_t = crate::paths::DEFAULT_PORT)]
     pub port: u16,
 
@@ -350,6 +350,10 @@ pub struct DaemonCli {
     /// Seconds a local client may send nothing while none of its paths is being worked on
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = parse_idle_timeout)]
     pub idle_timeout: f64,
+
+    /// Once serving, write the peer port bound (a number and a newline) to FILE, atomically; removed at exit
+    #[arg(long, value_name = "FILE")]
+    pub port_file: Option<PathBuf>,
 }
 
 fn parse_idle_timeout(s: &str) -> Result<f64, String> {
@@ -800,7 +804,15 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push((
                 "CLUSTER",
                 "On PORT p2pd listens for peers on TCP and gossips on UDP, at --bind (127.0.0.1 by \
-                 default, so nothing leaves the host until you say so). Membership is SWIM: members \
+                 default, so nothing leaves the host until you say so). PORT 0 takes a port the \
+                 kernel picks that is free for both TCP and UDP (TCP is bound first, then UDP on \
+                 the same number, another number being tried when that one is taken); the port \
+                 bound names the default socket and node, is advertised (an --advertise port of 0 \
+                 means it too), and is reported three ways once p2pd serves: in --port-file FILE \
+                 (the number and a newline, written atomically after every socket is bound, so a \
+                 script may wait for the file and then connect; removed at a clean exit), on the \
+                 ready line of the log (\"peers on 127.0.0.1:PORT\"), and in systemd's STATUS \
+                 (\"peers on port PORT\"). Membership is SWIM: members \
                  probe each other every --probe-interval, gossip every --gossip-interval, and a \
                  member that stops answering is suspected, then declared down (after --suspicion-timeout). \
                  Every 30 s each member also exchanges its whole member list with a random other \
@@ -931,7 +943,8 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push((
                 "SYSTEMD",
                 "contrib/systemd/p2pd.service runs p2pd as Type=notify: READY=1 is sent once the \
-                 local socket, the peer port and gossip are bound, STOPPING=1 on the way out, and \
+                 local socket, the peer port and gossip are bound (with STATUS=serving SOCKET as \
+                 NAME, peers on port PORT), STOPPING=1 on the way out, and \
                  WATCHDOG=1 at half of WatchdogSec. The cluster key may come as a credential \
                  (LoadCredential=cluster.key:/etc/p2pd/cluster.key, read from \
                  $CREDENTIALS_DIRECTORY); a local socket passed by socket activation (LISTEN_FDS) \

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Daemon, FAST, TEST_KEY, eventually, free_port, peers, run};
+use common::{Daemon, FAST, TEST_KEY, eventually, peers, run};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -30,6 +30,54 @@ fn start_cluster(n: usize) -> Vec<Daemon> {
 }
 
 #[test]
+fn two_daemons_on_port_0_get_ports_of_their_own_and_join_each_other() {
+    // The harness starts every daemon on port 0 and reads `--port-file`.
+    let mut a = Daemon::start(&args(&["--name", "a"]));
+    let a_addr = format!("127.0.0.1:{}", a.port);
+    let b = Daemon::start(&args(&["--name", "b", "--join", &a_addr]));
+    assert_ne!(a.port, 0);
+    assert_ne!(b.port, 0);
+    assert_ne!(a.port, b.port);
+    // The port reported is the one bound, for TCP and UDP both.
+    assert!(TcpStream::connect(&a_addr).is_ok());
+    assert!(UdpSocket::bind(&a_addr).is_err());
+    for d in [&a, &b] {
+        eventually(15, "a and b alive in both lists", || {
+            let p = peers(d);
+            p.len() == 2 && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    // Each is known, and advertised, at the port it reported.
+    let b_addr = format!("127.0.0.1:{}", b.port);
+    let p = peers(&a);
+    assert!(
+        p.iter()
+            .any(|m| m["name"] == "b" && m["addr"] == b_addr.as_str()),
+        "{p:?}"
+    );
+    let p = peers(&b);
+    assert!(
+        p.iter()
+            .any(|m| m["name"] == "a" && m["addr"] == a_addr.as_str()),
+        "{p:?}"
+    );
+    // The ready line of the log names it too.
+    let log = a.log();
+    assert!(log.contains(&format!("peers on {a_addr}")), "{log}");
+    // The port file is the number and a newline, and goes at a clean exit.
+    let port_file = a.dir.path().join("p2pd.port");
+    assert_eq!(
+        std::fs::read_to_string(&port_file).unwrap(),
+        format!("{}\n", a.port)
+    );
+    let st = a
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(2))
+        .expect("exits within 2 s");
+    assert_eq!(st.code(), Some(0));
+    assert!(!port_file.exists());
+}
+
+#[test]
 fn five_daemons_join_through_one_and_share_tags() {
     let first = Daemon::start(&args(&["--name", "node0", "--tag", "role=db"]));
     let seed = format!("127.0.0.1:{}", first.port);
@@ -38,7 +86,7 @@ fn five_daemons_join_through_one_and_share_tags() {
     for i in 1..5 {
         let name = format!("node{i}");
         let d = Daemon::start_on(
-            free_port(),
+            0,
             &args(&["--name", &name, &seed]),
             &[("P2PD_SECRET", TEST_KEY)],
         );
@@ -130,7 +178,7 @@ fn a_duplicate_name_is_refused() {
     let seed = format!("127.0.0.1:{}", first.port);
     let dir = tempfile::tempdir().unwrap();
     let r = run(std::process::Command::new(common::bin("p2pd"))
-        .arg(free_port().to_string())
+        .arg("0")
         .args(FAST)
         .args(["--name", "same", "--join", &seed, "--socket"])
         .arg(dir.path().join("s.sock"))
@@ -147,7 +195,7 @@ fn a_daemon_with_another_key_cannot_join_or_be_seen() {
     let good = Daemon::start(&args(&["--name", "good"]));
     let other_key = "b3RoZXIga2V5IG90aGVyIGtleSBvdGhlciBrZXkgb3Q=";
     let bad = Daemon::start_on(
-        free_port(),
+        0,
         &args(&["--name", "intruder"]),
         &[("P2PD_SECRET", other_key)],
     );
@@ -280,18 +328,10 @@ fn keys_rotate_on_sighup_and_the_cluster_stays_whole() {
     }
 
     // Now only the new key opens the door.
-    let stale = Daemon::start_on(
-        free_port(),
-        &args(&["--name", "stale"]),
-        &[("P2PD_SECRET", old)],
-    );
+    let stale = Daemon::start_on(0, &args(&["--name", "stale"]), &[("P2PD_SECRET", old)]);
     let r = run(stale.cmd("p2p-join").arg(&seed));
     assert_eq!(r.json()[0]["error"]["code"], "unauthorized", "{}", r.stdout);
-    let fresh = Daemon::start_on(
-        free_port(),
-        &args(&["--name", "fresh"]),
-        &[("P2PD_SECRET", new)],
-    );
+    let fresh = Daemon::start_on(0, &args(&["--name", "fresh"]), &[("P2PD_SECRET", new)]);
     let r = run(fresh.cmd("p2p-join").arg(&seed));
     assert_eq!(r.status, 0, "{}", r.stdout);
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Daemon, FAST, eventually, free_port, run, start_cluster, write};
+use common::{Daemon, FAST, Vacant, eventually, run, start_cluster, write};
 
 fn me() -> u32 {
     unsafe { libc::geteuid() }
@@ -96,7 +96,8 @@ fn a_query_on_this_host_logs_its_caller_and_items() {
 #[test]
 fn a_failed_join_names_the_address_once() {
     let d = Daemon::start(&[]);
-    let nobody = format!("127.0.0.1:{}", free_port());
+    let vacant = Vacant::new();
+    let nobody = vacant.addr();
     let r = run(d.cmd("p2p-join").arg(&nobody));
     assert_eq!(r.status, 1, "{} {}", r.stdout, r.stderr);
     let v = &r.json()[0];
@@ -127,7 +128,8 @@ fn fan_out_errors_name_the_member_once() {
     let d = Daemon::start(FAST);
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "f", b"x\n");
-    let nobody = format!("127.0.0.1:{}", free_port());
+    let vacant = Vacant::new();
+    let nobody = vacant.addr();
     let r = run(d.cmd("p2p-wc").arg("--peer").arg(&nobody).arg(&f));
     assert_eq!(r.status, 1, "{}", r.stderr);
     let v = &r.json()[0];
@@ -168,7 +170,7 @@ fn p2p_leave_is_logged_as_a_leave_by_its_caller() {
 #[test]
 fn without_debug_none_of_this_is_logged() {
     let d = Daemon::start_on(
-        free_port(),
+        0,
         &[],
         &[("P2PD_SECRET", common::TEST_KEY), ("RUST_LOG", "info")],
     );

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Daemon, TEST_KEY, free_port, is_root, write};
+use common::{Daemon, TEST_KEY, is_root, write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ fn a_running_daemon_cannot_dump_core() {
     allow_core_dumps();
     // As another user, so that /proc shows it: the kernel hands the /proc
     // files of a process that is not dumpable to root instead of its user.
-    let d = Daemon::start_as(Some(NOBODY), free_port(), &[], &[("P2PD_SECRET", TEST_KEY)]);
+    let d = Daemon::start_as(Some(NOBODY), 0, &[], &[("P2PD_SECRET", TEST_KEY)]);
     let proc_dir = format!("/proc/{}", d.pid());
     let status = std::fs::metadata(format!("{proc_dir}/status")).unwrap();
     assert_eq!(
@@ -77,7 +77,7 @@ fn a_key_file_of_another_user_is_refused() {
     // Another user's private file: they chose the key root's daemon would use.
     std::os::unix::fs::chown(&key, Some(NOBODY), Some(NOBODY)).unwrap();
     let mut child = Command::new(common::bin("p2pd"))
-        .arg(free_port().to_string())
+        .arg("0")
         .arg("--socket")
         .arg(t.path().join("run/p2pd.sock"))
         .arg("--secret-file")
@@ -158,7 +158,7 @@ fn keygen_output_creates_a_private_file_holding_a_valid_key() {
     );
     // p2pd takes it as it is.
     let key_arg = key.to_str().unwrap();
-    let d = Daemon::start_on(free_port(), &["--secret-file", key_arg], &[]);
+    let d = Daemon::start_on(0, &["--secret-file", key_arg], &[]);
     assert!(d.log().contains("cluster key"), "{}", d.log());
 }
 

@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    Daemon, TEST_KEY, ask_as, connect_as, eventually, free_port, is_root, open_to_all,
-    raise_fd_limit, run, start_cluster, write,
+    Daemon, TEST_KEY, Vacant, ask_as, connect_as, eventually, is_root, open_to_all, raise_fd_limit,
+    run, start_cluster, write,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -292,7 +292,7 @@ fn a_zero_timeout_is_refused_by_the_command_and_the_daemon() {
 
     let line = format!(
         r#"{{"op":"query","kind":"wc","paths":["/etc/hostname"],"target":{{"peers":["127.0.0.1:{}"],"timeout_ms":0}}}}"#,
-        free_port()
+        Vacant::new().port
     );
     let reply = ask_as(unsafe { libc::geteuid() }, &d.socket, &line);
     assert_eq!(code(&reply[0]), "invalid_request", "{reply:?}");

@@ -458,7 +458,7 @@ fn sigterm_removes_socket_and_exits_0() {
 fn second_daemon_on_the_same_socket_is_refused() {
     let d = Daemon::start(&[]);
     let r = run(std::process::Command::new(common::bin("p2pd"))
-        .arg(common::free_port().to_string())
+        .arg("0")
         .arg("--socket")
         .arg(&d.socket)
         .env("P2PD_SECRET", common::TEST_KEY));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TEST_KEY, bin, free_port, is_root, run, write};
+use common::{TEST_KEY, bin, is_root, run, write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,17 +27,20 @@ impl Drop for Placed {
     }
 }
 
-/// Starts `p2pd` as `uid` (or as ourselves) with `XDG_RUNTIME_DIR=xdg`, and
-/// waits for its socket where the runtime directory rule puts it.
+/// Starts `p2pd` as `uid` (or as ourselves) with `XDG_RUNTIME_DIR=xdg` on
+/// port 0, and waits for its socket where the runtime directory rule puts
+/// it: named after the port it reports in its port file.
 fn start_placed(uid: Option<u32>, xdg: &Path) -> Placed {
-    let port = free_port();
-    let log = xdg.join(format!("p2pd-{port}.log"));
+    let log = xdg.join("p2pd.log");
+    let port_file = xdg.join("p2pd.port");
     let mut cmd = Command::new(bin("p2pd"));
     if let Some(uid) = uid {
         cmd.uid(uid).gid(uid);
     }
-    let child = cmd
-        .arg(port.to_string())
+    let mut child = cmd
+        .arg("0")
+        .arg("--port-file")
+        .arg(&port_file)
         .env("XDG_RUNTIME_DIR", xdg)
         .env("HOME", xdg)
         .env("P2PD_SECRET", TEST_KEY)
@@ -49,12 +52,26 @@ fn start_placed(uid: Option<u32>, xdg: &Path) -> Placed {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("starting p2pd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        if let Ok(text) = std::fs::read_to_string(&port_file) {
+            break text.trim_end().to_string();
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!(
+                "p2pd exited with {st}: {}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+        }
+        assert!(Instant::now() < deadline, "no port file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_ne!(port, "0");
     let mut d = Placed {
         child,
         socket: xdg.join("p2p").join(format!("p2pd-{port}.sock")),
         log,
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
     while !d.socket.exists() {
         if let Some(st) = d.child.try_wait().unwrap() {
             panic!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Daemon, TEST_KEY, free_port, gnu_sha256, gnu_wc, run, start_cluster, write};
+use common::{Daemon, TEST_KEY, gnu_sha256, gnu_wc, run, start_cluster, write};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -298,7 +298,7 @@ fn a_member_without_our_key_learns_nothing() {
     let good = Daemon::start(&["--name", "good", "--export", s(dir.path())]);
     let other_key = "b3RoZXIga2V5IG90aGVyIGtleSBvdGhlciBrZXkgb3Q=";
     let bad = Daemon::start_on(
-        free_port(),
+        0,
         &["--name", "intruder", "--export", s(dir.path())],
         &[("P2PD_SECRET", other_key)],
     );

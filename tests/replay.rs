@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{Daemon, FAST, TEST_KEY, eventually, free_port, peers, run, write};
+use common::{Daemon, FAST, TEST_KEY, Vacant, eventually, peers, run, write};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -158,26 +158,29 @@ fn replayed_first_handshake_messages_do_not_lock_members_out() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
-/// A UDP relay on 127.0.0.1 in front of the daemon at `to`: it forwards
-/// what comes to its port, and hands each datagram to `seen` first; once
-/// `killed` is set it forwards nothing.
+/// A UDP relay on 127.0.0.1 in front of the daemon on port `to` (set once
+/// that daemon has started; nothing is forwarded before): it forwards what
+/// comes to its port, and hands each datagram to `seen` first; once
+/// `killed` is set it forwards nothing. Its port stays held for TCP too
+/// while the relay lives, so no other test's daemon answers there.
 fn relay(
-    to: SocketAddr,
+    to: Arc<AtomicU16>,
     killed: Arc<AtomicBool>,
     mut seen: impl FnMut(&[u8], SocketAddr) + Send + 'static,
-) -> u16 {
-    let port = free_port();
-    let socket = UdpSocket::bind(local(port)).unwrap();
+) -> Vacant {
+    let held = Vacant::new();
+    let socket = held.udp.try_clone().unwrap();
     thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
         while let Ok((n, from)) = socket.recv_from(&mut buf) {
             seen(&buf[..n], from);
-            if !killed.load(Ordering::Relaxed) {
-                let _ = socket.send_to(&buf[..n], to);
+            let port = to.load(Ordering::Relaxed);
+            if !killed.load(Ordering::Relaxed) && port != 0 {
+                let _ = socket.send_to(&buf[..n], local(port));
             }
         }
     });
-    port
+    held
 }
 
 /// A datagram of `a` to `x`, when it passed, and what `x` sent right after.
@@ -244,13 +247,15 @@ fn replayed_gossip_does_not_keep_a_killed_member_alive() {
     // datagram from `a` (its acks, found by timing alone, as an attacker
     // without the key would), until there is one for every probe number:
     // later, every probe of `a` has a recorded ack with its number.
-    let (a_port, x_port) = (free_port(), free_port());
+    // Their ports, once they have started on port 0.
+    let (a_port, x_port) = (Arc::new(AtomicU16::new(0)), Arc::new(AtomicU16::new(0)));
     let killed = Arc::new(AtomicBool::new(false));
     // What `a` sent `x`, each with what `x` sent back within 1.5 ms.
     let exchanges: Arc<Mutex<Vec<Exchange>>> = Arc::new(Mutex::new(Vec::new()));
     let e = Arc::clone(&exchanges);
-    let relay_a = relay(local(a_port), Arc::clone(&killed), move |d, from| {
-        if from != local(x_port) {
+    let from_x = Arc::clone(&x_port);
+    let relay_a = relay(Arc::clone(&a_port), Arc::clone(&killed), move |d, from| {
+        if from != local(from_x.load(Ordering::Relaxed)) {
             return;
         }
         if let Some((at, answers)) = e.lock().unwrap().last_mut() {
@@ -266,16 +271,17 @@ fn replayed_gossip_does_not_keep_a_killed_member_alive() {
     // Once `x` is dead, each probe of `a` is answered with the recorded
     // acks, verbatim, straight to `a`: the one whose number this probe has
     // again, and 3 on either side of it, in case a probe was late.
-    let (e, r, k) = (
+    let (e, r, k, to_a) = (
         Arc::clone(&exchanges),
         Arc::clone(&acks),
         Arc::clone(&killed),
+        Arc::clone(&a_port),
     );
     let replayer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let replays = Arc::new(AtomicUsize::new(0));
     let sent = Arc::clone(&replays);
     let mut last_probe = Instant::now();
-    let relay_x = relay(local(x_port), Arc::clone(&killed), move |_, _| {
+    let relay_x = relay(Arc::clone(&x_port), Arc::clone(&killed), move |_, _| {
         if !k.load(Ordering::Relaxed) {
             e.lock().unwrap().push((Instant::now(), Vec::new()));
             return;
@@ -288,28 +294,27 @@ fn replayed_gossip_does_not_keep_a_killed_member_alive() {
         last_probe = Instant::now();
         if let Some(tape) = r.lock().unwrap().as_ref() {
             for d in tape.around(last_probe) {
-                let _ = replayer.send_to(d, local(a_port));
+                let _ = replayer.send_to(d, local(to_a.load(Ordering::Relaxed)));
                 sent.fetch_add(1, Ordering::Relaxed);
             }
         }
     });
     let timings = ["--gossip-interval", "100", "--probe-interval", "100"];
-    let (a_adv, x_adv) = (
-        format!("127.0.0.1:{relay_a}"),
-        format!("127.0.0.1:{relay_x}"),
-    );
+    let (a_adv, x_adv) = (relay_a.addr(), relay_x.addr());
     let mut a_args = timings.to_vec();
     a_args.extend(["--name", "a", "--advertise", &a_adv]);
     // At debug level `a` would log every replayed datagram it drops.
     let a = Daemon::start_on(
-        a_port,
+        0,
         &a_args,
         &[("P2PD_SECRET", TEST_KEY), ("RUST_LOG", "info")],
     );
-    let a_direct = format!("127.0.0.1:{a_port}");
+    a_port.store(a.port, Ordering::Relaxed);
+    let a_direct = format!("127.0.0.1:{}", a.port);
     let mut x_args = timings.to_vec();
     x_args.extend(["--name", "x", "--advertise", &x_adv, "--join", &a_direct]);
-    let x = Daemon::start_on(x_port, &x_args, &[("P2PD_SECRET", TEST_KEY)]);
+    let x = Daemon::start_on(0, &x_args, &[("P2PD_SECRET", TEST_KEY)]);
+    x_port.store(x.port, Ordering::Relaxed);
     eventually(15, "a and x see each other alive", || {
         [&a, &x].iter().all(|d| {
             let p = peers(d);

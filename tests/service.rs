@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::{
-    Daemon, FAST, TEST_KEY, bin, eventually, free_port, peers, run, start_cluster, write,
-};
+use common::{Daemon, FAST, TEST_KEY, bin, eventually, peers, run, start_cluster, write};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +18,7 @@ fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 fn refused(extra: &[&str]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let r = run(Command::new(bin("p2pd"))
-        .arg(free_port().to_string())
+        .arg("0")
         .args(["--socket"])
         .arg(dir.path().join("s.sock"))
         .args(extra)
@@ -238,7 +236,7 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     )
     .unwrap();
     let mut d = Daemon::start_on(
-        free_port(),
+        0,
         &["--name", "unit"],
         &[
             ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
@@ -256,6 +254,15 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     }
     assert!(heard.contains("READY=1"), "{heard}");
     assert!(heard.contains("WATCHDOG=1"), "{heard}");
+    // Started on port 0, it says which port it got.
+    assert!(
+        heard.contains(&format!(
+            "STATUS=serving {} as unit, peers on port {}",
+            d.socket.display(),
+            d.port
+        )),
+        "{heard}"
+    );
     // No P2PD_SECRET here: the key came from the credential.
     assert!(d.log().contains("systemd credential"), "{}", d.log());
     let st = d
@@ -296,7 +303,7 @@ fn a_socket_passed_by_systemd_is_served() {
         &format!("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\"{to_3}"),
     ])
     .arg(bin("p2pd"))
-    .arg(free_port().to_string())
+    .arg("0")
     .args(["--socket"])
     .arg(t.path().join("unused.sock"))
     .env("P2PD_SECRET", TEST_KEY)

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Daemon, free_port, gnu_sha256, is_root, open_to_all, run, write};
+use common::{Daemon, gnu_sha256, is_root, open_to_all, run, write};
 use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
@@ -307,7 +307,7 @@ fn a_member_names_the_directories_it_could_not_read() {
     chmod(&root.join("open/closed"), 0o700);
     let member = Daemon::start_as(
         Some(NOBODY),
-        free_port(),
+        0,
         &["--name", "member", "--export", root.to_str().unwrap()],
         &[("P2PD_SECRET", common::TEST_KEY)],
     );
@@ -363,7 +363,7 @@ fn a_daemon_not_root_no_longer_refuses_a_directory_an_acl_opens_to_the_caller() 
     let socket = run_dir.path().join("p2pd.sock");
     let d = Daemon::start_as(
         Some(NOBODY),
-        free_port(),
+        0,
         &["--socket", socket.to_str().unwrap()],
         &[("P2PD_SECRET", common::TEST_KEY)],
     );

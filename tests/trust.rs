@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Daemon, TEST_KEY, free_port, is_root, relisten_as, run, write};
+use common::{Daemon, TEST_KEY, is_root, relisten_as, run, write};
 use p2p::fdpass::LineReader;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -178,7 +178,7 @@ fn a_real_daemon_of_another_user_serves_only_that_user() {
         eprintln!("skipped: acting as another user needs root");
         return;
     }
-    let d = Daemon::start_as(Some(NOBODY), free_port(), &[], &[("P2PD_SECRET", TEST_KEY)]);
+    let d = Daemon::start_as(Some(NOBODY), 0, &[], &[("P2PD_SECRET", TEST_KEY)]);
     let t = tempfile::tempdir().unwrap();
     let f = secret(t.path());
     let r = run(d.cmd("p2p-sha256").arg(&f));
@@ -204,7 +204,7 @@ fn the_daemon_refuses_a_socket_directory_of_another_user() {
     std::fs::create_dir(&planted).unwrap();
     std::os::unix::fs::chown(&planted, Some(NOBODY), Some(NOBODY)).unwrap();
     let r = run(Command::new(common::bin("p2pd"))
-        .arg(free_port().to_string())
+        .arg("0")
         .arg("--socket")
         .arg(planted.join("p2pd.sock"))
         .env("P2PD_SECRET", TEST_KEY)
@@ -228,7 +228,7 @@ fn a_service_directory_below_run_trusts_its_owner_only() {
     let socket = run_dir.path().join("p2pd.sock");
     let d = Daemon::start_as(
         Some(NOBODY),
-        free_port(),
+        0,
         &["--socket", socket.to_str().unwrap()],
         &[("P2PD_SECRET", TEST_KEY)],
     );

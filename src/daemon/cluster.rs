@@ -85,18 +85,15 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Binds UDP and TCP on `bind` and starts the gossip thread; the caller
+    /// Starts the gossip thread on the peer port's UDP socket; the caller
     /// serves peers on the returned listener (see `daemon::peer`).
     pub fn start(
         me: Node,
-        bind: SocketAddr,
+        port: super::peer_port::PeerPort,
         ring: KeyRing,
         timings: Timings,
     ) -> io::Result<(Arc<Cluster>, TcpListener)> {
-        let udp = UdpSocket::bind(bind)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind UDP {bind}: {e}")))?;
-        let tcp = TcpListener::bind(bind)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind TCP {bind}: {e}")))?;
+        let super::peer_port::PeerPort { udp, tcp } = port;
         let (tx, rx) = channel();
         let mut seed = [0u8; 32];
         crate::crypto::random_bytes(&mut seed)?;

@@ -9,6 +9,7 @@
 //!   the workers are shared fairly between callers, and large files are read in slices.
 //! - [`cluster`]: the gossip thread, joining, and the periodic full sync.
 //! - [`peer`]: the TCP port: handshakes, then joins, syncs and queries from members.
+//! - [`peer_port`]: binding TCP and UDP on one port number (port 0: one the kernel picks), and `--port-file`.
 //! - [`remote`]: a member's side of a query from a peer, confined to the exports.
 //! - [`fanout`], [`distribute`]: the asking side of `--peer`, `--all` and `--spread`.
 //! - [`limits`]: how many connections each listener serves, per user, and who makes room.
@@ -25,6 +26,7 @@ pub mod limits;
 pub mod local;
 pub mod logging;
 pub mod peer;
+pub mod peer_port;
 pub mod pool;
 pub mod remote;
 pub mod spare;
@@ -64,8 +66,10 @@ pub struct Config {
     pub connections_per_user: usize,
     /// How long a local client may stay silent while nothing of its is in progress.
     pub idle_timeout: Duration,
-    /// Where peers and gossip are served.
+    /// Where peers and gossip are served, with the port actually bound.
     pub bind: SocketAddr,
+    /// Where to write the port bound, once serving (`--port-file`).
+    pub port_file: Option<PathBuf>,
     /// Where other members reach us.
     pub advertise: SocketAddr,
     pub tags: BTreeMap<String, String>,
@@ -131,8 +135,9 @@ pub fn default_name(port: u16) -> String {
     format!("{host}:{port}")
 }
 
-/// Runs the daemon; returns the process exit status.
-pub fn run(cfg: Config) -> i32 {
+/// Runs the daemon on the peer port bound for `cfg.bind`; returns the
+/// process exit status.
+pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
     // Signals are taken by one thread with sigwait; every other thread
     // inherits this mask, so none is interrupted.
     let mut signals = SigSet::empty();
@@ -164,13 +169,13 @@ pub fn run(cfg: Config) -> i32 {
         tags: cfg.tags.clone(),
     };
     let (cluster, peer_listener) =
-        match Cluster::start(me, cfg.bind, cfg.ring.clone(), cfg.timings.clone()) {
+        match Cluster::start(me, peer_port, cfg.ring.clone(), cfg.timings.clone()) {
             Ok(c) => c,
             Err(e) => {
                 if !socket_activated {
                     let _ = std::fs::remove_file(&cfg.socket);
                 }
-                log::error!("{e}; is another p2pd using port {}?", cfg.port);
+                log::error!("cannot start gossip: {e}");
                 return EXIT_CONFIG;
             }
         };
@@ -248,6 +253,7 @@ pub fn run(cfg: Config) -> i32 {
         key_source: cfg.key_source.clone(),
         args: cfg.args.clone(),
         socket: (!socket_activated).then(|| cfg.socket.clone()),
+        port_file: cfg.port_file.clone(),
         state_dir: cfg.state_dir.clone(),
         local: Arc::clone(&admission),
     };
@@ -277,7 +283,22 @@ pub fn run(cfg: Config) -> i32 {
         cfg.advertise,
         cfg.workers
     );
-    let status = format!("STATUS=serving {} as {}", cfg.socket.display(), cfg.name);
+    // Written last, so whoever waits for the file finds every socket bound.
+    if let Some(path) = &cfg.port_file {
+        if let Err(e) = peer_port::write_port_file(path, cfg.bind.port()) {
+            log::error!("{e}");
+            if !socket_activated {
+                let _ = std::fs::remove_file(&cfg.socket);
+            }
+            return EXIT_CONFIG;
+        }
+    }
+    let status = format!(
+        "STATUS=serving {} as {}, peers on port {}",
+        cfg.socket.display(),
+        cfg.name,
+        cfg.bind.port()
+    );
     let _ = systemd::notify(&format!("READY=1\n{status}"));
     accept_loop(listener, shared, &admission);
     EXIT_CONFIG
@@ -300,6 +321,8 @@ struct Stop {
     args: Vec<OsString>,
     /// The socket file to remove at exit (not under socket activation).
     socket: Option<PathBuf>,
+    /// The `--port-file` to remove at exit.
+    port_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     /// Local connections being served.
     local: Arc<Admission>,
@@ -359,6 +382,9 @@ impl Stop {
         }
         if let Some(socket) = &self.socket {
             let _ = std::fs::remove_file(socket);
+        }
+        if let Some(path) = &self.port_file {
+            let _ = std::fs::remove_file(path);
         }
         let _ = io::stderr().flush();
         std::process::exit(0);
@@ -617,16 +643,34 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    let bind = SocketAddr::new(cli.bind, cli.port);
-    let advertise = match cli.advertise {
-        Some(a) => a,
-        None if cli.bind.is_unspecified() => {
-            log::error!(
-                "--bind {} needs --advertise IP:PORT, the address other members should use",
-                cli.bind
-            );
+    if cli.advertise.is_none() && cli.bind.is_unspecified() {
+        log::error!(
+            "--bind {} needs --advertise IP:PORT, the address other members should use",
+            cli.bind
+        );
+        return EXIT_CONFIG;
+    }
+    // Bound now, so port 0 has its number before names and paths that
+    // carry it are made.
+    let peer_port = match peer_port::PeerPort::bind(SocketAddr::new(cli.bind, cli.port)) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("{e}; is another p2pd using port {}?", cli.port);
             return EXIT_CONFIG;
         }
+    };
+    let bind = match peer_port.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            log::error!("cannot read the address of the peer port: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let port = bind.port();
+    let advertise = match cli.advertise {
+        // An advertised port 0 is the port bound.
+        Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), port),
+        Some(a) => a,
         None => bind,
     };
     let timings = Timings {
@@ -684,17 +728,16 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         }
     };
     let cfg = Config {
-        port: cli.port,
-        name: name.unwrap_or_else(|| default_name(cli.port)),
-        socket: cli
-            .socket
-            .unwrap_or_else(|| paths::default_socket(cli.port)),
+        port,
+        name: name.unwrap_or_else(|| default_name(port)),
+        socket: cli.socket.unwrap_or_else(|| paths::default_socket(port)),
         workers,
         cache_entries: cli.cache_entries,
         max_local_connections: 256,
         connections_per_user: usize::from(cli.connections_per_user),
         idle_timeout: Duration::from_secs_f64(cli.idle_timeout),
         bind,
+        port_file: cli.port_file,
         advertise,
         tags: cli.tags.into_iter().collect(),
         ring,
@@ -712,5 +755,5 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         log::error!("{e}; give this node a --name");
         return EXIT_CONFIG;
     }
-    run(cfg)
+    run(cfg, peer_port)
 }

@@ -1,10 +1,18 @@
 //! The one harness for integration tests: real `p2pd` processes on loopback,
-//! in temp dirs, on ports no other test uses, killed when dropped.
+//! in temp dirs, killed when dropped.
+//!
+//! Ports never race: a daemon is started on port 0 and binds a port the
+//! kernel picks, which the harness reads back from its `--port-file` (so
+//! `d.port` is the port it really has). Nothing here hands out a port
+//! number for someone else to bind later. A daemon restarted on a port it
+//! had before is started again while that port is briefly held by another
+//! socket; [`Vacant`] holds a port nobody serves, for "a member that was
+//! never started".
 
 #![allow(dead_code)]
 
 use serde_json::Value;
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -17,15 +25,48 @@ pub fn bin(name: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// A port free on 127.0.0.1 for both TCP and UDP right now. The kernel
-/// hands out ephemeral ports round-robin, so parallel tests get different ones.
-pub fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+/// A port on 127.0.0.1 that nobody serves, held (TCP bound but not
+/// listening, so connections are refused; UDP bound, so datagrams vanish)
+/// for as long as this lives, so no daemon of another test can take it.
+pub struct Vacant {
+    pub port: u16,
+    _tcp: std::os::fd::OwnedFd,
+    /// The UDP socket on the port, for a test that reads what comes to it.
+    pub udp: UdpSocket,
+}
+
+impl Vacant {
+    pub fn new() -> Vacant {
+        use std::os::fd::FromRawFd;
+        loop {
+            // SAFETY: plain socket calls on a descriptor we own, with a
+            // sockaddr_in of the right size.
+            let (tcp, port) = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+                assert!(fd >= 0, "a TCP socket: {}", std::io::Error::last_os_error());
+                let tcp = std::os::fd::OwnedFd::from_raw_fd(fd);
+                let mut sa: libc::sockaddr_in = std::mem::zeroed();
+                sa.sin_family = libc::AF_INET as libc::sa_family_t;
+                sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+                let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                let p = &mut sa as *mut libc::sockaddr_in as *mut libc::sockaddr;
+                assert_eq!(libc::bind(fd, p, len), 0, "binding a TCP port");
+                assert_eq!(libc::getsockname(fd, p, &mut len), 0, "the TCP port");
+                (tcp, u16::from_be(sa.sin_port))
+            };
+            if let Ok(udp) = UdpSocket::bind(("127.0.0.1", port)) {
+                return Vacant {
+                    port,
+                    _tcp: tcp,
+                    udp,
+                };
+            }
         }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 }
 
@@ -43,18 +84,22 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `p2pd` with `args` and waits until its socket answers.
+    /// Starts `p2pd` on a port of its own with `args` and waits until its
+    /// socket answers.
     pub fn start(args: &[&str]) -> Daemon {
-        Daemon::start_on(free_port(), args, &[("P2PD_SECRET", TEST_KEY)])
+        Daemon::start_on(0, args, &[("P2PD_SECRET", TEST_KEY)])
     }
 
-    /// Starts `p2pd` on `port` with extra environment variables.
+    /// Starts `p2pd` on `port` (0: one it picks, read back into `port`) with
+    /// extra environment variables.
     pub fn start_on(port: u16, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         Daemon::start_as(None, port, args, env)
     }
 
     /// Starts `p2pd` as user and group `uid` (65534 for "another user";
-    /// needs root), its directory theirs, or as ourselves with `None`.
+    /// needs root), its directory theirs, or as ourselves with `None`; on
+    /// `port`, or with 0 on one it picks. A fixed port that is in use (say
+    /// by a client connection of another test) is tried again for a while.
     pub fn start_as(uid: Option<u32>, port: u16, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("temp dir");
@@ -71,50 +116,57 @@ impl Daemon {
             None => (dir.path().join("run").join("p2pd.sock"), args.to_vec()),
         };
         let stderr_path = dir.path().join("p2pd.log");
-        let log = std::fs::File::create(&stderr_path).unwrap();
-        let mut cmd = Command::new(bin("p2pd"));
-        if let Some(uid) = uid {
-            cmd.uid(uid).gid(uid);
-        }
-        let child = cmd
-            .arg(port.to_string())
-            .arg("--socket")
-            .arg(&socket)
-            .args(&args)
-            .env("RUST_LOG", "debug")
-            .env("HOME", dir.path())
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("P2PD_SECRET")
-            .envs(env.iter().copied())
-            .env_remove("P2P_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting p2pd");
-        let mut d = Daemon {
+        let port_file = dir.path().join("p2pd.port");
+        let spawn = || {
+            let log = std::fs::File::create(&stderr_path).unwrap();
+            let mut cmd = Command::new(bin("p2pd"));
+            if let Some(uid) = uid {
+                cmd.uid(uid).gid(uid);
+            }
+            cmd.arg(port.to_string())
+                .arg("--socket")
+                .arg(&socket)
+                .arg("--port-file")
+                .arg(&port_file)
+                .args(&args)
+                .env("RUST_LOG", "debug")
+                .env("HOME", dir.path())
+                .env_remove("XDG_CONFIG_HOME")
+                .env_remove("P2PD_SECRET")
+                .envs(env.iter().copied())
+                .env_remove("P2P_SOCKET")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starting p2pd")
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut child = spawn();
+        let port = loop {
+            match wait_ready(&mut child, &port_file, &socket, deadline) {
+                Ok(port) => break port,
+                Err(status) => {
+                    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                    let Some(status) = status else {
+                        panic!("p2pd did not come up within 20 s: {log}");
+                    };
+                    let taken = port != 0 && log.contains("Address already in use");
+                    if !taken || Instant::now() >= deadline {
+                        panic!("p2pd exited early with {status}: {log}");
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    child = spawn();
+                }
+            }
+        };
+        Daemon {
             child: Some(child),
             port,
             dir,
             socket,
             stderr_path,
-        };
-        d.wait_ready();
-        d
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("p2pd exited early with {status}: {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("p2pd did not come up: {}", self.log());
     }
 
     /// What the daemon wrote to stderr so far.
@@ -152,6 +204,38 @@ impl Daemon {
         }
         None
     }
+}
+
+/// Waits until `child` has written its port file and its socket answers:
+/// the port, or the status it exited with before (`None`: still running at
+/// the deadline; it is killed).
+fn wait_ready(
+    child: &mut Child,
+    port_file: &Path,
+    socket: &Path,
+    deadline: Instant,
+) -> Result<u16, Option<std::process::ExitStatus>> {
+    while Instant::now() < deadline {
+        // Written atomically, last: once there, every socket is bound.
+        if let Ok(text) = std::fs::read_to_string(port_file) {
+            let port = text
+                .trim_end()
+                .parse()
+                .unwrap_or_else(|e| panic!("port file {text:?}: {e}"));
+            assert!(
+                UnixStream::connect(socket).is_ok(),
+                "p2pd wrote its port file before its socket answered"
+            );
+            return Ok(port);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(Some(status));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(None)
 }
 
 impl Drop for Daemon {
