@@ -108,6 +108,10 @@ pub struct Placement {
     /// Seconds a member may stay silent before its paths are given up (--spread: redone elsewhere)
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_timeout)]
     pub timeout: f64,
+
+    /// Fold identical answers: one line per distinct answer for a path, with its members (printed when the query ends)
+    #[arg(long)]
+    pub group: bool,
 }
 
 impl Placement {

@@ -17,6 +17,8 @@
 //! - [`input`]: what the commands' names mean: standard input, `-`, lists and their empty names.
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
 //! - [`output`]: the one printer for JSON lines and the text formats.
+//! - [`group`]: `--group`: many members' answers folded into one line per distinct answer, and the roll call of a query's members.
+//! - [`nodeset`]: member names folded into ranges (`web[01-40],db3`), as ClusterShell's nodeset.
 //! - [`checkfile`]: the `sha256sum` line format: the lines we write and the check files we read.
 //! - [`quote`]: file names in messages, quoted as GNU tools quote them.
 //! - [`cli`]: the clap definitions of every binary, also used for man pages and completions.
@@ -35,8 +37,10 @@ pub mod daemon;
 pub mod error;
 pub mod exports;
 pub mod fdpass;
+pub mod group;
 pub mod input;
 pub mod membership;
+pub mod nodeset;
 pub mod ops;
 pub mod output;
 pub mod paths;

@@ -78,6 +78,11 @@ impl Printer {
         self.quote_names = on;
     }
 
+    /// The style the printer was made with.
+    pub fn style(&self) -> Style {
+        self.style
+    }
+
     /// True when text lines start with the member's name.
     pub fn peer_prefix(&self) -> bool {
         self.peer_prefix

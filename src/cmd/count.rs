@@ -57,22 +57,26 @@ pub fn run(cli: CountCli) -> i32 {
         target,
     };
     let mut unreadable = false;
+    let mut fold = super::Fold::new(&cli.placement, cli.format == Format::Text);
     let result = run_query_here(
         &cli.connection,
         query,
         source,
         &mut printer,
-        &mut |printer, mut item: Item<CountFields>| {
+        &mut |printer, item: Item<CountFields>| {
+            if let crate::proto::Outcome::Ok(c) = &item.outcome {
+                unreadable |= c.unreadable > 0;
+            }
+            let Some(mut item) = fold.take(item) else {
+                return;
+            };
             let mut refused = Vec::new();
             let mut unlisted = 0;
             if let crate::proto::Outcome::Ok(c) = &mut item.outcome {
                 refused = std::mem::take(&mut c.unreadable_dirs);
                 unlisted = c.unreadable.saturating_sub(refused.len() as u64);
-                unreadable |= c.unreadable > 0;
             }
-            printer.item(&item, &|c, path| {
-                columns(&[c.files, c.dirs, c.symlinks, c.other, c.bytes], path)
-            });
+            printer.item(&item, &count_line);
             if refused.is_empty() && unlisted == 0 {
                 return;
             }
@@ -100,12 +104,18 @@ pub fn run(cli: CountCli) -> i32 {
         },
         here,
     );
-    let status = super::finish(NAME, result, &mut printer);
+    let bad = fold.finish(NAME, &mut printer, &count_line);
+    let status = super::with_groups(super::finish(NAME, result, &mut printer), bad);
     if status == EXIT_OK && unreadable {
         EXIT_FAILED
     } else {
         status
     }
+}
+
+/// A count as a text line: files, dirs, symlinks, other, bytes, the name.
+fn count_line(c: &CountFields, path: &[u8]) -> Vec<u8> {
+    columns(&[c.files, c.dirs, c.symlinks, c.other, c.bytes], path)
 }
 
 /// Counts the directory `path` in this process, with the caller's own rights.

@@ -44,3 +44,83 @@ fn target(p: &Placement, printer: &mut Printer, plain: bool) -> Result<Option<Ta
     printer.several_members(p.target().is_some(), plain);
     Ok(p.target())
 }
+
+/// What a query's results go through before they are printed: with
+/// `--group` they are gathered and printed folded when the query ends; in
+/// the text formats of a query on `--all` or `--peer` the members are
+/// counted, for the summary on stderr at the end.
+pub(crate) struct Fold<T> {
+    grouper: Option<crate::group::Grouper<T>>,
+    roster: Option<crate::group::Roster>,
+}
+
+impl<T: serde::Serialize> Fold<T> {
+    /// From the placement; `text` when the output is not JSON.
+    pub(crate) fn new(p: &Placement, text: bool) -> Fold<T> {
+        Fold {
+            grouper: p.group.then(Default::default),
+            roster: (text && (p.all || !p.peers.is_empty())).then(Default::default),
+        }
+    }
+
+    /// True with `--group`.
+    pub(crate) fn grouping(&self) -> bool {
+        self.grouper.is_some()
+    }
+
+    /// Takes one result: back when it is to be printed now, kept for its
+    /// group otherwise.
+    pub(crate) fn take(&mut self, item: crate::proto::Item<T>) -> Option<crate::proto::Item<T>> {
+        if let Some(r) = &mut self.roster {
+            let error = match &item.outcome {
+                crate::proto::Outcome::Failed { error } => Some(error),
+                crate::proto::Outcome::Ok(_) => None,
+            };
+            r.see(&item.peer, error);
+        }
+        match &mut self.grouper {
+            Some(g) => {
+                g.add(item);
+                None
+            }
+            None => Some(item),
+        }
+    }
+
+    /// Prints the groups (in the printer's style; `text` renders an answer
+    /// as the command's text format does) and the summary; true when the
+    /// groups make the exit status 1 (members disagree, or some failed).
+    pub(crate) fn finish(
+        self,
+        cmd: &str,
+        printer: &mut Printer,
+        text: &dyn Fn(&T, &[u8]) -> Vec<u8>,
+    ) -> bool {
+        let mut bad = false;
+        if let Some(g) = self.grouper {
+            let paths = g.finish();
+            bad = crate::group::disagree(&paths);
+            let out = if printer.style() == Style::Json {
+                crate::group::json_lines(&paths)
+            } else {
+                let shown = |name: &[u8]| printer.shown(name).into_owned();
+                crate::group::text_blocks(&paths, text, &shown)
+            };
+            printer.bytes(&out);
+        }
+        if let Some(r) = self.roster {
+            printer.flush();
+            eprintln!("{cmd}: {}", r.summary());
+        }
+        bad
+    }
+}
+
+/// The exit status of a command whose groups said `bad` (see [`Fold::finish`]).
+fn with_groups(status: i32, bad: bool) -> i32 {
+    if bad && status == crate::output::EXIT_OK {
+        crate::output::EXIT_FAILED
+    } else {
+        status
+    }
+}

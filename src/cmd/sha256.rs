@@ -52,41 +52,50 @@ pub fn run(cli: ShaCli) -> i32 {
         binary: cli.binary,
         zero: cli.zero,
     };
+    let mut fold = super::Fold::new(&cli.placement, style == Style::Text);
     let result = run_query(
         &cli.connection,
         query(target),
         source,
         &mut printer,
-        &mut |printer, item: Item<ShaFields>| match &item.outcome {
-            Outcome::Ok(f) if style == Style::Text => {
-                if f.changed {
-                    printer.changed(&item.peer, &item.path);
+        &mut |printer, item: Item<ShaFields>| {
+            let Some(item) = fold.take(item) else { return };
+            match &item.outcome {
+                Outcome::Ok(f) if style == Style::Text => {
+                    if f.changed {
+                        printer.changed(&item.peer, &item.path);
+                    }
+                    printer.ok += 1;
+                    let mut line = Vec::new();
+                    if printer.peer_prefix() {
+                        line.extend_from_slice(item.peer.as_bytes());
+                        line.extend_from_slice(b": ");
+                    }
+                    crate::checkfile::write_line(
+                        &mut line,
+                        &f.sha256,
+                        item.path.as_bytes(),
+                        line_style,
+                    );
+                    printer.bytes(&line);
                 }
-                printer.ok += 1;
-                let mut line = Vec::new();
-                if printer.peer_prefix() {
-                    line.extend_from_slice(item.peer.as_bytes());
-                    line.extend_from_slice(b": ");
+                _ => {
+                    if let Outcome::Ok(f) = &item.outcome
+                        && f.changed
+                    {
+                        printer.changed(&item.peer, &item.path);
+                    }
+                    printer.item(&item, &|_, _| Vec::new());
                 }
-                crate::checkfile::write_line(
-                    &mut line,
-                    &f.sha256,
-                    item.path.as_bytes(),
-                    line_style,
-                );
-                printer.bytes(&line);
-            }
-            _ => {
-                if let Outcome::Ok(f) = &item.outcome
-                    && f.changed
-                {
-                    printer.changed(&item.peer, &item.path);
-                }
-                printer.item(&item, &|_, _| Vec::new());
             }
         },
     );
-    super::finish(NAME, result, &mut printer)
+    let bad = fold.finish(NAME, &mut printer, &|f, path| {
+        let mut line = Vec::new();
+        crate::checkfile::write_line(&mut line, &f.sha256, path, line_style);
+        line
+    });
+    super::with_groups(super::finish(NAME, result, &mut printer), bad)
 }
 
 /// The format asked for; without `--format`, the flags that shape

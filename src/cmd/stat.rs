@@ -47,6 +47,7 @@ pub fn run(cli: StatCli) -> i32 {
         paths: None,
         target,
     };
+    let mut fold = super::Fold::new(&cli.placement, cli.format == Format::Text);
     let follow = cli.dereference;
     let here: Here<StatFields> = Arc::new(move |path: &Path| without_content(path, follow));
     let result = run_query_here(
@@ -55,6 +56,7 @@ pub fn run(cli: StatCli) -> i32 {
         source,
         &mut printer,
         &mut |printer, item: Item<StatFields>| {
+            let Some(item) = fold.take(item) else { return };
             if let Outcome::Ok(f) = &item.outcome
                 && f.changed
             {
@@ -64,7 +66,8 @@ pub fn run(cli: StatCli) -> i32 {
         },
         Some(here),
     );
-    super::finish(NAME, result, &mut printer)
+    let bad = fold.finish(NAME, &mut printer, &text);
+    super::with_groups(super::finish(NAME, result, &mut printer), bad)
 }
 
 /// The fields of `path` when it has no content to read: a symlink (unless

@@ -83,12 +83,23 @@ pub fn run(cli: WcCli) -> i32 {
     let mut debug = cli.debug && want.lines && lines_only;
     let mut total = WcFields::default();
     let mut seen = 0u64;
+    let mut fold = super::Fold::new(&cli.placement, text);
+    let grouping = fold.grouping();
     let result = run_query(
         &cli.connection,
         query,
         source,
         &mut printer,
         &mut |printer, item: Item<WcFields>| {
+            // Only the counts asked for: what is printed, and what groups compare.
+            let item = Item {
+                outcome: match item.outcome {
+                    Outcome::Ok(f) => Outcome::Ok(want.select(&f)),
+                    failed => failed,
+                },
+                ..item
+            };
+            let Some(item) = fold.take(item) else { return };
             seen += 1;
             if debug && matches!(item.outcome, Outcome::Ok(_)) {
                 debug = false;
@@ -108,13 +119,6 @@ pub fn run(cli: WcCli) -> i32 {
             }
             if !text {
                 if cli.total != Total::Only {
-                    let item = Item {
-                        outcome: match item.outcome {
-                            Outcome::Ok(f) => Outcome::Ok(want.select(&f)),
-                            failed => failed,
-                        },
-                        ..item
-                    };
                     printer.item(&item, &|_, _| Vec::new());
                 }
                 return;
@@ -154,12 +158,13 @@ pub fn run(cli: WcCli) -> i32 {
             }
         },
     );
-    // JSON lines have no total unless asked for one.
-    let print_total = match cli.total {
-        Total::Never => false,
-        Total::Always | Total::Only => true,
-        Total::Auto => text && once_per_path && seen > 1,
-    };
+    // JSON lines have no total unless asked for one; groups have none.
+    let print_total = !grouping
+        && match cli.total {
+            Total::Never => false,
+            Total::Always | Total::Only => true,
+            Total::Auto => text && once_per_path && seen > 1,
+        };
     if print_total && result.is_ok() {
         let total = want.select(&total);
         if text {
@@ -172,7 +177,10 @@ pub fn run(cli: WcCli) -> i32 {
             });
         }
     }
-    super::finish(NAME, result, &mut printer)
+    let bad = fold.finish(NAME, &mut printer, &|f, path| {
+        want.line(f, (!no_operand).then_some(path), width)
+    });
+    super::with_groups(super::finish(NAME, result, &mut printer), bad)
 }
 
 /// The total as a JSON line: the chosen counts and `"total": true`.
