@@ -308,6 +308,10 @@ fn check_one(
         eprintln!("{NAME}: {shown}: {n}: improperly formatted SHA256 checksum line");
     };
     let mut tally = Tally::default();
+    // --all or --peer: every member verifies the whole list (--spread
+    // shares it out, each path checked once, as on one host).
+    let fleet_mode = cli.placement.all || !cli.placement.peers.is_empty();
+    let mut fleet = Fleet::default();
     if !list.entries.is_empty() {
         let paths: Vec<PathBuf> = list
             .entries
@@ -372,10 +376,44 @@ fn check_one(
                         .iter()
                         .for_each(|&n| warn_line(n));
                 }
-                tally.item(&list.entries[index], item, report, printer);
+                if fleet_mode {
+                    fleet.item(
+                        &list.entries[index],
+                        item,
+                        report,
+                        cli.placement.group,
+                        printer,
+                    );
+                } else {
+                    tally.item(&list.entries[index], item, report, printer);
+                }
             },
         );
         result?;
+    }
+    if fleet_mode {
+        printer.flush();
+        if report.warn {
+            list.warnings_after.iter().for_each(|&n| warn_line(n));
+        }
+        if list.entries.is_empty() {
+            eprintln!("{NAME}: {shown}: no properly formatted checksum lines found");
+            return Ok(false);
+        }
+        let m = list.malformed;
+        if m > 0 && !report.status {
+            eprintln!(
+                "{NAME}: WARNING: {m} {} improperly formatted",
+                if m == 1 { "line is" } else { "lines are" }
+            );
+        }
+        let manifest = if from_stdin {
+            "-".to_string()
+        } else {
+            file.display().to_string()
+        };
+        let passed = fleet.report(&manifest, report, cli.placement.group, printer);
+        return Ok(passed && (!report.strict || list.malformed == 0));
     }
     printer.flush();
     if report.warn {
@@ -492,5 +530,271 @@ impl Tally {
                 }
             }
         }
+    }
+}
+
+// The fleet check: `--check MANIFEST --all` (or `--peer`) verifies the
+// manifest on every member, and reports per member.
+
+/// What failed for one member and one path: `mismatch`, `missing` (not
+/// found), or the error code.
+#[derive(Debug, Clone, Serialize)]
+struct Failure {
+    #[serde(flatten)]
+    path: PathBytes,
+    failed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<crate::error::Error>,
+}
+
+impl Failure {
+    /// What makes two members' failures the same: the path, what failed,
+    /// the digest found (not the message, which names the member).
+    fn key(&self) -> (Vec<u8>, String, Option<String>) {
+        (
+            self.path.as_bytes().to_vec(),
+            self.failed.clone(),
+            self.sha256.clone(),
+        )
+    }
+
+    /// The GNU-like text line: `PATH: FAILED` or `PATH: FAILED open or read`.
+    fn text(&self) -> String {
+        let name = quote_str(self.path.as_bytes());
+        match &self.error {
+            None => format!("{name}: FAILED"),
+            Some(_) => format!("{name}: FAILED open or read"),
+        }
+    }
+}
+
+/// A failure line in JSON: the member, then the failure.
+#[derive(Serialize)]
+struct FailureLine<'a> {
+    peer: &'a str,
+    #[serde(flatten)]
+    failure: &'a Failure,
+}
+
+/// What one member's results for one manifest came to.
+#[derive(Debug, Default, Clone)]
+struct MemberCheck {
+    ok: u64,
+    /// Mismatches and errors other than a missing file.
+    failed: u64,
+    missing: u64,
+    failures: Vec<Failure>,
+}
+
+impl MemberCheck {
+    /// True when this member passes: nothing failed, nothing missing
+    /// (unless `--ignore-missing`), and some file matched.
+    fn passes(&self, report: Report) -> bool {
+        self.failed == 0 && (report.ignore_missing || self.missing == 0) && self.ok > 0
+    }
+
+    fn key(&self) -> (u64, u64, u64, Vec<(Vec<u8>, String, Option<String>)>) {
+        let mut f: Vec<_> = self.failures.iter().map(Failure::key).collect();
+        f.sort();
+        (self.ok, self.failed, self.missing, f)
+    }
+
+    /// `MANIFEST: 3 OK, 1 FAILED, 0 missing`.
+    fn text(&self, manifest: &str) -> String {
+        format!(
+            "{manifest}: {} OK, {} FAILED, {} missing",
+            self.ok, self.failed, self.missing
+        )
+    }
+}
+
+/// A member's summary line in JSON.
+#[derive(Serialize)]
+struct MemberSummary<'a> {
+    peer: &'a str,
+    manifest: &'a str,
+    ok: u64,
+    failed: u64,
+    missing: u64,
+}
+
+/// Members with the same failures, in JSON (`--group`).
+#[derive(Serialize)]
+struct FleetGroup<'a> {
+    manifest: &'a str,
+    ok: u64,
+    failed: u64,
+    missing: u64,
+    failures: &'a [Failure],
+    count: usize,
+    peers: &'a [String],
+}
+
+/// Every member's results for one manifest.
+#[derive(Debug, Default)]
+struct Fleet {
+    members: HashMap<String, MemberCheck>,
+    /// Lines about no member (the local daemon went away): a failure.
+    orphans: u64,
+}
+
+impl Fleet {
+    /// Takes one member's result for the line `entry`; a failure is printed
+    /// at once unless `group` (or `--status`).
+    fn item(
+        &mut self,
+        entry: &Entry,
+        item: Item<ShaFields>,
+        report: Report,
+        group: bool,
+        printer: &mut Printer,
+    ) {
+        if item.peer.is_empty() {
+            self.orphans += 1;
+            printer.item(&item, &|_, _| Vec::new());
+            return;
+        }
+        let member = self.members.entry(item.peer.clone()).or_default();
+        let failure = match item.outcome {
+            Outcome::Ok(f) if entry.expected.matches(&f.sha256) => {
+                member.ok += 1;
+                return;
+            }
+            Outcome::Ok(f) => {
+                member.failed += 1;
+                Failure {
+                    path: item.path,
+                    failed: "mismatch".into(),
+                    sha256: Some(f.sha256),
+                    expected: Some(entry.expected.as_str().to_string()),
+                    error: None,
+                }
+            }
+            Outcome::Failed { error } => {
+                let missing = error.code == ErrorCode::NotFound;
+                if missing {
+                    member.missing += 1;
+                    if report.ignore_missing {
+                        return;
+                    }
+                } else {
+                    member.failed += 1;
+                }
+                Failure {
+                    path: item.path,
+                    failed: if missing {
+                        "missing".into()
+                    } else {
+                        error.code.as_str().into()
+                    },
+                    sha256: None,
+                    expected: None,
+                    error: Some(error),
+                }
+            }
+        };
+        if !group {
+            if let (true, Some(error)) = (report.text, &failure.error) {
+                // As sha256sum: why it could not be read, on stderr.
+                printer.say(
+                    &item.peer,
+                    &quote_str(failure.path.as_bytes()),
+                    &error.message,
+                );
+            }
+            if !report.status {
+                if report.text {
+                    printer.raw(&format!("{}: {}\n", item.peer, failure.text()));
+                } else {
+                    printer.json(&FailureLine {
+                        peer: &item.peer,
+                        failure: &failure,
+                    });
+                }
+            }
+        }
+        member.failures.push(failure);
+    }
+
+    /// Prints a summary per member (with `group`, per set of members with
+    /// the same failures, largest first, with their failures); `--quiet`
+    /// leaves out the members that pass, `--status` prints nothing. True
+    /// when every member passed.
+    fn report(self, manifest: &str, report: Report, group: bool, printer: &mut Printer) -> bool {
+        use crate::nodeset::natural_cmp;
+        let passed = self.orphans == 0 && self.members.values().all(|m| m.passes(report));
+        let mut members: Vec<(String, MemberCheck)> = self.members.into_iter().collect();
+        members.sort_by(|a, b| natural_cmp(&a.0, &b.0));
+        if report.status {
+            return passed;
+        }
+        if !group {
+            for (peer, m) in &members {
+                if report.quiet && m.passes(report) {
+                    continue;
+                }
+                if report.text {
+                    printer.raw(&format!("{peer}: {}\n", m.text(manifest)));
+                } else {
+                    printer.json(&MemberSummary {
+                        peer,
+                        manifest,
+                        ok: m.ok,
+                        failed: m.failed,
+                        missing: m.missing,
+                    });
+                }
+            }
+            return passed;
+        }
+        // Members with the same failures, in the order their first member comes.
+        let mut groups: Vec<(MemberCheck, Vec<String>)> = Vec::new();
+        let mut index: HashMap<_, usize> = HashMap::new();
+        for (peer, mut m) in members {
+            m.failures
+                .sort_by(|a, b| a.path.cmp(&b.path).then(a.failed.cmp(&b.failed)));
+            match index.get(&m.key()) {
+                Some(&i) => groups[i].1.push(peer),
+                None => {
+                    index.insert(m.key(), groups.len());
+                    groups.push((m, vec![peer]));
+                }
+            }
+        }
+        // Largest first; a stable sort keeps ties in their first member's order.
+        groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+        for (m, peers) in &groups {
+            if report.quiet && m.passes(report) {
+                continue;
+            }
+            if report.text {
+                let mut block = crate::group::header(peers);
+                for f in &m.failures {
+                    block.push_str(&f.text());
+                    if let Some(e) = &f.error {
+                        block.push_str(&format!(" ({}: {})", e.code, e.message));
+                    }
+                    block.push('\n');
+                }
+                block.push_str(&m.text(manifest));
+                block.push('\n');
+                printer.raw(&block);
+            } else {
+                printer.json(&FleetGroup {
+                    manifest,
+                    ok: m.ok,
+                    failed: m.failed,
+                    missing: m.missing,
+                    failures: &m.failures,
+                    count: peers.len(),
+                    peers,
+                });
+            }
+        }
+        passed
     }
 }
