@@ -10,5 +10,6 @@ complete -c p2p-count -s 0 -l null -d 'With --files-from, paths are separated by
 complete -c p2p-count -s r -l recursive -d 'Count the whole tree below each directory (symlinks are never followed)'
 complete -c p2p-count -l all -d 'Run on every alive member, this one included: one line per member per path'
 complete -c p2p-count -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
+complete -c p2p-count -l group -d 'Fold identical answers: one line per distinct answer for a path, with its members (printed when the query ends)'
 complete -c p2p-count -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c p2p-count -s V -l version -d 'Print version'

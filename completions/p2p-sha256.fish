@@ -20,5 +20,6 @@ complete -c p2p-sha256 -l strict -d 'With --check: improperly formatted lines ma
 complete -c p2p-sha256 -s w -l warn -d 'With --check: name each improperly formatted line on stderr'
 complete -c p2p-sha256 -l all -d 'Run on every alive member, this one included: one line per member per path'
 complete -c p2p-sha256 -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
+complete -c p2p-sha256 -l group -d 'Fold identical answers: one line per distinct answer for a path, with its members (printed when the query ends)'
 complete -c p2p-sha256 -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c p2p-sha256 -s V -l version -d 'Print version'

@@ -16,5 +16,6 @@ complete -c p2p-wc -s L -l max-line-length -d 'Print the maximum display width o
 complete -c p2p-wc -l debug -d 'Say on stderr which line-count acceleration is used, as GNU wc does'
 complete -c p2p-wc -l all -d 'Run on every alive member, this one included: one line per member per path'
 complete -c p2p-wc -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
+complete -c p2p-wc -l group -d 'Fold identical answers: one line per distinct answer for a path, with its members (printed when the query ends)'
 complete -c p2p-wc -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c p2p-wc -s V -l version -d 'Print version'

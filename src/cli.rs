@@ -683,6 +683,84 @@ still changes, the line carries \"changed\": true (the numbers belong to no sing
 it), a warning goes to stderr and the exit status is 1, as with tar. The field is absent \
 otherwise.\n\n";
 
+// --group and the roll call (group.rs, nodeset.rs), and the fleet check.
+
+/// The man page section of the query commands on `--group`, with the text
+/// form `bin` prints, and the roll call of members at the end of a query.
+fn grouping_section(bin: &str) -> String {
+    let text = match bin {
+        "p2p-wc" => "the wc line",
+        "p2p-sha256" => "the sha256sum line, also with --format sha256sum",
+        "p2p-count" => "the columns of --format text",
+        _ => "the stat block",
+    };
+    let total = if bin == "p2p-wc" {
+        " p2p-wc prints no total with --group."
+    } else {
+        ""
+    };
+    format!(
+        "--group folds identical answers, as dshbak -c and clush -b do. For each path, the \
+         members whose answers are the same (the same JSON fields, byte for byte{}) make one \
+         group; the members that failed make one group per error code, whatever their messages \
+         say (the message shown is that of the group's first member). Each group is one JSON \
+         line: path (and path_b64), the answer's fields or its error, count (how many members) \
+         and peers (their names, in natural order: node2 before node10). Paths come in byte \
+         order; within a path the largest group comes first, and groups of the same size put \
+         answers before failures, then go by their first member's name. Grouping needs every \
+         answer, so nothing is printed until the query ends, and the failures are in their \
+         groups, not on stderr. The exit status is 1 when some path has more than one group or \
+         a group of failures; 0 when every member gave the same answer.{total}\n\n\
+         --format text prints each group as clush -b does: a rule, the members (numbered names \
+         folded into ranges) and their number, as in web[01-40],db3 (41), a rule, then the \
+         answer as the text format prints it: {text}; a failure prints NAME: MESSAGE (CODE). \
+         Names are folded as ClusterShell's nodeset -f folds them, on one numeric part: the last \
+         one that differs among names alike but for their numbers (web01:65432 and web02:65432 \
+         are web[01-02]:65432; r1n1, r1n2 and r2n1 are r1n[1-2],r2n1); zero padding is kept, a \
+         range taking the width of its first number (n[08-10], but n[1,01]); names without \
+         digits stay as they are.\n\n\
+         --group goes with --all, --peer and --where. With --spread, or on this host, each path \
+         has one answer: it is accepted, and count is 1 on every line.\n\n\
+         ROLL CALL: at the end of a query with --all or --peer in a text format, one line on \
+         stderr sums up the members seen in the results, such as {bin}: asked 5 members \
+         (node[0-4]): 3 answered, 2 failed (timeout: node2; unreachable: node[3-4]). A member \
+         counts as failed when one of its lines says that its link failed (unreachable, \
+         timeout, unauthorized), by the first such code; one that answered not_found for a file \
+         did answer.",
+        if bin == "p2p-wc" {
+            ": only the counts asked for"
+        } else {
+            ""
+        }
+    )
+}
+
+/// `p2p-sha256`'s man page on `--check MANIFEST --all`.
+const FLEET_CHECK: &str = "p2p-sha256 --check MANIFEST --all (or --peer, and with --where) verifies \
+one manifest on every member, a fleet's baseline: each member hashes every path of the \
+manifest and the command compares each member's digests with the manifest's. It prints a line \
+for each path that fails on a member, as the answers arrive: peer, path and failed: mismatch \
+(with sha256, the digest found, and expected), missing (the file is not there; with error) or \
+the error code (permission_denied, not_exported, unreachable, timeout, ...; with error). Then, \
+for each check file, a summary line per member, in name order: peer, manifest, ok, failed \
+(mismatches and errors) and missing. A member passes when nothing failed, nothing is missing \
+and some file matched; with --ignore-missing a missing file is counted but neither printed nor \
+a failure. The exit status is 1 when some member does not pass (and, as for a local check, when \
+a check file has no digest line, or with --strict an improperly formatted one). --quiet leaves \
+out the summaries of the members that pass; --status prints nothing on stdout; -w and --strict \
+are as for a local check.\n\n\
+With --group, the members with the same failures (the same paths failing the same way, the \
+same digests found) are folded, once every answer is in: one JSON line per set of members, \
+with manifest, ok, failed, missing, failures (the failure objects, without peer; an error's \
+message is the first member's), count and peers, the largest set first (ties in the order of \
+their first member).\n\n\
+--format text prints GNU-like lines, MEMBER: PATH: FAILED or MEMBER: PATH: FAILED open or read \
+(and why on stderr, as sha256sum does), then MEMBER: MANIFEST: 3 OK, 1 FAILED, 0 missing for \
+each member; with --group, a clush -b block per set of members (see GROUPING) with its failures \
+and its summary.\n\n\
+With --spread the manifest is shared out instead, each path checked once by some member, and \
+reported as a local check is.";
+
 /// The man page section of the query commands that read files: where names
 /// come from, and standard input, streams and pseudo-files.
 fn input_section(bin: &str) -> String {
@@ -1054,10 +1132,11 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             ));
             s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
+            s.push(("GROUPING", grouping_section(bin)));
             s.push((
                 "EXAMPLES",
                 "  p2p-wc notes.txt | jq .words\n  p2p-wc -l *.log | jq -s 'map(.lines) | add'\n  \
-                 find . -name '*.rs' -print0 | p2p-wc -0 --files-from - --format text\n  p2p-wc --all /etc/motd --format text\n  p2p-wc --peer db1 --peer db2 /var/log/syslog | jq '{peer, lines}'"
+                 find . -name '*.rs' -print0 | p2p-wc -0 --files-from - --format text\n  p2p-wc --all /etc/motd --format text\n  p2p-wc --all --group -l /etc/motd\n  p2p-wc --peer db1 --peer db2 /var/log/syslog | jq '{peer, lines}'"
                     .into(),
             ));
         }
@@ -1106,12 +1185,15 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             ));
             s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
+            s.push(("GROUPING", grouping_section(bin)));
+            s.push(("FLEET CHECK", FLEET_CHECK.into()));
             s.push((
                 "EXAMPLES",
                 "  p2p-sha256 /etc/ssh/sshd_config | jq -r .sha256\n  \
                  p2p-sha256 --format sha256sum *.iso > SHA256SUMS && sha256sum -c SHA256SUMS\n  \
                  p2p-sha256 --check SHA256SUMS --format text --quiet\n  \
-                 p2p-sha256 --tag /etc/hosts\n  p2p-sha256 --all /etc/ssh/sshd_config | jq -r '.peer + \" \" + .sha256'\n  find /shared/data -type f | p2p-sha256 --spread --files-from - > manifest.jsonl"
+                 p2p-sha256 --tag /etc/hosts\n  p2p-sha256 --all /etc/ssh/sshd_config | jq -r '.peer + \" \" + .sha256'\n                 p2p-sha256 --all --group /etc/ssh/sshd_config --format text\n  \
+                 p2p-sha256 --check /etc/ssh/SHA256SUMS --all --group\n    find /shared/data -type f | p2p-sha256 --spread --files-from - > manifest.jsonl"
                     .into(),
             ));
         }
@@ -1146,6 +1228,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .into(),
             ));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
+            s.push(("GROUPING", grouping_section(bin)));
             s.push((
                 "EXAMPLES",
                 "  p2p-count -r /srv/data | jq '.files + .dirs'\n  p2p-count --format text /var/log /tmp\n  p2p-count --all -r /srv/data --where role=storage | jq '{peer, files}'".into(),
@@ -1184,6 +1267,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             ));
             s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
+            s.push(("GROUPING", grouping_section(bin)));
             s.push((
                 "EXAMPLES",
                 "  p2p-stat notes.txt | jq '{size, mtime, sha256}'\n  p2p-stat --format text /etc/hosts\n  p2p-stat /etc/localtime | jq -r .target\n  p2p-stat -L /etc/localtime | jq -r '.user + \" \" + .sha256'\n  p2p-stat --peer 10.0.0.5:65432 /srv/data/report.csv".into(),

@@ -554,7 +554,7 @@ struct Failure {
 impl Failure {
     /// What makes two members' failures the same: the path, what failed,
     /// the digest found (not the message, which names the member).
-    fn key(&self) -> (Vec<u8>, String, Option<String>) {
+    fn key(&self) -> FailureKey {
         (
             self.path.as_bytes().to_vec(),
             self.failed.clone(),
@@ -571,6 +571,9 @@ impl Failure {
         }
     }
 }
+
+/// What two members' failures must share to be the same.
+type FailureKey = (Vec<u8>, String, Option<String>);
 
 /// A failure line in JSON: the member, then the failure.
 #[derive(Serialize)]
@@ -597,7 +600,7 @@ impl MemberCheck {
         self.failed == 0 && (report.ignore_missing || self.missing == 0) && self.ok > 0
     }
 
-    fn key(&self) -> (u64, u64, u64, Vec<(Vec<u8>, String, Option<String>)>) {
+    fn key(&self) -> (u64, u64, u64, Vec<FailureKey>) {
         let mut f: Vec<_> = self.failures.iter().map(Failure::key).collect();
         f.sort();
         (self.ok, self.failed, self.missing, f)
@@ -766,7 +769,7 @@ impl Fleet {
             }
         }
         // Largest first; a stable sort keeps ties in their first member's order.
-        groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
         for (m, peers) in &groups {
             if report.quiet && m.passes(report) {
                 continue;
