@@ -753,7 +753,7 @@ With --group, the members with the same failures (the same paths failing the sam
 same digests found) are folded, once every answer is in: one JSON line per set of members, \
 with manifest, ok, failed, missing, failures (the failure objects, without peer; an error's \
 message is the first member's), count and peers, the largest set first (ties in the order of \
-their first member).\n\n\
+their first member). --check --group without --all or --peer is a usage error (exit 2).\n\n\
 --format text prints GNU-like lines, MEMBER: PATH: FAILED or MEMBER: PATH: FAILED open or read \
 (and why on stderr, as sha256sum does), then MEMBER: MANIFEST: 3 OK, 1 FAILED, 0 missing for \
 each member; with --group, a clush -b block per set of members (see GROUPING) with its failures \

@@ -412,6 +412,11 @@ fn fleet_check_group_folds_members_with_the_same_failures() {
         r.stdout
     );
 
+    // On this host there are no members to fold: refused, exit 2.
+    let r = run(d.cmd("p2p-sha256").args(["--check", "--group", s(&sums)]));
+    assert_eq!(r.status, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--all or --peer"), "{}", r.stderr);
+
     // Text: a clush -b block per set of members.
     let r = run(d
         .cmd("p2p-sha256")

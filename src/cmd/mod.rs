@@ -79,6 +79,9 @@ impl<T: serde::Serialize> Fold<T> {
             r.see(&item.peer, error);
         }
         match &mut self.grouper {
+            // A line about no member (a name that cannot be sent, a daemon
+            // gone) belongs to no group: it prints as it is.
+            Some(_) if item.peer.is_empty() => Some(item),
             Some(g) => {
                 g.add(item);
                 None
@@ -122,5 +125,39 @@ fn with_groups(status: i32, bad: bool) -> i32 {
         crate::output::EXIT_FAILED
     } else {
         status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, ErrorCode};
+    use crate::proto::{Item, Outcome, PathBytes, ShaFields};
+
+    fn item(peer: &str) -> Item<ShaFields> {
+        Item {
+            id: None,
+            peer: peer.into(),
+            path: PathBytes(b"/f".to_vec()),
+            outcome: Outcome::Failed {
+                error: Error::new(ErrorCode::Unreachable, "down"),
+            },
+        }
+    }
+
+    #[test]
+    fn grouping_keeps_member_lines_and_passes_lines_about_no_member() {
+        let p = Placement {
+            all: true,
+            group: true,
+            ..Placement::default()
+        };
+        let mut fold = Fold::new(&p, false);
+        assert!(fold.take(item("node1")).is_none());
+        assert_eq!(fold.take(item("")).map(|i| i.peer), Some(String::new()));
+        // Without --group every line prints at once.
+        let mut plain: Fold<ShaFields> = Fold::new(&Placement::default(), true);
+        assert!(plain.take(item("node1")).is_some());
+        assert!(plain.roster.is_none(), "no roll call on this host");
     }
 }

@@ -203,6 +203,18 @@ fn check(cli: &ShaCli, format: ShaFormat, printer: &mut Printer) -> i32 {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), printer),
     };
+    if cli.placement.group && !cli.placement.all && cli.placement.peers.is_empty() {
+        return super::finish(
+            NAME,
+            Err(Fatal {
+                status: crate::output::EXIT_USAGE,
+                message:
+                    "--check --group folds members with the same failures: add --all or --peer"
+                        .into(),
+            }),
+            printer,
+        );
+    }
     let report = Report {
         text: format != ShaFormat::Json,
         quiet: cli.quiet,
