@@ -1109,7 +1109,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  not white space: white space is what glibc's iswspace says (tab, newline, vertical \
                  tab, form feed, carriage return, space, U+1680, U+2000-U+2006, U+2008-U+200A, \
                  U+2028, U+2029, U+205F, U+3000) and the no-break spaces U+00A0, U+2007, U+202F and \
-                 U+2060. Control and unprintable characters, unassigned code points and bytes that \
+                 U+2060, unless POSIXLY_CORRECT is set (see ENVIRONMENT). Control and unprintable characters, unassigned code points and bytes that \
                  are not valid UTF-8 are parts of words (Debian 12's wc 9.1 still skips them); \
                  invalid bytes count as no character. -L is the widest line in display columns: \
                  a newline, carriage return or form feed ends a line, a tab moves to the next \
@@ -1381,7 +1381,17 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 if bin == "p2p-wc" { "wc" } else { "sha256sum" }
             ),
         ));
-        s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+        let env = if bin == "p2p-wc" {
+            format!(
+                "{CLIENT_ENV}\n\nPOSIXLY_CORRECT: when set (to anything, even empty), the \
+                 no-break spaces U+00A0, U+2007, U+202F and U+2060 are parts of words, not white \
+                 space, as GNU wc counts them then. It is this command's environment that counts, \
+                 wherever the query runs; a member of an earlier version refuses such a query."
+            )
+        } else {
+            CLIENT_ENV.to_string()
+        };
+        s.push(("ENVIRONMENT", env));
         s.push(("FILES", CLIENT_FILES.into()));
     } else if bin != "p2pd" {
         s.push(("EXIT STATUS", EXIT_STATUS.into()));

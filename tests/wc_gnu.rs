@@ -605,3 +605,65 @@ fn an_unknown_option_exits_1_as_gnu() {
     let r = p2p(&d, &dir, &["--help"]);
     assert_eq!(r.status, 0, "{}", r.stderr);
 }
+
+/// Words of text with each no-break space, and an em space, between
+/// letters: 10 by the default rule, 6 under POSIXLY_CORRECT (coreutils
+/// wc.c, `maybe_c32isnbspace`).
+const NO_BREAK: &str = "a\u{a0}b c\u{2007}d e\u{202f}f g\u{2060}h i\u{2003}j\n";
+
+/// `p2p-wc -w` of the file, with POSIXLY_CORRECT set when `posix`.
+fn words_of(d: &Daemon, args: &[&str], posix: bool) -> String {
+    let mut c = d.cmd("p2p-wc");
+    c.args(["--format", "text", "-w"]).args(args);
+    if posix {
+        c.env("POSIXLY_CORRECT", "1");
+    } else {
+        c.env_remove("POSIXLY_CORRECT");
+    }
+    let r = run(&mut c);
+    assert_eq!(r.status, 0, "{args:?}: {}", r.stderr);
+    r.stdout
+}
+
+#[test]
+fn posixly_correct_makes_no_break_spaces_parts_of_words() {
+    let (d, dir) = setup();
+    let f = write(&dir, "nb", NO_BREAK.as_bytes());
+    let f = f.to_str().unwrap();
+    // Each answer after the other: the cached count of one rule is never
+    // given for the other.
+    for _ in 0..2 {
+        assert_eq!(words_of(&d, &[f], false), format!("10 {f}\n"));
+        assert_eq!(words_of(&d, &[f], true), format!("6 {f}\n"));
+    }
+    // -L with the words, and a stream, follow the rule too.
+    assert_eq!(words_of(&d, &["-L", f], true), format!(" 6 18 {f}\n"));
+    let mut c = d.cmd("p2p-wc");
+    c.args(["--format", "text", "-w"])
+        .env("POSIXLY_CORRECT", "");
+    let r = common::run_with_stdin(&mut c, NO_BREAK.as_bytes());
+    assert_eq!((r.stdout.as_str(), r.status), ("6\n", 0), "{}", r.stderr);
+}
+
+#[test]
+fn posixly_correct_travels_to_other_members() {
+    let t = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(t.path()).unwrap();
+    let f = write(&root, "nb", NO_BREAK.as_bytes());
+    let all = common::start_cluster(2, |_| {
+        vec!["--export".into(), root.to_str().unwrap().into()]
+    });
+    let f = f.to_str().unwrap();
+    let one = |posix| {
+        let mut c = all[0].cmd("p2p-wc");
+        c.args(["-w", "--peer", "node1", f]);
+        if posix {
+            c.env("POSIXLY_CORRECT", "1");
+        }
+        let r = run(&mut c);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        r.json()[0]["words"].as_u64()
+    };
+    assert_eq!(one(false), Some(10));
+    assert_eq!(one(true), Some(6));
+}

@@ -1318,6 +1318,7 @@ fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
             max_line_length: false,
             recursive: kind == QueryKind::Count,
             dereference: false,
+            posixly_correct: false,
             cwd: Some("/home/u".into()),
             paths: paths.map(|list| list.into_iter().map(Into::into).collect()),
             target,
@@ -1488,6 +1489,7 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 max_line_length: false,
                 recursive: false,
                 dereference: false,
+                posixly_correct: false,
             }),
         ),
         (

@@ -51,6 +51,7 @@ pub fn run(cli: CountCli) -> i32 {
         bytes_only: false,
         recursive,
         dereference: false,
+        posixly_correct: false,
         max_line_length: false,
         cwd: None,
         paths: None,

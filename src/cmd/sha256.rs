@@ -155,6 +155,7 @@ fn query(target: Option<Target>) -> Query {
         max_line_length: false,
         recursive: false,
         dereference: false,
+        posixly_correct: false,
         cwd: None,
         paths: None,
         target,

@@ -43,6 +43,7 @@ pub fn run(cli: StatCli) -> i32 {
         max_line_length: false,
         recursive: false,
         dereference: cli.dereference,
+        posixly_correct: false,
         cwd: None,
         paths: None,
         target,

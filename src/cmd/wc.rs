@@ -52,6 +52,8 @@ pub fn run(cli: WcCli) -> i32 {
         max_line_length: want.max_line_length,
         recursive: false,
         dereference: false,
+        // GNU wc reads it from its environment; ours is the command's.
+        posixly_correct: std::env::var_os("POSIXLY_CORRECT").is_some(),
         cwd: None,
         paths: None,
         target,

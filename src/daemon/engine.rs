@@ -113,6 +113,13 @@ enum Shape {
     Stat,
 }
 
+impl Need {
+    /// Whether the answer has a word count (which POSIXLY_CORRECT changes).
+    fn counts_words(self) -> bool {
+        matches!(self, Need::Wc | Need::WcWidth | Need::WcSha)
+    }
+}
+
 impl Shape {
     fn need(self) -> Need {
         match self {
@@ -304,7 +311,9 @@ impl Engine {
             }
         };
         let reading = match source::kind(&file, &md) {
-            Kind::Stream => Progress::Stream(Pass::new(shape.want())),
+            Kind::Stream => {
+                Progress::Stream(Pass::new(shape.want()).posixly_correct(query.posixly_correct))
+            }
             Kind::Sized if shape == Shape::Bytes => {
                 // GNU wc -c: the size tells, even of a sparse terabyte.
                 let bytes = source::bytes_from_size(&file, &md)?;
@@ -315,7 +324,9 @@ impl Engine {
             }
             Kind::Sized => {
                 let from = (&file).stream_position()?;
-                Progress::Sized(Reading::new(&self.cache, &md, shape.need(), from))
+                let need = shape.need();
+                let posix = query.posixly_correct && need.counts_words();
+                Progress::Sized(Reading::new(&self.cache, &md, need, from, posix))
             }
         };
         Ok(self.resume(Box::new(Work {
@@ -343,6 +354,9 @@ struct Reading {
     attempt: u32,
     /// The read of this attempt, once begun.
     pass: Option<Pass>,
+    /// Words by the POSIXLY_CORRECT rule: the cache's counts (by the other
+    /// rule) are neither used nor replaced.
+    posix: bool,
     /// When this attempt began to read, by the clock file times come from.
     began: Option<Instant>,
     /// The bytes the finished read found, when it read.
@@ -353,13 +367,17 @@ struct Reading {
 }
 
 impl Reading {
-    fn new(cache: &ResultCache, md: &Metadata, need: Need, from: u64) -> Reading {
+    fn new(cache: &ResultCache, md: &Metadata, need: Need, from: u64, posix: bool) -> Reading {
         let key = FileKey::from_metadata(md);
-        let known = if from == 0 { cache.get(&key) } else { None };
+        let mut known = if from == 0 { cache.get(&key) } else { None }.unwrap_or_default();
+        if posix {
+            known.wc = None;
+        }
         Reading {
             need,
             key,
-            known: known.unwrap_or_default(),
+            known,
+            posix,
             from,
             attempt: 0,
             pass: None,
@@ -407,7 +425,7 @@ impl Reading {
                 return Ok(Some((known, false)));
             };
             self.began = Some(Instant::now_coarse());
-            self.pass = Some(Pass::new(want));
+            self.pass = Some(Pass::new(want).posixly_correct(self.posix));
         }
         let Some(pass) = self.pass.as_mut() else {
             return Err(missing());
@@ -442,7 +460,12 @@ impl Reading {
         };
         if now == self.key {
             if self.from == 0 && self.began.is_some_and(|t| t.settled(&self.key)) {
-                cache.merge(self.key, fresh);
+                let kept = if self.posix {
+                    Known { wc: None, ..fresh }
+                } else {
+                    fresh
+                };
+                cache.merge(self.key, kept);
             }
             return Ok(Some((combined, false)));
         }

@@ -766,6 +766,7 @@ fn start_query(
         max_line_length: q.max_line_length,
         recursive: q.recursive,
         dereference: q.dereference,
+        posixly_correct: q.posixly_correct,
     };
     s.send(&peer::encode(&start))
         .map_err(|e| session_error(at, e, ctx))?;

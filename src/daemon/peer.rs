@@ -238,6 +238,7 @@ fn serve_requests(
                 max_line_length,
                 recursive,
                 dereference,
+                posixly_correct,
             }) => {
                 let query = crate::proto::Query {
                     kind,
@@ -246,6 +247,7 @@ fn serve_requests(
                     max_line_length,
                     recursive,
                     dereference,
+                    posixly_correct,
                     cwd: None,
                     paths: None,
                     target: None,

@@ -66,6 +66,13 @@ impl Pass {
         }
     }
 
+    /// This pass, counting words by the POSIXLY_CORRECT rule if `on` (see
+    /// [`WcCounter::posixly_correct`]).
+    pub fn posixly_correct(mut self, on: bool) -> Pass {
+        self.counter = self.counter.posixly_correct(on);
+        self
+    }
+
     /// Reads the next slice of a stream (see [`super::source`]), at most
     /// `budget` bytes, sequentially: no size, seek or range is trusted.
     /// Returns whether the end was reached; false may also mean that no data

@@ -25,6 +25,10 @@
 //!   points, long forms, and every byte that is no character (an invalid
 //!   byte, or one of a sequence cut short by the end of the input). So
 //!   `a\x01b` is one word, and so are `\x01` and `\xff` alone.
+//! - With POSIXLY_CORRECT set in the command's environment (the counter
+//!   made with [`WcCounter::posixly_correct`]), the no-break spaces U+00A0,
+//!   U+2007, U+202F and U+2060 are parts of words, as GNU `wc` then takes
+//!   them: only what `iswspace` says separates words.
 //!
 //! With [`WcCounter::with_width`] the counter also finds the longest line's
 //! display width, as `wc -L` does; see [`super::width`].
@@ -106,10 +110,17 @@ const fn is_wide_space(cp: u32) -> bool {
     )
 }
 
-fn class_of(cp: u32) -> Class {
+/// The no-break spaces, which `wc` takes as white space unless
+/// POSIXLY_CORRECT is set.
+const fn is_no_break_space(cp: u32) -> bool {
+    matches!(cp, 0xa0 | 0x2007 | 0x202f | 0x2060)
+}
+
+/// The class of a character; with `posix`, a no-break space is a word's.
+fn class_of(cp: u32, posix: bool) -> Class {
     if cp < 0x80 {
         ascii_class(cp as u8)
-    } else if is_wide_space(cp) {
+    } else if is_wide_space(cp) && !(posix && is_no_break_space(cp)) {
         Class::Space
     } else {
         Class::Word
@@ -262,6 +273,24 @@ fn wide_space_bytes(
     two | (two << 1) | three | (three << 1) | (three << 2)
 }
 
+/// The bytes of the no-break spaces (`C2 A0`, `E2 80 87`, `E2 80 AF`,
+/// `E2 81 A0`) wholly in the 64 bytes at `p`: what POSIXLY_CORRECT takes
+/// out of the white space. Only blocks with a space lead byte come here,
+/// and only then, so a plain byte loop does.
+///
+/// # Safety
+/// `p` must point to 64 readable bytes.
+unsafe fn no_break_space_bytes(p: *const u8) -> u64 {
+    // SAFETY: guaranteed by the caller.
+    let p = &unsafe { Portable::block(p) };
+    let eq = |x: u8| Portable::mask_of(p, |b| b == x);
+    let (c2, e2, b80, b81, ba0) = (eq(0xc2), eq(0xe2), eq(0x80), eq(0x81), eq(0xa0));
+    let t2000 = Portable::mask_of(p, |b| b == 0x87 || b == 0xaf);
+    let two = c2 & (ba0 >> 1);
+    let three = e2 & (((b80 >> 1) & (t2000 >> 2)) | ((b81 >> 1) & (ba0 >> 2)));
+    two | (two << 1) | three | (three << 1) | (three << 2)
+}
+
 /// A way to compute the masks of 64 bytes.
 trait Classify {
     /// # Safety
@@ -407,6 +436,8 @@ pub struct WcCounter {
     pending_len: usize,
     /// The display widths of the lines, when asked for (`wc -L`).
     width: Option<Width>,
+    /// POSIXLY_CORRECT: the no-break spaces are parts of words.
+    posix: bool,
 }
 
 impl WcCounter {
@@ -422,14 +453,22 @@ impl WcCounter {
         }
     }
 
+    /// This counter, counting words as GNU `wc` does when POSIXLY_CORRECT
+    /// is set (`on`): the no-break spaces do not separate words.
+    pub fn posixly_correct(mut self, on: bool) -> Self {
+        self.posix = on;
+        self
+    }
+
     /// A new counter for bytes that will be appended to these: it measures
-    /// widths if this one does.
+    /// widths if this one does, and takes words by the same rules.
     pub(crate) fn fresh_like(&self) -> Self {
-        if self.width.is_some() {
+        let fresh = if self.width.is_some() {
             WcCounter::with_width()
         } else {
             WcCounter::new()
-        }
+        };
+        fresh.posixly_correct(self.posix)
     }
 
     pub fn update(&mut self, buf: &[u8]) {
@@ -562,6 +601,10 @@ impl WcCounter {
                 if l.space_leads != 0 {
                     // SAFETY: guaranteed by the caller.
                     c.space |= unsafe { C::wide_spaces(p) };
+                    if self.posix {
+                        // SAFETY: guaranteed by the caller.
+                        c.space &= !unsafe { no_break_space_bytes(p) };
+                    }
                 }
                 c
             })
@@ -625,7 +668,7 @@ impl WcCounter {
             match decode(s, i) {
                 Decoded::Char(cp, len) => {
                     self.counts.chars += 1;
-                    self.event(class_of(cp));
+                    self.event(class_of(cp, self.posix));
                     i += len;
                 }
                 Decoded::Invalid => {
@@ -660,7 +703,7 @@ impl WcCounter {
             match decode(tmp, j) {
                 Decoded::Char(cp, len) => {
                     self.counts.chars += 1;
-                    self.event(class_of(cp));
+                    self.event(class_of(cp, self.posix));
                     j += len;
                 }
                 Decoded::Invalid => {
@@ -1280,7 +1323,12 @@ fn backends() -> Vec<Backend> {
 
 /// Counts `data` with one classifier, fed in pieces of `step` bytes.
 fn count_with(backend: Backend, data: &[u8], step: usize) -> WcCounts {
-    let mut c = WcCounter::new();
+    count_by_rules(backend, data, step, false)
+}
+
+/// [`count_with`], with the POSIXLY_CORRECT word rule if `posix`.
+fn count_by_rules(backend: Backend, data: &[u8], step: usize, posix: bool) -> WcCounts {
+    let mut c = WcCounter::new().posixly_correct(posix);
     for chunk in data.chunks(step.max(1)) {
         c.counts.bytes += chunk.len() as u64;
         let mut i = 0;
@@ -1366,9 +1414,9 @@ mod tests {
         assert_eq!(wc("\u{378}".as_bytes()).1, 1);
         assert_eq!(wc("\u{e000}".as_bytes()).1, 1);
         assert_eq!(wc("a\u{200b}b".as_bytes()).1, 1);
-        assert_eq!(class_of(0x3134b), Class::Word);
-        assert_eq!(class_of(0x110000), Class::Word);
-        assert_eq!(class_of(0x180e), Class::Word);
+        assert_eq!(class_of(0x3134b, false), Class::Word);
+        assert_eq!(class_of(0x110000, false), Class::Word);
+        assert_eq!(class_of(0x180e, false), Class::Word);
     }
 
     #[test]
@@ -1376,6 +1424,44 @@ mod tests {
         for nb in ['\u{a0}', '\u{2007}', '\u{202f}', '\u{2060}'] {
             assert_eq!(wc(format!("a{nb}b").as_bytes()).1, 2, "U+{:04X}", nb as u32);
         }
+    }
+
+    #[test]
+    fn posixly_correct_no_break_spaces_are_parts_of_words() {
+        // coreutils' wc.c: `maybe_c32isnbspace` is false once
+        // POSIXLY_CORRECT is set; the other wide spaces still separate.
+        for cp in (0x80..0x110000).filter(|&cp| is_wide_space(cp)) {
+            let Some(ch) = char::from_u32(cp) else {
+                continue;
+            };
+            let words = if is_no_break_space(cp) { 1 } else { 2 };
+            let mut enc = [0u8; 4];
+            let enc = ch.encode_utf8(&mut enc).as_bytes();
+            // In a block, at its end, across two blocks, and fed byte by
+            // byte (the scalar decoder, resuming a pending sequence).
+            for pad in [0, 60, 62, 63] {
+                let mut data = vec![b'x'; pad];
+                data.push(b' ');
+                data.push(b'a');
+                data.extend_from_slice(enc);
+                data.push(b'b');
+                let want = if pad == 0 { words } else { words + 1 };
+                for backend in backends() {
+                    for step in [data.len(), 1, 61] {
+                        let got = count_by_rules(backend, &data, step, true);
+                        assert_eq!(
+                            got.words, want,
+                            "{backend:?}: U+{cp:04X} after {pad}, by {step}"
+                        );
+                        let gnu = count_by_rules(backend, &data, step, false);
+                        assert_eq!(gnu.words, if pad == 0 { 2 } else { 3 });
+                    }
+                }
+            }
+        }
+        // The rule travels to the counters of a parallel count's ranges.
+        let c = WcCounter::with_width().posixly_correct(true);
+        assert!(c.fresh_like().posix);
     }
 
     #[test]

@@ -91,6 +91,11 @@ pub struct Query {
     /// `stat`: describe what a symlink points to rather than the link.
     #[serde(default, skip_serializing_if = "is_false")]
     pub dereference: bool,
+    /// `wc`: POSIXLY_CORRECT was set in the command's environment, so the
+    /// no-break spaces are parts of words, as GNU `wc` then counts them.
+    /// Absent when false; a daemon of an earlier version ignores it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub posixly_correct: bool,
     /// Directory that relative paths of descriptor-less items are resolved
     /// against: a string, or `{"path", "path_b64"}` when it is not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "path::value")]

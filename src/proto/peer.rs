@@ -45,6 +45,11 @@ pub enum PeerRequest {
         /// member of an earlier version still takes a plain stat).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         dereference: bool,
+        /// `wc` under POSIXLY_CORRECT (see [`crate::proto::Query`]). Absent
+        /// when false; a member of an earlier version refuses the query
+        /// rather than count by the other rule.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        posixly_correct: bool,
     },
     /// More paths for the open query.
     Items { items: Vec<PeerItem> },
@@ -156,6 +161,7 @@ mod tests {
                 max_line_length: true,
                 recursive: true,
                 dereference: false,
+                posixly_correct: true,
             },
             PeerRequest::Items {
                 items: vec![
