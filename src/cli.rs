@@ -586,6 +586,33 @@ pub struct PeersCli {
     pub connection: Connection,
 }
 
+/// p2p-status: the local daemon's counters.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-status",
+    version,
+    about = "Print the local p2pd's counters: uptime, members, queries, items, bytes read, cache, workers, rejections",
+    after_help = "Exit status: 0 on success, 1 when the daemon refused the request (a p2pd older than \
+this command), 2 for a usage error, 3 when the local daemon cannot be reached."
+)]
+pub struct StatusCli {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = StatusFormat::Json)]
+    pub format: StatusFormat,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Output of `p2p-status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// One JSON object
+    Json,
+    /// The Prometheus text exposition format, for node_exporter's textfile collector
+    Prometheus,
+}
+
 /// p2p-join: join the cluster through known members.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -654,6 +681,7 @@ pub fn commands() -> Vec<clap::Command> {
         CountCli::command(),
         StatCli::command(),
         PeersCli::command(),
+        StatusCli::command(),
         JoinCli::command(),
         LeaveCli::command(),
         KeygenCli::command(),

@@ -491,6 +491,7 @@ where
         if !reader.has_line() {
             printer.flush();
         }
+        await_reply(&reader);
         let line = match reader.next_line() {
             Ok(Some(line)) => line,
             Ok(None) | Err(_) => break,
@@ -745,7 +746,10 @@ fn receive<T: DeserializeOwned>(
         }
     };
     let mut stop = false;
-    while let Ok(Some(line)) = reader.next_line() {
+    while let Ok(Some(line)) = {
+        await_reply(&reader);
+        reader.next_line()
+    } {
         if let Ok(item) = Item::<T>::from_line(&line) {
             got.push(Event::Result(item));
             if !reader.has_line() {
@@ -776,6 +780,44 @@ fn receive<T: DeserializeOwned>(
     if !stop {
         got.push(Event::Finished);
         events(got);
+    }
+}
+
+/// Waits for the daemon's next reply; if meanwhile our standard output
+/// turns out to be a pipe nobody reads any more, ends the command as
+/// SIGPIPE would on the next write (`p2p-sha256 huge | head -c 0`): its
+/// socket closes, and the daemon stops the query's work. Only a pipe
+/// reports this (POLLERR); a terminal or a file never does.
+fn await_reply(reader: &LineReader) {
+    use std::os::fd::AsRawFd;
+    if reader.has_line() {
+        return;
+    }
+    let mut fds = [
+        libc::pollfd {
+            fd: reader.socket().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: 0,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: two pollfds, valid for the call; descriptor 1 is only polled.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break;
+        }
+    }
+    if fds[1].revents & libc::POLLERR != 0 && fds[0].revents == 0 {
+        // SAFETY: raising a signal has no preconditions; SIGPIPE has its
+        // default action (quiet_on_closed_pipe), which ends the process.
+        unsafe {
+            libc::raise(libc::SIGPIPE);
+        }
     }
 }
 

@@ -147,6 +147,11 @@ impl LineReader {
         let _ = self.sock.set_read_timeout(timeout);
     }
 
+    /// The socket, to wait on with other descriptors.
+    pub fn socket(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.sock)
+    }
+
     /// Shuts the connection down both ways, waking any thread blocked on it.
     pub fn shutdown(&self) -> io::Result<()> {
         self.sock.shutdown(std::net::Shutdown::Both)

@@ -8,6 +8,7 @@ pub mod leave;
 pub mod peers;
 pub mod sha256;
 pub mod stat;
+pub mod status;
 pub mod wc;
 
 use crate::cli::Placement;

@@ -9,6 +9,8 @@
 //! everything else.
 
 use super::Shared;
+use super::cancel::Cancel;
+use super::counters::Origin;
 use super::engine::{Fields, Opened, Step, Work};
 use super::pool::{Job, Who};
 use crate::error::{Error, ErrorCode};
@@ -44,15 +46,21 @@ pub(crate) struct Batches {
     done_tx: Sender<Vec<Done>>,
     slot_tx: SyncSender<()>,
     batch: Vec<Pending>,
-    /// Tells that the asker is gone, so the rest of a file being read in
-    /// slices (or a stream without end, as /dev/zero) is not worth reading.
-    gone: Option<Gone>,
+    /// Set once the asker is gone: the rest of a file being read (or a
+    /// stream without end, as /dev/zero) and the items not started yet are
+    /// not worth reading.
+    cancel: Option<Cancel>,
     /// Pipes, devices and sockets are read (descriptors the asker passed).
     streams: bool,
 }
 
-/// True once nobody waits for the results any more.
-pub(crate) type Gone = Arc<dyn Fn() -> bool + Send + Sync>;
+/// Whom the items of `who` are answered for, for the counters.
+fn origin(who: Who) -> Origin {
+    match who {
+        Who::User(_) => Origin::Local,
+        Who::Member(_) => Origin::Remote,
+    }
+}
 
 impl Batches {
     /// Jobs for one query's items, computed on `who`'s share of the pool;
@@ -72,7 +80,7 @@ impl Batches {
             done_tx,
             slot_tx,
             batch: Vec::with_capacity(BATCH),
-            gone: None,
+            cancel: None,
             streams: false,
         }
     }
@@ -84,9 +92,10 @@ impl Batches {
         self.streams = true;
     }
 
-    /// Gives up an item between two slices once `gone` says so.
-    pub(crate) fn cancel_when(&mut self, gone: Gone) {
-        self.gone = Some(gone);
+    /// Gives up the items once `cancel` is set: the one being read within
+    /// a chunk, the others before they start.
+    pub(crate) fn cancel_with(&mut self, cancel: Cancel) {
+        self.cancel = Some(cancel);
     }
 
     /// Queues an item; the batch goes to the pool when full or when no
@@ -138,6 +147,7 @@ impl Batches {
                 return;
             }
         }
+        self.shared.counters.items(origin(self.who), 1);
         let _ = self.done_tx.send(vec![Done { id, path, result }]);
     }
 
@@ -157,8 +167,9 @@ impl Batches {
             done_tx: self.done_tx.clone(),
             items: items.into_iter(),
             current: None,
-            gone: self.gone.clone(),
+            cancel: self.cancel.clone(),
             streams: self.streams,
+            origin: origin(self.who),
         };
         self.shared.pool.submit(self.who, turns.into_job());
     }
@@ -172,8 +183,9 @@ struct Turns {
     items: std::vec::IntoIter<Pending>,
     /// An item between two slices of its file: id, path and where it is.
     current: Option<(u64, PathBytes, Box<Work>)>,
-    gone: Option<Gone>,
+    cancel: Option<Cancel>,
     streams: bool,
+    origin: Origin,
 }
 
 impl Turns {
@@ -187,19 +199,35 @@ impl Turns {
         let engine = &self.shared.engine;
         let mut done = Vec::new();
         let unfinished = loop {
-            if self.current.is_some() && self.gone.as_ref().is_some_and(|gone| gone()) {
-                // Nobody reads the answers: drop this batch's work.
-                log::debug!(
-                    "the asker hung up: an item being read and {} queued after it are given up",
-                    self.items.len()
-                );
+            if self.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+                // Nobody reads the answers: drop this batch's work. Each
+                // item still gets a (cancelled) result, which gives its
+                // slot back to whoever may wait for one.
+                let given_up = self.items.len() + usize::from(self.current.is_some());
+                log::debug!("the asker hung up: {given_up} item(s) given up");
+                let error = Error::new(ErrorCode::Internal, "cancelled: the asker went away");
+                let current = self.current.take().map(|(id, path, _)| (id, path));
+                let rest = self.items.by_ref().map(|p| (p.id, p.path));
+                let dropped: Vec<Done> = current
+                    .into_iter()
+                    .chain(rest)
+                    .map(|(id, path)| Done {
+                        id,
+                        path,
+                        result: Err(error.clone()),
+                    })
+                    .collect();
+                self.send(done);
+                let _ = self.done_tx.send(dropped);
                 return None;
             }
             let (id, path, step) = if let Some((id, path, work)) = self.current.take() {
                 (id, path, guarded(|| engine.resume(work)))
             } else if let Some(p) = self.items.next() {
                 let step = match p.file {
-                    Ok(opened) => guarded(|| engine.start(&self.query, opened, self.streams)),
+                    Ok(opened) => guarded(|| {
+                        engine.start(&self.query, opened, self.streams, self.cancel.as_ref())
+                    }),
                     Err(e) => Step::Done(Err(e)),
                 };
                 (p.id, p.path, step)
@@ -214,10 +242,16 @@ impl Turns {
                 }
             }
         };
+        self.send(done);
+        unfinished.then_some(self)
+    }
+
+    /// Passes on computed items, counted.
+    fn send(&self, done: Vec<Done>) {
         if !done.is_empty() {
+            self.shared.counters.items(self.origin, done.len() as u64);
             let _ = self.done_tx.send(done);
         }
-        unfinished.then_some(self)
     }
 }
 
@@ -231,11 +265,12 @@ pub(crate) fn answer_here(
     items: Vec<(u64, PathBytes, Result<Opened, Error>)>,
 ) -> Vec<Done> {
     let engine = &shared.engine;
+    shared.counters.items(Origin::Local, items.len() as u64);
     items
         .into_iter()
         .map(|(id, path, file)| {
             let mut step = match file {
-                Ok(opened) => guarded(|| engine.start(query, opened, true)),
+                Ok(opened) => guarded(|| engine.start(query, opened, true, None)),
                 Err(e) => Step::Done(Err(e)),
             };
             let result = loop {

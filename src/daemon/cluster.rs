@@ -6,7 +6,8 @@
 //! snapshot. TCP connections carry a Noise session (see [`crate::crypto::session`])
 //! in which a joining node sends its identity and gets the full member list.
 
-use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM};
+use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, OpenError};
+use crate::daemon::counters::{Counters, Rejected};
 use crate::crypto::keys::KeyRing;
 use crate::crypto::session::{self, SessionError};
 use crate::daemon::logging::{self, untrusted};
@@ -80,8 +81,8 @@ pub struct Cluster {
     commands: Mutex<Sender<Command>>,
     members: RwLock<Vec<MemberInfo>>,
     watchers: Mutex<Vec<Sender<MemberEvent>>>,
-    /// Datagrams and connections that failed authentication.
-    pub rejected: AtomicU64,
+    /// The daemon's counters, datagrams and connections refused among them.
+    pub counters: Arc<Counters>,
 }
 
 impl Cluster {
@@ -92,6 +93,7 @@ impl Cluster {
         port: super::peer_port::PeerPort,
         ring: KeyRing,
         timings: Timings,
+        counters: Arc<Counters>,
     ) -> io::Result<(Arc<Cluster>, TcpListener)> {
         let super::peer_port::PeerPort { udp, tcp } = port;
         let (tx, rx) = channel();
@@ -106,7 +108,7 @@ impl Cluster {
             commands: Mutex::new(tx),
             members: RwLock::new(membership.members()),
             watchers: Mutex::new(Vec::new()),
-            rejected: AtomicU64::new(0),
+            counters,
         });
         let c = Arc::clone(&cluster);
         thread::Builder::new()
@@ -370,7 +372,12 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
             Ok((n, from)) => match cipher.open(&mut endpoint, &buf[..n]) {
                 Ok(payload) => m.handle_payload(&payload, Instant::now()),
                 Err(e) => {
-                    cluster.rejected.fetch_add(1, Ordering::Relaxed);
+                    cluster.counters.rejected(match e {
+                        OpenError::Unauthenticated => Rejected::Authentication,
+                        OpenError::Replayed(_) => Rejected::Replay,
+                        OpenError::NotForUs => Rejected::Misaddressed,
+                        OpenError::TooShort | OpenError::UnknownVersion => Rejected::Malformed,
+                    });
                     logging::hostile(
                         Level::Warn,
                         "datagram",
@@ -429,6 +436,9 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
             let _ = ack.send(());
         }
         for alarm in m.take_alarms() {
+            if matches!(alarm, Alarm::Refused(_)) {
+                cluster.counters.rejected(Rejected::Identity);
+            }
             log_alarm(&alarm);
         }
         // Comparing member lists costs O(members); once per tick is plenty,

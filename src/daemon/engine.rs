@@ -10,7 +10,9 @@ use crate::cache::{FileKey, Known, ResultCache};
 use crate::error::{Error, ErrorCode};
 use crate::ops::Place;
 use crate::ops::count::{DirCounts, LISTED_ON_WIRE, count_dir};
-use crate::ops::pass::{Found, Pass, Want};
+use super::cancel::Cancel;
+use super::counters::Counters;
+use crate::ops::pass::{Found, Pass, Want, Watch};
 use crate::ops::source::{self, Kind};
 use crate::ops::stat::{Meta, meta_of};
 use crate::proto::{Query, QueryKind, ShaFields, StatFields, WcFields};
@@ -19,6 +21,7 @@ use std::fs::{File, Metadata};
 use std::io::{Seek, SeekFrom};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
+use std::sync::Arc;
 
 /// Bytes of a file read in one turn on a worker: about 0.1 s of `wc` on two
 /// cores or 0.2 s of SHA-256 on one, what a small query may wait for a
@@ -60,6 +63,21 @@ impl Opened {
 /// Runs queries against open files; shared by every connection.
 pub struct Engine {
     cache: ResultCache,
+    counters: Arc<Counters>,
+}
+
+/// What a read tells between its chunks: the bytes, to the counters, and
+/// whether its query is still wanted.
+struct Watched<'a> {
+    counters: &'a Counters,
+    cancel: Option<&'a Cancel>,
+}
+
+impl Watch for Watched<'_> {
+    fn read(&self, bytes: u64) -> bool {
+        self.counters.read(bytes);
+        !self.cancel.is_some_and(Cancel::is_cancelled)
+    }
 }
 
 /// How far one item got: answered, or a file being read.
@@ -77,6 +95,8 @@ pub struct Work {
     meta: Option<Meta>,
     shape: Shape,
     reading: Progress,
+    /// Stops the read between two chunks once set.
+    cancel: Option<Cancel>,
 }
 
 /// How an item's content is being read.
@@ -208,9 +228,10 @@ impl Shape {
 }
 
 impl Engine {
-    pub fn new(cache_entries: usize) -> Engine {
+    pub fn new(cache_entries: usize, counters: Arc<Counters>) -> Engine {
         Engine {
             cache: ResultCache::new(cache_entries),
+            counters,
         }
     }
 
@@ -218,7 +239,7 @@ impl Engine {
     /// count walks with the daemon's own rights: it is asked only by members
     /// (below the exports) and by the daemon's own user and root.
     pub fn execute(&self, query: &Query, file: File) -> Result<Fields, Error> {
-        let mut step = self.start(query, Opened::new(file)?, true);
+        let mut step = self.start(query, Opened::new(file)?, true, None);
         loop {
             match step {
                 Step::Done(result) => return result,
@@ -230,9 +251,16 @@ impl Engine {
     /// Starts answering `query` for one open file: answers it, or reads the
     /// first slice of its content. A directory count is done in one go.
     /// Without `streams`, only regular files are read (pseudo-files too):
-    /// a pipe, device or socket is refused.
-    pub fn start(&self, query: &Query, opened: Opened, streams: bool) -> Step {
-        match self.begin(query, opened, streams) {
+    /// a pipe, device or socket is refused. Once `cancel` is set, a read
+    /// stops within a chunk (see [`crate::ops::pass::CHUNK`]).
+    pub fn start(
+        &self,
+        query: &Query,
+        opened: Opened,
+        streams: bool,
+        cancel: Option<&Cancel>,
+    ) -> Step {
+        match self.begin(query, opened, streams, cancel) {
             Ok(step) => step,
             Err(e) => Step::Done(Err(e)),
         }
@@ -240,11 +268,15 @@ impl Engine {
 
     /// Reads the next slice of an item's content, or answers it.
     pub fn resume(&self, mut work: Box<Work>) -> Step {
+        let watch = Watched {
+            counters: &self.counters,
+            cancel: work.cancel.as_ref(),
+        };
         let reading = match &mut work.reading {
             Progress::Sized(r) => r
-                .advance(&self.cache, &work.file, SLICE)
+                .advance(self, &work.file, SLICE, &watch)
                 .map(|done| done.map(|(known, changed)| (known, changed, r.read))),
-            Progress::Stream(pass) => match pass.step_stream(&work.file, SLICE) {
+            Progress::Stream(pass) => match pass.step_stream_watched(&work.file, SLICE, &watch) {
                 Err(e) => Err(e.into()),
                 Ok(false) => Ok(None),
                 Ok(true) => {
@@ -267,7 +299,13 @@ impl Engine {
         }
     }
 
-    fn begin(&self, query: &Query, opened: Opened, streams: bool) -> Result<Step, Error> {
+    fn begin(
+        &self,
+        query: &Query,
+        opened: Opened,
+        streams: bool,
+        cancel: Option<&Cancel>,
+    ) -> Result<Step, Error> {
         let Opened { file, md } = opened;
         let mut meta = None;
         let shape = match query.kind {
@@ -335,6 +373,7 @@ impl Engine {
             meta,
             shape,
             reading,
+            cancel: cancel.cloned(),
         })))
     }
 }
@@ -412,12 +451,18 @@ impl Reading {
     /// the file kept changing, once known, and `None` while slices remain.
     fn advance(
         &mut self,
-        cache: &ResultCache,
+        engine: &Engine,
         file: &File,
         budget: u64,
+        watch: &dyn Watch,
     ) -> Result<Option<(Known, bool)>, Error> {
+        let cache = &engine.cache;
         if self.pass.is_none() {
-            let Some(want) = self.want() else {
+            let want = self.want();
+            if self.attempt == 0 && self.began.is_none() && self.from == 0 {
+                engine.counters.cache(want.is_none());
+            }
+            let Some(want) = want else {
                 let mut known = self.known;
                 if known.lines.is_none() {
                     known.lines = known.wc.map(|c| c.lines);
@@ -430,7 +475,7 @@ impl Reading {
         let Some(pass) = self.pass.as_mut() else {
             return Err(missing());
         };
-        let end = pass.step(file, budget, self.place.take())?;
+        let end = pass.step_watched(file, budget, self.place.take(), watch)?;
         let md = file.metadata()?;
         let now = FileKey::from_metadata(&md);
         if now != self.key && self.attempt < CHANGE_RETRIES {
@@ -598,7 +643,7 @@ mod tests {
     #[test]
     fn a_file_read_from_an_offset_is_not_answered_from_the_cache() {
         use std::io::Write;
-        let engine = Engine::new(16);
+        let engine = Engine::new(16, Arc::default());
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(b"one two three\n").unwrap();
         let path = f.path().to_path_buf();

@@ -30,6 +30,7 @@
 use super::Shared;
 use super::batch::{Batches, Done};
 use super::caller::Caller;
+use super::cancel::Cancel;
 use super::distribute::{Distributor, Mode};
 use super::engine::Fields;
 use super::logging;
@@ -380,6 +381,9 @@ struct Ctx {
     /// The connections of the links now talking to members, so that a
     /// cancellation can shut them down at once.
     open: Mutex<HashMap<usize, Arc<TcpStream>>>,
+    /// Set by a cancellation: this node's own answers stop too (see
+    /// [`super::cancel`]).
+    cancel: Cancel,
 }
 
 impl Ctx {
@@ -395,6 +399,7 @@ impl Ctx {
     /// connection shut down so that no read waits for its timeout.
     fn cancel(&self) {
         self.lock().cancelled = true;
+        self.cancel.cancel();
         self.changed.notify_all();
         self.shut_all();
     }
@@ -445,6 +450,7 @@ impl Ctx {
         if self.out.send(bytes).is_err() {
             // The client is gone: stop asking members.
             st.cancelled = true;
+            self.cancel.cancel();
             self.changed.notify_all();
             self.shut_all();
         }
@@ -568,6 +574,12 @@ impl Feeder {
         !self.ctx.lock().entries.is_empty()
     }
 
+    /// A handle that cancels the query from another thread, as
+    /// [`Feeder::cancel`] does, while [`Feeder::finish`] waits.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(Arc::clone(&self.ctx))
+    }
+
     /// No more paths: waits for every answer and returns the totals.
     pub fn finish(self) -> Summary {
         self.ctx.lock().dist.close();
@@ -581,6 +593,26 @@ impl Feeder {
             ok: st.ok,
             failed: st.failed,
         }
+    }
+}
+
+/// Cancels a running cluster query; see [`Feeder::cancel`].
+#[derive(Clone)]
+pub struct Canceller(Arc<Ctx>);
+
+impl Canceller {
+    /// Cancels the query if some path pushed is not fully answered yet and
+    /// it was not cancelled before; returns whether it did (to count it).
+    pub fn cancel(&self) -> bool {
+        let ctx = &self.0;
+        {
+            let st = ctx.lock();
+            if st.cancelled || st.entries.is_empty() {
+                return false;
+            }
+        }
+        ctx.cancel();
+        true
     }
 }
 
@@ -669,6 +701,7 @@ pub fn start(
         who: super::pool::Who::User(caller.uid),
         number,
         open: Mutex::new(HashMap::new()),
+        cancel: Cancel::new(),
     });
     let handles = links
         .into_iter()
@@ -1053,6 +1086,7 @@ fn run_here(ctx: &Ctx, link: usize) -> usize {
         done_tx,
         slot_tx,
     );
+    batches.cancel_with(ctx.cancel.clone());
     let exports = ctx.shared.exports();
     let mut held = 0usize;
     let mut answered = 0usize;

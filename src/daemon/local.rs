@@ -12,6 +12,7 @@
 //! two paths. Watchers go to their own pool (see [`super::watch`]).
 
 use super::batch::{self, Batches, Done};
+use super::cancel::{self, Cancel, Woke};
 use super::caller::Caller;
 use super::cluster::JoinError;
 use super::engine::Opened;
@@ -27,6 +28,7 @@ use crate::proto::{
 };
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,6 +101,17 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
             let _ = write_line(&write_half, &reply);
         }
         Request::Query(query) => serve_query(query, reader, write_half, &caller, shared),
+        Request::Status => {
+            // Every local user may ask, as for the member list: the
+            // counters are totals, and name no path, user or query.
+            let status = crate::daemon::counters::Status {
+                name: shared.name.clone(),
+                ..shared
+                    .counters
+                    .snapshot(&shared.cluster.members(), shared.pool.load())
+            };
+            let _ = write_line(&write_half, &status);
+        }
         Request::Peers { watch: false } => {
             let members = shared.cluster.members();
             let mut w = BufWriter::new(&write_half);
@@ -286,6 +299,7 @@ fn serve_query(
     shared: Arc<Shared>,
 ) {
     let logged = log_query_start(&query, caller);
+    shared.counters.query(super::counters::Origin::Local);
     let summary = if query.target.is_some() {
         serve_cluster_query(query, reader, out, caller, shared, logged.0)
     } else {
@@ -324,6 +338,8 @@ fn serve_local_query(
         held_bytes: 0,
         pooled: None,
         answered: Arc::new(AtomicU64::new(0)),
+        added: 0,
+        cancel: Cancel::new(),
         shared: Arc::clone(&shared),
     };
     if let Some(paths) = &query.paths {
@@ -387,14 +403,29 @@ struct Serving {
     out: Option<BufWriter<UnixStream>>,
     held: Vec<(u64, PathBytes, Result<Opened, Error>)>,
     held_bytes: u64,
-    pooled: Option<(Batches, thread::JoinHandle<Option<Summary>>)>,
+    pooled: Option<Pooled>,
     /// Items whose results the writer thread has written.
     answered: Arc<AtomicU64>,
+    /// Items taken.
+    added: u64,
+    /// Set when the client hangs up with items of its still to answer.
+    cancel: Cancel,
+}
+
+/// A query's items on the worker pool, and what watches them.
+struct Pooled {
+    batches: Batches,
+    writer: thread::JoinHandle<Option<Summary>>,
+    /// The client's socket, to notice its hang-up.
+    client: UnixStream,
+    /// Closed at its other end when the writer thread ends.
+    writer_done: UnixStream,
 }
 
 impl Serving {
     /// Takes one item; `more_ready` says the next line is already here.
     fn add(&mut self, id: u64, path: PathBytes, file: Result<File, Error>, more_ready: bool) {
+        self.added += 1;
         let file = file.and_then(Opened::new);
         if self.pooled.is_none() && more_ready && self.fits_here(&file) {
             self.held.push((id, path, file));
@@ -441,7 +472,17 @@ impl Serving {
     fn pool(&mut self) -> Option<&mut Batches> {
         if self.pooled.is_none() {
             let out = self.out.take()?;
-            let probe = out.get_ref().try_clone().ok();
+            let watch = out
+                .get_ref()
+                .try_clone()
+                .and_then(|client| UnixStream::pair().map(|(ours, theirs)| (client, ours, theirs)));
+            let (client, writer_done, writer_end) = match watch {
+                Ok(w) => w,
+                Err(e) => {
+                    log::error!("cannot watch a local connection: {e}");
+                    return None;
+                }
+            };
             // A slot is taken before an item is queued and given back once its
             // result is written, so a client that stops reading stops being read.
             let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
@@ -450,7 +491,11 @@ impl Serving {
             let counter = Arc::clone(&self.answered);
             let writer = thread::Builder::new()
                 .name("local-writer".into())
-                .spawn(move || write_results(out, &name, done_rx, slot_rx, &counter));
+                .spawn(move || {
+                    // Dropped at the end: tells the connection's thread.
+                    let _done = writer_end;
+                    write_results(out, &name, done_rx, slot_rx, &counter)
+                });
             let writer = match writer {
                 Ok(w) => w,
                 Err(e) => {
@@ -466,23 +511,47 @@ impl Serving {
                 slot_tx,
             );
             batches.read_streams();
-            if let Some(probe) = probe {
-                batches.cancel_when(Arc::new(move || hung_up(&probe)));
-            }
+            batches.cancel_with(self.cancel.clone());
             for (id, path, file) in self.held.drain(..) {
                 batches.add_opened(id, path, file, true);
             }
-            self.pooled = Some((batches, writer));
+            self.pooled = Some(Pooled {
+                batches,
+                writer,
+                client,
+                writer_done,
+            });
         }
-        self.pooled.as_mut().map(|(batches, _)| batches)
+        self.pooled.as_mut().map(|p| &mut p.batches)
     }
 
     /// The request has ended: answers what is held, or waits for the pool's
-    /// results to be written. Returns the totals unless the client went away.
+    /// results to be written, watching for the client's hang-up meanwhile:
+    /// then the items it has not been answered for yet are given up.
+    /// Returns the totals unless the client went away.
     fn finish(mut self) -> Option<Summary> {
-        if let Some((mut batches, writer)) = self.pooled.take() {
+        if let Some(pooled) = self.pooled.take() {
+            let Pooled {
+                mut batches,
+                writer,
+                client,
+                writer_done,
+            } = pooled;
             batches.flush();
             drop(batches);
+            let woke = cancel::wait(client.as_fd(), writer_done.as_fd());
+            // The results of every item are written once the writer has
+            // counted them: a client that hangs up then cancels nothing.
+            if woke == Woke::HungUp
+                && self.answered.load(Ordering::Acquire) < self.added
+                && self.cancel.cancel()
+            {
+                self.shared.counters.cancelled();
+                log::debug!(
+                    "the client hung up with {} item(s) unanswered: given up",
+                    self.added - self.answered.load(Ordering::Acquire)
+                );
+            }
             return writer.join().ok().flatten();
         }
         let out = self.out.take()?;
@@ -494,20 +563,6 @@ impl Serving {
         }
         results.finish()
     }
-}
-
-/// True once the client has closed its end of `socket` (its command was
-/// interrupted or exited): the socket reports POLLHUP.
-fn hung_up(socket: &UnixStream) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut fds = [libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: 0,
-        revents: 0,
-    }];
-    // SAFETY: one pollfd, valid for the call, on a descriptor we own; no wait.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
-    n > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// Why this daemon counts no directory for a user other than its own and
@@ -657,6 +712,13 @@ fn serve_cluster_query(
     if write_line(&out, &accepted).is_err() {
         return None;
     }
+    let client = match out.try_clone() {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("cannot watch a local connection: {e}");
+            return None;
+        }
+    };
     let (tx, rx) = channel::<Vec<u8>>();
     let writer = thread::Builder::new()
         .name("local-writer".into())
@@ -713,12 +775,32 @@ fn serve_cluster_query(
             feeder.push(item.id, item.path, file, item.counted);
         }
     }
-    let summary = feeder.finish();
+    let summary = finish_watched(feeder, &client, &shared);
     let Ok(Some(out)) = writer.join() else {
         return None;
     };
     let _ = write_line(&out, &summary);
     Some(summary)
+}
+
+/// Waits for a cluster query's last answer while watching for the client's
+/// hang-up: then the query is cancelled (the links close their sessions,
+/// and the members give up its work).
+fn finish_watched(feeder: fanout::Feeder, client: &UnixStream, shared: &Shared) -> Summary {
+    let Ok((done, finished)) = UnixStream::pair() else {
+        return feeder.finish();
+    };
+    let canceller = feeder.canceller();
+    thread::scope(|scope| {
+        scope.spawn(move || {
+            if cancel::wait(client.as_fd(), done.as_fd()) == Woke::HungUp && canceller.cancel() {
+                shared.counters.cancelled();
+                log::debug!("the client hung up: its cluster query is cancelled");
+            }
+        });
+        let _finished = finished;
+        feeder.finish()
+    })
 }
 
 /// Opens a path named without a descriptor, only when that cannot widen what

@@ -7,6 +7,8 @@
 //! - [`caller`]: who is asking on it (ids from the socket).
 //! - [`engine`], [`batch`], [`pool`]: computing items on the worker pool, with the cache;
 //!   the workers are shared fairly between callers, and large files are read in slices.
+//! - [`counters`]: the daemon's atomic counters, read by `p2p-status`.
+//! - [`cancel`]: a query's cancellation flag, and noticing that its asker hung up.
 //! - [`cluster`]: the gossip thread, joining, and the periodic full sync.
 //! - [`peer`]: the TCP port: handshakes, then joins, syncs and queries from members.
 //! - [`peer_port`]: binding TCP and UDP on one port number (port 0: one the kernel picks), and `--port-file`.
@@ -17,8 +19,10 @@
 //! - [`logging`]: the log, whose filter SIGHUP can change; hostile input rate-limited, peer strings escaped.
 
 pub mod batch;
+pub mod cancel;
 pub mod caller;
 pub mod cluster;
+pub mod counters;
 pub mod distribute;
 pub mod engine;
 pub mod fanout;
@@ -103,6 +107,8 @@ pub struct Shared {
     /// How long a local client may stay silent while nothing of its is in progress.
     pub idle_timeout: Duration,
     exports: RwLock<Arc<Exports>>,
+    /// What `p2p-status` reports (see [`counters`]).
+    pub counters: Arc<counters::Counters>,
 }
 
 impl Shared {
@@ -168,8 +174,15 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
         incarnation: cfg.incarnation,
         tags: cfg.tags.clone(),
     };
+    let counters = Arc::new(counters::Counters::default());
     let (cluster, peer_listener) =
-        match Cluster::start(me, peer_port, cfg.ring.clone(), cfg.timings.clone()) {
+        match Cluster::start(
+            me,
+            peer_port,
+            cfg.ring.clone(),
+            cfg.timings.clone(),
+            Arc::clone(&counters),
+        ) {
             Ok(c) => c,
             Err(e) => {
                 if !socket_activated {
@@ -195,13 +208,14 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
     let shared = Arc::new(Shared {
         name: cfg.name.clone(),
         euid: nix::unistd::geteuid().as_raw(),
-        engine: Engine::new(cfg.cache_entries),
+        engine: Engine::new(cfg.cache_entries, Arc::clone(&counters)),
         pool: Pool::new(cfg.workers, cfg.workers * 64),
         cluster: Arc::clone(&cluster),
         sessions: fanout::SessionPool::default(),
         watchers: watch::Watchers::new(nix::unistd::geteuid().as_raw()),
         idle_timeout: cfg.idle_timeout,
         exports: RwLock::new(Arc::new(cfg.exports.clone())),
+        counters,
     });
     let peers = Arc::clone(&shared);
     if let Err(e) = thread::Builder::new()

@@ -10,6 +10,7 @@
 //! oldest one still in its handshake is dropped to make room, so a flood of
 //! idle connections cannot lock out real members.
 
+use super::counters::Refused;
 use super::limits::{Admission, Ticket};
 use super::{Shared, remote};
 use crate::crypto::session::{self, Session, SessionError};
@@ -18,7 +19,6 @@ use crate::proto::peer::{self, PeerReply, PeerRequest};
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -119,7 +119,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
     {
         Ok(s) => s.map_stream(Deadline::into_inner),
         Err(SessionError::Unauthorized) => {
-            let n = cluster.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+            let n = shared.counters.refused(Refused::Authentication);
             crate::daemon::logging::hostile(
                 log::Level::Info,
                 "peer-key",
@@ -130,6 +130,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
             return;
         }
         Err(e) => {
+            shared.counters.refused(Refused::Handshake);
             crate::daemon::logging::hostile(
                 log::Level::Debug,
                 "peer-handshake",
@@ -141,6 +142,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
     // The initiator's proof has opened: not a replay.
     ticket.proven();
     trail("session", format_args!("peer {from}: session established"));
+    let _open = shared.counters.session_in();
     let _ = session.stream().set_read_timeout(Some(IDLE_TIMEOUT));
     let (requests, end) = serve_requests(shared, session, &from, ticket);
     trail(

@@ -52,6 +52,7 @@ const FULL_QUEUES: usize = 8;
 /// Runs submitted jobs on `threads` workers, fairly between callers.
 pub struct Pool {
     shared: Arc<PoolShared>,
+    threads: usize,
 }
 
 struct PoolShared {
@@ -86,7 +87,21 @@ impl Pool {
                 .spawn(move || work(&shared))
                 .expect("spawning a worker thread at start-up");
         }
-        Pool { shared }
+        Pool {
+            shared,
+            threads: threads.max(1),
+        }
+    }
+
+    /// Workers, workers running a job, and jobs waiting, as of now (for
+    /// `p2p-status`; takes the queues' lock once).
+    pub fn load(&self) -> super::counters::PoolLoad {
+        let queues = self.shared.lock();
+        super::counters::PoolLoad {
+            workers: self.threads,
+            busy: queues.running(),
+            queued: queues.queued(),
+        }
     }
 
     /// Queues a job for `who`, waiting while that caller's queue is full. A
@@ -224,6 +239,11 @@ impl<T> Queues<T> {
     /// Jobs queued, not running.
     pub fn queued(&self) -> usize {
         self.queued
+    }
+
+    /// Jobs taken and not yet given back: the workers busy.
+    pub fn running(&self) -> usize {
+        self.callers.values().map(|c| c.running).sum()
     }
 }
 

@@ -8,6 +8,7 @@
 
 use super::Shared;
 use super::batch::{Batches, Done};
+use super::cancel::Cancel;
 use super::engine::Fields;
 use super::pool::Who;
 use crate::crypto::session::{self, Session, SessionReader};
@@ -16,6 +17,7 @@ use crate::proto::{Query, QueryKind, StatFields};
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel, sync_channel};
 use std::thread;
 use std::time::Duration;
@@ -51,6 +53,7 @@ pub fn serve(
         "peer-query",
         format_args!("peer {from}: {kind} query started"),
     );
+    shared.counters.query(super::counters::Origin::Remote);
     let (mut writer, reader) = s.split().ok()?;
     let accepted = PeerReply::Accepted {
         peer: shared.name.clone(),
@@ -58,7 +61,7 @@ pub fn serve(
     writer.send(&peer::encode(&accepted)).ok()?;
     let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
     let (done_tx, done_rx) = channel::<Vec<Done>>();
-    let batches = Batches::new(
+    let mut batches = Batches::new(
         Arc::clone(shared),
         member(from),
         // Below an export the daemon reads with its own rights; the walk of a
@@ -67,11 +70,19 @@ pub fn serve(
         done_tx,
         slot_tx,
     );
+    let cancel = Cancel::new();
+    batches.cancel_with(cancel.clone());
+    let answered_count = Arc::new(AtomicU64::new(0));
+    let watch = Asker {
+        shared: Arc::clone(shared),
+        cancel,
+        answered: Arc::clone(&answered_count),
+    };
     let exports = shared.exports();
     let peer_name = from.to_string();
     let read = thread::Builder::new()
         .name("peer-read".into())
-        .spawn(move || read_items(reader, batches, &exports, &peer_name))
+        .spawn(move || read_items(reader, batches, &exports, &peer_name, &watch))
         .ok()?;
 
     let mut broken = false;
@@ -103,6 +114,7 @@ pub fn serve(
             }
         }
         answered += results.len();
+        answered_count.store(answered as u64, Ordering::Release);
         if !broken
             && writer
                 .send(&peer::encode(&PeerReply::Results { results }))
@@ -142,13 +154,25 @@ fn member(from: &str) -> Who {
     Who::Member(ip)
 }
 
-/// Reads batches of paths until `End`, opening each below the exports.
+/// What the reading side of a query needs to cancel it when the asker goes.
+struct Asker {
+    shared: Arc<Shared>,
+    cancel: Cancel,
+    /// Results sent so far.
+    answered: Arc<AtomicU64>,
+}
+
+/// Reads batches of paths until `End`, opening each below the exports. A
+/// stream that breaks off (the asker closed its session: its command was
+/// interrupted) with items unanswered cancels them.
 fn read_items(
     mut reader: SessionReader<TcpStream>,
     mut batches: Batches,
     exports: &crate::exports::Exports,
     from: &str,
+    asker: &Asker,
 ) -> (SessionReader<TcpStream>, Ending) {
+    let mut added = 0u64;
     let ending = loop {
         let frame = match reader.recv(peer::MAX_FRAME) {
             Ok(f) => f,
@@ -164,6 +188,7 @@ fn read_items(
         match serde_json::from_slice::<PeerRequest>(&frame) {
             Ok(PeerRequest::Items { items }) if items.len() <= peer::MAX_ITEMS => {
                 let n = items.len();
+                added += n as u64;
                 for (k, item) in items.into_iter().enumerate() {
                     if let Some(link) = symlink_stat(batches.query(), exports, &item.path) {
                         batches.answered(item.id, item.path, Ok(link));
@@ -197,6 +222,16 @@ fn read_items(
         }
     };
     batches.flush();
+    if matches!(ending, Ending::Broken)
+        && asker.answered.load(Ordering::Acquire) < added
+        && asker.cancel.cancel()
+    {
+        asker.shared.counters.cancelled();
+        crate::daemon::logging::trail(
+            "peer-query",
+            format_args!("peer {from}: the asker went away; the query's work is given up"),
+        );
+    }
     (reader, ending)
 }
 

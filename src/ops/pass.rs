@@ -6,12 +6,60 @@
 //! A slice ends on a [`wc::seam`], a byte that no UTF-8 sequence crosses;
 //! the counter joins the word that may go on across it (as the ranges of one
 //! parallel count are joined), and the hasher takes bytes in any pieces.
+//!
+//! Within a slice, the read goes in chunks of [`CHUNK`] bytes, and between
+//! two of them a [`Watch`] is told what was read and may stop the read: a
+//! query whose asker went away stops within one chunk (tens of
+//! milliseconds of work), not at the end of the slice.
 
 use super::sha::{self, Digest, Hasher};
 use super::wc::{self, WcCounter, WcCounts};
 use super::{NO_LIMIT, Place, stat};
 use std::fs::File;
 use std::io::{self, Seek};
+
+/// Most bytes read between two calls of [`Watch::read`]: about 40 ms of
+/// SHA-256 with the SHA extensions, less of `wc` on two cores. Each chunk of
+/// a large file restarts the reading threads, a fraction of a percent of
+/// the chunk's time.
+pub const CHUNK: u64 = 64 << 20;
+
+/// Told, between chunks of a read, how many bytes the chunk read; returns
+/// false to stop the read, which then fails with [`cancelled`].
+pub trait Watch {
+    fn read(&self, bytes: u64) -> bool;
+}
+
+/// Watches nothing and never stops a read.
+pub struct Unwatched;
+
+impl Watch for Unwatched {
+    fn read(&self, _bytes: u64) -> bool {
+        true
+    }
+}
+
+/// The error of a read a [`Watch`] stopped.
+pub fn cancelled() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, Cancelled)
+}
+
+/// True for the error of a read a [`Watch`] stopped.
+pub fn is_cancelled(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Cancelled>())
+}
+
+/// The cause inside [`cancelled`]'s error.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the read was cancelled: nobody waits for its answer")
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// What a pass computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +121,53 @@ impl Pass {
         self
     }
 
+    /// The bytes this pass has read so far.
+    fn consumed(&self) -> u64 {
+        match self.want {
+            Want::Lines => self.counter.bytes() + self.bytes,
+            Want::Bytes => self.bytes,
+            Want::Wc | Want::WcWidth => self.counter.bytes(),
+            Want::Sha256 | Want::WcSha256 => self.hasher.bytes(),
+        }
+    }
+
     /// Reads the next slice of a stream (see [`super::source`]), at most
     /// `budget` bytes, sequentially: no size, seek or range is trusted.
     /// Returns whether the end was reached; false may also mean that no data
     /// came for a while, and the pass should be resumed later.
     pub fn step_stream(&mut self, file: &File, budget: u64) -> io::Result<bool> {
+        self.step_stream_watched(file, budget, &Unwatched)
+    }
+
+    /// [`Pass::step_stream`] in chunks, `watch` told of each.
+    pub fn step_stream_watched(
+        &mut self,
+        file: &File,
+        budget: u64,
+        watch: &dyn Watch,
+    ) -> io::Result<bool> {
+        let mut left = budget;
+        loop {
+            let chunk = left.min(CHUNK);
+            let before = self.consumed();
+            let end = self.stream_chunk(file, chunk)?;
+            let got = self.consumed() - before;
+            let go_on = watch.read(got);
+            if end {
+                return Ok(true);
+            }
+            if !go_on {
+                return Err(cancelled());
+            }
+            left = left.saturating_sub(got);
+            // Nothing came for a while, or the budget is spent.
+            if got < chunk || left == 0 {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn stream_chunk(&mut self, file: &File, budget: u64) -> io::Result<bool> {
         let Pass {
             want,
             counter,
@@ -108,12 +198,65 @@ impl Pass {
     /// the end was reached; the offset is left after what was read.
     /// `place` is the offset and size when the caller knows them.
     pub fn step(&mut self, file: &File, budget: u64, place: Option<Place>) -> io::Result<bool> {
+        self.step_watched(file, budget, place, &Unwatched)
+    }
+
+    /// [`Pass::step`] in chunks of at most [`CHUNK`] bytes (each ending on a
+    /// seam), `watch` told of each; a read it stops fails with [`cancelled`].
+    /// A file read whole in one chunk (any small file) costs nothing more.
+    pub fn step_watched(
+        &mut self,
+        file: &File,
+        budget: u64,
+        place: Option<Place>,
+        watch: &dyn Watch,
+    ) -> io::Result<bool> {
         let parallel = wc::Parallel {
             threads: super::cores(),
             min: wc::PARALLEL_MIN,
             chunk: wc::PAR_CHUNK,
         };
-        self.step_with(file, budget, parallel, place)
+        self.chunked(file, budget, parallel, place, watch, CHUNK)
+    }
+
+    /// [`Pass::step_watched`] with the parallel count and the chunk size as given.
+    fn chunked(
+        &mut self,
+        file: &File,
+        budget: u64,
+        parallel: wc::Parallel,
+        place: Option<Place>,
+        watch: &dyn Watch,
+        chunk_size: u64,
+    ) -> io::Result<bool> {
+        let mut place = match place {
+            Some(p) => p,
+            None => Place {
+                at: (&*file).stream_position()?,
+                size: file.metadata()?.len(),
+                exact: false,
+            },
+        };
+        let mut left = budget;
+        loop {
+            let chunk = left.min(chunk_size.max(1));
+            let before = self.consumed();
+            let last = self.step_with(file, chunk, parallel, Some(place))?;
+            let got = self.consumed() - before;
+            let go_on = watch.read(got);
+            if last {
+                return Ok(true);
+            }
+            if !go_on {
+                return Err(cancelled());
+            }
+            left = left.saturating_sub(got);
+            // Cut shorter meanwhile: the caller's change check finds it.
+            if left == 0 || got < chunk {
+                return Ok(false);
+            }
+            place.at += got;
+        }
     }
 
     /// [`Pass::step`] with the parallel count set up as given, so tests can

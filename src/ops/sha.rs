@@ -46,6 +46,11 @@ impl Hasher {
         self.bytes += buf.len() as u64;
     }
 
+    /// The bytes hashed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     pub fn finish(self) -> Digest {
         Digest {
             sha256: self.inner.finalize().into(),

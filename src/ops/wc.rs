@@ -471,6 +471,11 @@ impl WcCounter {
         fresh.posixly_correct(self.posix)
     }
 
+    /// The bytes counted so far.
+    pub fn bytes(&self) -> u64 {
+        self.counts.bytes
+    }
+
     pub fn update(&mut self, buf: &[u8]) {
         self.counts.bytes += buf.len() as u64;
         if let Some(w) = self.width.as_mut() {

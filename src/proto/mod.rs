@@ -43,6 +43,9 @@ pub enum Request {
     Join { addrs: Vec<String> },
     /// Leave the cluster and exit (the daemon's own user or root only).
     Leave,
+    /// The daemon's counters, as one object (`p2p-status`; see
+    /// [`crate::daemon::counters::Status`]).
+    Status,
 }
 
 /// The reply to [`Request::Leave`], sent before the daemon goes.

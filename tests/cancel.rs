@@ -1,0 +1,137 @@
+//! Cancellation end to end, told by the daemons' own counters (p2p-status),
+//! never by timing: a command interrupted while its daemon hashes a huge
+//! file leaves the daemon idle, its query counted as cancelled, and far
+//! fewer bytes read than the file holds. So for a member asked with --peer.
+
+mod common;
+
+use common::{Daemon, eventually, run};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+/// A sparse file of this many bytes: reading all of it takes a core many
+/// seconds, and a test that waits for that fails on its deadlines' sums.
+const HUGE: u64 = 64 << 30;
+
+fn huge_file(dir: &Path) -> PathBuf {
+    let path = dir.join("huge.bin");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(HUGE).unwrap();
+    path
+}
+
+fn status(d: &Daemon) -> Value {
+    let out = run(&mut d.cmd("p2p-status"));
+    assert_eq!(out.status, 0, "p2p-status: {}", out.stderr);
+    serde_json::from_str(out.stdout.trim()).unwrap()
+}
+
+fn num(s: &Value, key: &str) -> u64 {
+    s[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {s}"))
+}
+
+/// Waits until `d` has a worker busy with something of the query.
+fn wait_busy(d: &Daemon, cmd: &mut Child) {
+    eventually(30, "a worker busy with the query", || {
+        assert!(
+            cmd.try_wait().unwrap().is_none(),
+            "the command ended before being interrupted"
+        );
+        num(&status(d), "workers_busy") > 0
+    });
+}
+
+/// Waits until `d` counts one cancelled query and is idle, and checks it
+/// read well below the file's size.
+fn wait_cancelled(d: &Daemon) {
+    eventually(60, "the query counted as cancelled and no worker busy", || {
+        let s = status(d);
+        num(&s, "queries_cancelled") == 1 && num(&s, "workers_busy") == 0
+    });
+    let s = status(d);
+    assert_eq!(num(&s, "jobs_queued"), 0, "{s}");
+    let read = num(&s, "bytes_read");
+    assert!(
+        read < HUGE / 4,
+        "read {read} bytes of a {HUGE}-byte file after the command was gone"
+    );
+    // Still serving: the next query is answered.
+    let hosts = run(d.cmd("p2p-wc").arg("-l").arg("/etc/hostname"));
+    assert!(hosts.status == 0 || hosts.status == 1, "{}", hosts.stderr);
+}
+
+#[test]
+fn a_killed_command_stops_the_local_hash() {
+    let d = Daemon::start(&[]);
+    let file = huge_file(d.dir.path());
+    let mut cmd = d.cmd("p2p-sha256");
+    let mut child = cmd
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_busy(&d, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_cancelled(&d);
+}
+
+#[test]
+fn a_closed_stdout_pipe_stops_the_command_and_the_local_hash() {
+    let d = Daemon::start(&[]);
+    let file = huge_file(d.dir.path());
+    let mut cmd = d.cmd("p2p-sha256");
+    let mut child = cmd
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_busy(&d, &mut child);
+    // As `p2p-sha256 huge | head -c 0` would: the reader goes away.
+    drop(child.stdout.take());
+    eventually(30, "the command ends once its stdout is closed", || {
+        child.try_wait().unwrap().is_some()
+    });
+    wait_cancelled(&d);
+}
+
+#[test]
+fn a_killed_command_stops_the_members_hash_too() {
+    let member_dir = tempfile::tempdir().unwrap();
+    let file = huge_file(member_dir.path());
+    let export = member_dir.path().to_str().unwrap().to_string();
+    let member = Daemon::start(&["--name", "member", "--export", &export]);
+    let asker = Daemon::start(&[
+        "--name",
+        "asker",
+        "--join",
+        &format!("127.0.0.1:{}", member.port),
+    ]);
+    eventually(15, "the two see each other", || {
+        common::peers(&asker).len() == 2
+    });
+    let mut cmd = asker.cmd("p2p-sha256");
+    let mut child = cmd
+        .arg("--peer")
+        .arg("member")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_busy(&member, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The asking daemon cancels its cluster query, and the member, seeing
+    // the session close, the work it was doing for it.
+    wait_cancelled(&member);
+    eventually(30, "the asking daemon counts its query cancelled", || {
+        num(&status(&asker), "queries_cancelled") == 1
+    });
+    assert_eq!(num(&status(&asker), "bytes_read"), 0);
+}
