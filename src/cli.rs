@@ -817,7 +817,7 @@ fn input_section(bin: &str) -> String {
          pseudo-filesystems (procfs, sysfs, debugfs, tracefs, cgroupfs, configfs, securityfs, bpffs, \
          efivarfs, pstore, selinuxfs, smackfs: told by the f_type of fstatfs(2)), whose size means \
          nothing, are read to their end and never cached: /proc/uptime is fresh every time, and \
-         /dev/zero is read until the command is interrupted (the daemon stops within a slice). A \
+         /dev/zero is read until the command is interrupted (see INTERRUPTION). A \
          FIFO is read once a writer has come. Members answering --peer, --all or --spread read \
          regular files only.\n\n\
          Results of other regular files are cached by device, inode, size, mtime and ctime, and \
@@ -845,6 +845,62 @@ socket is used: its socket for port 65432, else its only one (several, none of t
 is a usage error). A directory that fails the checks under SECURITY (another user's) is passed \
 over for the next; when no other holds a socket the command names it and exits 3.";
 
+/// What stops when a query command is interrupted (man pages' INTERRUPTION).
+const INTERRUPTION: &str = "When the command is interrupted (Ctrl-C, killed, or its output is a \
+pipe whose reader went away, as with | head), the daemons stop its work: the local p2pd \
+notices the closed connection while it computes, not only when it next writes a result, \
+stops a file it is reading within one chunk of 64 MiB (a few tens of milliseconds), and drops \
+the command's paths not started yet. For --peer, --all and --spread it closes its sessions \
+to the members, and each member stops the work of that query the same way. p2p-status(1) \
+counts such queries in queries_cancelled.";
+
+/// p2p-status(1)'s DESCRIPTION.
+const STATUS_DESCRIPTION: &str = "Prints the local p2pd's counters as one JSON object, or with \
+--format prometheus in the Prometheus text exposition format (version 0.0.4), ready for \
+node_exporter's textfile collector: write it to a temporary file in the collector's directory \
+and rename it into place, from a timer. Counters count since the daemon started; gauges \
+(members, busy workers, queued jobs, sessions) are as of the request. Reading them costs the \
+daemon one lock of its worker queues and one copy of its member list; counting costs one \
+atomic addition per item, per 64 MiB read and per event, and no lock.";
+
+/// p2p-status(1)'s OUTPUT: every field, by its stable name.
+const STATUS_OUTPUT: &str = "One JSON object. Fields are only ever added, never renamed:\n\n\
+name, version: the daemon's member name and version.\n\n\
+uptime_seconds: whole seconds since the daemon started.\n\n\
+members: an object, alive, suspect, down, left: members known in each state, this daemon \
+included (it counts as alive).\n\n\
+queries_local, queries_remote: queries served, from commands on this host's socket (cluster \
+queries the daemon passed on to members included) and from members over the peer port.\n\n\
+queries_cancelled: queries whose asker went away while their work was in progress (a command \
+interrupted, or, for a member, the asking daemon closing its session), whose work was then \
+given up. A hang-up after the last answer is not counted.\n\n\
+items_local, items_remote: items this daemon answered, for local commands and for members (an \
+item given up by a cancellation is not counted; paths a command could not open itself never \
+reach the daemon).\n\n\
+bytes_read: bytes of file content read to compute answers (not the reads of a directory \
+count's walk).\n\n\
+cache_hits, cache_misses: regular files read from their start whose answer the result cache \
+had, or had not.\n\n\
+workers, workers_busy, jobs_queued: worker threads, those running a job now, and jobs waiting \
+for one.\n\n\
+sessions_in: authenticated sessions from members served on the peer port now (kept between \
+their queries).\n\n\
+datagrams_rejected: an object of gossip datagrams dropped since the start, by reason: \
+authentication (no installed key opens it: another cluster, tampering, garbage), replay (its \
+stamp was seen, is below the replay window, or is of an earlier run of its sender), \
+misaddressed (sealed for another member), malformed (too short or of an unknown version), \
+identity (authentic, but carrying a member identity out of bounds; records of a full sync \
+count here too).\n\n\
+connections_rejected: an object of connections to the peer port refused before any request: \
+authentication (the initiator does not hold our cluster key), handshake (it broke off, timed \
+out or sent something malformed during the handshake; a port probe counts here).\n\n\
+With --format prometheus the same values are, in this order: p2p_uptime_seconds (gauge), \
+p2p_members{state} (gauge), p2p_queries_total{origin=\"local\"|\"remote\"}, \
+p2p_queries_cancelled_total, p2p_items_total{origin}, p2p_read_bytes_total, \
+p2p_cache_hits_total, p2p_cache_misses_total, p2p_workers, p2p_workers_busy, p2p_jobs_queued \
+(gauges), p2p_sessions_in (gauge), p2p_datagrams_rejected_total{reason} and \
+p2p_connections_rejected_total{reason}, each with its HELP and TYPE lines.";
+
 /// The SECURITY section of a command other than p2pd.
 fn security(bin: &str) -> String {
     let own = match bin {
@@ -853,6 +909,12 @@ fn security(bin: &str) -> String {
              addresses, tags and states. Watchers are bounded: 256 in all, 8 per user other \
              than p2pd's own user and root, 16 kept for those two; a watcher that stops \
              reading is dropped once 256 KiB behind."
+        }
+        "p2p-status" => {
+            "Every user allowed on the socket may read the counters, as every such user may \
+             list the members with p2p-peers: they are totals, and name no path, user, member \
+             address or query. They do show how busy the daemon is (queries, bytes read), \
+             which any local user could also tell from its CPU time."
         }
         "p2p-join" => {
             "Only p2pd's own user and root may make it join: anyone else gets \
@@ -1374,7 +1436,22 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .into(),
             ));
         }
+        "p2p-status" => {
+            s.push(("DESCRIPTION", STATUS_DESCRIPTION.into()));
+            s.push(("OUTPUT", STATUS_OUTPUT.into()));
+            s.push((
+                "EXAMPLES",
+                "  p2p-status | jq '{uptime_seconds, members, workers_busy}'\n  \
+                 p2p-status | jq '.cache_hits / (.cache_hits + .cache_misses)'\n  \
+                 p2p-status --format prometheus > /var/lib/node_exporter/textfile/p2p.prom.$$ && \
+                 mv /var/lib/node_exporter/textfile/p2p.prom.$$ /var/lib/node_exporter/textfile/p2p.prom"
+                    .into(),
+            ));
+        }
         _ => {}
+    }
+    if ["p2p-wc", "p2p-sha256", "p2p-count", "p2p-stat"].contains(&bin) {
+        s.push(("INTERRUPTION", INTERRUPTION.into()));
     }
     if bin != "p2pd" {
         s.push(("SECURITY", security(bin)));
@@ -1393,6 +1470,10 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
         s.push(("FILES", CLIENT_FILES.into()));
     } else if bin == "p2p-peers" {
         s.push(("EXIT STATUS", "0 on success; 1 when p2pd refused the request (too many watchers); 2 for a usage error; 3 when the local p2pd cannot be reached, or (with --watch) when it went away.".into()));
+        s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+        s.push(("FILES", CLIENT_FILES.into()));
+    } else if bin == "p2p-status" {
+        s.push(("EXIT STATUS", "0 on success; 1 when p2pd refused the request (a p2pd older than p2p-status answers that the request is malformed); 2 for a usage error; 3 when the local p2pd cannot be reached.".into()));
         s.push(("ENVIRONMENT", CLIENT_ENV.into()));
         s.push(("FILES", CLIENT_FILES.into()));
     } else if bin == "p2p-join" {
@@ -1428,8 +1509,8 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
     }
     s.push((
         "SEE ALSO",
-        "p2pd(1), p2p-wc(1), p2p-sha256(1), p2p-count(1), p2p-stat(1), p2p-peers(1), p2p-join(1), \
-         p2p-leave(1), p2p-keygen(1), wc(1), sha256sum(1)"
+        "p2pd(1), p2p-wc(1), p2p-sha256(1), p2p-count(1), p2p-stat(1), p2p-peers(1), p2p-status(1), \
+         p2p-join(1), p2p-leave(1), p2p-keygen(1), wc(1), sha256sum(1)"
             .into(),
     ));
     s

@@ -28,9 +28,7 @@ fn status(d: &Daemon) -> Value {
 }
 
 fn num(s: &Value, key: &str) -> u64 {
-    s[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {key} in {s}"))
+    s[key].as_u64().unwrap_or_else(|| panic!("no {key} in {s}"))
 }
 
 /// Waits until `d` has a worker busy with something of the query.
@@ -47,10 +45,14 @@ fn wait_busy(d: &Daemon, cmd: &mut Child) {
 /// Waits until `d` counts one cancelled query and is idle, and checks it
 /// read well below the file's size.
 fn wait_cancelled(d: &Daemon) {
-    eventually(60, "the query counted as cancelled and no worker busy", || {
-        let s = status(d);
-        num(&s, "queries_cancelled") == 1 && num(&s, "workers_busy") == 0
-    });
+    eventually(
+        60,
+        "the query counted as cancelled and no worker busy",
+        || {
+            let s = status(d);
+            num(&s, "queries_cancelled") == 1 && num(&s, "workers_busy") == 0
+        },
+    );
     let s = status(d);
     assert_eq!(num(&s, "jobs_queued"), 0, "{s}");
     let read = num(&s, "bytes_read");

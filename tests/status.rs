@@ -52,7 +52,13 @@ fn counters_follow_the_queries_served() {
     for state in ["suspect", "down", "left"] {
         assert_eq!(s["members"][state], 0, "{s}");
     }
-    for reason in ["authentication", "replay", "misaddressed", "malformed", "identity"] {
+    for reason in [
+        "authentication",
+        "replay",
+        "misaddressed",
+        "malformed",
+        "identity",
+    ] {
         assert_eq!(s["datagrams_rejected"][reason], 0, "{s}");
     }
     for reason in ["authentication", "handshake"] {
@@ -115,7 +121,11 @@ fn a_member_counts_what_it_serves_for_others() {
     eventually(15, "the two see each other alive", || {
         num(&status(&asker)["members"], "alive") == 2
     });
-    let out = run(asker.cmd("p2p-sha256").arg("--peer").arg("member").arg(&file));
+    let out = run(asker
+        .cmd("p2p-sha256")
+        .arg("--peer")
+        .arg("member")
+        .arg(&file));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let m = status(&member);
     assert_eq!(num(&m, "queries_remote"), 1, "{m}");
@@ -124,7 +134,11 @@ fn a_member_counts_what_it_serves_for_others() {
     assert_eq!(num(&m, "items_local"), 0, "{m}");
     let a = status(&asker);
     assert_eq!(num(&a, "queries_local"), 1, "{a}");
-    assert_eq!(num(&a, "bytes_read"), 0, "the asker read nothing itself: {a}");
+    assert_eq!(
+        num(&a, "bytes_read"),
+        0,
+        "the asker read nothing itself: {a}"
+    );
 }
 
 #[test]

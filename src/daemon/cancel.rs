@@ -125,7 +125,10 @@ mod tests {
         assert!(!c.finish());
         let f = Cancel::new();
         assert!(f.finish());
-        assert!(!f.cancel(), "a hang-up after the last answer cancels nothing");
+        assert!(
+            !f.cancel(),
+            "a hang-up after the last answer cancels nothing"
+        );
         assert!(!f.is_cancelled());
     }
 

@@ -7,9 +7,9 @@
 //! in which a joining node sends its identity and gets the full member list.
 
 use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, OpenError};
-use crate::daemon::counters::{Counters, Rejected};
 use crate::crypto::keys::KeyRing;
 use crate::crypto::session::{self, SessionError};
+use crate::daemon::counters::{Counters, Rejected};
 use crate::daemon::logging::{self, untrusted};
 use crate::membership::{
     Alarm, MemberEvent, MemberInfo, MemberState, Membership, Node, Record, Timings, max_incarnation,

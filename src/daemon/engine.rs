@@ -6,12 +6,12 @@
 //! pool can serve others between slices. [`Engine::execute`] does all the
 //! slices at once.
 
+use super::cancel::Cancel;
+use super::counters::Counters;
 use crate::cache::{FileKey, Known, ResultCache};
 use crate::error::{Error, ErrorCode};
 use crate::ops::Place;
 use crate::ops::count::{DirCounts, LISTED_ON_WIRE, count_dir};
-use super::cancel::Cancel;
-use super::counters::Counters;
 use crate::ops::pass::{Found, Pass, Want, Watch};
 use crate::ops::source::{self, Kind};
 use crate::ops::stat::{Meta, meta_of};

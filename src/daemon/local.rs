@@ -12,8 +12,8 @@
 //! two paths. Watchers go to their own pool (see [`super::watch`]).
 
 use super::batch::{self, Batches, Done};
-use super::cancel::{self, Cancel, Woke};
 use super::caller::Caller;
+use super::cancel::{self, Cancel, Woke};
 use super::cluster::JoinError;
 use super::engine::Opened;
 use super::limits::Ticket;

@@ -19,8 +19,8 @@
 //! - [`logging`]: the log, whose filter SIGHUP can change; hostile input rate-limited, peer strings escaped.
 
 pub mod batch;
-pub mod cancel;
 pub mod caller;
+pub mod cancel;
 pub mod cluster;
 pub mod counters;
 pub mod distribute;
@@ -175,23 +175,22 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
         tags: cfg.tags.clone(),
     };
     let counters = Arc::new(counters::Counters::default());
-    let (cluster, peer_listener) =
-        match Cluster::start(
-            me,
-            peer_port,
-            cfg.ring.clone(),
-            cfg.timings.clone(),
-            Arc::clone(&counters),
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                if !socket_activated {
-                    let _ = std::fs::remove_file(&cfg.socket);
-                }
-                log::error!("cannot start gossip: {e}");
-                return EXIT_CONFIG;
+    let (cluster, peer_listener) = match Cluster::start(
+        me,
+        peer_port,
+        cfg.ring.clone(),
+        cfg.timings.clone(),
+        Arc::clone(&counters),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            if !socket_activated {
+                let _ = std::fs::remove_file(&cfg.socket);
             }
-        };
+            log::error!("cannot start gossip: {e}");
+            return EXIT_CONFIG;
+        }
+    };
     {
         let c = Arc::clone(&cluster);
         let _ = thread::Builder::new()

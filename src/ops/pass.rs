@@ -544,4 +544,98 @@ mod tests {
             assert_eq!(got.sha256.unwrap().sha256, digest);
         }
     }
+
+    /// A watch that counts what it is told and stops after `calls` calls.
+    struct Stopping {
+        told: std::cell::Cell<u64>,
+        calls: std::cell::Cell<u32>,
+        stop_after: u32,
+    }
+
+    impl Watch for Stopping {
+        fn read(&self, bytes: u64) -> bool {
+            self.told.set(self.told.get() + bytes);
+            self.calls.set(self.calls.get() + 1);
+            self.calls.get() < self.stop_after
+        }
+    }
+
+    fn stopping(stop_after: u32) -> Stopping {
+        Stopping {
+            told: std::cell::Cell::new(0),
+            calls: std::cell::Cell::new(0),
+            stop_after,
+        }
+    }
+
+    #[test]
+    fn chunks_of_a_slice_count_as_one_pass_and_are_all_told() {
+        let data = text(11, 300);
+        let f = file_of(&data);
+        let whole = count_slice(&data);
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        let parallel = wc::Parallel {
+            threads: 2,
+            min: 0,
+            chunk: 7,
+        };
+        for chunk in 1..=40 {
+            for want in [Want::Wc, Want::Sha256, Want::WcSha256, Want::Lines] {
+                (&f).seek(SeekFrom::Start(0)).unwrap();
+                let watch = stopping(u32::MAX);
+                let mut pass = Pass::new(want);
+                let mut slices = 0;
+                // Slices of 50 bytes, read in chunks of `chunk`.
+                while !pass.chunked(&f, 50, parallel, None, &watch, chunk).unwrap() {
+                    slices += 1;
+                    assert!(slices < 10_000);
+                }
+                assert_eq!(watch.told.get(), data.len() as u64, "chunk {chunk}");
+                assert!(u64::from(watch.calls.get()) >= data.len() as u64 / 50);
+                let found = pass.finish();
+                match want {
+                    Want::Sha256 => assert_eq!(found.sha256.unwrap().sha256, digest),
+                    Want::Lines => assert_eq!(found.lines, Some(whole.lines)),
+                    Want::WcSha256 => {
+                        assert_eq!(found.wc, Some(whole));
+                        assert_eq!(found.sha256.unwrap().sha256, digest);
+                    }
+                    _ => assert_eq!(found.wc, Some(whole), "chunk {chunk}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_watch_stops_a_read_between_two_chunks() {
+        let data = vec![b'a'; 10_000];
+        let f = file_of(&data);
+        for want in [Want::Wc, Want::Sha256, Want::WcSha256] {
+            (&f).seek(SeekFrom::Start(0)).unwrap();
+            let watch = stopping(3);
+            let mut pass = Pass::new(want);
+            let parallel = wc::Parallel {
+                threads: 1,
+                min: u64::MAX,
+                chunk: wc::PAR_CHUNK,
+            };
+            let err = pass
+                .chunked(&f, u64::MAX, parallel, None, &watch, 100)
+                .unwrap_err();
+            assert!(is_cancelled(&err), "{err}");
+            assert_eq!(watch.calls.get(), 3);
+            // Three chunks of 100 bytes (each to a seam: here, exactly).
+            assert_eq!(watch.told.get(), 300);
+            assert_eq!((&f).stream_position().unwrap(), 300);
+        }
+        // Streams too.
+        let watch = stopping(2);
+        let mut pass = Pass::new(Want::Sha256);
+        let zero = File::open("/dev/zero").unwrap();
+        let err = pass
+            .step_stream_watched(&zero, u64::MAX, &watch)
+            .unwrap_err();
+        assert!(is_cancelled(&err));
+        assert_eq!(watch.told.get(), 2 * CHUNK);
+    }
 }
