@@ -1218,10 +1218,10 @@ fn wrapper_costs(sim: &mut Sim) {
     let listed = m.members().len();
     let members = t.elapsed();
     let t = Instant::now();
-    let _ = m.changes();
+    let _ = m.changes(Instant::now());
     let first = t.elapsed();
     let t = Instant::now();
-    let _ = m.changes();
+    let _ = m.changes(Instant::now());
     let again = t.elapsed();
     let t = Instant::now();
     let _ = m.state_of("n1");

@@ -18,10 +18,17 @@ cannot be reached.";
 const WHERE_IT_RUNS: &str = "By default the query runs on this host: the command opens each path \
 itself, with your permissions (relative paths against the current directory), and the local \
 p2pd computes the answer.\n\n\
---peer NAME|HOST:PORT (repeatable) runs it on those members instead; --all on every alive \
-member, this one included, one line per member per path; --spread on the alive members with \
-each path computed exactly once, by whichever member is free (faster members take more), for \
-files on a shared filesystem. --where KEY=VALUE narrows --all and --spread to members with that \
+--peer NAME|HOST:PORT (repeatable) runs it on those members instead; --all on every member \
+that has not left, this one included, one line per member per path: alive and suspect members \
+are asked, and each member seen as down gets an unreachable line for each path at once, whose \
+message says since when (\"the member is down since 2026-12-02T04:10:03Z (12 s ago)\", the \
+since of p2p-peers), so every member is accounted for and the exit status is 1; --spread on \
+the alive and suspect members with each path computed exactly once, by whichever member is \
+free (faster members take more), for files on a shared filesystem; a down member gets nothing \
+to do. The local p2pd talks to at most --max-links members at once (64 by default, fewer if \
+its descriptor limit is low); with --all the others wait for a free link and results still \
+print as they arrive; with --spread the members asked are picked at random for each query, \
+the others standing in for any that fails. --where KEY=VALUE narrows --all and --spread to members with that \
 tag (the filter was --tag before sha256sum's --tag took the name). Paths are sent as text (relative ones made absolute against the current directory) and \
 each member opens them below the directories it exports (p2pd --export DIR); anything else is \
 refused with not_exported, and neither .., symlinks nor /proc lead out of an export.\n\n\
@@ -93,7 +100,7 @@ pub struct Placement {
     #[arg(long = "peer", value_name = "NAME|HOST:PORT", conflicts_with_all = ["all", "spread"])]
     pub peers: Vec<String>,
 
-    /// Run on every alive member, this one included: one line per member per path
+    /// Run on every member that has not left, this one included: one line per member per path (a down member's is an unreachable error)
     #[arg(long, conflicts_with = "spread")]
     pub all: bool,
 
@@ -272,7 +279,15 @@ pub enum ShaFormat {
     about = "The p2p daemon: answers file queries (counts, hashes, metadata) for the p2p-* commands",
     after_help = "With no arguments p2pd serves on port 65432 with a socket in your runtime \
 directory, so the p2p-* commands find it without options. Logging goes to stderr; set \
-RUST_LOG=debug for more. SIGINT or SIGTERM stops it cleanly."
+RUST_LOG=debug for more. SIGINT or SIGTERM stops it cleanly.\n\n\
+At start p2pd raises its soft limit on open descriptors (RLIMIT_NOFILE) to the hard limit and \
+logs the limit it runs with. Cluster queries (--peer, --all, --spread of the p2p-* commands) \
+hold at most --max-links member links open at once over all queries (default 64; config key \
+max-links), each of which may keep one more session for the next query; a quarter of the \
+descriptor limit (at least 24) is kept for everything else, and when the rest allows fewer \
+links than --max-links, fewer are used and the log says so. Members beyond that wait for a \
+free link: --all at 5,000 members works within a 1,024-descriptor limit, with a bounded \
+number of threads."
 )]
 pub struct DaemonCli {
     /// Port for peers (TCP) and gossip (UDP), 0 for one the kernel picks (see --port-file); the local socket is named after it
@@ -358,6 +373,10 @@ pub struct DaemonCli {
     /// Once serving, write the peer port bound (a number and a newline) to FILE, atomically; removed at exit
     #[arg(long, value_name = "FILE")]
     pub port_file: Option<PathBuf>,
+
+    /// Member links cluster queries may hold open at once, over all queries (fewer if the descriptor limit allows fewer)
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=16384))]
+    pub max_links: u16,
 }
 
 fn parse_idle_timeout(s: &str) -> Result<f64, String> {
@@ -562,7 +581,11 @@ pub struct StatCli {
     name = "p2p-peers",
     version,
     about = "List the cluster's members as the local p2pd sees them, or watch them change",
-    after_help = "Exit status: 0 on success, 1 when the daemon refused the request (too many \
+    after_help = "Each JSON line has name, addr, state (alive, suspect, down or left), \
+incarnation, tags, self, and since: when this daemon saw the member enter its current state, \
+in RFC 3339, UTC, to the second (2026-12-02T04:10:03Z; for this node, when it started). \
+p2p-* --all reports a down member as unreachable with that time.\n\n\
+Exit status: 0 on success, 1 when the daemon refused the request (too many \
 watchers), 2 for a usage error, 3 when the local daemon cannot be reached or, with --watch, went away."
 )]
 pub struct PeersCli {

@@ -911,7 +911,7 @@ pub fn membership_payload(data: &[u8]) {
                 }
             }
             OP_CHANGES => {
-                let _ = m.changes();
+                let _ = m.changes(now);
                 check_members(&m, &me);
             }
             _ => m.leave(now),
@@ -925,7 +925,7 @@ pub fn membership_payload(data: &[u8]) {
     }
     let _ = m.next_deadline();
     let _ = m.live_nodes();
-    let _ = m.changes();
+    let _ = m.changes(now);
     check_members(&m, &me);
 }
 

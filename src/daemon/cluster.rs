@@ -447,7 +447,7 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
             continue;
         }
         last_changes = Instant::now();
-        let events = m.changes();
+        let events = m.changes(Instant::now());
         if !events.is_empty() {
             for e in &events {
                 log::info!(

@@ -41,11 +41,12 @@ use crate::ops::count::DirCounts;
 use crate::proto::peer::{self, PeerItem, PeerReply, PeerRequest};
 use crate::proto::{Outcome, PathBytes, Query, QueryKind, Summary, Target};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -90,12 +91,78 @@ pub const LINKS_PER_MEMBER: usize = 4;
 /// on a member already asked within 20 s skips the TCP and Noise
 /// handshakes.
 /// It also counts the links open to each member, to hold them to
-/// [`LINKS_PER_MEMBER`].
-#[derive(Default)]
+/// [`LINKS_PER_MEMBER`], and the links open in all, to hold them to the
+/// daemon's `--max-links` ([`SessionPool::acquire`]); the sessions kept
+/// are bounded by the same number, so this daemon's member connections
+/// never need more than twice `--max-links` descriptors.
 pub struct SessionPool {
     idle: Mutex<HashMap<SocketAddr, Vec<Kept>>>,
     busy: Mutex<HashMap<SocketAddr, usize>>,
     freed: Condvar,
+    /// The most member links open at once, over all queries, as
+    /// configured (`--max-links`); what the descriptor limit allows may be
+    /// less ([`SessionPool::max_links`]).
+    configured: usize,
+    /// The bound last in force, to log a change.
+    in_force: AtomicUsize,
+    places: Mutex<Places>,
+    place_freed: Condvar,
+}
+
+impl Default for SessionPool {
+    fn default() -> Self {
+        SessionPool::new(DEFAULT_MAX_LINKS)
+    }
+}
+
+/// The default of `p2pd --max-links`.
+pub const DEFAULT_MAX_LINKS: usize = 64;
+
+/// The most member links a descriptor limit of `nofile` allows: each link
+/// needs one descriptor while open and may keep one more (a session kept
+/// for the next query), and a quarter of the limit (at least 24) stays for
+/// everything else: the listeners, local clients, members' sessions to
+/// us, and the files being read.
+pub fn link_cap(nofile: u64) -> usize {
+    let reserve = (nofile / 4).max(24);
+    let cap = nofile.saturating_sub(reserve) / 2;
+    usize::try_from(cap).unwrap_or(usize::MAX).max(1)
+}
+
+/// This process's soft limit on open descriptors.
+pub fn descriptor_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    lim.rlim_cur
+}
+
+/// Who holds and who waits for the `--max-links` places.
+#[derive(Default)]
+struct Places {
+    in_use: usize,
+    /// Tickets of the waiters, first come first served.
+    queue: VecDeque<u64>,
+    next_ticket: u64,
+}
+
+/// One of the `--max-links` places; dropping it frees the place.
+pub struct Place<'a> {
+    pool: &'a SessionPool,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut p = self.pool.places();
+        p.in_use = p.in_use.saturating_sub(1);
+        drop(p);
+        self.pool.place_freed.notify_all();
+    }
 }
 
 /// A link's place among those to one member; dropping it frees the place.
@@ -159,6 +226,82 @@ const KEEP_IDLE: Duration = Duration::from_secs(20);
 const KEEP_PER_MEMBER: usize = 2;
 
 impl SessionPool {
+    /// A pool holding at most `max_links` member links open at once (and
+    /// keeping at most as many sessions).
+    pub fn new(max_links: usize) -> SessionPool {
+        SessionPool {
+            idle: Mutex::default(),
+            busy: Mutex::default(),
+            freed: Condvar::new(),
+            configured: max_links.max(1),
+            in_force: AtomicUsize::new(0),
+            places: Mutex::default(),
+            place_freed: Condvar::new(),
+        }
+    }
+
+    /// The most member links open at once: `--max-links`, or less if the
+    /// descriptor limit (read now, so a limit lowered while running counts
+    /// too) allows fewer ([`link_cap`]).
+    pub fn max_links(&self) -> usize {
+        let cap = link_cap(descriptor_limit());
+        let n = self.configured.min(cap);
+        let before = self.in_force.swap(n, Ordering::Relaxed);
+        if before != n && (before != 0 || n < self.configured) {
+            if n < self.configured {
+                log::info!(
+                    "cluster queries hold at most {n} member links at once: the descriptor \
+                     limit ({}) allows no more than that, not the {} of --max-links",
+                    descriptor_limit(),
+                    self.configured
+                );
+            } else {
+                log::info!("cluster queries hold at most {n} member links at once");
+            }
+        }
+        n
+    }
+
+    fn places(&self) -> MutexGuard<'_, Places> {
+        self.places.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for one of the `--max-links` places, first come first served;
+    /// `None` once `give_up` says so (asked every 200 ms while waiting).
+    pub fn acquire(&self, give_up: impl Fn() -> bool) -> Option<Place<'_>> {
+        let max = self.max_links();
+        let mut p = self.places();
+        let ticket = p.next_ticket;
+        p.next_ticket += 1;
+        p.queue.push_back(ticket);
+        loop {
+            if p.queue.front() == Some(&ticket) && p.in_use < max {
+                p.queue.pop_front();
+                p.in_use += 1;
+                drop(p);
+                // The next in line may fit too.
+                self.place_freed.notify_all();
+                return Some(Place { pool: self });
+            }
+            if give_up() {
+                p.queue.retain(|t| *t != ticket);
+                drop(p);
+                self.place_freed.notify_all();
+                return None;
+            }
+            p = self
+                .place_freed
+                .wait_timeout(p, Duration::from_millis(200))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Whether some link waits for a place now.
+    pub fn contended(&self) -> bool {
+        !self.places().queue.is_empty()
+    }
+
     /// Waits for a place among the links to `addr`; `None` once `give_up`
     /// says so (asked every 200 ms while waiting).
     pub fn reserve(&self, addr: SocketAddr, give_up: impl Fn() -> bool) -> Option<LinkSlot<'_>> {
@@ -201,6 +344,22 @@ impl SessionPool {
             l.retain(|(since, _)| since.elapsed() < KEEP_IDLE);
             !l.is_empty()
         });
+        // At most `max_links` kept in all: the oldest makes room.
+        let kept: usize = idle.values().map(Vec::len).sum();
+        if kept >= self.in_force.load(Ordering::Relaxed).max(1) {
+            let oldest = idle
+                .iter()
+                .filter_map(|(a, l)| l.first().map(|(since, _)| (*since, *a)))
+                .min();
+            if let Some((_, a)) = oldest
+                && let Some(l) = idle.get_mut(&a)
+            {
+                l.remove(0);
+                if l.is_empty() {
+                    idle.remove(&a);
+                }
+            }
+        }
         let list = idle.entry(addr).or_default();
         if list.len() < KEEP_PER_MEMBER {
             list.push((std::time::Instant::now(), s));
@@ -220,6 +379,12 @@ pub struct LinkSpec {
 /// The members a target names, each once (a member named twice, or by name
 /// and by address, is one link). An empty list means none matched.
 ///
+/// `--all` names every member that has not left (with `--tag`, every such
+/// member with those tags): alive and suspect ones are asked, and a down
+/// one is a link that fails at once, with an `unreachable` error saying
+/// since when it is down. `--spread` names only the alive and suspect
+/// members: a down one is given nothing to do.
+///
 /// `raw_allowed` (the daemon's owner and root) lets a `--peer` be any
 /// HOST:PORT; others may name members only, by name or by the address the
 /// member has in the member list, so they cannot make the daemon connect
@@ -228,6 +393,19 @@ pub fn links_for(
     target: &Target,
     members: &[MemberInfo],
     raw_allowed: bool,
+) -> Result<Vec<LinkSpec>, Error> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    links_at(target, members, raw_allowed, now_ms)
+}
+
+/// [`links_for`] at the wall-clock time `now_ms` (ms since the epoch).
+fn links_at(
+    target: &Target,
+    members: &[MemberInfo],
+    raw_allowed: bool,
+    now_ms: u64,
 ) -> Result<Vec<LinkSpec>, Error> {
     if let Some(ms) = target.timeout_ms {
         if !TIMEOUT_MS.contains(&ms) {
@@ -249,19 +427,26 @@ pub fn links_for(
         Err(_) => seen_labels.insert(spec.label.clone()),
     };
     if target.all || target.spread {
+        let asked = |m: &MemberInfo| {
+            if target.spread {
+                up(m)
+            } else {
+                m.state != MemberState::Left
+            }
+        };
         return Ok(members
             .iter()
-            .filter(|m| up(m) && target.tags.iter().all(|(k, v)| m.tags.get(k) == Some(v)))
+            .filter(|m| asked(m) && target.tags.iter().all(|(k, v)| m.tags.get(k) == Some(v)))
             .map(|m| LinkSpec {
                 label: m.name.clone(),
-                addr: Ok(m.addr),
+                addr: address_of(m, now_ms),
             })
             .filter(|l| once(l))
             .collect());
     }
     let mut links = Vec::new();
     for spec in &target.peers {
-        let link = link_for(spec, members, raw_allowed)?;
+        let link = link_for(spec, members, raw_allowed, now_ms)?;
         if once(&link) {
             links.push(link);
         }
@@ -278,24 +463,21 @@ pub fn links_for(
 }
 
 /// The member one `--peer` names.
-fn link_for(spec: &str, members: &[MemberInfo], raw_allowed: bool) -> Result<LinkSpec, Error> {
+fn link_for(
+    spec: &str,
+    members: &[MemberInfo],
+    raw_allowed: bool,
+    now_ms: u64,
+) -> Result<LinkSpec, Error> {
     let literal = spec.parse::<SocketAddr>().ok();
     let member = members
         .iter()
         .find(|m| m.name == spec)
         .or_else(|| members.iter().find(|m| Some(m.addr) == literal));
     if let Some(m) = member {
-        let addr = if matches!(m.state, MemberState::Alive | MemberState::Suspect) {
-            Ok(m.addr)
-        } else {
-            Err(Error::new(
-                ErrorCode::Unreachable,
-                format!("the member is {}", m.state.as_str()),
-            ))
-        };
         return Ok(LinkSpec {
             label: m.name.clone(),
-            addr,
+            addr: address_of(m, now_ms),
         });
     }
     let looks_raw = spec
@@ -324,6 +506,37 @@ fn link_for(spec: &str, members: &[MemberInfo], raw_allowed: bool) -> Result<Lin
         label: spec.to_string(),
         addr,
     })
+}
+
+/// Where to ask a member: its address while it is alive or suspect, else
+/// why it cannot be asked, and since when.
+fn address_of(m: &MemberInfo, now_ms: u64) -> Result<SocketAddr, Error> {
+    if matches!(m.state, MemberState::Alive | MemberState::Suspect) {
+        return Ok(m.addr);
+    }
+    let since = match m.since {
+        Some(ms) => format!(
+            " since {} ({} ago)",
+            crate::membership::rfc3339_of(ms),
+            ago(now_ms.saturating_sub(ms))
+        ),
+        None => String::new(),
+    };
+    Err(Error::new(
+        ErrorCode::Unreachable,
+        format!("the member is {}{since}", m.state.as_str()),
+    ))
+}
+
+/// A duration in ms, roughly, for messages: `12 s`, `5 min`, `3 h`, `2 d`.
+fn ago(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172_800 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
 }
 
 fn no_such() -> Error {
@@ -359,6 +572,11 @@ struct State {
     cancelled: bool,
     /// Entries holding a caller's descriptor.
     files_held: usize,
+    /// The feeder waits for the links to take what it holds: running links
+    /// that caught up make way for waiting ones.
+    feeder_waiting: bool,
+    /// The failed links: whom their lines name, and the error.
+    failures: HashMap<usize, (String, Error)>,
 }
 
 struct Ctx {
@@ -384,6 +602,10 @@ struct Ctx {
     /// Set by a cancellation: this node's own answers stop too (see
     /// [`super::cancel`]).
     cancel: Cancel,
+    /// `State::cancelled`, readable without the state's lock.
+    stop: AtomicBool,
+    /// The member of each link.
+    specs: Vec<LinkSpec>,
 }
 
 impl Ctx {
@@ -400,8 +622,13 @@ impl Ctx {
     fn cancel(&self) {
         self.lock().cancelled = true;
         self.cancel.cancel();
+        self.stop.store(true, Ordering::Release);
         self.changed.notify_all();
         self.shut_all();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
     }
 
     fn shut_all(&self) {
@@ -451,22 +678,23 @@ impl Ctx {
             // The client is gone: stop asking members.
             st.cancelled = true;
             self.cancel.cancel();
+            self.stop.store(true, Ordering::Release);
             self.changed.notify_all();
             self.shut_all();
         }
     }
 
-    fn fail_items(&self, st: &mut State, link: usize, ids: &[u64], peer: &str, error: &Error) {
-        for &id in ids {
-            if st.dist.answer(link, id) {
-                let mut fields = Map::new();
-                fields.insert(
-                    "error".into(),
-                    serde_json::to_value(error).unwrap_or(Value::Null),
-                );
-                self.emit(st, id, peer, fields);
-            }
+    /// `link` failed with `error`: every path it has not answered gets an
+    /// error line naming `peer` (with `--spread`, while other members can
+    /// take them, they go to those instead), and so does every path pushed
+    /// from now on.
+    fn fail_link(&self, st: &mut State, link: usize, peer: &str, error: &Error) {
+        let ids = st.dist.fail(link);
+        st.failures.insert(link, (peer.to_string(), error.clone()));
+        for id in ids {
+            self.emit(st, id, peer, error_fields(error));
         }
+        self.changed.notify_all();
     }
 }
 
@@ -530,15 +758,20 @@ impl Feeder {
             && (st.dist.backlog() >= MAX_BACKLOG
                 || (file.is_some() && st.files_held >= MAX_HELD_FILES))
         {
+            if !st.feeder_waiting {
+                st.feeder_waiting = true;
+                self.ctx.changed.notify_all();
+            }
             st = self.ctx.changed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+        st.feeder_waiting = false;
         if st.cancelled {
             return;
         }
         if file.is_some() {
             st.files_held += 1;
         }
-        let id = st.dist.push();
+        let (id, failed) = st.dist.push();
         st.entries.insert(
             id,
             Entry {
@@ -550,6 +783,12 @@ impl Feeder {
                 counted,
             },
         );
+        // Members that failed (or are down) answer at once.
+        for link in failed {
+            if let Some((peer, error)) = st.failures.get(&link).cloned() {
+                self.ctx.emit(&mut st, id, &peer, error_fields(&error));
+            }
+        }
         drop(st);
         self.ctx.changed.notify_all();
     }
@@ -616,6 +855,16 @@ impl Canceller {
     }
 }
 
+/// The fields of an error line.
+fn error_fields(error: &Error) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert(
+        "error".into(),
+        serde_json::to_value(error).unwrap_or(Value::Null),
+    );
+    fields
+}
+
 /// The `path` (and `path_b64`) keys of a result line.
 fn path_keys(path: &PathBytes) -> Map<String, Value> {
     match serde_json::to_value(path) {
@@ -650,11 +899,20 @@ fn absolute(path: &PathBytes, cwd: Option<&PathBytes>) -> Result<PathBytes, Erro
 
 /// Starts a cluster query of `caller` over `links`; results go to `out` as
 /// JSON lines. `number` names the query in log lines.
+///
+/// Links that cannot be asked (a member known to be down, a name that is
+/// no member) fail at once: every path gets their error line as it comes.
+/// This node's own answers for a foreign caller run on a thread of their
+/// own. The other members are asked by at most `--max-links` worker
+/// threads, each holding one of the daemon's `--max-links` places while it
+/// talks to a member, then moving on to the next member waiting; with
+/// `--spread` the members are shuffled first, so that queries spread their
+/// load, and the members beyond the first are spares for failing ones.
 pub fn start(
     shared: &Arc<Shared>,
     query: Query,
     target: &Target,
-    links: Vec<LinkSpec>,
+    mut links: Vec<LinkSpec>,
     out: Sender<Vec<u8>>,
     caller: &Caller,
     number: u64,
@@ -664,6 +922,9 @@ pub fn start(
     } else {
         Mode::Every
     };
+    if mode == Mode::Once {
+        shuffle(&mut links);
+    }
     let timeout = target
         .timeout_ms
         .map(Duration::from_millis)
@@ -677,19 +938,36 @@ pub fn start(
         .map(|m| m.addr);
     let at_here: Vec<bool> = links
         .iter()
-        .map(|spec| here && (spec.label == shared.name || spec.addr.as_ref().ok() == ours.as_ref()))
+        .map(|spec| {
+            here && spec.addr.is_ok()
+                && (spec.label == shared.name || spec.addr.as_ref().ok() == ours.as_ref())
+        })
         .collect();
     // A raw address may turn out to be this node too (see run_link).
     let raw = |spec: &LinkSpec| !members.iter().any(|m| m.name == spec.label);
     let keep_files = here && (at_here.contains(&true) || links.iter().any(raw));
+    let mut dist = Distributor::new(mode, links.len());
+    let mut failures = HashMap::new();
+    for (i, spec) in links.iter().enumerate() {
+        if let Err(e) = &spec.addr {
+            dist.fail(i);
+            failures.insert(i, (spec.label.clone(), e.clone()));
+        }
+    }
+    let here_links: Vec<usize> = (0..links.len())
+        .filter(|&i| at_here[i] && dist.start_now(i))
+        .collect();
+    let remote = dist.waiting();
     let ctx = Arc::new(Ctx {
         state: Mutex::new(State {
-            dist: Distributor::new(mode, links.len()),
+            dist,
             entries: HashMap::new(),
             ok: 0,
             failed: 0,
             cancelled: false,
             files_held: 0,
+            feeder_waiting: false,
+            failures,
         }),
         changed: Condvar::new(),
         query,
@@ -702,50 +980,138 @@ pub fn start(
         number,
         open: Mutex::new(HashMap::new()),
         cancel: Cancel::new(),
+        stop: AtomicBool::new(false),
+        specs: links,
     });
-    let handles = links
-        .into_iter()
-        .zip(at_here)
-        .enumerate()
-        .filter_map(|(i, (spec, at_here))| {
-            let ctx = Arc::clone(&ctx);
-            thread::Builder::new()
-                .name("link".into())
-                .spawn(move || {
-                    let started = Instant::now();
-                    let label = logging::untrusted(&spec.label).to_string();
-                    let place = match &spec.addr {
-                        Ok(a) if at_here => format!("{label} (here, {a})"),
-                        Ok(a) => format!("{label} at {a}"),
-                        Err(_) => label,
-                    };
-                    logging::trail(
-                        "fanout",
-                        format_args!("query {}: asking {place}", ctx.number),
-                    );
-                    let answered = if at_here {
-                        run_here(&ctx, i)
-                    } else {
-                        run_link(&ctx, i, spec)
-                    };
-                    logging::trail(
-                        "fanout",
-                        format_args!(
-                            "query {}: {place} gave {answered} answer(s) in {}",
-                            ctx.number,
-                            logging::ms(started.elapsed())
-                        ),
-                    );
-                })
-                .ok()
-        })
-        .collect();
+    let mut handles = Vec::new();
+    for link in here_links {
+        let c = Arc::clone(&ctx);
+        let spawned = thread::Builder::new()
+            .name("link-here".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let answered = run_here(&c, link);
+                trail_gave(&c, link, answered, started);
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                let e = Error::new(ErrorCode::Internal, format!("cannot start a thread: {e}"));
+                let mut st = ctx.lock();
+                let name = shared.name.clone();
+                ctx.fail_link(&mut st, link, &name, &e);
+            }
+        }
+    }
+    let workers = remote.min(shared.sessions.max_links());
+    for _ in 0..workers {
+        let c = Arc::clone(&ctx);
+        if let Ok(h) = thread::Builder::new()
+            .name("link".into())
+            .spawn(move || worker(&c))
+        {
+            handles.push(h);
+        }
+    }
+    if workers > 0 && handles.is_empty() {
+        // Not one thread: every member waiting fails.
+        let e = Error::new(ErrorCode::Internal, "cannot start a thread for the query");
+        let mut st = ctx.lock();
+        while let Some(link) = st.dist.start() {
+            let label = ctx.specs[link].label.clone();
+            ctx.fail_link(&mut st, link, &label, &e);
+        }
+    }
     Feeder {
         ctx,
         links: handles,
         cwd,
         keep_files,
     }
+}
+
+/// Shuffles the members of a `--spread`, so that which are asked first
+/// varies from query to query.
+fn shuffle(links: &mut [LinkSpec]) {
+    use rand::{RngExt, SeedableRng};
+    let mut seed = [0u8; 32];
+    let _ = crate::crypto::random_bytes(&mut seed);
+    let mut rng = rand::rngs::SmallRng::from_seed(seed);
+    for i in (1..links.len()).rev() {
+        let j = rng.random_range(0..=i);
+        links.swap(i, j);
+    }
+}
+
+/// How a link's turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Everything answered (or reported failed): the member is done.
+    Done,
+    /// It made way for a waiting member, and waits again itself.
+    Parked,
+}
+
+/// One worker of a query: takes one of the daemon's link places, asks the
+/// next member waiting, and so on until no member waits.
+fn worker(ctx: &Ctx) {
+    loop {
+        let Some(place) = ctx.shared.sessions.acquire(|| ctx.stopped()) else {
+            return;
+        };
+        let link = {
+            let mut st = ctx.lock();
+            if st.cancelled {
+                return;
+            }
+            match st.dist.start() {
+                Some(l) => l,
+                None => return,
+            }
+        };
+        let started = Instant::now();
+        logging::trail(
+            "fanout",
+            format_args!("query {}: asking {}", ctx.number, place_of(ctx, link)),
+        );
+        let (answered, turn) = run_link(ctx, link);
+        drop(place);
+        if turn == Turn::Parked {
+            logging::trail(
+                "fanout",
+                format_args!(
+                    "query {}: {} made way for another member after {answered} answer(s)",
+                    ctx.number,
+                    place_of(ctx, link)
+                ),
+            );
+            ctx.changed.notify_all();
+            continue;
+        }
+        trail_gave(ctx, link, answered, started);
+    }
+}
+
+/// A link's member for the log.
+fn place_of(ctx: &Ctx, link: usize) -> String {
+    let spec = &ctx.specs[link];
+    let label = logging::untrusted(&spec.label).to_string();
+    match &spec.addr {
+        Ok(a) => format!("{label} at {a}"),
+        Err(_) => label,
+    }
+}
+
+fn trail_gave(ctx: &Ctx, link: usize, answered: usize, started: Instant) {
+    logging::trail(
+        "fanout",
+        format_args!(
+            "query {}: {} gave {answered} answer(s) in {}",
+            ctx.number,
+            place_of(ctx, link),
+            logging::ms(started.elapsed())
+        ),
+    );
 }
 
 /// Opens the session to a member (`label` in the results), or takes one
@@ -857,13 +1223,19 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-/// One member's link, from connecting to its last answer; returns how many
-/// answers the member gave.
-fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
+/// A running link that caught up (nothing held, nothing to take) makes
+/// way for links waiting for a place after this long idle.
+const PARK_AFTER: Duration = Duration::from_millis(200);
+
+/// One member's turn, from connecting to its last answer or until it makes
+/// way for another (see [`Distributor`]); returns how many answers the
+/// member gave, and how the turn ended. A failure is reported here.
+fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
+    let spec = &ctx.specs[link];
     // Held until the link ends, so one member never has more than
     // LINKS_PER_MEMBER of ours; a query that waits here keeps its paths.
     let slot = match &spec.addr {
-        Ok(addr) => ctx.shared.sessions.reserve(*addr, || ctx.lock().cancelled),
+        Ok(addr) => ctx.shared.sessions.reserve(*addr, || ctx.stopped()),
         Err(_) => None,
     };
     let opened = match (&spec.addr, &slot) {
@@ -883,20 +1255,26 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
                     logging::untrusted(&e.message)
                 ),
             );
-            drain(ctx, link, &spec.label, &e);
-            return 0;
+            let mut st = ctx.lock();
+            if !st.cancelled {
+                ctx.fail_link(&mut st, link, &spec.label, &e);
+            }
+            return (0, Turn::Done);
         }
     };
     if name == ctx.shared.name && ctx.here {
         // An address that leads back to this node: a foreign caller's
         // answers from here are never read with the daemon's rights.
         drop(session);
-        return run_here(ctx, link);
+        return (run_here(ctx, link), Turn::Done);
     }
     let _registered = ctx.register(link, session.stream());
     let mut held = 0usize;
     let mut answered = 0usize;
     let mut ended = false;
+    let mut parking = false;
+    // Since when the link has had nothing to do.
+    let mut idle_since: Option<Instant> = None;
     // The last sign of progress: a result, or work handed to an idle member.
     let mut progress = Instant::now();
     let stall = ctx.timeout.saturating_mul(STALL_FACTOR);
@@ -928,6 +1306,14 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
                     if held > 0 {
                         break Next::Receive;
                     }
+                    let idle = *idle_since.get_or_insert_with(Instant::now);
+                    // Caught up: make way for members waiting, if the
+                    // feeder waits for them or other links wait for a place.
+                    if (st.feeder_waiting && st.dist.waiting() > 0)
+                        || (idle.elapsed() >= PARK_AFTER && ctx.shared.sessions.contended())
+                    {
+                        break Next::Park;
+                    }
                     // Idle: wait for paths, a failing member's leftovers, or the end.
                     st = ctx
                         .changed
@@ -938,7 +1324,15 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
             };
             match next {
                 Next::Cancelled => break 'link Some(gone()),
+                Next::Park => {
+                    if let Err(e) = session.send(&peer::encode(&PeerRequest::End {})) {
+                        break 'link Some(session_error("", e, ctx));
+                    }
+                    ended = true;
+                    parking = true;
+                }
                 Next::Send(PeerRequest::Items { items }) => {
+                    idle_since = None;
                     if held == 0 {
                         progress = Instant::now();
                     }
@@ -982,10 +1376,15 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
             }
             Ok(PeerReply::Working) => {}
             Ok(PeerReply::Done) if ended => {
-                if let Ok(addr) = spec.addr {
+                if let Ok(addr) = spec.addr
+                    && !ctx.stopped()
+                {
                     ctx.shared.sessions.give(addr, session);
                 }
-                return answered;
+                if parking && ctx.lock().dist.park(link) {
+                    return (answered, Turn::Parked);
+                }
+                return (answered, Turn::Done);
             }
             Ok(PeerReply::Failed { error }) => break 'link Some(error),
             _ => {
@@ -1007,17 +1406,22 @@ fn run_link(ctx: &Ctx, link: usize, spec: LinkSpec) -> usize {
         }
     };
     if let Some(e) = failure {
-        if ctx.lock().cancelled {
-            return answered;
+        let mut st = ctx.lock();
+        if st.cancelled {
+            return (answered, Turn::Done);
+        }
+        if parking && st.dist.park(link) {
+            // It had nothing of ours; it is asked again in its next turn.
+            return (answered, Turn::Parked);
         }
         log::info!(
             "query on {}: {}",
             crate::daemon::logging::untrusted(&name),
             crate::daemon::logging::untrusted(&e.message)
         );
-        drain(ctx, link, &name, &e);
+        ctx.fail_link(&mut st, link, &name, &e);
     }
-    answered
+    (answered, Turn::Done)
 }
 
 /// What a link sends next.
@@ -1025,6 +1429,8 @@ enum Next {
     Send(PeerRequest),
     /// Nothing to send now: read what the member says.
     Receive,
+    /// Make way for another member.
+    Park,
     Cancelled,
 }
 
@@ -1032,36 +1438,6 @@ enum Next {
 /// cancelled query sends no more lines).
 fn gone() -> Error {
     Error::new(ErrorCode::Internal, "the query was cancelled")
-}
-
-/// A failed link: its paths go to the others (`--spread`) or get error
-/// lines, then it reports whatever else is left to it.
-fn drain(ctx: &Ctx, link: usize, peer: &str, error: &Error) {
-    let mut st = ctx.lock();
-    if st.cancelled {
-        return;
-    }
-    let orphans = st.dist.fail(link);
-    ctx.fail_items(&mut st, link, &orphans, peer, error);
-    ctx.changed.notify_all();
-    loop {
-        let ids = st.dist.take(link, BATCH);
-        if !ids.is_empty() {
-            ctx.fail_items(&mut st, link, &ids, peer, error);
-            ctx.changed.notify_all();
-            continue;
-        }
-        if st.dist.finished(link) || st.cancelled {
-            break;
-        }
-        st = ctx
-            .changed
-            .wait_timeout(st, Duration::from_millis(200))
-            .map(|(g, _)| g)
-            .unwrap_or_else(|p| p.into_inner().0);
-    }
-    drop(st);
-    ctx.changed.notify_all();
 }
 
 /// This node's own answers for a caller foreign to the daemon, computed
@@ -1074,7 +1450,8 @@ fn run_here(ctx: &Ctx, link: usize) -> usize {
     let name = ctx.shared.name.clone();
     if !ctx.here {
         let e = Error::new(ErrorCode::Internal, "no caller to answer for");
-        drain(ctx, link, &name, &e);
+        let mut st = ctx.lock();
+        ctx.fail_link(&mut st, link, &name, &e);
         return 0;
     }
     let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
@@ -1210,7 +1587,109 @@ mod tests {
             incarnation: 1,
             tags: Default::default(),
             is_self: false,
+            since: None,
         }
+    }
+
+    fn in_state(name: &str, port: u16, state: MemberState, since: u64) -> MemberInfo {
+        MemberInfo {
+            state,
+            since: Some(since),
+            ..member(name, port)
+        }
+    }
+
+    #[test]
+    fn all_names_down_members_with_their_state_and_since_when_and_skips_left_ones() {
+        // 2026-12-02T04:10:03Z, and 12 s later.
+        let down_at = 1_796_184_603_000;
+        let now = down_at + 12_400;
+        let members = [
+            member("a", 41401),
+            in_state("b", 41402, MemberState::Down, down_at),
+            in_state("c", 41403, MemberState::Left, down_at),
+            in_state("d", 41404, MemberState::Suspect, down_at),
+        ];
+        let all = Target {
+            all: true,
+            ..Default::default()
+        };
+        let links = links_at(&all, &members, false, now).unwrap();
+        let labels: Vec<&str> = links.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["a", "b", "d"], "left members are not asked");
+        assert!(links[0].addr.is_ok() && links[2].addr.is_ok());
+        let e = links[1].addr.as_ref().unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unreachable);
+        assert_eq!(
+            e.message,
+            "the member is down since 2026-12-02T04:10:03Z (12 s ago)"
+        );
+        // --tag narrows the same way.
+        let mut tagged = members.clone();
+        tagged[1].tags.insert("role".into(), "db".into());
+        tagged[3].tags.insert("role".into(), "db".into());
+        let db = Target {
+            all: true,
+            tags: [("role".to_string(), "db".to_string())].into(),
+            ..Default::default()
+        };
+        let links = links_at(&db, &tagged, false, now).unwrap();
+        let labels: Vec<&str> = links.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["b", "d"]);
+        assert!(links[0].addr.is_err());
+        // --spread gives a down member nothing to do.
+        let spread = Target {
+            spread: true,
+            ..Default::default()
+        };
+        let links = links_at(&spread, &members, false, now).unwrap();
+        let labels: Vec<&str> = links.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["a", "d"]);
+        // --peer naming it says the same.
+        let links = links_at(&peers(&["b"]), &members, false, now).unwrap();
+        assert_eq!(
+            links[0].addr.as_ref().unwrap_err().message,
+            "the member is down since 2026-12-02T04:10:03Z (12 s ago)"
+        );
+        assert_eq!(ago(3_600_000), "60 min");
+        assert_eq!(ago(7_200_000), "2 h");
+    }
+
+    #[test]
+    fn the_descriptor_limit_caps_the_links() {
+        assert_eq!(link_cap(1024), 384);
+        assert_eq!(link_cap(32), 4);
+        assert_eq!(link_cap(20), 1, "never none");
+        assert!(link_cap(1024) >= DEFAULT_MAX_LINKS);
+        // Open links and kept sessions fit with the reserve.
+        for n in [32u64, 64, 256, 1024, 65536] {
+            assert!(2 * link_cap(n) as u64 + (n / 4).max(24) <= n.max(26), "{n}");
+        }
+    }
+
+    #[test]
+    fn link_places_are_bounded_and_served_first_come_first_served() {
+        let pool = SessionPool::new(2);
+        let a = pool.acquire(|| true).unwrap();
+        let b = pool.acquire(|| true).unwrap();
+        assert!(!pool.contended());
+        assert!(pool.acquire(|| true).is_none(), "both places taken");
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| pool.acquire(|| false).map(|_| ()));
+            while !pool.contended() {
+                std::thread::yield_now();
+            }
+            drop(a);
+            // A newcomer does not overtake the one waiting for the place.
+            assert!(pool.acquire(|| true).is_none());
+            assert_eq!(waiter.join().unwrap(), Some(()));
+        });
+        drop(b);
+        let _c = pool.acquire(|| true).unwrap();
+        assert!(
+            pool.acquire(|| true).is_some(),
+            "the waiter's place came back"
+        );
     }
 
     fn peers(list: &[&str]) -> Target {

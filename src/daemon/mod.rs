@@ -91,6 +91,8 @@ pub struct Config {
     pub args: Vec<OsString>,
     /// An incarnation above any this node had before.
     pub incarnation: u64,
+    /// Member links cluster queries may hold open at once (`--max-links`).
+    pub max_links: usize,
 }
 
 /// State every connection shares.
@@ -144,6 +146,7 @@ pub fn default_name(port: u16) -> String {
 /// Runs the daemon on the peer port bound for `cfg.bind`; returns the
 /// process exit status.
 pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
+    raise_descriptor_limit();
     // Signals are taken by one thread with sigwait; every other thread
     // inherits this mask, so none is interrupted.
     let mut signals = SigSet::empty();
@@ -210,7 +213,7 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
         engine: Engine::new(cfg.cache_entries, Arc::clone(&counters)),
         pool: Pool::new(cfg.workers, cfg.workers * 64),
         cluster: Arc::clone(&cluster),
-        sessions: fanout::SessionPool::default(),
+        sessions: fanout::SessionPool::new(cfg.max_links),
         watchers: watch::Watchers::new(nix::unistd::geteuid().as_raw()),
         idle_timeout: cfg.idle_timeout,
         exports: RwLock::new(Arc::new(cfg.exports.clone())),
@@ -287,6 +290,8 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
         return EXIT_CONFIG;
     }
 
+    // Logs the bound in force, and why when it is below --max-links.
+    let _ = shared.sessions.max_links();
     log::info!(
         "p2pd {} ({}) serving {}, peers on {} (advertised as {}), {} workers",
         env!("CARGO_PKG_VERSION"),
@@ -648,6 +653,43 @@ fn forbid_core_dumps() -> io::Result<()> {
     Ok(())
 }
 
+/// Raises the soft limit on open descriptors to the hard limit (systemd's
+/// default soft limit is 1,024, its hard one far higher) and logs the limit
+/// the daemon runs with.
+fn raise_descriptor_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on this process, with valid arguments.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            log::warn!(
+                "cannot read the descriptor limit: {}",
+                io::Error::last_os_error()
+            );
+            return;
+        }
+        let before = lim.rlim_cur;
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                log::warn!(
+                    "cannot raise the descriptor limit from {before} to {}: {}",
+                    lim.rlim_max,
+                    io::Error::last_os_error()
+                );
+                lim.rlim_cur = before;
+            }
+        }
+        if lim.rlim_cur == before {
+            log::info!("descriptor limit {before}");
+        } else {
+            log::info!("descriptor limit {} (raised from {before})", lim.rlim_cur);
+        }
+    }
+}
+
 fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
     let (ring, key_source) = match resolve_keys(cli.secret_file.as_deref()) {
         Ok(r) => r,
@@ -749,6 +791,7 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         max_local_connections: 256,
         connections_per_user: usize::from(cli.connections_per_user),
         idle_timeout: Duration::from_secs_f64(cli.idle_timeout),
+        max_links: usize::from(cli.max_links),
         bind,
         port_file: cli.port_file,
         advertise,

@@ -71,6 +71,41 @@ pub struct MemberInfo {
     pub tags: BTreeMap<String, String>,
     #[serde(rename = "self")]
     pub is_self: bool,
+    /// Since when (ms since the Unix epoch, by this node's clock) this node
+    /// has seen the member in its current state; shown as RFC 3339, UTC,
+    /// to the second. None until this node has compared its member list
+    /// once after hearing of it (see [`Membership::changes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339")]
+    pub since: Option<u64>,
+}
+
+/// `since` on the wire: `2026-12-02T04:10:03Z`.
+mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ms: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => s.serialize_str(&super::rfc3339_of(*ms)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let t: jiff::Timestamp = text.parse().map_err(serde::de::Error::custom)?;
+        Ok(u64::try_from(t.as_millisecond()).ok())
+    }
+}
+
+/// A time in ms since the Unix epoch as RFC 3339, UTC, to the second.
+pub fn rfc3339_of(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    match jiff::Timestamp::from_second(secs) {
+        Ok(t) => t.to_string(),
+        Err(_) => format!("@{secs}"),
+    }
 }
 
 /// A change in the member list, for `p2p-peers --watch`.
@@ -183,6 +218,9 @@ pub struct Membership {
     alarms: Vec<Alarm>,
     /// When we last refuted a claim on our name from another address.
     last_name_refute: Option<Instant>,
+    /// Since when (wall-clock ms) each member has been in the state we last
+    /// saw it in, by name; kept by [`Membership::changes`].
+    since: HashMap<String, (MemberState, u64)>,
     /// This node has left the cluster: it takes part in nothing more. (A
     /// daemon takes a moment to exit, and meanwhile the others tell it
     /// that it is down; foca would then have it come back under a new
@@ -241,8 +279,11 @@ impl Membership {
             clock,
             alarms: Vec::new(),
             last_name_refute: None,
+            since: HashMap::new(),
             gone: false,
         };
+        let me = m.me().name.clone();
+        m.since.insert(me, (MemberState::Alive, m.clock.0));
         m.last = m.snapshot_map();
         m.last_digest = m.digest();
         m
@@ -257,16 +298,26 @@ impl Membership {
     /// than [`MAX_AHEAD_MS`] ahead of it are refused. Without it, the clock
     /// is taken to stand still at our own first incarnation.
     pub fn set_clock(&mut self, unix_ms: u64, now: Instant) {
+        if self.clock.1.is_none() {
+            // We have been alive since the clock was first set.
+            let me = self.me().name.clone();
+            self.since.insert(me, (MemberState::Alive, unix_ms));
+        }
         self.clock = (unix_ms, Some(now));
     }
 
-    /// The highest incarnation we accept now.
-    pub fn max_incarnation(&self, now: Instant) -> u64 {
+    /// The wall clock at `now`, in ms since the Unix epoch.
+    fn wall_ms(&self, now: Instant) -> u64 {
         let (ms, at) = self.clock;
         let elapsed = at.map_or(0, |at| {
             u64::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(u64::MAX)
         });
-        max_incarnation(ms.saturating_add(elapsed))
+        ms.saturating_add(elapsed)
+    }
+
+    /// The highest incarnation we accept now.
+    pub fn max_incarnation(&self, now: Instant) -> u64 {
+        max_incarnation(self.wall_ms(now))
     }
 
     /// What went wrong since the last call.
@@ -646,14 +697,27 @@ impl Membership {
         v
     }
 
-    /// The changes since the last call, as watch events.
-    pub fn changes(&mut self) -> Vec<MemberEvent> {
+    /// The changes since the last call, as watch events; `now` is when it
+    /// is called, and becomes the `since` of every member whose state
+    /// changed (or that is new). The daemon calls it every few tens of
+    /// milliseconds, so `since` is that close to when the news arrived.
+    pub fn changes(&mut self, at: Instant) -> Vec<MemberEvent> {
         let digest = self.digest();
         if digest == self.last_digest {
             return Vec::new();
         }
         self.last_digest = digest;
-        let now = self.snapshot_map();
+        let wall = self.wall_ms(at);
+        let mut now = self.snapshot_map();
+        // Members foca forgot are forgotten here too.
+        self.since.retain(|name, _| now.contains_key(name));
+        for (name, m) in now.iter_mut() {
+            let entry = self.since.entry(name.clone()).or_insert((m.state, wall));
+            if entry.0 != m.state {
+                *entry = (m.state, wall);
+            }
+            m.since = Some(entry.1);
+        }
         let mut events = Vec::new();
         for (name, m) in &now {
             let event = match self.last.get(name) {
@@ -704,7 +768,8 @@ impl Membership {
         let mut map = BTreeMap::new();
         for m in self.foca.iter_membership_state() {
             let n = m.id();
-            let info = info(n, self.state(m), false);
+            let mut info = info(n, self.state(m), false);
+            info.since = self.since_of(&n.name, info.state);
             // Several identities of one name (restarts): the newest counts.
             match map.get(&n.name) {
                 Some(MemberInfo { incarnation, .. }) if *incarnation > n.incarnation => {}
@@ -713,8 +778,19 @@ impl Membership {
                 }
             }
         }
-        map.insert(me.name.clone(), info(me, MemberState::Alive, true));
+        let mut mine = info(me, MemberState::Alive, true);
+        mine.since = self.since_of(&me.name, MemberState::Alive);
+        map.insert(me.name.clone(), mine);
         map
+    }
+
+    /// Since when `name` has been in `state`, if that is the state we
+    /// recorded for it.
+    fn since_of(&self, name: &str, state: MemberState) -> Option<u64> {
+        self.since
+            .get(name)
+            .filter(|(s, _)| *s == state)
+            .map(|(_, ms)| *ms)
     }
 
     fn state(&self, m: &Member<Node>) -> MemberState {
@@ -772,6 +848,7 @@ fn info(n: &Node, state: MemberState, is_self: bool) -> MemberInfo {
         incarnation: n.incarnation,
         tags: n.tags.clone(),
         is_self,
+        since: None,
     }
 }
 
@@ -958,19 +1035,62 @@ mod tests {
     #[test]
     fn changes_are_reported_once_and_quiet_lists_report_nothing() {
         let mut net = Net::joined(3);
-        let first = net.nodes[0].as_mut().unwrap().changes();
+        let first = net.nodes[0].as_mut().unwrap().changes(net.now);
         assert_eq!(first.iter().filter(|e| e.event == "join").count(), 2);
         net.run(Duration::from_secs(2));
-        assert!(net.nodes[0].as_mut().unwrap().changes().is_empty());
+        assert!(net.nodes[0].as_mut().unwrap().changes(net.now).is_empty());
         let now = net.now;
         let tags = BTreeMap::from([("role".to_string(), "db".to_string())]);
         net.nodes[2].as_mut().unwrap().set_tags(tags.clone(), now);
         net.run(Duration::from_secs(1));
-        let events = net.nodes[0].as_mut().unwrap().changes();
+        let events = net.nodes[0].as_mut().unwrap().changes(net.now);
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].event, "update");
         assert_eq!(events[0].member.tags, tags);
-        assert!(net.nodes[0].as_mut().unwrap().changes().is_empty());
+        assert!(net.nodes[0].as_mut().unwrap().changes(net.now).is_empty());
+    }
+
+    #[test]
+    fn since_is_when_a_member_was_seen_entering_its_state() {
+        let mut net = Net::joined(3);
+        let start = net.now;
+        net.nodes[0].as_mut().unwrap().set_clock(1_000_000, start);
+        let _ = net.nodes[0].as_mut().unwrap().changes(net.now);
+        assert_eq!(member(&net, 0, "n2").since, Some(1_000_000));
+        assert_eq!(member(&net, 0, "n0").since, Some(1_000_000), "ourselves");
+        net.run(Duration::from_secs(1));
+        let killed = 1_000_000 + 1000;
+        net.nodes[2] = None;
+        let mut seen = None;
+        for step in 1..=200u64 {
+            net.run(Duration::from_millis(50));
+            let events = net.nodes[0].as_mut().unwrap().changes(net.now);
+            if events
+                .iter()
+                .any(|e| e.member.name == "n2" && e.event == "fail")
+            {
+                seen = Some(killed + step * 50);
+                break;
+            }
+        }
+        let seen = seen.expect("n2 seen as down");
+        let down = member(&net, 0, "n2");
+        assert_eq!(down.state, MemberState::Down);
+        let since = down.since.expect("a since for the down member");
+        assert!(
+            since > killed && since <= seen,
+            "down since {since}, killed at {killed}, seen at {seen}"
+        );
+        assert_eq!(
+            member(&net, 0, "n1").since,
+            Some(1_000_000),
+            "unchanged members keep theirs"
+        );
+        let shown = serde_json::to_value(&down).unwrap();
+        assert_eq!(shown["since"], rfc3339_of(since));
+        let back: MemberInfo = serde_json::from_value(shown).unwrap();
+        assert_eq!(back.since, Some(since / 1000 * 1000), "to the second");
+        assert_eq!(rfc3339_of(1_796_184_603_999), "2026-12-02T04:10:03Z");
     }
 
     #[test]
@@ -984,7 +1104,7 @@ mod tests {
                 "node {i}: {s:?}"
             );
         }
-        let _ = net.nodes[0].as_mut().unwrap().changes();
+        let _ = net.nodes[0].as_mut().unwrap().changes(net.now);
 
         // A crash: node 4 stops answering.
         net.nodes[4] = None;
@@ -992,7 +1112,7 @@ mod tests {
         for i in 0..4 {
             assert_eq!(net.states(i)["n4"], MemberState::Down, "node {i}");
         }
-        let events = net.nodes[0].as_mut().unwrap().changes();
+        let events = net.nodes[0].as_mut().unwrap().changes(net.now);
         assert!(
             events
                 .iter()
@@ -1013,7 +1133,7 @@ mod tests {
         for i in 0..3 {
             assert_eq!(net.states(i)["n3"], MemberState::Left, "node {i}");
         }
-        let events = net.nodes[0].as_mut().unwrap().changes();
+        let events = net.nodes[0].as_mut().unwrap().changes(net.now);
         assert!(
             events
                 .iter()
@@ -1100,7 +1220,7 @@ mod tests {
     #[test]
     fn changed_tags_reach_the_others_as_an_update() {
         let mut net = Net::joined(3);
-        let _ = net.nodes[0].as_mut().unwrap().changes();
+        let _ = net.nodes[0].as_mut().unwrap().changes(net.now);
         let now = net.now;
         let tags: BTreeMap<String, String> = [("role".to_string(), "db".to_string())].into();
         net.nodes[2].as_mut().unwrap().set_tags(tags.clone(), now);
@@ -1114,7 +1234,7 @@ mod tests {
                 "node {i}"
             );
         }
-        let events = net.nodes[0].as_mut().unwrap().changes();
+        let events = net.nodes[0].as_mut().unwrap().changes(net.now);
         assert!(
             events
                 .iter()

@@ -648,3 +648,15 @@ pub fn service_run_dir(uid: u32, mode: u32) -> Option<TempDir> {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
     Some(dir)
 }
+
+/// Sets the running process `pid`'s limit on open descriptors, soft and
+/// hard, to `n` (prlimit(2)), as a service manager's `LimitNOFILE=` would.
+pub fn limit_descriptors(pid: i32, n: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: n,
+    };
+    // SAFETY: prlimit reads the struct we pass and writes nothing back.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
