@@ -18,7 +18,7 @@ complete -c p2p-sha256 -l quiet -d 'With --check: print nothing for files that m
 complete -c p2p-sha256 -l status -d 'With --check: print nothing; the exit status tells'
 complete -c p2p-sha256 -l strict -d 'With --check: improperly formatted lines make the exit status 1'
 complete -c p2p-sha256 -s w -l warn -d 'With --check: name each improperly formatted line on stderr'
-complete -c p2p-sha256 -l all -d 'Run on every alive member, this one included: one line per member per path'
+complete -c p2p-sha256 -l all -d 'Run on every member that has not left, this one included: one line per member per path (a down member\'s is an unreachable error)'
 complete -c p2p-sha256 -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
 complete -c p2p-sha256 -l group -d 'Fold identical answers: one line per distinct answer for a path, with its members (printed when the query ends)'
 complete -c p2p-sha256 -s h -l help -d 'Print help (see more with \'--help\')'

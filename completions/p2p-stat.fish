@@ -8,7 +8,7 @@ complete -c p2p-stat -l timeout -d 'Seconds a member may stay silent before its 
 complete -c p2p-stat -l socket -d 'The local p2pd socket [default: the only running daemon, or the one on port 65432]' -r -F
 complete -c p2p-stat -s 0 -l null -d 'With --files-from, paths are separated by NUL bytes instead of newlines (as --files0-from)'
 complete -c p2p-stat -s L -l dereference -d 'Follow symlinks: describe the file a link points to, not the link'
-complete -c p2p-stat -l all -d 'Run on every alive member, this one included: one line per member per path'
+complete -c p2p-stat -l all -d 'Run on every member that has not left, this one included: one line per member per path (a down member\'s is an unreachable error)'
 complete -c p2p-stat -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
 complete -c p2p-stat -l group -d 'Fold identical answers: one line per distinct answer for a path, with its members (printed when the query ends)'
 complete -c p2p-stat -s h -l help -d 'Print help (see more with \'--help\')'

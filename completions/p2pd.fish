@@ -17,5 +17,6 @@ complete -c p2pd -l state-dir -d 'Keep this node\'s identity and last known memb
 complete -c p2pd -l connections-per-user -d 'Local connections one user may hold at once (p2pd\'s own user and root are not limited)' -r
 complete -c p2pd -l idle-timeout -d 'Seconds a local client may send nothing while none of its paths is being worked on' -r
 complete -c p2pd -l port-file -d 'Once serving, write the peer port bound (a number and a newline) to FILE, atomically; removed at exit' -r -F
+complete -c p2pd -l max-links -d 'Member links cluster queries may hold open at once, over all queries (fewer if the descriptor limit allows fewer)' -r
 complete -c p2pd -s h -l help -d 'Print help'
 complete -c p2pd -s V -l version -d 'Print version'

@@ -581,11 +581,7 @@ pub struct StatCli {
     name = "p2p-peers",
     version,
     about = "List the cluster's members as the local p2pd sees them, or watch them change",
-    after_help = "Each JSON line has name, addr, state (alive, suspect, down or left), \
-incarnation, tags, self, and since: when this daemon saw the member enter its current state, \
-in RFC 3339, UTC, to the second (2026-12-02T04:10:03Z; for this node, when it started). \
-p2p-* --all reports a down member as unreachable with that time.\n\n\
-Exit status: 0 on success, 1 when the daemon refused the request (too many \
+    after_help = "Exit status: 0 on success, 1 when the daemon refused the request (too many \
 watchers), 2 for a usage error, 3 when the local daemon cannot be reached or, with --watch, went away."
 )]
 pub struct PeersCli {
@@ -1028,7 +1024,21 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  start; copy it to the other hosts. A key file holds one base64 key per line: the \
                  first seals what is sent, all are accepted, so a key rotates without downtime (add \
                  the new key second everywhere, move it first, then remove the old one, with a SIGHUP \
-                 after each step; see SIGNALS)."
+                 after each step; see SIGNALS).\n\n\
+                 A query with --peer, --all or --spread is run by the local daemon, which asks \
+                 the members over encrypted TCP sessions, at most --max-links (64) at once over \
+                 all queries, each from a thread of the query's own; the members beyond wait for \
+                 a free link, and with --all one that has answered everything sent so far makes \
+                 way for a waiting one when the paths held for the waiting ones reach 8,192, so \
+                 memory and threads stay bounded whatever the number of members. A session may \
+                 be kept for 20 s for the next query, at most --max-links of them. At start \
+                 p2pd raises its soft RLIMIT_NOFILE to the hard limit and logs the limit; when \
+                 the limit leaves room for fewer links (half of what is left after a quarter of \
+                 the limit, at least 24, kept for everything else), that is the bound, and the log \
+                 says so. --all answers for every member that has not left: a member seen as down \
+                 gets an unreachable line per path at once, saying since when, without a \
+                 connection attempt; --spread asks the alive and suspect members, shuffled for \
+                 each query."
                     .into(),
             ));
             s.push((
@@ -1391,7 +1401,10 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                 "OUTPUT",
                 "One JSON object per member: name, addr (where it is reached), state (alive, \
                  suspect, down or left), incarnation (grows with every restart of that member), \
-                 tags (an object), self (true for the local daemon).\n\n\
+                 tags (an object), self (true for the local daemon), since (when this daemon \
+                 saw the member enter its current state, in RFC 3339, UTC, to the second, as in \
+                 2026-12-02T04:10:03Z; for the local daemon, when it started). A query with --all \
+                 reports a down member as unreachable with that time.\n\n\
                  With --watch, one line per change until interrupted: event (join, leave, fail or \
                  update) and the member's fields.\n\n\
                  --format text prints a table; the local daemon's name is marked with *."
