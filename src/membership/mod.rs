@@ -301,6 +301,9 @@ impl Membership {
         if self.clock.1.is_none() {
             // We have been alive since the clock was first set.
             let me = self.me().name.clone();
+            if let Some(shown) = self.last.get_mut(&me) {
+                shown.since = Some(unix_ms);
+            }
             self.since.insert(me, (MemberState::Alive, unix_ms));
         }
         self.clock = (unix_ms, Some(now));
@@ -1055,7 +1058,11 @@ mod tests {
         let mut net = Net::joined(3);
         let start = net.now;
         net.nodes[0].as_mut().unwrap().set_clock(1_000_000, start);
-        let _ = net.nodes[0].as_mut().unwrap().changes(net.now);
+        let events = net.nodes[0].as_mut().unwrap().changes(net.now);
+        assert!(
+            events.iter().all(|e| e.member.name != "n0"),
+            "setting the clock is no change of ours: {events:?}"
+        );
         assert_eq!(member(&net, 0, "n2").since, Some(1_000_000));
         assert_eq!(member(&net, 0, "n0").since, Some(1_000_000), "ourselves");
         net.run(Duration::from_secs(1));
