@@ -205,6 +205,10 @@ class Cluster:
         self.left = set()
         self.false_suspect = set()   # members suspected though never killed
         self.false_down = set()      # members declared down though never killed
+        # Reports of false alarms (one per observer and event), for the
+        # quiet window: (suspected, declared down).
+        self.false_reports = [0, 0]
+        self.short = None            # why fewer than N were started, if so
 
     def members(self):
         return [n for n in self.nodes if not n.gone]
@@ -224,16 +228,30 @@ class Cluster:
         if name not in self.killed:
             if state == SUSPECT and name not in self.left:
                 self.false_suspect.add(name)
+                self.false_reports[0] += 1
             if state == DOWN and name not in self.left:
                 self.false_down.add(name)
+                self.false_reports[1] += 1
         tr = self.trial
         if (tr and tr.t0 is not None and name == tr.target and state in tr.states
                 and node.name in tr.observers and node.name not in tr.seen):
             tr.seen[node.name] = t
 
     def start(self, n):
-        """Start n nodes one at a time, each joining through the first."""
-        for _ in range(n):
+        """Start n nodes one at a time, each joining through the first; stop
+        early, saying why, when the machine runs short of memory (there is
+        no swap to fall back on) or a daemon does not come up."""
+        floor = self.h.args.min_free_mib
+        for i in range(n):
+            avail = mem_available_mib()
+            if avail < floor:
+                self.short = (f"stopped at {i} of {n} started: MemAvailable {avail:.0f} MiB, "
+                              f"below the {floor} MiB kept free")
+                log(f"{self.tool}: {self.short}")
+                return
+            if i and i % 100 == 0:
+                log(f"  {self.tool}: {i} started, MemAvailable {avail:.0f} MiB, "
+                    f"load average {loadavg()}")
             node = self.new_node()
             seed = self.nodes[0] if len(self.nodes) > 1 else None
             self.launch(node, seed)
@@ -269,10 +287,13 @@ class Cluster:
         """Mean VmRSS of the running daemons, in MiB."""
         vals = []
         for n in self.members():
-            with open(f"/proc/{n.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        vals.append(int(line.split()[1]) / 1024)
+            try:
+                with open(f"/proc/{n.proc.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            vals.append(int(line.split()[1]) / 1024)
+            except OSError:
+                log(f"  {self.tool}: {n.name} (pid {n.proc.pid}) is gone")
         return statistics.mean(vals)
 
     def cpu_seconds(self):
@@ -280,10 +301,13 @@ class Cluster:
         tick = os.sysconf("SC_CLK_TCK")
         out = {}
         for n in self.members():
-            with open(f"/proc/{n.proc.pid}/stat") as f:
-                # Fields after the ")" that closes the command name; utime and
-                # stime are the 14th and 15th fields of the whole line.
-                rest = f.read().rsplit(")", 1)[1].split()
+            try:
+                with open(f"/proc/{n.proc.pid}/stat") as f:
+                    # Fields after the ")" that closes the command name; utime
+                    # and stime are the 14th and 15th fields of the whole line.
+                    rest = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
             out[n.name] = (int(rest[11]) + int(rest[12])) / tick
         return out
 
@@ -343,13 +367,20 @@ class Cluster:
 
 class P2P(Cluster):
     tool = "p2p"
-    ports_per_node = 1          # TCP and UDP share it
+    ports_per_node = 0          # port 0: each p2pd binds one the kernel picks
+
+    def new_node(self):
+        i = len(self.nodes)
+        node = Node(f"{self.tool}{i:03}", 0)
+        self.nodes.append(node)
+        return node
 
     def launch(self, node, via):
         h = self.h
         sock = os.path.join(h.tmp, "sock", f"{node.name}.sock")
-        argv = [os.path.join(h.args.bin, "p2pd"), str(node.port), "--name", node.name,
-                "--socket", sock, "--bind", "127.0.0.1"]
+        node.port_file = os.path.join(h.tmp, "sock", f"{node.name}.port")
+        argv = [os.path.join(h.args.bin, "p2pd"), "0", "--port-file", node.port_file,
+                "--name", node.name, "--socket", sock, "--bind", "127.0.0.1"]
         if via:
             argv += ["--join", f"127.0.0.1:{via.port}"]
         argv += self.extra_args(len(self.nodes) - 1)
@@ -358,19 +389,18 @@ class P2P(Cluster):
             node.proc = h.procs.spawn(argv, h.env, stdout=subprocess.DEVNULL, stderr=logf)
 
     def wait_ready(self, node, timeout=30):
-        """The daemon is up once its socket accepts; then attach a watcher."""
+        """The daemon is up once it has written its port file (after binding
+        every socket, so its socket accepts); then attach a watcher."""
         def accepts():
             if node.proc.poll() is not None:
                 raise SystemExit(f"p2pd {node.name} exited with {node.proc.returncode}; "
                                  f"see its log in {self.logdir}")
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                s.connect(node.sock)
+                with open(node.port_file) as f:
+                    node.port = int(f.read())
                 return True
-            except OSError:
+            except (OSError, ValueError):
                 return False
-            finally:
-                s.close()
         if not self.h.pump.run_until(accepts, timeout, step=0.02):
             raise SystemExit(f"p2pd {node.name} not ready after {timeout} s")
         node.watcher = self.h.procs.spawn(
@@ -509,14 +539,26 @@ class Harness:
         a = self.args
         self.pump = Pump()
         c = cls(self, n, ports)
-        res = {"join": [], "leave": [], "fail": []}
+        res = {"join": [], "leave": [], "fail": [], "load": [loadavg()]}
         try:
             t = time.monotonic()
             # Anything else busy on the machine (a build, other tests) starves
             # the daemons and shows in the figures: say so.
             log(f"{c.tool} N={n}: load average {loadavg()} before start")
-            c.start(n)
-            log(f"{c.tool} N={n}: {n} started in {time.monotonic() - t:.1f} s")
+            try:
+                c.start(n)
+            except SystemExit as e:
+                # A daemon that did not come up (or exited) ends the start;
+                # the figures are those of the members that did.
+                c.short = f"stopped at {len(c.members())} of {n}: {e}"
+                log(f"{c.tool}: {c.short}")
+                c.nodes[-1].gone = True
+            res["started"] = len(c.members())
+            res["short"] = c.short
+            log(f"{c.tool} N={n}: {res['started']} started in {time.monotonic() - t:.1f} s, "
+                f"MemAvailable {mem_available_mib():.0f} MiB")
+            if not c.members():
+                return res
             if not c.converge(a.converge_timeout):
                 log(f"warning: {c.tool} N={n}: not every member saw all {n} alive "
                     f"within {a.converge_timeout:.0f} s")
@@ -527,23 +569,34 @@ class Harness:
             cpu1, t1 = c.cpu_seconds(), time.monotonic()
             res["rss"] = c.rss_mib()
             # Percent of one core per daemon while nothing happens but gossip.
-            res["cpu"] = 100 * statistics.mean(cpu1[k] - cpu0[k] for k in cpu0) / (t1 - t0)
+            res["cpu"] = 100 * statistics.mean(cpu1[k] - cpu0[k] for k in cpu0 if k in cpu1) / (t1 - t0)
+            res["load"].append(loadavg())
             log(f"{c.tool} N={n}: idle RSS {res['rss']:.1f} MiB, "
-                f"CPU {res['cpu']:.2f}% of a core per daemon")
+                f"CPU {res['cpu']:.2f}% of a core per daemon, load average {loadavg()}")
             if isinstance(c, P2P) and a.all_runs:
                 # After the idle figures (queries leave sessions and buffers
                 # behind) and before the trials (while exactly N are alive).
-                res["all"] = self.all_latency(c, n)
+                m = len(c.members())
+                res["all"] = self.all_latency(c, m)
                 self.pump.run(a.settle)
+                if self.has_group():
+                    res["group"] = self.all_latency(c, m, group=True)
+                    self.pump.run(a.settle)
             before = c.udp_drops()
-            for _ in range(a.trials):
+            trials = a.serf_trials if (c.tool == "serf" and a.serf_trials is not None) else a.trials
+            for _ in range(trials):
                 for kind, limit in (("join", a.join_timeout), ("leave", a.leave_timeout),
                                     ("fail", a.fail_timeout)):
                     res[kind].append(c.run_trial(kind, limit))
                     self.pump.run(a.settle)
             log(f"{c.tool} N={n}: load average {loadavg()} after the trials")
+            res["load"].append(loadavg())
             after = c.udp_drops()
             log_drops(c, "trials", {k: v - before.get(k, 0) for k, v in after.items()})
+            quiet = a.serf_quiet if (c.tool == "serf" and a.serf_quiet is not None) else a.quiet
+            if quiet > 0:
+                res["quiet"] = self.quiet_window(c, quiet)
+                res["load"].append(loadavg())
             res["false_suspect"] = sorted(c.false_suspect)
             res["false_down"] = sorted(c.false_down)
             if c.false_suspect or c.false_down:
@@ -558,20 +611,57 @@ class Harness:
         return res
 
 
-    def all_latency(self, c, n):
+    def has_group(self):
+        """Whether this build's p2p-wc has --group (helper work in flight)."""
+        out = subprocess.run([os.path.join(self.args.bin, "p2p-wc"), "--help"],
+                             env=self.env, capture_output=True, text=True).stdout
+        return "--group" in out
+
+    def quiet_window(self, c, seconds):
+        """Nothing but idling for `seconds`: how many live members were
+        suspected or declared down meanwhile (false alarms), and by how many
+        observers' reports."""
+        s0, d0 = set(c.false_suspect), set(c.false_down)
+        r0 = list(c.false_reports)
+        drops0 = c.udp_drops()
+        cpu0, t0 = c.cpu_seconds(), time.monotonic()
+        log(f"{c.tool}: quiet window of {seconds:.0f} s, {len(c.members())} members, "
+            f"load average {loadavg()}")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.pump.run(min(60, end - time.monotonic()))
+            log(f"  {c.tool} quiet: {max(0, end - time.monotonic()):.0f} s left, false alarms so far: "
+                f"{c.false_reports[0] - r0[0]} suspect and {c.false_reports[1] - r0[1]} down "
+                f"reports; load average {loadavg()}")
+        cpu1, t1 = c.cpu_seconds(), time.monotonic()
+        out = {"seconds": seconds, "members": len(c.members()),
+               "suspected": sorted(c.false_suspect - s0),
+               "down": sorted(c.false_down - d0),
+               "suspect_reports": c.false_reports[0] - r0[0],
+               "down_reports": c.false_reports[1] - r0[1],
+               "cpu": 100 * statistics.mean(cpu1[k] - cpu0[k] for k in cpu0 if k in cpu1)
+               / (t1 - t0),
+               "drops": sum(c.udp_drops().values()) - sum(drops0.values())}
+        log(f"{c.tool}: quiet window: {out['down_reports']} down reports "
+            f"({len(out['down'])} members newly), {out['suspect_reports']} suspect reports; "
+            f"CPU {out['cpu']:.2f}% of a core per daemon; {out['drops']} UDP drops")
+        return out
+
+    def all_latency(self, c, n, group=False):
         """`p2p-wc --all FILE` asked of the first member, timed as a whole
         process from start to exit. The first run also sets up the encrypted
         sessions to every member, so it is reported apart; every run must
-        print one successful line per member, or it does not count."""
+        print one successful line per member, or it does not count. With
+        `group`, `--all --group`: one line, counting all N members."""
         a = self.args
         argv = [os.path.join(a.bin, "p2p-wc"), "--socket", c.nodes[0].sock, "--all",
-                self.all_file]
+                self.all_file] + (["--group"] if group else [])
         # What starting any process from here costs (included in the figures).
         spawn = statistics.median(run_timed(["true"], self.env)[0] for _ in range(20))
         times, bad, first = [], 0, None
         for i in range(a.all_runs + 1):
             t, p = run_timed(argv, self.env)
-            problem = check_all(p, n)
+            problem = check_group(p, n) if group else check_all(p, n)
             if problem:
                 bad += 1
                 log(f"  p2p --all N={n}, run {i}: {problem}")
@@ -584,7 +674,7 @@ class Harness:
         out = {"runs": a.all_runs + 1, "bad": bad, "first": first,
                "median": statistics.median(times) if times else None,
                "min": min(times) if times else None}
-        log(f"p2p N={n}: --all {fmt_ms(out['median'])} median, {fmt_ms(out['min'])} min, "
+        log(f"p2p N={n}: --all{' --group' if group else ''} {fmt_ms(out['median'])} median, {fmt_ms(out['min'])} min, "
             f"{fmt_ms(first)} first (sessions set up), {bad} of {out['runs']} runs wrong; "
             f"starting a process from the harness costs {fmt_ms(spawn)}")
         return out
@@ -601,8 +691,7 @@ class Harness:
         log(f"spread: {a.spread_files} files of {a.spread_kib} KiB written in "
             f"{time.monotonic() - t:.1f} s")
         self.pump = Pump()
-        base = free_ports(top, *self.port_range, self.rng)
-        c = P2PSpread(self, top, range(base, base + top), counts)
+        c = P2PSpread(self, top, [], counts)
         res = {"files": a.spread_files, "kib": a.spread_kib, "rows": []}
         try:
             log(f"spread: load average {loadavg()} before start")
@@ -694,6 +783,17 @@ def check_all(p, n):
     return None
 
 
+def check_group(p, n):
+    """None if a `--all --group` run folded all n members into one line."""
+    if p.returncode:
+        return f"exit {p.returncode}: {p.stderr.decode()[-300:].strip()}"
+    lines = [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
+    counted = sum(l.get("count", 0) for l in lines)
+    if len(lines) != 1 or counted != n or "error" in lines[0]:
+        return f"{len(lines)} groups counting {counted} members (expected 1 group of {n})"
+    return None
+
+
 def check_spread(p, out, files, kind):
     """(problem or None, files done per member) of a checked --spread run:
     exactly one successful line per file, each path once."""
@@ -739,6 +839,14 @@ def host_busy():
 
 def fmt_ms(v):
     return "-" if v is None else f"{v * 1000:.1f} ms"
+
+
+def mem_available_mib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    return float("inf")
 
 
 def loadavg():
@@ -805,7 +913,7 @@ def table(n, res):
     def figure(tool, kind):
         """(number or None, text) of one cell."""
         r = res.get(tool)
-        if r is None:
+        if r is None or kind not in r:
             return None, "-"
         if kind == "rss":
             return r["rss"], f"{r['rss']:.1f} MiB"
@@ -820,17 +928,44 @@ def table(n, res):
                         ("idle CPU per daemon", "cpu")):
         (pv, pc), (sv, sc) = figure("p2p", kind), figure("serf", kind)
         rows.append(row(label, pc, sc, ratio(pv, sv)))
-    al = res.get("p2p", {}).get("all")
-    if al:
+    if any("quiet" in r for r in res.values()):
+        def quiet(tool):
+            q = res.get(tool, {}).get("quiet")
+            if not q:
+                return None, "-"
+            span = (f"{q['seconds'] / 60:.0f} min" if q["seconds"] >= 60
+                    else f"{q['seconds']:.0f} s")
+            return len(q["down"]), f"{len(q['down'])} in {span}"
+        (pv, pc), (sv, sc) = quiet("p2p"), quiet("serf")
+        rows.append(row("false downs while idle", pc, sc, ""))
+    for label, key in (("--all", "all"), ("--all --group", "group")):
+        al = res.get("p2p", {}).get(key)
+        if not al:
+            continue
         # serf has no file queries: nothing to compare with.
-        rows.append(row(f"--all, one small file, median of {al['runs'] - 1}",
+        rows.append(row(f"{label}, one small file, median of {al['runs'] - 1}",
                         fmt_ms(al["median"]), "no such query", ""))
         rows.append(row("  fastest run", fmt_ms(al["min"])))
         rows.append(row("  first run (also opens the N sessions)", fmt_ms(al["first"])))
         if al["bad"]:
-            rows.append(f"  --all: {al['bad']} of {al['runs']} runs did not print "
-                        f"{n} successful lines (details on stderr)")
+            rows.append(f"  {label}: {al['bad']} of {al['runs']} runs did not print "
+                        f"what {n} members should (details on stderr)")
+    if "p2p" in res and "all" in res["p2p"] and "group" not in res["p2p"]:
+        rows.append("  --all --group: not in this build's p2p-wc")
     for tool, r in res.items():
+        if r.get("short"):
+            rows.append(f"  {tool}: {r['short']}")
+        if r.get("load"):
+            rows.append(f"  {tool} load average: " + " -> ".join(r["load"]))
+        q = r.get("quiet")
+        if q:
+            rows.append(f"  {tool} idle {q['seconds']:.0f} s with {q['members']} members: "
+                        f"{q['down_reports']} down reports ({len(q['down'])} members), "
+                        f"{q['suspect_reports']} suspect reports ({len(q['suspected'])} members), "
+                        f"CPU {q['cpu']:.2f}% of a core per daemon, {q['drops']} UDP drops")
+    for tool, r in res.items():
+        if "join" not in r or "rss" not in r:
+            continue
         trials = ", ".join(f"{k} " + "/".join(fmt_time(v).replace(" s", "") for v in r[k])
                            for k in ("join", "fail", "leave"))
         rows.append(f"  {tool} trials (s): {trials}")
@@ -906,6 +1041,14 @@ def main():
     ap.add_argument("--spread-kib", type=int, default=256, help="size of each file")
     ap.add_argument("--spread-runs", type=int, default=3,
                     help="timed runs per case, after one checked run")
+    ap.add_argument("--serf-trials", type=int, default=None,
+                    help="rounds of trials for serf, if other than --trials")
+    ap.add_argument("--quiet", type=float, default=0,
+                    help="seconds of idling after the trials, counting false alarms (0: skip)")
+    ap.add_argument("--serf-quiet", type=float, default=None,
+                    help="the same for serf, if other than --quiet")
+    ap.add_argument("--min-free-mib", type=int, default=4096,
+                    help="stop starting daemons when MemAvailable falls below this")
     ap.add_argument("--no-facts", action="store_true",
                     help="leave out the machine line (bench/run.sh prints its own)")
     ap.add_argument("--p2p-version", default="?")
@@ -928,8 +1071,12 @@ def main():
                 if cls.tool not in args.tools:
                     continue
                 count = (n + args.trials) * cls.ports_per_node
-                base = free_ports(count, low, high, h.rng)
-                res[cls.tool] = h.measure(cls, n, range(base, base + count))
+                base = free_ports(count, low, high, h.rng) if count else 0
+                try:
+                    res[cls.tool] = h.measure(cls, n, range(base, base + count))
+                except Exception as e:  # one tool's failure must not lose the other's figures
+                    log(f"{cls.tool} N={n}: run failed: {e!r}")
+                    res[cls.tool] = {"short": f"run failed: {e!r}"}
             print("\n" + table(n, res), flush=True)
         if "p2p" in args.tools and args.spread:
             print("\n" + spread_table(h.spread()), flush=True)

@@ -9,11 +9,14 @@
 #   leave seen by all     graceful leave (p2pd SIGTERM, serf SIGINT) until
 #                         every other member sees it left
 #   idle RSS per daemon   mean VmRSS after the cluster has idled 5 s
+#   false downs           with QUIET=SECONDS: live members declared down while
+#                         the cluster only idles that long, after the trials
 #
 # and, p2p only (serf has no file queries):
 #
 #   --all                 `p2p-wc --all FILE` on one small file every member
-#                         exports, whole process, median and min of ALL_RUNS
+#                         exports, whole process, median and min of ALL_RUNS;
+#                         `--all --group` the same, when p2p-wc has --group
 #   --spread              `find DIR -type f | p2p-sha256 --spread --files-from -`
 #                         over SPREAD_FILES cached files of SPREAD_KIB KiB, with
 #                         1, 2 and 4 members, beside one daemon without --spread
@@ -33,6 +36,14 @@
 #                                     # SPREAD= skips), files, KiB each, runs (3)
 #   QUICK=1 bench/cluster.sh          # a short check: N=10, 1 trial, 5 --all runs,
 #                                     # 400 files for --spread, 1 run each
+#   LARGE=1 bench/cluster.sh          # the 1,000-daemon run: N=1000, 3 trials,
+#                                     # 10 --all runs, 10 idle minutes for p2p (serf:
+#                                     # 1 trial, 3 idle minutes), no --spread; about
+#                                     # 40 minutes
+#   QUIET=600 SERF_QUIET=180          # idle seconds counting false downs (default 0)
+#   SERF_TRIALS=1                     # rounds of trials for serf, if not TRIALS
+#   MIN_FREE_MIB=4096                 # stop starting daemons below this MemAvailable
+#                                     # (there may be no swap; default 4096)
 #   BENCH_NO_HEADER=1                 # no machine line (bench/run.sh prints one)
 #
 # The table goes to stdout, progress and per-trial details to stderr:
@@ -45,8 +56,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # QUICK=1 only changes the defaults; anything set explicitly still wins.
+d_quiet=0 d_serf_quiet="" d_serf_trials="" d_spread="1 2 4" d_converge=120
 if [ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ]; then
   d_nodes=10 d_trials=1 d_all=5 d_files=400 d_runs=1
+elif [ -n "${LARGE:-}" ] && [ "${LARGE}" != 0 ]; then
+  d_nodes=1000 d_trials=3 d_all=10 d_files=4000 d_runs=3
+  d_quiet=600 d_serf_quiet=180 d_serf_trials=1 d_spread="" d_converge=300
 else
   d_nodes="10 50 100" d_trials=3 d_all=20 d_files=4000 d_runs=3
 fi
@@ -54,7 +69,17 @@ NODES=${*:-${NODES:-$d_nodes}}
 TRIALS=${TRIALS:-$d_trials}
 TOOLS=${TOOLS:-p2p serf}
 ALL_RUNS=${ALL_RUNS:-$d_all}
-SPREAD=${SPREAD-1 2 4}          # set but empty: no --spread figures
+SPREAD=${SPREAD-$d_spread}       # set but empty: no --spread figures
+QUIET=${QUIET:-$d_quiet}
+SERF_QUIET=${SERF_QUIET:-$d_serf_quiet}
+SERF_TRIALS=${SERF_TRIALS:-$d_serf_trials}
+MIN_FREE_MIB=${MIN_FREE_MIB:-4096}
+CONVERGE_TIMEOUT=${CONVERGE_TIMEOUT:-$d_converge}
+
+# A daemon per member, a watcher and a pipe per member in the harness, and
+# --all opening a session per member: raise the soft descriptor limit to the
+# hard one (the daemons inherit it).
+ulimit -n "$(ulimit -Hn)"
 SPREAD_FILES=${SPREAD_FILES:-$d_files}
 SPREAD_KIB=${SPREAD_KIB:-256}
 SPREAD_RUNS=${SPREAD_RUNS:-$d_runs}
@@ -95,6 +120,8 @@ trap cleanup EXIT
 extra=()
 [ -n "${SERF_ENCRYPT:-}" ] && extra+=(--serf-encrypt)
 [ -n "${BENCH_NO_HEADER:-}" ] && extra+=(--no-facts)
+[ -n "$SERF_QUIET" ] && extra+=(--serf-quiet "$SERF_QUIET")
+[ -n "$SERF_TRIALS" ] && extra+=(--serf-trials "$SERF_TRIALS")
 
 # In the background so that our traps run at once on INT or TERM (bash defers
 # them while a foreground child runs); the harness stops its daemons on TERM.
@@ -102,6 +129,7 @@ extra=()
 python3 bench/cluster.py --bin "$BIN" --tmp "$TMP" --nodes $NODES --tools $TOOLS \
   --trials "$TRIALS" --all-runs "$ALL_RUNS" --spread $SPREAD \
   --spread-files "$SPREAD_FILES" --spread-kib "$SPREAD_KIB" --spread-runs "$SPREAD_RUNS" \
+  --quiet "$QUIET" --min-free-mib "$MIN_FREE_MIB" --converge-timeout "$CONVERGE_TIMEOUT" \
   --p2p-version "$P2P_VERSION" --serf-version "$SERF_VERSION" "${extra[@]}" &
 harness=$!
 stop() { kill -TERM "$harness" 2>/dev/null || true; wait "$harness" || true; exit "$1"; }
