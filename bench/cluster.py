@@ -242,7 +242,15 @@ class Cluster:
         early, saying why, when the machine runs short of memory (there is
         no swap to fall back on) or a daemon does not come up."""
         floor = self.h.args.min_free_mib
+        a = self.h.args
+        budget = a.serf_start_budget if (self.tool == "serf" and a.serf_start_budget) else a.start_budget
+        began = time.monotonic()
         for i in range(n):
+            if budget and time.monotonic() - began > budget:
+                self.short = (f"stopped at {i} of {n} started: the start budget of {budget:.0f} s "
+                              f"ran out (load average {loadavg()})")
+                log(f"{self.tool}: {self.short}")
+                return
             avail = mem_available_mib()
             if avail < floor:
                 self.short = (f"stopped at {i} of {n} started: MemAvailable {avail:.0f} MiB, "
@@ -548,6 +556,8 @@ class Harness:
             try:
                 c.start(n)
             except SystemExit as e:
+                if not isinstance(e.code, str):
+                    raise  # SIGTERM or SIGINT (an exit status): stop the run
                 # A daemon that did not come up (or exited) ends the start;
                 # the figures are those of the members that did.
                 c.short = f"stopped at {len(c.members())} of {n}: {e}"
@@ -1047,6 +1057,10 @@ def main():
                     help="seconds of idling after the trials, counting false alarms (0: skip)")
     ap.add_argument("--serf-quiet", type=float, default=None,
                     help="the same for serf, if other than --quiet")
+    ap.add_argument("--start-budget", type=float, default=0,
+                    help="seconds for starting the N daemons; measure those up when it runs out (0: none)")
+    ap.add_argument("--serf-start-budget", type=float, default=0,
+                    help="the same for serf, if other")
     ap.add_argument("--min-free-mib", type=int, default=4096,
                     help="stop starting daemons when MemAvailable falls below this")
     ap.add_argument("--no-facts", action="store_true",

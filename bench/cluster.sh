@@ -42,6 +42,9 @@
 #                                     # 40 minutes
 #   QUIET=600 SERF_QUIET=180          # idle seconds counting false downs (default 0)
 #   SERF_TRIALS=1                     # rounds of trials for serf, if not TRIALS
+#   START_BUDGET=300 SERF_START_BUDGET=120   # seconds to start the N daemons; when
+#                                     # it runs out, the figures are those of the
+#                                     # members up (the table says so; default none)
 #   MIN_FREE_MIB=4096                 # stop starting daemons below this MemAvailable
 #                                     # (there may be no swap; default 4096)
 #   BENCH_NO_HEADER=1                 # no machine line (bench/run.sh prints one)
@@ -73,6 +76,8 @@ SPREAD=${SPREAD-$d_spread}       # set but empty: no --spread figures
 QUIET=${QUIET:-$d_quiet}
 SERF_QUIET=${SERF_QUIET:-$d_serf_quiet}
 SERF_TRIALS=${SERF_TRIALS:-$d_serf_trials}
+START_BUDGET=${START_BUDGET:-0}
+SERF_START_BUDGET=${SERF_START_BUDGET:-0}
 MIN_FREE_MIB=${MIN_FREE_MIB:-4096}
 CONVERGE_TIMEOUT=${CONVERGE_TIMEOUT:-$d_converge}
 
@@ -129,7 +134,8 @@ extra=()
 python3 bench/cluster.py --bin "$BIN" --tmp "$TMP" --nodes $NODES --tools $TOOLS \
   --trials "$TRIALS" --all-runs "$ALL_RUNS" --spread $SPREAD \
   --spread-files "$SPREAD_FILES" --spread-kib "$SPREAD_KIB" --spread-runs "$SPREAD_RUNS" \
-  --quiet "$QUIET" --min-free-mib "$MIN_FREE_MIB" --converge-timeout "$CONVERGE_TIMEOUT" \
+  --quiet "$QUIET" --start-budget "$START_BUDGET" --serf-start-budget "$SERF_START_BUDGET" \
+  --min-free-mib "$MIN_FREE_MIB" --converge-timeout "$CONVERGE_TIMEOUT" \
   --p2p-version "$P2P_VERSION" --serf-version "$SERF_VERSION" "${extra[@]}" &
 harness=$!
 stop() { kill -TERM "$harness" 2>/dev/null || true; wait "$harness" || true; exit "$1"; }
