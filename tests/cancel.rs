@@ -137,3 +137,48 @@ fn a_killed_command_stops_the_members_hash_too() {
     });
     assert_eq!(num(&status(&asker), "bytes_read"), 0);
 }
+
+#[test]
+fn a_killed_all_query_stops_every_member() {
+    // Two daemons of one host export the same directory; --all asks both,
+    // the asking daemon answering as a member too.
+    let shared_dir = tempfile::tempdir().unwrap();
+    let file = huge_file(shared_dir.path());
+    let export = shared_dir.path().to_str().unwrap().to_string();
+    let one = Daemon::start(&["--name", "one", "--export", &export]);
+    let two = Daemon::start(&[
+        "--name",
+        "two",
+        "--export",
+        &export,
+        "--join",
+        &format!("127.0.0.1:{}", one.port),
+    ]);
+    eventually(15, "the two see each other", || {
+        common::peers(&one).len() == 2
+    });
+    let mut cmd = one.cmd("p2p-sha256");
+    let mut child = cmd
+        .arg("--all")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_busy(&two, &mut child);
+    wait_busy(&one, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for d in [&one, &two] {
+        eventually(60, "every member idle", || {
+            num(&status(d), "workers_busy") == 0
+        });
+        let s = status(d);
+        assert!(num(&s, "bytes_read") < HUGE / 4, "{s}");
+        assert!(num(&s, "queries_cancelled") >= 1, "{s}");
+    }
+    // The member's query, and on the asking daemon its cluster query and
+    // its own answer as a member.
+    assert_eq!(num(&status(&two), "queries_cancelled"), 1);
+    assert_eq!(num(&status(&one), "queries_cancelled"), 2);
+}
