@@ -179,13 +179,20 @@ fn a_full_disk_under_the_state_dir_is_survived() {
         .spawn()
         .unwrap();
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let peers = || {
+        run(Command::new(bin("p2p-peers"))
+            .env("P2P_SOCKET", &socket)
+            .stdin(Stdio::null()))
+    };
+    // The failed save at start already logs the line; the join is seen
+    // once the new daemon itself lists both members.
     eventually(15, "the daemon joins and fails to save", || {
-        all_alive(&first, 2) && log().contains("cannot save state")
+        all_alive(&first, 2)
+            && log().contains("cannot save state")
+            && peers().stdout.lines().count() == 2
     });
     // Still serving: its own view of the cluster is right.
-    let r = run(Command::new(bin("p2p-peers"))
-        .env("P2P_SOCKET", &socket)
-        .stdin(Stdio::null()));
+    let r = peers();
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(r.json().len(), 2, "{}", r.stdout);
