@@ -152,8 +152,120 @@ pub fn parse_with_where_hint<T: Parser>() -> T {
 
 /// Parses the flags of `p2p-wc` or `p2p-sha256`: as GNU's `wc` and
 /// `sha256sum`, an unknown option or a bad option value exits 1, not 2.
-pub fn parse_as_gnu<T: Parser>() -> T {
+pub fn parse_as_gnu<T: Parser + FromPlain>() -> T {
+    let env = std::env::var_os("P2P_SOCKET");
+    if let Some(plain) = PlainArgs::read(std::env::args_os().skip(1), env) {
+        return T::from_plain(plain);
+    }
     parse_with_status::<T>(1)
+}
+
+/// A command line of operands only, with at most one `--socket=PATH`
+/// before, between or after them: the common case, read without clap.
+/// Building clap's parser and running it is a third of the instructions of
+/// a one-file `p2p-wc`; this is a loop over the arguments. Anything else
+/// (any argument that starts with `-`, `-` and `--` included) goes to clap,
+/// which stays the one definition of the flags; `tests::plain_args_read_as_clap_reads_them`
+/// holds this to what clap makes of the same command lines.
+#[derive(Debug)]
+pub struct PlainArgs {
+    pub paths: Vec<PathBuf>,
+    /// `--socket=PATH`, else P2P_SOCKET, as clap takes them.
+    pub socket: Option<PathBuf>,
+}
+
+impl PlainArgs {
+    /// `args` without the program name; `env` is P2P_SOCKET's value.
+    pub fn read(
+        args: impl Iterator<Item = std::ffi::OsString>,
+        env: Option<std::ffi::OsString>,
+    ) -> Option<PlainArgs> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut paths = Vec::new();
+        let mut socket = None;
+        for a in args {
+            let b = a.as_bytes();
+            if b.first() != Some(&b'-') {
+                paths.push(PathBuf::from(a));
+                continue;
+            }
+            match b.strip_prefix(b"--socket=") {
+                Some(v) if !v.is_empty() && socket.is_none() => {
+                    socket = Some(PathBuf::from(std::ffi::OsStr::from_bytes(v)));
+                }
+                _ => return None,
+            }
+        }
+        let socket = match (socket, env) {
+            (Some(s), _) => Some(s),
+            // clap takes an empty value for an error: let it say so.
+            (None, Some(e)) if e.is_empty() => return None,
+            (None, e) => e.map(PathBuf::from),
+        };
+        Some(PlainArgs { paths, socket })
+    }
+
+    fn input(&mut self) -> Input {
+        Input {
+            paths: std::mem::take(&mut self.paths),
+            files_from: None,
+            null: false,
+            files0_from: None,
+        }
+    }
+
+    /// The placement no flag changes: this host.
+    fn placement() -> Placement {
+        Placement {
+            timeout: 10.0,
+            ..Placement::default()
+        }
+    }
+}
+
+/// A command's flags when the command line is [`PlainArgs`]: clap's
+/// defaults, the operands and the socket.
+pub trait FromPlain {
+    fn from_plain(plain: PlainArgs) -> Self;
+}
+
+impl FromPlain for WcCli {
+    fn from_plain(mut p: PlainArgs) -> WcCli {
+        WcCli {
+            input: p.input(),
+            lines: false,
+            words: false,
+            bytes: false,
+            chars: false,
+            max_line_length: false,
+            total: Total::Auto,
+            debug: false,
+            format: Format::Json,
+            placement: PlainArgs::placement(),
+            connection: Connection { socket: p.socket },
+        }
+    }
+}
+
+impl FromPlain for ShaCli {
+    fn from_plain(mut p: PlainArgs) -> ShaCli {
+        ShaCli {
+            input: p.input(),
+            check: false,
+            binary: false,
+            text: false,
+            tag: false,
+            zero: false,
+            ignore_missing: false,
+            quiet: false,
+            status: false,
+            strict: false,
+            warn: false,
+            format: None,
+            placement: PlainArgs::placement(),
+            connection: Connection { socket: p.socket },
+        }
+    }
 }
 
 /// Parses the flags, exiting with `status` on a usage error (0 for `--help`
@@ -1554,6 +1666,50 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_args_read_as_clap_reads_them() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let env = std::env::var_os("P2P_SOCKET");
+        let lines: [&[&[u8]]; 9] = [
+            &[],
+            &[b"a"],
+            &[b"a", b"b c", b"", b"\xff\xfe"],
+            &[b"--socket=/run/s.sock", b"f"],
+            &[b"f", b"--socket=/run/s.sock", b"g"],
+            &[b"f", b"--socket=rel"],
+            &[b"--socket=\xff"],
+            &[b"-"],
+            &[b"a", b"--", b"-l"],
+        ];
+        for line in lines {
+            let args = || line.iter().map(|a| OsString::from_vec(a.to_vec()));
+            let plain = super::PlainArgs::read(args(), env.clone());
+            if line.iter().any(|a| a.starts_with(b"-") && !a.starts_with(b"--socket=")) {
+                assert!(plain.is_none(), "{line:?}");
+                continue;
+            }
+            let argv = |name: &str| std::iter::once(OsString::from(name)).chain(args());
+            let wc = super::WcCli::try_parse_from(argv("p2p-wc")).unwrap();
+            let sha = super::ShaCli::try_parse_from(argv("p2p-sha256")).unwrap();
+            let plain = || super::PlainArgs::read(args(), env.clone()).unwrap();
+            use super::FromPlain;
+            assert_eq!(format!("{:?}", super::WcCli::from_plain(plain())), format!("{wc:?}"));
+            assert_eq!(format!("{:?}", super::ShaCli::from_plain(plain())), format!("{sha:?}"));
+        }
+        // What clap alone says: a second --socket, an empty one, any flag.
+        for line in [
+            &["--socket=/a", "--socket=/b"][..],
+            &["--socket="],
+            &["--socket", "/a"],
+            &["-l", "f"],
+            &["--lines", "f"],
+        ] {
+            let args = line.iter().map(OsString::from);
+            assert!(super::PlainArgs::read(args, None).is_none(), "{line:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -1,4 +1,7 @@
-fn main() {
-    let cli = p2p::cli::parse_with_where_hint::<p2p::cli::CountCli>();
-    std::process::exit(p2p::cmd::count::run(cli));
+// A C main, so that Rust's start-up is skipped: see p2p::output::c_main.
+#![no_main]
+
+#[unsafe(no_mangle)]
+extern "C" fn main(_: std::ffi::c_int, _: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    p2p::output::c_main(|| p2p::cmd::count::run(p2p::cli::parse_with_where_hint::<p2p::cli::CountCli>()))
 }
