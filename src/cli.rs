@@ -1685,7 +1685,10 @@ mod tests {
         for line in lines {
             let args = || line.iter().map(|a| OsString::from_vec(a.to_vec()));
             let plain = super::PlainArgs::read(args(), env.clone());
-            if line.iter().any(|a| a.starts_with(b"-") && !a.starts_with(b"--socket=")) {
+            if line
+                .iter()
+                .any(|a| a.starts_with(b"-") && !a.starts_with(b"--socket="))
+            {
                 assert!(plain.is_none(), "{line:?}");
                 continue;
             }
@@ -1694,8 +1697,14 @@ mod tests {
             let sha = super::ShaCli::try_parse_from(argv("p2p-sha256")).unwrap();
             let plain = || super::PlainArgs::read(args(), env.clone()).unwrap();
             use super::FromPlain;
-            assert_eq!(format!("{:?}", super::WcCli::from_plain(plain())), format!("{wc:?}"));
-            assert_eq!(format!("{:?}", super::ShaCli::from_plain(plain())), format!("{sha:?}"));
+            assert_eq!(
+                format!("{:?}", super::WcCli::from_plain(plain())),
+                format!("{wc:?}")
+            );
+            assert_eq!(
+                format!("{:?}", super::ShaCli::from_plain(plain())),
+                format!("{sha:?}")
+            );
         }
         // What clap alone says: a second --socket, an empty one, any flag.
         for line in [

@@ -3,5 +3,7 @@
 
 #[unsafe(no_mangle)]
 extern "C" fn main(_: std::ffi::c_int, _: *const *const std::ffi::c_char) -> std::ffi::c_int {
-    p2p::output::c_main(|| p2p::cmd::count::run(p2p::cli::parse_with_where_hint::<p2p::cli::CountCli>()))
+    p2p::output::c_main(|| {
+        p2p::cmd::count::run(p2p::cli::parse_with_where_hint::<p2p::cli::CountCli>())
+    })
 }

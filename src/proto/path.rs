@@ -204,13 +204,16 @@ struct Keys {
 /// (use it under `#[serde(flatten)]`), or an object of its own.
 impl Serialize for PathBytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let b64 = self.b64();
-        let mut st = s.serialize_struct("PathBytes", if b64.is_some() { 2 } else { 1 })?;
-        st.serialize_field("path", &self.lossy())?;
-        match b64 {
-            Some(b) => st.serialize_field("path_b64", &b)?,
-            None => st.skip_field("path_b64")?,
+        // One UTF-8 check: a name that passes is `path` alone.
+        if let Some(text) = self.to_str() {
+            let mut st = s.serialize_struct("PathBytes", 1)?;
+            st.serialize_field("path", text)?;
+            st.skip_field("path_b64")?;
+            return st.end();
         }
+        let mut st = s.serialize_struct("PathBytes", 2)?;
+        st.serialize_field("path", &self.lossy())?;
+        st.serialize_field("path_b64", &STANDARD.encode(&self.0))?;
         st.end()
     }
 }
