@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Daemon, FAST, eventually, gnu_sha256, peers, run, write};
+use common::{Daemon, gnu_sha256, run, write};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -53,25 +53,11 @@ impl Tree {
 /// others side a. Returned once every one sees all as alive.
 fn cluster(tree: &Tree, n: usize, on_b: &[usize]) -> Vec<Daemon> {
     let export = tree.dir.path().join("e");
-    let mut all: Vec<Daemon> = Vec::new();
-    for i in 0..n {
+    // Each member resolves the symlink as it starts, just before it.
+    common::start_cluster(n, |i| {
         tree.point_to(if on_b.contains(&i) { "b" } else { "a" });
-        let mut args: Vec<String> = FAST.iter().map(|s| s.to_string()).collect();
-        args.extend(["--name".into(), format!("node{i}")]);
-        args.extend(["--export".into(), export.to_str().unwrap().into()]);
-        if let Some(first) = all.first() {
-            args.extend(["--join".into(), format!("127.0.0.1:{}", first.port)]);
-        }
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        all.push(Daemon::start(&refs));
-    }
-    for d in &all {
-        eventually(15, "every member sees every other as alive", || {
-            let p = peers(d);
-            p.len() == n && p.iter().all(|m| m["state"] == "alive")
-        });
-    }
-    all
+        vec!["--export".into(), export.to_str().unwrap().into()]
+    })
 }
 
 fn s(p: &Path) -> &str {
