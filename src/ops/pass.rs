@@ -61,6 +61,15 @@ impl std::fmt::Display for Cancelled {
 
 impl std::error::Error for Cancelled {}
 
+/// Where `file`'s offset is and how large it says it is, trusted no further.
+fn place_of(file: &File) -> io::Result<Place> {
+    Ok(Place {
+        at: (&*file).stream_position()?,
+        size: file.metadata()?.len(),
+        exact: false,
+    })
+}
+
 /// What a pass computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
@@ -146,11 +155,28 @@ impl Pass {
         budget: u64,
         watch: &dyn Watch,
     ) -> io::Result<bool> {
+        self.in_chunks(budget, CHUNK, watch, |pass, chunk| {
+            pass.stream_chunk(file, chunk)
+        })
+    }
+
+    /// Reads up to `budget` bytes in chunks of at most `chunk_size`, each by
+    /// `one` (given the pass and the chunk's budget; true at the end), and
+    /// tells `watch` what each read. Returns whether the end was reached; a
+    /// chunk that read less than its budget (nothing came for a while, or
+    /// the file was cut shorter) ends the step early, without the end.
+    fn in_chunks(
+        &mut self,
+        budget: u64,
+        chunk_size: u64,
+        watch: &dyn Watch,
+        mut one: impl FnMut(&mut Pass, u64) -> io::Result<bool>,
+    ) -> io::Result<bool> {
         let mut left = budget;
         loop {
-            let chunk = left.min(CHUNK);
+            let chunk = left.min(chunk_size.max(1));
             let before = self.consumed();
-            let end = self.stream_chunk(file, chunk)?;
+            let end = one(self, chunk)?;
             let got = self.consumed() - before;
             let go_on = watch.read(got);
             if end {
@@ -160,7 +186,6 @@ impl Pass {
                 return Err(cancelled());
             }
             left = left.saturating_sub(got);
-            // Nothing came for a while, or the budget is spent.
             if got < chunk || left == 0 {
                 return Ok(false);
             }
@@ -231,32 +256,16 @@ impl Pass {
     ) -> io::Result<bool> {
         let mut place = match place {
             Some(p) => p,
-            None => Place {
-                at: (&*file).stream_position()?,
-                size: file.metadata()?.len(),
-                exact: false,
-            },
+            None => place_of(file)?,
         };
-        let mut left = budget;
-        loop {
-            let chunk = left.min(chunk_size.max(1));
-            let before = self.consumed();
-            let last = self.step_with(file, chunk, parallel, Some(place))?;
-            let got = self.consumed() - before;
-            let go_on = watch.read(got);
-            if last {
-                return Ok(true);
-            }
-            if !go_on {
-                return Err(cancelled());
-            }
-            left = left.saturating_sub(got);
-            // Cut shorter meanwhile: the caller's change check finds it.
-            if left == 0 || got < chunk {
-                return Ok(false);
-            }
-            place.at += got;
-        }
+        // A chunk cut shorter meanwhile ends the step: the caller's change
+        // check finds it.
+        self.in_chunks(budget, chunk_size, watch, |pass, chunk| {
+            let before = pass.consumed();
+            let last = pass.step_with(file, chunk, parallel, Some(place))?;
+            place.at += pass.consumed() - before;
+            Ok(last)
+        })
     }
 
     /// [`Pass::step`] with the parallel count set up as given, so tests can
@@ -270,11 +279,7 @@ impl Pass {
     ) -> io::Result<bool> {
         let place = match place {
             Some(p) => p,
-            None => Place {
-                at: (&*file).stream_position()?,
-                size: file.metadata()?.len(),
-                exact: false,
-            },
+            None => place_of(file)?,
         };
         let at = place.at;
         let left = place.left();
