@@ -404,30 +404,6 @@ fn check_one(
         );
         result?;
     }
-    if fleet_mode {
-        printer.flush();
-        if report.warn {
-            list.warnings_after.iter().for_each(|&n| warn_line(n));
-        }
-        if list.entries.is_empty() {
-            eprintln!("{NAME}: {shown}: no properly formatted checksum lines found");
-            return Ok(false);
-        }
-        let m = list.malformed;
-        if m > 0 && !report.status {
-            eprintln!(
-                "{NAME}: WARNING: {m} {} improperly formatted",
-                if m == 1 { "line is" } else { "lines are" }
-            );
-        }
-        let manifest = if from_stdin {
-            "-".to_string()
-        } else {
-            file.display().to_string()
-        };
-        let passed = fleet.report(&manifest, report, cli.placement.group, printer);
-        return Ok(passed && (!report.strict || list.malformed == 0));
-    }
     printer.flush();
     if report.warn {
         list.warnings_after.iter().for_each(|&n| warn_line(n));
@@ -435,14 +411,25 @@ fn check_one(
     let plural = |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
     if list.entries.is_empty() {
         eprintln!("{NAME}: {shown}: no properly formatted checksum lines found");
-    } else if !report.status {
-        let m = list.malformed;
-        if m > 0 {
-            eprintln!(
-                "{NAME}: WARNING: {m} {} improperly formatted",
-                plural(m, "line is", "lines are")
-            );
-        }
+        return Ok(false);
+    }
+    let m = list.malformed;
+    if m > 0 && !report.status {
+        eprintln!(
+            "{NAME}: WARNING: {m} {} improperly formatted",
+            plural(m, "line is", "lines are")
+        );
+    }
+    if fleet_mode {
+        let manifest = if from_stdin {
+            "-".to_string()
+        } else {
+            file.display().to_string()
+        };
+        let passed = fleet.report(&manifest, report, cli.placement.group, printer);
+        return Ok(passed && (!report.strict || m == 0));
+    }
+    if !report.status {
         let u = tally.unreadable;
         if u > 0 {
             eprintln!(
@@ -461,11 +448,10 @@ fn check_one(
             eprintln!("{NAME}: {shown}: no file was verified");
         }
     }
-    Ok(!list.entries.is_empty()
-        && tally.matched
+    Ok(tally.matched
         && tally.mismatched == 0
         && tally.unreadable == 0
-        && (!report.strict || list.malformed == 0))
+        && (!report.strict || m == 0))
 }
 
 /// What the results of one check file came to.
