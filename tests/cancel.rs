@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{Daemon, eventually, run};
-use serde_json::Value;
+use common::{Daemon, eventually, num, run, status};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
@@ -19,16 +18,6 @@ fn huge_file(dir: &Path) -> PathBuf {
     let f = std::fs::File::create(&path).unwrap();
     f.set_len(HUGE).unwrap();
     path
-}
-
-fn status(d: &Daemon) -> Value {
-    let out = run(&mut d.cmd("p2p-status"));
-    assert_eq!(out.status, 0, "p2p-status: {}", out.stderr);
-    serde_json::from_str(out.stdout.trim()).unwrap()
-}
-
-fn num(s: &Value, key: &str) -> u64 {
-    s[key].as_u64().unwrap_or_else(|| panic!("no {key} in {s}"))
 }
 
 /// Waits until `d` has a worker busy with something of the query.

@@ -3,21 +3,7 @@
 
 mod common;
 
-use common::{Daemon, eventually, run, write};
-use serde_json::Value;
-
-fn status(d: &Daemon) -> Value {
-    let out = run(&mut d.cmd("p2p-status"));
-    assert_eq!(out.status, 0, "p2p-status: {}", out.stderr);
-    assert_eq!(out.stdout.lines().count(), 1, "one object: {}", out.stdout);
-    serde_json::from_str(out.stdout.trim()).unwrap()
-}
-
-fn num(s: &Value, key: &str) -> u64 {
-    s[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no number {key} in {s}"))
-}
+use common::{Daemon, eventually, num, run, status, write};
 
 /// Every field p2p-status(1) documents.
 const FIELDS: &[&str] = &[

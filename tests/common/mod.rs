@@ -444,6 +444,21 @@ pub fn peers(d: &Daemon) -> Vec<Value> {
     run(&mut d.cmd("p2p-peers")).json()
 }
 
+/// `p2p-status` on `d`: its one JSON object.
+pub fn status(d: &Daemon) -> Value {
+    let out = run(&mut d.cmd("p2p-status"));
+    assert_eq!(out.status, 0, "p2p-status: {}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "one object: {}", out.stdout);
+    serde_json::from_str(out.stdout.trim()).unwrap()
+}
+
+/// The counter `key` of a `p2p-status` object (or of a part of one).
+pub fn num(s: &Value, key: &str) -> u64 {
+    s[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no number {key} in {s}"))
+}
+
 /// Fast timings so failures are detected in a few seconds.
 pub const FAST: &[&str] = &["--gossip-interval", "100", "--probe-interval", "300"];
 
