@@ -6,6 +6,7 @@ text\t'Columns for people, like the classic tool'"
 complete -c p2p-wc -l peer -d 'Run on this member instead, by name or HOST:PORT; paths are as they are there (repeatable)' -r
 complete -c p2p-wc -l where -d 'With --all or --spread, only members with this tag, KEY=VALUE (repeatable; all must match)' -r
 complete -c p2p-wc -l timeout -d 'Seconds a member may stay silent before its paths are given up (--spread: redone elsewhere)' -r
+complete -c p2p-wc -l resume -d 'Skip the paths that have a good line in FILE, the JSON output of an earlier run of this command (failed lines are redone; FILE may be the file this run appends to)' -r -F
 complete -c p2p-wc -l socket -d 'The local p2pd socket [default: the only running daemon, or the one on port 65432]' -r -F
 complete -c p2p-wc -s 0 -l null -d 'With --files-from, paths are separated by NUL bytes instead of newlines (as --files0-from)'
 complete -c p2p-wc -s l -l lines -d 'Print the line count'

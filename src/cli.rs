@@ -142,6 +142,14 @@ impl Placement {
     }
 }
 
+/// Finishing a long job: `--resume`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Job {
+    /// Skip the paths that have a good line in FILE, the JSON output of an earlier run of this command (failed lines are redone; FILE may be the file this run appends to)
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+}
+
 /// Parses the flags of a command that has the member filter; its old
 /// spelling, `--tag KEY=VALUE` (before sha256sum's `--tag` took the name), is
 /// refused with a hint to use `--where` (exit 2; 1 in `p2p-wc`, through
@@ -242,6 +250,7 @@ impl FromPlain for WcCli {
             debug: false,
             format: Format::Json,
             placement: PlainArgs::placement(),
+            job: Job::default(),
             connection: Connection { socket: p.socket },
         }
     }
@@ -263,6 +272,7 @@ impl FromPlain for ShaCli {
             warn: false,
             format: None,
             placement: PlainArgs::placement(),
+            job: Job::default(),
             connection: Connection { socket: p.socket },
         }
     }
@@ -567,6 +577,9 @@ pub struct WcCli {
     pub placement: Placement,
 
     #[command(flatten)]
+    pub job: Job,
+
+    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -630,6 +643,9 @@ pub struct ShaCli {
     pub placement: Placement,
 
     #[command(flatten)]
+    pub job: Job,
+
+    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -657,6 +673,9 @@ pub struct CountCli {
     pub placement: Placement,
 
     #[command(flatten)]
+    pub job: Job,
+
+    #[command(flatten)]
     pub connection: Connection,
 }
 
@@ -682,6 +701,9 @@ pub struct StatCli {
 
     #[command(flatten)]
     pub placement: Placement,
+
+    #[command(flatten)]
+    pub job: Job,
 
     #[command(flatten)]
     pub connection: Connection,
@@ -846,6 +868,32 @@ otherwise.\n\n";
 
 /// The man page section of the query commands on `--group`, with the text
 /// form `bin` prints, and the roll call of members at the end of a query.
+/// The man page section on finishing a long job.
+fn long_jobs_section(bin: &str) -> String {
+    let good = match bin {
+        "p2p-wc" => "counts",
+        "p2p-sha256" => "sha256",
+        "p2p-count" => "files and dirs",
+        _ => "size and mode",
+    };
+    format!(
+        "--resume FILE finishes a job that did not end (the command or its daemon was killed, \
+         the host rebooted): FILE is the JSON output of an earlier run of {bin}, read whole before \
+         the query starts, so it may be the file this run appends to:\n\n    find /shared/data \
+         -type f | {bin} --spread --files-from - --resume manifest.jsonl >> manifest.jsonl\n\n\
+         A path that has a good line in FILE (one with {good}, matched by path, or by the exact \
+         bytes of path_b64 for a name that is not UTF-8) is skipped and prints nothing; a path \
+         whose lines there all failed is done again. So after the resume every path has one good \
+         line, and only the paths in flight when the first run died were computed twice. A torn \
+         line left by a crash (an object cut short) is skipped with a warning, and when FILE is \
+         standard output and ends inside such a line, the new output starts on a line of its \
+         own. FILE must hold {bin}'s own result lines: another command's output (wrong fields), \
+         text output or anything that is not JSON is refused, exit 2. --resume goes with one \
+         line per path: on this host, one --peer or --spread, in JSON; not with --all, several \
+         --peer, --group or --format text (exit 2)."
+    )
+}
+
 fn grouping_section(bin: &str) -> String {
     let text = match bin {
         "p2p-wc" => "the wc line",
@@ -1368,6 +1416,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push(("GROUPING", grouping_section(bin)));
+            s.push(("LONG JOBS", long_jobs_section(bin)));
             s.push((
                 "EXAMPLES",
                 "  p2p-wc notes.txt | jq .words\n  p2p-wc -l *.log | jq -s 'map(.lines) | add'\n  \
@@ -1421,6 +1470,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push(("GROUPING", grouping_section(bin)));
+            s.push(("LONG JOBS", long_jobs_section(bin)));
             s.push(("FLEET CHECK", FLEET_CHECK.into()));
             s.push((
                 "EXAMPLES",
@@ -1464,6 +1514,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             ));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push(("GROUPING", grouping_section(bin)));
+            s.push(("LONG JOBS", long_jobs_section(bin)));
             s.push((
                 "EXAMPLES",
                 "  p2p-count -r /srv/data | jq '.files + .dirs'\n  p2p-count --format text /var/log /tmp\n  p2p-count --all -r /srv/data --where role=storage | jq '{peer, files}'".into(),
@@ -1503,6 +1554,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
             s.push(("GROUPING", grouping_section(bin)));
+            s.push(("LONG JOBS", long_jobs_section(bin)));
             s.push((
                 "EXAMPLES",
                 "  p2p-stat notes.txt | jq '{size, mtime, sha256}'\n  p2p-stat --format text /etc/hosts\n  p2p-stat /etc/localtime | jq -r .target\n  p2p-stat -L /etc/localtime | jq -r '.user + \" \" + .sha256'\n  p2p-stat --peer 10.0.0.5:65432 /srv/data/report.csv".into(),

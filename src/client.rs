@@ -109,6 +109,18 @@ pub enum PathSource {
         sep: u8,
         names: Names,
     },
+    /// Another source, less the paths an earlier run answered
+    /// (`--resume`), counting what it gives for the progress line.
+    Watched(Box<PathSource>, Watch),
+}
+
+/// What a [`PathSource::Watched`] leaves out and counts.
+#[derive(Default)]
+pub struct Watch {
+    /// Paths to skip: they have a good line already.
+    pub done: Option<crate::resume::Done>,
+    /// Where the paths read (and skipped) are counted.
+    pub listed: Option<Arc<crate::progress::Listed>>,
 }
 
 impl PathSource {
@@ -174,6 +186,14 @@ impl PathSource {
         })
     }
 
+    /// This source, less what `watch` skips, counted as `watch` says.
+    pub fn watched(self, watch: Watch) -> PathSource {
+        if watch.done.is_none() && watch.listed.is_none() {
+            return self;
+        }
+        PathSource::Watched(Box::new(self), watch)
+    }
+
     /// A fixed list of paths, each a file (never standard input).
     pub fn paths(paths: Vec<PathBuf>) -> PathSource {
         PathSource::Args(paths.into_iter(), Names::operands(Stdin::COUNT))
@@ -204,6 +224,22 @@ impl PathSource {
                     Err(e) => return Some(Err(e)),
                 }
             },
+            PathSource::Watched(inner, watch) => loop {
+                let next = inner.next_path();
+                let done = match &next {
+                    Some(Ok(entry @ Entry::Path(_))) => watch
+                        .done
+                        .as_ref()
+                        .is_some_and(|d| d.has(entry.shown().as_bytes())),
+                    _ => false,
+                };
+                if let Some(listed) = &watch.listed {
+                    listed.saw(next.is_some(), done);
+                }
+                if !done {
+                    return next;
+                }
+            },
         }
     }
 
@@ -220,6 +256,7 @@ impl PathSource {
                         < 16 * 1024
             }
             PathSource::List { .. } => false,
+            PathSource::Watched(inner, _) => inner.is_small(),
         }
     }
 
@@ -229,6 +266,7 @@ impl PathSource {
         match self {
             PathSource::Args(..) => false,
             PathSource::List { reader, .. } => reader.buffer().is_empty(),
+            PathSource::Watched(inner, _) => inner.may_block(),
         }
     }
 }

@@ -17,6 +17,8 @@
 //! - [`input`]: what the commands' names mean: standard input, `-`, lists and their empty names.
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
 //! - [`output`]: the one printer for JSON lines and the text formats.
+//! - [`resume`]: `--resume FILE`: the paths an earlier run's output already answers, skipped.
+//! - [`progress`]: the progress line of a long `--spread` or `--all` on stderr, through indicatif.
 //! - [`group`]: `--group`: many members' answers folded into one line per distinct answer, and the roll call of a query's members.
 //! - [`nodeset`]: member names folded into ranges (`web[01-40],db3`), as ClusterShell's nodeset.
 //! - [`checkfile`]: the `sha256sum` line format: the lines we write and the check files we read.
@@ -44,8 +46,10 @@ pub mod nodeset;
 pub mod ops;
 pub mod output;
 pub mod paths;
+pub mod progress;
 pub mod proto;
 pub mod quote;
+pub mod resume;
 pub mod state;
 pub mod systemd;
 pub mod trust;

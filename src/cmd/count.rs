@@ -9,7 +9,7 @@
 //! find reports it, and makes the exit status 1.
 
 use crate::cli::{CountCli, Format};
-use crate::client::{Here, PathSource, run_query_here};
+use crate::client::{Here, PathSource, Watch, run_query_here};
 use crate::error::Error;
 use crate::input::Stdin;
 use crate::ops::count::count_dir;
@@ -38,6 +38,18 @@ pub fn run(cli: CountCli) -> i32 {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
+    let done = match super::resumed(
+        NAME,
+        &cli.job,
+        &cli.placement,
+        cli.format != Format::Text,
+        QueryKind::Count,
+        &mut printer,
+    ) {
+        Ok(d) => d,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
+    let source = source.watched(Watch { done, listed: None });
     let several = target.is_some();
     let recursive = cli.recursive;
     let here: Option<Here<CountFields>> = (!several).then(|| {

@@ -11,10 +11,11 @@ pub mod stat;
 pub mod status;
 pub mod wc;
 
-use crate::cli::Placement;
+use crate::cli::{Job, Placement};
 use crate::client::Fatal;
 use crate::output::{EXIT_USAGE, Printer, Style};
-use crate::proto::Target;
+use crate::proto::{QueryKind, Target};
+use crate::resume::Done;
 
 /// Ends a command: reports a fatal error if there was one, flushes, and
 /// returns the exit status.
@@ -44,6 +45,63 @@ fn target(p: &Placement, printer: &mut Printer, plain: bool) -> Result<Option<Ta
     }
     printer.several_members(p.target().is_some(), plain);
     Ok(p.target())
+}
+
+/// With `--resume FILE`, the paths FILE already answers, read whole before
+/// anything is printed (FILE may be our own standard output, appended to);
+/// `json` when the output is JSON lines, as FILE must be.
+fn resumed(
+    cmd: &str,
+    job: &Job,
+    p: &Placement,
+    json: bool,
+    kind: QueryKind,
+    printer: &mut Printer,
+) -> Result<Option<Done>, Fatal> {
+    let Some(file) = &job.resume else {
+        return Ok(None);
+    };
+    let usage = |message: String| Fatal {
+        status: EXIT_USAGE,
+        message,
+    };
+    if p.all || p.peers.len() > 1 || p.group {
+        return Err(usage(
+            "--resume finishes a job of one line per path: on this host, on one --peer or with --spread, \
+             not with --all, several --peer or --group"
+                .into(),
+        ));
+    }
+    if !json {
+        return Err(usage(
+            "--resume reads and continues JSON lines: drop --format".into(),
+        ));
+    }
+    let done = Done::read(file, kind).map_err(usage)?;
+    if done.torn > 0 {
+        eprintln!(
+            "{cmd}: --resume {}: skipped {} torn line(s) left by a crash; their paths are done again",
+            file.display(),
+            done.torn
+        );
+    }
+    if done.ends_mid_line && is_our_stdout(file) {
+        // What we append starts on a line of its own, after the torn one.
+        printer.bytes(b"\n");
+    }
+    Ok(Some(done))
+}
+
+/// True when `file` is the very file our standard output writes to.
+fn is_our_stdout(file: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(ours), Ok(theirs)) = (
+        nix::sys::stat::fstat(std::io::stdout()),
+        std::fs::metadata(file),
+    ) else {
+        return false;
+    };
+    ours.st_dev == theirs.dev() && ours.st_ino == theirs.ino()
 }
 
 /// What a query's results go through before they are printed: with

@@ -3,7 +3,7 @@
 
 use crate::checkfile::{Entry, Line, LineStyle, Parser, split_lines};
 use crate::cli::{ShaCli, ShaFormat};
-use crate::client::{Fatal, PathSource, run_query};
+use crate::client::{Fatal, PathSource, Watch, run_query};
 use crate::error::ErrorCode;
 use crate::input::{Names, Stdin};
 use crate::output::{EXIT_FAILED, EXIT_OK, Printer, Style, quiet_on_closed_pipe};
@@ -34,6 +34,13 @@ pub fn run(cli: ShaCli) -> i32 {
     };
     let mut printer = Printer::new(NAME, style);
     printer.quote_names(true);
+    if cli.check && cli.job.resume.is_some() {
+        let f = Fatal {
+            status: crate::output::EXIT_USAGE,
+            message: "--resume goes with a run that writes digests, not with --check".into(),
+        };
+        return super::finish(NAME, Err(f), &mut printer);
+    }
     if cli.check {
         return check(&cli, format, &mut printer);
     }
@@ -47,6 +54,18 @@ pub fn run(cli: ShaCli) -> i32 {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
+    let done = match super::resumed(
+        NAME,
+        &cli.job,
+        &cli.placement,
+        format == ShaFormat::Json,
+        QueryKind::Sha256,
+        &mut printer,
+    ) {
+        Ok(d) => d,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
+    let source = source.watched(Watch { done, listed: None });
     let line_style = LineStyle {
         tag: cli.tag,
         binary: cli.binary,

@@ -9,7 +9,7 @@
 //! descriptor, for its counts and digest.
 
 use crate::cli::{Format, StatCli};
-use crate::client::{Here, PathSource, run_query_here};
+use crate::client::{Here, PathSource, Watch, run_query_here};
 use crate::error::Error;
 use crate::input::Stdin;
 use crate::ops::stat::{link_target_at, meta_at};
@@ -36,6 +36,18 @@ pub fn run(cli: StatCli) -> i32 {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
+    let done = match super::resumed(
+        NAME,
+        &cli.job,
+        &cli.placement,
+        cli.format != Format::Text,
+        QueryKind::Stat,
+        &mut printer,
+    ) {
+        Ok(d) => d,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
+    let source = source.watched(Watch { done, listed: None });
     let query = Query {
         kind: QueryKind::Stat,
         lines_only: false,

@@ -9,7 +9,7 @@
 //! prints one.
 
 use crate::cli::{Format, Total, WcCli};
-use crate::client::{PathSource, run_query};
+use crate::client::{PathSource, Watch, run_query};
 use crate::error::ErrorCode;
 use crate::input::Stdin;
 use crate::output::{Printer, quiet_on_closed_pipe};
@@ -42,6 +42,18 @@ pub fn run(cli: WcCli) -> i32 {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
+    let done = match super::resumed(
+        NAME,
+        &cli.job,
+        &cli.placement,
+        !text,
+        QueryKind::Wc,
+        &mut printer,
+    ) {
+        Ok(d) => d,
+        Err(f) => return super::finish(NAME, Err(f), &mut printer),
+    };
+    let source = source.watched(Watch { done, listed: None });
     let local = target.is_none();
     let lines_only = !want.words && !want.chars && !want.max_line_length;
     let query = Query {
