@@ -23,7 +23,7 @@ _p2p__count() {
 
     case "${cmd}" in
         p2p__count)
-            opts="-0 -r -h -V --files-from --null --files0-from --recursive --format --peer --all --spread --where --timeout --group --resume --socket --help --version"
+            opts="-0 -r -h -V --files-from --null --files0-from --recursive --format --peer --all --spread --where --timeout --group --resume --progress --no-progress --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -23,7 +23,7 @@ _p2p__sha256() {
 
     case "${cmd}" in
         p2p__sha256)
-            opts="-0 -c -b -t -z -w -h -V --files-from --null --files0-from --check --binary --text --tag --zero --ignore-missing --quiet --status --strict --warn --format --peer --all --spread --where --timeout --group --resume --socket --help --version"
+            opts="-0 -c -b -t -z -w -h -V --files-from --null --files0-from --check --binary --text --tag --zero --ignore-missing --quiet --status --strict --warn --format --peer --all --spread --where --timeout --group --resume --progress --no-progress --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

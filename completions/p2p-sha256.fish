@@ -22,5 +22,7 @@ complete -c p2p-sha256 -s w -l warn -d 'With --check: name each improperly forma
 complete -c p2p-sha256 -l all -d 'Run on every member that has not left, this one included: one line per member per path (a down member\'s is an unreachable error)'
 complete -c p2p-sha256 -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
 complete -c p2p-sha256 -l group -d 'Fold identical answers: one line per distinct answer for a path, with its members (printed when the query ends)'
+complete -c p2p-sha256 -l progress -d 'Show the progress line on stderr even when stderr is not a terminal (then one whole line a second at most)'
+complete -c p2p-sha256 -l no-progress -d 'Never show the progress line (shown for --all and --spread when stderr is a terminal)'
 complete -c p2p-sha256 -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c p2p-sha256 -s V -l version -d 'Print version'

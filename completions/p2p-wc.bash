@@ -23,7 +23,7 @@ _p2p__wc() {
 
     case "${cmd}" in
         p2p__wc)
-            opts="-0 -l -w -c -m -L -h -V --files-from --null --files0-from --lines --words --bytes --chars --max-line-length --total --debug --format --peer --all --spread --where --timeout --group --resume --socket --help --version"
+            opts="-0 -l -w -c -m -L -h -V --files-from --null --files0-from --lines --words --bytes --chars --max-line-length --total --debug --format --peer --all --spread --where --timeout --group --resume --progress --no-progress --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

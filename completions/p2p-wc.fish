@@ -18,5 +18,7 @@ complete -c p2p-wc -l debug -d 'Say on stderr which line-count acceleration is u
 complete -c p2p-wc -l all -d 'Run on every member that has not left, this one included: one line per member per path (a down member\'s is an unreachable error)'
 complete -c p2p-wc -l spread -d 'Compute each path once, on whichever alive member is free (for shared filesystems)'
 complete -c p2p-wc -l group -d 'Fold identical answers: one line per distinct answer for a path, with its members (printed when the query ends)'
+complete -c p2p-wc -l progress -d 'Show the progress line on stderr even when stderr is not a terminal (then one whole line a second at most)'
+complete -c p2p-wc -l no-progress -d 'Never show the progress line (shown for --all and --spread when stderr is a terminal)'
 complete -c p2p-wc -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c p2p-wc -s V -l version -d 'Print version'

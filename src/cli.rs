@@ -142,12 +142,20 @@ impl Placement {
     }
 }
 
-/// Finishing a long job: `--resume`.
+/// Finishing and watching a long job: `--resume` and the progress line.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Job {
     /// Skip the paths that have a good line in FILE, the JSON output of an earlier run of this command (failed lines are redone; FILE may be the file this run appends to)
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
+
+    /// Show the progress line on stderr even when stderr is not a terminal (then one whole line a second at most)
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+
+    /// Never show the progress line (shown for --all and --spread when stderr is a terminal)
+    #[arg(long, overrides_with = "progress")]
+    pub no_progress: bool,
 }
 
 /// Parses the flags of a command that has the member filter; its old
@@ -868,13 +876,18 @@ otherwise.\n\n";
 
 /// The man page section of the query commands on `--group`, with the text
 /// form `bin` prints, and the roll call of members at the end of a query.
-/// The man page section on finishing a long job.
+/// The man page section on long jobs: finishing one, and watching it.
 fn long_jobs_section(bin: &str) -> String {
     let good = match bin {
         "p2p-wc" => "counts",
         "p2p-sha256" => "sha256",
         "p2p-count" => "files and dirs",
         _ => "size and mode",
+    };
+    let check = if bin == "p2p-sha256" {
+        " --check takes neither --resume nor --progress (exit 2)."
+    } else {
+        ""
     };
     format!(
         "--resume FILE finishes a job that did not end (the command or its daemon was killed, \
@@ -890,7 +903,20 @@ fn long_jobs_section(bin: &str) -> String {
          own. FILE must hold {bin}'s own result lines: another command's output (wrong fields), \
          text output or anything that is not JSON is refused, exit 2. --resume goes with one \
          line per path: on this host, one --peer or --spread, in JSON; not with --all, several \
-         --peer, --group or --format text (exit 2)."
+         --peer, --group or --format text (exit 2).\n\n\
+         While a --spread or --all query runs and stderr is a terminal, one line on stderr \
+         tells how far it is: \"1200 of 5000 paths, 3.10 GiB, 410.52 MiB/s, ETA 9 seconds, 3 \
+         members working, 0 failed\". The total is known once the list of paths has been read \
+         to its end (until then it reads 5000+); with --all the line counts answers, one per \
+         path and member (the members that have not left, as the local p2pd lists them at the \
+         start). Bytes are those the answers report; members working are those that answered \
+         and have not failed since, members failed those an answer said were unreachable, \
+         silent (timeout) or of another key; paths that failed and, with --resume, paths \
+         skipped are added in parentheses. Messages about failed paths are printed above the \
+         line. --progress shows the line for any query, and on a stderr that is no terminal \
+         (a pipe, a log) as whole lines, at most one a second and one at the end; \
+         --no-progress never shows it. It never goes to stdout, which is the same with or \
+         without it.{check}"
     )
 }
 

@@ -69,6 +69,10 @@ pub enum Style {
     Text,
 }
 
+/// Runs a write to a terminal that a progress line shares, with the line
+/// cleared before and drawn again after ([`crate::progress`]).
+pub type Aside = Box<dyn Fn(&mut dyn FnMut())>;
+
 /// Prints items as they arrive and counts failures.
 pub struct Printer {
     out: BufWriter<Stdout>,
@@ -87,6 +91,9 @@ pub struct Printer {
     pub changed: u64,
     /// Where an item's fields are serialized before they are spliced in.
     scratch: Vec<u8>,
+    /// A progress line on the terminal: messages go around it, and so
+    /// does our output when stdout is that terminal too (the flag).
+    aside: Option<(Aside, bool)>,
 }
 
 impl Printer {
@@ -102,6 +109,22 @@ impl Printer {
             failed: 0,
             changed: 0,
             scratch: Vec::new(),
+            aside: None,
+        }
+    }
+
+    /// Shares the terminal with a progress line: messages on stderr, and
+    /// what we print when stdout is a terminal too, go through `aside`.
+    pub fn share_terminal(&mut self, aside: Aside) {
+        use std::io::IsTerminal;
+        self.aside = Some((aside, io::stdout().is_terminal()));
+    }
+
+    /// Writes one message line on stderr, around a progress line if any.
+    fn to_stderr(&self, line: &str) {
+        match &self.aside {
+            Some((aside, _)) => aside(&mut || eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -148,9 +171,9 @@ impl Printer {
     pub fn say(&mut self, peer: &str, shown: &str, text: &str) {
         self.flush();
         if self.multi && !peer.is_empty() {
-            eprintln!("{}: {peer}: {shown}: {text}", self.cmd);
+            self.to_stderr(&format!("{}: {peer}: {shown}: {text}", self.cmd));
         } else {
-            eprintln!("{}: {shown}: {text}", self.cmd);
+            self.to_stderr(&format!("{}: {shown}: {text}", self.cmd));
         }
     }
 
@@ -177,7 +200,7 @@ impl Printer {
                     // No name to show (an empty one, standard input): the
                     // message says what it is about.
                     self.flush();
-                    eprintln!("{}: {}", self.cmd, error.message);
+                    self.to_stderr(&format!("{}: {}", self.cmd, error.message));
                 } else {
                     self.message(&item.peer, &item.path, &error.message);
                 }
@@ -248,7 +271,14 @@ impl Printer {
     }
 
     pub fn flush(&mut self) {
-        let r = self.out.flush();
+        let r = match &self.aside {
+            Some((aside, true)) if !self.out.buffer().is_empty() => {
+                let mut r = Ok(());
+                aside(&mut || r = self.out.flush());
+                r
+            }
+            _ => self.out.flush(),
+        };
         self.check(r);
     }
 

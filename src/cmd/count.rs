@@ -9,7 +9,7 @@
 //! find reports it, and makes the exit status 1.
 
 use crate::cli::{CountCli, Format};
-use crate::client::{Here, PathSource, Watch, run_query_here};
+use crate::client::{Here, PathSource, run_query_here};
 use crate::error::Error;
 use crate::input::Stdin;
 use crate::ops::count::count_dir;
@@ -38,18 +38,19 @@ pub fn run(cli: CountCli) -> i32 {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
-    let done = match super::resumed(
+    let (watch, mut progress) = match super::job(
         NAME,
         &cli.job,
+        &cli.connection,
         &cli.placement,
         cli.format != Format::Text,
         QueryKind::Count,
         &mut printer,
     ) {
-        Ok(d) => d,
+        Ok(j) => j,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
-    let source = source.watched(Watch { done, listed: None });
+    let source = source.watched(watch);
     let several = target.is_some();
     let recursive = cli.recursive;
     let here: Option<Here<CountFields>> = (!several).then(|| {
@@ -77,6 +78,9 @@ pub fn run(cli: CountCli) -> i32 {
         source,
         &mut printer,
         &mut |printer, item: Item<CountFields>| {
+            if let Some(p) = progress.as_mut() {
+                p.item(&item, |f| Some(f.bytes));
+            }
             if let crate::proto::Outcome::Ok(c) = &item.outcome {
                 unreadable |= c.unreadable > 0;
             }
@@ -117,6 +121,9 @@ pub fn run(cli: CountCli) -> i32 {
         },
         here,
     );
+    if let Some(p) = progress {
+        p.finish();
+    }
     let bad = fold.finish(NAME, &mut printer, &count_line);
     let status = super::with_groups(super::finish(NAME, result, &mut printer), bad);
     if status == EXIT_OK && unreadable {

@@ -11,9 +11,10 @@ pub mod stat;
 pub mod status;
 pub mod wc;
 
-use crate::cli::{Job, Placement};
-use crate::client::Fatal;
+use crate::cli::{Connection, Job, Placement};
+use crate::client::{Fatal, Watch};
 use crate::output::{EXIT_USAGE, Printer, Style};
+use crate::progress::Progress;
 use crate::proto::{QueryKind, Target};
 use crate::resume::Done;
 
@@ -45,6 +46,53 @@ fn target(p: &Placement, printer: &mut Printer, plain: bool) -> Result<Option<Ta
     }
     printer.several_members(p.target().is_some(), plain);
     Ok(p.target())
+}
+
+/// What `--resume` and the progress line make of a query: the paths to
+/// skip and to count, and the line (started once FILE is read).
+fn job(
+    cmd: &str,
+    job: &Job,
+    conn: &Connection,
+    p: &Placement,
+    json: bool,
+    kind: QueryKind,
+    printer: &mut Printer,
+) -> Result<(Watch, Option<Progress>), Fatal> {
+    let done = resumed(cmd, job, p, json, kind, printer)?;
+    let progress =
+        crate::progress::mode(job, p).map(|mode| Progress::start(mode, answers_per_path(conn, p)));
+    if let Some(aside) = progress.as_ref().and_then(Progress::aside) {
+        printer.share_terminal(aside);
+    }
+    let listed = progress.as_ref().map(Progress::listed);
+    Ok((Watch { done, listed }, progress))
+}
+
+/// How many answers each path gets: one per member asked. For `--all`
+/// that is every member that has not left (and has the `--where` tags), as
+/// the daemon's member list has it now; 1 when it cannot say.
+fn answers_per_path(conn: &Connection, p: &Placement) -> u64 {
+    use crate::membership::MemberInfo;
+    use crate::proto::Request;
+    if !p.all {
+        let named: std::collections::HashSet<&String> = p.peers.iter().collect();
+        return named.len().max(1) as u64;
+    }
+    let Ok(mut reader) = crate::client::request(conn, &Request::Peers { watch: false }) else {
+        return 1;
+    };
+    let mut n = 0u64;
+    while let Ok(Some(line)) = reader.next_line() {
+        let Ok(m) = serde_json::from_slice::<MemberInfo>(&line) else {
+            break;
+        };
+        let tagged = p.tags.iter().all(|(k, v)| m.tags.get(k) == Some(v));
+        if m.state.as_str() != "left" && tagged {
+            n += 1;
+        }
+    }
+    n.max(1)
 }
 
 /// With `--resume FILE`, the paths FILE already answers, read whole before

@@ -3,7 +3,7 @@
 
 use crate::checkfile::{Entry, Line, LineStyle, Parser, split_lines};
 use crate::cli::{ShaCli, ShaFormat};
-use crate::client::{Fatal, PathSource, Watch, run_query};
+use crate::client::{Fatal, PathSource, run_query};
 use crate::error::ErrorCode;
 use crate::input::{Names, Stdin};
 use crate::output::{EXIT_FAILED, EXIT_OK, Printer, Style, quiet_on_closed_pipe};
@@ -34,10 +34,11 @@ pub fn run(cli: ShaCli) -> i32 {
     };
     let mut printer = Printer::new(NAME, style);
     printer.quote_names(true);
-    if cli.check && cli.job.resume.is_some() {
+    if cli.check && (cli.job.resume.is_some() || cli.job.progress) {
         let f = Fatal {
             status: crate::output::EXIT_USAGE,
-            message: "--resume goes with a run that writes digests, not with --check".into(),
+            message: "--resume and --progress go with a run that writes digests, not with --check"
+                .into(),
         };
         return super::finish(NAME, Err(f), &mut printer);
     }
@@ -54,18 +55,19 @@ pub fn run(cli: ShaCli) -> i32 {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
-    let done = match super::resumed(
+    let (watch, mut progress) = match super::job(
         NAME,
         &cli.job,
+        &cli.connection,
         &cli.placement,
         format == ShaFormat::Json,
         QueryKind::Sha256,
         &mut printer,
     ) {
-        Ok(d) => d,
+        Ok(j) => j,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
-    let source = source.watched(Watch { done, listed: None });
+    let source = source.watched(watch);
     let line_style = LineStyle {
         tag: cli.tag,
         binary: cli.binary,
@@ -78,6 +80,9 @@ pub fn run(cli: ShaCli) -> i32 {
         source,
         &mut printer,
         &mut |printer, item: Item<ShaFields>| {
+            if let Some(p) = progress.as_mut() {
+                p.item(&item, |f| Some(f.bytes));
+            }
             let Some(item) = fold.take(item) else { return };
             match &item.outcome {
                 Outcome::Ok(f) if style == Style::Text => {
@@ -109,6 +114,9 @@ pub fn run(cli: ShaCli) -> i32 {
             }
         },
     );
+    if let Some(p) = progress {
+        p.finish();
+    }
     let bad = fold.finish(NAME, &mut printer, &|f, path| {
         let mut line = Vec::new();
         crate::checkfile::write_line(&mut line, &f.sha256, path, line_style);

@@ -9,7 +9,7 @@
 //! descriptor, for its counts and digest.
 
 use crate::cli::{Format, StatCli};
-use crate::client::{Here, PathSource, Watch, run_query_here};
+use crate::client::{Here, PathSource, run_query_here};
 use crate::error::Error;
 use crate::input::Stdin;
 use crate::ops::stat::{link_target_at, meta_at};
@@ -36,18 +36,19 @@ pub fn run(cli: StatCli) -> i32 {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
-    let done = match super::resumed(
+    let (watch, mut progress) = match super::job(
         NAME,
         &cli.job,
+        &cli.connection,
         &cli.placement,
         cli.format != Format::Text,
         QueryKind::Stat,
         &mut printer,
     ) {
-        Ok(d) => d,
+        Ok(j) => j,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
-    let source = source.watched(Watch { done, listed: None });
+    let source = source.watched(watch);
     let query = Query {
         kind: QueryKind::Stat,
         lines_only: false,
@@ -69,6 +70,9 @@ pub fn run(cli: StatCli) -> i32 {
         source,
         &mut printer,
         &mut |printer, item: Item<StatFields>| {
+            if let Some(p) = progress.as_mut() {
+                p.item(&item, |f| Some(f.size));
+            }
             let Some(item) = fold.take(item) else { return };
             if let Outcome::Ok(f) = &item.outcome
                 && f.changed
@@ -79,6 +83,9 @@ pub fn run(cli: StatCli) -> i32 {
         },
         Some(here),
     );
+    if let Some(p) = progress {
+        p.finish();
+    }
     let bad = fold.finish(NAME, &mut printer, &text);
     super::with_groups(super::finish(NAME, result, &mut printer), bad)
 }

@@ -9,7 +9,7 @@
 //! prints one.
 
 use crate::cli::{Format, Total, WcCli};
-use crate::client::{PathSource, Watch, run_query};
+use crate::client::{PathSource, run_query};
 use crate::error::ErrorCode;
 use crate::input::Stdin;
 use crate::output::{Printer, quiet_on_closed_pipe};
@@ -42,18 +42,19 @@ pub fn run(cli: WcCli) -> i32 {
         Ok(t) => t,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
-    let done = match super::resumed(
+    let (watch, mut progress) = match super::job(
         NAME,
         &cli.job,
+        &cli.connection,
         &cli.placement,
         !text,
         QueryKind::Wc,
         &mut printer,
     ) {
-        Ok(d) => d,
+        Ok(j) => j,
         Err(f) => return super::finish(NAME, Err(f), &mut printer),
     };
-    let source = source.watched(Watch { done, listed: None });
+    let source = source.watched(watch);
     let local = target.is_none();
     let lines_only = !want.words && !want.chars && !want.max_line_length;
     let query = Query {
@@ -105,6 +106,9 @@ pub fn run(cli: WcCli) -> i32 {
         source,
         &mut printer,
         &mut |printer, item: Item<WcFields>| {
+            if let Some(p) = progress.as_mut() {
+                p.item(&item, |f| f.bytes);
+            }
             // Only the counts asked for: what is printed, and what groups compare.
             let item = Item {
                 outcome: match item.outcome {
@@ -172,6 +176,9 @@ pub fn run(cli: WcCli) -> i32 {
             }
         },
     );
+    if let Some(p) = progress {
+        p.finish();
+    }
     // JSON lines have no total unless asked for one; groups have none.
     let print_total = !grouping
         && match cli.total {
