@@ -23,7 +23,7 @@ _p2p__keygen() {
 
     case "${cmd}" in
         p2p__keygen)
-            opts="-o -h -V --output --force --help --version"
+            opts="-o -h -V --output --force --node --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -831,6 +831,53 @@ pub struct KeygenCli {
     /// With --output, replace FILE if it exists (atomically, by a new 0600 file renamed over it)
     #[arg(long, requires = "output")]
     pub force: bool,
+
+    /// Make a node key pair instead: the secret half to FILE (0600), the public half beside it with the extension .pub
+    #[arg(long, requires = "output")]
+    pub node: bool,
+}
+
+/// p2p-ca: the cluster's certificate authority.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-ca",
+    version,
+    about = "Make a cluster CA and sign node certificates with it",
+    after_help = "Example: p2p-ca init /root/p2p-ca && p2p-ca sign --dir /root/p2p-ca --name web01 \
+--group web node.pub > web01.crt"
+)]
+pub struct CaCli {
+    #[command(subcommand)]
+    pub action: CaAction,
+}
+
+/// What p2p-ca does.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum CaAction {
+    /// Make a new CA key pair in DIR: ca.key (mode 0600) and ca.pub (for every member's --ca)
+    Init {
+        /// The directory to hold the CA (created with mode 0700 if missing)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Sign a certificate for the node public key in NODE.pub and print it
+    Sign {
+        /// The CA's directory, holding ca.key
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// The member name the certificate is for (p2pd --name)
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// A group the member belongs to (repeatable)
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+        /// How long the certificate is valid from now: a number with s, m, h or d
+        #[arg(long, value_name = "DURATION", default_value = "365d")]
+        valid: String,
+        /// The node's public key file, as p2p-keygen --node wrote it
+        #[arg(value_name = "NODE.pub")]
+        public: PathBuf,
+    },
 }
 
 /// Every binary's clap command, by binary name, for man pages and completions.
@@ -846,6 +893,7 @@ pub fn commands() -> Vec<clap::Command> {
         JoinCli::command(),
         LeaveCli::command(),
         KeygenCli::command(),
+        CaCli::command(),
     ]
 }
 
@@ -1137,6 +1185,15 @@ fn security(bin: &str) -> String {
                     a key file that group or others may read, or that belongs to another user than \
                     p2pd's own or root). Whoever holds the key is a cluster member: see SECURITY \
                     in p2pd(1)."
+                .into();
+        }
+        "p2p-ca" => {
+            return "ca.key signs certificates: whoever holds it can make a certificate for any \
+                    name and group. Keep it off the cluster (an operator's machine, offline \
+                    media); init writes it with mode 0600 and sign refuses to read it when group \
+                    or others may, or when it belongs to another user than you or root. ca.pub \
+                    and the certificates are public: they prove nothing without the node key \
+                    they name, which never leaves its host."
                 .into();
         }
         "p2p-count" => {
@@ -1655,10 +1712,81 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .into(),
             ));
             s.push((
+                "NODE KEYS",
+                "With --node (and --output FILE), p2p-keygen makes a node key \
+                 pair instead, for a certificate from the cluster CA (see p2p-ca(1)): an Ed25519 \
+                 key that names the node and an X25519 key, its static key in the TCP handshake. \
+                 The secret halves go to FILE (mode 0600, one line: p2p-node-secret-v1 and the \
+                 base64 of the 32-byte Ed25519 seed and the 32-byte X25519 secret); the public \
+                 halves to FILE with its extension replaced by .pub (one line: p2p-node-v1 and \
+                 the base64 of both 32-byte public keys). Give the .pub file to the CA; FILE \
+                 stays on the host, for p2pd --node-key."
+                    .into(),
+            ));
+            s.push((
                 "EXAMPLES",
-                "  p2p-keygen -o /etc/p2pd/cluster.key\n  \
+                "  p2p-keygen --node -o /etc/p2pd/node.key   # and /etc/p2pd/node.pub\n  \
+                 p2p-keygen -o /etc/p2pd/cluster.key\n  \
                  p2p-keygen -o cluster.key --force\n  \
                  P2PD_SECRET=$(p2p-keygen) p2pd"
+                    .into(),
+            ));
+        }
+        "p2p-ca" => {
+            s.push((
+                "COMMANDS",
+                "  p2p-ca init DIR\n  \
+                 p2p-ca sign [--dir DIR] --name NAME [--group G]... [--valid DURATION] NODE.pub\n\n\
+                 sign's options: --dir DIR, the CA's directory, holding ca.key (default: the \
+                 current directory); --name NAME, the member name the certificate is for (p2pd \
+                 --name); --group G, a group the member belongs to (repeatable); --valid \
+                 DURATION, how long the certificate is valid from now, a number followed by s, m, \
+                 h or d (default: 365d)."
+                    .into(),
+            ));
+            s.push((
+                "DESCRIPTION",
+                "p2p-ca is the cluster's certificate authority. p2p-ca init DIR makes a new \
+                 Ed25519 key pair: DIR/ca.key, the secret half (mode 0600, one line: \
+                 p2p-ca-secret-v1 and the base64 of the 32-byte seed), and DIR/ca.pub, the public \
+                 half (p2p-ca-v1 and the base64 of the 32-byte key), which every member is given \
+                 as p2pd --ca. An existing ca.key is never replaced.\n\n\
+                 p2p-ca sign reads a node's public keys (p2p-keygen --node writes them) and prints \
+                 a certificate on standard output that binds them to --name and the --group \
+                 names, from five minutes ago (for members whose clocks are a little behind) to \
+                 --valid from now. The serial is random. Names and groups are 1 to 64 ASCII \
+                 letters, digits, '.', '_', '-', ':' or '@'; at most 32 groups, kept sorted and \
+                 without duplicates."
+                    .into(),
+            ));
+            s.push((
+                "CERTIFICATE FORMAT",
+                "A certificate file is one line: p2p-cert-v1, a space, and the base64 of these \
+                 bytes (integers big-endian, times in seconds since the Unix epoch, signed):\n\n\
+                 \x20 magic \"p2pc\"            4 bytes\n\
+                 \x20 version (1)             1\n\
+                 \x20 serial                  8\n\
+                 \x20 not-before              8\n\
+                 \x20 not-after               8\n\
+                 \x20 Ed25519 public key     32\n\
+                 \x20 X25519 public key      32\n\
+                 \x20 name length, name      1 + 1..64\n\
+                 \x20 group count            1 (0..32)\n\
+                 \x20 per group: length, name 1 + 1..64\n\
+                 \x20 CA signature          64 (Ed25519, over every byte before it)\n\n\
+                 Nothing may follow the signature. A member accepts a certificate only when the \
+                 signature verifies under its --ca key, the time is within [not-before, \
+                 not-after), the X25519 key is the one the peer proved it holds in the handshake, \
+                 and the name is the member name the peer claims. A later version of the layout \
+                 gets a new version byte and a new label."
+                    .into(),
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-ca init /root/p2p-ca\n  \
+                 p2p-keygen --node -o node.key     # on the host; copy node.pub to the CA\n  \
+                 p2p-ca sign --dir /root/p2p-ca --name web01 --group web --valid 90d node.pub > web01.crt\n  \
+                 p2pd --name web01 --ca ca.pub --cert web01.crt --node-key node.key"
                     .into(),
             ));
         }
@@ -1688,6 +1816,14 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             "0 on success; 1 when no randomness is available or the key could not be written \
              (with --output: FILE exists and --force was not given, or it cannot be created); 2 \
              for a usage error."
+                .into(),
+        ));
+    } else if bin == "p2p-ca" {
+        s.push((
+            "EXIT STATUS",
+            "0 on success; 1 when a file cannot be read or written, is not what it should be, \
+                 or (init) a CA is already in DIR; 2 for a usage error (a bad --valid, name or \
+                 group)."
                 .into(),
         ));
     } else if bin == "p2p-leave" {
@@ -1736,7 +1872,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
     s.push((
         "SEE ALSO",
         "p2pd(1), p2p-wc(1), p2p-sha256(1), p2p-count(1), p2p-stat(1), p2p-peers(1), p2p-status(1), \
-         p2p-join(1), p2p-leave(1), p2p-keygen(1), wc(1), sha256sum(1)"
+         p2p-join(1), p2p-leave(1), p2p-keygen(1), p2p-ca(1), wc(1), sha256sum(1)"
             .into(),
     ));
     s

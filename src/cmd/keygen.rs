@@ -1,7 +1,9 @@
 //! `p2p-keygen`: print a new random cluster key, or write it to a file that
-//! is private from its first byte.
+//! is private from its first byte; with `--node`, make a node key pair for
+//! a certificate (see [`crate::crypto::cert`]).
 
 use crate::cli::KeygenCli;
+use crate::crypto::cert::NodeSecret;
 use crate::crypto::keys::Key;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -13,6 +15,12 @@ const NAME: &str = "p2p-keygen";
 
 /// Runs `p2p-keygen`; returns the exit status.
 pub fn run(cli: KeygenCli) -> i32 {
+    if cli.node {
+        return match &cli.output {
+            Some(path) => node(path, cli.force),
+            None => 2,
+        };
+    }
     let key = match Key::generate() {
         Ok(k) => k,
         Err(e) => {
@@ -47,6 +55,60 @@ pub fn run(cli: KeygenCli) -> i32 {
                 path.display(),
                 crate::error::Error::from_io(&e).message
             );
+            1
+        }
+    }
+}
+
+/// Writes a new node key pair: the secret to `path`, the public half to
+/// `path` with the extension `.pub`.
+fn node(path: &Path, force: bool) -> i32 {
+    let public_path = path.with_extension("pub");
+    if public_path == path {
+        eprintln!(
+            "{NAME}: {}: the node's secret key file cannot end in .pub, where its public half goes",
+            path.display()
+        );
+        return 2;
+    }
+    let mut seed = Zeroizing::new([0u8; 64]);
+    if let Err(e) = crate::crypto::random_bytes(&mut seed[..]) {
+        eprintln!("{NAME}: no randomness available: {e}");
+        return 1;
+    }
+    let secret = NodeSecret::from_seed(&seed);
+    let written = write_private(path, secret.encode().as_bytes(), force).and_then(|()| {
+        let text = secret.public().encode();
+        if force {
+            fs::write(&public_path, text)
+        } else {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&public_path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+        }
+    });
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "{NAME}: node key in {}; have the CA sign {} (p2p-ca sign --name NAME {})",
+                path.display(),
+                public_path.display(),
+                public_path.display()
+            );
+            0
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            eprintln!(
+                "{NAME}: {} or {} exists; it was left as it is (add --force to replace them)",
+                path.display(),
+                public_path.display()
+            );
+            1
+        }
+        Err(e) => {
+            eprintln!("{NAME}: {}", crate::error::Error::from_io(&e).message);
             1
         }
     }

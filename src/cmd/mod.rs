@@ -1,6 +1,7 @@
 //! One module per command: its flags come from [`crate::cli`], its run
 //! function turns them into a query and prints the results.
 
+pub mod ca;
 pub mod count;
 pub mod join;
 pub mod keygen;

@@ -111,7 +111,7 @@ impl fmt::Display for KeyError {
             KeyError::Empty => write!(f, "no key found"),
             KeyError::Exposed { path, mode } => write!(
                 f,
-                "{} has mode {:04o}: others may read the cluster key; run chmod 600 {}",
+                "{} has mode {:04o}: others may read the secret key in it; run chmod 600 {}",
                 path.display(),
                 mode,
                 path.display()
@@ -170,33 +170,7 @@ impl KeyRing {
     /// Reads a key file, refusing one that others may read or that belongs
     /// to another user than us or root.
     pub fn load(path: &Path) -> Result<KeyRing, KeyError> {
-        let io_err = |error| KeyError::Io {
-            path: path.to_path_buf(),
-            error,
-        };
-        // Checked on the open file, so what is read is what was checked.
-        let mut file = fs::File::open(path).map_err(io_err)?;
-        let md = file.metadata().map_err(io_err)?;
-        let me = nix::unistd::geteuid().as_raw();
-        if md.uid() != me && md.uid() != 0 {
-            return Err(KeyError::Foreign {
-                path: path.to_path_buf(),
-                uid: md.uid(),
-                me,
-            });
-        }
-        let mode = md.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Exposed {
-                path: path.to_path_buf(),
-                mode,
-            });
-        }
-        // Room for all of it up front: a buffer that grows leaves copies behind.
-        let room = usize::try_from(md.len()).unwrap_or(0).saturating_add(1);
-        let mut text = Zeroizing::new(String::with_capacity(room));
-        file.read_to_string(&mut text).map_err(io_err)?;
-        KeyRing::parse(&text)
+        KeyRing::parse(&read_private(path)?)
     }
 
     /// Reads the keys in the environment variable `var` (as `P2PD_SECRET`),
@@ -274,6 +248,38 @@ pub fn default_key_path() -> PathBuf {
         .join("cluster.key")
 }
 
+/// Reads a file of secrets, refusing one that others may read or that
+/// belongs to another user than us or root; the text is wiped when dropped.
+pub(crate) fn read_private(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+    let io_err = |error| KeyError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    // Checked on the open file, so what is read is what was checked.
+    let mut file = fs::File::open(path).map_err(io_err)?;
+    let md = file.metadata().map_err(io_err)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if md.uid() != me && md.uid() != 0 {
+        return Err(KeyError::Foreign {
+            path: path.to_path_buf(),
+            uid: md.uid(),
+            me,
+        });
+    }
+    let mode = md.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    // Room for all of it up front: a buffer that grows leaves copies behind.
+    let room = usize::try_from(md.len()).unwrap_or(0).saturating_add(1);
+    let mut text = Zeroizing::new(String::with_capacity(room));
+    file.read_to_string(&mut text).map_err(io_err)?;
+    Ok(text)
+}
+
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Standard base64 with padding (RFC 4648), as key files and `cksum --base64` write it.
@@ -299,7 +305,7 @@ pub(crate) fn base64_encode(data: &[u8]) -> String {
 
 /// Decodes into a buffer of its final size, wiped when dropped (also when
 /// decoding stops half-way).
-fn base64_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
+pub(crate) fn base64_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     let bytes = text.as_bytes();
     if bytes.len() % 4 != 0 {
         return None;

@@ -11,6 +11,7 @@
 //! Several keys may be installed ([`keys::KeyRing`]): the first sends, all are
 //! accepted, so a key can be rotated without downtime.
 
+pub mod cert;
 pub mod gossip;
 pub mod keys;
 pub mod replay;
