@@ -942,8 +942,9 @@ fn long_jobs_section(bin: &str) -> String {
          the host rebooted): FILE is the JSON output of an earlier run of {bin}, read whole before \
          the query starts, so it may be the file this run appends to:\n\n    find /shared/data \
          -type f | {bin} --spread --files-from - --resume manifest.jsonl >> manifest.jsonl\n\n\
-         A path that has a good line in FILE (one with {good}, matched by path, or by the exact \
-         bytes of path_b64 for a name that is not UTF-8) is skipped and prints nothing; a path \
+         A path that has a good line in FILE (one with {good}, matched by path as given, so name \
+         the paths as the first run did, or by the exact bytes of path_b64 for a name that is \
+         not UTF-8) is skipped and prints nothing; a path \
          whose lines there all failed is done again. So after the resume every path has one good \
          line, and only the paths in flight when the first run died were computed twice. A torn \
          line left by a crash (an object cut short) is skipped with a warning, and when FILE is \

@@ -3,23 +3,30 @@
 //! finished by appending what is missing to that very file.
 //!
 //! A path is done when some line about it is a good result (no `error`) of
-//! this command; failed lines are redone. The file is read whole before the
-//! query starts, so it may be the one the new results are appended to. A
-//! crash can leave a torn line (the command was killed in the middle of a
-//! write): a line that starts as an object but does not parse is skipped,
+//! this command; failed lines are redone. The file is read to its end before
+//! the query starts (line by line, keeping only digests of the paths), so it
+//! may be the one the new results are appended to. A crash can leave a torn
+//! line (the command was killed in the middle of a write): a line that
+//! starts as an object but does not parse is skipped,
 //! and when the file ends inside one, the new output starts on a line of
 //! its own. Lines of another command (a manifest of `p2p-sha256` given to
 //! `p2p-wc`), or that are not JSON at all (`--format text`), refuse the file.
 
 use crate::proto::{PathBytes, QueryKind};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 /// The paths already answered by an earlier run.
 #[derive(Debug, Default)]
 pub struct Done {
-    paths: HashSet<Vec<u8>>,
+    /// Each path's name as a 128-bit digest: a million paths take 16 MiB,
+    /// whatever their length, and two names never meet by chance.
+    paths: HashSet<[u8; 16]>,
     /// Torn lines skipped (a crash in the middle of a write).
     pub torn: u64,
     /// The file does not end with a newline: new lines appended to it
@@ -27,81 +34,108 @@ pub struct Done {
     pub ends_mid_line: bool,
 }
 
+/// The fields of a result line that tell whose it is and about what; the
+/// others are skipped unread.
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    path: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    path_b64: Option<Cow<'a, str>>,
+    peer: Option<IgnoredAny>,
+    error: Option<IgnoredAny>,
+    total: Option<bool>,
+    files: Option<IgnoredAny>,
+    dirs: Option<IgnoredAny>,
+    size: Option<IgnoredAny>,
+    mode: Option<IgnoredAny>,
+    sha256: Option<IgnoredAny>,
+    lines: Option<IgnoredAny>,
+    words: Option<IgnoredAny>,
+    bytes: Option<IgnoredAny>,
+    chars: Option<IgnoredAny>,
+    max_line_length: Option<IgnoredAny>,
+}
+
 impl Done {
     /// Reads `file`, the output of an earlier run of `kind`'s command.
     pub fn read(file: &Path, kind: QueryKind) -> Result<Done, String> {
-        let data = std::fs::read(file).map_err(|e| {
+        let why = |e: std::io::Error| {
             format!(
                 "--resume {}: {}",
                 file.display(),
                 crate::error::Error::from_io(&e).message
             )
-        })?;
-        Done::parse(&data, kind).map_err(|why| format!("--resume {}: {why}", file.display()))
+        };
+        let f = std::fs::File::open(file).map_err(why)?;
+        Done::parse(BufReader::with_capacity(256 * 1024, f), kind).map_err(|e| match e {
+            Bad::Io(e) => why(e),
+            Bad::Line(msg) => format!("--resume {}: {msg}", file.display()),
+        })
     }
 
     /// The paths answered in `data`, JSON lines of `kind`'s command.
-    pub fn parse(data: &[u8], kind: QueryKind) -> Result<Done, String> {
-        let mut done = Done {
-            ends_mid_line: data.last().is_some_and(|&b| b != b'\n'),
-            ..Done::default()
-        };
-        for (n, line) in data.split(|&b| b == b'\n').enumerate() {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+    pub fn parse(mut data: impl BufRead, kind: QueryKind) -> Result<Done, Bad> {
+        let mut done = Done::default();
+        let mut buf = Vec::new();
+        for n in 1.. {
+            buf.clear();
+            if data.read_until(b'\n', &mut buf).map_err(Bad::Io)? == 0 {
+                break;
             }
-            let obj = match serde_json::from_slice::<Value>(line) {
-                Ok(Value::Object(obj)) => obj,
-                Ok(_) => return Err(format!("line {} is not a JSON object", n + 1)),
-                Err(_) if line.first() == Some(&b'{') => {
-                    done.torn += 1;
-                    continue;
-                }
-                Err(_) => {
-                    return Err(format!(
-                        "line {} is not JSON: give the JSON lines of an earlier run (not --format text)",
-                        n + 1
-                    ));
-                }
-            };
-            if obj.contains_key("error") || obj.get("total") == Some(&Value::Bool(true)) {
-                // A failed path is redone; a total is about no path.
-                continue;
-            }
-            match kind_of(&obj) {
-                Some(k) if k == kind => {}
-                Some(k) => {
-                    return Err(format!(
-                        "line {} is a result of {}, not of {}: give the output of an earlier run of this command",
-                        n + 1,
-                        command(k),
-                        command(kind)
-                    ));
-                }
-                None => {
-                    return Err(format!(
-                        "line {} is no result line of {}",
-                        n + 1,
-                        command(kind)
-                    ));
-                }
-            }
-            let path = obj.get("path").and_then(Value::as_str).map(str::to_string);
-            let b64 = obj.get("path_b64").and_then(Value::as_str);
-            if path.is_none() || obj.get("peer").and_then(Value::as_str).is_none() {
-                return Err(format!("line {} has no peer or path", n + 1));
-            }
-            let exact =
-                PathBytes::from_json(path, b64).map_err(|e| format!("line {}: {e}", n + 1))?;
-            done.paths.insert(exact.0);
+            done.ends_mid_line = buf.last() != Some(&b'\n');
+            done.line(&buf, n, kind).map_err(Bad::Line)?;
         }
         Ok(done)
     }
 
+    /// Takes line `n` of the file.
+    fn line(&mut self, line: &[u8], n: usize, kind: QueryKind) -> Result<(), String> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let fields = match serde_json::from_slice::<Line>(line) {
+            Ok(f) => f,
+            Err(_) if line.first() == Some(&b'{') => {
+                self.torn += 1;
+                return Ok(());
+            }
+            Err(_) => {
+                return Err(format!(
+                    "line {n} is not JSON: give the JSON lines of an earlier run (not --format text)"
+                ));
+            }
+        };
+        if fields.error.is_some() || fields.total == Some(true) {
+            // A failed path is redone; a total is about no path.
+            return Ok(());
+        }
+        match kind_of(&fields) {
+            Some(k) if k == kind => {}
+            Some(k) => {
+                return Err(format!(
+                    "line {n} is a result of {}, not of {}: give the output of an earlier run of this command",
+                    command(k),
+                    command(kind)
+                ));
+            }
+            None => return Err(format!("line {n} is no result line of {}", command(kind))),
+        }
+        if fields.path.is_none() || fields.peer.is_none() {
+            return Err(format!("line {n} has no peer or path"));
+        }
+        let path = fields.path.map(Cow::into_owned);
+        let exact = PathBytes::from_json(path, fields.path_b64.as_deref())
+            .map_err(|e| format!("line {n}: {e}"))?;
+        self.paths.insert(key(exact.as_bytes()));
+        Ok(())
+    }
+
     /// True when `path` already has a good line.
     pub fn has(&self, path: &[u8]) -> bool {
-        self.paths.contains(path)
+        self.paths.contains(&key(path))
     }
 
     /// How many paths are done.
@@ -115,18 +149,42 @@ impl Done {
     }
 }
 
+/// Why a file cannot be resumed from.
+#[derive(Debug)]
+pub enum Bad {
+    Io(std::io::Error),
+    Line(String),
+}
+
+impl std::fmt::Display for Bad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bad::Io(e) => write!(f, "{e}"),
+            Bad::Line(m) => f.write_str(m),
+        }
+    }
+}
+
+fn key(path: &[u8]) -> [u8; 16] {
+    let d = Sha256::digest(path);
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    k
+}
+
 /// Which command a good result line comes from, by the fields only it has.
-fn kind_of(obj: &Map<String, Value>) -> Option<QueryKind> {
-    let has = |k: &str| obj.contains_key(k);
-    if has("files") && has("dirs") {
+fn kind_of(l: &Line) -> Option<QueryKind> {
+    if l.files.is_some() && l.dirs.is_some() {
         Some(QueryKind::Count)
-    } else if has("size") && has("mode") {
+    } else if l.size.is_some() && l.mode.is_some() {
         Some(QueryKind::Stat)
-    } else if has("sha256") {
+    } else if l.sha256.is_some() {
         Some(QueryKind::Sha256)
-    } else if ["lines", "words", "bytes", "chars", "max_line_length"]
-        .iter()
-        .any(|k| has(k))
+    } else if l.lines.is_some()
+        || l.words.is_some()
+        || l.bytes.is_some()
+        || l.chars.is_some()
+        || l.max_line_length.is_some()
     {
         Some(QueryKind::Wc)
     } else {
@@ -201,7 +259,9 @@ mod tests {
     #[test]
     fn another_commands_output_is_refused() {
         let sha = sha_line("/a");
-        let err = Done::parse(sha.as_bytes(), QueryKind::Wc).unwrap_err();
+        let err = Done::parse(sha.as_bytes(), QueryKind::Wc)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("p2p-sha256") && err.contains("p2p-wc"),
             "{err}"
@@ -230,7 +290,9 @@ mod tests {
         );
         // Text output is no JSON at all.
         let text = "e3b0  /a\n";
-        let err = Done::parse(text.as_bytes(), QueryKind::Sha256).unwrap_err();
+        let err = Done::parse(text.as_bytes(), QueryKind::Sha256)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not JSON"), "{err}");
     }
 
