@@ -25,7 +25,9 @@ message says since when (\"the member is down since 2026-12-02T04:10:03Z (12 s a
 since of p2p-peers), so every member is accounted for and the exit status is 1; --spread on \
 the alive and suspect members with each path computed exactly once, by whichever member is \
 free (faster members take more), for files on a shared filesystem; a down member gets nothing \
-to do. The local p2pd talks to at most --max-links members at once (64 by default, fewer if \
+to do. Paths are handed out in batches bounded by count and by bytes (a member holds at most \
+128 MiB of files it has not answered yet, or one file larger than that), so a few large files \
+go to as many members rather than all to the first one asked. The local p2pd talks to at most --max-links members at once (64 by default, fewer if \
 its descriptor limit is low); with --all the others wait for a free link and results still \
 print as they arrive; with --spread the members asked are picked at random for each query, \
 the others standing in for any that fails. --where KEY=VALUE narrows --all and --spread to members with that \

@@ -18,7 +18,12 @@
 //!
 //! In [`Mode::Once`] (`--spread`) running links take items from one shared
 //! queue in small batches as they finish earlier ones, so a faster member
-//! takes more; when a link fails, what it held goes back to the front of
+//! takes more. A batch is bounded by bytes as well as by count: each item
+//! may carry its size ([`Distributor::push_sized`]), and a link takes no
+//! more once what it holds would pass [`Distributor::take`]'s byte bound,
+//! though a link holding nothing always gets one item. So a few large
+//! files go to as many members, not all to the first that asks. When a
+//! link fails, what it held goes back to the front of
 //! the queue for the others (and a waiting link may be started in its
 //! place). Only when no link is left, running or waiting, do the items get
 //! failure reports, from the last link that failed.
@@ -28,7 +33,7 @@
 //! ([`Distributor::push`] says so): every item still gets exactly its
 //! answers, and no thread needs to stay behind for a failed member.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 /// How items are shared among links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +62,8 @@ struct Link {
     cursor: u64,
     /// Items taken and not yet answered.
     inflight: BTreeSet<u64>,
+    /// The bytes of those items, as far as their sizes are known.
+    inflight_bytes: u64,
 }
 
 /// The distribution state of one query.
@@ -72,6 +79,9 @@ pub struct Distributor {
     failed: Vec<usize>,
     /// `Once`: items not held by any link, requeued ones first.
     ready: VecDeque<u64>,
+    /// `Once`: the size of each item not answered yet whose size is known
+    /// and not zero; the others weigh nothing against the byte bound.
+    sizes: HashMap<u64, u64>,
     /// `Once`: items answered or reported failed so far.
     settled: u64,
     /// `Once`: the link whose failure left nobody to answer; it reports
@@ -91,11 +101,13 @@ impl Distributor {
                     phase: Phase::Waiting,
                     cursor: 0,
                     inflight: BTreeSet::new(),
+                    inflight_bytes: 0,
                 })
                 .collect(),
             waiting: (0..links).collect(),
             failed: Vec::new(),
             ready: VecDeque::new(),
+            sizes: HashMap::new(),
             settled: 0,
             last_failed: None,
         }
@@ -104,6 +116,12 @@ impl Distributor {
     /// A new item; returns its number and the links that owe a failure
     /// report for it now (they failed before it came).
     pub fn push(&mut self) -> (u64, Vec<usize>) {
+        self.push_sized(0)
+    }
+
+    /// [`Distributor::push`] of an item of `bytes` bytes (0 when unknown),
+    /// which counts against the byte bound of the link that takes it.
+    pub fn push_sized(&mut self, bytes: u64) -> (u64, Vec<usize>) {
         let id = self.pushed;
         self.pushed += 1;
         match self.mode {
@@ -114,6 +132,9 @@ impl Distributor {
                     (id, vec![link])
                 }
                 None => {
+                    if bytes > 0 {
+                        self.sizes.insert(id, bytes);
+                    }
                     self.ready.push_back(id);
                     (id, Vec::new())
                 }
@@ -189,9 +210,16 @@ impl Distributor {
         }
     }
 
-    /// Up to `max` items for running `link` to work on. Empty when there
-    /// is nothing for it right now.
-    pub fn take(&mut self, link: usize, max: usize) -> Vec<u64> {
+    /// The size of item `id` as pushed (0 when unknown or answered).
+    fn size(&self, id: u64) -> u64 {
+        self.sizes.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Up to `max` items for running `link` to work on, and in `Once` mode
+    /// only as many as keep the bytes it holds within `max_bytes` (one item
+    /// all the same when it holds nothing). Empty when there is nothing for
+    /// it right now.
+    pub fn take(&mut self, link: usize, max: usize, max_bytes: u64) -> Vec<u64> {
         let mut out = Vec::new();
         if self.links[link].phase != Phase::Running {
             return out;
@@ -207,11 +235,20 @@ impl Distributor {
             }
             Mode::Once => {
                 while out.len() < max {
-                    let Some(id) = self.ready.pop_front() else {
+                    let Some(&id) = self.ready.front() else {
                         break;
                     };
+                    let bytes = self.size(id);
+                    let l = &self.links[link];
+                    if !l.inflight.is_empty() && l.inflight_bytes.saturating_add(bytes) > max_bytes
+                    {
+                        break;
+                    }
+                    self.ready.pop_front();
                     out.push(id);
-                    self.links[link].inflight.insert(id);
+                    let l = &mut self.links[link];
+                    l.inflight.insert(id);
+                    l.inflight_bytes = l.inflight_bytes.saturating_add(bytes);
                 }
             }
         }
@@ -226,6 +263,9 @@ impl Distributor {
         }
         if self.mode == Mode::Once {
             self.settled += 1;
+            let bytes = self.sizes.remove(&id).unwrap_or(0);
+            let l = &mut self.links[link];
+            l.inflight_bytes = l.inflight_bytes.saturating_sub(bytes);
         }
         true
     }
@@ -246,6 +286,7 @@ impl Distributor {
         let l = &mut self.links[link];
         l.phase = Phase::Failed;
         let held = std::mem::take(&mut l.inflight);
+        l.inflight_bytes = 0;
         match self.mode {
             Mode::Every => {
                 let mut owed: Vec<u64> = held.into_iter().collect();
@@ -266,6 +307,7 @@ impl Distributor {
                 self.last_failed = Some(link);
                 let owed: Vec<u64> = self.ready.drain(..).collect();
                 self.settled += owed.len() as u64;
+                self.sizes.clear();
                 owed
             }
         }
@@ -318,7 +360,7 @@ mod tests {
         d.close();
         for link in 0..3 {
             assert_eq!(d.start(), Some(link));
-            let got = d.take(link, 10);
+            let got = d.take(link, 10, u64::MAX);
             assert_eq!(got, vec![0, 1, 2, 3, 4]);
             answer_all(&mut d, link, &got);
             assert!(d.finished(link));
@@ -331,15 +373,15 @@ mod tests {
     fn a_waiting_link_takes_nothing_and_keeps_every_item_for_later() {
         let mut d = pushed(Mode::Every, 2, 3);
         assert_eq!(d.start(), Some(0));
-        assert!(d.take(1, 10).is_empty(), "link 1 has not started");
-        let got = d.take(0, 10);
+        assert!(d.take(1, 10, u64::MAX).is_empty(), "link 1 has not started");
+        let got = d.take(0, 10, u64::MAX);
         answer_all(&mut d, 0, &got);
         assert_eq!(d.backlog(), 3, "link 1 still needs all three");
         d.close();
         assert!(d.finished(0));
         assert!(!d.complete());
         assert_eq!(d.start(), Some(1));
-        assert_eq!(d.take(1, 10), vec![0, 1, 2]);
+        assert_eq!(d.take(1, 10, u64::MAX), vec![0, 1, 2]);
     }
 
     #[test]
@@ -366,7 +408,7 @@ mod tests {
             let held_back = d.backlog() >= BOUND && d.pushed < ITEMS;
             for slot in running.iter_mut() {
                 let link = *slot;
-                let got = d.take(link, 2);
+                let got = d.take(link, 2, u64::MAX);
                 if !got.is_empty() {
                     answers[link] += got.len() as u64;
                     answer_all(&mut d, link, &got);
@@ -393,7 +435,7 @@ mod tests {
     fn a_link_holding_items_does_not_park() {
         let mut d = pushed(Mode::Every, 2, 2);
         d.start();
-        d.take(0, 1);
+        d.take(0, 1, u64::MAX);
         assert!(!d.park(0));
         assert!(!d.park(1), "not running");
         d.answer(0, 0);
@@ -404,14 +446,14 @@ mod tests {
             Some(0),
             "the parked link waits behind the others"
         );
-        assert_eq!(d.take(0, 5), vec![1], "and goes on where it was");
+        assert_eq!(d.take(0, 5, u64::MAX), vec![1], "and goes on where it was");
     }
 
     #[test]
     fn a_failed_link_in_every_mode_reports_what_it_did_not_answer_and_every_later_item() {
         let mut d = pushed(Mode::Every, 2, 4);
         d.start();
-        assert_eq!(d.take(0, 2), vec![0, 1]);
+        assert_eq!(d.take(0, 2, u64::MAX), vec![0, 1]);
         assert!(d.answer(0, 0));
         assert_eq!(d.fail(0), vec![1, 2, 3]);
         assert!(d.finished(0));
@@ -437,12 +479,12 @@ mod tests {
         // Link 0 answers three batches while link 1 answers one.
         for round in 0..4 {
             let link = usize::from(round == 3);
-            let got = d.take(link, 2);
+            let got = d.take(link, 2, u64::MAX);
             per_link[link] += got.len();
             answer_all(&mut d, link, &got);
         }
         assert_eq!(per_link, [6, 2]);
-        let rest = d.take(1, 10);
+        let rest = d.take(1, 10, u64::MAX);
         assert_eq!(rest, vec![8, 9]);
         answer_all(&mut d, 1, &rest);
         assert!(d.complete());
@@ -453,14 +495,17 @@ mod tests {
         let mut d = pushed(Mode::Once, 2, 6);
         d.start();
         d.start();
-        assert_eq!(d.take(0, 2), vec![0, 1]);
-        assert_eq!(d.take(1, 2), vec![2, 3]);
+        assert_eq!(d.take(0, 2, u64::MAX), vec![0, 1]);
+        assert_eq!(d.take(1, 2, u64::MAX), vec![2, 3]);
         assert!(d.answer(1, 2));
         assert!(d.fail(1).is_empty(), "link 0 is still running");
         assert!(d.finished(1));
-        assert!(d.take(1, 5).is_empty(), "a failed link takes nothing");
+        assert!(
+            d.take(1, 5, u64::MAX).is_empty(),
+            "a failed link takes nothing"
+        );
         // Link 0 gets the orphan (3) before the new items.
-        assert_eq!(d.take(0, 10), vec![3, 4, 5]);
+        assert_eq!(d.take(0, 10, u64::MAX), vec![3, 4, 5]);
         // An answer from a link that no longer holds the item is ignored.
         assert!(!d.answer(1, 3));
         d.close();
@@ -472,13 +517,13 @@ mod tests {
     fn once_mode_starts_a_waiting_link_in_place_of_a_failed_one() {
         let mut d = pushed(Mode::Once, 3, 4);
         assert_eq!(d.start(), Some(0));
-        assert_eq!(d.take(0, 4), vec![0, 1, 2, 3]);
+        assert_eq!(d.take(0, 4, u64::MAX), vec![0, 1, 2, 3]);
         assert!(d.fail(0).is_empty(), "links 1 and 2 still wait");
         assert_eq!(d.start(), Some(1));
-        assert_eq!(d.take(1, 2), vec![0, 1]);
+        assert_eq!(d.take(1, 2, u64::MAX), vec![0, 1]);
         d.close();
         answer_all(&mut d, 1, &[0, 1]);
-        assert_eq!(d.take(1, 2), vec![2, 3]);
+        assert_eq!(d.take(1, 2, u64::MAX), vec![2, 3]);
         answer_all(&mut d, 1, &[2, 3]);
         assert!(d.complete());
         assert_eq!(d.start(), None, "nothing left: the spare is not asked");
@@ -490,12 +535,12 @@ mod tests {
         d.close();
         d.start();
         d.start();
-        assert_eq!(d.take(0, 1), vec![0]);
-        assert_eq!(d.take(1, 1), vec![1]);
+        assert_eq!(d.take(0, 1, u64::MAX), vec![0]);
+        assert_eq!(d.take(1, 1, u64::MAX), vec![1]);
         d.answer(0, 0);
         assert!(!d.finished(0), "link 1 may still fail and hand item 1 back");
         d.fail(1);
-        assert_eq!(d.take(0, 5), vec![1]);
+        assert_eq!(d.take(0, 5, u64::MAX), vec![1]);
         d.answer(0, 1);
         assert!(d.finished(0) && d.complete());
     }
@@ -504,7 +549,7 @@ mod tests {
     fn when_the_last_link_fails_it_reports_everything_left_and_later() {
         let mut d = pushed(Mode::Once, 2, 5);
         d.start();
-        assert_eq!(d.take(0, 2), vec![0, 1]);
+        assert_eq!(d.take(0, 2, u64::MAX), vec![0, 1]);
         assert!(d.fail(1).is_empty(), "link 0 runs");
         assert_eq!(d.fail(0), vec![0, 1, 2, 3, 4], "nobody is left to do them");
         assert_eq!(d.push(), (5, vec![0]));
@@ -513,16 +558,67 @@ mod tests {
     }
 
     #[test]
+    fn once_mode_bounds_a_batch_by_bytes_so_large_files_go_to_many_links() {
+        const MIB: u64 = 1 << 20;
+        let mut d = Distributor::new(Mode::Once, 4);
+        for _ in 0..8 {
+            d.push_sized(256 * MIB);
+        }
+        d.close();
+        for _ in 0..4 {
+            d.start();
+        }
+        // Each link holds one file: one past the bound is still one.
+        for link in 0..4 {
+            assert_eq!(d.take(link, 64, 128 * MIB), vec![link as u64]);
+            assert!(
+                d.take(link, 64, 128 * MIB).is_empty(),
+                "link {link} is full"
+            );
+        }
+        // Link 2 is fastest: it answers and takes the next, twice.
+        assert!(d.answer(2, 2));
+        assert_eq!(d.take(2, 64, 128 * MIB), vec![4]);
+        assert!(d.answer(2, 4));
+        assert_eq!(d.take(2, 64, 128 * MIB), vec![5]);
+        // A failed link's file goes back with its size.
+        assert!(d.fail(1).is_empty());
+        assert!(d.answer(0, 0));
+        assert_eq!(d.take(0, 64, 128 * MIB), vec![1]);
+        assert!(
+            d.take(0, 64, 128 * MIB).is_empty(),
+            "the requeued file weighs"
+        );
+    }
+
+    #[test]
+    fn small_items_fill_a_batch_up_to_the_byte_bound_and_unknown_sizes_weigh_nothing() {
+        let mut d = Distributor::new(Mode::Once, 1);
+        for size in [40, 40, 40, 0, 0, 10] {
+            d.push_sized(size);
+        }
+        d.start();
+        assert_eq!(
+            d.take(0, 64, 100),
+            vec![0, 1],
+            "a third would pass 100 bytes"
+        );
+        assert!(d.answer(0, 0));
+        assert_eq!(d.take(0, 64, 100), vec![2, 3, 4, 5], "40 + 40 + 0 + 0 + 10");
+        assert_eq!(d.take(0, 64, 100), Vec::<u64>::new());
+    }
+
+    #[test]
     fn backlog_follows_the_slowest_link() {
         let mut d = pushed(Mode::Every, 2, 10);
         d.start();
         d.start();
-        d.take(0, 8);
-        d.take(1, 3);
+        d.take(0, 8, u64::MAX);
+        d.take(1, 3, u64::MAX);
         assert_eq!(d.backlog(), 7);
         let mut o = pushed(Mode::Once, 2, 10);
         o.start();
-        o.take(0, 4);
+        o.take(0, 4, u64::MAX);
         assert_eq!(o.backlog(), 6);
     }
 }

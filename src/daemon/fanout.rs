@@ -45,6 +45,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel, sync_channel};
@@ -58,6 +59,11 @@ const BATCH: usize = 64;
 /// Items a member may hold at once: two batches, so it has the next one
 /// while its results travel back.
 const WINDOW: usize = 2 * BATCH;
+
+/// Bytes a member may hold at once with `--spread`, as far as the sizes
+/// are known (one file of any size all the same): large files go one or
+/// two at a time, so each member gets its share of them.
+const WINDOW_BYTES: u64 = 128 << 20;
 
 /// Paths held for members that have not taken them yet; past this the
 /// client is not read until they catch up.
@@ -588,6 +594,8 @@ struct Ctx {
     shared: Arc<Shared>,
     /// Answers owed per path: one with `--spread`, one per member otherwise.
     owed_per_path: usize,
+    /// `--spread`: paths are weighed by their size.
+    spread: bool,
     /// True for a caller foreign to the daemon, whose answers from this
     /// node are given in-process on their own descriptors; false for its
     /// own user and root, whom it answers as a member like any other.
@@ -753,6 +761,7 @@ impl Feeder {
                 return;
             }
         };
+        let size = self.size_of(&absolute, file.as_ref());
         let mut st = self.ctx.lock();
         while !st.cancelled
             && (st.dist.backlog() >= MAX_BACKLOG
@@ -771,7 +780,7 @@ impl Feeder {
         if file.is_some() {
             st.files_held += 1;
         }
-        let (id, failed) = st.dist.push();
+        let (id, failed) = st.dist.push_sized(size);
         st.entries.insert(
             id,
             Entry {
@@ -791,6 +800,24 @@ impl Feeder {
         }
         drop(st);
         self.ctx.changed.notify_all();
+    }
+
+    /// The size of a `--spread` path, to bound the members' batches by
+    /// bytes: the caller's descriptor tells it, else (for the daemon's own
+    /// user and root, whose view is the daemon's) a stat of the path; 0
+    /// when unknown, or for `--all` and `--peer`, where it changes nothing.
+    fn size_of(&self, absolute: &PathBytes, file: Option<&Result<File, Error>>) -> u64 {
+        if !self.ctx.spread || self.ctx.query.kind == QueryKind::Count {
+            return 0;
+        }
+        let meta = match file {
+            Some(Ok(f)) => f.metadata().ok(),
+            // A foreign caller learns nothing through the daemon's rights,
+            // not even by how its batches are cut.
+            _ if self.ctx.here => None,
+            _ => std::fs::metadata(std::ffi::OsStr::from_bytes(absolute.as_bytes())).ok(),
+        };
+        meta.filter(|m| m.is_file()).map_or(0, |m| m.len())
     }
 
     /// Cancels the query (the client is gone, or was interrupted): the
@@ -975,6 +1002,7 @@ pub fn start(
         out,
         shared: Arc::clone(shared),
         owed_per_path: if mode == Mode::Once { 1 } else { links.len() },
+        spread: mode == Mode::Once,
         here,
         who: super::pool::Who::User(caller.uid),
         number,
@@ -1287,7 +1315,7 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
                     if st.cancelled {
                         break Next::Cancelled;
                     }
-                    let ids = st.dist.take(link, BATCH.min(WINDOW - held));
+                    let ids = st.dist.take(link, BATCH.min(WINDOW - held), WINDOW_BYTES);
                     if !ids.is_empty() {
                         let items: Vec<PeerItem> = ids
                             .iter()
@@ -1473,7 +1501,7 @@ fn run_here(ctx: &Ctx, link: usize) -> usize {
             if st.cancelled {
                 return answered;
             }
-            let ids = st.dist.take(link, BATCH.min(WINDOW - held));
+            let ids = st.dist.take(link, BATCH.min(WINDOW - held), WINDOW_BYTES);
             if ids.is_empty() && held == 0 {
                 if st.dist.finished(link) {
                     return answered;
