@@ -12,12 +12,15 @@ use crate::crypto::session::{self, SessionError};
 use crate::daemon::counters::{Counters, Rejected};
 use crate::daemon::logging::{self, untrusted};
 use crate::membership::{
-    Alarm, MemberEvent, MemberInfo, MemberState, Membership, Node, Record, Timings, max_incarnation,
+    self, Alarm, MemberEvent, MemberInfo, MemberState, Membership, Node, Record, Timings,
+    max_incarnation,
 };
 use crate::proto::peer::{self, JoinReply, PeerRequest, SyncReply};
 use log::Level;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, RwLock};
@@ -79,6 +82,9 @@ pub struct Cluster {
     /// Bumped on every reload, so the gossip loop rebuilds its ciphers.
     ring_generation: AtomicU64,
     commands: Mutex<Sender<Command>>,
+    /// Wakes the gossip loop when a command or a new key ring is waiting:
+    /// it otherwise sleeps until its next timer.
+    wake: UnixDatagram,
     members: RwLock<Vec<MemberInfo>>,
     watchers: Mutex<Vec<Sender<MemberEvent>>>,
     /// The daemon's counters, datagrams and connections refused among them.
@@ -97,6 +103,10 @@ impl Cluster {
     ) -> io::Result<(Arc<Cluster>, TcpListener)> {
         let super::peer_port::PeerPort { udp, tcp } = port;
         let (tx, rx) = channel();
+        let (wake, woken) = UnixDatagram::pair()?;
+        wake.set_nonblocking(true)?;
+        woken.set_nonblocking(true)?;
+        udp.set_nonblocking(true)?;
         let mut seed = [0u8; 32];
         crate::crypto::random_bytes(&mut seed)?;
         let mut membership = Membership::new(me.clone(), &timings, seed);
@@ -106,6 +116,7 @@ impl Cluster {
             ring: RwLock::new(Arc::new(ring)),
             ring_generation: AtomicU64::new(0),
             commands: Mutex::new(tx),
+            wake,
             members: RwLock::new(membership.members()),
             watchers: Mutex::new(Vec::new()),
             counters,
@@ -113,7 +124,7 @@ impl Cluster {
         let c = Arc::clone(&cluster);
         thread::Builder::new()
             .name("gossip".into())
-            .spawn(move || gossip_loop(&c, membership, udp, rx))?;
+            .spawn(move || gossip_loop(&c, membership, udp, rx, woken))?;
         Ok((cluster, tcp))
     }
 
@@ -146,12 +157,20 @@ impl Cluster {
             Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
         }
         self.ring_generation.fetch_add(1, Ordering::Release);
+        self.wake_gossip();
     }
 
     fn command(&self, cmd: Command) {
         if let Ok(tx) = self.commands.lock() {
             let _ = tx.send(cmd);
         }
+        self.wake_gossip();
+    }
+
+    /// One byte on the wake socket; when it is full, the loop is awake
+    /// already.
+    fn wake_gossip(&self) {
+        let _ = self.wake.send(&[0]);
     }
 
     /// The member list, as of the last gossip event.
@@ -348,7 +367,13 @@ fn gossip_endpoint(me: &Node) -> Endpoint {
     Endpoint::new(me.addr, me.incarnation, u64::from_le_bytes(seed))
 }
 
-fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: Receiver<Command>) {
+fn gossip_loop(
+    cluster: &Cluster,
+    mut m: Membership,
+    udp: UdpSocket,
+    commands: Receiver<Command>,
+    woken: UnixDatagram,
+) {
     let mut generation = cluster.ring_generation.load(Ordering::Acquire);
     let mut cipher = GossipCipher::new(&cluster.ring());
     let mut endpoint = gossip_endpoint(m.me());
@@ -360,16 +385,28 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
             generation = current;
             cipher = GossipCipher::new(&cluster.ring());
         }
+        // Asleep until the next timer, a datagram or a command; changes
+        // heard are reported within CHANGES_EVERY.
         let now = Instant::now();
-        let wait = m
-            .next_deadline()
-            .map_or(Duration::from_millis(50), |d| {
-                d.saturating_duration_since(now)
-            })
-            .clamp(Duration::from_millis(1), Duration::from_millis(50));
-        let _ = udp.set_read_timeout(Some(wait));
-        match udp.recv_from(&mut buf) {
-            Ok((n, from)) => match cipher.open(&mut endpoint, &buf[..n]) {
+        let mut until = m.next_deadline().unwrap_or(now + IDLE_WAKE);
+        if m.has_news() {
+            until = until.min(last_changes + CHANGES_EVERY);
+        }
+        let readable = wait_readable(&udp, &woken, until.saturating_duration_since(now));
+        if readable.1 {
+            while woken.recv(&mut buf).is_ok() {}
+        }
+        // A burst is taken whole before the timers run, a bounded one.
+        for _ in 0..if readable.0 { DATAGRAMS_PER_WAKE } else { 0 } {
+            let (n, from) = match udp.recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::debug!("gossip socket: {e}");
+                    break;
+                }
+            };
+            match cipher.open(&mut endpoint, &buf[..n]) {
                 Ok(payload) => m.handle_payload(&payload, Instant::now()),
                 Err(e) => {
                     cluster.counters.rejected(match e {
@@ -386,13 +423,7 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
                         ),
                     );
                 }
-            },
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => log::debug!("gossip socket: {e}"),
+            }
         }
         m.handle_timers(Instant::now());
         let mut leave_ack = None;
@@ -429,7 +460,7 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
         for (to, payload) in m.take_outbox() {
             let sealed = cipher.seal(&mut endpoint, &to, &payload);
             if !sealed.is_empty() && sealed.len() <= MAX_DATAGRAM {
-                let _ = udp.send_to(&sealed, to);
+                send_datagram(&udp, &sealed, to);
             }
         }
         if let Some(ack) = leave_ack {
@@ -448,6 +479,12 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
         }
         last_changes = Instant::now();
         let events = m.changes(Instant::now());
+        let forgotten = m.take_forgotten();
+        if !forgotten.is_empty()
+            && let Ok(mut members) = cluster.members.write()
+        {
+            membership::follow(&mut members, &[], &forgotten);
+        }
         if !events.is_empty() {
             for e in &events {
                 log::info!(
@@ -469,7 +506,7 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
                 );
             }
             if let Ok(mut members) = cluster.members.write() {
-                *members = m.members();
+                membership::follow(&mut members, &events, &[]);
             }
             // Our own identity may have moved on (new tags, or a new
             // incarnation after being declared down).
@@ -481,6 +518,52 @@ fn gossip_loop(cluster: &Cluster, mut m: Membership, udp: UdpSocket, commands: R
             if let Ok(mut watchers) = cluster.watchers.lock() {
                 watchers.retain(|w| events.iter().all(|e| w.send(e.clone()).is_ok()));
             }
+        }
+    }
+}
+
+/// The longest the gossip loop sleeps with no timer set (after a leave).
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+/// The most datagrams taken in one turn of the gossip loop.
+const DATAGRAMS_PER_WAKE: usize = 64;
+
+/// Waits up to `timeout` for the gossip socket or the wake socket to be
+/// readable: (gossip, wake). An error or a signal counts as neither.
+fn wait_readable(udp: &UdpSocket, woken: &UnixDatagram, timeout: Duration) -> (bool, bool) {
+    let mut fds = [udp.as_raw_fd(), woken.as_raw_fd()].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // Rounded up, so that a timer is not polled for in a busy loop just
+    // before it is due.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` is a valid array of two pollfd for the whole call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n <= 0 {
+        return (false, false);
+    }
+    let ready = |p: &libc::pollfd| p.revents & (libc::POLLIN | libc::POLLERR) != 0;
+    (ready(&fds[0]), ready(&fds[1]))
+}
+
+/// Sends one datagram on the non-blocking gossip socket. A full send
+/// buffer (a leave notice to every member at once) is waited out briefly,
+/// as a blocking send would; after that the datagram is lost, as UDP's are.
+fn send_datagram(udp: &UdpSocket, datagram: &[u8], to: SocketAddr) {
+    for _ in 0..2 {
+        match udp.send_to(datagram, to) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut fd = libc::pollfd {
+                    fd: udp.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the whole call.
+                unsafe { libc::poll(&mut fd, 1, 50) };
+            }
+            _ => return,
         }
     }
 }

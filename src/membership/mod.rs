@@ -35,7 +35,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
 use std::time::{Duration, Instant};
@@ -182,10 +182,10 @@ fn swim_config(timings: &Timings) -> Config {
             frequency: Duration::from_secs(65),
             num_members: n(2),
         }),
-        periodic_gossip: Some(PeriodicParams {
-            frequency: timings.gossip_interval,
-            num_members: n(3),
-        }),
+        // Gossip rounds are run by `Membership` itself, only while there
+        // are updates to pass on: foca's own timer would wake every idle
+        // member ten times a second for nothing.
+        periodic_gossip: None,
     }
 }
 
@@ -205,9 +205,27 @@ pub struct Membership {
     left: HashSet<(String, u64)>,
     /// The last snapshot, to tell what changed.
     last: BTreeMap<String, MemberInfo>,
-    /// A digest of what `last` was built from, so an unchanged list costs a
-    /// pass over foca's members but no allocation.
-    last_digest: u64,
+    /// foca's member list, in foca's order, as [`Membership::changes`]
+    /// last saw it: compared entry by entry (foca moves entries only when
+    /// one joins or a probe round ends), so that only the members that
+    /// changed are listed again, whatever the size of the cluster.
+    seen: Vec<Seen>,
+    /// Our own identity as `changes` last saw it.
+    seen_me: Option<Node>,
+    /// Members whose leave notice was heard since `changes` last looked.
+    left_news: Vec<String>,
+    /// Members foca forgot, found by `changes`, until taken.
+    forgotten: Vec<String>,
+    /// Something may have changed since [`Membership::changes`] last
+    /// looked: a datagram, a timer that can change a state, or a call
+    /// from the daemon. A quiet member list is then not compared at all,
+    /// which keeps an idle member's cost from growing with the cluster.
+    news: bool,
+    /// How long between two gossip rounds.
+    gossip_every: Duration,
+    /// When the next gossip round is due: set while foca has updates to
+    /// pass on (the first round at once), none while it has none.
+    next_gossip: Option<Instant>,
     outbox: Vec<(SocketAddr, Vec<u8>)>,
     /// Picks whom to pass leave notices on to.
     rng: SmallRng,
@@ -273,7 +291,13 @@ impl Membership {
             next_timer: 0,
             left: HashSet::new(),
             last: BTreeMap::new(),
-            last_digest: 0,
+            seen: Vec::new(),
+            seen_me: None,
+            left_news: Vec::new(),
+            forgotten: Vec::new(),
+            news: false,
+            gossip_every: timings.gossip_interval,
+            next_gossip: None,
             outbox: Vec::new(),
             rng: SmallRng::from_seed(relay_seed),
             clock,
@@ -285,7 +309,8 @@ impl Membership {
         let me = m.me().name.clone();
         m.since.insert(me, (MemberState::Alive, m.clock.0));
         m.last = m.snapshot_map();
-        m.last_digest = m.digest();
+        m.seen = m.foca.iter_membership_state().map(Seen::of).collect();
+        m.seen_me = Some(m.me().clone());
         m
     }
 
@@ -517,6 +542,7 @@ impl Membership {
                         .any(|m| m.id().name == leaver.0 && m.id().incarnation == leaver.1);
                     if known && !self.left.contains(&leaver) {
                         self.relay_leave(&leaver, payload);
+                        self.left_news.push(leaver.0.clone());
                         self.left.insert(leaver);
                     }
                 }
@@ -531,12 +557,32 @@ impl Membership {
         if self.gone {
             return;
         }
+        let news = self.news;
+        let mut may_change = false;
+        if let Some(at) = self.next_gossip
+            && at <= now
+        {
+            self.next_gossip = if self.foca.updates_backlog() > 0 {
+                let _ = self.foca.gossip(&mut self.runtime);
+                Some(now + self.gossip_every)
+            } else {
+                None
+            };
+        }
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
             }
             self.timers.pop();
             if let Some(t) = self.timer_events.remove(&id) {
+                // The periodic rounds only send; probes, suspicions and
+                // removals change states.
+                may_change |= !matches!(
+                    t,
+                    Timer::PeriodicGossip(_)
+                        | Timer::PeriodicAnnounce(_)
+                        | Timer::PeriodicAnnounceDown(_)
+                );
                 // foca 2.0.0 sends TurnUndead when this timer fires even if
                 // the suspicion was refuted meanwhile, and the member then
                 // rejoins under a new identity (a false fail + join for
@@ -561,11 +607,21 @@ impl Membership {
             }
         }
         self.drain(now);
+        self.news = news || may_change;
+    }
+
+    /// Whether [`Membership::changes`] may have something to report.
+    pub fn has_news(&self) -> bool {
+        self.news
     }
 
     /// When the next timer is due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let timer = self.timers.peek().map(|Reverse((at, _))| *at);
+        match (timer, self.next_gossip) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Leaves gracefully: a leave notice to every known member, then foca's leave.
@@ -585,6 +641,7 @@ impl Membership {
         self.drain(now);
         self.timers.clear();
         self.timer_events.clear();
+        self.next_gossip = None;
     }
 
     /// Passes a leave notice heard for the first time on to a few random
@@ -659,7 +716,9 @@ impl Membership {
                 MemberState::Suspect => State::Suspect,
                 MemberState::Down => State::Down,
                 MemberState::Left => {
-                    self.left.insert((r.node.name.clone(), r.node.incarnation));
+                    if self.left.insert((r.node.name.clone(), r.node.incarnation)) {
+                        self.left_news.push(r.node.name.clone());
+                    }
                     State::Down
                 }
             };
@@ -705,27 +764,33 @@ impl Membership {
     /// changed (or that is new). The daemon calls it every few tens of
     /// milliseconds, so `since` is that close to when the news arrived.
     pub fn changes(&mut self, at: Instant) -> Vec<MemberEvent> {
-        let digest = self.digest();
-        if digest == self.last_digest {
+        if !std::mem::take(&mut self.news) {
             return Vec::new();
         }
-        self.last_digest = digest;
+        let touched = self.touched();
+        if touched.is_empty() {
+            return Vec::new();
+        }
         let wall = self.wall_ms(at);
-        let mut now = self.snapshot_map();
-        // Members foca forgot are forgotten here too.
-        self.since.retain(|name, _| now.contains_key(name));
-        for (name, m) in now.iter_mut() {
+        let mut now = self.listing_of(&touched);
+        let mut events = Vec::new();
+        for name in touched {
+            let Some(mut m) = now.remove(&name) else {
+                // Members foca forgot are forgotten here too.
+                self.since.remove(&name);
+                if self.last.remove(&name).is_some() {
+                    self.forgotten.push(name);
+                }
+                continue;
+            };
             let entry = self.since.entry(name.clone()).or_insert((m.state, wall));
             if entry.0 != m.state {
                 *entry = (m.state, wall);
             }
             m.since = Some(entry.1);
-        }
-        let mut events = Vec::new();
-        for (name, m) in &now {
-            let event = match self.last.get(name) {
+            let event = match self.last.get(&name) {
                 None => "join",
-                Some(old) if old == m => continue,
+                Some(old) if *old == m => continue,
                 Some(old) if old.state != m.state => match m.state {
                     MemberState::Down => "fail",
                     MemberState::Left => "leave",
@@ -738,52 +803,95 @@ impl Membership {
                 event: event.to_string(),
                 member: m.clone(),
             });
+            self.last.insert(name, m);
         }
-        self.last = now;
         events
     }
 
-    /// An order-independent digest of everything a member's listing is
-    /// made of: identity (name, address, incarnation), foca's refutation
-    /// counter and state, and the leave notices heard. Tags are left out:
-    /// they only change with a new incarnation.
-    fn digest(&self) -> u64 {
-        let one = |n: &Node, refuted: u16, state: u8| {
-            let mut h = std::hash::DefaultHasher::new();
-            (&n.name, n.addr, n.incarnation, refuted, state).hash(&mut h);
-            h.finish()
-        };
-        // `left` only grows, so its size stands for it.
-        let mut sum = one(self.me(), 0, u8::MAX) ^ self.left.len() as u64;
-        for m in self.foca.iter_membership_state() {
-            let state = match m.state() {
-                State::Alive => 0,
-                State::Suspect => 1,
-                State::Down => 2,
-            };
-            sum = sum.wrapping_add(one(m.id(), m.incarnation(), state));
-        }
-        sum
+    /// The members [`Membership::changes`] found foca had forgotten (long
+    /// down), to drop from a listing kept up to date by its events.
+    pub fn take_forgotten(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.forgotten)
     }
 
-    fn snapshot_map(&self) -> BTreeMap<String, MemberInfo> {
-        let me = self.me();
-        let mut map = BTreeMap::new();
-        for m in self.foca.iter_membership_state() {
-            let n = m.id();
-            let mut info = info(n, self.state(m), false);
-            info.since = self.since_of(&n.name, info.state);
-            // Several identities of one name (restarts): the newest counts.
-            match map.get(&n.name) {
-                Some(MemberInfo { incarnation, .. }) if *incarnation > n.incarnation => {}
-                _ => {
-                    map.insert(n.name.clone(), info);
+    /// The names whose listing may have changed since the last look, sorted:
+    /// those of foca's entries that differ from what was seen at the same
+    /// place, of entries gone, of leave notices heard, and ours when our
+    /// identity moved on. An unchanged list costs one pass and no allocation.
+    fn touched(&mut self) -> Vec<String> {
+        let mut touched = std::mem::take(&mut self.left_news);
+        let mut count = 0;
+        for (i, m) in self.foca.iter_membership_state().enumerate() {
+            count = i + 1;
+            match self.seen.get_mut(i) {
+                Some(s) if s.is(m) => {}
+                Some(s) => {
+                    touched.push(std::mem::replace(s, Seen::of(m)).name);
+                    touched.push(m.id().name.clone());
+                }
+                None => {
+                    self.seen.push(Seen::of(m));
+                    touched.push(m.id().name.clone());
                 }
             }
         }
+        touched.extend(self.seen.drain(count..).map(|s| s.name));
+        let me = self.foca.identity();
+        if self.seen_me.as_ref() != Some(me) {
+            touched.push(me.name.clone());
+            self.seen_me = Some(me.clone());
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        touched
+    }
+
+    /// The listings of the named members (sorted names) that foca still
+    /// knows, as [`Membership::members`] shows them.
+    fn listing_of(&self, names: &[String]) -> BTreeMap<String, MemberInfo> {
+        let wanted = |name: &str| names.binary_search_by(|n| n.as_str().cmp(name)).is_ok();
+        let mut map = BTreeMap::new();
+        for m in self.foca.iter_membership_state() {
+            let n = m.id();
+            if !wanted(&n.name) {
+                continue;
+            }
+            self.list_newest(&mut map, m);
+        }
+        let me = self.me();
+        if wanted(&me.name) {
+            map.insert(me.name.clone(), self.my_listing());
+        }
+        map
+    }
+
+    /// Puts `m`'s listing in `map` unless a newer identity of its name is
+    /// there already (several identities of one name: restarts).
+    fn list_newest(&self, map: &mut BTreeMap<String, MemberInfo>, m: &Member<Node>) {
+        let n = m.id();
+        match map.get(&n.name) {
+            Some(MemberInfo { incarnation, .. }) if *incarnation > n.incarnation => {}
+            _ => {
+                let mut info = info(n, self.state(m), false);
+                info.since = self.since_of(&n.name, info.state);
+                map.insert(n.name.clone(), info);
+            }
+        }
+    }
+
+    fn my_listing(&self) -> MemberInfo {
+        let me = self.me();
         let mut mine = info(me, MemberState::Alive, true);
         mine.since = self.since_of(&me.name, MemberState::Alive);
-        map.insert(me.name.clone(), mine);
+        mine
+    }
+
+    fn snapshot_map(&self) -> BTreeMap<String, MemberInfo> {
+        let mut map = BTreeMap::new();
+        for m in self.foca.iter_membership_state() {
+            self.list_newest(&mut map, m);
+        }
+        map.insert(self.me().name.clone(), self.my_listing());
         map
     }
 
@@ -811,6 +919,10 @@ impl Membership {
     }
 
     fn drain(&mut self, now: Instant) {
+        self.news = true;
+        if self.next_gossip.is_none() && !self.gone && self.foca.updates_backlog() > 0 {
+            self.next_gossip = Some(now);
+        }
         while let Some((to, data)) = self.runtime.to_send() {
             let mut payload = Vec::with_capacity(data.len() + 1);
             payload.push(KIND_FOCA);
@@ -832,6 +944,53 @@ impl Membership {
                 let _ = self.foca.reuse_down_identity();
             }
         }
+    }
+}
+
+/// Brings a member list (sorted by name, as [`Membership::members`]) up
+/// to date with the events of [`Membership::changes`] and the members it
+/// forgot: the cost is that of the changes, not of the cluster's size.
+pub fn follow(members: &mut Vec<MemberInfo>, events: &[MemberEvent], forgotten: &[String]) {
+    for e in events {
+        match members.binary_search_by(|m| m.name.cmp(&e.member.name)) {
+            Ok(i) => members[i] = e.member.clone(),
+            Err(i) => members.insert(i, e.member.clone()),
+        }
+    }
+    if !forgotten.is_empty() {
+        members.retain(|m| !forgotten.contains(&m.name));
+    }
+}
+
+/// One entry of foca's member list: what a member's listing is made of,
+/// but its tags, which change only with a new incarnation.
+struct Seen {
+    name: String,
+    addr: SocketAddr,
+    incarnation: u64,
+    refuted: u16,
+    state: State,
+}
+
+impl Seen {
+    fn of(m: &Member<Node>) -> Seen {
+        let n = m.id();
+        Seen {
+            name: n.name.clone(),
+            addr: n.addr,
+            incarnation: n.incarnation,
+            refuted: m.incarnation(),
+            state: m.state(),
+        }
+    }
+
+    fn is(&self, m: &Member<Node>) -> bool {
+        let n = m.id();
+        self.incarnation == n.incarnation
+            && self.refuted == m.incarnation()
+            && self.state == m.state()
+            && self.addr == n.addr
+            && self.name == n.name
     }
 }
 
@@ -866,8 +1025,11 @@ mod tests {
         let lan = Config::new_lan(std::num::NonZeroU32::new(1024).unwrap());
         assert_eq!(ours.max_transmissions, lan.max_transmissions);
         assert_eq!(ours.num_indirect_probes, lan.num_indirect_probes);
+        // Our gossip rounds (`Foca::gossip`) go to num_indirect_probes
+        // members: as many as the LAN profile's periodic gossip.
+        assert!(ours.periodic_gossip.is_none());
         assert_eq!(
-            ours.periodic_gossip.as_ref().map(|g| g.num_members),
+            Some(ours.num_indirect_probes),
             lan.periodic_gossip.as_ref().map(|g| g.num_members)
         );
         assert_eq!(
@@ -1051,6 +1213,48 @@ mod tests {
         assert_eq!(events[0].event, "update");
         assert_eq!(events[0].member.tags, tags);
         assert!(net.nodes[0].as_mut().unwrap().changes(net.now).is_empty());
+    }
+
+    #[test]
+    fn a_listing_kept_by_the_changes_alone_stays_equal_to_the_members() {
+        let mut net = Net::new(8);
+        let mut listing = net.nodes[0].as_ref().unwrap().members();
+        let mut check = |net: &mut Net, what: &str| {
+            for _ in 0..20 {
+                net.run(Duration::from_millis(50));
+                let m = net.nodes[0].as_mut().unwrap();
+                let events = m.changes(net.now);
+                follow(&mut listing, &events, &m.take_forgotten());
+                assert_eq!(listing, m.members(), "after {what}");
+            }
+        };
+        for i in 1..8 {
+            let now = net.now;
+            net.nodes[i].as_mut().unwrap().announce(node(0), now);
+            check(&mut net, "a join");
+        }
+        check(&mut net, "settling");
+        let now = net.now;
+        let tags = BTreeMap::from([("role".to_string(), "db".to_string())]);
+        net.nodes[3].as_mut().unwrap().set_tags(tags, now);
+        check(&mut net, "new tags");
+        net.nodes[5] = None;
+        for _ in 0..5 {
+            check(&mut net, "a crash");
+        }
+        let now = net.now;
+        net.nodes[6].as_mut().unwrap().leave(now);
+        check(&mut net, "a leave");
+        let mut again = node(5);
+        again.incarnation = 7;
+        let mut m = Membership::new(again, &Timings::default(), [9; 32]);
+        m.announce(node(0), net.now);
+        net.nodes[5] = Some(m);
+        check(&mut net, "a restart");
+        let states = net.states(0);
+        assert_eq!(states["n5"], MemberState::Alive);
+        assert_eq!(states["n6"], MemberState::Left);
+        assert_eq!(listing.len(), 8);
     }
 
     #[test]
