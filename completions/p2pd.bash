@@ -23,7 +23,7 @@ _p2pd() {
 
     case "${cmd}" in
         p2pd)
-            opts="-h -V --join --bind --advertise --tag --secret-file --log-level --export --gossip-interval --probe-interval --suspicion-timeout --socket --name --workers --cache-entries --config --state-dir --connections-per-user --idle-timeout --port-file --max-links --help --version"
+            opts="-h -V --join --bind --advertise --tag --secret-file --ca --cert --node-key --log-level --export --gossip-interval --probe-interval --suspicion-timeout --socket --name --workers --cache-entries --config --state-dir --connections-per-user --idle-timeout --port-file --max-links --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -46,6 +46,18 @@ _p2pd() {
                     return 0
                     ;;
                 --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -3,6 +3,9 @@ complete -c p2pd -l bind -d 'Address to listen on for peers, TCP and UDP on PORT
 complete -c p2pd -l advertise -d 'Address the other members use to reach this one [default: BIND:PORT]' -r
 complete -c p2pd -l tag -d 'A tag every member sees, KEY=VALUE (repeatable; at most 16, 160 bytes in all)' -r
 complete -c p2pd -l secret-file -d 'Cluster key file: base64 keys, one per line, the first sends [default: $P2PD_SECRET, else ~/.config/p2p/cluster.key, created if missing]' -r -F
+complete -c p2pd -l ca -d 'The cluster CA\'s public key (p2p-ca init): with it, only members with a certificate of this CA are accepted [default: the systemd credential ca.pub]' -r -F
+complete -c p2pd -l cert -d 'This node\'s certificate from the CA (p2p-ca sign), with --ca [default: the systemd credential node.crt]' -r -F
+complete -c p2pd -l node-key -d 'This node\'s secret key (p2p-keygen --node), with --ca; refused if others may read it [default: the systemd credential node.key]' -r -F
 complete -c p2pd -l log-level -d 'Log filter: error, warn, info, debug, trace, or per module (p2p=debug,warn)' -r
 complete -c p2pd -l export -d 'Let peers read files below DIR (repeatable); nothing is exported by default' -r -F
 complete -c p2pd -l gossip-interval -d 'Milliseconds between gossip rounds' -r

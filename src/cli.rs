@@ -450,6 +450,18 @@ pub struct DaemonCli {
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
+    /// The cluster CA's public key (p2p-ca init): with it, only members with a certificate of this CA are accepted [default: the systemd credential ca.pub]
+    #[arg(long = "ca", value_name = "CA.pub", requires_all = ["cert", "node_key"])]
+    pub ca: Option<PathBuf>,
+
+    /// This node's certificate from the CA (p2p-ca sign), with --ca [default: the systemd credential node.crt]
+    #[arg(long, value_name = "NODE.crt", requires_all = ["ca", "node_key"])]
+    pub cert: Option<PathBuf>,
+
+    /// This node's secret key (p2p-keygen --node), with --ca; refused if others may read it [default: the systemd credential node.key]
+    #[arg(long, value_name = "NODE.key", requires_all = ["ca", "cert"])]
+    pub node_key: Option<PathBuf>,
+
     /// Log filter: error, warn, info, debug, trace, or per module (p2p=debug,warn)
     #[arg(long, env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
     pub log_level: String,
@@ -1271,6 +1283,22 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  first seals what is sent, all are accepted, so a key rotates without downtime (add \
                  the new key second everywhere, move it first, then remove the old one, with a SIGHUP \
                  after each step; see SIGNALS).\n\n\
+                 With --ca CA.pub, --cert NODE.crt and --node-key NODE.key (the config file's ca, \
+                 cert and node-key; else the systemd credentials ca.pub, node.crt and node.key), \
+                 the daemon is a certified member (see p2p-ca(1) for making the files). Its TCP \
+                 sessions then use Noise XXpsk0 (Noise_XXpsk0_25519_ChaChaPoly_SHA256): the cluster \
+                 key is still the pre-shared key, and each end proves it holds the X25519 static \
+                 key of a certificate that it sends, encrypted, in the handshake. A peer is \
+                 accepted only when its certificate is signed by the CA of --ca, valid now \
+                 (between its not-before and not-after), for the static key it proved, and, when \
+                 it joins or syncs, for the member name it claims; anything else is refused, \
+                 logged and counted among refused authentications, whoever holds the cluster \
+                 key. The member name is the certificate's: --name may be left out, and a \
+                 different --name is a configuration error, as is a certificate that is expired \
+                 or not for --node-key at start. A certified daemon and a shared-key daemon do \
+                 not talk over TCP at all (each refuses the other's handshake), so a cluster is \
+                 certified throughout or not at all. Certificates cover the TCP sessions (join, \
+                 sync, queries); gossip datagrams are still admitted on the cluster key alone.\n\n\
                  A query with --peer, --all or --spread is run by the local daemon, which asks \
                  the members over encrypted TCP sessions, at most --max-links (64) at once over \
                  all queries, each from a thread of the query's own; the members beyond wait for \

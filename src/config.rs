@@ -27,7 +27,7 @@
 //! `GOSSIP_INTERVAL_SECONDS`. Their equivalents: `secret-file = "cluster.key"`
 //! (or `P2PD_SECRET`, or a systemd credential) for the shared secret, which
 //! is now a key file that never crosses the wire; and `gossip-interval`, in
-//! milliseconds.
+//! milliseconds. Certified members add `ca`, `cert` and `node-key`.
 //!
 //! A file with a syntax error, an unknown key or a bad value is refused as a
 //! whole, with its path, the line and a message, before anything starts.
@@ -818,6 +818,21 @@ mod tests {
         let c = r.unwrap();
         assert_eq!(c.secret_file, Some(t.path().join("cluster.key")));
         assert_eq!(c.socket, Some(PathBuf::from("/run/x.sock")));
+    }
+
+    #[test]
+    fn certificate_files_come_from_the_file_beside_it() {
+        let (t, r) = load(
+            "ca = \"ca.pub\"\ncert = \"node.crt\"\nnode-key = \"/etc/p2pd/node.key\"\n",
+            &[],
+        );
+        let c = r.unwrap();
+        assert_eq!(c.ca, Some(t.path().join("ca.pub")));
+        assert_eq!(c.cert, Some(t.path().join("node.crt")));
+        assert_eq!(c.node_key, Some(PathBuf::from("/etc/p2pd/node.key")));
+        // One without the others is refused, as on the command line.
+        let (_t, r) = load("ca = \"ca.pub\"\n", &[]);
+        assert!(r.is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - [`fdpass`]: passing open descriptors over the Unix socket (SCM_RIGHTS).
 //! - [`paths`]: where sockets, keys and state live by default.
 //! - [`trust`]: whom a command may hand its descriptors to: the socket's directories and the daemon's uid.
-//! - [`daemon`]: `p2pd` itself: listeners, worker pool, cluster queries, signals.
+//! - [`daemon`]: `p2pd` itself: listeners, worker pool, cluster queries, signals, the certified identity it loads.
 //! - [`cmd`]: one module per command: flags to query, results to output.
 //! - [`input`]: what the commands' names mean: standard input, `-`, lists and their empty names.
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.

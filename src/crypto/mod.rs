@@ -9,7 +9,9 @@
 //! Noise `NNpsk0` handshake with the session subkey as the pre-shared key,
 //! which proves both ends hold the key and gives forward secrecy ([`session`]).
 //! Several keys may be installed ([`keys::KeyRing`]): the first sends, all are
-//! accepted, so a key can be rotated without downtime.
+//! accepted, so a key can be rotated without downtime. Certified members
+//! ([`cert`]) run `XXpsk0` instead, the same subkey as the pre-shared key,
+//! and exchange their certificates in the handshake.
 
 pub mod cert;
 pub mod gossip;

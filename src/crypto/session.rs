@@ -15,6 +15,14 @@
 //! message gets the handshake answer and nothing more: the caller's deadline
 //! for the handshake ends it.
 //!
+//! Certified members ([`connect_as`], [`accept_as`] with an [`Identity`]) run
+//! `Noise_XXpsk0_25519_ChaChaPoly_SHA256` instead: the pre-shared key still
+//! opens the first message (so the key ring is tried as above), the
+//! responder's static key and certificate ride in the second, the
+//! initiator's in the third, each encrypted. Each end checks the other's
+//! certificate against its CA, the clock, and the static key the handshake
+//! proved; [`Session::peer`] then names the peer.
+//!
 //! After the handshake, an application frame of up to a caller-given size is
 //! sent as one or more Noise messages, each on the wire as a 2-byte
 //! big-endian length and the ciphertext; the first message's plaintext starts
@@ -22,6 +30,7 @@
 //! every tampered, truncated, replayed or reordered message fail; after any
 //! failure the session is unusable.
 
+use super::cert::{CaPublic, Cert, CertBody, CertError, NodeSecret};
 use super::derive;
 use super::keys::KeyRing;
 use snow::{HandshakeState, StatelessTransportState};
@@ -32,6 +41,43 @@ use std::sync::Arc;
 const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_SHA256";
 /// v2: the initiator's proof follows the handshake (v1 had none).
 const PROLOGUE: &[u8] = b"p2p session v2";
+/// With certificates: both static keys travel, encrypted, and each end's
+/// certificate rides in the payload of the message that carries its key.
+const CERTIFIED_PATTERN: &str = "Noise_XXpsk0_25519_ChaChaPoly_SHA256";
+const CERTIFIED_PROLOGUE: &[u8] = b"p2p certified session v1";
+/// Handshake messages are small; a certificate is at most about 2.3 KiB.
+const MAX_HANDSHAKE: usize = 4096;
+
+/// What a certified member shows and checks: the CA it trusts, its own
+/// certificate, and the secret key the certificate is for.
+pub struct Identity {
+    pub ca: CaPublic,
+    pub cert: Cert,
+    pub key: NodeSecret,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.cert.body();
+        write!(f, "Identity({} serial {:016x})", b.name, b.serial)
+    }
+}
+
+impl Identity {
+    /// Puts the three together, refusing a certificate that is not for
+    /// `key`, or that `ca` did not sign, or that is not valid at `now`.
+    pub fn new(ca: CaPublic, cert: Cert, key: NodeSecret, now: i64) -> Result<Identity, CertError> {
+        cert.verify_peer(&ca, now, &key.public().x25519)?;
+        if cert.body().key.ed25519 != key.public().ed25519 {
+            return Err(CertError::WrongKey);
+        }
+        Ok(Identity { ca, cert, key })
+    }
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
 const MAX_WIRE: usize = 65535;
 const TAG: usize = 16;
 /// Plaintext carried by one Noise message.
@@ -46,6 +92,8 @@ pub enum SessionError {
     Protocol(String),
     /// A frame announced more than the caller allows.
     FrameTooLarge(u64),
+    /// The peer holds the key but its certificate was refused.
+    Certificate(CertError),
     Io(io::Error),
 }
 
@@ -55,6 +103,7 @@ impl fmt::Display for SessionError {
             SessionError::Unauthorized => write!(f, "peer does not hold the cluster key"),
             SessionError::Protocol(m) => write!(f, "protocol error: {m}"),
             SessionError::FrameTooLarge(n) => write!(f, "frame of {n} bytes is over the limit"),
+            SessionError::Certificate(e) => write!(f, "its certificate was refused: {e}"),
             SessionError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -72,13 +121,24 @@ fn protocol(e: impl fmt::Display) -> SessionError {
     SessionError::Protocol(e.to_string())
 }
 
-fn handshake(psk: &[u8; 32], initiator: bool) -> Result<HandshakeState, SessionError> {
-    let params = PATTERN.parse().map_err(protocol)?;
-    let b = snow::Builder::new(params)
+fn handshake(
+    psk: &[u8; 32],
+    initiator: bool,
+    me: Option<&Identity>,
+) -> Result<HandshakeState, SessionError> {
+    let (pattern, prologue) = match me {
+        Some(_) => (CERTIFIED_PATTERN, CERTIFIED_PROLOGUE),
+        None => (PATTERN, PROLOGUE),
+    };
+    let params = pattern.parse().map_err(protocol)?;
+    let mut b = snow::Builder::new(params)
         .psk(0, psk)
         .map_err(protocol)?
-        .prologue(PROLOGUE)
+        .prologue(prologue)
         .map_err(protocol)?;
+    if let Some(id) = me {
+        b = b.local_private_key(id.key.x25519()).map_err(protocol)?;
+    }
     if initiator {
         b.build_initiator().map_err(protocol)
     } else {
@@ -109,6 +169,7 @@ pub struct Session<S> {
     stream: S,
     sealer: Sealer,
     opener: Opener,
+    peer: Option<Arc<CertBody>>,
 }
 
 /// The sending direction: our nonce counter and the cipher. Nonces are kept
@@ -134,10 +195,15 @@ fn forget_psk(hs: &mut HandshakeState) {
     let _ = hs.set_psk(0, &[0; 32]);
 }
 
-fn established<S>(stream: S, mut hs: HandshakeState) -> Result<Session<S>, SessionError> {
+fn established<S>(
+    stream: S,
+    mut hs: HandshakeState,
+    peer: Option<CertBody>,
+) -> Result<Session<S>, SessionError> {
     forget_psk(&mut hs);
     let transport = Arc::new(hs.into_stateless_transport_mode().map_err(protocol)?);
     Ok(Session {
+        peer: peer.map(Arc::new),
         stream,
         sealer: Sealer {
             transport: Arc::clone(&transport),
@@ -154,19 +220,74 @@ fn established<S>(stream: S, mut hs: HandshakeState) -> Result<Session<S>, Sessi
 
 /// Opens a session as the initiator, with the ring's primary key, and sends
 /// the proof that makes the responder count it.
-pub fn connect<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session<S>, SessionError> {
-    let mut hs = handshake(&psk_of(ring.primary()), true)?;
-    let mut buf = vec![0u8; 1024];
-    let n = hs.write_message(&[], &mut buf).map_err(protocol)?;
-    write_msg(&mut stream, &buf[..n])?;
+pub fn connect<S: Read + Write>(stream: S, ring: &KeyRing) -> Result<Session<S>, SessionError> {
+    connect_as(stream, ring, None)
+}
+
+/// Reads one handshake message and opens it; the payload goes to `payload`.
+fn read_handshake<S: Read>(
+    stream: &mut S,
+    hs: &mut HandshakeState,
+    payload: &mut Vec<u8>,
+) -> Result<(), SessionError> {
     let mut msg = Vec::new();
-    read_msg(&mut stream, &mut msg)?;
-    if msg.len() > 1024 {
+    read_msg(stream, &mut msg)?;
+    if msg.len() > MAX_HANDSHAKE {
         return Err(SessionError::Protocol("oversized handshake".into()));
     }
-    hs.read_message(&msg, &mut buf)
+    payload.resize(MAX_HANDSHAKE, 0);
+    let n = hs
+        .read_message(&msg, payload)
         .map_err(|_| SessionError::Unauthorized)?;
-    let mut s = established(stream, hs)?;
+    payload.truncate(n);
+    Ok(())
+}
+
+fn write_handshake<S: Write>(
+    stream: &mut S,
+    hs: &mut HandshakeState,
+    payload: &[u8],
+) -> Result<(), SessionError> {
+    let mut buf = vec![0u8; MAX_HANDSHAKE];
+    let n = hs.write_message(payload, &mut buf).map_err(protocol)?;
+    write_msg(stream, &buf[..n])?;
+    Ok(())
+}
+
+/// The peer's certificate from a handshake payload, checked against our CA,
+/// the clock and the static key the peer has just proven it holds.
+fn peer_cert(me: &Identity, hs: &HandshakeState, payload: &[u8]) -> Result<CertBody, SessionError> {
+    let Some(key) = hs.get_remote_static() else {
+        return Err(SessionError::Protocol(
+            "no static key in the handshake".into(),
+        ));
+    };
+    let cert = Cert::from_bytes(payload).map_err(SessionError::Certificate)?;
+    cert.verify_peer(&me.ca, now(), key)
+        .cloned()
+        .map_err(SessionError::Certificate)
+}
+
+/// [`connect`], as the certified member `me` when given: the responder's
+/// certificate is then checked (see [`Session::peer`]) and ours sent.
+pub fn connect_as<S: Read + Write>(
+    mut stream: S,
+    ring: &KeyRing,
+    me: Option<&Identity>,
+) -> Result<Session<S>, SessionError> {
+    let mut hs = handshake(&psk_of(ring.primary()), true, me)?;
+    write_handshake(&mut stream, &mut hs, &[])?;
+    let mut payload = Vec::new();
+    read_handshake(&mut stream, &mut hs, &mut payload)?;
+    let peer = match me {
+        Some(id) => {
+            let peer = peer_cert(id, &hs, &payload)?;
+            write_handshake(&mut stream, &mut hs, &id.cert.to_bytes())?;
+            Some(peer)
+        }
+        None => None,
+    };
+    let mut s = established(stream, hs, peer)?;
     s.sealer.prove(&mut s.stream)?;
     Ok(s)
 }
@@ -175,16 +296,26 @@ pub fn connect<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session
 /// initiator used. Returns only once the initiator's proof has arrived: a
 /// replayed first message never yields a session (give `stream` a deadline,
 /// or a replay waits for a proof that never comes).
-pub fn accept<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session<S>, SessionError> {
+pub fn accept<S: Read + Write>(stream: S, ring: &KeyRing) -> Result<Session<S>, SessionError> {
+    accept_as(stream, ring, None)
+}
+
+/// [`accept`], as the certified member `me` when given: the initiator must
+/// then show a certificate of our CA for the static key it proves it holds.
+pub fn accept_as<S: Read + Write>(
+    mut stream: S,
+    ring: &KeyRing,
+    me: Option<&Identity>,
+) -> Result<Session<S>, SessionError> {
     let mut msg = Vec::new();
     read_msg(&mut stream, &mut msg)?;
-    if msg.len() > 1024 {
+    if msg.len() > MAX_HANDSHAKE {
         return Err(SessionError::Protocol("oversized handshake".into()));
     }
-    let mut buf = vec![0u8; 1024];
+    let mut buf = vec![0u8; MAX_HANDSHAKE];
     let mut chosen = None;
     for key in ring.keys() {
-        let mut hs = handshake(&psk_of(key), false)?;
+        let mut hs = handshake(&psk_of(key), false, me)?;
         if hs.read_message(&msg, &mut buf).is_ok() {
             chosen = Some(hs);
             break;
@@ -197,9 +328,19 @@ pub fn accept<S: Read + Write>(mut stream: S, ring: &KeyRing) -> Result<Session<
         let _ = write_msg(&mut stream, &[]);
         return Err(SessionError::Unauthorized);
     };
-    let n = hs.write_message(&[], &mut buf).map_err(protocol)?;
-    write_msg(&mut stream, &buf[..n])?;
-    let mut s = established(stream, hs)?;
+    let peer = match me {
+        Some(id) => {
+            write_handshake(&mut stream, &mut hs, &id.cert.to_bytes())?;
+            let mut payload = Vec::new();
+            read_handshake(&mut stream, &mut hs, &mut payload)?;
+            Some(peer_cert(id, &hs, &payload)?)
+        }
+        None => {
+            write_handshake(&mut stream, &mut hs, &[])?;
+            None
+        }
+    };
+    let mut s = established(stream, hs, peer)?;
     s.opener.proof(&mut s.stream)?;
     Ok(s)
 }
@@ -351,6 +492,11 @@ impl<S: Read + Write> Session<S> {
         &self.stream
     }
 
+    /// The peer's verified certificate, in a certified session.
+    pub fn peer(&self) -> Option<&CertBody> {
+        self.peer.as_deref()
+    }
+
     /// The same session over another handle to the same connection (for
     /// example without a handshake deadline wrapper).
     pub fn map_stream<T>(self, f: impl FnOnce(S) -> T) -> Session<T> {
@@ -358,6 +504,7 @@ impl<S: Read + Write> Session<S> {
             stream: f(self.stream),
             sealer: self.sealer,
             opener: self.opener,
+            peer: self.peer,
         }
     }
 }
@@ -388,6 +535,7 @@ impl<S: Read + Write + CloneStream> Session<S> {
             SessionWriter {
                 stream: self.stream,
                 sealer: self.sealer,
+                peer: self.peer,
             },
             SessionReader {
                 stream: other,
@@ -404,6 +552,7 @@ pub fn rejoin<S>(writer: SessionWriter<S>, reader: SessionReader<S>) -> Session<
         stream: writer.stream,
         sealer: writer.sealer,
         opener: reader.opener,
+        peer: writer.peer,
     }
 }
 
@@ -411,6 +560,8 @@ pub fn rejoin<S>(writer: SessionWriter<S>, reader: SessionReader<S>) -> Session<
 pub struct SessionWriter<S> {
     stream: S,
     sealer: Sealer,
+    /// Kept for [`rejoin`].
+    peer: Option<Arc<CertBody>>,
 }
 
 impl<S: Write> SessionWriter<S> {
@@ -669,5 +820,117 @@ mod tests {
         a.write_all(&[0, 48]).unwrap();
         a.write_all(&[0xAB; 48]).unwrap();
         assert!(t.join().unwrap().is_err());
+    }
+
+    mod certified {
+        use super::*;
+        use crate::crypto::cert::{CaSecret, CertBody, NodeSecret};
+
+        fn identity(ca: &CaSecret, trusted: &CaSecret, n: u8, name: &str, until: i64) -> Identity {
+            let key = NodeSecret::from_seed(&[n; 64]);
+            let cert = ca
+                .issue(CertBody {
+                    serial: u64::from(n),
+                    not_before: 0,
+                    not_after: until,
+                    key: key.public(),
+                    name: name.into(),
+                    groups: vec![],
+                })
+                .unwrap();
+            Identity {
+                ca: trusted.public(),
+                cert,
+                key,
+            }
+        }
+
+        fn pair(
+            client: Option<Identity>,
+            server: Option<Identity>,
+        ) -> (
+            Result<Session<UnixStream>, SessionError>,
+            Result<Session<UnixStream>, SessionError>,
+        ) {
+            let k = Key::generate().unwrap();
+            let (a, b) = UnixStream::pair().unwrap();
+            let ring_s = ring(&[&k]);
+            let t = thread::spawn(move || accept_as(b, &ring_s, server.as_ref()));
+            let c = connect_as(a, &ring(&[&k]), client.as_ref());
+            (c, t.join().unwrap())
+        }
+
+        const FAR: i64 = i64::MAX;
+
+        #[test]
+        fn certified_members_learn_each_others_names() {
+            let ca = CaSecret::from_seed(&[1; 32]);
+            let (c, s) = pair(
+                Some(identity(&ca, &ca, 2, "a", FAR)),
+                Some(identity(&ca, &ca, 3, "b", FAR)),
+            );
+            let (mut c, mut s) = (c.unwrap(), s.unwrap());
+            assert_eq!(c.peer().unwrap().name, "b");
+            assert_eq!(s.peer().unwrap().name, "a");
+            c.send(b"hi").unwrap();
+            assert_eq!(s.recv(16).unwrap(), b"hi");
+        }
+
+        #[test]
+        fn a_certificate_of_another_ca_is_refused_by_either_end() {
+            let ca = CaSecret::from_seed(&[1; 32]);
+            let other = CaSecret::from_seed(&[9; 32]);
+            let (_, s) = pair(
+                Some(identity(&other, &ca, 2, "a", FAR)),
+                Some(identity(&ca, &ca, 3, "b", FAR)),
+            );
+            assert!(matches!(
+                s,
+                Err(SessionError::Certificate(CertError::BadSignature))
+            ));
+            let (c, _) = pair(
+                Some(identity(&ca, &ca, 2, "a", FAR)),
+                Some(identity(&other, &ca, 3, "b", FAR)),
+            );
+            assert!(matches!(
+                c,
+                Err(SessionError::Certificate(CertError::BadSignature))
+            ));
+        }
+
+        #[test]
+        fn an_expired_certificate_is_refused() {
+            let ca = CaSecret::from_seed(&[1; 32]);
+            let (_, s) = pair(
+                Some(identity(&ca, &ca, 2, "a", 1)),
+                Some(identity(&ca, &ca, 3, "b", FAR)),
+            );
+            assert!(matches!(
+                s,
+                Err(SessionError::Certificate(CertError::Expired(_)))
+            ));
+        }
+
+        #[test]
+        fn a_stolen_certificate_without_its_key_is_refused() {
+            let ca = CaSecret::from_seed(&[1; 32]);
+            let mut thief = identity(&ca, &ca, 2, "a", FAR);
+            // The victim's certificate, shown with the thief's own key.
+            thief.cert = identity(&ca, &ca, 4, "victim", FAR).cert;
+            let (_, s) = pair(Some(thief), Some(identity(&ca, &ca, 3, "b", FAR)));
+            assert!(matches!(
+                s,
+                Err(SessionError::Certificate(CertError::WrongKey))
+            ));
+        }
+
+        #[test]
+        fn certified_and_shared_key_members_do_not_mix() {
+            let ca = CaSecret::from_seed(&[1; 32]);
+            let (c, s) = pair(None, Some(identity(&ca, &ca, 3, "b", FAR)));
+            assert!(c.is_err() && s.is_err());
+            let (c, s) = pair(Some(identity(&ca, &ca, 2, "a", FAR)), None);
+            assert!(c.is_err() && s.is_err());
+        }
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, OpenError};
 use crate::crypto::keys::KeyRing;
-use crate::crypto::session::{self, SessionError};
+use crate::crypto::session::{self, Identity, SessionError};
 use crate::daemon::counters::{Counters, Rejected};
 use crate::daemon::logging::{self, untrusted};
 use crate::membership::{
@@ -89,6 +89,8 @@ pub struct Cluster {
     watchers: Mutex<Vec<Sender<MemberEvent>>>,
     /// The daemon's counters, datagrams and connections refused among them.
     pub counters: Arc<Counters>,
+    /// With a CA: our certificate, shown and required in every TCP session.
+    identity: Option<Arc<Identity>>,
 }
 
 impl Cluster {
@@ -98,6 +100,7 @@ impl Cluster {
         me: Node,
         port: super::peer_port::PeerPort,
         ring: KeyRing,
+        identity: Option<Arc<Identity>>,
         timings: Timings,
         counters: Arc<Counters>,
     ) -> io::Result<(Arc<Cluster>, TcpListener)> {
@@ -120,6 +123,7 @@ impl Cluster {
             members: RwLock::new(membership.members()),
             watchers: Mutex::new(Vec::new()),
             counters,
+            identity,
         });
         let c = Arc::clone(&cluster);
         thread::Builder::new()
@@ -146,6 +150,26 @@ impl Cluster {
         match self.ring.read() {
             Ok(r) => Arc::clone(&r),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Our certified identity, when a CA is configured.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_deref()
+    }
+
+    /// Checks that the peer of a certified session is certified as `claimed`
+    /// (in shared-key mode, anyone with the key may claim any name).
+    pub fn check_claim(
+        &self,
+        peer: Option<&crate::crypto::cert::CertBody>,
+        claimed: &str,
+    ) -> Result<(), crate::crypto::cert::CertError> {
+        match (self.identity.is_some(), peer) {
+            (false, _) => Ok(()),
+            (true, Some(p)) => p.check_name(claimed),
+            // A certified session always has a peer certificate.
+            (true, None) => Err(crate::crypto::cert::CertError::WrongKey),
         }
     }
 
@@ -197,10 +221,12 @@ impl Cluster {
             .map_err(|e| JoinError::Unreachable(crate::error::Error::from_io(&e).message))?;
         let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
         let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
-        let mut s = session::connect(stream, &self.ring()).map_err(|e| match e {
-            SessionError::Unauthorized => JoinError::Unauthorized,
-            other => JoinError::Unreachable(session_message(other)),
-        })?;
+        let mut s =
+            session::connect_as(stream, &self.ring(), self.identity()).map_err(|e| match e {
+                SessionError::Unauthorized => JoinError::Unauthorized,
+                SessionError::Certificate(e) => JoinError::Refused(format!("its certificate: {e}")),
+                other => JoinError::Unreachable(session_message(other)),
+            })?;
         log::debug!("session to {addr} opened for a {}", request.op());
         let io = |e: SessionError| JoinError::Unreachable(session_message(e));
         s.send(&peer::encode(request)).map_err(io)?;

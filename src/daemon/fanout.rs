@@ -1172,7 +1172,8 @@ fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<Conn>, Stri
     let _ = stream.set_read_timeout(Some(ctx.timeout));
     let _ = stream.set_write_timeout(Some(ctx.timeout));
     let ring = ctx.shared.cluster.ring();
-    let s = session::connect(Conn::new(stream), &ring).map_err(|e| session_error(&at, e, ctx))?;
+    let s = session::connect_as(Conn::new(stream), &ring, ctx.shared.cluster.identity())
+        .map_err(|e| session_error(&at, e, ctx))?;
     logging::trail(
         "fanout",
         format_args!("query {}: session to {addr} opened", ctx.number),

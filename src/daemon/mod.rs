@@ -21,6 +21,7 @@
 pub mod batch;
 pub mod caller;
 pub mod cancel;
+pub mod certified;
 pub mod cluster;
 pub mod counters;
 pub mod distribute;
@@ -93,6 +94,8 @@ pub struct Config {
     pub incarnation: u64,
     /// Member links cluster queries may hold open at once (`--max-links`).
     pub max_links: usize,
+    /// With a CA: this member's certificate and key (see [`certified`]).
+    pub identity: Option<Arc<crate::crypto::session::Identity>>,
 }
 
 /// State every connection shares.
@@ -182,6 +185,7 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
         me,
         peer_port,
         cfg.ring.clone(),
+        cfg.identity.clone(),
         cfg.timings.clone(),
         Arc::clone(&counters),
     ) {
@@ -751,7 +755,30 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_millis() as u64);
     let mut incarnation = now_ms;
+    let identity = match certified::resolve(
+        cli.ca.as_deref(),
+        cli.cert.as_deref(),
+        cli.node_key.as_deref(),
+    ) {
+        Ok(i) => i.map(Arc::new),
+        Err(e) => {
+            log::error!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
     let mut name = cli.name;
+    if let Some(id) = &identity {
+        let certified = &id.cert.body().name;
+        match &name {
+            Some(n) if n != certified => {
+                log::error!(
+                    "--name {n}: the certificate is for {certified}; a certified member goes by the name in its certificate"
+                );
+                return EXIT_CONFIG;
+            }
+            _ => name = Some(certified.clone()),
+        }
+    }
     if let Some(saved) = &saved {
         // Above every incarnation we had, even if the clock went back.
         incarnation = incarnation.max(saved.node.incarnation + 1);
@@ -792,6 +819,7 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         connections_per_user: usize::from(cli.connections_per_user),
         idle_timeout: Duration::from_secs_f64(cli.idle_timeout),
         max_links: usize::from(cli.max_links),
+        identity,
         bind,
         port_file: cli.port_file,
         advertise,

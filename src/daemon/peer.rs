@@ -15,7 +15,7 @@ use super::limits::{Admission, Ticket};
 use super::{Shared, remote};
 use crate::crypto::session::{self, Session, SessionError};
 use crate::daemon::logging::trail;
-use crate::proto::peer::{self, PeerReply, PeerRequest};
+use crate::proto::peer::{self, JoinReply, PeerReply, PeerRequest};
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -115,9 +115,23 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
     let cluster = &shared.cluster;
-    let session = match session::accept(Deadline::new(stream, HANDSHAKE_DEADLINE), &cluster.ring())
-    {
+    let session = match session::accept_as(
+        Deadline::new(stream, HANDSHAKE_DEADLINE),
+        &cluster.ring(),
+        cluster.identity(),
+    ) {
         Ok(s) => s.map_stream(Deadline::into_inner),
+        Err(SessionError::Certificate(e)) => {
+            let n = shared.counters.refused(Refused::Authentication);
+            crate::daemon::logging::hostile(
+                log::Level::Info,
+                "peer-cert",
+                format_args!(
+                    "refused a peer connection from {from}: it holds the cluster key, but its certificate was refused: {e} ({n} refused so far)"
+                ),
+            );
+            return;
+        }
         Err(SessionError::Unauthorized) => {
             let n = shared.counters.refused(Refused::Authentication);
             crate::daemon::logging::hostile(
@@ -222,6 +236,19 @@ fn serve_requests(
         };
         served += 1;
         match serde_json::from_slice::<PeerRequest>(&frame) {
+            Ok(PeerRequest::Join { node } | PeerRequest::Sync { node, .. })
+                if refuse_claim(shared, &s, &node.name, from) =>
+            {
+                let reply = JoinReply {
+                    members: Vec::new(),
+                    error: Some(format!(
+                        "the name {} is not the one in your certificate",
+                        crate::daemon::logging::untrusted(&node.name)
+                    )),
+                };
+                let _ = s.send(&peer::encode(&reply));
+                return (served, End::Broken);
+            }
             Ok(PeerRequest::Join { node }) => {
                 let reply = shared.cluster.join_reply(node);
                 if s.send(&peer::encode(&reply)).is_err() {
@@ -286,6 +313,21 @@ fn serve_requests(
             }
         }
     }
+}
+
+/// Whether a certified peer claims a name that is not its certificate's;
+/// such a claim is logged.
+fn refuse_claim(shared: &Shared, s: &Session<TcpStream>, claimed: &str, from: &str) -> bool {
+    let Err(e) = shared.cluster.check_claim(s.peer(), claimed) else {
+        return false;
+    };
+    let n = shared.counters.refused(Refused::Authentication);
+    crate::daemon::logging::hostile(
+        log::Level::Warn,
+        "peer-claim",
+        format_args!("peer {from}: refused: {e} ({n} refused so far)"),
+    );
+    true
 }
 
 #[cfg(test)]

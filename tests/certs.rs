@@ -1,0 +1,290 @@
+//! Certified members: `p2p-ca` and `p2p-keygen --node` make the files,
+//! `p2pd --ca --cert --node-key` uses them, and every way in without a good
+//! certificate is tried and refused.
+
+mod common;
+
+use common::{Daemon, FAST, TEST_KEY, bin, eventually, peers, run, write};
+use p2p::crypto::cert::{CaSecret, Cert, CertBody, NodeSecret};
+use p2p::crypto::keys::KeyRing;
+use p2p::crypto::session::{self, Identity};
+use p2p::membership::Node;
+use p2p::proto::peer::{self, JoinReply, PeerRequest};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A CA made by `p2p-ca init` in `dir/name`.
+fn ca(dir: &Path, name: &str) -> PathBuf {
+    let ca = dir.join(name);
+    let r = run(Command::new(bin("p2p-ca")).arg("init").arg(&ca));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    ca
+}
+
+/// A node key made by `p2p-keygen --node` and a certificate for `name`
+/// signed by the CA in `ca`: (node.key, node.crt).
+fn certify(dir: &Path, ca: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let r = run(Command::new(bin("p2p-keygen"))
+        .arg("--node")
+        .arg("-o")
+        .arg(&key));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let r = run(Command::new(bin("p2p-ca")).args([
+        "sign",
+        "--dir",
+        s(ca),
+        "--name",
+        name,
+        "--group",
+        "web",
+        s(&dir.join(format!("{name}.pub"))),
+    ]));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let crt = write(dir, &format!("{name}.crt"), r.stdout.as_bytes());
+    (key, crt)
+}
+
+/// Starts a certified daemon named `name`, trusting the CA in `trusted`.
+fn certified(dir: &Path, trusted: &Path, key: &Path, crt: &Path, extra: &[&str]) -> Daemon {
+    let ca_pub = trusted.join("ca.pub");
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend([
+        "--ca",
+        s(&ca_pub),
+        "--cert",
+        s(crt),
+        "--node-key",
+        s(key),
+        "--export",
+        s(dir),
+    ]);
+    args.extend(extra);
+    Daemon::start(&args)
+}
+
+fn names(d: &Daemon) -> Vec<String> {
+    peers(d)
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn two_certified_daemons_join_and_query_each_other() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let (k0, c0) = certify(t.path(), &ca, "alpha");
+    let (k1, c1) = certify(t.path(), &ca, "beta");
+    let file = write(t.path(), "data.txt", b"one two\nthree\n");
+    let a = certified(t.path(), &ca, &k0, &c0, &[]);
+    let join = format!("127.0.0.1:{}", a.port);
+    let b = certified(t.path(), &ca, &k1, &c1, &["--join", &join]);
+    for d in [&a, &b] {
+        eventually(15, "both members see each other alive", || {
+            let p = peers(d);
+            p.len() == 2 && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    // The member names are the certificates' (no --name was given).
+    let mut n = names(&a);
+    n.sort();
+    assert_eq!(n, ["alpha", "beta"]);
+    let r = run(b.cmd("p2p-wc").args(["--peer", "alpha", s(&file)]));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let v = &r.json()[0];
+    assert_eq!(v["peer"], "alpha");
+    assert_eq!(v["words"], 3);
+    assert!(a.log().contains("certified as alpha"), "{}", a.log());
+}
+
+#[test]
+fn a_daemon_certified_by_another_ca_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let ours = ca(t.path(), "ours");
+    let theirs = ca(t.path(), "theirs");
+    let (k0, c0) = certify(t.path(), &ours, "alpha");
+    let (k1, c1) = certify(t.path(), &theirs, "mallory");
+    let a = certified(t.path(), &ours, &k0, &c0, &[]);
+    // Mallory holds the cluster key and a certificate, of its own CA.
+    let m = certified(t.path(), &theirs, &k1, &c1, &[]);
+    let r = run(m.cmd("p2p-join").arg(format!("127.0.0.1:{}", a.port)));
+    assert_ne!(r.status, 0, "{}", r.stdout);
+    // Mallory's own daemon already balks at alpha's certificate; a forged
+    // client that trusts our CA goes on and shows its own.
+    assert!(
+        r.stdout.contains("not signed by this cluster's CA"),
+        "{}",
+        r.stdout
+    );
+    let forged = identity(&theirs, &ours, "mallory", now() - 60, now() + 3600);
+    assert!(join_as(&a, &forged, "mallory").is_err());
+    eventually(5, "the refusal is logged", || {
+        a.log().contains("not signed by this cluster's CA")
+    });
+    assert_eq!(names(&a), ["alpha"]);
+}
+
+#[test]
+fn a_shared_key_daemon_is_refused_by_a_certified_one() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let (k0, c0) = certify(t.path(), &ca, "alpha");
+    let a = certified(t.path(), &ca, &k0, &c0, &[]);
+    let plain = Daemon::start(&["--name", "plain"]);
+    let r = run(plain.cmd("p2p-join").arg(format!("127.0.0.1:{}", a.port)));
+    assert_ne!(r.status, 0, "{}", r.stdout);
+    assert_eq!(names(&a), ["alpha"]);
+}
+
+/// The CA's secret key, read as p2p-ca would (the test is the CA here).
+fn ca_secret(ca: &Path) -> CaSecret {
+    CaSecret::decode(&std::fs::read_to_string(ca.join("ca.key")).unwrap()).unwrap()
+}
+
+/// Opens a certified session to `d` as `id` and asks to join as `claimed`.
+/// Err when the daemon cut the session.
+fn join_as(d: &Daemon, id: &Identity, claimed: &str) -> Result<JoinReply, String> {
+    let stream = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let ring = KeyRing::parse(TEST_KEY).unwrap();
+    let mut s = session::connect_as(stream, &ring, Some(id)).map_err(|e| e.to_string())?;
+    let node = Node {
+        name: claimed.into(),
+        addr: "127.0.0.1:9".parse().unwrap(),
+        incarnation: 1,
+        tags: Default::default(),
+    };
+    s.send(&peer::encode(&PeerRequest::Join { node }))
+        .map_err(|e| e.to_string())?;
+    let reply = s.recv(peer::MAX_FRAME).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&reply).map_err(|e| e.to_string())
+}
+
+/// A client identity with a certificate signed by the CA in `signer`,
+/// trusting the CA in `trusted`.
+fn identity(
+    signer: &Path,
+    trusted: &Path,
+    name: &str,
+    not_before: i64,
+    not_after: i64,
+) -> Identity {
+    let key = NodeSecret::from_seed(&[7; 64]);
+    let cert: Cert = ca_secret(signer)
+        .issue(CertBody {
+            serial: 99,
+            not_before,
+            not_after,
+            key: key.public(),
+            name: name.into(),
+            groups: vec![],
+        })
+        .unwrap();
+    let ca = p2p::crypto::cert::CaPublic::decode(
+        &std::fs::read_to_string(trusted.join("ca.pub")).unwrap(),
+    )
+    .unwrap();
+    Identity { ca, cert, key }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn an_expired_certificate_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let (k0, c0) = certify(t.path(), &ca, "alpha");
+    let a = certified(t.path(), &ca, &k0, &c0, &[]);
+    // Properly signed, but it ran out an hour ago.
+    let old = identity(&ca, &ca, "old", now() - 86_400, now() - 3600);
+    assert!(join_as(&a, &old, "old").is_err());
+    eventually(5, "the refusal is logged", || {
+        a.log().contains("expired at")
+    });
+    assert_eq!(names(&a), ["alpha"]);
+    // The same member with a current certificate gets in: the refusal was the date.
+    let fresh = identity(&ca, &ca, "old", now() - 60, now() + 3600);
+    let reply = join_as(&a, &fresh, "old").unwrap();
+    assert!(reply.error.is_none(), "{:?}", reply.error);
+}
+
+#[test]
+fn a_certificate_for_one_name_cannot_claim_another() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let (k0, c0) = certify(t.path(), &ca, "alpha");
+    let a = certified(t.path(), &ca, &k0, &c0, &[]);
+    // A genuine, current certificate for "mallory", claiming to be "beta".
+    let mallory = identity(&ca, &ca, "mallory", now() - 60, now() + 3600);
+    let reply = join_as(&a, &mallory, "beta");
+    let refused = match reply {
+        Err(_) => true,
+        Ok(r) => r.error.is_some(),
+    };
+    assert!(refused, "a join as another name was accepted");
+    eventually(5, "the refusal is logged", || {
+        a.log().contains("but the peer claims to be \"beta\"")
+    });
+    assert_eq!(names(&a), ["alpha"]);
+    // p2pd itself will not start under another name than its certificate's.
+    let (k1, c1) = certify(t.path(), &ca, "gamma");
+    let out = Command::new(bin("p2pd"))
+        .args(["0", "--name", "delta", "--ca"])
+        .arg(ca.join("ca.pub"))
+        .arg("--cert")
+        .arg(&c1)
+        .arg("--node-key")
+        .arg(&k1)
+        .env("P2PD_SECRET", TEST_KEY)
+        .env("HOME", t.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the certificate is for gamma"), "{err}");
+}
+
+#[test]
+fn the_ca_key_is_private_and_never_overwritten() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    use std::os::unix::fs::PermissionsExt;
+    let key = ca.join("ca.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let before = std::fs::read(&key).unwrap();
+    let again = run(Command::new(bin("p2p-ca")).arg("init").arg(&ca));
+    assert_eq!(again.status, 1);
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let pubfile = t.path().join("n.pub");
+    let r = run(Command::new(bin("p2p-keygen")).args(["--node", "-o", s(&t.path().join("n.key"))]));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let r = run(Command::new(bin("p2p-ca")).args([
+        "sign",
+        "--dir",
+        s(&ca),
+        "--name",
+        "x",
+        s(&pubfile),
+    ]));
+    assert_eq!(r.status, 1);
+    assert!(r.stderr.contains("others may read"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
