@@ -521,6 +521,10 @@ pub struct DaemonCli {
     /// Member links cluster queries may hold open at once, over all queries (fewer if the descriptor limit allows fewer)
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=16384))]
     pub max_links: u16,
+
+    /// p2p-wc --spread counts a file larger than BYTES as byte ranges spread over the members, in ranges of at most BYTES (and at most 64 MiB); 0 never splits
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    pub split_above: u64,
 }
 
 fn parse_idle_timeout(s: &str) -> Result<f64, String> {
@@ -1229,6 +1233,36 @@ fn security(bin: &str) -> String {
     format!("{own}\n\n{SOCKET_TRUST}")
 }
 
+/// The man page section on files split over members (`p2p-wc --spread`).
+fn splitting_section(bin: &str) -> String {
+    if bin == "p2p-wc" {
+        return "With --spread a regular file larger than the local p2pd's --split-above \
+            (256 MiB by default; 0 turns splitting off) is cut into byte ranges of at most 64 MiB \
+            (or of --split-above bytes, if smaller), counted by different members at once like \
+            so many files, and joined by the local p2pd into the exact whole-file count: one \
+            line per path, whose peer names every member that counted a range, folded as \
+            p2p-peers folds names (node[1-3]). Each end of a range moves to the next byte that \
+            no UTF-8 character crosses, and each range reports whether it starts and ends \
+            inside a word, so characters and words that straddle a cut count once. A member \
+            that fails or freezes has its ranges redone by the others; a range that fails \
+            (the file vanished, or is not exported there) makes the path's line that error. \
+            -L is never split (the longest line would need the text across the cuts): such a \
+            file goes whole to one member. Splitting needs the size: it happens when p2pd runs \
+            as you (or you are root), and members of an earlier version, which cannot count \
+            ranges, refuse such a query and the others take their share."
+            .into();
+    }
+    let what = if bin == "p2p-sha256" {
+        "SHA-256 is sequential"
+    } else {
+        "its SHA-256 is sequential"
+    };
+    format!(
+        "With --spread each file goes whole to one member, however large: {what}, so a file \
+         is never split into ranges as p2p-wc splits a huge one (see p2p-wc(1))."
+    )
+}
+
 /// Sections of a binary's man page beyond what clap describes: output
 /// fields, exit status, environment, files, examples. Paragraphs are separated
 /// by blank lines; lines that start with two spaces are shown verbatim.
@@ -1529,6 +1563,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             ));
             s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
+            s.push(("SPLITTING", splitting_section(bin)));
             s.push(("GROUPING", grouping_section(bin)));
             s.push(("LONG JOBS", long_jobs_section(bin)));
             s.push((
@@ -1583,6 +1618,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             ));
             s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
+            s.push(("SPLITTING", splitting_section(bin)));
             s.push(("GROUPING", grouping_section(bin)));
             s.push(("LONG JOBS", long_jobs_section(bin)));
             s.push(("FLEET CHECK", FLEET_CHECK.into()));
@@ -1667,6 +1703,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
             ));
             s.push(("INPUT", input_section(bin)));
             s.push(("WHERE IT RUNS", WHERE_IT_RUNS.into()));
+            s.push(("SPLITTING", splitting_section(bin)));
             s.push(("GROUPING", grouping_section(bin)));
             s.push(("LONG JOBS", long_jobs_section(bin)));
             s.push((

@@ -5,7 +5,7 @@
 //! - [`error`]: the typed item error and its documented wire codes.
 //! - [`crypto`]: the cluster key ring, sealed gossip datagrams and their replay windows, the Noise TCP session, node certificates from a cluster CA.
 //! - [`membership`]: SWIM membership through foca, sans-IO: payloads and time in, datagrams out.
-//! - [`ops`]: the file computations (wc, sha256, directory counts, stat), pure and socket-free.
+//! - [`ops`]: the file computations (wc and its byte ranges, sha256, directory counts, stat), pure and socket-free.
 //! - [`exports`]: the `--export` roots peers may read below, and the open that cannot escape them.
 //! - [`cache`]: a bounded result cache keyed by device, inode, size, mtime and ctime.
 //! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`, and the peer protocol; paths in both are bytes.

@@ -1490,6 +1490,7 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 recursive: false,
                 dereference: false,
                 posixly_correct: false,
+                ranges: false,
             }),
         ),
         (
@@ -1499,10 +1500,12 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
                     PeerItem {
                         id: 1,
                         path: "/srv/a".into(),
+                        range: None,
                     },
                     PeerItem {
                         id: 2,
                         path: "/srv/../etc/passwd".into(),
+                        range: None,
                     },
                 ],
             }),

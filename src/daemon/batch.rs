@@ -151,6 +151,44 @@ impl Batches {
         let _ = self.done_tx.send(vec![Done { id, path, result }]);
     }
 
+    /// Queues the count of one byte range of a file (a `wc` split over
+    /// members, see [`crate::ops::ranges`]) as a job of its own; it holds
+    /// a slot like any other item until written.
+    pub(crate) fn add_range(
+        &mut self,
+        id: u64,
+        path: PathBytes,
+        file: Result<File, Error>,
+        range: crate::proto::peer::ByteRange,
+    ) {
+        if let Err(TrySendError::Full(())) = self.slot_tx.try_send(()) {
+            self.flush();
+            if self.slot_tx.send(()).is_err() {
+                return;
+            }
+        }
+        let query = Arc::clone(&self.query);
+        let shared = Arc::clone(&self.shared);
+        let done_tx = self.done_tx.clone();
+        let cancel = self.cancel.clone();
+        let origin = origin(self.who);
+        self.shared.pool.submit(
+            self.who,
+            Job::once(move || {
+                let result = if cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+                    Err(Error::new(
+                        ErrorCode::Internal,
+                        "cancelled: the asker went away",
+                    ))
+                } else {
+                    guarded_range(&query, file, range)
+                };
+                shared.counters.items(origin, 1);
+                let _ = done_tx.send(vec![Done { id, path, result }]);
+            }),
+        );
+    }
+
     /// The query these items answer.
     pub(crate) fn query(&self) -> &Query {
         &self.query
@@ -282,6 +320,42 @@ pub(crate) fn answer_here(
             Done { id, path, result }
         })
         .collect()
+}
+
+/// Counts one byte range of a regular file for a `wc` without `-L` (the
+/// only query split into ranges); a panic becomes the item's error.
+fn guarded_range(
+    query: &Query,
+    file: Result<File, Error>,
+    range: crate::proto::peer::ByteRange,
+) -> Result<Fields, Error> {
+    use crate::proto::QueryKind;
+    if query.kind != QueryKind::Wc || query.max_line_length {
+        return Err(Error::new(
+            ErrorCode::InvalidRequest,
+            "only a wc without -L is counted by byte ranges",
+        ));
+    }
+    let file = file?;
+    if !file.metadata()?.is_file() {
+        return Err(Error::new(
+            ErrorCode::InvalidRequest,
+            "only a regular file is counted by byte ranges",
+        ));
+    }
+    let counter = crate::ops::wc::WcCounter::new().posixly_correct(query.posixly_correct);
+    catch_unwind(AssertUnwindSafe(|| {
+        crate::ops::ranges::count_range(
+            &file,
+            range.offset,
+            range.length,
+            query.lines_only,
+            counter,
+        )
+    }))
+    .unwrap_or_else(|_| Err(std::io::Error::other("the computation failed unexpectedly")))
+    .map(Fields::Range)
+    .map_err(|e| Error::from_io(&e))
 }
 
 /// Runs one step of the engine; a panic becomes the item's error.

@@ -142,6 +142,11 @@ impl Distributor {
         }
     }
 
+    /// The number the next item pushed will get.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
     /// No more items will be pushed.
     pub fn close(&mut self) {
         self.closed = true;

@@ -38,6 +38,8 @@ pub enum Fields {
     Count(DirCounts),
     /// Boxed: a stat's strings make it several times larger than the others.
     Stat(Box<StatFields>),
+    /// A byte range of a `wc`, to be joined with the file's other ranges.
+    Range(crate::ops::ranges::RangeCount),
 }
 
 /// An open file and its metadata, taken with one `fstat` when it came in and

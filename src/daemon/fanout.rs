@@ -38,7 +38,8 @@ use crate::crypto::session::{self, Session, SessionError};
 use crate::error::{Error, ErrorCode};
 use crate::membership::{MemberInfo, MemberState};
 use crate::ops::count::DirCounts;
-use crate::proto::peer::{self, PeerItem, PeerReply, PeerRequest};
+use crate::ops::ranges::RangeCount;
+use crate::proto::peer::{self, ByteRange, PeerItem, PeerReply, PeerRequest};
 use crate::proto::{Outcome, PathBytes, Query, QueryKind, Summary, Target};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -64,6 +65,10 @@ const WINDOW: usize = 2 * BATCH;
 /// are known (one file of any size all the same): large files go one or
 /// two at a time, so each member gets its share of them.
 const WINDOW_BYTES: u64 = 128 << 20;
+
+/// The largest range a split file is cut into (`p2pd --split-above` sets
+/// the size from which a file is split, and smaller ranges with it).
+const MAX_PART: u64 = 64 << 20;
 
 /// Paths held for members that have not taken them yet; past this the
 /// client is not read until they catch up.
@@ -566,6 +571,31 @@ struct Entry {
     file: Option<Result<File, Error>>,
     /// For a count: what the caller's command counted on that descriptor.
     counted: Option<Outcome<DirCounts>>,
+    /// A byte range of a huge file counted by many members (see [`Whole`]).
+    part: Option<Part>,
+}
+
+/// Which range of which split file an item is.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    range: ByteRange,
+    /// The key of its [`Whole`].
+    whole: u64,
+    /// Its place among the file's ranges.
+    index: usize,
+}
+
+/// A file split into ranges (`p2p-wc --spread`): its line is sent once
+/// every range is answered, with the counts joined in order.
+struct Whole {
+    client_id: u64,
+    shown: PathBytes,
+    parts: Vec<Option<RangeCount>>,
+    left: usize,
+    /// The first range that failed: the file's line is that error.
+    error: Option<Map<String, Value>>,
+    /// The members that counted its ranges.
+    peers: Vec<String>,
 }
 
 /// What the link threads share.
@@ -583,6 +613,8 @@ struct State {
     feeder_waiting: bool,
     /// The failed links: whom their lines name, and the error.
     failures: HashMap<usize, (String, Error)>,
+    /// Files split into ranges, not fully answered yet.
+    wholes: HashMap<u64, Whole>,
 }
 
 struct Ctx {
@@ -596,6 +628,8 @@ struct Ctx {
     owed_per_path: usize,
     /// `--spread`: paths are weighed by their size.
     spread: bool,
+    /// A `wc` file larger than this is split into ranges (0: never).
+    split_above: u64,
     /// True for a caller foreign to the daemon, whose answers from this
     /// node are given in-process on their own descriptors; false for its
     /// own user and root, whom it answers as a member like any other.
@@ -655,7 +689,8 @@ impl Ctx {
         Registered { ctx: self, link }
     }
 
-    /// Sends one result line to the client and settles the entry.
+    /// Sends one result line to the client and settles the entry (a
+    /// range of a split file: the file's line once all are in).
     fn emit(&self, st: &mut State, id: u64, peer: &str, fields: Map<String, Value>) {
         if st.cancelled {
             return;
@@ -663,16 +698,13 @@ impl Ctx {
         let Some(e) = st.entries.get_mut(&id) else {
             return;
         };
-        if fields.contains_key("error") {
-            st.failed += 1;
-        } else {
-            st.ok += 1;
+        if let Some(part) = e.part {
+            st.entries.remove(&id);
+            self.emit_part(st, part, peer, fields);
+            return;
         }
-        let mut line = Map::new();
-        line.insert("id".into(), Value::from(e.client_id));
-        line.insert("peer".into(), Value::from(peer));
-        line.extend(path_keys(&e.shown));
-        line.extend(fields);
+        let client_id = e.client_id;
+        let line_path = path_keys(&e.shown);
         e.owed -= 1;
         if e.owed == 0
             && let Some(done) = st.entries.remove(&id)
@@ -680,6 +712,88 @@ impl Ctx {
         {
             st.files_held -= 1;
         }
+        self.send_line(st, client_id, line_path, peer, fields);
+    }
+
+    /// One range of a split file answered: joined in, and the file's line
+    /// sent once it was the last.
+    fn emit_part(&self, st: &mut State, part: Part, peer: &str, fields: Map<String, Value>) {
+        let Some(w) = st.wholes.get_mut(&part.whole) else {
+            return;
+        };
+        if !w.peers.iter().any(|p| p == peer) {
+            w.peers.push(peer.to_string());
+        }
+        if fields.contains_key("error") {
+            w.error.get_or_insert(fields);
+        } else {
+            match serde_json::from_value::<RangeCount>(Value::Object(fields)) {
+                Ok(c) => {
+                    if let Some(slot) = w.parts.get_mut(part.index) {
+                        *slot = Some(c);
+                    }
+                }
+                Err(_) => {
+                    w.error.get_or_insert(error_fields(&Error::new(
+                        ErrorCode::Internal,
+                        "the member answered a range with something unexpected",
+                    )));
+                }
+            }
+        }
+        w.left -= 1;
+        if w.left > 0 {
+            return;
+        }
+        let Some(w) = st.wholes.remove(&part.whole) else {
+            return;
+        };
+        let fields = match w.error {
+            Some(e) => e,
+            None => {
+                let total = w
+                    .parts
+                    .iter()
+                    .flatten()
+                    .fold(RangeCount::default(), |a, &b| a.then(b))
+                    .counts();
+                let full = !self.query.lines_only;
+                let wc = crate::proto::WcFields {
+                    lines: Some(total.lines),
+                    words: full.then_some(total.words),
+                    bytes: Some(total.bytes),
+                    chars: full.then_some(total.chars),
+                    ..Default::default()
+                };
+                match serde_json::to_value(wc) {
+                    Ok(Value::Object(m)) => m,
+                    _ => Map::new(),
+                }
+            }
+        };
+        let peers = crate::nodeset::fold(&w.peers);
+        self.send_line(st, w.client_id, path_keys(&w.shown), &peers, fields);
+    }
+
+    /// Sends one line to the client, counted as it succeeded or failed.
+    fn send_line(
+        &self,
+        st: &mut State,
+        client_id: u64,
+        path: Map<String, Value>,
+        peer: &str,
+        fields: Map<String, Value>,
+    ) {
+        if fields.contains_key("error") {
+            st.failed += 1;
+        } else {
+            st.ok += 1;
+        }
+        let mut line = Map::new();
+        line.insert("id".into(), Value::from(client_id));
+        line.insert("peer".into(), Value::from(peer));
+        line.extend(path);
+        line.extend(fields);
         let mut bytes = serde_json::to_vec(&Value::Object(line)).unwrap_or_default();
         bytes.push(b'\n');
         if self.out.send(bytes).is_err() {
@@ -689,6 +803,16 @@ impl Ctx {
             self.stop.store(true, Ordering::Release);
             self.changed.notify_all();
             self.shut_all();
+        }
+    }
+
+    /// The lines of the members that failed (or are down) for a new item,
+    /// at once.
+    fn answer_failed(&self, st: &mut State, id: u64, failed: Vec<usize>) {
+        for link in failed {
+            if let Some((peer, error)) = st.failures.get(&link).cloned() {
+                self.emit(st, id, &peer, error_fields(&error));
+            }
         }
     }
 
@@ -780,6 +904,47 @@ impl Feeder {
         if file.is_some() {
             st.files_held += 1;
         }
+        let split = self.ctx.split_above;
+        if split > 0 && size > split {
+            // Ranges for many members; the file's line comes once all are in.
+            let cuts = crate::ops::ranges::cuts(size, split.min(MAX_PART));
+            let first = st.dist.pushed();
+            st.wholes.insert(
+                first,
+                Whole {
+                    client_id,
+                    shown: shown.clone(),
+                    parts: vec![None; cuts.len()],
+                    left: cuts.len(),
+                    error: None,
+                    peers: Vec::new(),
+                },
+            );
+            for (index, (offset, length)) in cuts.into_iter().enumerate() {
+                let (id, failed) = st.dist.push_sized(length);
+                let part = Part {
+                    range: ByteRange { offset, length },
+                    whole: first,
+                    index,
+                };
+                st.entries.insert(
+                    id,
+                    Entry {
+                        client_id,
+                        shown: shown.clone(),
+                        absolute: absolute.clone(),
+                        owed: 1,
+                        file: None,
+                        counted: None,
+                        part: Some(part),
+                    },
+                );
+                self.ctx.answer_failed(&mut st, id, failed);
+            }
+            drop(st);
+            self.ctx.changed.notify_all();
+            return;
+        }
         let (id, failed) = st.dist.push_sized(size);
         st.entries.insert(
             id,
@@ -790,14 +955,10 @@ impl Feeder {
                 owed: self.ctx.owed_per_path,
                 file,
                 counted,
+                part: None,
             },
         );
-        // Members that failed (or are down) answer at once.
-        for link in failed {
-            if let Some((peer, error)) = st.failures.get(&link).cloned() {
-                self.ctx.emit(&mut st, id, &peer, error_fields(&error));
-            }
-        }
+        self.ctx.answer_failed(&mut st, id, failed);
         drop(st);
         self.ctx.changed.notify_all();
     }
@@ -973,6 +1134,13 @@ pub fn start(
     // A raw address may turn out to be this node too (see run_link).
     let raw = |spec: &LinkSpec| !members.iter().any(|m| m.name == spec.label);
     let keep_files = here && (at_here.contains(&true) || links.iter().any(raw));
+    // Only the daemon's own user and root: the size comes from its stat.
+    let split_above =
+        if mode == Mode::Once && !here && query.kind == QueryKind::Wc && !query.max_line_length {
+            shared.split_above
+        } else {
+            0
+        };
     let mut dist = Distributor::new(mode, links.len());
     let mut failures = HashMap::new();
     for (i, spec) in links.iter().enumerate() {
@@ -995,6 +1163,7 @@ pub fn start(
             files_held: 0,
             feeder_waiting: false,
             failures,
+            wholes: HashMap::new(),
         }),
         changed: Condvar::new(),
         query,
@@ -1003,6 +1172,7 @@ pub fn start(
         shared: Arc::clone(shared),
         owed_per_path: if mode == Mode::Once { 1 } else { links.len() },
         spread: mode == Mode::Once,
+        split_above,
         here,
         who: super::pool::Who::User(caller.uid),
         number,
@@ -1195,6 +1365,7 @@ fn start_query(
         recursive: q.recursive,
         dereference: q.dereference,
         posixly_correct: q.posixly_correct,
+        ranges: ctx.split_above > 0,
     };
     s.send(&peer::encode(&start))
         .map_err(|e| session_error(at, e, ctx))?;
@@ -1324,6 +1495,7 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
                                 st.entries.get(id).map(|e| PeerItem {
                                     id: *id,
                                     path: e.absolute.clone(),
+                                    range: e.part.map(|p| p.range),
                                 })
                             })
                             .collect();

@@ -96,6 +96,8 @@ pub struct Config {
     pub max_links: usize,
     /// With a CA: this member's certificate and key (see [`certified`]).
     pub identity: Option<Arc<crate::crypto::session::Identity>>,
+    /// `p2p-wc --spread` splits files larger than this (`--split-above`; 0: never).
+    pub split_above: u64,
 }
 
 /// State every connection shares.
@@ -111,6 +113,9 @@ pub struct Shared {
     pub watchers: watch::Watchers,
     /// How long a local client may stay silent while nothing of its is in progress.
     pub idle_timeout: Duration,
+    /// `p2p-wc --spread` splits files larger than this into byte ranges
+    /// counted by many members (0: never).
+    pub split_above: u64,
     exports: RwLock<Arc<Exports>>,
     /// What `p2p-status` reports (see [`counters`]).
     pub counters: Arc<counters::Counters>,
@@ -220,6 +225,7 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
         sessions: fanout::SessionPool::new(cfg.max_links),
         watchers: watch::Watchers::new(nix::unistd::geteuid().as_raw()),
         idle_timeout: cfg.idle_timeout,
+        split_above: cfg.split_above,
         exports: RwLock::new(Arc::new(cfg.exports.clone())),
         counters,
     });
@@ -820,6 +826,7 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         idle_timeout: Duration::from_secs_f64(cli.idle_timeout),
         max_links: usize::from(cli.max_links),
         identity,
+        split_above: cli.split_above,
         bind,
         port_file: cli.port_file,
         advertise,

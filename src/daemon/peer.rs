@@ -268,6 +268,8 @@ fn serve_requests(
                 recursive,
                 dereference,
                 posixly_correct,
+                // Every member of this version counts ranges.
+                ranges: _,
             }) => {
                 let query = crate::proto::Query {
                     kind,

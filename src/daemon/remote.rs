@@ -195,7 +195,10 @@ fn read_items(
                         continue;
                     }
                     let file = exports.open(&item.path);
-                    batches.add(item.id, item.path, file, k + 1 < n);
+                    match item.range {
+                        Some(range) => batches.add_range(item.id, item.path, file, range),
+                        None => batches.add(item.id, item.path, file, k + 1 < n),
+                    }
                 }
                 batches.flush();
             }

@@ -5,6 +5,7 @@
 
 pub mod count;
 pub mod pass;
+pub mod ranges;
 pub mod sha;
 pub mod source;
 pub mod stat;

@@ -526,6 +526,14 @@ impl WcCounter {
         (self.counts, self.width.map(Width::finish))
     }
 
+    /// The counts, whether the first byte is a word byte (`None` for no
+    /// bytes), and whether the last one is: what joins these counts to
+    /// those of the bytes around them (see [`super::ranges`]).
+    pub fn finish_with_edges(mut self) -> (WcCounts, Option<bool>, bool) {
+        self.flush_pending();
+        (self.counts, self.first_is_word, self.in_word)
+    }
+
     /// The bytes of a sequence cut short, the input having ended (or a seam
     /// come) there: no character, but not white space either.
     fn flush_pending(&mut self) {

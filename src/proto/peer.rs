@@ -50,6 +50,11 @@ pub enum PeerRequest {
         /// rather than count by the other rule.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         posixly_correct: bool,
+        /// `wc`: items may carry a [`ByteRange`] (a huge file counted by
+        /// many members). Absent when false; a member of an earlier version
+        /// refuses the query, and the others take its share.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ranges: bool,
     },
     /// More paths for the open query.
     Items { items: Vec<PeerItem> },
@@ -77,6 +82,19 @@ pub struct PeerItem {
     pub id: u64,
     #[serde(flatten)]
     pub path: PathBytes,
+    /// Only these bytes of the file are counted (a query opened with
+    /// `ranges`); the answer is then a [`crate::ops::ranges::RangeCount`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<ByteRange>,
+}
+
+/// Bytes of a file: `length` bytes from `offset`, each end moved to the
+/// next offset that no UTF-8 character crosses (see [`crate::ops::ranges`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
 }
 
 /// A [`PeerItem`] as read, key by key (faster than a flattened field).
@@ -88,6 +106,8 @@ struct PeerItemKeys {
     path: Option<String>,
     #[serde(default)]
     path_b64: Option<String>,
+    #[serde(default)]
+    range: Option<ByteRange>,
 }
 
 impl TryFrom<PeerItemKeys> for PeerItem {
@@ -97,6 +117,7 @@ impl TryFrom<PeerItemKeys> for PeerItem {
         Ok(PeerItem {
             id: k.id,
             path: PathBytes::from_json(k.path, k.path_b64.as_deref())?,
+            range: k.range,
         })
     }
 }
@@ -162,16 +183,22 @@ mod tests {
                 recursive: true,
                 dereference: false,
                 posixly_correct: true,
+                ranges: true,
             },
             PeerRequest::Items {
                 items: vec![
                     PeerItem {
                         id: 7,
                         path: "/srv/a".into(),
+                        range: Some(ByteRange {
+                            offset: 1 << 40,
+                            length: 7,
+                        }),
                     },
                     PeerItem {
                         id: 8,
                         path: PathBytes(b"/srv/\xff\\".to_vec()),
+                        range: None,
                     },
                 ],
             },
@@ -188,6 +215,7 @@ mod tests {
         let item = PeerItem {
             id: 8,
             path: PathBytes(b"/srv/\xff".to_vec()),
+            range: None,
         };
         assert_eq!(
             String::from_utf8(encode(&item)).unwrap(),
@@ -203,6 +231,8 @@ mod tests {
             r#"{"op":"items","items":[{"id":1,"path":"/a","fd":3}]}"#,
             r#"{"op":"items","items":[{"id":1}]}"#,
             r#"{"op":"items","items":[{"id":1,"path_b64":"%%"}]}"#,
+            r#"{"op":"items","items":[{"id":1,"path":"/a","range":{"offset":1}}]}"#,
+            r#"{"op":"items","items":[{"id":1,"path":"/a","range":{"offset":1,"length":2,"x":3}}]}"#,
             r#"{"op":"items"}"#,
             r#"[1,2,3]"#,
         ] {
