@@ -22,6 +22,9 @@ _p2p__ca() {
             p2p__ca,init)
                 cmd="p2p__ca__subcmd__init"
                 ;;
+            p2p__ca,revoke)
+                cmd="p2p__ca__subcmd__revoke"
+                ;;
             p2p__ca,sign)
                 cmd="p2p__ca__subcmd__sign"
                 ;;
@@ -30,6 +33,9 @@ _p2p__ca() {
                 ;;
             p2p__ca__subcmd__help,init)
                 cmd="p2p__ca__subcmd__help__subcmd__init"
+                ;;
+            p2p__ca__subcmd__help,revoke)
+                cmd="p2p__ca__subcmd__help__subcmd__revoke"
                 ;;
             p2p__ca__subcmd__help,sign)
                 cmd="p2p__ca__subcmd__help__subcmd__sign"
@@ -41,7 +47,7 @@ _p2p__ca() {
 
     case "${cmd}" in
         p2p__ca)
-            opts="-h -V --help --version init sign help"
+            opts="-h -V --help --version init sign revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -55,7 +61,7 @@ _p2p__ca() {
             return 0
             ;;
         p2p__subcmd__ca__subcmd__help)
-            opts="init sign help"
+            opts="init sign revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -96,6 +102,20 @@ _p2p__ca() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        p2p__subcmd__ca__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         p2p__subcmd__ca__subcmd__help__subcmd__sign)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -117,6 +137,28 @@ _p2p__ca() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        p2p__subcmd__ca__subcmd__revoke)
+            opts="-h --dir --list --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --list)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

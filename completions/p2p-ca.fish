@@ -28,6 +28,7 @@ complete -c p2p-ca -n "__fish_p2p_ca_needs_command" -s h -l help -d 'Print help'
 complete -c p2p-ca -n "__fish_p2p_ca_needs_command" -s V -l version -d 'Print version'
 complete -c p2p-ca -n "__fish_p2p_ca_needs_command" -f -a "init" -d 'Make a new CA key pair in DIR: ca.key (mode 0600) and ca.pub (for every member\'s --ca)'
 complete -c p2p-ca -n "__fish_p2p_ca_needs_command" -f -a "sign" -d 'Sign a certificate for the node public key in NODE.pub and print it'
+complete -c p2p-ca -n "__fish_p2p_ca_needs_command" -f -a "revoke" -d 'Print a signed revocation list of the SERIALs (hex, as sign prints them), for p2p-revoke'
 complete -c p2p-ca -n "__fish_p2p_ca_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand init" -s h -l help -d 'Print help'
 complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand sign" -l dir -d 'The CA\'s directory, holding ca.key' -r -F
@@ -35,6 +36,10 @@ complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand sign" -l name -d 'The memb
 complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand sign" -l group -d 'A group the member belongs to (repeatable)' -r
 complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand sign" -l valid -d 'How long the certificate is valid from now: a number with s, m, h or d' -r
 complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand sign" -s h -l help -d 'Print help'
-complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand help; and not __fish_seen_subcommand_from init sign help" -f -a "init" -d 'Make a new CA key pair in DIR: ca.key (mode 0600) and ca.pub (for every member\'s --ca)'
-complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand help; and not __fish_seen_subcommand_from init sign help" -f -a "sign" -d 'Sign a certificate for the node public key in NODE.pub and print it'
-complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand help; and not __fish_seen_subcommand_from init sign help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand revoke" -l dir -d 'The CA\'s directory, holding ca.key' -r -F
+complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand revoke" -l list -d 'A list printed before, whose serials stay revoked in the new one' -r -F
+complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand revoke" -s h -l help -d 'Print help'
+complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand help; and not __fish_seen_subcommand_from init sign revoke help" -f -a "init" -d 'Make a new CA key pair in DIR: ca.key (mode 0600) and ca.pub (for every member\'s --ca)'
+complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand help; and not __fish_seen_subcommand_from init sign revoke help" -f -a "sign" -d 'Sign a certificate for the node public key in NODE.pub and print it'
+complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand help; and not __fish_seen_subcommand_from init sign revoke help" -f -a "revoke" -d 'Print a signed revocation list of the SERIALs (hex, as sign prints them), for p2p-revoke'
+complete -c p2p-ca -n "__fish_p2p_ca_using_subcommand help; and not __fish_seen_subcommand_from init sign revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

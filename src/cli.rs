@@ -896,6 +896,39 @@ pub enum CaAction {
         #[arg(value_name = "NODE.pub")]
         public: PathBuf,
     },
+    /// Print a signed revocation list of the SERIALs (hex, as sign prints them), for p2p-revoke
+    Revoke {
+        /// The CA's directory, holding ca.key
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// A list printed before, whose serials stay revoked in the new one
+        #[arg(long, value_name = "FILE")]
+        list: Option<PathBuf>,
+        /// Serials to revoke
+        #[arg(value_name = "SERIAL")]
+        serials: Vec<String>,
+    },
+}
+
+/// p2p-revoke: hand a revocation list to the local daemon.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-revoke",
+    version,
+    about = "Hand the CA's revocation list to the local p2pd, which refuses the revoked members from then on",
+    after_help = "Example: p2p-ca revoke --dir /root/p2p-ca 6a8a93087806d1ea > revoked && p2p-revoke revoked"
+)]
+pub struct RevokeCli {
+    /// The revocation list, as p2p-ca revoke printed it
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 /// Every binary's clap command, by binary name, for man pages and completions.
@@ -912,6 +945,7 @@ pub fn commands() -> Vec<clap::Command> {
         LeaveCli::command(),
         KeygenCli::command(),
         CaCli::command(),
+        RevokeCli::command(),
     ]
 }
 
@@ -1205,6 +1239,10 @@ fn security(bin: &str) -> String {
                     p2pd's own or root). Whoever holds the key is a cluster member: see SECURITY \
                     in p2pd(1)."
                 .into();
+        }
+        "p2p-revoke" => {
+            "Only p2pd's own user and root may install a revocation list; anyone else gets \
+             permission_denied. The list itself is public: only the CA's key can make one."
         }
         "p2p-ca" => {
             return "ca.key signs certificates: whoever holds it can make a certificate for any \
@@ -1800,16 +1838,51 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                     .into(),
             ));
         }
+        "p2p-revoke" => {
+            s.push((
+                "DESCRIPTION",
+                "p2p-revoke hands a revocation list (p2p-ca revoke) to the local p2pd. The daemon \
+                 checks the CA's signature with its --ca key, installs the list in place of the \
+                 one it held (refusing one issued earlier), and keeps it in --state-dir (the file \
+                 revoked), where it is read again at start. From then on a member whose \
+                 certificate serial is listed is refused: new sessions in both directions, and \
+                 every request on a session opened before; kept query sessions are dropped. The \
+                 list goes to this daemon only: give it to every member (gossip does not carry it \
+                 yet)."
+                    .into(),
+            ));
+            s.push((
+                "OUTPUT",
+                "One JSON object: revoked (serials in the list now in force) and peer (the \
+                 daemon's member name); with --format text, a sentence."
+                    .into(),
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-ca revoke --dir /root/p2p-ca --list revoked 6a8a93087806d1ea > revoked.new\n  \
+                 p2p-revoke revoked.new"
+                    .into(),
+            ));
+        }
         "p2p-ca" => {
             s.push((
                 "COMMANDS",
                 "  p2p-ca init DIR\n  \
-                 p2p-ca sign [--dir DIR] --name NAME [--group G]... [--valid DURATION] NODE.pub\n\n\
+                 p2p-ca sign [--dir DIR] --name NAME [--group G]... [--valid DURATION] NODE.pub\n  \
+                 p2p-ca revoke [--dir DIR] [--list FILE] SERIAL...\n\n\
                  sign's options: --dir DIR, the CA's directory, holding ca.key (default: the \
                  current directory); --name NAME, the member name the certificate is for (p2pd \
                  --name); --group G, a group the member belongs to (repeatable); --valid \
                  DURATION, how long the certificate is valid from now, a number followed by s, m, \
-                 h or d (default: 365d)."
+                 h or d (default: 365d).\n\n\
+                 revoke prints a revocation list signed by the CA, for p2p-revoke(1): the \
+                 SERIALs (16 hex digits, as sign prints them) and, with --list FILE, every serial \
+                 of that earlier list. A list replaces the one a daemon holds whole, so each new \
+                 list must carry every serial still revoked; a daemon refuses a list issued \
+                 before the one it holds. Layout: p2p-revoked-v1 and the base64 of magic \
+                 \"p2pr\", version 1, issued (8 bytes, seconds since the epoch), a count (4) and \
+                 the serials in ascending order (8 each), then the CA's Ed25519 signature (64) \
+                 over all before it."
                     .into(),
             ));
             s.push((
@@ -1894,6 +1967,10 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  group)."
                 .into(),
         ));
+    } else if bin == "p2p-revoke" {
+        s.push(("EXIT STATUS", "0 when the list was installed; 1 when it could not be read or p2pd refused it (not its CA's, older than the one held, no --ca); 2 for a usage error; 3 when the local p2pd cannot be reached.".into()));
+        s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+        s.push(("FILES", CLIENT_FILES.into()));
     } else if bin == "p2p-leave" {
         s.push(("EXIT STATUS", "0 once the daemon has left and exited; 1 when it refused (another user); 3 when the local p2pd cannot be reached.".into()));
         s.push(("ENVIRONMENT", CLIENT_ENV.into()));
@@ -1940,7 +2017,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
     s.push((
         "SEE ALSO",
         "p2pd(1), p2p-wc(1), p2p-sha256(1), p2p-count(1), p2p-stat(1), p2p-peers(1), p2p-status(1), \
-         p2p-join(1), p2p-leave(1), p2p-keygen(1), p2p-ca(1), wc(1), sha256sum(1)"
+         p2p-join(1), p2p-leave(1), p2p-keygen(1), p2p-ca(1), p2p-revoke(1), wc(1), sha256sum(1)"
             .into(),
     ));
     s

@@ -3,7 +3,7 @@
 //! A map of the crate, one line per module:
 //!
 //! - [`error`]: the typed item error and its documented wire codes.
-//! - [`crypto`]: the cluster key ring, sealed gossip datagrams and their replay windows, the Noise TCP session, node certificates from a cluster CA.
+//! - [`crypto`]: the cluster key ring, sealed gossip datagrams and their replay windows, the Noise TCP session, node certificates and revocation lists from a cluster CA.
 //! - [`membership`]: SWIM membership through foca, sans-IO: payloads and time in, datagrams out.
 //! - [`ops`]: the file computations (wc and its byte ranges, sha256, directory counts, stat), pure and socket-free.
 //! - [`exports`]: the `--export` roots peers may read below, and the open that cannot escape them.

@@ -288,3 +288,72 @@ fn the_ca_key_is_private_and_never_overwritten() {
     assert!(r.stderr.contains("others may read"), "{}", r.stderr);
     assert!(r.stdout.is_empty());
 }
+
+#[test]
+fn a_revoked_member_is_cut_off_and_stays_so_after_a_restart() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let (k0, c0) = certify(t.path(), &ca, "alpha");
+    let (k1, c1) = certify(t.path(), &ca, "beta");
+    let file = write(t.path(), "data.txt", b"one two\n");
+    let state = t.path().join("alpha-state");
+    let a = certified(t.path(), &ca, &k0, &c0, &["--state-dir", s(&state)]);
+    let join = format!("127.0.0.1:{}", a.port);
+    let b = certified(t.path(), &ca, &k1, &c1, &["--join", &join]);
+    eventually(15, "alpha sees beta", || names(&a).len() == 2);
+    let ask = |from: &Daemon, to: &str| run(from.cmd("p2p-wc").args(["--peer", to, s(&file)]));
+    // Before: both ways work (and leave kept sessions behind).
+    assert_eq!(ask(&b, "alpha").status, 0);
+    assert_eq!(ask(&a, "beta").status, 0);
+
+    let serial = format!(
+        "{:016x}",
+        Cert::decode(&std::fs::read_to_string(&c1).unwrap())
+            .unwrap()
+            .body()
+            .serial
+    );
+    let r = run(Command::new(bin("p2p-ca")).args(["revoke", "--dir", s(&ca), &serial]));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let list = write(t.path(), "revoked", r.stdout.as_bytes());
+    // Only the daemon's own user may install it; we are that user.
+    let r = run(a.cmd("p2p-revoke").arg(&list));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.json()[0]["revoked"], 1);
+
+    // After: beta's session open from before is cut, and no new one is served.
+    let r = ask(&b, "alpha");
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    assert!(r.json()[0].get("words").is_none());
+    let r = ask(&a, "beta");
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    assert_eq!(r.json()[0]["error"]["code"], "unauthorized", "{}", r.stdout);
+    assert!(a.log().contains("is revoked"), "{}", a.log());
+
+    // A list of another CA is refused.
+    let other = ca_dir_list(t.path());
+    let r = run(a.cmd("p2p-revoke").arg(&other));
+    assert_eq!(r.status, 1);
+    assert!(
+        r.stderr.contains("not signed by this cluster's CA"),
+        "{}",
+        r.stderr
+    );
+
+    // Kept in --state-dir: a restarted alpha still refuses beta.
+    drop(a);
+    let a = certified(t.path(), &ca, &k0, &c0, &["--state-dir", s(&state)]);
+    assert!(a.log().contains("1 revoked certificate(s)"), "{}", a.log());
+    let r = run(b
+        .cmd("p2p-wc")
+        .args(["--peer", &format!("127.0.0.1:{}", a.port), s(&file)]));
+    assert_eq!(r.status, 1, "{}", r.stdout);
+}
+
+/// A revocation list from a CA of its own, revoking nothing of ours.
+fn ca_dir_list(dir: &Path) -> PathBuf {
+    let other = ca(dir, "other-ca");
+    let r = run(Command::new(bin("p2p-ca")).args(["revoke", "--dir", s(&other), "1"]));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    write(dir, "other-revoked", r.stdout.as_bytes())
+}

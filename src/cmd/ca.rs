@@ -6,7 +6,7 @@
 
 use super::keygen::write_private;
 use crate::cli::{CaAction, CaCli};
-use crate::crypto::cert::{CaSecret, CertBody, NodePublic, show_time};
+use crate::crypto::cert::{CaSecret, CertBody, NodePublic, Revocations, show_time};
 use crate::crypto::keys::read_private;
 use std::fs::{self, DirBuilder};
 use std::io::{self, Write};
@@ -35,6 +35,7 @@ pub fn run(cli: CaCli) -> i32 {
             valid,
             public,
         } => sign(&dir, name, groups, &valid, &public),
+        CaAction::Revoke { dir, list, serials } => revoke(&dir, list.as_deref(), &serials),
     };
     match r {
         Ok(()) => 0,
@@ -127,9 +128,7 @@ fn sign(
     public: &Path,
 ) -> Result<(), Failure> {
     let seconds = parse_validity(valid).map_err(|e| (2, e))?;
-    let secret_path = dir.join(SECRET_FILE);
-    let text = read_private(&secret_path).map_err(|e| (1, e.to_string()))?;
-    let ca = CaSecret::decode(&text).map_err(|e| (1, format!("{}: {e}", secret_path.display())))?;
+    let ca = secret(dir)?;
     let node_text = fs::read_to_string(public).map_err(|e| {
         (
             1,
@@ -170,6 +169,56 @@ fn sign(
         b.groups.join(","),
         show_time(b.not_after)
     );
+    Ok(())
+}
+
+/// The CA's secret key in `dir`, refused when others may read it.
+fn secret(dir: &Path) -> Result<CaSecret, Failure> {
+    let path = dir.join(SECRET_FILE);
+    let text = read_private(&path).map_err(|e| (1, e.to_string()))?;
+    CaSecret::decode(&text).map_err(|e| (1, format!("{}: {e}", path.display())))
+}
+
+/// A serial as `sign` prints it: hexadecimal, 1 to 16 digits.
+fn parse_serial(text: &str) -> Result<u64, Failure> {
+    if text.is_empty() || text.len() > 16 {
+        return Err((2, format!("{text:?} is not a serial (1 to 16 hex digits)")));
+    }
+    u64::from_str_radix(text, 16)
+        .map_err(|_| (2, format!("{text:?} is not a serial (1 to 16 hex digits)")))
+}
+
+fn revoke(dir: &Path, list: Option<&Path>, serials: &[String]) -> Result<(), Failure> {
+    let ca = secret(dir)?;
+    let mut all = serials
+        .iter()
+        .map(|s| parse_serial(s))
+        .collect::<Result<Vec<u64>, _>>()?;
+    if let Some(old) = list {
+        let text = fs::read_to_string(old).map_err(|e| {
+            (
+                1,
+                format!(
+                    "{}: {}",
+                    old.display(),
+                    crate::error::Error::from_io(&e).message
+                ),
+            )
+        })?;
+        let old_list =
+            Revocations::decode(&text).map_err(|e| (1, format!("{}: {e}", old.display())))?;
+        old_list
+            .verify(&ca.public())
+            .map_err(|e| (1, format!("{}: {e}", old.display())))?;
+        all.extend(old_list.serials);
+    }
+    let now = jiff::Timestamp::now().as_second();
+    let list = Revocations::issue(&ca, now, all).map_err(|e| (2, e.to_string()))?;
+    let mut out = io::stdout().lock();
+    out.write_all(list.encode().as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| (1, crate::error::Error::from_io(&e).message))?;
+    eprintln!("{NAME}: a list of {} revoked serial(s)", list.serials.len());
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod join;
 pub mod keygen;
 pub mod leave;
 pub mod peers;
+pub mod revoke;
 pub mod sha256;
 pub mod stat;
 pub mod status;

@@ -48,6 +48,10 @@ const CA_PUBLIC: &str = "p2p-ca-v1";
 const NODE_SECRET: &str = "p2p-node-secret-v1";
 const NODE_PUBLIC: &str = "p2p-node-v1";
 const CERT: &str = "p2p-cert-v1";
+const REVOKED: &str = "p2p-revoked-v1";
+const REVOKED_MAGIC: &[u8; 4] = b"p2pr";
+/// Serials one revocation list may hold.
+pub const MAX_REVOKED: usize = 100_000;
 
 /// Why a key file or certificate was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +71,8 @@ pub enum CertError {
     WrongName { certified: String, claimed: String },
     /// Valid, but for another key than the one the peer proved it holds.
     WrongKey,
+    /// Revoked by the CA (this serial).
+    Revoked(u64),
 }
 
 impl fmt::Display for CertError {
@@ -82,6 +88,7 @@ impl fmt::Display for CertError {
                 "issued to {certified:?}, but the peer claims to be {claimed:?}"
             ),
             CertError::WrongKey => write!(f, "issued for another key than the peer's"),
+            CertError::Revoked(n) => write!(f, "serial {n:016x} is revoked"),
         }
     }
 }
@@ -459,6 +466,117 @@ impl CertBody {
     }
 }
 
+/// A revocation list: the serials the CA has withdrawn, as of `issued`.
+/// A newer list replaces an older one whole, so each carries every serial
+/// still revoked.
+///
+/// ```text
+/// magic "p2pr" (4) | version 1 (1) | issued (8) | count (4) | serials, ascending (8 each)
+/// | Ed25519 signature by the CA over everything before it (64)
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocations {
+    pub issued: i64,
+    /// Ascending and distinct.
+    pub serials: Vec<u64>,
+    signed: Vec<u8>,
+    signature: [u8; SIG_LEN],
+}
+
+impl Revocations {
+    /// Signs a list of `serials` (sorted and made distinct here).
+    pub fn issue(
+        ca: &CaSecret,
+        issued: i64,
+        mut serials: Vec<u64>,
+    ) -> Result<Revocations, CertError> {
+        serials.sort_unstable();
+        serials.dedup();
+        if serials.len() > MAX_REVOKED {
+            return Err(malformed(format!("more than {MAX_REVOKED} serials")));
+        }
+        let mut b = Vec::with_capacity(17 + 8 * serials.len());
+        b.extend_from_slice(REVOKED_MAGIC);
+        b.push(VERSION);
+        b.extend_from_slice(&issued.to_be_bytes());
+        b.extend_from_slice(&(serials.len() as u32).to_be_bytes());
+        for n in &serials {
+            b.extend_from_slice(&n.to_be_bytes());
+        }
+        let signature = ca.0.sign(&b).to_bytes();
+        Ok(Revocations {
+            issued,
+            serials,
+            signed: b,
+            signature,
+        })
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = self.signed.clone();
+        b.extend_from_slice(&self.signature);
+        b
+    }
+
+    /// Decodes the layout; [`Revocations::verify`] says whether to trust it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Revocations, CertError> {
+        let mut c = Cursor(bytes);
+        if c.take(4)? != REVOKED_MAGIC {
+            return Err(malformed("not a p2p revocation list"));
+        }
+        let version = c.u8()?;
+        if version != VERSION {
+            return Err(CertError::Version(version));
+        }
+        let issued = i64::from_be_bytes(c.be8()?);
+        let count = u32::from_be_bytes(array(c.take(4)?, "count")?) as usize;
+        if count > MAX_REVOKED {
+            return Err(malformed(format!("more than {MAX_REVOKED} serials")));
+        }
+        let mut serials = Vec::with_capacity(count);
+        for _ in 0..count {
+            serials.push(u64::from_be_bytes(c.be8()?));
+        }
+        if !serials.windows(2).all(|w| w[0] < w[1]) {
+            return Err(malformed("serials not ascending"));
+        }
+        let signed_len = bytes.len() - c.0.len();
+        let signature = array(c.take(SIG_LEN)?, "signature")?;
+        if !c.0.is_empty() {
+            return Err(malformed("bytes after the signature"));
+        }
+        Ok(Revocations {
+            issued,
+            serials,
+            signed: bytes[..signed_len].to_vec(),
+            signature,
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{REVOKED} {}\n", base64_encode(&self.to_bytes()))
+    }
+
+    pub fn decode(text: &str) -> Result<Revocations, CertError> {
+        Revocations::from_bytes(&unwrap_line(text, REVOKED)?)
+    }
+
+    /// Checks the CA's signature.
+    pub fn verify(&self, ca: &CaPublic) -> Result<(), CertError> {
+        let sig = Signature::from_bytes(&self.signature);
+        ca.0.verify_strict(&self.signed, &sig)
+            .map_err(|_| CertError::BadSignature)
+    }
+
+    /// Whether the certificate `body` is revoked.
+    pub fn check(&self, body: &CertBody) -> Result<(), CertError> {
+        match self.serials.binary_search(&body.serial) {
+            Ok(_) => Err(CertError::Revoked(body.serial)),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,5 +781,31 @@ mod tests {
         let n3 = init.write_message(&[], &mut a).unwrap();
         resp.read_message(&a[..n3], &mut b).unwrap();
         assert_eq!(resp.get_remote_static().unwrap(), &n.public().x25519);
+    }
+
+    #[test]
+    fn a_revocation_list_verifies_and_names_its_serials() {
+        let ca = ca(1);
+        let list = Revocations::issue(&ca, NOW, vec![42, 7, 42]).unwrap();
+        assert_eq!(list.serials, [7, 42]);
+        let back = Revocations::decode(&list.encode()).unwrap();
+        assert_eq!(back, list);
+        assert!(back.verify(&ca.public()).is_ok());
+        assert_eq!(back.check(&body()), Err(CertError::Revoked(42)));
+        let mut other = body();
+        other.serial = 43;
+        assert!(back.check(&other).is_ok());
+        // Another CA's list, and any changed byte, are refused.
+        assert_eq!(
+            back.verify(&self::ca(2).public()),
+            Err(CertError::BadSignature)
+        );
+        let bytes = list.to_bytes();
+        for i in 0..bytes.len() {
+            let mut t = bytes.clone();
+            t[i] ^= 1;
+            let v = Revocations::from_bytes(&t).and_then(|r| r.verify(&ca.public()));
+            assert!(v.is_err(), "byte {i} changed went unnoticed");
+        }
     }
 }

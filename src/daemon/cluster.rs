@@ -6,6 +6,7 @@
 //! snapshot. TCP connections carry a Noise session (see [`crate::crypto::session`])
 //! in which a joining node sends its identity and gets the full member list.
 
+use crate::crypto::cert::{CertBody, CertError, Revocations};
 use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, OpenError};
 use crate::crypto::keys::KeyRing;
 use crate::crypto::session::{self, Identity, SessionError};
@@ -26,6 +27,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// The revocation list's file in `--state-dir`.
+pub const REVOKED_FILE: &str = "revoked";
 
 /// How often a member exchanges its whole member list with another.
 const SYNC_INTERVAL: Duration = Duration::from_secs(30);
@@ -61,6 +65,8 @@ pub enum JoinError {
     Unauthorized,
     /// It refused us (a duplicate name).
     Refused(String),
+    /// Its certificate was refused (another CA's, expired, revoked...).
+    Certificate(CertError),
 }
 
 impl std::fmt::Display for JoinError {
@@ -69,6 +75,7 @@ impl std::fmt::Display for JoinError {
             JoinError::Unreachable(m) => write!(f, "{m}"),
             JoinError::Unauthorized => write!(f, "the peer does not hold our cluster key"),
             JoinError::Refused(m) => write!(f, "refused: {m}"),
+            JoinError::Certificate(e) => write!(f, "its certificate was refused: {e}"),
         }
     }
 }
@@ -91,6 +98,9 @@ pub struct Cluster {
     pub counters: Arc<Counters>,
     /// With a CA: our certificate, shown and required in every TCP session.
     identity: Option<Arc<Identity>>,
+    /// The CA's latest revocation list, and the file it is kept in.
+    revoked: RwLock<Option<Arc<Revocations>>>,
+    revoked_file: RwLock<Option<std::path::PathBuf>>,
 }
 
 impl Cluster {
@@ -124,6 +134,8 @@ impl Cluster {
             watchers: Mutex::new(Vec::new()),
             counters,
             identity,
+            revoked: RwLock::new(None),
+            revoked_file: RwLock::new(None),
         });
         let c = Arc::clone(&cluster);
         thread::Builder::new()
@@ -171,6 +183,75 @@ impl Cluster {
             // A certified session always has a peer certificate.
             (true, None) => Err(crate::crypto::cert::CertError::WrongKey),
         }
+    }
+
+    /// Whether a certified peer may be served: its certificate is not
+    /// revoked (always true in shared-key mode).
+    pub fn admit(&self, peer: Option<&CertBody>) -> Result<(), CertError> {
+        let Some(peer) = peer else {
+            return Ok(());
+        };
+        match self.revoked.read() {
+            Ok(r) => r.as_ref().map_or(Ok(()), |list| list.check(peer)),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .as_ref()
+                .map_or(Ok(()), |list| list.check(peer)),
+        }
+    }
+
+    /// Keeps revocation lists in `dir/revoked` from now on, and installs the
+    /// one kept there, if any.
+    pub fn keep_revocations_in(&self, dir: &std::path::Path) -> Result<(), String> {
+        let file = dir.join(REVOKED_FILE);
+        if let Ok(mut f) = self.revoked_file.write() {
+            *f = Some(file.clone());
+        }
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let n = self
+                    .install_revocations(&text, false)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                log::info!("{n} revoked certificate(s) from {}", file.display());
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("{}: {e}", file.display())),
+        }
+    }
+
+    /// Installs a revocation list of our CA that is not older than the one
+    /// held, and keeps it in the state directory (with `save`); returns how
+    /// many serials it revokes.
+    pub fn install_revocations(&self, text: &str, save: bool) -> Result<usize, String> {
+        let Some(id) = &self.identity else {
+            return Err("this daemon has no CA (--ca), so nothing to revoke".into());
+        };
+        let list = Revocations::decode(text).map_err(|e| e.to_string())?;
+        list.verify(&id.ca).map_err(|e| e.to_string())?;
+        let mut held = self
+            .revoked
+            .write()
+            .map_err(|_| "poisoned lock".to_string())?;
+        if let Some(old) = held.as_ref()
+            && old.issued > list.issued
+        {
+            return Err(format!(
+                "this list was issued at {}, before the one in force ({}); it was not installed",
+                crate::crypto::cert::show_time(list.issued),
+                crate::crypto::cert::show_time(old.issued)
+            ));
+        }
+        if save {
+            let file = self.revoked_file.read().ok().and_then(|f| f.clone());
+            if let Some(file) = file {
+                crate::cmd::keygen::write_private(&file, list.encode().as_bytes(), true)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+            }
+        }
+        let n = list.serials.len();
+        *held = Some(Arc::new(list));
+        Ok(n)
     }
 
     /// Installs a new key ring: what is sent from now on is sealed with its
@@ -224,9 +305,10 @@ impl Cluster {
         let mut s =
             session::connect_as(stream, &self.ring(), self.identity()).map_err(|e| match e {
                 SessionError::Unauthorized => JoinError::Unauthorized,
-                SessionError::Certificate(e) => JoinError::Refused(format!("its certificate: {e}")),
+                SessionError::Certificate(e) => JoinError::Certificate(e),
                 other => JoinError::Unreachable(session_message(other)),
             })?;
+        self.admit(s.peer()).map_err(JoinError::Certificate)?;
         log::debug!("session to {addr} opened for a {}", request.op());
         let io = |e: SessionError| JoinError::Unreachable(session_message(e));
         s.send(&peer::encode(request)).map_err(io)?;

@@ -1323,7 +1323,12 @@ fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<Conn>, Stri
     } else {
         format!(" at {addr}")
     };
-    if let Some(s) = ctx.shared.sessions.take(addr) {
+    if let Some(s) = ctx
+        .shared
+        .sessions
+        .take(addr)
+        .filter(|s| ctx.shared.cluster.admit(s.peer()).is_ok())
+    {
         let _ = s.stream().tcp().set_read_timeout(Some(ctx.timeout));
         let _ = s.stream().tcp().set_write_timeout(Some(ctx.timeout));
         // A kept session may have been closed by the member meanwhile (it
@@ -1344,6 +1349,10 @@ fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<Conn>, Stri
     let ring = ctx.shared.cluster.ring();
     let s = session::connect_as(Conn::new(stream), &ring, ctx.shared.cluster.identity())
         .map_err(|e| session_error(&at, e, ctx))?;
+    ctx.shared
+        .cluster
+        .admit(s.peer())
+        .map_err(|e| session_error(&at, SessionError::Certificate(e), ctx))?;
     logging::trail(
         "fanout",
         format_args!("query {}: session to {addr} opened", ctx.number),
@@ -1407,6 +1416,10 @@ fn session_error(at: &str, e: SessionError, ctx: &Ctx) -> Error {
             format!("the member{at} does not hold our cluster key"),
         ),
         SessionError::Io(io) => link_error(at, &io, ctx.timeout),
+        SessionError::Certificate(e) => Error::new(
+            ErrorCode::Unauthorized,
+            format!("the member{at} was refused: its certificate: {e}"),
+        ),
         other => Error::new(
             ErrorCode::Unreachable,
             format!("session{at} failed: {other}"),

@@ -165,6 +165,32 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
                 caller.uid, caller.pid
             ));
         }
+        Request::Revoke { list } => {
+            if refuse_control(&write_half, &caller, &shared, "revoke") {
+                return;
+            }
+            match shared.cluster.install_revocations(&list, true) {
+                Ok(n) => {
+                    log::info!(
+                        "installed a revocation list of {n} serial(s) for uid {} (p2p-revoke)",
+                        caller.uid
+                    );
+                    let reply = crate::proto::RevokeReply {
+                        revoked: n,
+                        peer: shared.name.clone(),
+                    };
+                    let _ = write_line(&write_half, &reply);
+                }
+                Err(e) => {
+                    let _ = write_line(
+                        &write_half,
+                        &RequestFailed {
+                            error: Error::new(ErrorCode::InvalidRequest, e),
+                        },
+                    );
+                }
+            }
+        }
         Request::Join { addrs } => {
             if refuse_control(&write_half, &caller, &shared, "join") {
                 return;
@@ -195,7 +221,9 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
                         );
                         summary.failed += 1;
                         let code = match e {
-                            JoinError::Unauthorized => ErrorCode::Unauthorized,
+                            JoinError::Unauthorized | JoinError::Certificate(_) => {
+                                ErrorCode::Unauthorized
+                            }
                             JoinError::Refused(_) => ErrorCode::InvalidRequest,
                             JoinError::Unreachable(_) => ErrorCode::Unreachable,
                         };

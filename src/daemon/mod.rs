@@ -203,6 +203,12 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    if let (Some(_), Some(dir)) = (&cfg.identity, &cfg.state_dir)
+        && let Err(e) = cluster.keep_revocations_in(dir)
+    {
+        log::error!("revocations: {e}");
+        return EXIT_CONFIG;
+    }
     {
         let c = Arc::clone(&cluster);
         let _ = thread::Builder::new()

@@ -220,6 +220,17 @@ fn serve_requests(
         }
         let frame = s.recv(peer::MAX_FRAME);
         ticket.proven();
+        // Checked before every request, so a revocation cuts a session
+        // that was open before it.
+        if let Err(e) = shared.cluster.admit(s.peer()) {
+            let n = shared.counters.refused(Refused::Authentication);
+            crate::daemon::logging::hostile(
+                log::Level::Warn,
+                "peer-revoked",
+                format_args!("peer {from}: closing the session: {e} ({n} refused so far)"),
+            );
+            return (served, End::Broken);
+        }
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {

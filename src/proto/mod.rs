@@ -46,6 +46,17 @@ pub enum Request {
     /// The daemon's counters, as one object (`p2p-status`; see
     /// [`crate::daemon::counters::Status`]).
     Status,
+    /// Install this revocation list of the CA (`p2p-revoke`; the daemon's
+    /// own user or root only).
+    Revoke { list: String },
+}
+
+/// The reply to [`Request::Revoke`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeReply {
+    /// Serials the list in force revokes.
+    pub revoked: usize,
+    pub peer: String,
 }
 
 /// The reply to [`Request::Leave`], sent before the daemon goes.
