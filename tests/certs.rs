@@ -357,3 +357,17 @@ fn ca_dir_list(dir: &Path) -> PathBuf {
     assert_eq!(r.status, 0, "{}", r.stderr);
     write(dir, "other-revoked", r.stdout.as_bytes())
 }
+
+#[test]
+fn keygen_node_leaves_existing_files_and_writes_nothing_new() {
+    let t = tempfile::tempdir().unwrap();
+    let public = write(t.path(), "n.pub", b"someone's key\n");
+    let secret = t.path().join("n.key");
+    let r = run(Command::new(bin("p2p-keygen")).args(["--node", "-o", s(&secret)]));
+    assert_eq!(r.status, 1);
+    assert!(
+        !secret.exists(),
+        "a secret was written beside a refused public file"
+    );
+    assert_eq!(std::fs::read(&public).unwrap(), b"someone's key\n");
+}

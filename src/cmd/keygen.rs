@@ -71,6 +71,14 @@ fn node(path: &Path, force: bool) -> i32 {
         );
         return 2;
     }
+    // Checked first, so that a refusal leaves no new secret file behind.
+    if !force && fs::symlink_metadata(&public_path).is_ok() {
+        eprintln!(
+            "{NAME}: {}: the file exists; it was left as it is (add --force to replace it)",
+            public_path.display()
+        );
+        return 1;
+    }
     let mut seed = Zeroizing::new([0u8; 64]);
     if let Err(e) = crate::crypto::random_bytes(&mut seed[..]) {
         eprintln!("{NAME}: no randomness available: {e}");
