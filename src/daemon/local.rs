@@ -361,7 +361,7 @@ fn serve_local_query(
     let mut serving = Serving {
         who: Who::User(caller.uid),
         query: Arc::clone(&query),
-        out: Some(out),
+        out: Some(Results::new(out, shared.name.clone())),
         held: Vec::new(),
         held_bytes: 0,
         pooled: None,
@@ -410,14 +410,15 @@ fn serve_local_query(
     serving.finish()
 }
 
-/// A request that came whole with at most this many items is answered on
-/// its connection's own thread...
+/// Small items are held, at most this many at a time, and answered on the
+/// connection's own thread whenever the held ones are full or the next read
+/// may wait for the client...
 const HERE_ITEMS: usize = 32;
 
 /// ... when they are regular files of at most this many bytes in all: less
 /// work than handing them to a worker and their results to a writer thread
-/// (two thread wake-ups, and a thread started, per query). Anything larger,
-/// or a request still coming, goes to the caller's share of the pool.
+/// (two thread wake-ups, and a thread started, per query). Anything larger
+/// goes to the caller's share of the pool, with the rest of the query.
 const HERE_BYTES: u64 = 256 << 10;
 
 /// Where the items of one local query go: held, to be answered on this
@@ -428,7 +429,7 @@ struct Serving {
     query: Arc<Query>,
     who: Who,
     /// The reply, until the writer thread takes it.
-    out: Option<BufWriter<UnixStream>>,
+    out: Option<Results>,
     held: Vec<(u64, PathBytes, Result<Opened, Error>)>,
     held_bytes: u64,
     pooled: Option<Pooled>,
@@ -455,9 +456,16 @@ impl Serving {
     fn add(&mut self, id: u64, path: PathBytes, file: Result<File, Error>, more_ready: bool) {
         self.added += 1;
         let file = file.and_then(Opened::new);
-        if self.pooled.is_none() && more_ready && self.fits_here(&file) {
-            self.held.push((id, path, file));
-            return;
+        if self.pooled.is_none() {
+            let mut fits = self.fits_here(&file);
+            if !fits && !self.held.is_empty() {
+                self.answer_held();
+                fits = self.fits_here(&file);
+            }
+            if fits {
+                self.held.push((id, path, file));
+                return;
+            }
         }
         if let Some(batches) = self.pool() {
             batches.add_opened(id, path, file, more_ready);
@@ -487,12 +495,23 @@ impl Serving {
         if self.pooled.is_some() {
             return;
         }
-        if !self.held.is_empty() {
-            if let Some(batches) = self.pool() {
-                batches.flush();
-            }
-        } else if let Some(out) = &mut self.out {
-            let _ = out.flush();
+        self.answer_held();
+        if let Some(out) = &mut self.out {
+            out.flush();
+        }
+    }
+
+    /// Answers the held items on this thread and writes their results: a
+    /// stream of small files needs no worker and no writer thread.
+    fn answer_held(&mut self) {
+        let Some(out) = &mut self.out else {
+            return;
+        };
+        let held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        for d in batch::answer_here(&self.shared, &self.query, held) {
+            out.write(d);
+            self.answered.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -500,10 +519,10 @@ impl Serving {
     fn pool(&mut self) -> Option<&mut Batches> {
         if self.pooled.is_none() {
             let out = self.out.take()?;
-            let watch = out
-                .get_ref()
-                .try_clone()
-                .and_then(|client| UnixStream::pair().map(|(ours, theirs)| (client, ours, theirs)));
+            let watch =
+                out.w.get_ref().try_clone().and_then(|client| {
+                    UnixStream::pair().map(|(ours, theirs)| (client, ours, theirs))
+                });
             let (client, writer_done, writer_end) = match watch {
                 Ok(w) => w,
                 Err(e) => {
@@ -515,14 +534,13 @@ impl Serving {
             // result is written, so a client that stops reading stops being read.
             let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
             let (done_tx, done_rx) = channel::<Vec<Done>>();
-            let name = self.shared.name.clone();
             let counter = Arc::clone(&self.answered);
             let writer = thread::Builder::new()
                 .name("local-writer".into())
                 .spawn(move || {
                     // Dropped at the end: tells the connection's thread.
                     let _done = writer_end;
-                    write_results(out, &name, done_rx, slot_rx, &counter)
+                    write_results(out, done_rx, slot_rx, &counter)
                 });
             let writer = match writer {
                 Ok(w) => w,
@@ -582,14 +600,8 @@ impl Serving {
             }
             return writer.join().ok().flatten();
         }
-        let out = self.out.take()?;
-        let held = std::mem::take(&mut self.held);
-        let done = batch::answer_here(&self.shared, &self.query, held);
-        let mut results = Results::new(out, &self.shared.name);
-        for d in done {
-            results.write(d);
-        }
-        results.finish()
+        self.answer_held();
+        self.out.take()?.finish()
     }
 }
 
@@ -863,16 +875,16 @@ fn open_as_daemon(
 }
 
 /// Result lines on their way to the client, and the summary they add up to.
-struct Results<'a> {
+struct Results {
     w: BufWriter<UnixStream>,
-    peer: &'a str,
+    peer: String,
     summary: Summary,
     /// A write failed: the client is gone, the rest is only counted.
     broken: bool,
 }
 
-impl<'a> Results<'a> {
-    fn new(w: BufWriter<UnixStream>, peer: &'a str) -> Results<'a> {
+impl Results {
+    fn new(w: BufWriter<UnixStream>, peer: String) -> Results {
         Results {
             w,
             peer,
@@ -894,7 +906,7 @@ impl<'a> Results<'a> {
         }
         let item = Item {
             id: Some(d.id),
-            peer: self.peer.to_string(),
+            peer: self.peer.clone(),
             path: d.path,
             outcome: match d.result {
                 Ok(f) => Outcome::Ok(f),
@@ -924,14 +936,13 @@ impl<'a> Results<'a> {
     }
 }
 
+/// Writes the pool's results after those already in `results`.
 fn write_results(
-    out: BufWriter<UnixStream>,
-    peer: &str,
+    mut results: Results,
     done: Receiver<Vec<Done>>,
     slots: Receiver<()>,
     answered: &AtomicU64,
 ) -> Option<Summary> {
-    let mut results = Results::new(out, peer);
     loop {
         let batch = match done.try_recv() {
             Ok(b) => b,
