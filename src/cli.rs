@@ -974,8 +974,6 @@ otherwise.\n\n";
 
 // --group and the roll call (group.rs, nodeset.rs), and the fleet check.
 
-/// The man page section of the query commands on `--group`, with the text
-/// form `bin` prints, and the roll call of members at the end of a query.
 /// The man page section on long jobs: finishing one, and watching it.
 fn long_jobs_section(bin: &str) -> String {
     let good = match bin {
@@ -1021,6 +1019,8 @@ fn long_jobs_section(bin: &str) -> String {
     )
 }
 
+/// The man page section of the query commands on `--group`, with the text
+/// form `bin` prints, and the roll call of members at the end of a query.
 fn grouping_section(bin: &str) -> String {
     let text = match bin {
         "p2p-wc" => "the wc line",

@@ -988,3 +988,33 @@ pub fn request(conn: &Connection, req: &Request) -> Result<LineReader, Fatal> {
     fdpass::send_with_fds(&stream, &line, &[]).map_err(unreachable)?;
     Ok(LineReader::new(stream, proto::MAX_LINE, 0))
 }
+
+/// Sends a request that has one reply line and returns that line as `T`,
+/// with the line itself and the reader (for what may follow). A refusal,
+/// or a line that is no `T`, is an error that shows what the daemon said;
+/// `hint` is added to it (say, that the daemon may be older).
+pub fn one_reply<T: DeserializeOwned>(
+    conn: &Connection,
+    req: &Request,
+    hint: &str,
+) -> Result<(T, Vec<u8>, LineReader), Fatal> {
+    let mut reader = request(conn, req)?;
+    let line = reader.next_line().ok().flatten().ok_or_else(|| Fatal {
+        status: crate::output::EXIT_FAILED,
+        message: "p2pd closed the connection without answering".into(),
+    })?;
+    let refused = || {
+        let why = serde_json::from_slice::<proto::RequestFailed>(&line)
+            .map(|r| r.error.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&line).into_owned());
+        Fatal {
+            status: crate::output::EXIT_FAILED,
+            message: format!("p2pd refused: {why}{hint}"),
+        }
+    };
+    if serde_json::from_slice::<proto::RequestFailed>(&line).is_ok() {
+        return Err(refused());
+    }
+    let reply = serde_json::from_slice(&line).map_err(|_| refused())?;
+    Ok((reply, line, reader))
+}

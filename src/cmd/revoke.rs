@@ -1,9 +1,9 @@
 //! `p2p-revoke`: hand the CA's revocation list to the local daemon.
 
 use crate::cli::{Format, RevokeCli};
-use crate::client::{Fatal, request};
+use crate::client::{Fatal, one_reply};
 use crate::output::{EXIT_FAILED, Printer, quiet_on_closed_pipe};
-use crate::proto::{Request, RequestFailed, RevokeReply};
+use crate::proto::{Request, RevokeReply};
 
 const NAME: &str = "p2p-revoke";
 
@@ -24,20 +24,8 @@ fn revoke(cli: &RevokeCli, printer: &mut Printer) -> Result<(), Fatal> {
             crate::error::Error::from_io(&e).message
         ),
     })?;
-    let mut reader = request(&cli.connection, &Request::Revoke { list })?;
-    let line = reader.next_line().ok().flatten().ok_or_else(|| Fatal {
-        status: EXIT_FAILED,
-        message: "p2pd closed the connection without answering".into(),
-    })?;
-    let reply: RevokeReply = serde_json::from_slice(&line).map_err(|_| {
-        let why = serde_json::from_slice::<RequestFailed>(&line)
-            .map(|r| r.error.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&line).into_owned());
-        Fatal {
-            status: EXIT_FAILED,
-            message: format!("p2pd refused: {why}"),
-        }
-    })?;
+    let (reply, _, _): (RevokeReply, _, _) =
+        one_reply(&cli.connection, &Request::Revoke { list }, "")?;
     match cli.format {
         Format::Json => printer.json(&reply),
         Format::Text => printer.raw(&format!(

@@ -2,10 +2,10 @@
 //! Prometheus text format.
 
 use crate::cli::{StatusCli, StatusFormat};
-use crate::client::{Fatal, request};
+use crate::client::{Fatal, one_reply};
 use crate::daemon::counters::Status;
-use crate::output::{EXIT_FAILED, Printer, Style, quiet_on_closed_pipe};
-use crate::proto::{Request, RequestFailed};
+use crate::output::{Printer, Style, quiet_on_closed_pipe};
+use crate::proto::Request;
 
 const NAME: &str = "p2p-status";
 
@@ -18,24 +18,11 @@ pub fn run(cli: StatusCli) -> i32 {
 }
 
 fn status(cli: &StatusCli, printer: &mut Printer) -> Result<(), Fatal> {
-    let mut reader = request(&cli.connection, &Request::Status)?;
-    let line = reader.next_line().ok().flatten().ok_or_else(|| Fatal {
-        status: EXIT_FAILED,
-        message: "p2pd closed the connection without answering".into(),
-    })?;
-    let refused = |line: &[u8]| {
-        let why = serde_json::from_slice::<RequestFailed>(line)
-            .map(|r| r.error.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(line).into_owned());
-        Fatal {
-            status: EXIT_FAILED,
-            message: format!("p2pd refused: {why} (a p2pd older than p2p-status?)"),
-        }
-    };
-    if serde_json::from_slice::<RequestFailed>(&line).is_ok() {
-        return Err(refused(&line));
-    }
-    let status: Status = serde_json::from_slice(&line).map_err(|_| refused(&line))?;
+    let (status, line, _): (Status, _, _) = one_reply(
+        &cli.connection,
+        &Request::Status,
+        " (a p2pd older than p2p-status?)",
+    )?;
     match cli.format {
         // The daemon's own object, fields this command does not know included.
         StatusFormat::Json => match serde_json::from_slice::<serde_json::Value>(&line) {
