@@ -1191,6 +1191,8 @@ workers, workers_busy, jobs_queued: worker threads, those running a job now, and
 for one.\n\n\
 sessions_in: authenticated sessions from members served on the peer port now (kept between \
 their queries).\n\n\
+watchers: membership watchers (p2p-peers --watch) connected now; once one is counted, it \
+sees every change that follows.\n\n\
 datagrams_rejected: an object of gossip datagrams dropped since the start, by reason: \
 authentication (no installed key opens it: another cluster, tampering, garbage), replay (its \
 stamp was seen, is below the replay window, or is of an earlier run of its sender), \
@@ -1204,7 +1206,7 @@ With --format prometheus the same values are, in this order: p2p_uptime_seconds 
 p2p_members{state} (gauge), p2p_queries_total{origin=\"local\"|\"remote\"}, \
 p2p_queries_cancelled_total, p2p_items_total{origin}, p2p_read_bytes_total, \
 p2p_cache_hits_total, p2p_cache_misses_total, p2p_workers, p2p_workers_busy, p2p_jobs_queued \
-(gauges), p2p_sessions_in (gauge), p2p_datagrams_rejected_total{reason} and \
+(gauges), p2p_sessions_in, p2p_watchers (gauges), p2p_datagrams_rejected_total{reason} and \
 p2p_connections_rejected_total{reason}, each with its HELP and TYPE lines.";
 
 /// The SECURITY section of a command other than p2pd.

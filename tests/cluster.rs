@@ -112,13 +112,7 @@ fn five_daemons_join_through_one_and_share_tags() {
 #[test]
 fn kill_leave_and_restart_are_seen_and_watched() {
     let mut all = start_cluster(4);
-    let mut watch = all[0]
-        .cmd("p2p-peers")
-        .arg("--watch")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut watch = common::watch_members(&all[0]);
 
     // kill -9: the others declare it down.
     let killed = all.pop().unwrap();
@@ -298,12 +292,7 @@ fn keys_rotate_on_sighup_and_the_cluster_stays_whole() {
         }
     };
     whole("the cluster forms under the old key");
-    let mut watch = all[0]
-        .cmd("p2p-peers")
-        .arg("--watch")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = common::watch_members(&all[0]);
 
     // Install the new key beside the old, make it the one that sends, then
     // drop the old one; each step reaches every node by SIGHUP, one by one.

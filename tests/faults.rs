@@ -77,12 +77,7 @@ fn a_flood_of_idle_local_connections_does_not_lock_out_commands() {
 #[test]
 fn a_flood_of_bad_packets_is_dropped_and_counted() {
     let all = start_cluster(3, |_| Vec::new());
-    let mut watch = all[1]
-        .cmd("p2p-peers")
-        .arg("--watch")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = common::watch_members(&all[1]);
     let target = format!("127.0.0.1:{}", all[0].port);
     common::flood_forged_datagrams(&target, 20_000);
     for d in &all {

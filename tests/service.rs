@@ -176,12 +176,7 @@ fn sighup_reloads_exports_and_tags_without_dropping_membership() {
     };
     assert_eq!(code(&a), "ok");
     assert_eq!(code(&b), "not_exported");
-    let mut watch = all[0]
-        .cmd("p2p-peers")
-        .arg("--watch")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = common::watch_members(&all[0]);
     set("b", "new");
     unsafe { libc::kill(all[1].pid(), libc::SIGHUP) };
     eventually(10, "the new export is in force", || code(&b) == "ok");

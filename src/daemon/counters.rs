@@ -179,6 +179,7 @@ impl Counters {
             workers_busy: pool.busy as u64,
             jobs_queued: pool.queued as u64,
             sessions_in: self.sessions_in.load(Ordering::Relaxed).max(0) as u64,
+            watchers: 0,
             datagrams_rejected: DatagramsRejected {
                 authentication: get(&self.datagrams[Rejected::Authentication as usize]),
                 replay: get(&self.datagrams[Rejected::Replay as usize]),
@@ -260,6 +261,9 @@ pub struct Status {
     pub workers_busy: u64,
     pub jobs_queued: u64,
     pub sessions_in: u64,
+    /// Membership watchers (`p2p-peers --watch`) connected now; filled in
+    /// by the daemon, which keeps them.
+    pub watchers: u64,
     pub datagrams_rejected: DatagramsRejected,
     pub connections_rejected: ConnectionsRejected,
 }
@@ -369,6 +373,12 @@ impl Status {
                 kind: "gauge",
                 help: "Authenticated sessions from members being served on the peer port.",
                 samples: one(self.sessions_in),
+            },
+            Metric {
+                name: "p2p_watchers",
+                kind: "gauge",
+                help: "Membership watchers (p2p-peers --watch) connected.",
+                samples: one(self.watchers),
             },
             Metric {
                 name: "p2p_datagrams_rejected_total",

@@ -106,6 +106,7 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
             // counters are totals, and name no path, user or query.
             let status = crate::daemon::counters::Status {
                 name: shared.name.clone(),
+                watchers: watch::count(&shared),
                 ..shared
                     .counters
                     .snapshot(&shared.cluster.members(), shared.pool.load())

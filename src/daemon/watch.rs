@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, recv, send};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
@@ -87,10 +87,13 @@ pub fn add(shared: &Arc<Shared>, sock: UnixStream, uid: u32) -> Result<(), Refus
         behind: Vec::new(),
     });
     if !hub.running {
+        // Subscribed before the watcher is counted, so that a watcher
+        // `p2p-status` shows sees every change after it.
+        let events = shared.cluster.watch();
         let s = Arc::clone(shared);
         let started = thread::Builder::new()
             .name("watchers".into())
-            .spawn(move || serve_all(&s));
+            .spawn(move || serve_all(&s, &events));
         match started {
             Ok(_) => hub.running = true,
             Err(e) => {
@@ -103,9 +106,13 @@ pub fn add(shared: &Arc<Shared>, sock: UnixStream, uid: u32) -> Result<(), Refus
     Ok(())
 }
 
+/// How many membership watchers are connected now.
+pub fn count(shared: &Shared) -> u64 {
+    shared.watchers.lock().list.len() as u64
+}
+
 /// The watcher thread: until no watcher is left.
-fn serve_all(shared: &Shared) {
-    let events = shared.cluster.watch();
+fn serve_all(shared: &Shared, events: &Receiver<crate::membership::MemberEvent>) {
     let pool = &shared.watchers;
     loop {
         let mut lines = Vec::new();

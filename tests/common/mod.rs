@@ -459,6 +459,23 @@ pub fn num(s: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no number {key} in {s}"))
 }
 
+/// Starts `p2p-peers --watch` on `d`, its stdout piped, and returns once
+/// the daemon counts it among its watchers: from then on it sees every
+/// membership change.
+pub fn watch_members(d: &Daemon) -> std::process::Child {
+    let before = num(&status(d), "watchers");
+    let child = d
+        .cmd("p2p-peers")
+        .arg("--watch")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(10, "the watcher is connected", || {
+        num(&status(d), "watchers") > before
+    });
+    child
+}
+
 /// Fast timings so failures are detected in a few seconds.
 pub const FAST: &[&str] = &["--gossip-interval", "100", "--probe-interval", "300"];
 
