@@ -121,25 +121,19 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
         cluster.identity(),
     ) {
         Ok(s) => s.map_stream(Deadline::into_inner),
-        Err(SessionError::Certificate(e)) => {
+        Err(e @ (SessionError::Certificate(_) | SessionError::Unauthorized)) => {
+            let (kind, why) = match e {
+                SessionError::Certificate(c) => (
+                    "peer-cert",
+                    format!("it holds the cluster key, but its certificate was refused: {c}"),
+                ),
+                _ => ("peer-key", "it does not hold the cluster key".to_string()),
+            };
             let n = shared.counters.refused(Refused::Authentication);
             crate::daemon::logging::hostile(
                 log::Level::Info,
-                "peer-cert",
-                format_args!(
-                    "refused a peer connection from {from}: it holds the cluster key, but its certificate was refused: {e} ({n} refused so far)"
-                ),
-            );
-            return;
-        }
-        Err(SessionError::Unauthorized) => {
-            let n = shared.counters.refused(Refused::Authentication);
-            crate::daemon::logging::hostile(
-                log::Level::Info,
-                "peer-key",
-                format_args!(
-                    "refused a peer connection from {from}: it does not hold the cluster key ({n} refused so far)"
-                ),
+                kind,
+                format_args!("refused a peer connection from {from}: {why} ({n} refused so far)"),
             );
             return;
         }
