@@ -415,9 +415,11 @@ RUST_LOG=debug for more. SIGINT or SIGTERM stops it cleanly.\n\n\
 At start p2pd raises its soft limit on open descriptors (RLIMIT_NOFILE) to the hard limit and \
 logs the limit it runs with. Cluster queries (--peer, --all, --spread of the p2p-* commands) \
 hold at most --max-links member links open at once over all queries (default 64; config key \
-max-links), each of which may keep one more session for the next query; a quarter of the \
-descriptor limit (at least 24) is kept for everything else, and when the rest allows fewer \
-links than --max-links, fewer are used and the log says so. Members beyond that wait for a \
+max-links); a quarter of the descriptor limit (at least 24) is kept for everything else, and \
+when half of the rest allows fewer links than --max-links, fewer are used and the log says so. \
+Sessions that ended their query cleanly are kept for 20 s for the next one, as many as fit in \
+that half beside the links (p2p-status sessions_kept), so that a repeated --all over a large \
+cluster skips most handshakes. Members beyond that wait for a \
 free link: --all at 5,000 members works within a 1,024-descriptor limit, with a bounded \
 number of threads."
 )]
@@ -1191,6 +1193,8 @@ workers, workers_busy, jobs_queued: worker threads, those running a job now, and
 for one.\n\n\
 sessions_in: authenticated sessions from members served on the peer port now (kept between \
 their queries).\n\n\
+sessions_kept: sessions to members this daemon keeps open for its next cluster query (a \
+query to a member asked within 20 s skips the handshakes).\n\n\
 watchers: membership watchers (p2p-peers --watch) connected now; once one is counted, it \
 sees every change that follows.\n\n\
 datagrams_rejected: an object of gossip datagrams dropped since the start, by reason: \
@@ -1379,7 +1383,8 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  a free link, and with --all one that has answered everything sent so far makes \
                  way for a waiting one when the paths held for the waiting ones reach 8,192, so \
                  memory and threads stay bounded whatever the number of members. A session may \
-                 be kept for 20 s for the next query, at most --max-links of them. At start \
+                 be kept for 20 s for the next query, so a repeated --all skips the TCP and Noise handshakes; \
+as many are kept as the descriptor limit leaves room for beside the links. At start \
                  p2pd raises its soft RLIMIT_NOFILE to the hard limit and logs the limit; when \
                  the limit leaves room for fewer links (half of what is left after a quarter of \
                  the limit, at least 24, kept for everything else), that is the bound, and the log \

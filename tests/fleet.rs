@@ -1,7 +1,8 @@
 //! `--all` over a real fleet: every member accounted for (a down member
 //! answers at once with its state), `--where` narrowing the same way, and
 //! a daemon whose descriptor limit is smaller than the membership still
-//! getting an answer from every member.
+//! getting an answer from every member, and sessions kept for every member
+//! for the next query, however few links are open at once.
 
 mod common;
 
@@ -237,4 +238,44 @@ fn all_gets_every_member_from_a_daemon_with_fewer_descriptors_than_members() {
     }
     let log = asker.log();
     assert!(!log.contains("Too many open files"), "{log}");
+}
+
+#[test]
+fn sessions_are_kept_for_every_member_not_only_for_as_many_as_the_links() {
+    const MEMBERS: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "f", b"one line\n");
+    let mut all = Vec::new();
+    for i in 0..MEMBERS {
+        let name = format!("node{i}");
+        let mut args = vec!["--name", &name, "--export", s(dir.path())];
+        let join;
+        if let Some(first) = all.first() {
+            let first: &Daemon = first;
+            join = format!("127.0.0.1:{}", first.port);
+            args.extend(["--join", &join]);
+        } else {
+            // The asker: two member links at once.
+            args.extend(["--max-links", "2"]);
+        }
+        all.push(Daemon::start(&args));
+    }
+    let asker = &all[0];
+    eventually(60, "the asker sees every member as alive", || {
+        let p = peers(asker);
+        p.len() == MEMBERS && p.iter().all(|m| m["state"] == "alive")
+    });
+    let kept = || common::num(&common::status(asker), "sessions_kept");
+    assert_eq!(kept(), 0);
+    for round in 0..2 {
+        let r = run(asker.cmd("p2p-wc").arg("--all").arg(s(&file)));
+        assert_eq!(r.status, 0, "round {round}: {}\n{}", r.stderr, r.stdout);
+        assert_eq!(by_member(&r.json()).len(), MEMBERS, "{}", r.stdout);
+        // Every other member's session is kept once its link is done
+        // (just after its last answer), though at most two were open at
+        // once.
+        eventually(10, "a session kept for every other member", || {
+            kept() >= MEMBERS as u64 - 1
+        });
+    }
 }

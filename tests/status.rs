@@ -20,6 +20,7 @@ const FIELDS: &[&str] = &[
     "workers_busy",
     "jobs_queued",
     "sessions_in",
+    "sessions_kept",
     "watchers",
 ];
 

@@ -179,6 +179,7 @@ impl Counters {
             workers_busy: pool.busy as u64,
             jobs_queued: pool.queued as u64,
             sessions_in: self.sessions_in.load(Ordering::Relaxed).max(0) as u64,
+            sessions_kept: 0,
             watchers: 0,
             datagrams_rejected: DatagramsRejected {
                 authentication: get(&self.datagrams[Rejected::Authentication as usize]),
@@ -261,6 +262,9 @@ pub struct Status {
     pub workers_busy: u64,
     pub jobs_queued: u64,
     pub sessions_in: u64,
+    /// Sessions to members kept for the next query; filled in by the
+    /// daemon, whose session pool keeps them.
+    pub sessions_kept: u64,
     /// Membership watchers (`p2p-peers --watch`) connected now; filled in
     /// by the daemon, which keeps them.
     pub watchers: u64,
@@ -373,6 +377,12 @@ impl Status {
                 kind: "gauge",
                 help: "Authenticated sessions from members being served on the peer port.",
                 samples: one(self.sessions_in),
+            },
+            Metric {
+                name: "p2p_sessions_kept",
+                kind: "gauge",
+                help: "Sessions to members kept open for the next cluster query.",
+                samples: one(self.sessions_kept),
             },
             Metric {
                 name: "p2p_watchers",

@@ -100,14 +100,15 @@ pub const LINKS_PER_MEMBER: usize = 4;
 
 /// Sessions to members left open after a query, for the next one: a query
 /// on a member already asked within 20 s skips the TCP and Noise
-/// handshakes.
+/// handshakes, which are most of what asking a member costs. So that a
+/// second `--all` over a large cluster finds a session to every member,
+/// the sessions kept are bounded by the descriptor limit ([`keep_cap`]),
+/// not by `--max-links`.
 /// It also counts the links open to each member, to hold them to
 /// [`LINKS_PER_MEMBER`], and the links open in all, to hold them to the
-/// daemon's `--max-links` ([`SessionPool::acquire`]); the sessions kept
-/// are bounded by the same number, so this daemon's member connections
-/// never need more than twice `--max-links` descriptors.
+/// daemon's `--max-links` ([`SessionPool::acquire`]).
 pub struct SessionPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Kept>>>,
+    idle: Mutex<Idle>,
     busy: Mutex<HashMap<SocketAddr, usize>>,
     freed: Condvar,
     /// The most member links open at once, over all queries, as
@@ -137,6 +138,19 @@ pub const DEFAULT_MAX_LINKS: usize = 64;
 pub fn link_cap(nofile: u64) -> usize {
     let reserve = (nofile / 4).max(24);
     let cap = nofile.saturating_sub(reserve) / 2;
+    usize::try_from(cap).unwrap_or(usize::MAX).max(1)
+}
+
+/// The most sessions kept for the next query, in all, under a descriptor
+/// limit of `nofile` with `links` member links open at once: the room
+/// [`link_cap`] leaves beside those links (kept sessions and open links
+/// together stay within half of what is not reserved), and never fewer
+/// than `links`.
+pub fn keep_cap(nofile: u64, links: usize) -> usize {
+    let reserve = (nofile / 4).max(24);
+    let room = nofile.saturating_sub(reserve) / 2;
+    let links = u64::try_from(links).unwrap_or(u64::MAX);
+    let cap = room.saturating_sub(links).max(links);
     usize::try_from(cap).unwrap_or(usize::MAX).max(1)
 }
 
@@ -198,6 +212,55 @@ impl Drop for LinkSlot<'_> {
 
 /// A session and since when it has been unused.
 type Kept = (std::time::Instant, Session<Conn>);
+
+/// The sessions kept, by member address, and how many there are.
+#[derive(Default)]
+struct Idle {
+    by_addr: HashMap<SocketAddr, Vec<Kept>>,
+    count: usize,
+    /// When sessions unused for [`KEEP_IDLE`] were last closed.
+    swept: Option<Instant>,
+}
+
+impl Idle {
+    /// Closes the sessions unused for [`KEEP_IDLE`], at most once a
+    /// second: with thousands kept, a sweep on every query's every link
+    /// would cost more than the sessions save.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.swept = Some(now);
+        let mut count = 0;
+        self.by_addr.retain(|_, l| {
+            l.retain(|(since, _)| now.duration_since(*since) < KEEP_IDLE);
+            count += l.len();
+            !l.is_empty()
+        });
+        self.count = count;
+    }
+
+    /// Closes the session kept longest, to make room.
+    fn drop_oldest(&mut self) {
+        let oldest = self
+            .by_addr
+            .iter()
+            .filter_map(|(a, l)| l.first().map(|(since, _)| (*since, *a)))
+            .min();
+        if let Some((_, a)) = oldest
+            && let Some(l) = self.by_addr.get_mut(&a)
+        {
+            l.remove(0);
+            self.count -= 1;
+            if l.is_empty() {
+                self.by_addr.remove(&a);
+            }
+        }
+    }
+}
 
 /// A member connection shared between its link and the query, which may
 /// shut it down from another thread ([`Feeder::cancel`]) to end a read
@@ -337,13 +400,20 @@ impl SessionPool {
     /// A kept session to `addr`, if a fresh enough one is there.
     pub fn take(&self, addr: SocketAddr) -> Option<Session<Conn>> {
         let mut idle = self.idle.lock().ok()?;
-        let list = idle.get_mut(&addr)?;
+        let idle = &mut *idle;
+        let list = idle.by_addr.get_mut(&addr)?;
+        let mut found = None;
         while let Some((since, s)) = list.pop() {
+            idle.count -= 1;
             if since.elapsed() < KEEP_IDLE {
-                return Some(s);
+                found = Some(s);
+                break;
             }
         }
-        None
+        if list.is_empty() {
+            idle.by_addr.remove(&addr);
+        }
+        found
     }
 
     /// Keeps a session that ended its query cleanly.
@@ -351,30 +421,24 @@ impl SessionPool {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        idle.retain(|_, l| {
-            l.retain(|(since, _)| since.elapsed() < KEEP_IDLE);
-            !l.is_empty()
-        });
-        // At most `max_links` kept in all: the oldest makes room.
-        let kept: usize = idle.values().map(Vec::len).sum();
-        if kept >= self.in_force.load(Ordering::Relaxed).max(1) {
-            let oldest = idle
-                .iter()
-                .filter_map(|(a, l)| l.first().map(|(since, _)| (*since, *a)))
-                .min();
-            if let Some((_, a)) = oldest
-                && let Some(l) = idle.get_mut(&a)
-            {
-                l.remove(0);
-                if l.is_empty() {
-                    idle.remove(&a);
-                }
-            }
+        idle.sweep(Instant::now());
+        if idle.by_addr.get(&addr).map_or(0, Vec::len) >= KEEP_PER_MEMBER {
+            return;
         }
-        let list = idle.entry(addr).or_default();
-        if list.len() < KEEP_PER_MEMBER {
-            list.push((std::time::Instant::now(), s));
+        let links = self.in_force.load(Ordering::Relaxed).max(1);
+        if idle.count >= keep_cap(descriptor_limit(), links) {
+            idle.drop_oldest();
         }
+        idle.by_addr
+            .entry(addr)
+            .or_default()
+            .push((Instant::now(), s));
+        idle.count += 1;
+    }
+
+    /// How many sessions are kept now.
+    pub fn kept(&self) -> usize {
+        self.idle.lock().map_or(0, |i| i.count)
     }
 }
 
@@ -1878,6 +1942,24 @@ mod tests {
         // Open links and kept sessions fit with the reserve.
         for n in [32u64, 64, 256, 1024, 65536] {
             assert!(2 * link_cap(n) as u64 + (n / 4).max(24) <= n.max(26), "{n}");
+        }
+    }
+
+    #[test]
+    fn sessions_are_kept_for_a_whole_large_cluster_within_the_descriptor_limit() {
+        // Under systemd's usual soft limit, a 64-link daemon keeps sessions
+        // to 320 members; with the limit p2pd raises itself to, thousands.
+        assert_eq!(keep_cap(1024, DEFAULT_MAX_LINKS), 320);
+        assert!(keep_cap(20_000, DEFAULT_MAX_LINKS) >= 5000);
+        // Never fewer than the links, which the descriptor limit allows.
+        assert_eq!(keep_cap(1024, link_cap(1024)), link_cap(1024));
+        assert_eq!(keep_cap(20, 1), 1);
+        // Kept sessions and open links fit with the reserve.
+        for n in [32u64, 64, 256, 1024, 20_000, 65_536] {
+            for links in [1, DEFAULT_MAX_LINKS.min(link_cap(n)), link_cap(n)] {
+                let used = keep_cap(n, links) as u64 + links as u64;
+                assert!(used + (n / 4).max(24) <= n.max(26), "{n} {links}");
+            }
         }
     }
 

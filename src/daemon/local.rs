@@ -106,6 +106,7 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
             // counters are totals, and name no path, user or query.
             let status = crate::daemon::counters::Status {
                 name: shared.name.clone(),
+                sessions_kept: shared.sessions.kept() as u64,
                 watchers: watch::count(&shared),
                 ..shared
                     .counters
