@@ -245,6 +245,12 @@ impl NodeSecret {
         }
     }
 
+    /// The Ed25519 signature of `message` by this node (callers put a
+    /// label of their purpose first, so no signature serves two uses).
+    pub fn sign(&self, message: &[u8]) -> [u8; SIG_LEN] {
+        self.ed25519.sign(message).to_bytes()
+    }
+
     /// The X25519 secret, the Noise static key.
     pub fn x25519(&self) -> &[u8; 32] {
         &self.x25519

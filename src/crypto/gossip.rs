@@ -27,8 +27,10 @@ use std::fmt;
 use std::net::SocketAddr;
 
 const VERSION: u8 = 2;
+/// The version of datagrams signed by a certified member ([`super::signed`]).
+pub(crate) const SIGNED_VERSION: u8 = 3;
 /// Version, sender, receiver, epoch, counter: the associated data.
-const HEADER_LEN: usize = 1 + 4 * 8;
+pub(crate) const HEADER_LEN: usize = 1 + 4 * 8;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 
@@ -53,6 +55,12 @@ pub enum OpenError {
     Replayed(Verdict),
     /// No installed key authenticates it: another cluster, tampering, or garbage.
     Unauthenticated,
+    /// Sealed under our key, but signed with a certificate we do not hold
+    /// (yet): its sender is asked who it is ([`super::signed`]).
+    UnknownSigner,
+    /// Sealed under our key, but its signature, or the certificate it
+    /// carries, does not verify: not attributable to a certified member.
+    BadSignature,
 }
 
 impl fmt::Display for OpenError {
@@ -67,6 +75,10 @@ impl fmt::Display for OpenError {
             OpenError::Replayed(Verdict::TooOld) => "replayed datagram (below the replay window)",
             OpenError::Replayed(_) => "replayed datagram (seen already)",
             OpenError::Unauthenticated => "datagram failed authentication",
+            OpenError::UnknownSigner => "datagram signed with a certificate we do not hold yet",
+            OpenError::BadSignature => {
+                "datagram not signed by a certified member (bad signature or certificate)"
+            }
         })
     }
 }
@@ -101,9 +113,9 @@ pub struct Header {
 }
 
 impl Header {
-    fn encode(&self) -> [u8; HEADER_LEN] {
+    fn encode(&self, version: u8) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
-        h[0] = VERSION;
+        h[0] = version;
         h[1..9].copy_from_slice(&self.stamp.sender.to_be_bytes());
         h[9..17].copy_from_slice(&self.receiver.to_be_bytes());
         h[17..25].copy_from_slice(&self.stamp.epoch.to_be_bytes());
@@ -113,10 +125,15 @@ impl Header {
 
     /// Reads the header of a datagram, which is not yet authenticated.
     pub fn decode(datagram: &[u8]) -> Result<Header, OpenError> {
+        Header::decode_version(datagram, VERSION)
+    }
+
+    /// The same, for a datagram of `version`.
+    pub(crate) fn decode_version(datagram: &[u8], version: u8) -> Result<Header, OpenError> {
         if datagram.len() < OVERHEAD {
             return Err(OpenError::TooShort);
         }
-        if datagram[0] != VERSION {
+        if datagram[0] != version {
             return Err(OpenError::UnknownVersion);
         }
         let word = |at: usize| {
@@ -189,6 +206,18 @@ impl GossipCipher {
     /// Seals `plaintext` for the member at `to` with the primary key,
     /// stamped with `end`'s next counter.
     pub fn seal(&self, end: &mut Endpoint, to: &SocketAddr, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_as(end, to, VERSION, |_| plaintext.to_vec())
+    }
+
+    /// Seals what `plaintext` makes of the header (which it may sign) as a
+    /// datagram of `version` for `to`.
+    pub(crate) fn seal_as(
+        &self,
+        end: &mut Endpoint,
+        to: &SocketAddr,
+        version: u8,
+        plaintext: impl FnOnce(&[u8; HEADER_LEN]) -> Vec<u8>,
+    ) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         if super::random_bytes(&mut nonce).is_err() {
             // getrandom(2) does not fail once the pool is initialized; if it
@@ -203,15 +232,16 @@ impl GossipCipher {
                 counter: end.sent,
             },
         }
-        .encode();
+        .encode(version);
         end.sent += 1;
+        let plaintext = plaintext(&header);
         let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
         out.extend_from_slice(&header);
         out.extend_from_slice(&nonce);
         let sealed = self.ciphers[0].encrypt(
             XNonce::from_slice(&nonce),
             Payload {
-                msg: plaintext,
+                msg: &plaintext,
                 aad: &header,
             },
         );
@@ -227,7 +257,20 @@ impl GossipCipher {
     /// Opens a datagram sealed for `end` under any key of the ring, once:
     /// a datagram for another member, or one opened before, is refused.
     pub fn open(&self, end: &mut Endpoint, datagram: &[u8]) -> Result<Vec<u8>, OpenError> {
-        let header = Header::decode(datagram)?;
+        self.open_as(end, datagram, VERSION, |_, plain| Ok(plain))
+    }
+
+    /// Opens a datagram of `version` as [`GossipCipher::open`] does, then
+    /// hands the header and plaintext to `check`: only what it accepts
+    /// moves the replay window on.
+    pub(crate) fn open_as<T>(
+        &self,
+        end: &mut Endpoint,
+        datagram: &[u8],
+        version: u8,
+        check: impl FnOnce(&[u8], Vec<u8>) -> Result<T, OpenError>,
+    ) -> Result<T, OpenError> {
+        let header = Header::decode_version(datagram, version)?;
         if header.receiver != end.me {
             return Err(OpenError::NotForUs);
         }
@@ -246,9 +289,10 @@ impl GossipCipher {
             .iter()
             .find_map(|c| c.decrypt(nonce, payload()).ok())
             .ok_or(OpenError::Unauthenticated)?;
+        let accepted = check(&datagram[..HEADER_LEN], plain)?;
         // Authenticated: only now may it change the window.
         match end.heard.accept(&header.stamp) {
-            Verdict::Fresh => Ok(plain),
+            Verdict::Fresh => Ok(accepted),
             v => Err(OpenError::Replayed(v)),
         }
     }

@@ -11,13 +11,15 @@
 //! Several keys may be installed ([`keys::KeyRing`]): the first sends, all are
 //! accepted, so a key can be rotated without downtime. Certified members
 //! ([`cert`]) run `XXpsk0` instead, the same subkey as the pre-shared key,
-//! and exchange their certificates in the handshake.
+//! and exchange their certificates in the handshake, and sign every gossip
+//! datagram with their node key ([`signed`]).
 
 pub mod cert;
 pub mod gossip;
 pub mod keys;
 pub mod replay;
 pub mod session;
+pub mod signed;
 
 use std::io;
 

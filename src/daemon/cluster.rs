@@ -10,6 +10,7 @@ use crate::crypto::cert::{CertBody, CertError, Revocations};
 use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, OpenError};
 use crate::crypto::keys::KeyRing;
 use crate::crypto::session::{self, Identity, SessionError};
+use crate::crypto::signed::{self, Certs, Signer};
 use crate::daemon::counters::{Counters, Rejected};
 use crate::daemon::logging::{self, untrusted};
 use crate::membership::{
@@ -101,6 +102,10 @@ pub struct Cluster {
     /// The CA's latest revocation list, and the file it is kept in.
     revoked: RwLock<Option<Arc<Revocations>>>,
     revoked_file: RwLock<Option<std::path::PathBuf>>,
+    /// With a CA: the certificates of members verified so far (TCP
+    /// sessions' peers, and those that came with datagrams), to check the
+    /// signatures of gossip datagrams.
+    certs: Option<Mutex<Certs>>,
 }
 
 impl Cluster {
@@ -122,7 +127,15 @@ impl Cluster {
         udp.set_nonblocking(true)?;
         let mut seed = [0u8; 32];
         crate::crypto::random_bytes(&mut seed)?;
-        let mut membership = Membership::new(me.clone(), &timings, seed);
+        let mut membership = match &identity {
+            Some(_) => Membership::new_certified(me.clone(), &timings, seed),
+            None => Membership::new(me.clone(), &timings, seed),
+        };
+        let certs = identity.as_ref().map(|id| {
+            let mut certs = Certs::new(id.ca.clone());
+            certs.keep(id.cert.body());
+            Mutex::new(certs)
+        });
         membership.set_clock(unix_ms(), Instant::now());
         let cluster = Arc::new(Cluster {
             me: RwLock::new(me),
@@ -136,6 +149,7 @@ impl Cluster {
             identity,
             revoked: RwLock::new(None),
             revoked_file: RwLock::new(None),
+            certs,
         });
         let c = Arc::clone(&cluster);
         thread::Builder::new()
@@ -191,13 +205,22 @@ impl Cluster {
         let Some(peer) = peer else {
             return Ok(());
         };
-        match self.revoked.read() {
+        let verdict = match self.revoked.read() {
             Ok(r) => r.as_ref().map_or(Ok(()), |list| list.check(peer)),
             Err(poisoned) => poisoned
                 .into_inner()
                 .as_ref()
                 .map_or(Ok(()), |list| list.check(peer)),
+        };
+        // A session's peer certificate was verified in the handshake: kept
+        // to check that member's datagrams.
+        if verdict.is_ok()
+            && let Some(certs) = &self.certs
+            && let Ok(mut c) = certs.lock()
+        {
+            c.keep(peer);
         }
+        verdict
     }
 
     /// Keeps revocation lists in `dir/revoked` from now on, and installs the
@@ -482,6 +505,18 @@ fn gossip_loop(
     commands: Receiver<Command>,
     woken: UnixDatagram,
 ) {
+    let signer = cluster
+        .identity
+        .as_ref()
+        .map(|id| Signer::new(Arc::clone(id)));
+    if let Some(s) = &signer
+        && !s.fits_with(256)
+    {
+        log::warn!(
+            "our certificate is too large to ride along with gossip datagrams (too many groups): \
+             members learn it only from TCP sessions with us"
+        );
+    }
     let mut generation = cluster.ring_generation.load(Ordering::Acquire);
     let mut cipher = GossipCipher::new(&cluster.ring());
     let mut endpoint = gossip_endpoint(m.me());
@@ -514,11 +549,40 @@ fn gossip_loop(
                     break;
                 }
             };
-            match cipher.open(&mut endpoint, &buf[..n]) {
-                Ok(payload) => m.handle_payload(&payload, Instant::now()),
+            let opened = match (&signer, &cluster.certs) {
+                (Some(_), Some(certs)) => {
+                    let now_s = jiff::Timestamp::now().as_second();
+                    match certs.lock() {
+                        Ok(mut c) => signed::open(&cipher, &mut endpoint, &buf[..n], &mut c, now_s),
+                        Err(_) => Err(OpenError::UnknownSigner),
+                    }
+                    .and_then(|s| match cluster.admit(Some(&s.signer)) {
+                        Ok(()) => Ok(s),
+                        Err(_) => Err(OpenError::BadSignature),
+                    })
+                    .map(|s| (s.payload, Some(s.signer)))
+                }
+                _ => cipher.open(&mut endpoint, &buf[..n]).map(|p| (p, None)),
+            };
+            match opened {
+                Ok((payload, Some(signer))) => {
+                    m.handle_signed(&payload, &signer.name, Instant::now());
+                }
+                Ok((payload, None)) => m.handle_payload(&payload, Instant::now()),
+                Err(OpenError::UnknownSigner) => {
+                    // A member we have not met: our question carries our
+                    // certificate, its answer its own.
+                    cluster.counters.rejected(Rejected::Authentication);
+                    log::debug!(
+                        "a datagram from {from} is signed by a member we do not know yet; asking it"
+                    );
+                    m.ask(from, Instant::now());
+                }
                 Err(e) => {
                     cluster.counters.rejected(match e {
-                        OpenError::Unauthenticated => Rejected::Authentication,
+                        OpenError::Unauthenticated
+                        | OpenError::UnknownSigner
+                        | OpenError::BadSignature => Rejected::Authentication,
                         OpenError::Replayed(_) => Rejected::Replay,
                         OpenError::NotForUs => Rejected::Misaddressed,
                         OpenError::TooShort | OpenError::UnknownVersion => Rejected::Malformed,
@@ -566,7 +630,17 @@ fn gossip_loop(
             }
         }
         for (to, payload) in m.take_outbox() {
-            let sealed = cipher.seal(&mut endpoint, &to, &payload);
+            let sealed = match &signer {
+                Some(s) => signed::seal(
+                    &cipher,
+                    &mut endpoint,
+                    &to,
+                    &payload,
+                    s,
+                    membership::wants_certificate(&payload),
+                ),
+                None => cipher.seal(&mut endpoint, &to, &payload),
+            };
             if !sealed.is_empty() && sealed.len() <= MAX_DATAGRAM {
                 send_datagram(&udp, &sealed, to);
             }
@@ -575,7 +649,7 @@ fn gossip_loop(
             let _ = ack.send(());
         }
         for alarm in m.take_alarms() {
-            if matches!(alarm, Alarm::Refused(_)) {
+            if matches!(alarm, Alarm::Refused(_) | Alarm::Impersonation { .. }) {
                 cluster.counters.rejected(Rejected::Identity);
             }
             log_alarm(&alarm);
@@ -699,6 +773,15 @@ fn log_alarm(alarm: &Alarm) {
                 untrusted(&claim.name),
                 claim.addr,
                 claim.incarnation
+            ),
+        ),
+        Alarm::Impersonation { signer, claimed } => logging::hostile(
+            Level::Warn,
+            "impersonation",
+            format_args!(
+                "dropped a datagram that the member certified as {} sent in the name of {}",
+                untrusted(signer),
+                untrusted(claimed)
             ),
         ),
     }

@@ -18,8 +18,13 @@
 //! hears another identity claim its name or address with an incarnation not
 //! below its own (a forged join, or a copy of itself) takes an incarnation
 //! above the claim at once, which wins its name back everywhere.
+//!
+//! With a cluster CA ([`Membership::certify`]), every payload comes with
+//! the certified name that signed its datagram, and a member asserts only
+//! its own identity: see [`proof`].
 
 mod identity;
+mod proof;
 
 pub use identity::{
     IdentityError, MAX_AHEAD_MS, MAX_NAME, MAX_TAG_BYTES, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS,
@@ -149,6 +154,17 @@ impl Default for Timings {
 /// Kinds of payload inside a sealed datagram.
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE: u8 = 1;
+/// Certified mode: "who are you?", carrying the asker's own identity.
+const KIND_WHO: u8 = 2;
+/// Certified mode: the answer, the sender's own identity.
+const KIND_SELF: u8 = 3;
+
+/// Whether a payload should carry its sender's certificate: the question
+/// and the answer of [`proof`], which are how two certified members that
+/// have not met learn each other's certificates.
+pub fn wants_certificate(payload: &[u8]) -> bool {
+    matches!(payload.first(), Some(&KIND_WHO | &KIND_SELF))
+}
 
 /// How many times each update is passed on: foca's LAN rule, 4·log10(N+1),
 /// for N = 1,024 members, the large clusters SPEC aims at. Sized for 64
@@ -191,6 +207,9 @@ fn swim_config(timings: &Timings) -> Config {
 
 /// The largest payload foca may put in one datagram.
 pub const MAX_PAYLOAD: usize = crate::crypto::gossip::MAX_PLAINTEXT - 1;
+
+/// The same when datagrams are signed ([`crate::crypto::signed`]).
+pub const MAX_SIGNED_PAYLOAD: usize = MAX_PAYLOAD - crate::crypto::signed::OVERHEAD;
 
 type Swim = Foca<Node, PostcardCodec, SmallRng, NoCustomBroadcast>;
 
@@ -245,6 +264,9 @@ pub struct Membership {
     /// incarnation, and the others would see a rejoin and then a failure
     /// instead of a leave.)
     gone: bool,
+    /// Certified mode: the identities their owners showed (none in
+    /// shared-key mode, where any key holder may assert anything).
+    proven: Option<proof::Proven>,
 }
 
 /// Something wrong in what the cluster told us, for the daemon's log.
@@ -255,6 +277,9 @@ pub enum Alarm {
     /// Another identity claimed our name or address with an incarnation
     /// not below ours; we took `incarnation`, above it.
     Refuted { claim: Node, incarnation: u64 },
+    /// Certified mode: the member certified as `signer` sent a datagram
+    /// in the name of `claimed`; dropped.
+    Impersonation { signer: String, claimed: String },
 }
 
 /// Most alarms kept until the daemon takes them; more are dropped (the log
@@ -278,7 +303,10 @@ pub struct Record {
 
 impl Membership {
     pub fn new(me: Node, timings: &Timings, seed: [u8; 32]) -> Membership {
-        let config = swim_config(timings);
+        Membership::with_config(me, swim_config(timings), timings, seed)
+    }
+
+    fn with_config(me: Node, config: Config, timings: &Timings, seed: [u8; 32]) -> Membership {
         let clock = (me.incarnation, None);
         let foca = Foca::new(me, config, SmallRng::from_seed(seed), PostcardCodec);
         let mut relay_seed = seed;
@@ -305,6 +333,7 @@ impl Membership {
             last_name_refute: None,
             since: HashMap::new(),
             gone: false,
+            proven: None,
         };
         let me = m.me().name.clone();
         m.since.insert(me, (MemberState::Alive, m.clock.0));
@@ -312,6 +341,23 @@ impl Membership {
         m.seen = m.foca.iter_membership_state().map(Seen::of).collect();
         m.seen_me = Some(m.me().clone());
         m
+    }
+
+    /// A member of a certified cluster: payloads are taken only with the
+    /// name of their signer ([`Membership::handle_signed`]), each member
+    /// asserts only its own identity ([`proof`]), and foca's datagrams
+    /// leave room for the signature.
+    pub fn new_certified(me: Node, timings: &Timings, seed: [u8; 32]) -> Membership {
+        let mut config = swim_config(timings);
+        config.max_packet_size = NonZeroUsize::new(MAX_SIGNED_PAYLOAD).unwrap_or(NonZeroUsize::MIN);
+        let mut m = Membership::with_config(me, config, timings, seed);
+        m.proven = Some(proof::Proven::default());
+        m
+    }
+
+    /// Whether this member is one of a certified cluster.
+    pub fn is_certified(&self) -> bool {
+        self.proven.is_some()
     }
 
     /// This node's identity.
@@ -459,7 +505,11 @@ impl Membership {
     /// Adds members as alive without gossiping them: for knowledge the
     /// others already share (a saved member list, a simulation's seeding),
     /// where gossiping every member to everyone would be a flood.
+    /// In certified mode these are our own earlier knowledge, taken as shown.
     pub fn restore_alive(&mut self, nodes: Vec<Node>, now: Instant) {
+        if let Some(p) = self.proven.as_mut() {
+            nodes.iter().for_each(|n| p.prove(n));
+        }
         self.apply_alive_with(nodes, false, now);
     }
 
@@ -471,6 +521,9 @@ impl Membership {
         let mut claim = None;
         let mut updates = Vec::with_capacity(nodes.len());
         for n in nodes.into_iter().filter(|n| *n != me) {
+            if !self.shown(&n, now) {
+                continue;
+            }
             match self.screen([&n], now) {
                 Ok(c) => {
                     claim = higher(claim, c);
@@ -510,9 +563,10 @@ impl Membership {
         self.drain(now);
     }
 
-    /// Takes one datagram's opened payload.
+    /// Takes one datagram's opened payload (shared-key mode; a certified
+    /// member takes only [`Membership::handle_signed`]).
     pub fn handle_payload(&mut self, payload: &[u8], now: Instant) {
-        if self.gone {
+        if self.gone || self.proven.is_some() {
             return;
         }
         match payload.split_first() {
@@ -550,6 +604,192 @@ impl Membership {
             _ => {}
         }
         self.drain(now);
+    }
+
+    /// Certified mode: whether `node` was shown by its owner (always so in
+    /// shared-key mode, and for our own identity). If not, its owner is
+    /// asked who it is, and the caller drops it.
+    fn shown(&mut self, node: &Node, now: Instant) -> bool {
+        let me = self.foca.identity();
+        let Some(p) = self.proven.as_mut() else {
+            return true;
+        };
+        if node == me || p.holds(node) {
+            return true;
+        }
+        // Another identity of our own name, or at our address: we know
+        // who we are.
+        if node.name == me.name || node.addr == me.addr {
+            return false;
+        }
+        let asks = p.addresses_to_ask(node, now);
+        let who = self.own_payload(KIND_WHO);
+        for addr in asks {
+            self.outbox.push((addr, who.clone()));
+        }
+        false
+    }
+
+    /// Our identity as a payload of `kind` (a question or an answer).
+    fn own_payload(&self, kind: u8) -> Vec<u8> {
+        let mut p = vec![kind];
+        p.extend(serde_json::to_vec(self.me()).unwrap_or_default());
+        p
+    }
+
+    /// Certified mode: asks the member at `addr` who it is (its datagram
+    /// was signed with a certificate we do not hold yet: our question
+    /// carries ours, its answer its own).
+    pub fn ask(&mut self, addr: SocketAddr, now: Instant) {
+        if self.gone {
+            return;
+        }
+        let Some(p) = self.proven.as_mut() else {
+            return;
+        };
+        let probe = Node {
+            name: String::new(),
+            addr,
+            incarnation: 0,
+            tags: BTreeMap::new(),
+        };
+        if !p.addresses_to_ask(&probe, now).is_empty() {
+            let who = self.own_payload(KIND_WHO);
+            self.outbox.push((addr, who));
+        }
+    }
+
+    /// Certified mode: takes one datagram's opened payload, signed by the
+    /// member certified as `signer`. It may speak only for itself: a
+    /// datagram in another name is dropped, and so is every update about
+    /// an identity its owner has not shown us (whose owner we then ask).
+    pub fn handle_signed(&mut self, payload: &[u8], signer: &str, now: Instant) {
+        if self.gone || self.proven.is_none() {
+            return;
+        }
+        match payload.split_first() {
+            Some((&KIND_FOCA, rest)) => self.handle_signed_foca(rest, signer, now),
+            Some((&KIND_LEAVE, rest)) => {
+                // Only the leaver's own notice; relayed ones cannot be
+                // told from made-up ones, so none is relayed.
+                if let Ok((name, incarnation)) = serde_json::from_slice::<(String, u64)>(rest) {
+                    if name != signer {
+                        self.alarm(Alarm::Impersonation {
+                            signer: signer.to_string(),
+                            claimed: name,
+                        });
+                    } else {
+                        let leaver = (name, incarnation);
+                        let known = self
+                            .foca
+                            .iter_membership_state()
+                            .any(|m| m.id().name == leaver.0 && m.id().incarnation == leaver.1);
+                        if known && !self.left.contains(&leaver) {
+                            self.left_news.push(leaver.0.clone());
+                            self.left.insert(leaver);
+                        }
+                    }
+                }
+            }
+            Some((&kind @ (KIND_WHO | KIND_SELF), rest)) => {
+                let Ok(node) = serde_json::from_slice::<Node>(rest) else {
+                    return;
+                };
+                if node.name != signer {
+                    self.alarm(Alarm::Impersonation {
+                        signer: signer.to_string(),
+                        claimed: node.name,
+                    });
+                    return;
+                }
+                if node == *self.me() || node.addr == self.me().addr {
+                    return;
+                }
+                if let Err(e) = self.screen([&node], now) {
+                    self.alarm(Alarm::Refused(e));
+                    return;
+                }
+                let answer = match self.proven.as_mut() {
+                    Some(p) => {
+                        p.prove(&node);
+                        kind == KIND_WHO && p.may_answer(node.addr, now)
+                    }
+                    None => false,
+                };
+                if answer {
+                    let mine = self.own_payload(KIND_SELF);
+                    self.outbox.push((node.addr, mine));
+                }
+                self.apply_alive_with(vec![node], true, now);
+            }
+            _ => {}
+        }
+        self.drain(now);
+    }
+
+    fn handle_signed_foca(&mut self, data: &[u8], signer: &str, now: Instant) {
+        let mut rest = data;
+        let mut codec = PostcardCodec;
+        let Ok(header) = codec.decode_header(&mut rest) else {
+            return;
+        };
+        let header: foca::Header<Node> = header;
+        if header.src.name != signer {
+            self.alarm(Alarm::Impersonation {
+                signer: signer.to_string(),
+                claimed: header.src.name,
+            });
+            return;
+        }
+        // Bounds first, on everything named, as in shared-key mode.
+        let claim = match Membership::identities(data).map(|ids| self.screen(&ids, now)) {
+            Some(Ok(claim)) => claim,
+            Some(Err(e)) => {
+                self.alarm(Alarm::Refused(e));
+                return;
+            }
+            None => return,
+        };
+        if let Some(p) = self.proven.as_mut() {
+            p.prove(&header.src);
+        }
+        let header_len = data.len() - rest.len();
+        let mut filtered = None;
+        if let [hi, lo, tail @ ..] = rest {
+            let mut tail = tail;
+            let count = u16::from_be_bytes([*hi, *lo]);
+            let mut kept = Vec::with_capacity(usize::from(count));
+            for _ in 0..count {
+                let Ok(m) = codec.decode_member(&mut tail) else {
+                    return;
+                };
+                let m: Member<Node> = m;
+                if self.shown(m.id(), now) {
+                    kept.push(m);
+                }
+            }
+            if kept.len() < usize::from(count) {
+                let mut out = data[..header_len].to_vec();
+                out.extend_from_slice(&u16::try_from(kept.len()).unwrap_or(0).to_be_bytes());
+                for m in &kept {
+                    if codec.encode_member(m, &mut out).is_err() {
+                        return;
+                    }
+                }
+                out.extend_from_slice(tail);
+                filtered = Some(out);
+            }
+        }
+        let _ = self
+            .foca
+            .handle_data(filtered.as_deref().unwrap_or(data), &mut self.runtime);
+        // Only a claim its owner showed is answered (a member that gives
+        // its own identity our address); the others were dropped.
+        if let Some(c) = claim
+            && self.proven.as_ref().is_some_and(|p| p.holds(&c))
+        {
+            self.refute(c, now);
+        }
     }
 
     /// Runs the timers that are due.
@@ -699,6 +939,9 @@ impl Membership {
         let mut claim = None;
         let me = self.me().clone();
         for r in records {
+            if r.node != me && !self.shown(&r.node, now) {
+                continue;
+            }
             if r.node == me {
                 // What others think of us: foca's own business (a
                 // suspicion to refute, a verdict to come back from).
@@ -1055,9 +1298,12 @@ mod tests {
     }
 
     /// Nodes wired together in memory with a simulated clock.
+    /// In certified mode, each payload is delivered with its sender's
+    /// name, as a verified signature gives it.
     struct Net {
         nodes: Vec<Option<Membership>>,
         now: Instant,
+        certified: bool,
     }
 
     impl Net {
@@ -1068,6 +1314,47 @@ mod tests {
             Net {
                 nodes,
                 now: Instant::now(),
+                certified: false,
+            }
+        }
+
+        fn new_certified(n: u16) -> Net {
+            let nodes = (0..n)
+                .map(|i| {
+                    Some(Membership::new_certified(
+                        node(i),
+                        &Timings::default(),
+                        [i as u8; 32],
+                    ))
+                })
+                .collect();
+            Net {
+                nodes,
+                now: Instant::now(),
+                certified: true,
+            }
+        }
+
+        /// `n` certified nodes that joined through node 0 and settled.
+        fn joined_certified(n: u16) -> Net {
+            let mut net = Net::new_certified(n);
+            for i in 1..n as usize {
+                let now = net.now;
+                net.nodes[i].as_mut().unwrap().announce(node(0), now);
+            }
+            net.run(Duration::from_secs(3));
+            net
+        }
+
+        /// Delivers one payload from the member named `from` to `to`.
+        fn deliver(&mut self, from: &str, to: SocketAddr, payload: &[u8]) {
+            let (certified, now) = (self.certified, self.now);
+            if let Some(Some(m)) = self.nodes.get_mut(Net::index(to)) {
+                if certified {
+                    m.handle_signed(payload, from, now);
+                } else {
+                    m.handle_payload(payload, now);
+                }
             }
         }
 
@@ -1102,15 +1389,14 @@ mod tests {
                     assert!(round < 1000, "a datagram storm at {:?}", self.now);
                     let mut mail = Vec::new();
                     for m in self.nodes.iter_mut().flatten() {
-                        mail.extend(m.take_outbox());
+                        let from = m.me().name.clone();
+                        mail.extend(m.take_outbox().into_iter().map(|o| (from.clone(), o)));
                     }
                     if mail.is_empty() {
                         break;
                     }
-                    for (to, payload) in mail {
-                        if let Some(Some(m)) = self.nodes.get_mut(Net::index(to)) {
-                            m.handle_payload(&payload, self.now);
-                        }
+                    for (from, (to, payload)) in mail {
+                        self.deliver(&from, to, &payload);
                     }
                 }
             }
@@ -1675,6 +1961,203 @@ mod tests {
             m.take_outbox()
                 .iter()
                 .all(|(_, p)| p.first() != Some(&KIND_LEAVE))
+        );
+    }
+
+    /// What a certified insider (`signer`) sends: foca gossip in its own
+    /// name (`src`), carrying `updates`.
+    fn insider_gossip(src: &Node, dst: &Node, updates: &[Member<Node>]) -> Vec<u8> {
+        let mut data = vec![KIND_FOCA];
+        let header = foca::Header {
+            src: src.clone(),
+            src_incarnation: 0,
+            dst: dst.clone(),
+            message: Message::<Node>::Gossip,
+        };
+        PostcardCodec.encode_header(&header, &mut data).unwrap();
+        data.extend_from_slice(&u16::try_from(updates.len()).unwrap().to_be_bytes());
+        for m in updates {
+            PostcardCodec.encode_member(m, &mut data).unwrap();
+        }
+        data
+    }
+
+    #[test]
+    fn certified_members_join_fail_change_tags_and_leave() {
+        let mut net = Net::joined_certified(5);
+        for i in 0..5 {
+            let s = net.states(i);
+            assert!(
+                s.len() == 5 && s.values().all(|st| *st == MemberState::Alive),
+                "node {i}: {s:?}"
+            );
+        }
+        let now = net.now;
+        let tags: BTreeMap<String, String> = [("role".to_string(), "db".to_string())].into();
+        net.nodes[2].as_mut().unwrap().set_tags(tags.clone(), now);
+        net.run(Duration::from_secs(2));
+        for i in 0..5 {
+            assert_eq!(member(&net, i, "n2").tags, tags, "node {i}");
+        }
+        net.nodes[4] = None;
+        net.run(Duration::from_secs(10));
+        let now = net.now;
+        let mut leaving = net.nodes[3].take().unwrap();
+        leaving.leave(now);
+        for (to, payload) in leaving.take_outbox() {
+            net.deliver("n3", to, &payload);
+        }
+        net.run(Duration::from_secs(2));
+        for i in 0..3 {
+            let s = net.states(i);
+            assert_eq!(
+                (s["n4"], s["n3"], s["n2"]),
+                (MemberState::Down, MemberState::Left, MemberState::Alive),
+                "node {i}"
+            );
+        }
+    }
+
+    /// The insider attack of issue 11 (there on the shared key), now by a
+    /// certified member: it gossips another member's name with a forged
+    /// incarnation, address and tags. Nobody takes it, and the victim need
+    /// not even answer.
+    #[test]
+    fn a_certified_insider_cannot_assert_another_members_identity() {
+        let mut net = Net::joined_certified(4);
+        set_clocks(&mut net, 1_800_000_000_000);
+        let now = net.now;
+        let insider = net.nodes[3].as_ref().unwrap().me().clone();
+        let real = net.nodes[1].as_ref().unwrap().me().clone();
+        let mut forged = Node {
+            addr: SocketAddr::from(([127, 0, 0, 1], 20999)),
+            incarnation: real.incarnation + 1000,
+            ..real.clone()
+        };
+        forged.tags.insert("role".into(), "evil".into());
+        let same_addr = Node {
+            incarnation: real.incarnation + 1,
+            ..real.clone()
+        };
+        for target in [0usize, 2] {
+            let dst = net.nodes[target].as_ref().unwrap().me().clone();
+            let updates = [
+                Member::alive(forged.clone()),
+                Member::alive(same_addr.clone()),
+            ];
+            net.deliver("n3", dst.addr, &insider_gossip(&insider, &dst, &updates));
+            // In the victim's name outright: refused as an impersonation.
+            net.deliver("n3", dst.addr, &insider_gossip(&forged, &dst, &[]));
+            let alarms = net.nodes[target].as_mut().unwrap().take_alarms();
+            assert!(
+                alarms.iter().any(|a| matches!(a,
+                    Alarm::Impersonation { signer, claimed } if signer == "n3" && claimed == "n1")),
+                "{alarms:?}"
+            );
+        }
+        // The forged records, and a full sync carrying them, too.
+        net.nodes[0].as_mut().unwrap().apply_records(
+            vec![Record {
+                node: forged.clone(),
+                refuted: 0,
+                state: MemberState::Alive,
+            }],
+            now,
+        );
+        net.nodes[2]
+            .as_mut()
+            .unwrap()
+            .apply_alive(vec![forged.clone()], now);
+        net.run(Duration::from_secs(5));
+        for i in 0..4 {
+            let n1 = member(&net, i, "n1");
+            assert_eq!(
+                (n1.state, n1.incarnation, n1.addr, &n1.tags),
+                (MemberState::Alive, real.incarnation, real.addr, &real.tags),
+                "node {i}"
+            );
+            let listed = net.nodes[i]
+                .as_ref()
+                .unwrap()
+                .foca
+                .iter_membership_state()
+                .filter(|m| m.id().name == "n1")
+                .count();
+            assert!(listed <= 1, "node {i} holds {listed} identities of n1");
+        }
+        // The victim kept its identity: nothing forced it to outbid.
+        assert_eq!(net.nodes[1].as_ref().unwrap().me(), &real);
+    }
+
+    #[test]
+    fn a_certified_insiders_oversized_identity_is_refused() {
+        let mut net = Net::joined_certified(3);
+        let mut huge = net.nodes[2].as_ref().unwrap().me().clone();
+        huge.tags = (0..5000)
+            .map(|i| (format!("t{i}"), "v".repeat(100)))
+            .collect();
+        let dst = node(0);
+        // In its own name: out of bounds, so dropped; and as a who.
+        net.deliver("n2", dst.addr, &insider_gossip(&huge, &dst, &[]));
+        let mut who = vec![KIND_WHO];
+        who.extend(serde_json::to_vec(&huge).unwrap());
+        net.deliver("n2", dst.addr, &who);
+        let alarms = net.nodes[0].as_mut().unwrap().take_alarms();
+        assert_eq!(alarms.len(), 2, "{alarms:?}");
+        assert!(alarms.iter().all(|a| matches!(a, Alarm::Refused(_))));
+        assert!(member(&net, 0, "n2").tags.is_empty());
+    }
+
+    /// Suspicion stays SWIM's: anyone may report a member suspect, and it
+    /// refutes as foca does, with its own counter, keeping its identity.
+    #[test]
+    fn a_certified_member_reported_suspect_refutes_it() {
+        let mut net = Net::joined_certified(4);
+        let insider = net.nodes[3].as_ref().unwrap().me().clone();
+        let real = net.nodes[1].as_ref().unwrap().me().clone();
+        for target in [0usize, 1, 2] {
+            let dst = net.nodes[target].as_ref().unwrap().me().clone();
+            let updates = [Member::new(real.clone(), 0, State::Suspect)];
+            net.deliver("n3", dst.addr, &insider_gossip(&insider, &dst, &updates));
+        }
+        assert_eq!(
+            net.nodes[0].as_ref().unwrap().state_of("n1"),
+            Some(MemberState::Suspect),
+            "a proven identity's state is SWIM's to report"
+        );
+        net.run(Duration::from_secs(10));
+        for i in 0..4 {
+            assert_eq!(member(&net, i, "n1").state, MemberState::Alive, "node {i}");
+        }
+        assert_eq!(net.nodes[1].as_ref().unwrap().me(), &real);
+    }
+
+    #[test]
+    fn a_certified_leave_notice_counts_only_from_the_leaver() {
+        let mut net = Net::joined_certified(3);
+        let n1 = net.nodes[1].as_ref().unwrap().me().clone();
+        let notice = [
+            &[KIND_LEAVE][..],
+            &serde_json::to_vec(&(&n1.name, n1.incarnation)).unwrap(),
+        ]
+        .concat();
+        net.deliver("n2", node(0).addr, &notice);
+        let m = net.nodes[0].as_mut().unwrap();
+        assert!(m.left.is_empty());
+        assert!(matches!(
+            m.take_alarms().as_slice(),
+            [Alarm::Impersonation { .. }]
+        ));
+        // Unsigned payloads are not taken at all by a certified member.
+        m.handle_payload(&notice, net.now);
+        assert!(m.left.is_empty());
+        net.deliver("n1", node(0).addr, &notice);
+        assert!(
+            net.nodes[0]
+                .as_ref()
+                .unwrap()
+                .left
+                .contains(&(n1.name, n1.incarnation))
         );
     }
 }
