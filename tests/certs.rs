@@ -371,3 +371,130 @@ fn keygen_node_leaves_existing_files_and_writes_nothing_new() {
     );
     assert_eq!(std::fs::read(&public).unwrap(), b"someone's key\n");
 }
+
+/// A foca gossip payload from `src` to `dst` carrying `updates`, as a
+/// member's datagram holds it.
+fn gossip_payload(src: &Node, dst: &Node, updates: &[foca::Member<Node>]) -> Vec<u8> {
+    use foca::Codec;
+    let header = foca::Header {
+        src: src.clone(),
+        src_incarnation: 0,
+        dst: dst.clone(),
+        message: foca::Message::<Node>::Gossip,
+    };
+    let mut data = vec![0u8];
+    foca::PostcardCodec
+        .encode_header(&header, &mut data)
+        .unwrap();
+    data.extend_from_slice(&u16::try_from(updates.len()).unwrap().to_be_bytes());
+    for m in updates {
+        foca::PostcardCodec.encode_member(m, &mut data).unwrap();
+    }
+    data
+}
+
+/// The member called `name` as `p2p-peers` shows it on `d`.
+fn listed(d: &Daemon, name: &str) -> Option<Node> {
+    peers(d).into_iter().find(|m| m["name"] == name).map(|m| {
+        serde_json::from_value(serde_json::json!({
+            "name": m["name"], "addr": m["addr"],
+            "incarnation": m["incarnation"], "tags": m["tags"],
+        }))
+        .unwrap()
+    })
+}
+
+/// The insider attacks of issue 11, by a member with a genuine certificate
+/// and the cluster key, on real daemons: its signed datagrams may assert its
+/// own identity, but neither gossip another member's (a forged incarnation,
+/// address and tags) nor speak in its name, nor carry an identity out of
+/// bounds. A datagram signed with a certificate the daemon has not seen is
+/// answered by a signed question that carries the daemon's own.
+#[test]
+fn a_certified_insider_asserts_only_its_own_identity_in_gossip() {
+    use p2p::crypto::gossip::{Endpoint, GossipCipher};
+    use p2p::crypto::signed::{self, Certs, Signer};
+    use std::net::UdpSocket;
+    use std::sync::Arc;
+
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let (k0, c0) = certify(t.path(), &ca, "alpha");
+    let (k1, c1) = certify(t.path(), &ca, "beta");
+    let a = certified(t.path(), &ca, &k0, &c0, &[]);
+    let join = format!("127.0.0.1:{}", a.port);
+    let b = certified(t.path(), &ca, &k1, &c1, &["--join", &join]);
+    for d in [&a, &b] {
+        eventually(15, "both members see each other alive", || {
+            let p = peers(d);
+            p.len() == 2 && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    let alpha = listed(&a, "alpha").unwrap();
+    let beta = listed(&b, "beta").unwrap();
+    assert_eq!(listed(&a, "beta").as_ref(), Some(&beta));
+
+    // Mallory: the cluster key and a current certificate of the CA.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mallory = Node {
+        name: "mallory".into(),
+        addr: udp.local_addr().unwrap(),
+        incarnation: now() as u64 * 1000,
+        tags: Default::default(),
+    };
+    let id = Arc::new(identity(&ca, &ca, "mallory", now() - 60, now() + 3600));
+    let signer = Signer::new(Arc::clone(&id));
+    let cipher = GossipCipher::new(&KeyRing::parse(TEST_KEY).unwrap());
+    let mut stamps = Endpoint::new(mallory.addr, mallory.incarnation, 1);
+    let mut send = |payload: &[u8], with_cert: bool| {
+        let d = signed::seal(
+            &cipher,
+            &mut stamps,
+            &alpha.addr,
+            payload,
+            &signer,
+            with_cert,
+        );
+        udp.send_to(&d, alpha.addr).unwrap();
+    };
+
+    // Unknown to alpha: it asks who we are, showing its certificate.
+    send(&gossip_payload(&mallory, &alpha, &[]), false);
+    let mut buf = [0u8; 2048];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    let mut certs = Certs::new(id.ca.clone());
+    let mut ours = Endpoint::new(mallory.addr, 1, 1);
+    let asked = signed::open(&cipher, &mut ours, &buf[..n], &mut certs, now()).unwrap();
+    assert_eq!(asked.signer.name, "alpha");
+    assert_eq!(asked.payload[0], 2, "a who question");
+
+    // With our certificate: a forged beta (incarnation, address, tags) in
+    // gossip, an identity out of bounds, then a datagram in beta's name.
+    let mut forged = Node {
+        addr: "127.0.0.1:9".parse().unwrap(),
+        incarnation: beta.incarnation + 1_000_000,
+        ..beta.clone()
+    };
+    forged.tags.insert("role".into(), "evil".into());
+    send(
+        &gossip_payload(&mallory, &alpha, &[foca::Member::alive(forged.clone())]),
+        true,
+    );
+    let mut oversized = mallory.clone();
+    oversized.tags = (0..20).map(|i| (format!("t{i}"), "v".into())).collect();
+    send(&gossip_payload(&oversized, &alpha, &[]), false);
+    send(&gossip_payload(&forged, &alpha, &[]), false);
+    eventually(5, "the impersonation is logged", || {
+        a.log()
+            .contains("the member certified as mallory sent in the name of beta")
+    });
+    assert!(a.log().contains("an identity out of bounds"), "{}", a.log());
+    // Mallory's own identity, which its signature vouches for, is taken.
+    eventually(5, "mallory is listed", || listed(&a, "mallory").is_some());
+    std::thread::sleep(Duration::from_secs(1));
+    for d in [&a, &b] {
+        assert_eq!(listed(d, "beta").as_ref(), Some(&beta), "{}", d.log());
+    }
+    assert!(listed(&a, "mallory").unwrap().tags.is_empty());
+}
