@@ -1198,11 +1198,13 @@ query to a member asked within 20 s skips the handshakes).\n\n\
 watchers: membership watchers (p2p-peers --watch) connected now; once one is counted, it \
 sees every change that follows.\n\n\
 datagrams_rejected: an object of gossip datagrams dropped since the start, by reason: \
-authentication (no installed key opens it: another cluster, tampering, garbage), replay (its \
+authentication (no installed key opens it: another cluster, tampering, garbage; with --ca \
+also one not signed by a current certificate of the CA, or signed with one this member has not \
+learned yet), replay (its \
 stamp was seen, is below the replay window, or is of an earlier run of its sender), \
 misaddressed (sealed for another member), malformed (too short or of an unknown version), \
-identity (authentic, but carrying a member identity out of bounds; records of a full sync \
-count here too).\n\n\
+identity (authentic, but carrying a member identity out of bounds, or, with --ca, sent in \
+another member's name; records of a full sync count here too).\n\n\
 connections_rejected: an object of connections to the peer port refused before any request: \
 authentication (the initiator does not hold our cluster key), handshake (it broke off, timed \
 out or sent something malformed during the handshake; a port probe counts here).\n\n\
@@ -1345,7 +1347,8 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  Every 30 s each member also exchanges its whole member list with a random other \
                  member over TCP, which repairs whatever gossip missed. A member that leaves \
                  (SIGTERM, p2p-leave) sends every member a leave notice, and each passes it on to \
-                 three others, so all show it as left rather than down. Join through any \
+                 three others (in shared-key mode; with --ca only the leaver's own notice counts), \
+                 so all show it as left rather than down. Join through any \
                  member with the positional HOST:PORT or --join (either retried with \
                  back-off until one answers) or p2p-join at run time; the joining node receives the \
                  full member list over an encrypted TCP session. Names must be unique: a node whose \
@@ -1376,7 +1379,21 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  or not for --node-key at start. A certified daemon and a shared-key daemon do \
                  not talk over TCP at all (each refuses the other's handshake), so a cluster is \
                  certified throughout or not at all. Certificates cover the TCP sessions (join, \
-                 sync, queries); gossip datagrams are still admitted on the cluster key alone.\n\n\
+                 sync, queries) and the gossip: every datagram a certified member sends is signed \
+                 with its Ed25519 node key (datagram version 3). The signature is inside the sealed \
+                 envelope and covers the datagram's header (sender, receiver, epoch, counter) and \
+                 payload, so the replay window holds for it; it names the certificate by serial. \
+                 Members learn each other's certificates from their TCP sessions and from gossip \
+                 itself: a datagram signed with a certificate a member does not hold yet is \
+                 dropped and answered by a signed who-are-you question carrying the asker's \
+                 certificate, whose answer carries the other's. A datagram not signed by a \
+                 current, unrevoked certificate of the CA is dropped and counted as failing \
+                 authentication. A member then asserts only its own identity: a datagram whose \
+                 sender is not the member its signature names is dropped and logged, and an \
+                 identity (name, address, incarnation, tags) is taken only once its owner has \
+                 shown it, as the signer of a datagram or in answer to the question; gossip, \
+                 joins and syncs that carry another identity are not believed, and its owner is \
+                 asked instead (each address at most every 0.5 s).\n\n\
                  A query with --peer, --all or --spread is run by the local daemon, which asks \
                  the members over encrypted TCP sessions, at most --max-links (64) at once over \
                  all queries, each from a thread of the query's own; the members beyond wait for \
@@ -1455,6 +1472,16 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  address, whatever incarnation it carries. Frames (1 MiB), connections (256), \
                  handshakes (3 s) and idle sessions (60 s) are bounded; a member that says it is \
                  working but sends no result for 60 times --timeout is given up.\n\n\
+                 With --ca, a certified member (the cluster key, a current certificate of the CA \
+                 and its node key) can do what a member can, under its certificate's name only: \
+                 it cannot join or sync as another name, and its gossip cannot give another \
+                 member a new address, tags or incarnation, nor speak in another member's name, \
+                 because each datagram is signed and an identity is taken only from its owner. \
+                 What stays SWIM's is the state of others: a member may report another suspect \
+                 or down, as any SWIM member may; a suspect refutes it (its own refutation \
+                 counter, its identity unchanged), a member declared down comes back under a new \
+                 incarnation it shows itself. A holder of the cluster key alone, without a \
+                 certificate, gets no datagram and no session taken at all.\n\n\
                  Anyone else on the network (no key): nothing. Their datagrams and handshakes fail \
                  authentication, are dropped and counted, and logged through one rate-limiter \
                  (the first at once, then a count every 10 s), at every log level. Captured \
