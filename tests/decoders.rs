@@ -154,6 +154,11 @@ fn membership_payload() {
 }
 
 #[test]
+fn signed_membership() {
+    run("signed_membership", MUTATIONS);
+}
+
+#[test]
 fn config_toml() {
     run("config_toml", MUTATIONS);
 }

@@ -45,6 +45,7 @@ pub const TARGETS: &[Target] = &[
     ("gossip_open", gossip_open),
     ("replay_window", replay_window),
     ("membership_payload", membership_payload),
+    ("signed_membership", signed_membership),
     ("config_toml", config_toml),
     ("key_text", key_text),
     ("wc_bytes", wc_bytes),
@@ -929,6 +930,77 @@ pub fn membership_payload(data: &[u8]) {
     check_members(&m, &me);
 }
 
+/// The same script for a certified member: each payload comes with the
+/// name its datagram's signature gives (`Membership::handle_signed`), and
+/// node 0 takes only identities their owners showed.
+///
+/// Layout: as [`membership_payload`]; the signer of ops 0 to 2 is the name
+/// the payload's foca header starts with (postcard: a length byte, the
+/// bytes), so genuine traffic is signed by its sender, and op 3 signs as
+/// n1 whatever it carries (an insider). Checks: as there, with payloads
+/// that leave room for the signature trailer; and no member but node 0 is
+/// listed under a name that no signer or TCP answer ever gave.
+pub fn signed_membership(data: &[u8]) {
+    let mut input = Input(data);
+    let me = sim_node(0);
+    let mut now = Instant::now();
+    let mut m = Membership::new_certified(me.clone(), &Timings::default(), [0; 32]);
+    let mut heard: Vec<String> = vec![me.name.clone()];
+    while !input.is_empty() {
+        match input.byte() % 8 {
+            op if op < OP_PAYLOADS => {
+                let len = input.u16();
+                let payload = input.take(len);
+                let named = match payload {
+                    [0, n, rest @ ..] if op < 3 && usize::from(*n) <= rest.len() => {
+                        String::from_utf8_lossy(&rest[..usize::from(*n)]).into_owned()
+                    }
+                    _ => "n1".to_string(),
+                };
+                heard.push(named.clone());
+                m.handle_signed(payload, &named, now);
+            }
+            OP_TIME => {
+                now += Duration::from_millis(10) * u32::from(input.byte());
+                m.handle_timers(now);
+            }
+            OP_ALIVE => {
+                let len = input.u16();
+                if let Ok(nodes) = serde_json::from_slice::<Vec<Node>>(input.take(len)) {
+                    // Hints only: node 0 asks their owners, who never answer here.
+                    m.apply_alive(nodes, now);
+                }
+            }
+            OP_CHANGES => {
+                let _ = m.changes(now);
+                check_members(&m, &me);
+            }
+            _ => m.leave(now),
+        }
+        check_signed_outbox(&mut m);
+    }
+    for step in [1, 1, 1, 2, 5, 10, 30, 60, 600, 3600] {
+        now += Duration::from_secs(step);
+        m.handle_timers(now);
+        check_signed_outbox(&mut m);
+    }
+    let _ = m.changes(now);
+    check_members(&m, &me);
+    for i in m.members() {
+        assert!(heard.contains(&i.name), "{} was never a signer", i.name);
+    }
+}
+
+fn check_signed_outbox(m: &mut Membership) {
+    for (_, payload) in m.take_outbox() {
+        assert!(
+            !payload.is_empty() && payload.len() <= MAX_PLAINTEXT - p2p::crypto::signed::OVERHEAD,
+            "a payload of {} bytes",
+            payload.len()
+        );
+    }
+}
+
 fn check_outbox(m: &mut Membership) {
     for (_, payload) in m.take_outbox() {
         assert!(
@@ -1250,6 +1322,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     for (name, script) in &traffic.scripts {
         add("membership_payload", name, script.clone());
+        add("signed_membership", name, script.clone());
     }
     for (name, text) in CONFIG_SEEDS {
         add("config_toml", name, text.as_bytes().to_vec());
