@@ -1386,7 +1386,9 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  Members learn each other's certificates from their TCP sessions and from gossip \
                  itself: a datagram signed with a certificate a member does not hold yet is \
                  dropped and answered by a signed who-are-you question carrying the asker's \
-                 certificate, whose answer carries the other's. A datagram not signed by a \
+                 certificate, whose answer carries the other's (a certificate too large for a \
+                 datagram, with many long groups, is shown by a TCP sync with the asker \
+                 instead). A datagram not signed by a \
                  current, unrevoked certificate of the CA is dropped and counted as failing \
                  authentication. A member then asserts only its own identity: a datagram whose \
                  sender is not the member its signature names is dropped and logged, and an \

@@ -498,3 +498,48 @@ fn a_certified_insider_asserts_only_its_own_identity_in_gossip() {
     }
     assert!(listed(&a, "mallory").unwrap().tags.is_empty());
 }
+
+/// A certificate with 32 long groups is too large to ride with gossip: the
+/// members that never had a TCP session with its holder learn it when the
+/// holder, asked who it is, meets them over TCP instead.
+#[test]
+fn a_certificate_too_large_for_a_datagram_is_shown_over_tcp() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let (k0, c0) = certify(t.path(), &ca, "alpha");
+    let (k2, c2) = certify(t.path(), &ca, "gamma");
+    let key = NodeSecret::from_seed(&[11; 64]);
+    let groups: Vec<String> = (0..32)
+        .map(|i| format!("{i:02}{}", "g".repeat(60)))
+        .collect();
+    let cert = ca_secret(&ca)
+        .issue(CertBody {
+            serial: 4242,
+            not_before: now() - 60,
+            not_after: now() + 3600,
+            key: key.public(),
+            name: "beta".into(),
+            groups,
+        })
+        .unwrap();
+    assert!(cert.to_bytes().len() > 2000);
+    let c1 = write(t.path(), "beta.crt", cert.encode().as_bytes());
+    let k1 = write(t.path(), "beta.key", key.encode().as_bytes());
+    std::fs::set_permissions(&k1, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let a = certified(t.path(), &ca, &k0, &c0, &[]);
+    let join = format!("127.0.0.1:{}", a.port);
+    let b = certified(t.path(), &ca, &k1, &c1, &["--join", &join]);
+    eventually(15, "alpha and beta see each other", || {
+        peers(&a).len() == 2 && peers(&b).len() == 2
+    });
+    // Gamma meets beta only through gossip.
+    let c = certified(t.path(), &ca, &k2, &c2, &["--join", &join]);
+    for d in [&a, &b, &c] {
+        eventually(20, "all three see each other alive", || {
+            let p = peers(d);
+            p.len() == 3 && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    assert!(b.log().contains("too large to ride along"), "{}", b.log());
+}

@@ -106,6 +106,10 @@ pub struct Cluster {
     /// sessions' peers, and those that came with datagrams), to check the
     /// signatures of gossip datagrams.
     certs: Option<Mutex<Certs>>,
+    /// With a CA: members that asked who we are when our certificate was
+    /// too large to ride with the answer, to meet over TCP instead (see
+    /// [`introduce_loop`]).
+    introduce: Mutex<Option<Sender<SocketAddr>>>,
 }
 
 impl Cluster {
@@ -150,11 +154,22 @@ impl Cluster {
             revoked: RwLock::new(None),
             revoked_file: RwLock::new(None),
             certs,
+            introduce: Mutex::new(None),
         });
         let c = Arc::clone(&cluster);
         thread::Builder::new()
             .name("gossip".into())
             .spawn(move || gossip_loop(&c, membership, udp, rx, woken))?;
+        if cluster.identity.is_some() {
+            let (tx, rx) = channel();
+            if let Ok(mut slot) = cluster.introduce.lock() {
+                *slot = Some(tx);
+            }
+            let c = Arc::clone(&cluster);
+            thread::Builder::new()
+                .name("introduce".into())
+                .spawn(move || introduce_loop(&c, &rx))?;
+        }
         Ok((cluster, tcp))
     }
 
@@ -510,11 +525,11 @@ fn gossip_loop(
         .as_ref()
         .map(|id| Signer::new(Arc::clone(id)));
     if let Some(s) = &signer
-        && !s.fits_with(256)
+        && !s.fits_with(ANSWER_ROOM)
     {
         log::warn!(
             "our certificate is too large to ride along with gossip datagrams (too many groups): \
-             members learn it only from TCP sessions with us"
+             members that ask who we are learn it from a TCP session with us instead"
         );
     }
     let mut generation = cluster.ring_generation.load(Ordering::Acquire);
@@ -630,6 +645,14 @@ fn gossip_loop(
             }
         }
         for (to, payload) in m.take_outbox() {
+            if let Some(s) = &signer
+                && membership::wants_certificate(&payload)
+                && !s.fits_with(payload.len())
+                && let Ok(slot) = cluster.introduce.lock()
+                && let Some(tx) = slot.as_ref()
+            {
+                let _ = tx.send(to);
+            }
             let sealed = match &signer {
                 Some(s) => signed::seal(
                     &cipher,
@@ -700,6 +723,32 @@ fn gossip_loop(
             if let Ok(mut watchers) = cluster.watchers.lock() {
                 watchers.retain(|w| events.iter().all(|e| w.send(e.clone()).is_ok()));
             }
+        }
+    }
+}
+
+/// Room for our identity in a who/self datagram: a certificate that does
+/// not fit beside it is shown over TCP instead.
+const ANSWER_ROOM: usize = 1 + 512;
+
+/// How often one member is met over TCP to show it our certificate.
+const INTRODUCE_EVERY: Duration = Duration::from_secs(10);
+
+/// Shows our certificate, too large for gossip, to the members that asked
+/// who we are: a sync with each (its handshake carries the certificates both
+/// ways), at most every [`INTRODUCE_EVERY`] per member.
+fn introduce_loop(cluster: &Arc<Cluster>, asked: &Receiver<SocketAddr>) {
+    let mut last: std::collections::HashMap<SocketAddr, Instant> = std::collections::HashMap::new();
+    while let Ok(addr) = asked.recv() {
+        let now = Instant::now();
+        last.retain(|_, t| now.saturating_duration_since(*t) < INTRODUCE_EVERY);
+        if last.contains_key(&addr) {
+            continue;
+        }
+        last.insert(addr, now);
+        match cluster.sync_with(addr) {
+            Ok(_) => log::debug!("showed our certificate to {addr} over TCP"),
+            Err(e) => log::debug!("showing our certificate to {addr}: {e}"),
         }
     }
 }
