@@ -279,3 +279,39 @@ fn sessions_are_kept_for_every_member_not_only_for_as_many_as_the_links() {
         });
     }
 }
+
+#[test]
+fn a_kept_session_the_member_closed_is_replaced_and_the_member_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "f", b"one line\n");
+    let export = s(dir.path()).to_string();
+    let asker = Daemon::start(&["--name", "asker", "--export", &export]);
+    let seed = format!("127.0.0.1:{}", asker.port);
+    let member_args = ["--name", "member", "--export", &export, "--join", &seed];
+    let member = Daemon::start(&member_args);
+    let both_alive = |what| {
+        eventually(30, what, || {
+            let p = peers(&asker);
+            p.len() == 2 && p.iter().all(|m| m["state"] == "alive")
+        })
+    };
+    both_alive("the asker sees the member alive");
+    let ask = || {
+        let r = run(asker.cmd("p2p-wc").arg("--all").arg(s(&file)));
+        assert_eq!(r.status, 0, "{}\n{}", r.stderr, r.stdout);
+        let got = by_member(&r.json());
+        assert_eq!(got["member"][s(&file)]["lines"], 1, "{}", r.stdout);
+    };
+    ask();
+    let kept = || common::num(&common::status(&asker), "sessions_kept");
+    eventually(10, "the session to the member kept", || kept() >= 1);
+
+    // The member restarts on the same port: the kept session leads to a
+    // closed connection, found only once the query has gone out on it.
+    let port = member.port;
+    drop(member);
+    let _member = Daemon::start_on(port, &member_args, &[("P2PD_SECRET", common::TEST_KEY)]);
+    both_alive("the asker sees the restarted member alive");
+    assert!(kept() >= 1, "the stale session is still kept");
+    ask();
+}

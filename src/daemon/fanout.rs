@@ -3,6 +3,12 @@
 //! its paths in batches, and streams every result to the client as it
 //! arrives.
 //!
+//! A session kept from an earlier query ([`SessionPool`]) is used without
+//! a round trip first: the query, its first paths and, when there are no
+//! more, the end go out in one write, and the member's acceptance is read
+//! with the results. If the member had closed that session (it restarted,
+//! or let it go), the same frames go again on a fresh session, once.
+//!
 //! One thread per member link. Which link answers which path is decided by
 //! [`Distributor`] (see there). A member that cannot be reached, refuses us,
 //! stays silent longer than the query's timeout, or says it is working for
@@ -210,8 +216,9 @@ impl Drop for LinkSlot<'_> {
     }
 }
 
-/// A session and since when it has been unused.
-type Kept = (std::time::Instant, Session<Conn>);
+/// A session, since when it has been unused, and the name the member
+/// gave when it accepted a query on it.
+type Kept = (std::time::Instant, Session<Conn>, String);
 
 /// The sessions kept, by member address, and how many there are.
 #[derive(Default)]
@@ -236,7 +243,7 @@ impl Idle {
         self.swept = Some(now);
         let mut count = 0;
         self.by_addr.retain(|_, l| {
-            l.retain(|(since, _)| now.duration_since(*since) < KEEP_IDLE);
+            l.retain(|(since, ..)| now.duration_since(*since) < KEEP_IDLE);
             count += l.len();
             !l.is_empty()
         });
@@ -248,7 +255,7 @@ impl Idle {
         let oldest = self
             .by_addr
             .iter()
-            .filter_map(|(a, l)| l.first().map(|(since, _)| (*since, *a)))
+            .filter_map(|(a, l)| l.first().map(|(since, ..)| (*since, *a)))
             .min();
         if let Some((_, a)) = oldest
             && let Some(l) = self.by_addr.get_mut(&a)
@@ -397,16 +404,17 @@ impl SessionPool {
         }
     }
 
-    /// A kept session to `addr`, if a fresh enough one is there.
-    pub fn take(&self, addr: SocketAddr) -> Option<Session<Conn>> {
+    /// A kept session to `addr`, if a fresh enough one is there, with the
+    /// member's name.
+    pub fn take(&self, addr: SocketAddr) -> Option<(Session<Conn>, String)> {
         let mut idle = self.idle.lock().ok()?;
         let idle = &mut *idle;
         let list = idle.by_addr.get_mut(&addr)?;
         let mut found = None;
-        while let Some((since, s)) = list.pop() {
+        while let Some((since, s, name)) = list.pop() {
             idle.count -= 1;
             if since.elapsed() < KEEP_IDLE {
-                found = Some(s);
+                found = Some((s, name));
                 break;
             }
         }
@@ -416,8 +424,9 @@ impl SessionPool {
         found
     }
 
-    /// Keeps a session that ended its query cleanly.
-    pub fn give(&self, addr: SocketAddr, s: Session<Conn>) {
+    /// Keeps a session that ended its query cleanly, with the name the
+    /// member accepted it under.
+    pub fn give(&self, addr: SocketAddr, s: Session<Conn>, name: String) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -432,7 +441,7 @@ impl SessionPool {
         idle.by_addr
             .entry(addr)
             .or_default()
-            .push((Instant::now(), s));
+            .push((Instant::now(), s, name));
         idle.count += 1;
     }
 
@@ -1379,49 +1388,102 @@ fn trail_gave(ctx: &Ctx, link: usize, answered: usize, started: Instant) {
 /// Opens the session to a member (`label` in the results), or takes one
 /// kept from an earlier query, and starts the query; returns the session
 /// and the member's name.
-fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<(Session<Conn>, String), Error> {
-    // The result line names the member; its address is news only when the
-    // name is not the address itself.
-    let at = if label == addr.to_string() {
+/// A session to a member, ready for the query's items.
+struct Opened {
+    session: Session<Conn>,
+    /// The member's name, as it said when it accepted a query on this
+    /// session.
+    name: String,
+    /// Kept from an earlier query: the query has not been sent on it yet.
+    /// It goes with the first items, in one write, without waiting for the
+    /// member to accept it (the member's name is known already).
+    reused: bool,
+}
+
+/// " at ADDR" for messages about a member, or nothing when its label is
+/// that address already.
+fn at_of(label: &str, addr: SocketAddr) -> String {
+    if label == addr.to_string() {
         String::new()
     } else {
         format!(" at {addr}")
-    };
-    if let Some(s) = ctx
+    }
+}
+
+fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<Opened, Error> {
+    let at = at_of(label, addr);
+    if let Some((session, name)) = ctx
         .shared
         .sessions
         .take(addr)
-        .filter(|s| ctx.shared.cluster.admit(s.peer()).is_ok())
+        .filter(|(s, _)| ctx.shared.cluster.admit(s.peer()).is_ok())
     {
-        let _ = s.stream().tcp().set_read_timeout(Some(ctx.timeout));
-        let _ = s.stream().tcp().set_write_timeout(Some(ctx.timeout));
-        // A kept session may have been closed by the member meanwhile (it
-        // restarted, or made room): then connect afresh.
-        if let Ok(started) = start_query(ctx, &at, s) {
-            logging::trail(
-                "fanout",
-                format_args!("query {}: reusing a session to {addr}", ctx.number),
-            );
-            return Ok(started);
-        }
+        let _ = session.stream().tcp().set_read_timeout(Some(ctx.timeout));
+        let _ = session.stream().tcp().set_write_timeout(Some(ctx.timeout));
+        logging::trail(
+            "fanout",
+            format_args!("query {}: reusing a session to {addr}", ctx.number),
+        );
+        return Ok(Opened {
+            session,
+            name,
+            reused: true,
+        });
     }
+    let s = connect(ctx, &at, addr)?;
+    let (session, name) = start_query(ctx, &at, s)?;
+    Ok(Opened {
+        session,
+        name,
+        reused: false,
+    })
+}
+
+/// A new session to `addr`.
+fn connect(ctx: &Ctx, at: &str, addr: SocketAddr) -> Result<Session<Conn>, Error> {
     let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(ctx.timeout))
-        .map_err(|e| link_error(&at, &e, ctx.timeout))?;
+        .map_err(|e| link_error(at, &e, ctx.timeout))?;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(ctx.timeout));
     let _ = stream.set_write_timeout(Some(ctx.timeout));
     let ring = ctx.shared.cluster.ring();
     let s = session::connect_as(Conn::new(stream), &ring, ctx.shared.cluster.identity())
-        .map_err(|e| session_error(&at, e, ctx))?;
+        .map_err(|e| session_error(at, e, ctx))?;
     ctx.shared
         .cluster
         .admit(s.peer())
-        .map_err(|e| session_error(&at, SessionError::Certificate(e), ctx))?;
+        .map_err(|e| session_error(at, SessionError::Certificate(e), ctx))?;
     logging::trail(
         "fanout",
         format_args!("query {}: session to {addr} opened", ctx.number),
     );
-    start_query(ctx, &at, s)
+    Ok(s)
+}
+
+/// Whether a session failed because the member had closed it (a kept
+/// session it let go, or a restart), not because it is slow or refuses.
+fn closed_by_member(e: &SessionError) -> bool {
+    matches!(e, SessionError::Io(io) if matches!(
+        io.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    ))
+}
+
+/// The request that starts the query on a member.
+fn query_frame(ctx: &Ctx) -> Vec<u8> {
+    let q = &ctx.query;
+    peer::encode(&PeerRequest::Query {
+        kind: q.kind,
+        lines_only: q.lines_only,
+        max_line_length: q.max_line_length,
+        recursive: q.recursive,
+        dereference: q.dereference,
+        posixly_correct: q.posixly_correct,
+        ranges: ctx.split_above > 0,
+    })
 }
 
 /// Starts the query on a session; `at` is " at ADDR" or empty, for messages.
@@ -1430,17 +1492,7 @@ fn start_query(
     at: &str,
     mut s: Session<Conn>,
 ) -> Result<(Session<Conn>, String), Error> {
-    let q = &ctx.query;
-    let start = PeerRequest::Query {
-        kind: q.kind,
-        lines_only: q.lines_only,
-        max_line_length: q.max_line_length,
-        recursive: q.recursive,
-        dereference: q.dereference,
-        posixly_correct: q.posixly_correct,
-        ranges: ctx.split_above > 0,
-    };
-    s.send(&peer::encode(&start))
+    s.send(&query_frame(ctx))
         .map_err(|e| session_error(at, e, ctx))?;
     let reply = s
         .recv(peer::MAX_FRAME)
@@ -1520,7 +1572,11 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
         (Ok(_), None) => Err(gone()),
         (Err(e), _) => Err(e.clone()),
     };
-    let (mut session, name) = match opened {
+    let Opened {
+        mut session,
+        name,
+        reused,
+    } = match opened {
         Ok(s) => s,
         Err(e) => {
             logging::trail(
@@ -1545,7 +1601,18 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
         drop(session);
         return (run_here(ctx, link), Turn::Done);
     }
-    let _registered = ctx.register(link, session.stream());
+    let mut registered = ctx.register(link, session.stream());
+    // What to send before the next read, written at once.
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    // On a kept session the query goes ahead of the first items. Until the
+    // member accepts it, what was sent is kept: if the member had closed
+    // the session meanwhile, it all goes again, once, on a fresh one.
+    let mut unaccepted: Option<Vec<Vec<u8>>> = None;
+    if reused {
+        pending.push(query_frame(ctx));
+        unaccepted = Some(Vec::new());
+    }
+    let mut retried = false;
     let mut held = 0usize;
     let mut answered = 0usize;
     let mut ended = false;
@@ -1603,9 +1670,7 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
             match next {
                 Next::Cancelled => break 'link Some(gone()),
                 Next::Park => {
-                    if let Err(e) = session.send(&peer::encode(&PeerRequest::End {})) {
-                        break 'link Some(session_error("", e, ctx));
-                    }
+                    pending.push(peer::encode(&PeerRequest::End {}));
                     ended = true;
                     parking = true;
                 }
@@ -1615,25 +1680,77 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
                         progress = Instant::now();
                     }
                     held += items.len();
-                    let frame = peer::encode(&PeerRequest::Items { items });
-                    if let Err(e) = session.send(&frame) {
-                        break 'link Some(session_error("", e, ctx));
-                    }
+                    pending.push(peer::encode(&PeerRequest::Items { items }));
                 }
                 Next::Send(end) => {
-                    if let Err(e) = session.send(&peer::encode(&end)) {
-                        break 'link Some(session_error("", e, ctx));
-                    }
+                    pending.push(peer::encode(&end));
                     ended = true;
                 }
                 Next::Receive => break,
             }
         }
-        let frame = match session.recv(peer::MAX_FRAME) {
+        let mut sent = Ok(());
+        if !pending.is_empty() {
+            let frames: Vec<&[u8]> = pending.iter().map(Vec::as_slice).collect();
+            sent = session.send_all(&frames);
+            match &mut unaccepted {
+                Some(kept) => kept.append(&mut pending),
+                None => pending.clear(),
+            }
+        }
+        let received = sent.and_then(|()| session.recv(peer::MAX_FRAME));
+        let frame = match received {
             Ok(f) => f,
-            Err(e) => break 'link Some(session_error("", e, ctx)),
+            Err(e) => {
+                // A kept session the member had closed (it restarted, or let
+                // it go): everything again on a fresh one.
+                if let (Some(frames), false, Ok(addr)) = (&unaccepted, retried, &spec.addr)
+                    && closed_by_member(&e)
+                {
+                    retried = true;
+                    let at = at_of(&spec.label, *addr);
+                    let again = connect(ctx, &at, *addr).and_then(|mut s| {
+                        let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+                        s.send_all(&frames)
+                            .map(|()| s)
+                            .map_err(|e| session_error(&at, e, ctx))
+                    });
+                    match again {
+                        Ok(s) => {
+                            session = s;
+                            drop(registered);
+                            registered = ctx.register(link, session.stream());
+                            continue 'link;
+                        }
+                        Err(e) => break 'link Some(e),
+                    }
+                }
+                break 'link Some(session_error("", e, ctx));
+            }
         };
-        match serde_json::from_slice::<PeerReply>(&frame) {
+        let reply = serde_json::from_slice::<PeerReply>(&frame);
+        if unaccepted.is_some() {
+            match reply {
+                Ok(PeerReply::Accepted { peer }) if peer == name => {
+                    unaccepted = None;
+                    continue 'link;
+                }
+                Ok(PeerReply::Accepted { .. }) => {
+                    break 'link Some(Error::new(
+                        ErrorCode::Unreachable,
+                        "another member answers at its address now; giving up on it",
+                    ));
+                }
+                Ok(PeerReply::Failed { error }) => break 'link Some(error),
+                _ => {
+                    break 'link Some(Error::new(
+                        ErrorCode::Internal,
+                        "the member answered the query with something unexpected",
+                    ));
+                }
+            }
+        }
+        match reply {
             Ok(PeerReply::Results { results }) => {
                 let mut st = ctx.lock();
                 if st.cancelled {
@@ -1657,7 +1774,8 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
                 if let Ok(addr) = spec.addr
                     && !ctx.stopped()
                 {
-                    ctx.shared.sessions.give(addr, session);
+                    drop(registered);
+                    ctx.shared.sessions.give(addr, session, name);
                 }
                 if parking && ctx.lock().dist.park(link) {
                     return (answered, Turn::Parked);
