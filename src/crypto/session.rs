@@ -196,12 +196,16 @@ struct Opener {
 /// What one read took in beyond the message it was for.
 #[derive(Default)]
 struct ReadAhead {
+    /// [`READ_AHEAD`] bytes once the first read has been made; filled up
+    /// to `end`, taken up to `at`.
     buf: Vec<u8>,
     at: usize,
+    end: usize,
 }
 
-/// How much one read may take in ahead.
-const READ_AHEAD: usize = 16 << 10;
+/// How much one read may take in ahead: a few small frames (a session
+/// kept for every member holds this much each).
+const READ_AHEAD: usize = 4 << 10;
 
 impl ReadAhead {
     /// Fills `out` from what is ahead, then from the stream: small reads
@@ -209,37 +213,29 @@ impl ReadAhead {
     fn read_exact<R: Read>(&mut self, stream: &mut R, out: &mut [u8]) -> io::Result<()> {
         let mut done = 0;
         while done < out.len() {
-            if self.at < self.buf.len() {
-                let n = (self.buf.len() - self.at).min(out.len() - done);
+            if self.at < self.end {
+                let n = (self.end - self.at).min(out.len() - done);
                 out[done..done + n].copy_from_slice(&self.buf[self.at..self.at + n]);
                 self.at += n;
                 done += n;
                 continue;
             }
-            let want = out.len() - done;
-            if want >= READ_AHEAD {
-                match stream.read(&mut out[done..]) {
-                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                    Ok(n) => done += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-                continue;
+            let direct = out.len() - done >= READ_AHEAD;
+            if self.buf.is_empty() && !direct {
+                self.buf = vec![0; READ_AHEAD];
             }
-            self.buf.resize(READ_AHEAD, 0);
-            self.at = 0;
-            match stream.read(&mut self.buf) {
-                Ok(0) => {
-                    self.buf.clear();
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                Ok(n) => self.buf.truncate(n),
-                Err(e) => {
-                    self.buf.clear();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
-                    }
-                }
+            let into = if direct {
+                &mut out[done..]
+            } else {
+                (self.at, self.end) = (0, 0);
+                &mut self.buf[..]
+            };
+            match stream.read(into) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) if direct => done += n,
+                Ok(n) => self.end = n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())
