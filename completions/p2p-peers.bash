@@ -30,7 +30,7 @@ _p2p__peers() {
             fi
             case "${prev}" in
                 --state)
-                    COMPREPLY=($(compgen -W "alive suspect down left" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "alive suspect down left revoked" -- "${cur}"))
                     return 0
                     ;;
                 --where)

@@ -1,7 +1,8 @@
 complete -c p2p-peers -l state -d 'Only members in this state (repeatable)' -r -f -a "alive\t''
 suspect\t''
 down\t''
-left\t''"
+left\t''
+revoked\t''"
 complete -c p2p-peers -l where -d 'Only members with this tag, KEY=VALUE (repeatable; all must match)' -r
 complete -c p2p-peers -l format -d 'Output format' -r -f -a "json\t'One JSON object per line'
 text\t'Columns for people, like the classic tool'"

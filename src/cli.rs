@@ -748,7 +748,7 @@ watchers), 2 for a usage error, 3 when the local daemon cannot be reached or, wi
 )]
 pub struct PeersCli {
     /// Only members in this state (repeatable)
-    #[arg(long, value_name = "STATE", value_parser = ["alive", "suspect", "down", "left"])]
+    #[arg(long, value_name = "STATE", value_parser = ["alive", "suspect", "down", "left", "revoked"])]
     pub state: Vec<String>,
 
     /// Only members with this tag, KEY=VALUE (repeatable; all must match)
@@ -1175,8 +1175,8 @@ atomic addition per item, per 64 MiB read and per event, and no lock.";
 const STATUS_OUTPUT: &str = "One JSON object. Fields are only ever added, never renamed:\n\n\
 name, version: the daemon's member name and version.\n\n\
 uptime_seconds: whole seconds since the daemon started.\n\n\
-members: an object, alive, suspect, down, left: members known in each state, this daemon \
-included (it counts as alive).\n\n\
+members: an object, alive, suspect, down, left, revoked: members known in each state, this \
+daemon included (it counts as alive unless its own certificate is revoked).\n\n\
 queries_local, queries_remote: queries served, from commands on this host's socket (cluster \
 queries the daemon passed on to members included) and from members over the peer port.\n\n\
 queries_cancelled: queries whose asker went away while their work was in progress (a command \
@@ -1204,7 +1204,10 @@ learned yet), replay (its \
 stamp was seen, is below the replay window, or is of an earlier run of its sender), \
 misaddressed (sealed for another member), malformed (too short or of an unknown version), \
 identity (authentic, but carrying a member identity out of bounds, or, with --ca, sent in \
-another member's name; records of a full sync count here too).\n\n\
+another member's name; records of a full sync count here too), revoked (signed by a member \
+whose certificate the CA revoked), revocation (revocation news refused: not signed by our CA, \
+malformed, or a list issued before the one in force; news in a sync or a join reply counts \
+here too).\n\n\
 connections_rejected: an object of connections to the peer port refused before any request: \
 authentication (the initiator does not hold our cluster key), handshake (it broke off, timed \
 out or sent something malformed during the handshake; a port probe counts here).\n\n\
@@ -1408,8 +1411,8 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  the limit leaves room for fewer links (half of what is left after a quarter of \
                  the limit, at least 24, kept for everything else), that is the bound, and the log \
                  says so. --all answers for every member that has not left: a member seen as down \
-                 gets an unreachable line per path at once, saying since when, without a \
-                 connection attempt; --spread asks the alive and suspect members, shuffled for \
+                 or revoked gets an unreachable line per path at once, saying so and since when, \
+                 without a connection attempt; --spread asks the alive and suspect members, shuffled for \
                  each query."
                     .into(),
             ));
@@ -1789,13 +1792,14 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
             s.push((
                 "OUTPUT",
                 "One JSON object per member: name, addr (where it is reached), state (alive, \
-                 suspect, down or left), incarnation (grows with every restart of that member), \
+                 suspect, down, left, or revoked: its certificate is revoked by the CA, and it is \
+                 cut off), incarnation (grows with every restart of that member), \
                  tags (an object), self (true for the local daemon), since (when this daemon \
                  saw the member enter its current state, in RFC 3339, UTC, to the second, as in \
                  2026-12-02T04:10:03Z; for the local daemon, when it started). A query with --all \
-                 reports a down member as unreachable with that time.\n\n\
-                 With --watch, one line per change until interrupted: event (join, leave, fail or \
-                 update) and the member's fields.\n\n\
+                 reports a down or revoked member as unreachable with that time.\n\n\
+                 With --watch, one line per change until interrupted: event (join, leave, fail, \
+                 revoke or update) and the member's fields.\n\n\
                  --format text prints a table; the local daemon's name is marked with *."
                     .into(),
             ));
@@ -1881,10 +1885,23 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  checks the CA's signature with its --ca key, installs the list in place of the \
                  one it held (refusing one issued earlier), and keeps it in --state-dir (the file \
                  revoked), where it is read again at start. From then on a member whose \
-                 certificate serial is listed is refused: new sessions in both directions, and \
-                 every request on a session opened before; kept query sessions are dropped. The \
-                 list goes to this daemon only: give it to every member (gossip does not carry it \
-                 yet)."
+                 certificate serial is listed is refused: new sessions in both directions are \
+                 refused, and those open are shut at once (kept query sessions included).\n\n\
+                 The daemon then sends the list to every member it knows, in one gossip datagram \
+                 each, together with the certificates of the revoked members it has seen (signed \
+                 by the CA, they prove which member name a revoked serial belongs to). A member \
+                 hearing a list newer than its own does the same: keeps it in its --state-dir, \
+                 cuts the revoked members off, and passes the news on to three members picked at \
+                 random. A list issued before the one in force, or not signed by the CA, is \
+                 dropped and counted (datagrams_rejected.revocation in p2p-status(1)). Every \
+                 member shows the revoked ones with state revoked in p2p-peers(1), drops their \
+                 gossip, and refuses them when they come back, over gossip and over TCP. The \
+                 list also rides in every push/pull sync (every 30 s with a random member) and \
+                 in every join reply, so a member that was down meanwhile learns it when it comes \
+                 back. A list too large for one datagram (about 160 serials) spreads by syncs and \
+                 joins only. Until gossip datagrams are signed by their senders' node keys, a \
+                 revoked host that keeps the cluster key can still gossip under another name; it \
+                 cannot open a session, so it reads nothing."
                     .into(),
             ));
             s.push((

@@ -4,6 +4,7 @@
 //!
 //! - [`error`]: the typed item error and its documented wire codes.
 //! - [`crypto`]: the cluster key ring, sealed gossip datagrams and their replay windows, the Noise TCP session, node certificates and revocation lists from a cluster CA.
+//! - [`revocation`]: the CA's revocation list as the cluster spreads it: the newest list wins, with the certificates that name its serials.
 //! - [`membership`]: SWIM membership through foca, sans-IO: payloads and time in, datagrams out.
 //! - [`ops`]: the file computations (wc and its byte ranges, sha256, directory counts, stat), pure and socket-free.
 //! - [`exports`]: the `--export` roots peers may read below, and the open that cannot escape them.
@@ -50,6 +51,7 @@ pub mod progress;
 pub mod proto;
 pub mod quote;
 pub mod resume;
+pub mod revocation;
 pub mod state;
 pub mod systemd;
 pub mod trust;

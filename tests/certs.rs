@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{Daemon, FAST, TEST_KEY, bin, eventually, peers, run, write};
-use p2p::crypto::cert::{CaSecret, Cert, CertBody, NodeSecret};
+use common::{Daemon, FAST, TEST_KEY, bin, eventually, num, peers, run, status, write};
+use p2p::crypto::cert::{CaSecret, Cert, CertBody, NodeSecret, Revocations};
 use p2p::crypto::keys::KeyRing;
 use p2p::crypto::session::{self, Identity};
 use p2p::membership::Node;
@@ -53,6 +53,18 @@ fn certify(dir: &Path, ca: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 /// Starts a certified daemon named `name`, trusting the CA in `trusted`.
 fn certified(dir: &Path, trusted: &Path, key: &Path, crt: &Path, extra: &[&str]) -> Daemon {
+    certified_on(0, dir, trusted, key, crt, extra)
+}
+
+/// [`certified`] on `port` (0: one it picks), as a restart on its old port.
+fn certified_on(
+    port: u16,
+    dir: &Path,
+    trusted: &Path,
+    key: &Path,
+    crt: &Path,
+    extra: &[&str],
+) -> Daemon {
     let ca_pub = trusted.join("ca.pub");
     let mut args: Vec<&str> = FAST.to_vec();
     args.extend([
@@ -66,7 +78,7 @@ fn certified(dir: &Path, trusted: &Path, key: &Path, crt: &Path, extra: &[&str])
         s(dir),
     ]);
     args.extend(extra);
-    Daemon::start(&args)
+    Daemon::start_on(port, &args, &[("P2PD_SECRET", TEST_KEY)])
 }
 
 fn names(d: &Daemon) -> Vec<String> {
@@ -542,4 +554,161 @@ fn a_certificate_too_large_for_a_datagram_is_shown_over_tcp() {
         });
     }
     assert!(b.log().contains("too large to ride along"), "{}", b.log());
+}
+
+fn state_of(d: &Daemon, name: &str) -> Option<String> {
+    peers(d)
+        .iter()
+        .find(|m| m["name"] == name)
+        .map(|m| m["state"].as_str().unwrap().to_string())
+}
+
+/// The serial of a certificate file, in hex as `p2p-ca sign` prints it.
+fn serial_of(crt: &Path) -> String {
+    format!(
+        "{:016x}",
+        Cert::decode(&std::fs::read_to_string(crt).unwrap())
+            .unwrap()
+            .body()
+            .serial
+    )
+}
+
+#[test]
+fn a_revocation_installed_on_one_member_cuts_the_node_off_everywhere() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let file = write(t.path(), "data.txt", b"one two\n");
+    let (ka, ca_) = certify(t.path(), &ca, "alpha");
+    let (kb, cb) = certify(t.path(), &ca, "beta");
+    let (kg, cg) = certify(t.path(), &ca, "gamma");
+    let (km, cm) = certify(t.path(), &ca, "mallory");
+    let a = certified(t.path(), &ca, &ka, &ca_, &[]);
+    let join = format!("127.0.0.1:{}", a.port);
+    let b = certified(t.path(), &ca, &kb, &cb, &["--join", &join]);
+    let gamma_state = t.path().join("gamma-state");
+    let g = certified(
+        t.path(),
+        &ca,
+        &kg,
+        &cg,
+        &["--join", &join, "--state-dir", s(&gamma_state)],
+    );
+    // Mallory joins through alpha: alpha has seen its certificate.
+    let m = certified(t.path(), &ca, &km, &cm, &["--join", &join]);
+    for d in [&a, &b, &g, &m] {
+        eventually(20, "four members", || names(d).len() == 4);
+    }
+    let ask = |from: &Daemon, to: &str| run(from.cmd("p2p-wc").args(["--peer", to, s(&file)]));
+    // Before: mallory queries the others and they query it.
+    for to in ["alpha", "beta", "gamma"] {
+        let r = ask(&m, to);
+        assert_eq!(r.status, 0, "mallory to {to}: {}", r.stdout);
+        assert_eq!(r.json()[0]["words"], 2);
+    }
+    assert_eq!(ask(&b, "mallory").status, 0);
+    // Gamma is down while mallory is revoked.
+    let gamma_port = g.port;
+    drop(g);
+
+    let r = run(Command::new(bin("p2p-ca")).args(["revoke", "--dir", s(&ca), &serial_of(&cm)]));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let list = write(t.path(), "revoked", r.stdout.as_bytes());
+    let r = run(a.cmd("p2p-revoke").arg(&list));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+
+    // Installed on alpha only, it reaches beta by gossip.
+    eventually(10, "beta lists mallory as revoked", || {
+        state_of(&b, "mallory").as_deref() == Some("revoked")
+    });
+    assert_eq!(state_of(&a, "mallory").as_deref(), Some("revoked"));
+    let text = run(b.cmd("p2p-peers").args(["--format", "text"]));
+    let line = text.stdout.lines().find(|l| l.contains("mallory")).unwrap();
+    assert!(line.contains("revoked"), "{}", text.stdout);
+    let r = run(b.cmd("p2p-peers").args(["--state", "revoked"]));
+    assert_eq!(r.json().len(), 1, "{}", r.stdout);
+
+    // Mallory keeps trying: its queries fail everywhere...
+    for to in ["alpha", "beta"] {
+        let r = ask(&m, to);
+        assert_eq!(r.status, 1, "mallory to {to}: {}", r.stdout);
+        assert!(r.json()[0].get("words").is_none(), "{}", r.stdout);
+    }
+    // ...no member asks it any more, and --all says why...
+    let r = run(b.cmd("p2p-wc").args(["--all", s(&file)]));
+    let lines = r.json();
+    let about = lines.iter().find(|l| l["peer"] == "mallory").unwrap();
+    assert!(
+        about["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l["words"] == 2).count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    // ...and its gossip is dropped.
+    eventually(10, "beta drops mallory's datagrams", || {
+        num(&status(&b)["datagrams_rejected"], "revoked") > 0
+    });
+    assert_eq!(num(&status(&b)["members"], "revoked"), 1);
+
+    // Gamma, down meanwhile, learns the list when it comes back (from
+    // its join), and keeps it.
+    let g = certified_on(
+        gamma_port,
+        t.path(),
+        &ca,
+        &kg,
+        &cg,
+        &["--join", &join, "--state-dir", s(&gamma_state)],
+    );
+    eventually(10, "gamma lists mallory as revoked", || {
+        state_of(&g, "mallory").as_deref() == Some("revoked")
+    });
+    assert!(gamma_state.join("revoked").exists());
+    let r = ask(&m, "gamma");
+    assert_eq!(r.status, 1, "mallory to gamma: {}", r.stdout);
+
+    // Mallory restarted is refused: its join fails and no one takes it back.
+    let port = m.port;
+    drop(m);
+    let m = certified_on(port, t.path(), &ca, &km, &cm, &["--join", &join]);
+    eventually(10, "mallory's join is refused twice", || {
+        m.log().matches("retrying in").count() >= 2
+    });
+    for d in [&a, &b, &g] {
+        assert_eq!(state_of(d, "mallory").as_deref(), Some("revoked"));
+    }
+    assert_eq!(names(&m).len(), 1, "mallory learned no member");
+}
+
+#[test]
+fn an_older_or_foreign_revocation_list_is_refused_and_the_newer_one_stays() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let (ka, ca_) = certify(t.path(), &ca, "alpha");
+    let a = certified(t.path(), &ca, &ka, &ca_, &[]);
+    // Two lists of the CA, a second apart, as p2p-ca revoke makes them.
+    let secret = ca_secret(&ca);
+    let list = |issued: i64, serials: Vec<u64>| {
+        Revocations::issue(&secret, issued, serials)
+            .unwrap()
+            .encode()
+    };
+    let old = write(t.path(), "old", list(now() - 1, vec![5]).as_bytes());
+    let new = write(t.path(), "new", list(now(), vec![5, 6]).as_bytes());
+    assert_eq!(run(a.cmd("p2p-revoke").arg(&new)).json()[0]["revoked"], 2);
+    let r = run(a.cmd("p2p-revoke").arg(&old));
+    assert_eq!(r.status, 1);
+    assert!(r.stderr.contains("before the one in force"), "{}", r.stderr);
+    let r = run(a.cmd("p2p-revoke").arg(ca_dir_list(t.path())));
+    assert_eq!(r.status, 1);
+    // The newer list is still the one in force.
+    assert_eq!(run(a.cmd("p2p-revoke").arg(&new)).json()[0]["revoked"], 2);
 }

@@ -189,6 +189,16 @@ fn export_paths() {
 }
 
 #[test]
+fn certificate() {
+    run("certificate", MUTATIONS);
+}
+
+#[test]
+fn revocation_list() {
+    run("revocation_list", MUTATIONS);
+}
+
+#[test]
 fn every_target_has_seeds() {
     for (target, _) in harness::TARGETS {
         assert!(!seeds(target).is_empty(), "{target}");

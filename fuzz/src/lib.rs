@@ -12,6 +12,7 @@
 //! Only `p2p` and its own dependencies are used, so that the test suite can
 //! include this file without new dependencies.
 
+use p2p::crypto::cert::{CaPublic, CaSecret, Cert, CertBody, NodeSecret, Revocations};
 use p2p::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, MAX_PLAINTEXT, OVERHEAD};
 use p2p::crypto::keys::{Key, KeyRing};
 use p2p::crypto::replay::{Senders, Stamp, Verdict, WINDOW_BITS};
@@ -52,6 +53,8 @@ pub const TARGETS: &[Target] = &[
     ("sha256sum_lines", sha256sum_lines),
     ("gnu_quote", gnu_quote),
     ("export_paths", export_paths),
+    ("certificate", certificate),
+    ("revocation_list", revocation_list),
 ];
 
 /// The cluster keys of every target: a member holding them is trusted to
@@ -1072,6 +1075,144 @@ pub fn key_text(data: &[u8]) {
     }
 }
 
+/// The CA of the certificate targets.
+fn test_ca() -> CaSecret {
+    CaSecret::from_seed(&[0x3c; 32])
+}
+
+/// A certificate of `ca` for `name`, with a serial and two groups.
+fn test_cert(ca: &CaSecret, name: &str, serial: u64) -> Cert {
+    ca.issue(CertBody {
+        serial,
+        not_before: 1_800_000_000,
+        not_after: 1_800_086_400,
+        key: NodeSecret::from_seed(&[serial as u8; 64]).public(),
+        name: name.into(),
+        groups: vec!["ops".into(), "web".into()],
+    })
+    .expect("a good body")
+}
+
+/// A node certificate as a member sends it in its handshake (first byte
+/// 0), or as a `--cert` file's text (anything else), then the certificate.
+/// Checks: a decoded certificate has one encoding, its input (its text
+/// decodes back to it); when the test CA's signature verifies, the CA
+/// signing the same body makes the very same bytes (Ed25519 signs
+/// deterministically), so nothing but what it signed passes.
+pub fn certificate(data: &[u8]) {
+    let Some((&form, rest)) = data.split_first() else {
+        return;
+    };
+    let cert = if form == 0 {
+        match Cert::from_bytes(rest) {
+            Ok(c) => {
+                assert_eq!(c.to_bytes(), rest, "one encoding");
+                c
+            }
+            Err(e) => {
+                let _ = e.to_string();
+                return;
+            }
+        }
+    } else {
+        match Cert::decode(&String::from_utf8_lossy(rest)) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.to_string();
+                return;
+            }
+        }
+    };
+    assert_eq!(Cert::decode(&cert.encode()).as_ref(), Ok(&cert));
+    let ca = test_ca();
+    let verdict = cert.verify(&ca.public(), 1_800_000_100);
+    if let Ok(body) = cert.verify_signature(&ca.public()) {
+        let again = ca.issue(body.clone()).expect("a decoded body is issuable");
+        assert_eq!(
+            again.to_bytes(),
+            cert.to_bytes(),
+            "verified, yet not what the CA signs"
+        );
+    } else {
+        assert!(verdict.is_err());
+    }
+    let _ = cert.body().check_name("beta");
+}
+
+/// A revocation list or the news that carries it, its first byte picking
+/// what the rest is: 0, a list as bytes; 1, a list file's text; else,
+/// news ([`p2p::revocation`]) heard by a member that holds a list of the
+/// test CA (issued at 1,000, revoking serial 2) and the certificate of
+/// "beta" with that serial.
+/// Checks: a decoded list has one encoding (its input; its text decodes
+/// back to it) and ascending serials, and verifies only if it is what the
+/// CA signs for its time and serials; after news, the list in force is the
+/// CA's and not older than before, a revoked name is one the CA certified,
+/// and the member's own news decodes again.
+pub fn revocation_list(data: &[u8]) {
+    use p2p::revocation::{Heard, Revocation, decode_news};
+    let Some((&form, rest)) = data.split_first() else {
+        return;
+    };
+    let ca = test_ca();
+    let check_list = |list: &Revocations| {
+        assert!(list.serials.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(Revocations::decode(&list.encode()).as_ref(), Ok(list));
+        if list.verify(&ca.public()).is_ok() {
+            let again =
+                Revocations::issue(&ca, list.issued, list.serials.clone()).expect("issuable");
+            assert_eq!(
+                again.to_bytes(),
+                list.to_bytes(),
+                "verified, yet not what the CA signs"
+            );
+        }
+    };
+    match form {
+        0 => {
+            if let Ok(list) = Revocations::from_bytes(rest) {
+                assert_eq!(list.to_bytes(), rest, "one encoding");
+                check_list(&list);
+            }
+        }
+        1 => {
+            if let Ok(list) = Revocations::decode(&String::from_utf8_lossy(rest)) {
+                check_list(&list);
+            }
+        }
+        _ => {
+            if let Ok((list, certs)) = decode_news(rest) {
+                check_list(&list);
+                for c in &certs {
+                    assert_eq!(Cert::from_bytes(&c.to_bytes()).as_ref(), Ok(c));
+                }
+            }
+            let public: CaPublic = ca.public();
+            let mut member = Revocation::new(public.clone());
+            let held = Revocations::issue(&ca, 1000, vec![2]).expect("a list");
+            assert_eq!(member.install(held), Ok(Heard::Newer));
+            member.learn(&test_cert(&ca, "beta", 2)).expect("the CA's");
+            let heard = member.hear(rest);
+            let list = member.list().expect("a list stays in force");
+            list.verify(&public)
+                .expect("only the CA's list is in force");
+            match heard {
+                Ok(Heard::Newer) => assert!(list.issued > 1000),
+                _ => assert_eq!(list.issued, 1000),
+            }
+            for name in member.revoked_names() {
+                let c = member
+                    .known(&name)
+                    .expect("a revoked name has a certificate");
+                c.verify_signature(&public).expect("of the CA");
+                assert_eq!(c.body().name, name);
+            }
+            let news = member.news(usize::MAX).expect("news of the list");
+            decode_news(&news).expect("our own news decodes");
+        }
+    }
+}
+
 /// Bytes counted by `p2p-wc`. Checks: every classifier agrees with the
 /// byte-at-a-time reference, fed whole and in pieces; lines and bytes are
 /// plain counts; valid UTF-8 has as many characters as Rust sees; plain
@@ -1339,6 +1480,12 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, text) in WC_SEEDS {
         add("wc_bytes", name, text.to_vec());
     }
+    for (name, bytes) in cert_seeds() {
+        add("certificate", name, bytes);
+    }
+    for (name, bytes) in revocation_seeds() {
+        add("revocation_list", name, bytes);
+    }
     add(
         "wc_bytes",
         "binary",
@@ -1372,6 +1519,75 @@ fn line<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut v = serde_json::to_vec(value).expect("encodes");
     v.push(b'\n');
     v
+}
+
+/// Certificates of the test CA and of another, as bytes and as text.
+fn cert_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let ca = test_ca();
+    let other = CaSecret::from_seed(&[0x11; 32]);
+    let beta = test_cert(&ca, "beta", 2);
+    let mut no_groups = beta.body().clone();
+    no_groups.groups.clear();
+    no_groups.name = "web01.example.com".into();
+    let bare = ca.issue(no_groups).expect("a good body");
+    vec![
+        ("bytes", [&[0u8][..], &beta.to_bytes()].concat()),
+        ("text", [b"t", beta.encode().as_bytes()].concat()),
+        ("no-groups", [&[0u8][..], &bare.to_bytes()].concat()),
+        (
+            "other-ca",
+            [&[0u8][..], &test_cert(&other, "beta", 2).to_bytes()].concat(),
+        ),
+    ]
+}
+
+/// Revocation lists and news: the test CA's (newer than the held one,
+/// older, the same), another CA's, with and without certificates.
+fn revocation_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use p2p::revocation::Revocation;
+    let ca = test_ca();
+    let other = CaSecret::from_seed(&[0x11; 32]);
+    let list = |ca: &CaSecret, issued: i64, serials: Vec<u64>| {
+        Revocations::issue(ca, issued, serials).expect("a list")
+    };
+    let news = |ca: &CaSecret, issued: i64, serials: Vec<u64>, certs: &[Cert]| {
+        let mut r = Revocation::new(ca.public());
+        r.install(list(ca, issued, serials)).expect("the CA's");
+        for c in certs {
+            r.learn(c).expect("the CA's");
+        }
+        [&[2u8][..], &r.news(usize::MAX).expect("news")].concat()
+    };
+    let beta = test_cert(&ca, "beta", 2);
+    let gamma = test_cert(&ca, "gamma", 3);
+    vec![
+        (
+            "bytes",
+            [&[0u8][..], &list(&ca, 2000, vec![2, 3, 9]).to_bytes()].concat(),
+        ),
+        (
+            "empty",
+            [&[0u8][..], &list(&ca, 2000, vec![]).to_bytes()].concat(),
+        ),
+        (
+            "text",
+            [b"", list(&ca, 2000, vec![7]).encode().as_bytes()].concat(),
+        ),
+        (
+            "news-newer",
+            news(&ca, 2000, vec![2, 3], &[beta.clone(), gamma.clone()]),
+        ),
+        (
+            "news-same",
+            news(&ca, 1000, vec![2], std::slice::from_ref(&beta)),
+        ),
+        ("news-older", news(&ca, 10, vec![3], &[gamma])),
+        ("news-lifted", news(&ca, 3000, vec![], &[])),
+        (
+            "news-other-ca",
+            news(&other, 4000, vec![2], &[test_cert(&other, "alpha", 2)]),
+        ),
+    ]
 }
 
 fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -1618,6 +1834,7 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
             peer::encode(&JoinReply {
                 members: vec![sim_node(0), tagged],
                 error: None,
+                revoked: None,
             }),
         ),
     ]

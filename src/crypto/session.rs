@@ -169,7 +169,7 @@ pub struct Session<S> {
     stream: S,
     sealer: Sealer,
     opener: Opener,
-    peer: Option<Arc<CertBody>>,
+    peer: Option<Arc<Cert>>,
 }
 
 /// The sending direction: our nonce counter and the cipher. Nonces are kept
@@ -259,7 +259,7 @@ fn forget_psk(hs: &mut HandshakeState) {
 fn established<S>(
     stream: S,
     mut hs: HandshakeState,
-    peer: Option<CertBody>,
+    peer: Option<Cert>,
 ) -> Result<Session<S>, SessionError> {
     forget_psk(&mut hs);
     let transport = Arc::new(hs.into_stateless_transport_mode().map_err(protocol)?);
@@ -318,7 +318,7 @@ fn write_handshake<S: Write>(
 
 /// The peer's certificate from a handshake payload, checked against our CA,
 /// the clock and the static key the peer has just proven it holds.
-fn peer_cert(me: &Identity, hs: &HandshakeState, payload: &[u8]) -> Result<CertBody, SessionError> {
+fn peer_cert(me: &Identity, hs: &HandshakeState, payload: &[u8]) -> Result<Cert, SessionError> {
     let Some(key) = hs.get_remote_static() else {
         return Err(SessionError::Protocol(
             "no static key in the handshake".into(),
@@ -326,8 +326,8 @@ fn peer_cert(me: &Identity, hs: &HandshakeState, payload: &[u8]) -> Result<CertB
     };
     let cert = Cert::from_bytes(payload).map_err(SessionError::Certificate)?;
     cert.verify_peer(&me.ca, now(), key)
-        .cloned()
-        .map_err(SessionError::Certificate)
+        .map_err(SessionError::Certificate)?;
+    Ok(cert)
 }
 
 /// [`connect`], as the certified member `me` when given: the responder's
@@ -576,6 +576,12 @@ impl<S: Read + Write> Session<S> {
 
     /// The peer's verified certificate, in a certified session.
     pub fn peer(&self) -> Option<&CertBody> {
+        self.peer.as_deref().map(Cert::body)
+    }
+
+    /// The whole of the peer's verified certificate, signature included
+    /// (to pass on as proof of the name its serial belongs to).
+    pub fn peer_certificate(&self) -> Option<&Cert> {
         self.peer.as_deref()
     }
 
@@ -643,7 +649,7 @@ pub struct SessionWriter<S> {
     stream: S,
     sealer: Sealer,
     /// Kept for [`rejoin`].
-    peer: Option<Arc<CertBody>>,
+    peer: Option<Arc<Cert>>,
 }
 
 impl<S: Write> SessionWriter<S> {

@@ -6,9 +6,10 @@
 //! snapshot. TCP connections carry a Noise session (see [`crate::crypto::session`])
 //! in which a joining node sends its identity and gets the full member list.
 
-use crate::crypto::cert::{CertBody, CertError, Revocations};
+use crate::crypto::cert::{Cert, CertBody, CertError, Revocations};
 use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, OpenError};
 use crate::crypto::keys::KeyRing;
+use crate::crypto::keys::{base64_decode, base64_encode};
 use crate::crypto::session::{self, Identity, SessionError};
 use crate::crypto::signed::{self, Certs, Signer};
 use crate::daemon::counters::{Counters, Rejected};
@@ -18,6 +19,7 @@ use crate::membership::{
     max_incarnation,
 };
 use crate::proto::peer::{self, JoinReply, PeerRequest, SyncReply};
+use crate::revocation::{Heard, Revocation};
 use log::Level;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
@@ -54,7 +56,25 @@ enum Command {
     Records(Sender<Vec<Record>>),
     /// Take what another member knows (and that it is alive).
     ApplyRecords(Vec<Record>, Node),
+    /// These names are revoked from now on (all of them); send this news
+    /// to every member (`true`) or to a few.
+    Revoked(Vec<String>, Option<(Vec<u8>, bool)>),
 }
+
+/// Where revocation news came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `p2p-revoke` on this host: told to every member.
+    Local,
+    /// `--state-dir`, read at start: in force, not sent.
+    Saved,
+    /// Another member (gossip, sync, join): passed on to a few if new.
+    Member,
+}
+
+/// Called after a revocation changed who is cut off, to close what the
+/// cluster does not see itself (the sessions kept for the next query).
+pub type OnRevoke = Box<dyn Fn() + Send + Sync>;
 
 /// Why a join failed. The messages do not name the address: whoever
 /// shows one (a log line, `p2p-join`'s `addr`) puts it in front.
@@ -99,8 +119,9 @@ pub struct Cluster {
     pub counters: Arc<Counters>,
     /// With a CA: our certificate, shown and required in every TCP session.
     identity: Option<Arc<Identity>>,
-    /// The CA's latest revocation list, and the file it is kept in.
-    revoked: RwLock<Option<Arc<Revocations>>>,
+    /// The CA's latest revocation list and the certificates naming its
+    /// serials (with a CA only), and the file the list is kept in.
+    revocation: Option<RwLock<Revocation>>,
     revoked_file: RwLock<Option<std::path::PathBuf>>,
     /// With a CA: the certificates of members verified so far (TCP
     /// sessions' peers, and those that came with datagrams), to check the
@@ -110,6 +131,28 @@ pub struct Cluster {
     /// too large to ride with the answer, to meet over TCP instead (see
     /// [`introduce_loop`]).
     introduce: Mutex<Option<Sender<SocketAddr>>>,
+    /// Sessions members opened to us, by a number of ours: their
+    /// certificates' serials and a handle to shut them with.
+    open: Mutex<OpenSessions>,
+    on_revoke: RwLock<Option<OnRevoke>>,
+}
+
+/// The last number given, and each open session's serial and handle.
+type OpenSessions = (u64, std::collections::HashMap<u64, (u64, TcpStream)>);
+
+/// A member's session to us, listed until dropped so that a revocation
+/// can shut it at once (see [`Cluster::hold_session`]).
+pub struct Held<'a> {
+    cluster: &'a Cluster,
+    id: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.cluster.open.lock() {
+            open.1.remove(&self.id);
+        }
+    }
 }
 
 impl Cluster {
@@ -150,11 +193,15 @@ impl Cluster {
             members: RwLock::new(membership.members()),
             watchers: Mutex::new(Vec::new()),
             counters,
+            revocation: identity
+                .as_ref()
+                .map(|id| RwLock::new(Revocation::new(id.ca.clone()))),
             identity,
-            revoked: RwLock::new(None),
             revoked_file: RwLock::new(None),
             certs,
             introduce: Mutex::new(None),
+            open: Mutex::new((0, std::collections::HashMap::new())),
+            on_revoke: RwLock::new(None),
         });
         let c = Arc::clone(&cluster);
         thread::Builder::new()
@@ -217,15 +264,12 @@ impl Cluster {
     /// Whether a certified peer may be served: its certificate is not
     /// revoked (always true in shared-key mode).
     pub fn admit(&self, peer: Option<&CertBody>) -> Result<(), CertError> {
-        let Some(peer) = peer else {
+        let (Some(peer), Some(r)) = (peer, &self.revocation) else {
             return Ok(());
         };
-        let verdict = match self.revoked.read() {
-            Ok(r) => r.as_ref().map_or(Ok(()), |list| list.check(peer)),
-            Err(poisoned) => poisoned
-                .into_inner()
-                .as_ref()
-                .map_or(Ok(()), |list| list.check(peer)),
+        let verdict = match r.read() {
+            Ok(r) => r.check(peer),
+            Err(poisoned) => poisoned.into_inner().check(peer),
         };
         // A session's peer certificate was verified in the handshake: kept
         // to check that member's datagrams.
@@ -238,6 +282,162 @@ impl Cluster {
         verdict
     }
 
+    /// [`Cluster::admit`] for a session's peer, after learning its
+    /// certificate: it ties the certificate's serial to its name, so that a
+    /// revocation names the member and passes the proof on.
+    pub fn admit_certificate(&self, cert: Option<&Cert>) -> Result<(), CertError> {
+        if let Some(c) = cert.filter(|_| self.revocation.is_some()) {
+            let known = self.revocation.as_ref().is_some_and(|r| {
+                r.read().is_ok_and(|r| {
+                    r.known(&c.body().name)
+                        .is_some_and(|k| k.body().serial == c.body().serial)
+                })
+            });
+            if !known {
+                let _ = self.revise(Source::Member, |r| {
+                    r.learn(c)?;
+                    Ok(Heard::Same)
+                });
+            }
+        }
+        self.admit(cert.map(Cert::body))
+    }
+
+    /// Lists a session a member opened to us until the guard drops: a
+    /// revocation of its certificate shuts it at once.
+    pub fn hold_session(&self, peer: Option<&CertBody>, stream: &TcpStream) -> Option<Held<'_>> {
+        let serial = peer?.serial;
+        let handle = stream.try_clone().ok()?;
+        let mut open = self.open.lock().ok()?;
+        open.0 += 1;
+        let id = open.0;
+        open.1.insert(id, (serial, handle));
+        Some(Held { cluster: self, id })
+    }
+
+    /// What to call after a revocation (see [`OnRevoke`]).
+    pub fn on_revoke(&self, f: OnRevoke) {
+        if let Ok(mut slot) = self.on_revoke.write() {
+            *slot = Some(f);
+        }
+    }
+
+    /// Shuts the members' sessions to us whose certificates are revoked,
+    /// and has the daemon drop its own kept sessions to them.
+    fn cut_revoked(&self) {
+        if let Ok(open) = self.open.lock()
+            && let Some(r) = &self.revocation
+            && let Ok(r) = r.read()
+            && let Some(list) = r.list()
+        {
+            for (serial, stream) in open.1.values() {
+                if list.serials.binary_search(serial).is_ok() {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                }
+            }
+        }
+        if let Ok(f) = self.on_revoke.read()
+            && let Some(f) = f.as_ref()
+        {
+            f();
+        }
+    }
+
+    /// The revocation news in force, base64, for a sync or a join reply.
+    fn news_b64(&self) -> Option<String> {
+        let r = self.revocation.as_ref()?.read().ok()?;
+        r.news(usize::MAX).map(|n| base64_encode(&n))
+    }
+
+    /// Takes news a member sent in a sync or a join reply.
+    fn hear_b64(&self, news: Option<&str>) {
+        let Some(text) = news else {
+            return;
+        };
+        let verdict = match base64_decode(text) {
+            Some(bytes) => self.revise(Source::Member, |r| r.hear(&bytes)),
+            None => Err("bad base64".into()),
+        };
+        self.count_news(verdict);
+    }
+
+    /// Counts news from a member that was refused or older than ours.
+    fn count_news(&self, verdict: Result<Heard, String>) {
+        match verdict {
+            Ok(Heard::Newer | Heard::Same) => {}
+            Ok(Heard::Older) => self.counters.rejected(Rejected::Revocation),
+            Err(e) => {
+                self.counters.rejected(Rejected::Revocation);
+                logging::hostile(
+                    Level::Warn,
+                    "revocation",
+                    format_args!("dropped a revocation list a member sent: {e}"),
+                );
+            }
+        }
+    }
+
+    /// Changes the revocation state with `f`; when that installs a newer
+    /// list or changes who is revoked, keeps the list (from a member or
+    /// `p2p-revoke`), tells the gossip loop, and cuts the revoked off.
+    fn revise(
+        &self,
+        source: Source,
+        f: impl FnOnce(&mut Revocation) -> Result<Heard, CertError>,
+    ) -> Result<Heard, String> {
+        let Some(r) = &self.revocation else {
+            return Err("this daemon has no CA (--ca), so nothing to revoke".into());
+        };
+        let mut r = r.write().map_err(|_| "poisoned lock".to_string())?;
+        let before = r.revoked_names();
+        let heard = f(&mut r).map_err(|e| e.to_string())?;
+        let names = r.revoked_names();
+        if heard != Heard::Newer && names == before {
+            return Ok(heard);
+        }
+        if heard == Heard::Newer
+            && source != Source::Saved
+            && let Some(list) = r.list()
+        {
+            let file = self.revoked_file.read().ok().and_then(|f| f.clone());
+            if let Some(file) = file
+                && let Err(e) =
+                    crate::cmd::keygen::write_private(&file, list.encode().as_bytes(), true)
+            {
+                log::error!("keeping the revocation list in {}: {e}", file.display());
+            }
+        }
+        if heard == Heard::Newer
+            && let Some(list) = r.list()
+        {
+            log::info!(
+                "a revocation list issued at {} is in force: {} serial(s), revoking {}",
+                crate::crypto::cert::show_time(list.issued),
+                list.serials.len(),
+                if names.is_empty() {
+                    "no member we know of".to_string()
+                } else {
+                    names.iter().cloned().collect::<Vec<_>>().join(", ")
+                }
+            );
+        } else if names != before {
+            log::info!(
+                "revoked members now: {}",
+                names.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        let spread = match source {
+            Source::Saved => None,
+            _ => r
+                .news(crate::membership::MAX_PAYLOAD)
+                .map(|n| (n, source == Source::Local)),
+        };
+        drop(r);
+        self.command(Command::Revoked(names.into_iter().collect(), spread));
+        self.cut_revoked();
+        Ok(heard)
+    }
+
     /// Keeps revocation lists in `dir/revoked` from now on, and installs the
     /// one kept there, if any.
     pub fn keep_revocations_in(&self, dir: &std::path::Path) -> Result<(), String> {
@@ -248,7 +448,7 @@ impl Cluster {
         match std::fs::read_to_string(&file) {
             Ok(text) => {
                 let n = self
-                    .install_revocations(&text, false)
+                    .install_revocations(&text, Source::Saved)
                     .map_err(|e| format!("{}: {e}", file.display()))?;
                 log::info!("{n} revoked certificate(s) from {}", file.display());
                 Ok(())
@@ -259,37 +459,65 @@ impl Cluster {
     }
 
     /// Installs a revocation list of our CA that is not older than the one
-    /// held, and keeps it in the state directory (with `save`); returns how
-    /// many serials it revokes.
-    pub fn install_revocations(&self, text: &str, save: bool) -> Result<usize, String> {
-        let Some(id) = &self.identity else {
-            return Err("this daemon has no CA (--ca), so nothing to revoke".into());
-        };
+    /// held; from `p2p-revoke`, it is kept in the state directory and sent
+    /// to every member. Returns how many serials it revokes.
+    pub fn install_revocations(&self, text: &str, source: Source) -> Result<usize, String> {
         let list = Revocations::decode(text).map_err(|e| e.to_string())?;
-        list.verify(&id.ca).map_err(|e| e.to_string())?;
-        let mut held = self
-            .revoked
-            .write()
-            .map_err(|_| "poisoned lock".to_string())?;
-        if let Some(old) = held.as_ref()
-            && old.issued > list.issued
+        let issued = list.issued;
+        let mut held_issued = None;
+        let heard = self.revise(source, |r| {
+            held_issued = r.list().map(|l| l.issued);
+            r.install(list)
+        })?;
+        if heard == Heard::Older {
+            let held = held_issued.unwrap_or(issued);
+            return Err(if held == issued {
+                format!(
+                    "this list was issued at {}, as the one in force, with other serials; it was not installed",
+                    crate::crypto::cert::show_time(issued)
+                )
+            } else {
+                format!(
+                    "this list was issued at {}, before the one in force ({}); it was not installed",
+                    crate::crypto::cert::show_time(issued),
+                    crate::crypto::cert::show_time(held)
+                )
+            });
+        }
+        // Sent again even when it is the list in force: a member may have
+        // missed it.
+        if heard == Heard::Same
+            && source == Source::Local
+            && let Some(news) = self.revocation.as_ref().and_then(|r| {
+                r.read()
+                    .ok()
+                    .and_then(|r| r.news(crate::membership::MAX_PAYLOAD))
+            })
         {
-            return Err(format!(
-                "this list was issued at {}, before the one in force ({}); it was not installed",
-                crate::crypto::cert::show_time(list.issued),
-                crate::crypto::cert::show_time(old.issued)
-            ));
+            let names = self.revoked_names();
+            self.command(Command::Revoked(names, Some((news, true))));
         }
-        if save {
-            let file = self.revoked_file.read().ok().and_then(|f| f.clone());
-            if let Some(file) = file {
-                crate::cmd::keygen::write_private(&file, list.encode().as_bytes(), true)
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
-            }
-        }
-        let n = list.serials.len();
-        *held = Some(Arc::new(list));
-        Ok(n)
+        Ok(self
+            .revocation
+            .as_ref()
+            .and_then(|r| {
+                r.read()
+                    .ok()
+                    .and_then(|r| r.list().map(|l| l.serials.len()))
+            })
+            .unwrap_or(0))
+    }
+
+    /// The names the list in force revokes, as far as we know them.
+    pub fn revoked_names(&self) -> Vec<String> {
+        self.revocation
+            .as_ref()
+            .and_then(|r| {
+                r.read()
+                    .ok()
+                    .map(|r| r.revoked_names().into_iter().collect())
+            })
+            .unwrap_or_default()
     }
 
     /// Installs a new key ring: what is sent from now on is sealed with its
@@ -346,7 +574,8 @@ impl Cluster {
                 SessionError::Certificate(e) => JoinError::Certificate(e),
                 other => JoinError::Unreachable(session_message(other)),
             })?;
-        self.admit(s.peer()).map_err(JoinError::Certificate)?;
+        self.admit_certificate(s.peer_certificate())
+            .map_err(JoinError::Certificate)?;
         log::debug!("session to {addr} opened for a {}", request.op());
         let io = |e: SessionError| JoinError::Unreachable(session_message(e));
         s.send(&peer::encode(request)).map_err(io)?;
@@ -371,6 +600,7 @@ impl Cluster {
         if let Some(e) = reply.error {
             return Err(JoinError::Refused(untrusted(&e).to_string()));
         }
+        self.hear_b64(reply.revoked.as_deref());
         // The members it knows, and us.
         let known = reply.members.iter().filter(|n| n.name != me_name).count() + 1;
         let resolved = if target.to_string() == addr {
@@ -401,10 +631,19 @@ impl Cluster {
     }
 
     /// Answers a sync from `from`: takes what it knows, returns what we know.
-    pub(crate) fn sync_reply(&self, from: Node, theirs: Vec<Record>) -> SyncReply {
+    pub(crate) fn sync_reply(
+        &self,
+        from: Node,
+        theirs: Vec<Record>,
+        revoked: Option<&str>,
+    ) -> SyncReply {
+        self.hear_b64(revoked);
         let members = self.records();
         self.command(Command::ApplyRecords(theirs, from));
-        SyncReply { members }
+        SyncReply {
+            members,
+            revoked: self.news_b64(),
+        }
     }
 
     /// A full exchange of member states with the member at `addr`.
@@ -412,8 +651,10 @@ impl Cluster {
         let request = PeerRequest::Sync {
             node: self.me(),
             members: self.records(),
+            revoked: self.news_b64(),
         };
         let reply: SyncReply = self.ask(addr, &request)?;
+        self.hear_b64(reply.revoked.as_deref());
         let n = reply.members.len();
         // The member answering is alive, whatever its list says of itself.
         let from = self
@@ -571,15 +812,25 @@ fn gossip_loop(
                         Ok(mut c) => signed::open(&cipher, &mut endpoint, &buf[..n], &mut c, now_s),
                         Err(_) => Err(OpenError::UnknownSigner),
                     }
-                    .and_then(|s| match cluster.admit(Some(&s.signer)) {
-                        Ok(()) => Ok(s),
-                        Err(_) => Err(OpenError::BadSignature),
-                    })
                     .map(|s| (s.payload, Some(s.signer)))
                 }
                 _ => cipher.open(&mut endpoint, &buf[..n]).map(|p| (p, None)),
             };
             match opened {
+                Ok((_, Some(signer))) if cluster.admit(Some(&signer)).is_err() => {
+                    // Signed by a certificate the CA revoked: whatever it
+                    // says, from whatever name, is dropped.
+                    cluster.counters.rejected(Rejected::Revoked);
+                    logging::hostile(
+                        Level::Warn,
+                        "revoked",
+                        format_args!(
+                            "dropped a datagram from {from} signed by {} (serial {:016x}), whose certificate is revoked",
+                            untrusted(&signer.name),
+                            signer.serial
+                        ),
+                    );
+                }
                 Ok((payload, Some(signer))) => {
                     m.handle_signed(&payload, &signer.name, Instant::now());
                 }
@@ -612,6 +863,10 @@ fn gossip_loop(
                 }
             }
         }
+        for news in m.take_news() {
+            let verdict = cluster.revise(Source::Member, |r| r.hear(&news));
+            cluster.count_news(verdict);
+        }
         m.handle_timers(Instant::now());
         let mut leave_ack = None;
         while let Ok(cmd) = commands.try_recv() {
@@ -635,6 +890,12 @@ fn gossip_loop(
                 Command::ApplyRecords(records, from) => {
                     m.apply_alive(vec![from], now);
                     m.apply_records(records, now);
+                }
+                Command::Revoked(names, spread) => {
+                    m.set_revoked(names, now);
+                    if let Some((news, all)) = spread {
+                        m.spread(&news, all);
+                    }
                 }
                 Command::SetTags(tags) => {
                     m.set_tags(tags, now);
@@ -672,8 +933,12 @@ fn gossip_loop(
             let _ = ack.send(());
         }
         for alarm in m.take_alarms() {
-            if matches!(alarm, Alarm::Refused(_) | Alarm::Impersonation { .. }) {
-                cluster.counters.rejected(Rejected::Identity);
+            match alarm {
+                Alarm::Refused(_) | Alarm::Impersonation { .. } => {
+                    cluster.counters.rejected(Rejected::Identity)
+                }
+                Alarm::Revoked(_) => cluster.counters.rejected(Rejected::Revoked),
+                Alarm::Refuted { .. } => {}
             }
             log_alarm(&alarm);
         }
@@ -813,6 +1078,14 @@ fn log_alarm(alarm: &Alarm) {
             "identity",
             format_args!("dropped what a member sent: an identity out of bounds: {e}"),
         ),
+        Alarm::Revoked(name) => logging::hostile(
+            Level::Warn,
+            "revoked",
+            format_args!(
+                "dropped a datagram from {}, whose certificate is revoked",
+                untrusted(name)
+            ),
+        ),
         Alarm::Refuted { claim, incarnation } => logging::hostile(
             Level::Warn,
             "claim",
@@ -855,6 +1128,7 @@ impl Cluster {
             return JoinReply {
                 members: Vec::new(),
                 error: Some(format!("this identity is refused: {e}")),
+                revoked: None,
             };
         }
         let members = cluster.members();
@@ -880,14 +1154,21 @@ impl Cluster {
                     "the name {} is already used by the member at {}; give this node another --name",
                     node.name, m.addr
                 )),
+                revoked: None,
             };
         }
         let mut list: Vec<Node> = vec![cluster.me()];
         list.extend(
             members
                 .into_iter()
+                // Revoked members too: the joiner learns them from the
+                // news in this reply, and lists them so.
                 .filter(|m| {
-                    !m.is_self && matches!(m.state, MemberState::Alive | MemberState::Suspect)
+                    !m.is_self
+                        && matches!(
+                            m.state,
+                            MemberState::Alive | MemberState::Suspect | MemberState::Revoked
+                        )
                 })
                 .map(|m| Node {
                     name: m.name,
@@ -909,6 +1190,7 @@ impl Cluster {
         JoinReply {
             members: list,
             error: None,
+            revoked: self.news_b64(),
         }
     }
 }

@@ -28,6 +28,11 @@ pub enum Rejected {
     /// oversized name or tags): dropped by the membership. Records of a
     /// full sync count here too.
     Identity,
+    /// From a member whose certificate the CA revoked.
+    Revoked,
+    /// Revocation news refused: not signed by our CA, malformed, or a list
+    /// older than the one in force (from gossip, a sync or a join reply).
+    Revocation,
 }
 
 /// Why a connection to the peer port was refused before any request.
@@ -62,7 +67,7 @@ pub struct Counters {
     queries_cancelled: AtomicU64,
     /// Gauge: authenticated sessions on the peer port being served.
     sessions_in: AtomicI64,
-    datagrams: [AtomicU64; 5],
+    datagrams: [AtomicU64; 7],
     connections: [AtomicU64; 2],
 }
 
@@ -160,6 +165,7 @@ impl Counters {
                 MemberState::Suspect => by_state.suspect += 1,
                 MemberState::Down => by_state.down += 1,
                 MemberState::Left => by_state.left += 1,
+                MemberState::Revoked => by_state.revoked += 1,
             }
         }
         Status {
@@ -187,6 +193,8 @@ impl Counters {
                 misaddressed: get(&self.datagrams[Rejected::Misaddressed as usize]),
                 malformed: get(&self.datagrams[Rejected::Malformed as usize]),
                 identity: get(&self.datagrams[Rejected::Identity as usize]),
+                revoked: get(&self.datagrams[Rejected::Revoked as usize]),
+                revocation: get(&self.datagrams[Rejected::Revocation as usize]),
             },
             connections_rejected: ConnectionsRejected {
                 authentication: get(&self.connections[Refused::Authentication as usize]),
@@ -221,6 +229,7 @@ pub struct MembersByState {
     pub suspect: u64,
     pub down: u64,
     pub left: u64,
+    pub revoked: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +240,8 @@ pub struct DatagramsRejected {
     pub misaddressed: u64,
     pub malformed: u64,
     pub identity: u64,
+    pub revoked: u64,
+    pub revocation: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,6 +326,7 @@ impl Status {
                         ("suspect", m.suspect),
                         ("down", m.down),
                         ("left", m.left),
+                        ("revoked", m.revoked),
                     ],
                 ),
             },
@@ -402,6 +414,8 @@ impl Status {
                         ("misaddressed", d.misaddressed),
                         ("malformed", d.malformed),
                         ("identity", d.identity),
+                        ("revoked", d.revoked),
+                        ("revocation", d.revocation),
                     ],
                 ),
             },

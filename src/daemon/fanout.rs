@@ -424,6 +424,20 @@ impl SessionPool {
         found
     }
 
+    /// Closes the kept sessions `refused` picks (their peers' certificates
+    /// are revoked).
+    pub fn drop_refused(&self, refused: impl Fn(&Session<Conn>) -> bool) {
+        if let Ok(mut idle) = self.idle.lock() {
+            let mut count = 0;
+            idle.by_addr.retain(|_, l| {
+                l.retain(|(_, s, _)| !refused(s));
+                count += l.len();
+                !l.is_empty()
+            });
+            idle.count = count;
+        }
+    }
+
     /// Keeps a session that ended its query cleanly, with the name the
     /// member accepted it under.
     pub fn give(&self, addr: SocketAddr, s: Session<Conn>, name: String) {
@@ -606,6 +620,12 @@ fn address_of(m: &MemberInfo, now_ms: u64) -> Result<SocketAddr, Error> {
         ),
         None => String::new(),
     };
+    if m.state == MemberState::Revoked {
+        return Err(Error::new(
+            ErrorCode::Unauthorized,
+            format!("the member's certificate is revoked (seen{since})"),
+        ));
+    }
     Err(Error::new(
         ErrorCode::Unreachable,
         format!("the member is {}{since}", m.state.as_str()),
@@ -1451,7 +1471,7 @@ fn connect(ctx: &Ctx, at: &str, addr: SocketAddr) -> Result<Session<Conn>, Error
         .map_err(|e| session_error(at, e, ctx))?;
     ctx.shared
         .cluster
-        .admit(s.peer())
+        .admit_certificate(s.peer_certificate())
         .map_err(|e| session_error(at, SessionError::Certificate(e), ctx))?;
     logging::trail(
         "fanout",

@@ -171,7 +171,10 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
             if refuse_control(&write_half, &caller, &shared, "revoke") {
                 return;
             }
-            match shared.cluster.install_revocations(&list, true) {
+            match shared
+                .cluster
+                .install_revocations(&list, crate::daemon::cluster::Source::Local)
+            {
                 Ok(n) => {
                     log::info!(
                         "installed a revocation list of {n} serial(s) for uid {} (p2p-revoke)",

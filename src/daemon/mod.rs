@@ -235,6 +235,17 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
         exports: RwLock::new(Arc::new(cfg.exports.clone())),
         counters,
     });
+    {
+        // A revocation closes the sessions kept for the next query too.
+        let weak = Arc::downgrade(&shared);
+        cluster.on_revoke(Box::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared
+                    .sessions
+                    .drop_refused(|s| shared.cluster.admit(s.peer()).is_err());
+            }
+        }));
+    }
     let peers = Arc::clone(&shared);
     if let Err(e) = thread::Builder::new()
         .name("peer-accept".into())

@@ -151,6 +151,8 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
     ticket.proven();
     trail("session", format_args!("peer {from}: session established"));
     let _open = shared.counters.session_in();
+    // Listed while open, so that a revocation shuts it at once.
+    let _held = cluster.hold_session(session.peer(), session.stream());
     let _ = session.stream().set_read_timeout(Some(IDLE_TIMEOUT));
     let (requests, end) = serve_requests(shared, session, &from, ticket);
     trail(
@@ -216,7 +218,7 @@ fn serve_requests(
         ticket.proven();
         // Checked before every request, so a revocation cuts a session
         // that was open before it.
-        if let Err(e) = shared.cluster.admit(s.peer()) {
+        if let Err(e) = shared.cluster.admit_certificate(s.peer_certificate()) {
             let n = shared.counters.refused(Refused::Authentication);
             crate::daemon::logging::hostile(
                 log::Level::Warn,
@@ -250,6 +252,7 @@ fn serve_requests(
                         "the name {} is not the one in your certificate",
                         crate::daemon::logging::untrusted(&node.name)
                     )),
+                    revoked: None,
                 };
                 let _ = s.send(&peer::encode(&reply));
                 return (served, End::Broken);
@@ -260,8 +263,12 @@ fn serve_requests(
                     return (served, End::Broken);
                 }
             }
-            Ok(PeerRequest::Sync { node, members }) => {
-                let reply = shared.cluster.sync_reply(node, members);
+            Ok(PeerRequest::Sync {
+                node,
+                members,
+                revoked,
+            }) => {
+                let reply = shared.cluster.sync_reply(node, members, revoked.as_deref());
                 if s.send(&peer::encode(&reply)).is_err() {
                     return (served, End::Broken);
                 }

@@ -22,6 +22,11 @@
 //! With a cluster CA ([`Membership::certify`]), every payload comes with
 //! the certified name that signed its datagram, and a member asserts only
 //! its own identity: see [`proof`].
+//! Members the CA has revoked (by name, as [`crate::revocation`] finds
+//! them) are shown `revoked` and kept out: what they send is dropped, any
+//! identity of theirs heard alive is declared down at once, and neither a
+//! join nor a sync brings them back. The revocation news itself rides in
+//! datagrams of its own kind, which the daemon verifies and has passed on.
 
 mod identity;
 mod proof;
@@ -53,6 +58,8 @@ pub enum MemberState {
     Suspect,
     Down,
     Left,
+    /// Its certificate is revoked by the CA: cut off, whatever it says.
+    Revoked,
 }
 
 impl MemberState {
@@ -62,6 +69,7 @@ impl MemberState {
             MemberState::Suspect => "suspect",
             MemberState::Down => "down",
             MemberState::Left => "left",
+            MemberState::Revoked => "revoked",
         }
     }
 }
@@ -116,7 +124,7 @@ pub fn rfc3339_of(ms: u64) -> String {
 /// A change in the member list, for `p2p-peers --watch`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberEvent {
-    /// `join`, `leave`, `fail` or `update`.
+    /// `join`, `leave`, `fail`, `revoke` or `update`.
     pub event: String,
     #[serde(flatten)]
     pub member: MemberInfo,
@@ -165,6 +173,14 @@ const KIND_SELF: u8 = 3;
 pub fn wants_certificate(payload: &[u8]) -> bool {
     matches!(payload.first(), Some(&KIND_WHO | &KIND_SELF))
 }
+/// Revocation news ([`crate::revocation`]), for the daemon to verify.
+const KIND_REVOKED: u8 = 4;
+
+/// How many members a member passes news it heard first on to.
+const NEWS_RELAY: usize = 3;
+
+/// Most pieces of revocation news kept until the daemon takes them.
+const MAX_NEWS: usize = 16;
 
 /// How many times each update is passed on: foca's LAN rule, 4·log10(N+1),
 /// for N = 1,024 members, the large clusters SPEC aims at. Sized for 64
@@ -267,6 +283,10 @@ pub struct Membership {
     /// Certified mode: the identities their owners showed (none in
     /// shared-key mode, where any key holder may assert anything).
     proven: Option<proof::Proven>,
+    /// Names the CA has revoked: shown `revoked`, kept down.
+    revoked: HashSet<String>,
+    /// Revocation news heard, until the daemon takes it.
+    news_heard: Vec<Vec<u8>>,
 }
 
 /// Something wrong in what the cluster told us, for the daemon's log.
@@ -280,6 +300,8 @@ pub enum Alarm {
     /// Certified mode: the member certified as `signer` sent a datagram
     /// in the name of `claimed`; dropped.
     Impersonation { signer: String, claimed: String },
+    /// A datagram from a revoked member (by the name it sends as); dropped.
+    Revoked(String),
 }
 
 /// Most alarms kept until the daemon takes them; more are dropped (the log
@@ -334,6 +356,8 @@ impl Membership {
             since: HashMap::new(),
             gone: false,
             proven: None,
+            revoked: HashSet::new(),
+            news_heard: Vec::new(),
         };
         let me = m.me().name.clone();
         m.since.insert(me, (MemberState::Alive, m.clock.0));
@@ -520,11 +544,17 @@ impl Membership {
         let me = self.me().clone();
         let mut claim = None;
         let mut updates = Vec::with_capacity(nodes.len());
-        for n in nodes.into_iter().filter(|n| *n != me) {
-            if !self.shown(&n, now) {
+        let nodes: Vec<Node> = nodes.into_iter().filter(|n| *n != me).collect();
+        for n in nodes {
+            if !self.revoked.contains(&n.name) && !self.shown(&n, now) {
                 continue;
             }
             match self.screen([&n], now) {
+                // A revoked member is known, as down (so it is listed
+                // revoked), never alive.
+                Ok(_) if self.revoked.contains(&n.name) => {
+                    updates.push(Member::new(n, 0, State::Down));
+                }
                 Ok(c) => {
                     claim = higher(claim, c);
                     updates.push(Member::alive(n));
@@ -667,8 +697,15 @@ impl Membership {
         if self.gone || self.proven.is_none() {
             return;
         }
+        if self.revoked.contains(signer) {
+            self.alarm(Alarm::Revoked(signer.to_string()));
+            return;
+        }
         match payload.split_first() {
             Some((&KIND_FOCA, rest)) => self.handle_signed_foca(rest, signer, now),
+            Some((&KIND_REVOKED, rest)) if self.news_heard.len() < MAX_NEWS => {
+                self.news_heard.push(rest.to_vec());
+            }
             Some((&KIND_LEAVE, rest)) => {
                 // Only the leaver's own notice; relayed ones cannot be
                 // told from made-up ones, so none is relayed.
@@ -783,6 +820,14 @@ impl Membership {
         let _ = self
             .foca
             .handle_data(filtered.as_deref().unwrap_or(data), &mut self.runtime);
+        // Another member, not told yet, may vouch for a revoked one: it
+        // stays down here.
+        if !self.revoked.is_empty()
+            && Membership::identities(data)
+                .is_some_and(|ids| ids.iter().any(|n| self.revoked.contains(&n.name)))
+        {
+            self.keep_revoked_down();
+        }
         // Only a claim its owner showed is answered (a member that gives
         // its own identity our address); the others were dropped.
         if let Some(c) = claim
@@ -901,6 +946,79 @@ impl Membership {
         }
     }
 
+    /// The members the CA has revoked from now on, by name (the whole set:
+    /// a name left out is no longer revoked). Their identities heard alive
+    /// are declared down at once, and their listings change to `revoked`.
+    pub fn set_revoked(&mut self, names: impl IntoIterator<Item = String>, now: Instant) {
+        let names: HashSet<String> = names.into_iter().collect();
+        if names == self.revoked {
+            return;
+        }
+        self.left_news
+            .extend(names.symmetric_difference(&self.revoked).cloned());
+        self.revoked = names;
+        self.keep_revoked_down();
+        self.drain(now);
+    }
+
+    /// Whether `name` is revoked.
+    pub fn is_revoked(&self, name: &str) -> bool {
+        self.revoked.contains(name)
+    }
+
+    /// Declares down every identity of a revoked name that foca holds as
+    /// up. Not gossiped: every member learns the revocation itself.
+    fn keep_revoked_down(&mut self) {
+        let up: Vec<Member<Node>> = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.state() != State::Down && self.revoked.contains(&m.id().name))
+            .map(|m| Member::new(m.id().clone(), m.incarnation(), State::Down))
+            .collect();
+        if !up.is_empty() {
+            let _ = self
+                .foca
+                .apply_many(up.into_iter(), false, &mut self.runtime);
+            self.news = true;
+        }
+    }
+
+    /// Revocation news heard since the last call, for the daemon to verify
+    /// (and to pass on with [`Membership::spread`] if it is news to us).
+    pub fn take_news(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.news_heard)
+    }
+
+    /// Sends revocation news: to every live member not revoked (`all`, from
+    /// the member that installed it), else to a few picked at random (news
+    /// heard for the first time, passed on).
+    pub fn spread(&mut self, news: &[u8], all: bool) {
+        if self.gone {
+            return;
+        }
+        let mut payload = Vec::with_capacity(news.len() + 1);
+        payload.push(KIND_REVOKED);
+        payload.extend_from_slice(news);
+        let mut to: Vec<SocketAddr> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id())
+            .filter(|n| !self.revoked.contains(&n.name))
+            .map(|n| n.addr)
+            .collect();
+        if !all {
+            let keep = to.len().min(NEWS_RELAY);
+            for i in 0..keep {
+                let j = self.rng.random_range(i..to.len());
+                to.swap(i, j);
+            }
+            to.truncate(keep);
+        }
+        for addr in to {
+            self.outbox.push((addr, payload.clone()));
+        }
+    }
+
     /// Datagram payloads to seal and send.
     pub fn take_outbox(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
         std::mem::take(&mut self.outbox)
@@ -939,6 +1057,9 @@ impl Membership {
         let mut claim = None;
         let me = self.me().clone();
         for r in records {
+            if self.revoked.contains(&r.node.name) && r.state != MemberState::Down {
+                continue;
+            }
             if r.node != me && !self.shown(&r.node, now) {
                 continue;
             }
@@ -957,7 +1078,8 @@ impl Membership {
             let state = match r.state {
                 MemberState::Alive => State::Alive,
                 MemberState::Suspect => State::Suspect,
-                MemberState::Down => State::Down,
+                // Only the CA's own news revokes; from a member, it is down.
+                MemberState::Down | MemberState::Revoked => State::Down,
                 MemberState::Left => {
                     if self.left.insert((r.node.name.clone(), r.node.incarnation)) {
                         self.left_news.push(r.node.name.clone());
@@ -985,6 +1107,9 @@ impl Membership {
     /// without building the whole list: cheap enough to poll on every node
     /// of a simulated cluster of thousands.
     pub fn state_of(&self, name: &str) -> Option<MemberState> {
+        if self.revoked.contains(name) {
+            return Some(MemberState::Revoked);
+        }
         if self.me().name == name {
             return Some(MemberState::Alive);
         }
@@ -1037,6 +1162,7 @@ impl Membership {
                 Some(old) if old.state != m.state => match m.state {
                     MemberState::Down => "fail",
                     MemberState::Left => "leave",
+                    MemberState::Revoked => "revoke",
                     MemberState::Alive if old.incarnation != m.incarnation => "join",
                     _ => "update",
                 },
@@ -1124,8 +1250,13 @@ impl Membership {
 
     fn my_listing(&self) -> MemberInfo {
         let me = self.me();
-        let mut mine = info(me, MemberState::Alive, true);
-        mine.since = self.since_of(&me.name, MemberState::Alive);
+        let state = if self.revoked.contains(&me.name) {
+            MemberState::Revoked
+        } else {
+            MemberState::Alive
+        };
+        let mut mine = info(me, state, true);
+        mine.since = self.since_of(&me.name, state);
         mine
     }
 
@@ -1149,6 +1280,9 @@ impl Membership {
 
     fn state(&self, m: &Member<Node>) -> MemberState {
         let n = m.id();
+        if self.revoked.contains(&n.name) {
+            return MemberState::Revoked;
+        }
         let state = match m.state() {
             State::Alive => MemberState::Alive,
             State::Suspect => MemberState::Suspect,
@@ -1451,6 +1585,120 @@ mod tests {
         for i in 0..5 {
             assert_eq!(net.states(i)["n5"], MemberState::Left, "node {i}");
         }
+    }
+
+    /// Whether node `of` holds any identity of `name` as up in foca.
+    fn up_in_foca(net: &Net, of: usize, name: &str) -> bool {
+        net.nodes[of]
+            .as_ref()
+            .unwrap()
+            .foca
+            .iter_membership_state()
+            .any(|m| m.id().name == name && m.state() != State::Down)
+    }
+
+    #[test]
+    fn a_revoked_member_is_listed_revoked_and_kept_out_while_it_keeps_gossiping() {
+        let mut net = Net::joined_certified(5);
+        assert!(up_in_foca(&net, 0, "n4"));
+        // Every member but n4 learns that n4 is revoked; n4 runs on.
+        let now = net.now;
+        for i in 0..4 {
+            net.nodes[i].as_mut().unwrap().changes(now);
+            net.nodes[i]
+                .as_mut()
+                .unwrap()
+                .set_revoked(["n4".to_string()], now);
+            let events = net.nodes[i].as_mut().unwrap().changes(now);
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e.event == "revoke" && e.member.name == "n4"),
+                "node {i}: {events:?}"
+            );
+        }
+        net.run(Duration::from_secs(10));
+        // n4 comes back as a new identity (a restart) and announces itself
+        // to every member, and one member learns it over TCP as well.
+        let mut again = node(4);
+        again.incarnation = 2;
+        net.nodes[4] = Some(Membership::new_certified(
+            again.clone(),
+            &Timings::default(),
+            [9; 32],
+        ));
+        let now = net.now;
+        for i in 0..4 {
+            net.nodes[4].as_mut().unwrap().announce(node(i as u16), now);
+        }
+        net.nodes[1]
+            .as_mut()
+            .unwrap()
+            .apply_alive(vec![again.clone()], now);
+        net.nodes[2].as_mut().unwrap().apply_records(
+            vec![Record {
+                node: again,
+                refuted: 0,
+                state: MemberState::Alive,
+            }],
+            now,
+        );
+        net.run(Duration::from_secs(10));
+        for i in 0..4 {
+            assert_eq!(net.states(i)["n4"], MemberState::Revoked, "node {i}");
+            assert!(!up_in_foca(&net, i, "n4"), "node {i} took n4 back");
+            let alarms = net.nodes[i].as_mut().unwrap().take_alarms();
+            assert!(
+                alarms.contains(&Alarm::Revoked("n4".into())),
+                "node {i} did not drop n4's datagrams: {alarms:?}"
+            );
+        }
+        // The others still see each other alive.
+        for i in 0..4 {
+            for j in 0..4 {
+                assert_eq!(net.states(i)[&format!("n{j}")], MemberState::Alive);
+            }
+        }
+        // A member that learns of n4 only now (joining through a member
+        // that lists it) lists it revoked.
+        let mut late = Membership::new_certified(node(9), &Timings::default(), [7; 32]);
+        late.set_revoked(["n4".to_string()], now);
+        late.apply_alive(vec![node(0), node(4)], now);
+        assert_eq!(late.state_of("n4"), Some(MemberState::Revoked));
+        assert!(
+            late.members()
+                .iter()
+                .any(|m| m.name == "n4" && m.state == MemberState::Revoked)
+        );
+        // Lifting the revocation lists n4 as foca knows it again.
+        let now = net.now;
+        net.nodes[0].as_mut().unwrap().set_revoked([], now);
+        assert_ne!(net.states(0)["n4"], MemberState::Revoked);
+    }
+
+    #[test]
+    fn revocation_news_goes_to_every_member_or_to_a_few() {
+        let mut net = Net::joined_certified(8);
+        let now = net.now;
+        let m = net.nodes[0].as_mut().unwrap();
+        m.set_revoked(["n7".to_string()], now);
+        m.take_outbox();
+        m.spread(b"news", true);
+        let all = m.take_outbox();
+        // Every member but the revoked one, once each.
+        let mut to: Vec<usize> = all.iter().map(|(a, _)| Net::index(*a)).collect();
+        to.sort_unstable();
+        assert_eq!(to, [1, 2, 3, 4, 5, 6]);
+        m.spread(b"news", false);
+        let few = m.take_outbox();
+        assert_eq!(few.len(), NEWS_RELAY);
+        assert!(few.iter().all(|(a, _)| Net::index(*a) != 7));
+        // Whoever receives it holds it for the daemon to verify.
+        let (addr, payload) = &all[0];
+        let r = net.nodes[Net::index(*addr)].as_mut().unwrap();
+        r.handle_signed(payload, "n0", now);
+        assert_eq!(r.take_news(), [b"news".to_vec()]);
+        assert!(r.take_news().is_empty());
     }
 
     #[test]

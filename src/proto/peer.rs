@@ -31,7 +31,14 @@ pub enum PeerRequest {
     /// A node joins through us and wants the member list.
     Join { node: Node },
     /// A periodic full exchange of what each side knows (push/pull).
-    Sync { node: Node, members: Vec<Record> },
+    Sync {
+        node: Node,
+        members: Vec<Record>,
+        /// The CA's revocation list in force, as news (see
+        /// [`crate::revocation`]), base64; absent without one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revoked: Option<String>,
+    },
     /// Opens a query stream.
     Query {
         kind: QueryKind,
@@ -129,12 +136,18 @@ pub struct JoinReply {
     pub members: Vec<Node>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The revocation list in force, as news, base64 (as in a sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
 }
 
 /// The answer to [`PeerRequest::Sync`]: what the other side knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReply {
     pub members: Vec<Record>,
+    /// The revocation list in force, as news, base64 (as in the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
 }
 
 /// What the answering member sends during a query.
