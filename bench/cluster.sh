@@ -48,6 +48,9 @@
 #   MIN_FREE_MIB=4096                 # stop starting daemons below this MemAvailable
 #                                     # (there may be no swap; default 4096)
 #   BENCH_NO_HEADER=1                 # no machine line (bench/run.sh prints one)
+#   REVOKE=1 bench/cluster.sh 100     # then, for each N, the time a revocation
+#                                     # takes to reach every certified member
+#                                     # (bench/revoke.sh; REVOKE_TRIALS, default 3)
 #
 # The table goes to stdout, progress and per-trial details to stderr:
 #   bench/cluster.sh | tee -a bench/RESULTS.md
@@ -142,3 +145,8 @@ stop() { kill -TERM "$harness" 2>/dev/null || true; wait "$harness" || true; exi
 trap 'stop 130' INT
 trap 'stop 143' TERM
 wait "$harness"
+if [ -n "${REVOKE:-}" ] && [ "${REVOKE}" != 0 ]; then
+  for n in $NODES; do
+    TRIALS=${REVOKE_TRIALS:-3} P2P_BIN=$BIN bench/revoke.sh "$n"
+  done
+fi

@@ -1932,7 +1932,9 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  SERIALs (16 hex digits, as sign prints them) and, with --list FILE, every serial \
                  of that earlier list. A list replaces the one a daemon holds whole, so each new \
                  list must carry every serial still revoked; a daemon refuses a list issued \
-                 before the one it holds. Layout: p2p-revoked-v1 and the base64 of magic \
+                 before the one it holds (or at the same second with other serials). A list made \
+                 with --list within the second its earlier list was issued is dated a second \
+                 after it. Layout: p2p-revoked-v1 and the base64 of magic \
                  \"p2pr\", version 1, issued (8 bytes, seconds since the epoch), a count (4) and \
                  the serials in ascending order (8 each), then the CA's Ed25519 signature (64) \
                  over all before it."

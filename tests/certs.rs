@@ -712,3 +712,30 @@ fn an_older_or_foreign_revocation_list_is_refused_and_the_newer_one_stays() {
     // The newer list is still the one in force.
     assert_eq!(run(a.cmd("p2p-revoke").arg(&new)).json()[0]["revoked"], 2);
 }
+
+#[test]
+fn a_list_made_from_another_within_its_second_still_replaces_it() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let (ka, ca_) = certify(t.path(), &ca, "alpha");
+    let a = certified(t.path(), &ca, &ka, &ca_, &[]);
+    let mut prior: Option<PathBuf> = None;
+    let mut issued = Vec::new();
+    // Three lists in a row, each from the one before, as fast as p2p-ca runs.
+    for (i, serial) in ["5", "6", "7"].iter().enumerate() {
+        let mut args = vec!["revoke", "--dir", s(&ca)];
+        if let Some(p) = &prior {
+            args.extend(["--list", s(p)]);
+        }
+        args.push(serial);
+        let r = run(Command::new(bin("p2p-ca")).args(&args));
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        let file = write(t.path(), &format!("list{i}"), r.stdout.as_bytes());
+        issued.push(Revocations::decode(&r.stdout).unwrap().issued);
+        let r = run(a.cmd("p2p-revoke").arg(&file));
+        assert_eq!(r.status, 0, "list {i}: {}", r.stderr);
+        assert_eq!(r.json()[0]["revoked"], i + 1);
+        prior = Some(file);
+    }
+    assert!(issued.windows(2).all(|w| w[0] < w[1]), "{issued:?}");
+}

@@ -194,6 +194,7 @@ fn revoke(dir: &Path, list: Option<&Path>, serials: &[String]) -> Result<(), Fai
         .iter()
         .map(|s| parse_serial(s))
         .collect::<Result<Vec<u64>, _>>()?;
+    let mut after = None;
     if let Some(old) = list {
         let text = fs::read_to_string(old).map_err(|e| {
             (
@@ -211,8 +212,13 @@ fn revoke(dir: &Path, list: Option<&Path>, serials: &[String]) -> Result<(), Fai
             .verify(&ca.public())
             .map_err(|e| (1, format!("{}: {e}", old.display())))?;
         all.extend(old_list.serials);
+        after = Some(old_list.issued);
     }
-    let now = jiff::Timestamp::now().as_second();
+    // Members keep the list issued last; one made from another within the
+    // same second is dated a second after it, so that it still wins.
+    let now = jiff::Timestamp::now()
+        .as_second()
+        .max(after.map_or(i64::MIN, |t| t.saturating_add(1)));
     let list = Revocations::issue(&ca, now, all).map_err(|e| (2, e.to_string()))?;
     let mut out = io::stdout().lock();
     out.write_all(list.encode().as_bytes())
