@@ -1899,9 +1899,8 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  list also rides in every push/pull sync (every 30 s with a random member) and \
                  in every join reply, so a member that was down meanwhile learns it when it comes \
                  back. A list too large for one datagram (about 160 serials) spreads by syncs and \
-                 joins only. Until gossip datagrams are signed by their senders' node keys, a \
-                 revoked host that keeps the cluster key can still gossip under another name; it \
-                 cannot open a session, so it reads nothing."
+                 joins only. Gossip datagrams signed with a revoked certificate are dropped \
+                 whatever name they carry (datagrams_rejected.revoked)."
                     .into(),
             ));
             s.push((
