@@ -574,6 +574,12 @@ impl<S: Read + Write> Session<S> {
         &self.stream
     }
 
+    /// Whether bytes of the peer's next frame have been read already: it
+    /// sent more without waiting for an answer.
+    pub fn read_ahead(&self) -> bool {
+        self.opener.ahead.at < self.opener.ahead.end
+    }
+
     /// The peer's verified certificate, in a certified session.
     pub fn peer(&self) -> Option<&CertBody> {
         self.peer.as_deref().map(Cert::body)
@@ -656,6 +662,11 @@ impl<S: Write> SessionWriter<S> {
     /// Sends one frame.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), SessionError> {
         self.sealer.send(&mut self.stream, frame)
+    }
+
+    /// Sends several frames in order, with one write.
+    pub fn send_all(&mut self, frames: &[&[u8]]) -> Result<(), SessionError> {
+        self.sealer.send_all(&mut self.stream, frames)
     }
 
     pub fn stream(&self) -> &S {

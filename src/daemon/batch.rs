@@ -293,22 +293,25 @@ impl Turns {
     }
 }
 
-/// Computes `items` of a local caller's (its own descriptors: streams are
-/// read) on the calling thread, every slice at once, in order: for a small
-/// request that came whole, which costs less to answer than to hand to a
-/// worker and back (see [`super::local`]).
+/// Computes `items` on the calling thread, every slice at once, in order:
+/// for a few small files, which cost less to answer than to hand to a
+/// worker and back (see [`super::local`] and [`super::remote`]). A local
+/// caller's items are its own descriptors, and streams among them are read;
+/// a member's are files below the exports.
 pub(crate) fn answer_here(
     shared: &Shared,
     query: &Query,
     items: Vec<(u64, PathBytes, Result<Opened, Error>)>,
+    origin: Origin,
 ) -> Vec<Done> {
     let engine = &shared.engine;
-    shared.counters.items(Origin::Local, items.len() as u64);
+    let streams = origin == Origin::Local;
+    shared.counters.items(origin, items.len() as u64);
     items
         .into_iter()
         .map(|(id, path, file)| {
             let mut step = match file {
-                Ok(opened) => guarded(|| engine.start(query, opened, true, None)),
+                Ok(opened) => guarded(|| engine.start(query, opened, streams, None)),
                 Err(e) => Step::Done(Err(e)),
             };
             let result = loop {

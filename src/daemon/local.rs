@@ -15,6 +15,7 @@ use super::batch::{self, Batches, Done};
 use super::caller::Caller;
 use super::cancel::{self, Cancel, Woke};
 use super::cluster::JoinError;
+use super::counters::Origin;
 use super::engine::Opened;
 use super::limits::Ticket;
 use super::pool::Who;
@@ -514,7 +515,7 @@ impl Serving {
         };
         let held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
-        for d in batch::answer_here(&self.shared, &self.query, held) {
+        for d in batch::answer_here(&self.shared, &self.query, held, Origin::Local) {
             out.write(d);
             self.answered.fetch_add(1, Ordering::Release);
         }
