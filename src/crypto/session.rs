@@ -426,7 +426,11 @@ impl Sealer {
     }
 
     /// Seals the frames in order and writes them with one write.
-    fn send_all<W: Write>(&mut self, stream: &mut W, frames: &[&[u8]]) -> Result<(), SessionError> {
+    fn send_all<W: Write, F: AsRef<[u8]>>(
+        &mut self,
+        stream: &mut W,
+        frames: &[F],
+    ) -> Result<(), SessionError> {
         if self.broken {
             return Err(SessionError::Protocol("session already failed".into()));
         }
@@ -437,14 +441,14 @@ impl Sealer {
         r
     }
 
-    fn seal_and_write<W: Write>(
+    fn seal_and_write<W: Write, F: AsRef<[u8]>>(
         &mut self,
         stream: &mut W,
-        frames: &[&[u8]],
+        frames: &[F],
     ) -> Result<(), SessionError> {
         let mut wire = Vec::new();
         for frame in frames {
-            self.seal_into(frame, &mut wire)?;
+            self.seal_into(frame.as_ref(), &mut wire)?;
         }
         stream.write_all(&wire)?;
         stream.flush()?;
@@ -559,7 +563,7 @@ impl<S: Read + Write> Session<S> {
 
     /// Sends several frames in order, with one write: the peer reads them
     /// as if each had been sent alone.
-    pub fn send_all(&mut self, frames: &[&[u8]]) -> Result<(), SessionError> {
+    pub fn send_all<F: AsRef<[u8]>>(&mut self, frames: &[F]) -> Result<(), SessionError> {
         self.sealer.send_all(&mut self.stream, frames)
     }
 
@@ -665,7 +669,7 @@ impl<S: Write> SessionWriter<S> {
     }
 
     /// Sends several frames in order, with one write.
-    pub fn send_all(&mut self, frames: &[&[u8]]) -> Result<(), SessionError> {
+    pub fn send_all<F: AsRef<[u8]>>(&mut self, frames: &[F]) -> Result<(), SessionError> {
         self.sealer.send_all(&mut self.stream, frames)
     }
 

@@ -1711,8 +1711,7 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
         }
         let mut sent = Ok(());
         if !pending.is_empty() {
-            let frames: Vec<&[u8]> = pending.iter().map(Vec::as_slice).collect();
-            sent = session.send_all(&frames);
+            sent = session.send_all(&pending);
             match &mut unaccepted {
                 Some(kept) => kept.append(&mut pending),
                 None => pending.clear(),
@@ -1730,8 +1729,7 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
                     retried = true;
                     let at = at_of(&spec.label, *addr);
                     let again = connect(ctx, &at, *addr).and_then(|mut s| {
-                        let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-                        s.send_all(&frames)
+                        s.send_all(frames)
                             .map(|()| s)
                             .map_err(|e| session_error(&at, e, ctx))
                     });

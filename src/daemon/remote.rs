@@ -182,16 +182,14 @@ pub fn serve(
     let mut answered = 0usize;
     loop {
         if !unsent.is_empty() && !s.read_ahead() {
-            let frames: Vec<&[u8]> = unsent.iter().map(Vec::as_slice).collect();
-            s.send_all(&frames).ok()?;
+            s.send_all(&unsent).ok()?;
             unsent.clear();
         }
         let items = match next_sent(|| s.recv(peer::MAX_FRAME), from)? {
             Sent::Items(items) => prepare(&query, &exports, items),
             Sent::End => {
                 unsent.push(peer::encode(&PeerReply::Done));
-                let frames: Vec<&[u8]> = unsent.iter().map(Vec::as_slice).collect();
-                s.send_all(&frames).ok()?;
+                s.send_all(&unsent).ok()?;
                 answered_trail(from, kind, answered, started, true);
                 return Some(s);
             }
@@ -276,8 +274,7 @@ fn serve_pooled(
     let kind = crate::daemon::logging::kind_name(query.kind);
     let (mut writer, reader) = s.split().ok()?;
     if !unsent.is_empty() {
-        let frames: Vec<&[u8]> = unsent.iter().map(Vec::as_slice).collect();
-        writer.send_all(&frames).ok()?;
+        writer.send_all(&unsent).ok()?;
     }
     let (slot_tx, slot_rx) = sync_channel::<()>(WINDOW);
     let (done_tx, done_rx) = channel::<Vec<Done>>();
