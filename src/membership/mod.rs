@@ -1471,13 +1471,7 @@ mod tests {
 
         /// `n` certified nodes that joined through node 0 and settled.
         fn joined_certified(n: u16) -> Net {
-            let mut net = Net::new_certified(n);
-            for i in 1..n as usize {
-                let now = net.now;
-                net.nodes[i].as_mut().unwrap().announce(node(0), now);
-            }
-            net.run(Duration::from_secs(3));
-            net
+            Net::new_certified(n).settled()
         }
 
         /// Delivers one payload from the member named `from` to `to`.
@@ -1494,13 +1488,17 @@ mod tests {
 
         /// `n` nodes that joined through node 0 and settled.
         fn joined(n: u16) -> Net {
-            let mut net = Net::new(n);
-            for i in 1..n as usize {
-                let now = net.now;
-                net.nodes[i].as_mut().unwrap().announce(node(0), now);
+            Net::new(n).settled()
+        }
+
+        /// Every node but node 0 joins through it; then 3 s pass.
+        fn settled(mut self) -> Net {
+            for i in 1..self.nodes.len() {
+                let now = self.now;
+                self.nodes[i].as_mut().unwrap().announce(node(0), now);
             }
-            net.run(Duration::from_secs(3));
-            net
+            self.run(Duration::from_secs(3));
+            self
         }
 
         fn index(addr: SocketAddr) -> usize {
