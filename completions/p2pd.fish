@@ -22,5 +22,6 @@ complete -c p2pd -l idle-timeout -d 'Seconds a local client may send nothing whi
 complete -c p2pd -l port-file -d 'Once serving, write the peer port bound (a number and a newline) to FILE, atomically; removed at exit' -r -F
 complete -c p2pd -l max-links -d 'Member links cluster queries may hold open at once, over all queries (fewer if the descriptor limit allows fewer)' -r
 complete -c p2pd -l split-above -d 'p2p-wc --spread counts a file larger than BYTES as byte ranges spread over the members, in ranges of at most BYTES (and at most 64 MiB); 0 never splits' -r
+complete -c p2pd -l accept-uncertified -d 'While the cluster moves to certificates: with --ca, still accept members that hold the cluster key but no certificate (as shared-key mode does), and gossip with them; drop it once every member has a certificate'
 complete -c p2pd -s h -l help -d 'Print help'
 complete -c p2pd -s V -l version -d 'Print version'

@@ -238,6 +238,7 @@ fn main() {
                 ca: ca.public(),
                 cert: id.cert.clone(),
                 key: other,
+                accept_uncertified: false,
             }))
         };
         let badly_signed: Vec<Vec<u8>> = {

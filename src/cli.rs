@@ -464,6 +464,10 @@ pub struct DaemonCli {
     #[arg(long, value_name = "NODE.key", requires_all = ["ca", "cert"])]
     pub node_key: Option<PathBuf>,
 
+    /// While the cluster moves to certificates: with --ca, still accept members that hold the cluster key but no certificate (as shared-key mode does), and gossip with them; drop it once every member has a certificate
+    #[arg(long)]
+    pub accept_uncertified: bool,
+
     /// Log filter: error, warn, info, debug, trace, or per module (p2p=debug,warn)
     #[arg(long, env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
     pub log_level: String,
@@ -1486,7 +1490,8 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  or down, as any SWIM member may; a suspect refutes it (its own refutation \
                  counter, its identity unchanged), a member declared down comes back under a new \
                  incarnation it shows itself. A holder of the cluster key alone, without a \
-                 certificate, gets no datagram and no session taken at all.\n\n\
+                 certificate, gets no datagram and no session taken at all (unless \
+                 --accept-uncertified is given: see MOVING TO CERTIFICATES).\n\n\
                  Anyone else on the network (no key): nothing. Their datagrams and handshakes fail \
                  authentication, are dropped and counted, and logged through one rate-limiter \
                  (the first at once, then a count every 10 s), at every log level. Captured \
@@ -1504,6 +1509,57 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  (0600 or stricter), as ssh requires, or p2pd refuses to start (exit 2). Member \
                  names and other peer-controlled strings are escaped in log lines; requests are \
                  never dumped."
+                    .into(),
+            ));
+            s.push((
+                "THREAT MODEL",
+                "Who can do what to a cluster, by what they hold (local users are under \
+                 SECURITY).\n\n\
+                 The cluster key alone, without a certificate. In shared-key mode (no --ca \
+                 anywhere): full membership. It may join under any name, gossip any member's \
+                 address, tags and incarnation, report members down, and read every file below \
+                 every member's exports. Taking such a holder out means rotating the key on every \
+                 member. In a certified cluster: nothing; its handshakes are refused and its \
+                 datagrams dropped, as for a stranger, except that it may still see that a \
+                 member answers.\n\n\
+                 A certified member (the key, a current unrevoked certificate of the CA and its \
+                 node key). It joins, gossips and queries under its certificate's name only; it \
+                 cannot assert another member's address, tags or incarnation, nor send in its \
+                 name. It may report others suspect or down, which they refute. It reads below \
+                 every export that names no groups. It cannot read below an export with groups \
+                 unless its certificate carries one of them. Revoking its serial cuts it off on \
+                 every member within seconds: its sessions close, its gossip is dropped, its \
+                 rejoin is refused.\n\n\
+                 A member of a group G. The same, plus reading below exports that name G \
+                 (--export DIR:groups=G,...). Groups come only from the CA's signature, so a \
+                 member cannot give itself one; a new group means a new certificate.\n\n\
+                 The CA key. Whoever holds it can certify any name with any groups, so it stays \
+                 off the cluster (p2p-ca(1)).\n\n\
+                 During a move to certificates (--accept-uncertified on some members), those \
+                 members give holders of the key alone what shared-key mode gives them, minus \
+                 the exports with groups; the rule that a member asserts only its own identity \
+                 holds only once no member accepts uncertified peers."
+                    .into(),
+            ));
+            s.push((
+                "MOVING TO CERTIFICATES",
+                "A running shared-key cluster moves to certificates with no moment when it stops \
+                 answering, one member at a time, in two rounds:\n\n\
+                 1. Make the CA (p2p-ca init) and a node key and certificate for each member \
+                 (p2p-keygen --node, p2p-ca sign --name NAME, where NAME is the member's current \
+                 --name). Then, on each member in turn, add ca, cert, node-key and \
+                 accept-uncertified = true to its configuration and restart it (systemctl \
+                 restart p2pd). With --state-dir it rejoins at once. Such a member shows its \
+                 certificate, signs its gossip, meets certified members in certified sessions, \
+                 and still accepts, and meets in shared-key sessions, members without a \
+                 certificate; these in turn take its signed gossip as a key holder's.\n\n\
+                 2. Once every member runs with a certificate (p2p-peers shows cert_expires for \
+                 each), remove accept-uncertified on each member in turn and restart it. From \
+                 then on the key alone gets nobody in.\n\n\
+                 While a member restarts, queries addressed to it get unreachable for that \
+                 moment (about a second); every other member answers throughout. The test suite \
+                 runs this procedure on three members and checks after every restart that \
+                 every member answers --all from every member."
                     .into(),
             ));
             s.push((

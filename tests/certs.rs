@@ -205,7 +205,12 @@ fn identity(
         &std::fs::read_to_string(trusted.join("ca.pub")).unwrap(),
     )
     .unwrap();
-    Identity { ca, cert, key }
+    Identity {
+        ca,
+        cert,
+        key,
+        accept_uncertified: false,
+    }
 }
 
 fn now() -> i64 {
@@ -738,4 +743,75 @@ fn a_list_made_from_another_within_its_second_still_replaces_it() {
         prior = Some(file);
     }
     assert!(issued.windows(2).all(|w| w[0] < w[1]), "{issued:?}");
+}
+
+/// Every member answers `--all` from `d`: three lines, each with the file's words.
+fn all_answer(d: &Daemon, file: &Path) -> bool {
+    let r = run(d.cmd("p2p-wc").args(["--all", s(file)]));
+    let lines = r.json();
+    r.status == 0 && lines.len() == 3 && lines.iter().all(|v| v["words"] == 3)
+}
+
+/// The documented move of a running shared-key cluster to certificates,
+/// one member at a time, so that the cluster answers throughout: first
+/// every member gets its certificate with --accept-uncertified, then every
+/// member drops that flag. After each restart every member answers `--all`
+/// from every member; at the end a member holding only the key is refused.
+#[test]
+fn a_shared_key_cluster_moves_to_certificates_one_member_at_a_time() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = ca(t.path(), "ca");
+    let file = write(t.path(), "data.txt", b"one two\nthree\n");
+    let names = ["alpha", "beta", "gamma"];
+    let plain = |name: &str, port: u16, join: Option<String>| {
+        let mut args: Vec<String> = FAST.iter().map(|a| a.to_string()).collect();
+        args.extend(["--name", name, "--export", s(t.path())].map(String::from));
+        if let Some(j) = join {
+            args.extend(["--join".to_string(), j]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Daemon::start_on(port, &args, &[("P2PD_SECRET", TEST_KEY)])
+    };
+    let mut cluster = vec![plain(names[0], 0, None)];
+    let first = format!("127.0.0.1:{}", cluster[0].port);
+    for n in &names[1..] {
+        cluster.push(plain(n, 0, Some(first.clone())));
+    }
+    let files: Vec<(PathBuf, PathBuf)> = names.iter().map(|n| certify(t.path(), &ca, n)).collect();
+    for d in &cluster {
+        eventually(20, "every member answers --all", || all_answer(d, &file));
+    }
+    for step in ["--accept-uncertified", ""] {
+        for i in 0..cluster.len() {
+            let port = cluster[i].port;
+            let join = format!("127.0.0.1:{}", cluster[(i + 1) % cluster.len()].port);
+            assert!(
+                cluster[i]
+                    .signal_and_wait(libc::SIGTERM, Duration::from_secs(5))
+                    .is_some(),
+                "{} stops",
+                names[i]
+            );
+            let mut extra = vec!["--join", join.as_str()];
+            if !step.is_empty() {
+                extra.push(step);
+            }
+            let (key, crt) = &files[i];
+            cluster[i] = certified_on(port, t.path(), &ca, key, crt, &extra);
+            for d in &cluster {
+                eventually(30, &format!("after {}{step}: all answer", names[i]), || {
+                    all_answer(d, &file)
+                });
+            }
+        }
+    }
+    // Certificates only now: the key alone no longer gets in.
+    let stranger = plain("stranger", 0, None);
+    let r = run(stranger
+        .cmd("p2p-join")
+        .arg(format!("127.0.0.1:{}", cluster[0].port)));
+    assert_ne!(r.status, 0, "{}", r.stdout);
+    let mut n = self::names(&cluster[0]);
+    n.sort();
+    assert_eq!(n, names);
 }

@@ -23,6 +23,12 @@
 //! certificate against its CA, the clock, and the static key the handshake
 //! proved; [`Session::peer`] then names the peer.
 //!
+//! During a move to certificates, a certified responder that accepts
+//! uncertified peers ([`Identity::accept_uncertified`]) tries the `NNpsk0`
+//! pattern after its own, and a responder without a CA tells a certified
+//! initiator holding the key ([`SessionError::Uncertified`]) from a stranger;
+//! the initiator then meets it on a second connection without a certificate.
+//!
 //! After the handshake, an application frame of up to a caller-given size is
 //! sent as one or more Noise messages, each on the wire as a 2-byte
 //! big-endian length and the ciphertext; the first message's plaintext starts
@@ -54,6 +60,11 @@ pub struct Identity {
     pub ca: CaPublic,
     pub cert: Cert,
     pub key: NodeSecret,
+    /// During a move to certificates: peers that hold only the cluster key
+    /// are still accepted (as uncertified sessions, [`Session::peer`]
+    /// `None`), and a peer that cannot run a certified session is met in
+    /// an uncertified one.
+    pub accept_uncertified: bool,
 }
 
 impl fmt::Debug for Identity {
@@ -71,7 +82,12 @@ impl Identity {
         if cert.body().key.ed25519 != key.public().ed25519 {
             return Err(CertError::WrongKey);
         }
-        Ok(Identity { ca, cert, key })
+        Ok(Identity {
+            ca,
+            cert,
+            key,
+            accept_uncertified: false,
+        })
     }
 }
 
@@ -94,6 +110,9 @@ pub enum SessionError {
     FrameTooLarge(u64),
     /// The peer holds the key but its certificate was refused.
     Certificate(CertError),
+    /// The peer holds the key and asks for a certified session, but this
+    /// member has no CA.
+    Uncertified,
     Io(io::Error),
 }
 
@@ -104,6 +123,11 @@ impl fmt::Display for SessionError {
             SessionError::Protocol(m) => write!(f, "protocol error: {m}"),
             SessionError::FrameTooLarge(n) => write!(f, "frame of {n} bytes is over the limit"),
             SessionError::Certificate(e) => write!(f, "its certificate was refused: {e}"),
+            SessionError::Uncertified => write!(
+                f,
+                "it holds the cluster key and shows a certificate, but this member has no CA \
+                 (--ca) to check it with"
+            ),
             SessionError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -375,22 +399,24 @@ pub fn accept_as<S: Read + Write>(
         return Err(SessionError::Protocol("oversized handshake".into()));
     }
     let mut buf = vec![0u8; MAX_HANDSHAKE];
-    let mut chosen = None;
-    for key in ring.keys() {
-        let mut hs = handshake(&psk_of(key), false, me)?;
-        if hs.read_message(&msg, &mut buf).is_ok() {
-            chosen = Some(hs);
-            break;
-        }
-        forget_psk(&mut hs);
+    // A certified member tries its own pattern first; one that still
+    // accepts uncertified peers then tries theirs.
+    let mut chosen = opened_by(ring, &msg, &mut buf, me)?.map(|hs| (hs, me));
+    if chosen.is_none() && me.is_some_and(|id| id.accept_uncertified) {
+        chosen = opened_by(ring, &msg, &mut buf, None)?.map(|hs| (hs, None));
     }
-    let Some(mut hs) = chosen else {
+    let Some((mut hs, as_whom)) = chosen else {
         // An empty message says "not your cluster" and nothing more: the
         // initiator learns that we hold another key, not which.
         let _ = write_msg(&mut stream, &[]);
+        // Without a CA: a certified member holding our key says so in
+        // its first message, and is told apart for the log.
+        if me.is_none() && opened_by(ring, &msg, &mut buf, Some(stand_in()?))?.is_some() {
+            return Err(SessionError::Uncertified);
+        }
         return Err(SessionError::Unauthorized);
     };
-    let peer = match me {
+    let peer = match as_whom {
         Some(id) => {
             write_handshake(&mut stream, &mut hs, &id.cert.to_bytes())?;
             let mut payload = Vec::new();
@@ -405,6 +431,52 @@ pub fn accept_as<S: Read + Write>(
     let mut s = established(stream, hs, peer)?;
     s.opener.proof(&mut s.stream)?;
     Ok(s)
+}
+
+/// The responder's handshake, for the pattern of `me`, whose key of the
+/// ring opens the initiator's first message `msg`, if any.
+fn opened_by(
+    ring: &KeyRing,
+    msg: &[u8],
+    buf: &mut [u8],
+    me: Option<&Identity>,
+) -> Result<Option<HandshakeState>, SessionError> {
+    for key in ring.keys() {
+        let mut hs = handshake(&psk_of(key), false, me)?;
+        if hs.read_message(msg, buf).is_ok() {
+            return Ok(Some(hs));
+        }
+        forget_psk(&mut hs);
+    }
+    Ok(None)
+}
+
+/// An identity to read a certified first message with, by a member that has
+/// none: that message uses only the pre-shared and ephemeral keys, so the
+/// static key here is never used, and no session is ever made with it.
+fn stand_in() -> Result<&'static Identity, SessionError> {
+    static STAND_IN: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
+    if let Some(id) = STAND_IN.get() {
+        return Ok(id);
+    }
+    let key = NodeSecret::from_seed(&[0x5a; 64]);
+    let ca = super::cert::CaSecret::from_seed(&[0xa5; 32]);
+    let cert = ca
+        .issue(CertBody {
+            serial: 0,
+            not_before: 0,
+            not_after: i64::MAX,
+            key: key.public(),
+            name: "stand-in".into(),
+            groups: Vec::new(),
+        })
+        .map_err(SessionError::Certificate)?;
+    Ok(STAND_IN.get_or_init(|| Identity {
+        ca: ca.public(),
+        cert,
+        key,
+        accept_uncertified: false,
+    }))
 }
 
 impl Sealer {
@@ -967,6 +1039,7 @@ mod tests {
                 ca: trusted.public(),
                 cert,
                 key,
+                accept_uncertified: false,
             }
         }
 
@@ -1056,6 +1129,54 @@ mod tests {
             assert!(c.is_err() && s.is_err());
             let (c, s) = pair(Some(identity(&ca, &ca, 2, "a", FAR)), None);
             assert!(c.is_err() && s.is_err());
+        }
+
+        /// During a move to certificates: a member that accepts uncertified
+        /// peers meets a shared-key member in an uncertified session, and a
+        /// certified one in a certified session.
+        #[test]
+        fn a_member_accepting_uncertified_peers_meets_both_kinds() {
+            let ca = CaSecret::from_seed(&[1; 32]);
+            let moving = |n, name| {
+                let mut id = identity(&ca, &ca, n, name, FAR);
+                id.accept_uncertified = true;
+                id
+            };
+            let (c, s) = pair(None, Some(moving(3, "b")));
+            let (mut c, mut s) = (c.unwrap(), s.unwrap());
+            assert!(c.peer().is_none() && s.peer().is_none());
+            c.send(b"hi").unwrap();
+            assert_eq!(s.recv(16).unwrap(), b"hi");
+            let (c, s) = pair(Some(identity(&ca, &ca, 2, "a", FAR)), Some(moving(3, "b")));
+            assert_eq!(c.unwrap().peer().unwrap().name, "b");
+            assert_eq!(s.unwrap().peer().unwrap().name, "a");
+            // It still checks the certificates it is shown.
+            let other = CaSecret::from_seed(&[9; 32]);
+            let (_, s) = pair(
+                Some(identity(&other, &ca, 2, "a", FAR)),
+                Some(moving(3, "b")),
+            );
+            assert!(matches!(
+                s,
+                Err(SessionError::Certificate(CertError::BadSignature))
+            ));
+        }
+
+        /// A member without a CA tells a certified member holding the key
+        /// from a stranger, and refuses both.
+        #[test]
+        fn a_member_without_a_ca_tells_a_certified_peer_from_a_stranger() {
+            let ca = CaSecret::from_seed(&[1; 32]);
+            let (c, s) = pair(Some(identity(&ca, &ca, 2, "a", FAR)), None);
+            assert!(matches!(c, Err(SessionError::Unauthorized)));
+            assert!(matches!(s, Err(SessionError::Uncertified)));
+            let (a, b) = UnixStream::pair().unwrap();
+            let server = ring(&[&Key::generate().unwrap()]);
+            let t = thread::spawn(move || accept_as(b, &server, None));
+            let stranger = ring(&[&Key::generate().unwrap()]);
+            let id = identity(&ca, &ca, 2, "a", FAR);
+            assert!(connect_as(a, &stranger, Some(&id)).is_err());
+            assert!(matches!(t.join().unwrap(), Err(SessionError::Unauthorized)));
         }
     }
 }

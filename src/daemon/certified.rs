@@ -45,12 +45,23 @@ fn files(
 
 /// This member's certified identity, checked: the certificate is the CA's,
 /// valid now and for the node key. `None` in shared-key mode.
+/// With `accept_uncertified`, the identity also admits members that hold
+/// only the cluster key (a move to certificates); that needs a CA.
 pub fn resolve(
     ca: Option<&Path>,
     cert: Option<&Path>,
     key: Option<&Path>,
+    accept_uncertified: bool,
 ) -> Result<Option<Identity>, String> {
     let Some([ca_path, cert_path, key_path]) = files(ca, cert, key)? else {
+        if accept_uncertified {
+            return Err(
+                "--accept-uncertified is for a member with a certificate (--ca, --cert and \
+                 --node-key, or the systemd credentials): without one, every holder of the \
+                 cluster key is accepted anyway"
+                    .into(),
+            );
+        }
         return Ok(None);
     };
     let ca = CaPublic::decode(&read("--ca", &ca_path)?)
@@ -62,11 +73,18 @@ pub fn resolve(
     let key =
         NodeSecret::decode(&text).map_err(|e| format!("--node-key {}: {e}", key_path.display()))?;
     let now = jiff::Timestamp::now().as_second();
-    let id = Identity::new(ca, cert, key, now)
+    let mut id = Identity::new(ca, cert, key, now)
         .map_err(|e| format!("--cert {}: {e}", cert_path.display()))?;
+    id.accept_uncertified = accept_uncertified;
     let b = id.cert.body();
+    let admits = if accept_uncertified {
+        "members with a certificate of this CA are accepted, and, while moving to \
+         certificates (--accept-uncertified), members holding only the cluster key"
+    } else {
+        "only members with a certificate of this CA are accepted"
+    };
     log::info!(
-        "certified as {} (serial {:016x}, groups [{}]) until {}, from {}: only members with a certificate of this CA are accepted",
+        "certified as {} (serial {:016x}, groups [{}]) until {}, from {}: {admits}",
         b.name,
         b.serial,
         b.groups.join(","),

@@ -7,7 +7,7 @@
 //! in which a joining node sends its identity and gets the full member list.
 
 use crate::crypto::cert::{Cert, CertBody, CertError, Revocations};
-use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, OpenError};
+use crate::crypto::gossip::{Endpoint, GossipCipher, MAX_DATAGRAM, OpenError, SIGNED_VERSION};
 use crate::crypto::keys::KeyRing;
 use crate::crypto::keys::{base64_decode, base64_encode};
 use crate::crypto::session::{self, Identity, SessionError};
@@ -178,6 +178,9 @@ impl Cluster {
             Some(_) => Membership::new_certified(me.clone(), &timings, seed),
             None => Membership::new(me.clone(), &timings, seed),
         };
+        if identity.as_ref().is_some_and(|id| id.accept_uncertified) {
+            membership.accept_unsigned();
+        }
         let certs = identity.as_ref().map(|id| {
             let mut certs = Certs::new(id.ca.clone());
             certs.keep(id.cert.body());
@@ -246,6 +249,32 @@ impl Cluster {
         self.identity.as_deref()
     }
 
+    /// Whether peers holding only the cluster key are still accepted
+    /// beside certified ones (`--accept-uncertified`, during a move to
+    /// certificates).
+    pub fn accepts_uncertified(&self) -> bool {
+        self.identity
+            .as_ref()
+            .is_some_and(|id| id.accept_uncertified)
+    }
+
+    /// Opens a session as this member, on a stream from `dial`: certified
+    /// when we are. A member that still accepts uncertified peers meets one
+    /// that cannot run a certified session (it has no CA) in an uncertified
+    /// session, on a second connection.
+    pub fn open_session<S: io::Read + io::Write>(
+        &self,
+        mut dial: impl FnMut() -> Result<S, SessionError>,
+    ) -> Result<session::Session<S>, SessionError> {
+        let ring = self.ring();
+        match session::connect_as(dial()?, &ring, self.identity()) {
+            Err(SessionError::Unauthorized) if self.accepts_uncertified() => {
+                session::connect_as(dial()?, &ring, None)
+            }
+            other => other,
+        }
+    }
+
     /// Checks that the peer of a certified session is certified as `claimed`
     /// (in shared-key mode, anyone with the key may claim any name).
     pub fn check_claim(
@@ -256,6 +285,8 @@ impl Cluster {
         match (self.identity.is_some(), peer) {
             (false, _) => Ok(()),
             (true, Some(p)) => p.check_name(claimed),
+            // Moving to certificates: a key holder without one, as before.
+            (true, None) if self.accepts_uncertified() => Ok(()),
             // A certified session always has a peer certificate.
             (true, None) => Err(crate::crypto::cert::CertError::WrongKey),
         }
@@ -564,16 +595,17 @@ impl Cluster {
         addr: SocketAddr,
         request: &PeerRequest,
     ) -> Result<R, JoinError> {
-        let stream = TcpStream::connect_timeout(&addr, PEER_TIMEOUT)
-            .map_err(|e| JoinError::Unreachable(crate::error::Error::from_io(&e).message))?;
-        let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
-        let mut s =
-            session::connect_as(stream, &self.ring(), self.identity()).map_err(|e| match e {
-                SessionError::Unauthorized => JoinError::Unauthorized,
-                SessionError::Certificate(e) => JoinError::Certificate(e),
-                other => JoinError::Unreachable(session_message(other)),
-            })?;
+        let dial = || {
+            let stream = TcpStream::connect_timeout(&addr, PEER_TIMEOUT)?;
+            let _ = stream.set_read_timeout(Some(PEER_TIMEOUT));
+            let _ = stream.set_write_timeout(Some(PEER_TIMEOUT));
+            Ok(stream)
+        };
+        let mut s = self.open_session(dial).map_err(|e| match e {
+            SessionError::Unauthorized => JoinError::Unauthorized,
+            SessionError::Certificate(e) => JoinError::Certificate(e),
+            other => JoinError::Unreachable(session_message(other)),
+        })?;
         self.admit_certificate(s.peer_certificate())
             .map_err(JoinError::Certificate)?;
         log::debug!("session to {addr} opened for a {}", request.op());
@@ -805,7 +837,13 @@ fn gossip_loop(
                     break;
                 }
             };
+            let unsigned = buf.first() != Some(&SIGNED_VERSION);
             let opened = match (&signer, &cluster.certs) {
+                // Moving to certificates: members without one still gossip
+                // unsigned, as key holders (see Membership::accept_unsigned).
+                (Some(_), Some(_)) if unsigned && cluster.accepts_uncertified() => {
+                    cipher.open(&mut endpoint, &buf[..n]).map(|p| (p, None))
+                }
                 (Some(_), Some(certs)) => {
                     let now_s = jiff::Timestamp::now().as_second();
                     match certs.lock() {
@@ -813,6 +851,11 @@ fn gossip_loop(
                         Err(_) => Err(OpenError::UnknownSigner),
                     }
                     .map(|s| (s.payload, Some(s.signer)))
+                }
+                // Without a CA, a member that has one is a key holder like
+                // any other: its signature is not ours to check.
+                _ if !unsigned => {
+                    signed::open_unverified(&cipher, &mut endpoint, &buf[..n]).map(|p| (p, None))
                 }
                 _ => cipher.open(&mut endpoint, &buf[..n]).map(|p| (p, None)),
             };

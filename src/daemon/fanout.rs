@@ -40,7 +40,7 @@ use super::cancel::Cancel;
 use super::distribute::{Distributor, Mode};
 use super::engine::Fields;
 use super::logging;
-use crate::crypto::session::{self, Session, SessionError};
+use crate::crypto::session::{Session, SessionError};
 use crate::error::{Error, ErrorCode};
 use crate::membership::{MemberInfo, MemberState};
 use crate::ops::count::DirCounts;
@@ -1461,14 +1461,22 @@ fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<Opened, Error> {
 
 /// A new session to `addr`.
 fn connect(ctx: &Ctx, at: &str, addr: SocketAddr) -> Result<Session<Conn>, Error> {
-    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(ctx.timeout))
-        .map_err(|e| link_error(at, &e, ctx.timeout))?;
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(ctx.timeout));
-    let _ = stream.set_write_timeout(Some(ctx.timeout));
-    let ring = ctx.shared.cluster.ring();
-    let s = session::connect_as(Conn::new(stream), &ring, ctx.shared.cluster.identity())
-        .map_err(|e| session_error(at, e, ctx))?;
+    let mut refused = None;
+    let dial = || {
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(ctx.timeout))
+            .inspect_err(|e| refused = Some(link_error(at, e, ctx.timeout)))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(ctx.timeout));
+        let _ = stream.set_write_timeout(Some(ctx.timeout));
+        Ok(Conn::new(stream))
+    };
+    let opened = ctx.shared.cluster.open_session(dial);
+    let s = match (opened, refused) {
+        (Ok(s), _) => s,
+        // The connection itself failed: worded as such.
+        (Err(_), Some(e)) => return Err(e),
+        (Err(e), None) => return Err(session_error(at, e, ctx)),
+    };
     ctx.shared
         .cluster
         .admit_certificate(s.peer_certificate())

@@ -782,6 +782,7 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         cli.ca.as_deref(),
         cli.cert.as_deref(),
         cli.node_key.as_deref(),
+        cli.accept_uncertified,
     ) {
         Ok(i) => i.map(Arc::new),
         Err(e) => {

@@ -121,6 +121,19 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
         cluster.identity(),
     ) {
         Ok(s) => s.map_stream(Deadline::into_inner),
+        Err(SessionError::Uncertified) => {
+            // A member with a certificate, during a move to certificates:
+            // it tries again without one if it accepts uncertified peers.
+            crate::daemon::logging::hostile(
+                log::Level::Debug,
+                "peer-uncertified",
+                format_args!(
+                    "peer {from} holds the cluster key and asked for a certified session; \
+                     this member has no CA (--ca), so it was told no"
+                ),
+            );
+            return;
+        }
         Err(e @ (SessionError::Certificate(_) | SessionError::Unauthorized)) => {
             let (kind, why) = match e {
                 SessionError::Certificate(c) => (

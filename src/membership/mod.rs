@@ -283,6 +283,10 @@ pub struct Membership {
     /// Certified mode: the identities their owners showed (none in
     /// shared-key mode, where any key holder may assert anything).
     proven: Option<proof::Proven>,
+    /// Certified mode, while moving to certificates: unsigned payloads,
+    /// from members without a certificate yet, are taken as in shared-key
+    /// mode, and what they name counts as shown.
+    unsigned_too: bool,
     /// Names the CA has revoked: shown `revoked`, kept down.
     revoked: HashSet<String>,
     /// Revocation news heard, until the daemon takes it.
@@ -356,6 +360,7 @@ impl Membership {
             since: HashMap::new(),
             gone: false,
             proven: None,
+            unsigned_too: false,
             revoked: HashSet::new(),
             news_heard: Vec::new(),
         };
@@ -377,6 +382,16 @@ impl Membership {
         let mut m = Membership::with_config(me, config, timings, seed);
         m.proven = Some(proof::Proven::default());
         m
+    }
+
+    /// Certified mode, while the cluster moves to certificates: takes
+    /// unsigned payloads too ([`Membership::handle_payload`]), from members
+    /// that hold the key but no certificate yet. What they say is taken as
+    /// in shared-key mode, so the identities they name count as shown, and
+    /// the rule that a member asserts only its own identity holds only once
+    /// this is off again.
+    pub fn accept_unsigned(&mut self) {
+        self.unsigned_too = self.proven.is_some();
     }
 
     /// Whether this member is one of a certified cluster.
@@ -594,20 +609,34 @@ impl Membership {
     }
 
     /// Takes one datagram's opened payload (shared-key mode; a certified
-    /// member takes only [`Membership::handle_signed`]).
+    /// member takes only [`Membership::handle_signed`], unless it
+    /// [accepts unsigned ones](Membership::accept_unsigned) too).
     pub fn handle_payload(&mut self, payload: &[u8], now: Instant) {
-        if self.gone || self.proven.is_some() {
+        if self.gone || (self.proven.is_some() && !self.unsigned_too) {
             return;
         }
         match payload.split_first() {
             Some((&KIND_FOCA, rest)) => {
-                let screened = match Membership::identities(rest) {
-                    Some(ids) => self.screen(&ids, now),
+                let ids = Membership::identities(rest);
+                let screened = match &ids {
+                    Some(ids) => self.screen(ids, now),
                     None => Ok(None),
                 };
                 match screened {
                     Ok(claim) => {
+                        if let (Some(p), Some(ids)) = (self.proven.as_mut(), &ids) {
+                            for n in ids {
+                                p.prove(n);
+                            }
+                        }
                         let _ = self.foca.handle_data(rest, &mut self.runtime);
+                        if !self.revoked.is_empty()
+                            && ids.is_some_and(|ids| {
+                                ids.iter().any(|n| self.revoked.contains(&n.name))
+                            })
+                        {
+                            self.keep_revoked_down();
+                        }
                         if let Some(c) = claim {
                             self.refute(c, now);
                         }
@@ -625,7 +654,11 @@ impl Membership {
                         .iter_membership_state()
                         .any(|m| m.id().name == leaver.0 && m.id().incarnation == leaver.1);
                     if known && !self.left.contains(&leaver) {
-                        self.relay_leave(&leaver, payload);
+                        // A certified member signs what it sends: it passes
+                        // on no one else's notice.
+                        if self.proven.is_none() {
+                            self.relay_leave(&leaver, payload);
+                        }
                         self.left_news.push(leaver.0.clone());
                         self.left.insert(leaver);
                     }
@@ -1476,9 +1509,16 @@ mod tests {
 
         /// Delivers one payload from the member named `from` to `to`.
         fn deliver(&mut self, from: &str, to: SocketAddr, payload: &[u8]) {
-            let (certified, now) = (self.certified, self.now);
+            let certified = self.certified;
+            self.deliver_as(from, certified, to, payload);
+        }
+
+        /// Delivers one payload from `from`, signed if `signed`, as the
+        /// daemon does: a member without a CA takes a signed payload unchecked.
+        fn deliver_as(&mut self, from: &str, signed: bool, to: SocketAddr, payload: &[u8]) {
+            let now = self.now;
             if let Some(Some(m)) = self.nodes.get_mut(Net::index(to)) {
-                if certified {
+                if signed && m.is_certified() {
                     m.handle_signed(payload, from, now);
                 } else {
                     m.handle_payload(payload, now);
@@ -1521,14 +1561,18 @@ mod tests {
                     assert!(round < 1000, "a datagram storm at {:?}", self.now);
                     let mut mail = Vec::new();
                     for m in self.nodes.iter_mut().flatten() {
-                        let from = m.me().name.clone();
-                        mail.extend(m.take_outbox().into_iter().map(|o| (from.clone(), o)));
+                        let (from, signed) = (m.me().name.clone(), m.is_certified());
+                        mail.extend(
+                            m.take_outbox()
+                                .into_iter()
+                                .map(|o| (from.clone(), signed, o)),
+                        );
                     }
                     if mail.is_empty() {
                         break;
                     }
-                    for (from, (to, payload)) in mail {
-                        self.deliver(&from, to, &payload);
+                    for (from, signed, (to, payload)) in mail {
+                        self.deliver_as(&from, signed, to, &payload);
                     }
                 }
             }
@@ -2405,5 +2449,48 @@ mod tests {
                 .left
                 .contains(&(n1.name, n1.incarnation))
         );
+    }
+
+    /// Nodes 0 and 1 hold only the key; 2 and 3 are certified, and take
+    /// unsigned payloads too when `moving`.
+    fn mixed(moving: bool) -> Net {
+        let mut net = Net::new(4);
+        for i in [2u16, 3] {
+            let mut m = Membership::new_certified(node(i), &Timings::default(), [i as u8; 32]);
+            if moving {
+                m.accept_unsigned();
+            }
+            net.nodes[usize::from(i)] = Some(m);
+        }
+        net.settled()
+    }
+
+    /// During a move to certificates, members with and without one form
+    /// one cluster: each sees all four alive.
+    #[test]
+    fn members_with_and_without_certificates_form_one_cluster_while_moving() {
+        let net = mixed(true);
+        for i in 0..4 {
+            let states = net.states(i);
+            assert_eq!(states.len(), 4, "node {i}: {states:?}");
+            assert!(
+                states.values().all(|s| *s == MemberState::Alive),
+                "node {i}: {states:?}"
+            );
+        }
+    }
+
+    /// Without the move, a certified member takes nothing unsigned: the
+    /// members without a certificate stay strangers to it.
+    #[test]
+    fn a_certified_member_not_moving_ignores_members_without_certificates() {
+        let net = mixed(false);
+        for i in [2, 3] {
+            let states = net.states(i);
+            assert!(
+                !states.contains_key("n0") && !states.contains_key("n1"),
+                "node {i}: {states:?}"
+            );
+        }
     }
 }
