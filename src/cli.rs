@@ -472,8 +472,8 @@ pub struct DaemonCli {
     #[arg(long, env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
     pub log_level: String,
 
-    /// Let peers read files below DIR (repeatable); nothing is exported by default
-    #[arg(long = "export", value_name = "DIR")]
+    /// Let peers read files below DIR (repeatable); with :groups=G1,G2, only members whose certificate carries one of the groups (needs --ca); nothing is exported by default
+    #[arg(long = "export", value_name = "DIR[:groups=G,...]", value_parser = clap::builder::OsStringValueParser::new().try_map(export_value))]
     pub exports: Vec<PathBuf>,
 
     /// Milliseconds between gossip rounds
@@ -2131,6 +2131,12 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
             .into(),
     ));
     s
+}
+
+/// An `--export` value, checked as it is read (also at its line in the
+/// config file) and kept as given: any bytes, as a path may hold.
+fn export_value(value: std::ffi::OsString) -> Result<PathBuf, String> {
+    crate::exports::Export::parse(&value).map(|_| PathBuf::from(value))
 }
 
 #[cfg(test)]

@@ -954,6 +954,32 @@ mod tests {
     }
 
     #[test]
+    fn exports_with_groups_are_a_list_of_strings_as_on_the_command_line() {
+        let (t, r) = load(
+            "export = [\"/srv/pub\", \"secret:groups=ops,audit\"]\n",
+            &["--export", "/srv/x:groups=web"],
+        );
+        let c = r.unwrap();
+        // The line's flag replaces the file's list; relative ones are beside the file.
+        assert_eq!(c.exports, vec![PathBuf::from("/srv/x:groups=web")]);
+        let (t2, r) = load(
+            "export = [\"/srv/pub\", \"secret:groups=ops,audit\"]\n",
+            &[],
+        );
+        assert_eq!(
+            r.unwrap().exports,
+            vec![
+                PathBuf::from("/srv/pub"),
+                t2.path().join("secret:groups=ops,audit")
+            ]
+        );
+        drop(t);
+        let (line, m) = file_error("export = [\"/srv/pub\",\n\"/srv/s:groups=o ps\"]\n");
+        assert_eq!(line, 2);
+        assert!(m.contains("the group \"o ps\" is not"), "{m}");
+    }
+
+    #[test]
     fn bad_values_are_refused_even_when_a_flag_overrides_them() {
         let (_t, r) = load("gossip-interval = 5\n", &["--gossip-interval", "300"]);
         assert!(matches!(r, Err(ConfigError::File { line: 1, .. })), "{r:?}");

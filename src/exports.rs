@@ -21,6 +21,23 @@
 //! a mount, and without following any symlink, so whoever may write the
 //! export's parent cannot swap the root for a link to `/etc`. Mount points
 //! below a root are crossed: what is mounted there is part of the export.
+//!
+//! An export may name groups, `--export DIR:groups=G1,G2`: then only members
+//! whose verified certificate carries one of them may read below DIR, and
+//! every other member is answered `unauthorized` with the groups it lacks.
+//! Only a suffix `:groups=...` of the last component (nothing after it holds a
+//! `/`) is parsed, so any other directory name with `:` exports as it is; a
+//! directory whose own name contains `:groups=` is exported by adding a
+//! trailing `/`. Every open names who asks ([`Asker`]), so none can skip the
+//! check. When roots nest, the longest root the path is written below
+//! decides: `/srv` for everyone and `/srv/secret:groups=ops` let only ops read
+//! below `/srv/secret`. So that a member outside a nested root's groups
+//! cannot reach it from the enclosing root (a symlink, `..`, another spelling),
+//! its paths there are walked strictly (no symlink, no `..` followed, as
+//! without openat2) and refused when they name a place below that nested
+//! root; its recursive walks are refused when one would enter it. A bind
+//! mount of a grouped directory elsewhere in an export is the operator's to
+//! avoid: it is not recognized.
 
 use crate::error::{Error, ErrorCode};
 use crate::ops::stat::{Meta, link_target_at, meta_at};
@@ -49,9 +66,133 @@ const AGAIN_RETRIES: u32 = 8;
 pub struct Exports {
     /// Canonical roots, without duplicates.
     roots: Vec<PathBuf>,
+    /// The groups whose members may read below each root (same index),
+    /// sorted and distinct; empty for every member.
+    groups: Vec<Vec<String>>,
     /// Every spelling a root may be written with (as given, canonical), with its index in `roots`.
     spellings: Vec<(PathBuf, usize)>,
     resolver: Resolver,
+}
+
+/// One `--export` value: a directory and the groups that may read below it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Export {
+    pub dir: PathBuf,
+    /// Sorted and distinct; empty when every member may read.
+    pub groups: Vec<String>,
+}
+
+/// What separates a directory from the groups in an `--export` value.
+const GROUPS_SUFFIX: &[u8] = b":groups=";
+
+impl Export {
+    /// Parses `DIR` or `DIR:groups=G1,G2`: the suffix is taken only from the
+    /// last component of the value (no `/` after `:groups=`), so a directory
+    /// name holding `:` stays a directory name, and one holding `:groups=`
+    /// is given with a trailing `/`. Group names follow the certificate's
+    /// rules (those of member names).
+    pub fn parse(value: &std::ffi::OsStr) -> Result<Export, String> {
+        let bytes = value.as_bytes();
+        let last = bytes
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map_or(0, |slash| slash + 1);
+        let Some(at) = bytes[last..]
+            .windows(GROUPS_SUFFIX.len())
+            .position(|w| w == GROUPS_SUFFIX)
+            .map(|i| last + i)
+        else {
+            return Ok(Export {
+                dir: PathBuf::from(value),
+                groups: Vec::new(),
+            });
+        };
+        let dir = &bytes[..at];
+        let list = &bytes[at + GROUPS_SUFFIX.len()..];
+        if dir.is_empty() {
+            return Err("no directory before :groups= (write DIR:groups=G1,G2)".into());
+        }
+        let list = std::str::from_utf8(list).map_err(|_| "group names are ASCII".to_string())?;
+        let mut groups = Vec::new();
+        for group in list.split(',') {
+            if group.is_empty() {
+                return Err("an empty group name (write DIR:groups=G1,G2)".into());
+            }
+            crate::membership::check_name(group).map_err(|_| {
+                format!(
+                    "the group \"{}\" is not 1 to 64 ASCII letters, digits, '.', '_', '-', ':' or '@'",
+                    crate::daemon::logging::untrusted(group)
+                )
+            })?;
+            groups.push(group.to_string());
+        }
+        groups.sort();
+        groups.dedup();
+        Ok(Export {
+            dir: PathBuf::from(std::ffi::OsStr::from_bytes(dir)),
+            groups,
+        })
+    }
+}
+
+/// Who asks to read below the exports: every open names one, so that the
+/// groups of an export are never left unchecked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Asker {
+    who: Who,
+    /// The query walks a directory recursively: refused when the walk
+    /// would enter a root the asker may not read.
+    walks: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Who {
+    /// A member over a session, with the groups of its verified
+    /// certificate; `None` for a member without one (shared-key mode).
+    Member(Option<Vec<String>>),
+    /// A user of this host, answered only on a descriptor they opened
+    /// themselves: the file's own permissions decided already.
+    Local,
+}
+
+impl Asker {
+    /// A member whose session carried `cert` (verified), or none; `walks`
+    /// when its query is a recursive directory count.
+    pub fn member(cert: Option<&crate::crypto::cert::CertBody>, walks: bool) -> Asker {
+        Asker {
+            who: Who::Member(cert.map(|c| c.groups.clone())),
+            walks,
+        }
+    }
+
+    /// A user of this host whose own open descriptor the answer is computed on.
+    pub fn local() -> Asker {
+        Asker {
+            who: Who::Local,
+            walks: false,
+        }
+    }
+
+    /// Whether this asker may read below a root that names `groups`.
+    fn may_read(&self, groups: &[String]) -> bool {
+        if groups.is_empty() {
+            return true;
+        }
+        match &self.who {
+            Who::Local => true,
+            Who::Member(None) => false,
+            Who::Member(Some(mine)) => mine.iter().any(|g| groups.contains(g)),
+        }
+    }
+}
+
+/// `group ops`, `group ops or audit`, `group a, b or c`.
+fn either(groups: &[String]) -> String {
+    match groups {
+        [] => String::new(),
+        [one] => format!("group {one}"),
+        [init @ .., last] => format!("group {} or {last}", init.join(", ")),
+    }
 }
 
 /// How the part of a path below its root is resolved.
@@ -76,9 +217,14 @@ enum Failure {
 impl Exports {
     /// Canonicalizes each directory (realpath); a missing path or a non-directory is an error
     /// whose message names the path ("--export /x: No such file or directory").
-    pub fn new(dirs: &[PathBuf]) -> Result<Exports, String> {
+    /// Each may end in `:groups=G1,G2` ([`Export::parse`]); a directory
+    /// exported twice must name the same groups both times.
+    pub fn new(values: &[PathBuf]) -> Result<Exports, String> {
         let mut exports = Exports::none();
-        for dir in dirs {
+        for value in values {
+            let Export { dir, groups } = Export::parse(value.as_os_str())
+                .map_err(|e| format!("--export {}: {e}", readable(value.as_os_str().as_bytes())))?;
+            let dir = &dir;
             let fail = |e: &io::Error| {
                 format!("--export {}: {}", dir.display(), Error::from_io(e).message)
             };
@@ -90,9 +236,17 @@ impl Exports {
             // Requests are absolute, so a relative spelling is matched as the absolute one.
             let given = std::path::absolute(dir).map_err(|e| fail(&e))?;
             let index = match exports.roots.iter().position(|r| *r == canonical) {
+                Some(i) if exports.groups[i] != groups => {
+                    return Err(format!(
+                        "--export {}: {} is exported twice with different groups",
+                        readable(value.as_os_str().as_bytes()),
+                        canonical.display()
+                    ));
+                }
                 Some(i) => i,
                 None => {
                     exports.roots.push(canonical.clone());
+                    exports.groups.push(groups);
                     exports.roots.len() - 1
                 }
             };
@@ -117,6 +271,7 @@ impl Exports {
     pub fn none() -> Exports {
         Exports {
             roots: Vec::new(),
+            groups: Vec::new(),
             spellings: Vec::new(),
             resolver: Resolver::Walk,
         }
@@ -132,9 +287,83 @@ impl Exports {
         &self.roots
     }
 
+    /// The groups of each root (same order as [`Exports::roots`]); empty for every member.
+    pub fn groups(&self) -> &[Vec<String>] {
+        &self.groups
+    }
+
+    /// True when some root names groups (which only certificates can carry).
+    pub fn has_groups(&self) -> bool {
+        self.groups.iter().any(|g| !g.is_empty())
+    }
+
+    /// The refusal of `who` below root `index`, if it may not read there.
+    fn refusal(&self, who: &Asker, index: usize) -> Option<Error> {
+        let groups = &self.groups[index];
+        if who.may_read(groups) {
+            return None;
+        }
+        let lacking = match &who.who {
+            Who::Member(None) => {
+                "you have no certificate (this member's cluster runs on the shared key)"
+            }
+            _ => "your certificate carries none of them",
+        };
+        Some(Error::new(
+            ErrorCode::Unauthorized,
+            format!(
+                "below {} only members of {} may read; {lacking}",
+                self.roots[index].display(),
+                either(groups)
+            ),
+        ))
+    }
+
+    /// The roots strictly below root `index` that `who` may not read.
+    fn closed_below(&self, who: &Asker, index: usize) -> Vec<usize> {
+        (0..self.roots.len())
+            .filter(|&j| {
+                j != index
+                    && self.roots[j].starts_with(&self.roots[index])
+                    && !who.may_read(&self.groups[j])
+            })
+            .collect()
+    }
+
+    /// How `who` resolves `rest` below root `index`: strictly when a root
+    /// it may not read lies below, and then refused if `rest` names a place
+    /// in such a root (or, for a walk, above one).
+    fn resolving(
+        &self,
+        who: &Asker,
+        index: usize,
+        rest: &[&[u8]],
+        walks: bool,
+    ) -> Result<Resolver, Error> {
+        let closed = self.closed_below(who, index);
+        if closed.is_empty() {
+            return Ok(self.resolver);
+        }
+        if !rest.contains(&&b".."[..]) {
+            let mut reached = self.roots[index].clone();
+            reached.extend(rest.iter().map(|n| std::ffi::OsStr::from_bytes(n)));
+            for j in closed {
+                let inside = reached.starts_with(&self.roots[j]);
+                if inside || (walks && self.roots[j].starts_with(&reached)) {
+                    return Err(self
+                        .refusal(who, j)
+                        .unwrap_or_else(|| Error::new(ErrorCode::Unauthorized, "unauthorized")));
+                }
+            }
+        }
+        Ok(Resolver::Walk)
+    }
+
     /// Opens `path` (must be absolute; any bytes but NUL) for reading, only
-    /// if it lies below an exported root and its resolution stays beneath that root.
-    pub fn open(&self, path: impl AsRef<[u8]>) -> Result<File, Error> {
+    /// if it lies below an exported root, its resolution stays beneath that
+    /// root, and `who` may read there (the groups of the longest root the
+    /// path is written below decide).
+    pub fn open(&self, who: &Asker, path: impl AsRef<[u8]>) -> Result<File, Error> {
         let path = path.as_ref();
         if !path.starts_with(b"/") {
             return Err(Error::new(
@@ -160,7 +389,14 @@ impl Exports {
         let candidates = self.candidates(&names);
         let mut refused = None;
         for &(index, covered) in &candidates {
-            match self.open_below(index, &names[covered..], want_dir, path) {
+            // The longest root decides; an enclosing one, tried when the path
+            // led out of a nested one, is checked as well.
+            if let Some(refused) = self.refusal(who, index) {
+                return Err(refused);
+            }
+            let rest = &names[covered..];
+            let how = self.resolving(who, index, rest, who.walks)?;
+            match self.open_below(index, rest, want_dir, path, how) {
                 Ok(file) => return Ok(file),
                 // An enclosing root may hold what a nested one refused: exporting
                 // /srv exports /srv/data/../other even when /srv/data is exported too.
@@ -188,7 +424,8 @@ impl Exports {
     /// The directories above it are resolved as [`Exports::open`] resolves
     /// them (never out of the root); `None` for anything else, which
     /// [`Exports::open`] then opens or refuses.
-    pub fn symlink_below(&self, path: impl AsRef<[u8]>) -> Option<(Meta, Vec<u8>)> {
+    /// `None` too where `who` may not read, which [`Exports::open`] then refuses.
+    pub fn symlink_below(&self, who: &Asker, path: impl AsRef<[u8]>) -> Option<(Meta, Vec<u8>)> {
         let path = path.as_ref();
         if !path.starts_with(b"/") || path.contains(&0) || self.is_empty() {
             return None;
@@ -205,10 +442,14 @@ impl Exports {
             if *last == b".." {
                 return None;
             }
-            let Ok(root) = open_root(&self.roots[index], self.resolver) else {
+            if self.refusal(who, index).is_some() {
+                return None;
+            }
+            let how = self.resolving(who, index, &names[covered..], false).ok()?;
+            let Ok(root) = open_root(&self.roots[index], how) else {
                 continue;
             };
-            let dir = match self.resolver {
+            let dir = match how {
                 Resolver::Openat2 => open_beneath(root.as_fd(), parents, DIR_PATH_FLAGS),
                 // The walk refuses `..` (descend does, name by name).
                 Resolver::Walk => descend(root.as_fd(), parents),
@@ -254,15 +495,20 @@ impl Exports {
         rest: &[&[u8]],
         want_dir: bool,
         path: &[u8],
+        how: Resolver,
     ) -> Result<File, Error> {
         let root = &self.roots[index];
-        let root_fd = open_root(root, self.resolver).map_err(|f| root_error(root, f))?;
+        let root_fd = open_root(root, how).map_err(|f| root_error(root, f))?;
         let flags = READ_FLAGS | if want_dir { libc::O_DIRECTORY } else { 0 };
-        let opened = match self.resolver {
+        let opened = match how {
             Resolver::Openat2 => open_beneath(root_fd.as_fd(), rest, flags),
             Resolver::Walk => open_walk(root_fd.as_fd(), rest, flags),
         };
-        opened.map(File::from).map_err(|f| explain(f, path, root))
+        // The walk was chosen for this asker, not for want of openat2.
+        let forced = how != self.resolver;
+        opened
+            .map(File::from)
+            .map_err(|f| explain(f, path, root, forced))
     }
 
     fn listing(&self) -> String {
@@ -455,17 +701,24 @@ fn openat2(dir: RawFd, path: &CStr, flags: libc::c_int, resolve: u64) -> io::Res
 }
 
 /// Words a failure below `root` for the peer that asked for `path`.
-fn explain(failure: Failure, path: &[u8], root: &Path) -> Error {
+fn explain(failure: Failure, path: &[u8], root: &Path, forced: bool) -> Error {
     let root = root.display();
     let path = readable(path);
+    let why = if forced {
+        format!(
+            "for you below {root}, since a directory there is exported to groups you are not in"
+        )
+    } else {
+        "on this kernel (no openat2)".to_string()
+    };
     match failure {
         Failure::DotDot => Error::new(
             ErrorCode::NotExported,
-            format!("{path}: .. is not followed below exports on this kernel (no openat2)"),
+            format!("{path}: .. is not followed below exports {why}"),
         ),
         Failure::Symlink => Error::new(
             ErrorCode::NotExported,
-            format!("{path}: symlinks are not followed below exports on this kernel (no openat2)"),
+            format!("{path}: symlinks are not followed below exports {why}"),
         ),
         Failure::Os(e) => match e.raw_os_error() {
             Some(libc::EXDEV) => Error::new(
@@ -512,6 +765,12 @@ mod tests {
     use std::fs;
     use std::io::Read;
     use std::os::unix::fs::symlink;
+
+    /// A member without a certificate, reading exports without groups.
+    const ANYONE: Asker = Asker {
+        who: Who::Member(None),
+        walks: false,
+    };
 
     /// A temp tree: `top/root` is exported, `top/outside` is not.
     struct Tree {
@@ -576,14 +835,251 @@ mod tests {
         result.unwrap_err().code
     }
 
+    fn member_of(groups: &[&str]) -> Asker {
+        Asker {
+            who: Who::Member(Some(groups.iter().map(|g| g.to_string()).collect())),
+            walks: false,
+        }
+    }
+
+    fn grouped(dir: &Path, groups: &str) -> PathBuf {
+        PathBuf::from(format!("{}:groups={groups}", text(dir)))
+    }
+
+    #[test]
+    fn export_values_parse_a_trailing_groups_suffix_only() {
+        let p = |v: &str| Export::parse(OsStr::new(v));
+        assert_eq!(
+            p("/srv/data").unwrap(),
+            Export {
+                dir: "/srv/data".into(),
+                groups: vec![]
+            }
+        );
+        assert_eq!(
+            p("/srv/data:groups=ops,audit,ops").unwrap(),
+            Export {
+                dir: "/srv/data".into(),
+                groups: vec!["audit".into(), "ops".into()]
+            }
+        );
+        // Group names may hold ':' and '@', as certificates' do.
+        assert_eq!(
+            p("rel:groups=a:b@c").unwrap().groups,
+            vec!["a:b@c".to_string()]
+        );
+        // Any other ':' is part of the directory.
+        assert_eq!(p("/srv/a:b").unwrap().dir, PathBuf::from("/srv/a:b"));
+        assert_eq!(p("/srv/a:groups").unwrap().groups, Vec::<String>::new());
+        // ":groups=" before the last '/' is a directory name; a trailing '/'
+        // exports a directory whose own name holds it.
+        let named = p("/srv/x:groups=ops/y").unwrap();
+        assert_eq!(named.dir, PathBuf::from("/srv/x:groups=ops/y"));
+        assert!(named.groups.is_empty());
+        let trailing = p("/srv/x:groups=ops/").unwrap();
+        assert_eq!(trailing.dir, PathBuf::from("/srv/x:groups=ops/"));
+        assert!(trailing.groups.is_empty());
+        // Not-UTF-8 directory names still export.
+        let odd = Export::parse(OsStr::from_bytes(b"/srv/caf\xe9:groups=ops")).unwrap();
+        assert_eq!(odd.dir.as_os_str().as_bytes(), b"/srv/caf\xe9");
+        for bad in [
+            "/srv:groups=",
+            "/srv:groups=ops,",
+            "/srv:groups=,ops",
+            "/srv:groups=o ps",
+            "/srv:groups=o=ps",
+            ":groups=ops",
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(e.contains("group") || e.contains("directory"), "{bad}: {e}");
+            let e = Exports::new(&[PathBuf::from(bad)]).unwrap_err();
+            assert!(e.starts_with(&format!("--export {bad}: ")), "{bad}: {e}");
+        }
+        let long = format!("/srv:groups={}", "g".repeat(65));
+        assert!(p(&long).is_err());
+    }
+
+    #[test]
+    fn a_grouped_export_is_read_by_its_groups_only() {
+        let t = tree();
+        let e = Exports::new(&[grouped(&t.root, "ops,audit")])
+            .unwrap()
+            .with_resolver(resolver());
+        assert!(e.has_groups());
+        assert_eq!(e.groups()[0], vec!["audit".to_string(), "ops".to_string()]);
+        let f = t.root.join("f");
+        assert_eq!(
+            read(e.open(&member_of(&["web", "ops"]), text(&f))),
+            "inside"
+        );
+        assert_eq!(read(e.open(&member_of(&["audit"]), text(&f))), "inside");
+        assert_eq!(read(e.open(&Asker::local(), text(&f))), "inside");
+        for who in [member_of(&["web"]), member_of(&[]), ANYONE] {
+            let err = e.open(&who, text(&f)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::Unauthorized, "{who:?}");
+            let wanted = format!(
+                "below {} only members of group audit or ops may read",
+                text(&t.root)
+            );
+            assert!(err.message.starts_with(&wanted), "{}", err.message);
+            // Every kind of path below it, the root and a missing file too.
+            for p in [
+                text(&t.root),
+                text(&t.root.join("a/b/g")),
+                text(&t.root.join("nope")),
+            ] {
+                assert_eq!(code(e.open(&who, p)), ErrorCode::Unauthorized, "{p}");
+            }
+        }
+        let err = e.open(&member_of(&["web"]), text(&f)).unwrap_err();
+        assert!(
+            err.message
+                .ends_with("your certificate carries none of them"),
+            "{}",
+            err.message
+        );
+        // A symlink there is not described to an outsider either.
+        symlink("f", t.root.join("link")).unwrap();
+        assert!(
+            e.symlink_below(&member_of(&["web"]), text(&t.root.join("link")))
+                .is_none()
+        );
+        assert!(
+            e.symlink_below(&member_of(&["ops"]), text(&t.root.join("link")))
+                .is_some()
+        );
+        // Without groups, every member reads.
+        let open = exporting(&[&t.root], resolver());
+        assert!(!open.has_groups());
+        assert_eq!(read(open.open(&member_of(&["web"]), text(&f))), "inside");
+        assert_eq!(read(open.open(&ANYONE, text(&f))), "inside");
+    }
+
+    #[test]
+    fn one_directory_exported_with_two_group_lists_is_refused() {
+        let t = tree();
+        let err = Exports::new(&[t.root.clone(), grouped(&t.root, "ops")]).unwrap_err();
+        assert!(
+            err.contains("exported twice with different groups"),
+            "{err}"
+        );
+        let same = Exports::new(&[grouped(&t.root, "ops"), grouped(&t.root, "ops")]).unwrap();
+        assert_eq!(same.roots().len(), 1);
+    }
+
+    #[test]
+    fn the_longest_root_decides_who_reads() {
+        let t = tree();
+        let inner = t.root.join("a");
+        // An open directory with a closed one below it.
+        let e = Exports::new(&[t.root.clone(), grouped(&inner, "ops")])
+            .unwrap()
+            .with_resolver(resolver());
+        let g = text(&inner.join("b/g")).to_string();
+        let web = member_of(&["web"]);
+        assert_eq!(code(e.open(&web, &g)), ErrorCode::Unauthorized);
+        assert_eq!(read(e.open(&member_of(&["ops"]), &g)), "nested");
+        assert_eq!(read(e.open(&web, text(&t.root.join("f")))), "inside");
+        // A closed directory with an open one below it.
+        let e = Exports::new(&[grouped(&t.root, "ops"), inner.clone()])
+            .unwrap()
+            .with_resolver(resolver());
+        assert_eq!(read(e.open(&web, &g)), "nested");
+        assert_eq!(
+            code(e.open(&web, text(&t.root.join("f")))),
+            ErrorCode::Unauthorized
+        );
+        // And out of the open one by "..", into the closed one: refused.
+        let up = format!("{}/../f", text(&inner));
+        assert_eq!(code(e.open(&web, &up)), ErrorCode::Unauthorized);
+        assert_eq!(
+            read(e.open(&member_of(&["ops"]), text(&t.root.join("f")))),
+            "inside"
+        );
+    }
+
+    #[test]
+    fn a_closed_nested_root_cannot_be_reached_from_an_open_one() {
+        let t = tree();
+        let inner = t.root.join("a");
+        let alias = t.top.join("alias");
+        symlink(&t.root, &alias).unwrap();
+        symlink("a/b/g", t.root.join("into")).unwrap();
+        symlink("a", t.root.join("dir")).unwrap();
+        fs::create_dir(t.root.join("c")).unwrap();
+        let values = [alias.clone(), grouped(&inner, "ops")];
+        for how in resolvers() {
+            let e = Exports::new(&values).unwrap().with_resolver(how);
+            let web = member_of(&["web"]);
+            let ops = member_of(&["ops"]);
+            let tries = [
+                // Another spelling of the enclosing root.
+                text(&alias.join("a/b/g")).to_string(),
+                // A symlink to a file in it, or to it.
+                text(&t.root.join("into")).to_string(),
+                text(&t.root.join("dir/b/g")).to_string(),
+                // `..` from elsewhere in the enclosing root.
+                format!("{}/c/../a/b/g", text(&t.root)),
+            ];
+            for p in &tries {
+                // Without the check these read the nested file.
+                let err = e.open(&web, p).unwrap_err();
+                assert!(
+                    matches!(err.code, ErrorCode::Unauthorized | ErrorCode::NotExported),
+                    "{how:?} {p}: {err:?}"
+                );
+            }
+            assert_eq!(code(e.open(&web, &tries[0])), ErrorCode::Unauthorized);
+            // A member of the group reads them (openat2 follows the links).
+            assert_eq!(read(e.open(&ops, &tries[0])), "nested", "{how:?}");
+            if how == Resolver::Openat2 {
+                for p in &tries[1..] {
+                    assert_eq!(read(e.open(&ops, p)), "nested", "{p}");
+                }
+            }
+            // The rest of the enclosing root stays readable.
+            assert_eq!(read(e.open(&web, text(&alias.join("f")))), "inside");
+            // A symlink into the closed root is not described to an outsider.
+            symlink("b", inner.join("lnk")).unwrap_or(());
+            assert!(e.symlink_below(&web, text(&alias.join("a/lnk"))).is_none());
+            assert!(e.symlink_below(&web, text(&t.root.join("into"))).is_some());
+        }
+    }
+
+    #[test]
+    fn a_walk_that_would_enter_a_closed_root_is_refused() {
+        let t = tree();
+        let inner = t.root.join("a/b");
+        let e = Exports::new(&[t.root.clone(), grouped(&inner, "ops")])
+            .unwrap()
+            .with_resolver(resolver());
+        let walker = |groups: &[&str]| Asker {
+            walks: true,
+            ..member_of(groups)
+        };
+        for dir in [
+            text(&t.root).to_string(),
+            text(&t.root.join("a")).to_string(),
+        ] {
+            let err = e.open(&walker(&["web"]), &dir).unwrap_err();
+            assert_eq!(err.code, ErrorCode::Unauthorized, "{dir}");
+            assert!(err.message.contains("group ops"), "{}", err.message);
+            // Looking at the directory alone is fine, and ops may walk it.
+            assert!(e.open(&member_of(&["web"]), &dir).is_ok());
+            assert!(e.open(&walker(&["ops"]), &dir).is_ok());
+        }
+        fs::create_dir(t.root.join("c")).unwrap();
+        assert!(e.open(&walker(&["web"]), text(&t.root.join("c"))).is_ok());
+    }
+
     #[test]
     fn a_file_below_a_root_opens() {
         let t = tree();
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
-            assert_eq!(read(e.open(text(&t.root.join("f")))), "inside");
+            assert_eq!(read(e.open(&ANYONE, text(&t.root.join("f")))), "inside");
             let messy = format!("{}//./f", text(&t.root));
-            assert_eq!(read(e.open(&messy)), "inside", "{how:?}");
+            assert_eq!(read(e.open(&ANYONE, &messy)), "inside", "{how:?}");
         }
     }
 
@@ -592,7 +1088,7 @@ mod tests {
         let t = tree();
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
-            assert_eq!(read(e.open(text(&t.root.join("a/b/g")))), "nested");
+            assert_eq!(read(e.open(&ANYONE, text(&t.root.join("a/b/g")))), "nested");
         }
     }
 
@@ -602,7 +1098,7 @@ mod tests {
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
             for p in [text(&t.root).to_string(), format!("{}/", text(&t.root))] {
-                let f = e.open(&p).unwrap();
+                let f = e.open(&ANYONE, &p).unwrap();
                 assert!(f.metadata().unwrap().is_dir(), "{how:?} {p}");
             }
         }
@@ -614,11 +1110,11 @@ mod tests {
         let p = format!("{}/a/../../outside/secret", text(&t.root));
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
-            assert_eq!(code(e.open(&p)), ErrorCode::NotExported, "{how:?}");
+            assert_eq!(code(e.open(&ANYONE, &p)), ErrorCode::NotExported, "{how:?}");
         }
         let deep = format!("{}/a/b/../../../outside/secret", text(&t.root));
         let e = exporting(&[&t.root], resolver());
-        assert_eq!(code(e.open(&deep)), ErrorCode::NotExported);
+        assert_eq!(code(e.open(&ANYONE, &deep)), ErrorCode::NotExported);
     }
 
     #[test]
@@ -627,10 +1123,10 @@ mod tests {
         let p = format!("{}/a/b/../../f", text(&t.root));
         if has_openat2() {
             let e = exporting(&[&t.root], Resolver::Openat2);
-            assert_eq!(read(e.open(&p)), "inside");
+            assert_eq!(read(e.open(&ANYONE, &p)), "inside");
         }
         let e = exporting(&[&t.root], Resolver::Walk);
-        let err = e.open(&p).unwrap_err();
+        let err = e.open(&ANYONE, &p).unwrap_err();
         assert_eq!(err.code, ErrorCode::NotExported);
         assert!(err.message.contains(".."), "{}", err.message);
     }
@@ -643,12 +1139,12 @@ mod tests {
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
             assert_eq!(
-                code(e.open(text(&t.root.join("abs")))),
+                code(e.open(&ANYONE, text(&t.root.join("abs")))),
                 ErrorCode::NotExported,
                 "{how:?}"
             );
             assert_eq!(
-                code(e.open(text(&t.root.join("absdir/secret")))),
+                code(e.open(&ANYONE, text(&t.root.join("absdir/secret")))),
                 ErrorCode::NotExported,
                 "{how:?}"
             );
@@ -661,7 +1157,7 @@ mod tests {
         symlink("../../outside/secret", t.root.join("a/rel")).unwrap();
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
-            let err = e.open(text(&t.root.join("a/rel"))).unwrap_err();
+            let err = e.open(&ANYONE, text(&t.root.join("a/rel"))).unwrap_err();
             assert_eq!(err.code, ErrorCode::NotExported, "{how:?}");
         }
     }
@@ -673,16 +1169,16 @@ mod tests {
         let p = t.root.join("a/in");
         if has_openat2() {
             let e = exporting(&[&t.root], Resolver::Openat2);
-            assert_eq!(read(e.open(text(&p))), "inside");
+            assert_eq!(read(e.open(&ANYONE, text(&p))), "inside");
         }
         let e = exporting(&[&t.root], Resolver::Walk);
-        let err = e.open(text(&p)).unwrap_err();
+        let err = e.open(&ANYONE, text(&p)).unwrap_err();
         assert_eq!(err.code, ErrorCode::NotExported);
         assert!(err.message.contains("symlinks"), "{}", err.message);
         // A symlinked directory in the middle of the path is refused too.
         symlink("b", t.root.join("a/bee")).unwrap();
         let mid = t.root.join("a/bee/g");
-        assert_eq!(code(e.open(text(&mid))), ErrorCode::NotExported);
+        assert_eq!(code(e.open(&ANYONE, text(&mid))), ErrorCode::NotExported);
     }
 
     #[test]
@@ -693,7 +1189,7 @@ mod tests {
         fs::write(t.top.join("rootx/f"), "x").unwrap();
         let e = exporting(&[&t.root], resolver());
         for p in ["/etc/passwd", text(&t.secret), text(&t.top.join("rootx/f"))] {
-            let err = e.open(p).unwrap_err();
+            let err = e.open(&ANYONE, p).unwrap_err();
             assert_eq!(err.code, ErrorCode::NotExported, "{p}");
             assert!(err.message.contains("--export"), "{}", err.message);
             assert!(err.message.contains(text(&t.root)), "{}", err.message);
@@ -706,7 +1202,7 @@ mod tests {
         let e = Exports::none();
         assert!(e.is_empty());
         assert!(Exports::new(&[]).unwrap().is_empty());
-        let err = e.open("/etc/passwd").unwrap_err();
+        let err = e.open(&ANYONE, "/etc/passwd").unwrap_err();
         assert_eq!(err.code, ErrorCode::NotExported);
         assert!(err.message.contains("exports nothing"), "{}", err.message);
         assert!(err.message.contains("--export DIR"), "{}", err.message);
@@ -721,7 +1217,7 @@ mod tests {
         assert_eq!(fs::read_to_string(&p).unwrap(), "secret");
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
-            assert_eq!(code(e.open(&p)), ErrorCode::NotExported, "{how:?}");
+            assert_eq!(code(e.open(&ANYONE, &p)), ErrorCode::NotExported, "{how:?}");
         }
     }
 
@@ -734,17 +1230,21 @@ mod tests {
             assert!(e.roots()[0].starts_with("/proc"), "{:?}", e.roots());
             // Plain files there are fine; `root` and `cwd` are magic links.
             assert!(
-                read(e.open("/proc/self/status")).contains("Name:"),
+                read(e.open(&ANYONE, "/proc/self/status")).contains("Name:"),
                 "{how:?}"
             );
             let through_root = format!("/proc/self/root{}", text(&t.secret));
             assert_eq!(
-                code(e.open(&through_root)),
+                code(e.open(&ANYONE, &through_root)),
                 ErrorCode::NotExported,
                 "{how:?}"
             );
             let through_cwd = "/proc/self/cwd/Cargo.toml";
-            assert_eq!(code(e.open(through_cwd)), ErrorCode::NotExported, "{how:?}");
+            assert_eq!(
+                code(e.open(&ANYONE, through_cwd)),
+                ErrorCode::NotExported,
+                "{how:?}"
+            );
         }
     }
 
@@ -757,9 +1257,9 @@ mod tests {
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
             let inside = [t.root.as_os_str().as_bytes(), b"/caf\xe9\n"].concat();
-            assert_eq!(read(e.open(&inside)), "latin-1", "{how:?}");
+            assert_eq!(read(e.open(&ANYONE, &inside)), "latin-1", "{how:?}");
             let outside = [t.top.as_os_str().as_bytes(), b"/outside/caf\xe9\n"].concat();
-            let err = e.open(&outside).unwrap_err();
+            let err = e.open(&ANYONE, &outside).unwrap_err();
             assert_eq!(err.code, ErrorCode::NotExported, "{how:?}");
             assert!(err.message.contains("caf\\xE9\\n"), "{}", err.message);
             assert!(!err.message.contains('\n'), "{}", err.message);
@@ -771,14 +1271,14 @@ mod tests {
         let t = tree();
         let e = exporting(&[&t.root], resolver());
         for p in ["f", "", "root/f", "./f"] {
-            let err = e.open(p).unwrap_err();
+            let err = e.open(&ANYONE, p).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidRequest, "{p:?}");
             assert!(err.message.contains("absolute"), "{}", err.message);
         }
         let nul = format!("{}/f\0x", text(&t.root));
-        assert_eq!(code(e.open(&nul)), ErrorCode::InvalidRequest);
+        assert_eq!(code(e.open(&ANYONE, &nul)), ErrorCode::InvalidRequest);
         assert_eq!(
-            code(Exports::none().open("relative")),
+            code(Exports::none().open(&ANYONE, "relative")),
             ErrorCode::InvalidRequest
         );
     }
@@ -809,7 +1309,7 @@ mod tests {
         assert_eq!(chosen.len(), 2);
         assert_eq!(chosen[0].0, inner);
         assert_eq!(chosen[1].0, outer);
-        assert_eq!(read(e.open(text(&p))), "nested");
+        assert_eq!(read(e.open(&ANYONE, text(&p))), "nested");
         // Listed in the other order, the same root is chosen.
         let e = exporting(&[&t.root, &t.top], resolver());
         let chosen = e.candidates(&names);
@@ -822,19 +1322,22 @@ mod tests {
         symlink("../outside/secret", t.root.join("up")).unwrap();
         let p = t.root.join("up");
         let inner_only = exporting(&[&t.root], resolver());
-        assert_eq!(code(inner_only.open(text(&p))), ErrorCode::NotExported);
+        assert_eq!(
+            code(inner_only.open(&ANYONE, text(&p))),
+            ErrorCode::NotExported
+        );
         if has_openat2() {
             let both = exporting(&[&t.root, &t.top], Resolver::Openat2);
-            assert_eq!(read(both.open(text(&p))), "secret");
+            assert_eq!(read(both.open(&ANYONE, text(&p))), "secret");
         }
         // The walk follows no symlink under any root.
         let both = exporting(&[&t.root, &t.top], Resolver::Walk);
-        assert_eq!(code(both.open(text(&p))), ErrorCode::NotExported);
+        assert_eq!(code(both.open(&ANYONE, text(&p))), ErrorCode::NotExported);
         // A missing file below the enclosing root is reported as missing.
         let gone = format!("{}/../outside/gone", text(&t.root));
         if has_openat2() {
             let both = exporting(&[&t.root, &t.top], Resolver::Openat2);
-            assert_eq!(code(both.open(&gone)), ErrorCode::NotFound);
+            assert_eq!(code(both.open(&ANYONE, &gone)), ErrorCode::NotFound);
         }
     }
 
@@ -846,8 +1349,16 @@ mod tests {
         for how in resolvers() {
             let e = exporting(&[&alias], how);
             assert_eq!(e.roots(), std::slice::from_ref(&t.root));
-            assert_eq!(read(e.open(text(&alias.join("f")))), "inside", "{how:?}");
-            assert_eq!(read(e.open(text(&t.root.join("f")))), "inside", "{how:?}");
+            assert_eq!(
+                read(e.open(&ANYONE, text(&alias.join("f")))),
+                "inside",
+                "{how:?}"
+            );
+            assert_eq!(
+                read(e.open(&ANYONE, text(&t.root.join("f")))),
+                "inside",
+                "{how:?}"
+            );
         }
     }
 
@@ -871,7 +1382,7 @@ mod tests {
             let e = exporting(&[&swapped], how);
             fs::remove_dir(&swapped).unwrap();
             symlink(t.top.join("outside"), &swapped).unwrap();
-            let err = e.open(text(&swapped.join("secret"))).unwrap_err();
+            let err = e.open(&ANYONE, text(&swapped.join("secret"))).unwrap_err();
             assert_eq!(err.code, ErrorCode::NotExported, "{how:?}");
             assert!(err.message.contains("symlink"), "{}", err.message);
             fs::remove_file(&swapped).unwrap();
@@ -885,19 +1396,19 @@ mod tests {
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
             assert_eq!(
-                code(e.open(text(&t.root.join("nope")))),
+                code(e.open(&ANYONE, text(&t.root.join("nope")))),
                 ErrorCode::NotFound,
                 "{how:?}"
             );
             let file_as_dir = format!("{}/f/", text(&t.root));
             assert_eq!(
-                code(e.open(&file_as_dir)),
+                code(e.open(&ANYONE, &file_as_dir)),
                 ErrorCode::NotADirectory,
                 "{how:?}"
             );
             let through_file = format!("{}/f/x", text(&t.root));
             assert_eq!(
-                code(e.open(&through_file)),
+                code(e.open(&ANYONE, &through_file)),
                 ErrorCode::NotADirectory,
                 "{how:?}"
             );
@@ -919,9 +1430,9 @@ mod tests {
         fs::set_permissions(t.root.join("f"), fs::Permissions::from_mode(0o000)).unwrap();
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
-            let unreadable = e.open(text(&t.root.join("f")));
+            let unreadable = e.open(&ANYONE, text(&t.root.join("f")));
             assert_eq!(code(unreadable), ErrorCode::PermissionDenied, "{how:?}");
-            let unsearchable = e.open(text(&closed.join("x")));
+            let unsearchable = e.open(&ANYONE, text(&closed.join("x")));
             assert_eq!(code(unsearchable), ErrorCode::PermissionDenied, "{how:?}");
         }
         fs::set_permissions(&closed, fs::Permissions::from_mode(0o700)).unwrap();
@@ -934,7 +1445,7 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
-            let f = e.open(text(&fifo)).unwrap();
+            let f = e.open(&ANYONE, text(&fifo)).unwrap();
             use std::os::unix::fs::FileTypeExt;
             assert!(f.metadata().unwrap().file_type().is_fifo(), "{how:?}");
         }
@@ -948,31 +1459,38 @@ mod tests {
         symlink("loop", t.root.join("loop")).unwrap();
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
-            let (m, target) = e.symlink_below(text(&t.root.join("a/rel"))).unwrap();
+            let (m, target) = e
+                .symlink_below(&ANYONE, text(&t.root.join("a/rel")))
+                .unwrap();
             assert!(m.is_symlink(), "{how:?}");
             assert_eq!(target, b"f");
             // A link pointing out is described (its target is text), never opened.
-            let (_, target) = e.symlink_below(text(&t.root.join("out"))).unwrap();
+            let (_, target) = e.symlink_below(&ANYONE, text(&t.root.join("out"))).unwrap();
             assert_eq!(target, t.secret.as_os_str().as_bytes());
-            let (_, target) = e.symlink_below(text(&t.root.join("loop"))).unwrap();
+            let (_, target) = e
+                .symlink_below(&ANYONE, text(&t.root.join("loop")))
+                .unwrap();
             assert_eq!(target, b"loop");
             // Not links, a trailing slash, or outside every root: left to open().
-            assert!(e.symlink_below(text(&t.root.join("f"))).is_none());
+            assert!(e.symlink_below(&ANYONE, text(&t.root.join("f"))).is_none());
             assert!(
-                e.symlink_below(format!("{}/", text(&t.root.join("a/rel"))))
+                e.symlink_below(&ANYONE, format!("{}/", text(&t.root.join("a/rel"))))
                     .is_none()
             );
-            assert!(e.symlink_below(text(&t.secret)).is_none());
-            assert!(e.symlink_below(text(&t.root)).is_none());
+            assert!(e.symlink_below(&ANYONE, text(&t.secret)).is_none());
+            assert!(e.symlink_below(&ANYONE, text(&t.root)).is_none());
         }
         // The directories above the link stay beneath the root.
         symlink(t.top.join("outside"), t.root.join("away")).unwrap();
         symlink("secret", t.top.join("outside/inner")).unwrap();
         for how in resolvers() {
             let e = exporting(&[&t.root], how);
-            assert!(e.symlink_below(text(&t.root.join("away/inner"))).is_none());
+            assert!(
+                e.symlink_below(&ANYONE, text(&t.root.join("away/inner")))
+                    .is_none()
+            );
             let up = format!("{}/a/../../outside/inner", text(&t.root));
-            assert!(e.symlink_below(&up).is_none(), "{how:?}");
+            assert!(e.symlink_below(&ANYONE, &up).is_none(), "{how:?}");
         }
     }
 

@@ -4,7 +4,7 @@ use crate::cli::{Format, PeersCli};
 use crate::client::{Fatal, request};
 use crate::membership::{MemberEvent, MemberInfo};
 use crate::output::{Printer, quiet_on_closed_pipe};
-use crate::proto::{Request, RequestFailed, Summary};
+use crate::proto::{Listed, Request, RequestFailed, Summary};
 
 const NAME: &str = "p2p-peers";
 
@@ -23,6 +23,14 @@ pub fn run(cli: PeersCli) -> i32 {
 fn wanted(cli: &PeersCli, m: &MemberInfo) -> bool {
     (cli.state.is_empty() || cli.state.iter().any(|s| s == m.state.as_str()))
         && cli.tags.iter().all(|(k, v)| m.tags.get(k) == Some(v))
+}
+
+/// The groups column: `ops,web`, `-` without a verified certificate or groups.
+fn groups_text(m: &Listed) -> String {
+    match &m.groups {
+        Some(g) if !g.is_empty() => printable(&g.join(",")),
+        _ => "-".into(),
+    }
 }
 
 fn tags_text(m: &MemberInfo) -> String {
@@ -59,10 +67,10 @@ fn printable(s: &str) -> String {
 /// The table of `p2p-peers --format text`: columns padded to their widest
 /// cell, counted in chars. (Padding by hand: a `{:<w$}` width over 65,535
 /// panics.)
-fn table(rows: &[[String; 5]]) -> String {
-    let header = ["NAME", "ADDR", "STATE", "INCARNATION", "TAGS"].map(String::from);
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let width = |c: &String| c.chars().count();
-    let mut widths = header.clone().map(|h| width(&h));
+    let mut widths: Vec<usize> = header.iter().map(width).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(width(c));
@@ -71,7 +79,7 @@ fn table(rows: &[[String; 5]]) -> String {
     let mut out = String::new();
     for r in std::iter::once(&header).chain(rows) {
         let mut line = String::new();
-        for (c, w) in r.iter().zip(widths) {
+        for (c, &w) in r.iter().zip(&widths) {
             line.push_str(c);
             line.extend(std::iter::repeat_n(' ', w - width(c) + 2));
         }
@@ -85,7 +93,7 @@ fn list(cli: &PeersCli, printer: &mut Printer) -> Result<(), Fatal> {
     let mut reader = request(&cli.connection, &Request::Peers { watch: false })?;
     let mut members = Vec::new();
     while let Ok(Some(line)) = reader.next_line() {
-        if let Ok(m) = serde_json::from_slice::<MemberInfo>(&line) {
+        if let Ok(m) = serde_json::from_slice::<Listed>(&line) {
             members.push(m);
         } else if serde_json::from_slice::<Summary>(&line).is_ok() {
             break;
@@ -93,31 +101,44 @@ fn list(cli: &PeersCli, printer: &mut Printer) -> Result<(), Fatal> {
             return Err(refused(&line));
         }
     }
-    members.retain(|m| wanted(cli, m));
+    members.retain(|m| wanted(cli, &m.member));
     if cli.format == Format::Json {
         for m in &members {
             printer.json(m);
         }
         return Ok(());
     }
-    let rows: Vec<[String; 5]> = members
+    // With a CA, the certificates' groups and expiry (of members whose
+    // certificate the daemon verified; "-" for the others).
+    let certified = members.iter().any(|m| m.cert_expires.is_some());
+    let rows: Vec<Vec<String>> = members
         .iter()
-        .map(|m| {
+        .map(|listed| {
+            let m = &listed.member;
             let name = if m.is_self {
                 format!("{} *", printable(&m.name))
             } else {
                 printable(&m.name)
             };
-            [
+            let mut row = vec![
                 name,
                 m.addr.to_string(),
                 m.state.as_str().into(),
                 m.incarnation.to_string(),
                 tags_text(m),
-            ]
+            ];
+            if certified {
+                row.push(groups_text(listed));
+                row.push(listed.cert_expires.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
         })
         .collect();
-    printer.raw(&table(&rows));
+    let mut header = vec!["NAME", "ADDR", "STATE", "INCARNATION", "TAGS"];
+    if certified {
+        header.extend(["GROUPS", "CERT_EXPIRES"]);
+    }
+    printer.raw(&table(&header, &rows));
     Ok(())
 }
 
@@ -163,8 +184,10 @@ fn refused(line: &[u8]) -> Fatal {
 mod tests {
     use super::*;
 
-    fn row(name: &str, tags: &str) -> [String; 5] {
-        [
+    const HEADER: [&str; 5] = ["NAME", "ADDR", "STATE", "INCARNATION", "TAGS"];
+
+    fn row(name: &str, tags: &str) -> Vec<String> {
+        vec![
             name.into(),
             "127.0.0.1:1".into(),
             "alive".into(),
@@ -175,7 +198,7 @@ mod tests {
 
     #[test]
     fn the_table_pads_columns_and_survives_cells_of_any_width() {
-        let t = table(&[row("a", "-"), row("bbbbbbb", "role=db")]);
+        let t = table(&HEADER, &[row("a", "-"), row("bbbbbbb", "role=db")]);
         assert_eq!(
             t,
             "NAME     ADDR         STATE  INCARNATION  TAGS\n\
@@ -184,10 +207,10 @@ mod tests {
         );
         // What issue 11 found: a 560 KB cell made `{:<w$}` panic.
         let huge = "x".repeat(600_000);
-        let t = table(&[row(&huge, &huge), row("a", "-")]);
+        let t = table(&HEADER, &[row(&huge, &huge), row("a", "-")]);
         assert_eq!(t.lines().count(), 3);
         // Widths count chars, not bytes.
-        let t = table(&[row("zürich", "-"), row("abcdef", "-")]);
+        let t = table(&HEADER, &[row("zürich", "-"), row("abcdef", "-")]);
         let starts: Vec<usize> = t
             .lines()
             .skip(1)

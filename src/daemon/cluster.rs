@@ -575,6 +575,16 @@ impl Cluster {
         let _ = self.wake.send(&[0]);
     }
 
+    /// The certificate of member `name` this node verified (the member's
+    /// session, or a datagram it signed); `None` in shared-key mode.
+    pub fn certificate_of(&self, name: &str) -> Option<Arc<CertBody>> {
+        let certs = self.certs.as_ref()?;
+        match certs.lock() {
+            Ok(c) => c.named(name),
+            Err(poisoned) => poisoned.into_inner().named(name),
+        }
+    }
+
     /// The member list, as of the last gossip event.
     pub fn members(&self) -> Vec<MemberInfo> {
         self.members.read().map(|m| m.clone()).unwrap_or_default()
@@ -786,6 +796,31 @@ fn gossip_endpoint(me: &Node) -> Endpoint {
     Endpoint::new(me.addr, me.incarnation, u64::from_le_bytes(seed))
 }
 
+/// How long before our certificate expires p2pd starts to warn.
+pub const EXPIRY_WARNING: i64 = 14 * 86_400;
+
+/// How often the gossip loop looks at our certificate's expiry.
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(86_400);
+
+/// The warning to log when our certificate, valid until `not_after`, ends
+/// within [`EXPIRY_WARNING`] of `now` (or has ended); seconds since the epoch.
+pub fn expiry_warning(not_after: i64, now: i64) -> Option<String> {
+    if now < not_after.saturating_sub(EXPIRY_WARNING) {
+        return None;
+    }
+    let when = crate::crypto::cert::show_time(not_after);
+    Some(if now >= not_after {
+        format!(
+            "our certificate expired at {when}: members refuse us; have the CA sign a new one (p2p-ca sign) and restart p2pd"
+        )
+    } else {
+        let days = (not_after - now) / 86_400;
+        format!(
+            "our certificate expires at {when} (in {days} day(s)): have the CA sign a new one (p2p-ca sign) and restart p2pd with it"
+        )
+    })
+}
+
 fn gossip_loop(
     cluster: &Cluster,
     mut m: Membership,
@@ -810,7 +845,18 @@ fn gossip_loop(
     let mut endpoint = gossip_endpoint(m.me());
     let mut buf = vec![0u8; 65536];
     let mut last_changes = Instant::now();
+    // Our certificate's expiry is looked at now and once a day.
+    let mut expiry_checked: Option<Instant> = None;
     loop {
+        if let Some(id) = &cluster.identity
+            && expiry_checked.is_none_or(|t| t.elapsed() >= EXPIRY_CHECK_EVERY)
+        {
+            expiry_checked = Some(Instant::now());
+            let now_s = jiff::Timestamp::now().as_second();
+            if let Some(warning) = expiry_warning(id.cert.body().not_after, now_s) {
+                log::warn!("{warning}");
+            }
+        }
         let current = cluster.ring_generation.load(Ordering::Acquire);
         if current != generation {
             generation = current;
@@ -1235,5 +1281,27 @@ impl Cluster {
             error: None,
             revoked: self.news_b64(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expiry_warning_starts_two_weeks_before() {
+        let end = 1_800_000_000;
+        assert_eq!(expiry_warning(end, end - EXPIRY_WARNING - 1), None);
+        assert_eq!(expiry_warning(end, end - 365 * 86_400), None);
+        let w = expiry_warning(end, end - EXPIRY_WARNING).unwrap();
+        assert!(w.contains("in 14 day(s)"), "{w}");
+        assert!(w.contains("2027-01-15T08:00:00Z"), "{w}");
+        let w = expiry_warning(end, end - 3600).unwrap();
+        assert!(w.contains("in 0 day(s)"), "{w}");
+        let w = expiry_warning(end, end).unwrap();
+        assert!(w.contains("expired at"), "{w}");
+        // Far-off or odd dates never overflow.
+        assert_eq!(expiry_warning(i64::MAX, 0), None);
+        assert!(expiry_warning(i64::MIN, 0).is_some());
     }
 }

@@ -42,6 +42,7 @@ use super::engine::Fields;
 use super::logging;
 use crate::crypto::session::{Session, SessionError};
 use crate::error::{Error, ErrorCode};
+use crate::exports::Asker;
 use crate::membership::{MemberInfo, MemberState};
 use crate::ops::count::DirCounts;
 use crate::ops::ranges::RangeCount;
@@ -1942,7 +1943,8 @@ fn run_here(ctx: &Ctx, link: usize) -> usize {
                 // The caller reached the link's target through the path, so
                 // they may look at the link itself.
                 if file.is_ok()
-                    && let Some(link) = super::remote::symlink_stat(&ctx.query, &exports, &path)
+                    && let Some(link) =
+                        super::remote::symlink_stat(&ctx.query, &exports, &Asker::local(), &path)
                 {
                     batches.answered(id, path, Ok(link));
                     continue;
@@ -1979,7 +1981,8 @@ fn caller_file(
     path: &PathBytes,
     file: Option<Result<File, Error>>,
 ) -> Result<File, Error> {
-    let ours = exports.open(path)?;
+    // A user of this host: the descriptor they opened decides, below.
+    let ours = exports.open(&Asker::local(), path)?;
     let theirs = file.ok_or_else(|| {
         Error::new(
             ErrorCode::PermissionDenied,

@@ -119,7 +119,9 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
             let members = shared.cluster.members();
             let mut w = BufWriter::new(&write_half);
             for m in &members {
-                let _ = write_line(&mut w, m);
+                let cert = shared.cluster.certificate_of(&m.name);
+                let listed = crate::proto::Listed::new(m.clone(), cert.as_deref());
+                let _ = write_line(&mut w, &listed);
             }
             let summary = Summary {
                 done: true,

@@ -257,13 +257,7 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
     if cfg.exports.is_empty() {
         log::info!("exporting nothing: peers may not read files here (add --export DIR)");
     } else {
-        let roots: Vec<String> = cfg
-            .exports
-            .roots()
-            .iter()
-            .map(|r| r.display().to_string())
-            .collect();
-        log::info!("peers may read below {}", roots.join(", "));
+        log::info!("peers may read below {}", describe_exports(&cfg.exports));
     }
 
     if let Some(dir) = cfg.state_dir.clone() {
@@ -387,7 +381,8 @@ impl Stop {
             }
         };
         logging::set_filter(&cli.log_level);
-        match Exports::new(&cli.exports) {
+        let certified = self.shared.cluster.identity().is_some();
+        match exports_of(&cli.exports, certified) {
             Ok(e) => {
                 log::info!("SIGHUP: exports {}", describe_exports(&e));
                 self.shared.set_exports(e);
@@ -440,8 +435,33 @@ fn describe_exports(e: &Exports) -> String {
     if e.is_empty() {
         return "none".into();
     }
-    let roots: Vec<String> = e.roots().iter().map(|r| r.display().to_string()).collect();
+    let roots: Vec<String> = e
+        .roots()
+        .iter()
+        .zip(e.groups())
+        .map(|(r, g)| match g.is_empty() {
+            true => r.display().to_string(),
+            false => format!("{} (groups {})", r.display(), g.join(",")),
+        })
+        .collect();
     roots.join(", ")
+}
+
+/// The exports of the `--export` values; one that names groups needs a CA
+/// (`certified`), since only certificates carry groups: without them no
+/// member could ever read there, which is surely not what was meant.
+fn exports_of(values: &[PathBuf], certified: bool) -> Result<Exports, String> {
+    let exports = Exports::new(values)?;
+    if !certified && let Some(i) = exports.groups().iter().position(|g| !g.is_empty()) {
+        return Err(format!(
+            "--export {}:groups={}: groups need certificates, and this daemon has no --ca \
+             (in shared-key mode no member carries a group); configure --ca, --cert and \
+             --node-key, or export without :groups=",
+            exports.roots()[i].display(),
+            exports.groups()[i].join(",")
+        ));
+    }
+    Ok(exports)
 }
 
 fn describe_tags(tags: &BTreeMap<String, String>) -> String {
@@ -826,7 +846,7 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         .workers
         .map(usize::from)
         .unwrap_or_else(crate::ops::cores);
-    let exports = match Exports::new(&cli.exports) {
+    let exports = match exports_of(&cli.exports, identity.is_some()) {
         Ok(e) => e,
         Err(e) => {
             log::error!("{e}");

@@ -16,6 +16,7 @@ use super::cancel::Cancel;
 use super::engine::{Fields, Opened};
 use super::pool::Who;
 use crate::crypto::session::{self, Session, SessionReader};
+use crate::exports::Asker;
 use crate::proto::peer::{self, PeerReply, PeerRequest, PeerResult};
 use crate::proto::{Query, QueryKind, StatFields};
 use serde_json::{Map, Value};
@@ -67,15 +68,16 @@ type PreparedItem = (u64, crate::proto::PathBytes, Prepared);
 fn prepare(
     query: &Query,
     exports: &crate::exports::Exports,
+    asker: &Asker,
     items: Vec<peer::PeerItem>,
 ) -> Vec<PreparedItem> {
     items
         .into_iter()
         .map(|item| {
-            let prepared = if let Some(link) = symlink_stat(query, exports, &item.path) {
+            let prepared = if let Some(link) = symlink_stat(query, exports, asker, &item.path) {
                 Prepared::Answered(link)
             } else {
-                let file = exports.open(&item.path);
+                let file = exports.open(asker, &item.path);
                 match item.range {
                     Some(range) => Prepared::Range(file, range),
                     None => Prepared::Whole(file.and_then(Opened::new)),
@@ -176,6 +178,9 @@ pub fn serve(
     // directory count never follows a symlink out of it.
     let query = Arc::new(query);
     let exports = shared.exports();
+    // Who asks: the groups of the peer's verified certificate decide below
+    // an export that names groups.
+    let asker = asker_of(&s, &query);
     let mut unsent = vec![peer::encode(&PeerReply::Accepted {
         peer: shared.name.clone(),
     })];
@@ -186,7 +191,7 @@ pub fn serve(
             unsent.clear();
         }
         let items = match next_sent(|| s.recv(peer::MAX_FRAME), from)? {
-            Sent::Items(items) => prepare(&query, &exports, items),
+            Sent::Items(items) => prepare(&query, &exports, &asker, items),
             Sent::End => {
                 unsent.push(peer::encode(&PeerReply::Done));
                 s.send_all(&unsent).ok()?;
@@ -201,7 +206,7 @@ pub fn serve(
                 answered,
                 started,
             };
-            return serve_pooled(shared, query, s, from, pooled);
+            return serve_pooled(shared, query, s, from, pooled, asker);
         }
         let mut results = Vec::with_capacity(items.len());
         let mut whole = Vec::with_capacity(items.len());
@@ -264,6 +269,7 @@ fn serve_pooled(
     s: Session<TcpStream>,
     from: &str,
     pooled: Pooled,
+    asker: Asker,
 ) -> Option<Session<TcpStream>> {
     let Pooled {
         unsent,
@@ -282,7 +288,7 @@ fn serve_pooled(
     let cancel = Cancel::new();
     batches.cancel_with(cancel.clone());
     let answered_count = Arc::new(AtomicU64::new(0));
-    let watch = Asker {
+    let watch = Watch {
         shared: Arc::clone(shared),
         cancel,
         answered: Arc::clone(&answered_count),
@@ -291,7 +297,10 @@ fn serve_pooled(
     let peer_name = from.to_string();
     let read = thread::Builder::new()
         .name("peer-read".into())
-        .spawn(move || read_items(reader, batches, first, &exports, &peer_name, &watch))
+        .spawn(move || {
+            let from = (&*exports, &asker);
+            read_items(reader, batches, first, from, &peer_name, &watch)
+        })
         .ok()?;
 
     let mut broken = false;
@@ -356,8 +365,15 @@ fn member(from: &str) -> Who {
     Who::Member(ip)
 }
 
+/// Who asks for a query on session `s`: the peer's verified certificate,
+/// and whether the query walks directories.
+fn asker_of(s: &Session<TcpStream>, query: &Query) -> Asker {
+    let walks = query.kind == QueryKind::Count && query.recursive;
+    Asker::member(s.peer(), walks)
+}
+
 /// What the reading side of a query needs to cancel it when the asker goes.
-struct Asker {
+struct Watch {
     shared: Arc<Shared>,
     cancel: Cancel,
     /// Results sent so far.
@@ -371,9 +387,9 @@ fn read_items(
     mut reader: SessionReader<TcpStream>,
     mut batches: Batches,
     first: Vec<PreparedItem>,
-    exports: &crate::exports::Exports,
+    (exports, who): (&crate::exports::Exports, &Asker),
     from: &str,
-    asker: &Asker,
+    asker: &Watch,
 ) -> (SessionReader<TcpStream>, Ending) {
     let mut added = 0u64;
     let mut next = first;
@@ -389,7 +405,7 @@ fn read_items(
         }
         batches.flush();
         next = match next_sent(|| reader.recv(peer::MAX_FRAME), from) {
-            Some(Sent::Items(items)) => prepare(batches.query(), exports, items),
+            Some(Sent::Items(items)) => prepare(batches.query(), exports, who, items),
             Some(Sent::End) => break Ending::Clean,
             None => break Ending::Broken,
         };
@@ -413,12 +429,13 @@ fn read_items(
 pub(super) fn symlink_stat(
     query: &Query,
     exports: &crate::exports::Exports,
+    asker: &Asker,
     path: &[u8],
 ) -> Option<Fields> {
     if query.kind != QueryKind::Stat || query.dereference {
         return None;
     }
-    let (meta, target) = exports.symlink_below(path)?;
+    let (meta, target) = exports.symlink_below(asker, path)?;
     Some(Fields::Stat(Box::new(StatFields::header(
         &meta,
         Some(&target),

@@ -220,6 +220,34 @@ pub struct Summary {
     pub failed: u64,
 }
 
+/// One line of the member list (`p2p-peers`): the member, and with a CA,
+/// the groups and expiry of its certificate once this daemon verified it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub member: crate::membership::MemberInfo,
+    /// The certificate's groups (may be empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// The certificate's not-after, RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_expires: Option<String>,
+}
+
+impl Listed {
+    /// `member` with what `cert` (if verified) says about it.
+    pub fn new(
+        member: crate::membership::MemberInfo,
+        cert: Option<&crate::crypto::cert::CertBody>,
+    ) -> Listed {
+        Listed {
+            member,
+            groups: cert.map(|c| c.groups.clone()),
+            cert_expires: cert.map(|c| crate::crypto::cert::show_time(c.not_after)),
+        }
+    }
+}
+
 /// The reply to [`Request::Hello`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HelloReply {
