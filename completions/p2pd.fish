@@ -7,7 +7,7 @@ complete -c p2pd -l ca -d 'The cluster CA\'s public key (p2p-ca init): with it, 
 complete -c p2pd -l cert -d 'This node\'s certificate from the CA (p2p-ca sign), with --ca [default: the systemd credential node.crt]' -r -F
 complete -c p2pd -l node-key -d 'This node\'s secret key (p2p-keygen --node), with --ca; refused if others may read it [default: the systemd credential node.key]' -r -F
 complete -c p2pd -l log-level -d 'Log filter: error, warn, info, debug, trace, or per module (p2p=debug,warn)' -r
-complete -c p2pd -l export -d 'Let peers read files below DIR (repeatable); nothing is exported by default' -r -F
+complete -c p2pd -l export -d 'Let peers read files below DIR (repeatable); with :groups=G1,G2, only members whose certificate carries one of the groups (needs --ca); nothing is exported by default' -r -F
 complete -c p2pd -l gossip-interval -d 'Milliseconds between gossip rounds' -r
 complete -c p2pd -l probe-interval -d 'Milliseconds between failure-detection probes' -r
 complete -c p2pd -l suspicion-timeout -d 'Milliseconds a suspected member has to refute before it is declared down' -r

@@ -36,7 +36,8 @@ each member opens them below the directories it exports (p2pd --export DIR); any
 refused with not_exported, and neither .., symlinks nor /proc lead out of an export.\n\n\
 Results print as they arrive, from whichever member answers first. A member that cannot be \
 reached gives an unreachable line for each of its paths; one that holds another cluster key \
-gives unauthorized; one that stays silent for --timeout seconds (default 10; a member busy \
+gives unauthorized, and so does a member whose export names groups (p2pd --export DIR:groups=G) \
+that your node's certificate carries none of; one that stays silent for --timeout seconds (default 10; a member busy \
 with a large file says so every second) gives timeout, and so does one that says it is busy \
 for 60 times --timeout (10 minutes by default) without sending a result. With --spread such a member's paths are \
 redone by the others, so every path still gets exactly one line.\n\n\
@@ -1433,6 +1434,26 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  symlink that ends a path as itself (its target is shown as text, not followed). \
                  Files are read with the daemon's own \
                  rights, so export only what every key holder may read.\n\n\
+                 With certificates (--ca), an export may name groups: --export DIR:groups=G1,G2 \
+                 (in the config file the same string, export = [\"/srv/pub\", \"/srv/ops:groups=ops,audit\"]). \
+                 Then only members whose certificate carries one of the groups read below DIR; \
+                 any other member gets unauthorized for every query (wc, sha256, count, stat, a \
+                 symlink's stat, --spread ranges), with a message naming the groups needed. A \
+                 plain --export DIR stays readable by every member. Only a trailing :groups= in \
+                 the last component is parsed (group names are those of certificates: 1 to 64 \
+                 ASCII letters, digits, . _ - : @), so other names with : export as they are; a \
+                 directory whose own name holds :groups= is given with a trailing /. When \
+                 exports nest, the longest root a path is written below decides: with /srv for \
+                 all and /srv/ops:groups=ops, only ops reads below /srv/ops, and members outside \
+                 ops reach nothing there from /srv either: below /srv their paths are resolved \
+                 without following symlinks or .., a path naming a place below /srv/ops (by any \
+                 spelling) is refused, and so is a recursive count that would enter it (a bind \
+                 mount of /srv/ops elsewhere below /srv is not recognized: do not make one). The \
+                 same directory exported twice must name the same groups. Groups need a CA: \
+                 p2pd refuses to start with groups but no --ca, and a SIGHUP that would bring \
+                 them keeps the exports in force. Local users asking this daemon about its own \
+                 files are not concerned: they are answered only on descriptors they opened \
+                 themselves.\n\n\
                  Queries from the local commands are not affected: those open files with the \
                  caller's rights, as before. Queries that p2p-wc --all and its kind send reach this \
                  daemon too, as a member like any other, and obey the same exports."
@@ -1491,7 +1512,11 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  counter, its identity unchanged), a member declared down comes back under a new \
                  incarnation it shows itself. A holder of the cluster key alone, without a \
                  certificate, gets no datagram and no session taken at all (unless \
-                 --accept-uncertified is given: see MOVING TO CERTIFICATES).\n\n\
+                 --accept-uncertified is given: see MOVING TO CERTIFICATES). Below an export \
+                 that names groups (see EXPORTS) only a certified member in one of them reads; \
+                 every other certified member is refused there (unauthorized). Two weeks before \
+                 this daemon's own certificate expires it warns in the log, at start and then \
+                 once a day, with the date.\n\n\
                  Anyone else on the network (no key): nothing. Their datagrams and handshakes fail \
                  authentication, are dropped and counted, and logged through one rate-limiter \
                  (the first at once, then a count every 10 s), at every log level. Captured \
@@ -1853,10 +1878,15 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  tags (an object), self (true for the local daemon), since (when this daemon \
                  saw the member enter its current state, in RFC 3339, UTC, to the second, as in \
                  2026-12-02T04:10:03Z; for the local daemon, when it started). A query with --all \
-                 reports a down or revoked member as unreachable with that time.\n\n\
+                 reports a down or revoked member as unreachable with that time. With --ca, for \
+                 each member whose certificate this daemon has verified (its own, a session's \
+                 peer, the signer of a datagram): groups (the certificate's groups, an array, \
+                 maybe empty) and cert_expires (its not-after, RFC 3339, UTC); neither field is \
+                 there in shared-key mode, nor for a member not verified yet.\n\n\
                  With --watch, one line per change until interrupted: event (join, leave, fail, \
                  revoke or update) and the member's fields.\n\n\
-                 --format text prints a table; the local daemon's name is marked with *."
+                 --format text prints a table; the local daemon's name is marked with *. With \
+                 certificates it has GROUPS and CERT_EXPIRES columns too (- where unknown)."
                     .into(),
             ));
             s.push((

@@ -165,6 +165,15 @@ impl Asker {
         }
     }
 
+    /// A member whose verified certificate carries `groups` (for tests and
+    /// fuzzing; the daemon takes them from the session, [`Asker::member`]).
+    pub fn in_groups(groups: &[&str], walks: bool) -> Asker {
+        Asker {
+            who: Who::Member(Some(groups.iter().map(|g| g.to_string()).collect())),
+            walks,
+        }
+    }
+
     /// A user of this host whose own open descriptor the answer is computed on.
     pub fn local() -> Asker {
         Asker {

@@ -275,7 +275,10 @@ fn synopses_show_repeated_operands_and_option_values() {
     assert!(join.ends_with(" HOST:PORT..."), "{join}");
     let daemon = synopsis_text("p2pd");
     assert!(daemon.ends_with(" [PORT] [HOST:PORT]"), "{daemon}");
-    assert!(daemon.contains("[--export DIR]..."), "{daemon}");
+    assert!(
+        daemon.contains("[--export DIR[:groups=G,...]]..."),
+        "{daemon}"
+    );
 }
 
 #[test]

@@ -603,12 +603,15 @@ pub fn session_proof(data: &[u8]) {
 
 /// A directory tree for `export_paths`, made once per process and removed
 /// at exit: `top/root` is exported, and so is `top/root/a` (nested) and
-/// `top/alias`, a symlink to `top/root`; `top/outside` is not.
+/// `top/alias`, a symlink to `top/root`; `top/root/a/b` only to group ops;
+/// `top/outside` is not.
 struct ExportTree {
     top: String,
     exports: p2p::exports::Exports,
     /// (device, inode) of everything below the exported roots, the roots included.
     inside: std::collections::HashSet<(u64, u64)>,
+    /// Those below `top/root/a/b`, the export of group ops, itself included.
+    closed: std::collections::HashSet<(u64, u64)>,
 }
 
 fn export_tree() -> &'static ExportTree {
@@ -652,9 +655,13 @@ fn export_tree() -> &'static ExportTree {
             Ok(())
         })();
         made.expect("export tree");
-        let exports =
-            p2p::exports::Exports::new(&[root.clone(), root.join("a"), top.join("alias")])
-                .expect("exports");
+        let exports = p2p::exports::Exports::new(&[
+            root.clone(),
+            root.join("a"),
+            top.join("alias"),
+            PathBuf::from(format!("{}:groups=ops", root.join("a/b").display())),
+        ])
+        .expect("exports");
         let mut inside = std::collections::HashSet::new();
         fn walk(dir: &Path, inside: &mut std::collections::HashSet<(u64, u64)>) {
             let md = std::fs::symlink_metadata(dir).expect("stat");
@@ -670,10 +677,13 @@ fn export_tree() -> &'static ExportTree {
             }
         }
         walk(&root, &mut inside);
+        let mut closed = std::collections::HashSet::new();
+        walk(&root.join("a/b"), &mut closed);
         ExportTree {
             top: top.to_string_lossy().into_owned(),
             exports,
             inside,
+            closed,
         }
     })
 }
@@ -682,7 +692,9 @@ fn export_tree() -> &'static ExportTree {
 /// its `--export` roots. Layout: the path's bytes; one not starting with `/` is
 /// taken relative to the tree's top directory (`root/f`, `alias/a/b/g`).
 /// Checks: whatever opens is below an exported root, never `outside/secret`
-/// nor anything else outside; a FIFO does not block.
+/// nor anything else outside; a FIFO does not block. Opened for a member of
+/// group ops, and for one without groups, who never opens anything below
+/// `root/a/b` (however the path gets there), and cannot walk above it.
 pub fn export_paths(data: &[u8]) {
     use std::os::unix::fs::MetadataExt;
     let tree = export_tree();
@@ -691,13 +703,44 @@ pub fn export_paths(data: &[u8]) {
     } else {
         [tree.top.as_bytes(), b"/", data].concat()
     };
-    if let Ok(file) = tree.exports.open(&path) {
+    use p2p::exports::Asker;
+    let shown = || path.escape_ascii().to_string();
+    if let Ok(file) = tree.exports.open(&Asker::in_groups(&["ops"], false), &path) {
         let md = file.metadata().expect("fstat");
+        let at = (md.dev(), md.ino());
         assert!(
-            tree.inside.contains(&(md.dev(), md.ino())),
+            tree.inside.contains(&at),
             "{:?} opened something outside the exports",
-            path.escape_ascii().to_string()
+            shown()
         );
+    }
+    for walks in [false, true] {
+        let Ok(file) = tree.exports.open(&Asker::member(None, walks), &path) else {
+            continue;
+        };
+        let md = file.metadata().expect("fstat");
+        let at = (md.dev(), md.ino());
+        assert!(
+            tree.inside.contains(&at),
+            "{:?} opened something outside the exports",
+            shown()
+        );
+        assert!(
+            !tree.closed.contains(&at),
+            "{:?} opened, without group ops, something of its export",
+            shown()
+        );
+        // A walk from root or root/a would enter root/a/b.
+        let above = [
+            tree.exports.roots()[0].clone(),
+            tree.exports.roots()[1].clone(),
+        ];
+        if walks {
+            for dir in above {
+                let d = std::fs::metadata(&dir).expect("stat");
+                assert_ne!(at, (d.dev(), d.ino()), "{:?} walks into root/a/b", shown());
+            }
+        }
     }
 }
 
