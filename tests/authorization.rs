@@ -270,3 +270,75 @@ fn groups_without_a_ca_are_refused_at_start() {
     assert_eq!(r.status, 2, "{}", r.stderr);
     assert!(r.stderr.contains("the group \"o ps\""), "{}", r.stderr);
 }
+
+#[test]
+fn a_reload_bringing_groups_without_a_ca_keeps_the_exports() {
+    let t = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(t.path()).unwrap();
+    let data = top.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let file = write(&data, "f.txt", b"one two three\n");
+    let config = write(
+        &top,
+        "p2pd.toml",
+        format!("export = [\"{}\"]\n", s(&data)).as_bytes(),
+    );
+    let d = Daemon::start(&["--name", "plain", "--config", s(&config)]);
+    let words = |d: &Daemon| ask(d, "p2p-wc", "plain", &[s(&file)])["words"].clone();
+    assert_eq!(words(&d), 3);
+    write(
+        &top,
+        "p2pd.toml",
+        format!("export = [\"{}:groups=ops\"]\n", s(&data)).as_bytes(),
+    );
+    unsafe {
+        libc::kill(d.pid(), libc::SIGHUP);
+    }
+    eventually(10, "the reload is refused", || {
+        d.log().contains("SIGHUP: keeping the exports in force")
+    });
+    assert!(d.log().contains("groups need certificates"), "{}", d.log());
+    assert_eq!(words(&d), 3);
+}
+
+#[test]
+fn p2pd_warns_when_its_certificate_expires_within_two_weeks() {
+    let t = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(t.path()).unwrap();
+    let ca = ca(&top);
+    let key = top.join("soon.key");
+    let r = run(Command::new(bin("p2p-keygen"))
+        .arg("--node")
+        .arg("-o")
+        .arg(&key));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let r = run(Command::new(bin("p2p-ca")).args([
+        "sign",
+        "--dir",
+        s(&ca),
+        "--name",
+        "soon",
+        "--valid",
+        "10d",
+        s(&top.join("soon.pub")),
+    ]));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let crt = write(&top, "soon.crt", r.stdout.as_bytes());
+    let ca_pub = ca.join("ca.pub");
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend(["--ca", s(&ca_pub), "--cert", s(&crt), "--node-key", s(&key)]);
+    let d = Daemon::start_on(0, &args, &[("P2PD_SECRET", TEST_KEY)]);
+    eventually(10, "the warning is logged", || {
+        d.log().contains("our certificate expires at")
+    });
+    let expires = peers(&d)[0]["cert_expires"].as_str().unwrap().to_string();
+    assert!(d.log().contains(&expires), "{}", d.log());
+    // A certificate of a year gives no warning.
+    let long = member(&top, &ca, "later", &[], &[]);
+    eventually(10, "the daemon serves", || long.log().contains("serving"));
+    assert!(
+        !long.log().contains("our certificate expire"),
+        "{}",
+        long.log()
+    );
+}
