@@ -17,30 +17,13 @@ fn s(p: &Path) -> &str {
 
 /// A CA made by `p2p-ca init` in `dir/ca`.
 fn ca(dir: &Path) -> PathBuf {
-    let ca = dir.join("ca");
-    let r = run(Command::new(bin("p2p-ca")).arg("init").arg(&ca));
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    ca
+    common::new_ca(dir, "ca")
 }
 
 /// A node key and a certificate for `name` in `groups`: (node.key, node.crt).
 fn certify(dir: &Path, ca: &Path, name: &str, groups: &[&str]) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{name}.key"));
-    let r = run(Command::new(bin("p2p-keygen"))
-        .arg("--node")
-        .arg("-o")
-        .arg(&key));
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    let mut sign = Command::new(bin("p2p-ca"));
-    sign.args(["sign", "--dir", s(ca), "--name", name]);
-    for g in groups {
-        sign.args(["--group", g]);
-    }
-    sign.arg(dir.join(format!("{name}.pub")));
-    let r = run(&mut sign);
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    let crt = write(dir, &format!("{name}.crt"), r.stdout.as_bytes());
-    (key, crt)
+    let sign: Vec<&str> = groups.iter().flat_map(|g| ["--group", g]).collect();
+    common::node_certificate(dir, ca, name, &sign)
 }
 
 /// A certified daemon `name` in `groups`, with `extra` flags (its exports).
@@ -306,24 +289,7 @@ fn p2pd_warns_when_its_certificate_expires_within_two_weeks() {
     let t = tempfile::tempdir().unwrap();
     let top = std::fs::canonicalize(t.path()).unwrap();
     let ca = ca(&top);
-    let key = top.join("soon.key");
-    let r = run(Command::new(bin("p2p-keygen"))
-        .arg("--node")
-        .arg("-o")
-        .arg(&key));
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    let r = run(Command::new(bin("p2p-ca")).args([
-        "sign",
-        "--dir",
-        s(&ca),
-        "--name",
-        "soon",
-        "--valid",
-        "10d",
-        s(&top.join("soon.pub")),
-    ]));
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    let crt = write(&top, "soon.crt", r.stdout.as_bytes());
+    let (key, crt) = common::node_certificate(&top, &ca, "soon", &["--valid", "10d"]);
     let ca_pub = ca.join("ca.pub");
     let mut args: Vec<&str> = FAST.to_vec();
     args.extend(["--ca", s(&ca_pub), "--cert", s(&crt), "--node-key", s(&key)]);

@@ -21,34 +21,13 @@ fn s(p: &Path) -> &str {
 
 /// A CA made by `p2p-ca init` in `dir/name`.
 fn ca(dir: &Path, name: &str) -> PathBuf {
-    let ca = dir.join(name);
-    let r = run(Command::new(bin("p2p-ca")).arg("init").arg(&ca));
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    ca
+    common::new_ca(dir, name)
 }
 
-/// A node key made by `p2p-keygen --node` and a certificate for `name`
-/// signed by the CA in `ca`: (node.key, node.crt).
+/// A node key made by `p2p-keygen --node` and a certificate for `name` in
+/// group web signed by the CA in `ca`: (node.key, node.crt).
 fn certify(dir: &Path, ca: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{name}.key"));
-    let r = run(Command::new(bin("p2p-keygen"))
-        .arg("--node")
-        .arg("-o")
-        .arg(&key));
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    let r = run(Command::new(bin("p2p-ca")).args([
-        "sign",
-        "--dir",
-        s(ca),
-        "--name",
-        name,
-        "--group",
-        "web",
-        s(&dir.join(format!("{name}.pub"))),
-    ]));
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    let crt = write(dir, &format!("{name}.crt"), r.stdout.as_bytes());
-    (key, crt)
+    common::node_certificate(dir, ca, name, &["--group", "web"])
 }
 
 /// Starts a certified daemon named `name`, trusting the CA in `trusted`.

@@ -692,3 +692,32 @@ pub fn limit_descriptors(pid: i32, n: u64) {
     let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
+
+/// A CA made by `p2p-ca init` in `dir/name`.
+pub fn new_ca(dir: &Path, name: &str) -> PathBuf {
+    let ca = dir.join(name);
+    let r = run(Command::new(bin("p2p-ca")).arg("init").arg(&ca));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    ca
+}
+
+/// A node key made by `p2p-keygen --node` and a certificate for `name`
+/// signed by the CA in `ca` with the further `p2p-ca sign` flags `sign`
+/// (groups, validity): (node.key, node.crt), in `dir`.
+pub fn node_certificate(dir: &Path, ca: &Path, name: &str, sign: &[&str]) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let r = run(Command::new(bin("p2p-keygen"))
+        .arg("--node")
+        .arg("-o")
+        .arg(&key));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let r = run(Command::new(bin("p2p-ca"))
+        .args(["sign", "--dir"])
+        .arg(ca)
+        .args(["--name", name])
+        .args(sign)
+        .arg(dir.join(format!("{name}.pub"))));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let crt = write(dir, &format!("{name}.crt"), r.stdout.as_bytes());
+    (key, crt)
+}
