@@ -1516,7 +1516,7 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  that names groups (see EXPORTS) only a certified member in one of them reads; \
                  every other certified member is refused there (unauthorized). Two weeks before \
                  this daemon's own certificate expires it warns in the log, at start and then \
-                 once a day, with the date.\n\n\
+                 once a day, with the date; a renewed certificate is taken by SIGHUP.\n\n\
                  Anyone else on the network (no key): nothing. Their datagrams and handshakes fail \
                  authentication, are dropped and counted, and logged through one rate-limiter \
                  (the first at once, then a count every 10 s), at every log level. Captured \
@@ -1569,22 +1569,30 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
             s.push((
                 "MOVING TO CERTIFICATES",
                 "A running shared-key cluster moves to certificates with no moment when it stops \
-                 answering, one member at a time, in two rounds:\n\n\
+                 answering and no restart, one member at a time, in two rounds:\n\n\
                  1. Make the CA (p2p-ca init) and a node key and certificate for each member \
                  (p2p-keygen --node, p2p-ca sign --name NAME, where NAME is the member's current \
                  --name). Then, on each member in turn, add ca, cert, node-key and \
-                 accept-uncertified = true to its configuration and restart it (systemctl \
-                 restart p2pd). With --state-dir it rejoins at once. Such a member shows its \
-                 certificate, signs its gossip, meets certified members in certified sessions, \
-                 and still accepts, and meets in shared-key sessions, members without a \
-                 certificate; these in turn take its signed gossip as a key holder's.\n\n\
+                 accept-uncertified = true to its configuration and send it SIGHUP (systemctl \
+                 reload p2pd); the log says \"SIGHUP: certified as NAME\". Such a member shows \
+                 its certificate, signs its gossip, meets certified members in certified \
+                 sessions, and still accepts, and meets in shared-key sessions, members without \
+                 a certificate; these in turn take its signed gossip as a key holder's. The \
+                 members it knew stay known.\n\n\
                  2. Once every member runs with a certificate (p2p-peers shows cert_expires for \
-                 each), remove accept-uncertified on each member in turn and restart it. From \
-                 then on the key alone gets nobody in.\n\n\
-                 While a member restarts, queries addressed to it get unreachable for that \
-                 moment (about a second); every other member answers throughout. The test suite \
-                 runs this procedure on three members and checks after every restart that \
-                 every member answers --all from every member."
+                 each), remove accept-uncertified on each member in turn and send it SIGHUP. \
+                 Sessions of members without a certificate are then shut, and from then on the \
+                 key alone gets nobody in.\n\n\
+                 A restart (systemctl restart p2pd) instead of each SIGHUP works as well; queries \
+                 addressed to that member are then unreachable for a moment (about a second; with \
+                 --state-dir it rejoins at once). The same SIGHUP renews a certificate: put the \
+                 new one (same name, same CA) in place and reload; the member signs with it and \
+                 shows it at once, so the old serial may then be revoked without cutting the \
+                 member off. Going back to the shared key alone is a SIGHUP without ca, cert and \
+                 node-key. A new name or a new CA needs a restart: such a reload is refused with \
+                 an error in the log, and the certificate in force stays. The test suite runs \
+                 this procedure on three members, both by SIGHUP and by restarts, and checks \
+                 after every step that every member answers --all from every member."
                     .into(),
             ));
             s.push((
@@ -1629,7 +1637,8 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  socket and exit 0, all within 2 seconds. p2p-leave asks for the same.\n\n\
                  SIGHUP (systemctl reload p2pd): read the flags' sources again (the config file, and \
                  the key file) and apply, without leaving the cluster: --export, --tag (the other \
-                 members see an update), --log-level and the keys. A file that no longer parses \
+                 members see an update), --log-level, the keys, and the certificate (--ca, --cert, \
+                 --node-key, --accept-uncertified; see MOVING TO CERTIFICATES). A file that no longer parses \
                  changes nothing, with an error in the log. Keys from P2PD_SECRET stay as they are. \
                  To rotate the key with no downtime: on every member put the new key on the second \
                  line and send SIGHUP; then move it to the first line and send SIGHUP; then remove the \

@@ -114,6 +114,11 @@ impl Revocation {
     }
 
     /// Whether the certificate `body` is revoked by the list in force.
+    /// The CA whose lists these are.
+    pub fn ca(&self) -> &CaPublic {
+        &self.ca
+    }
+
     pub fn check(&self, body: &CertBody) -> Result<(), CertError> {
         self.list.as_ref().map_or(Ok(()), |l| l.check(body))
     }

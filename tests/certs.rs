@@ -794,3 +794,186 @@ fn a_shared_key_cluster_moves_to_certificates_one_member_at_a_time() {
     n.sort();
     assert_eq!(n, names);
 }
+
+/// A member's config file: its name, its export and, when `cert` is given,
+/// its CA, certificate and node key, with `accept-uncertified` if asked.
+fn member_config(
+    dir: &Path,
+    name: &str,
+    cert: Option<(&Path, &Path, &Path)>,
+    accept_uncertified: bool,
+) -> PathBuf {
+    let mut text = format!("name = \"{name}\"\nexport = [\"{}\"]\n", s(dir));
+    if let Some((ca_pub, key, crt)) = cert {
+        text.push_str(&format!(
+            "ca = \"{}\"\ncert = \"{}\"\nnode-key = \"{}\"\n",
+            s(ca_pub),
+            s(crt),
+            s(key)
+        ));
+    }
+    if accept_uncertified {
+        text.push_str("accept-uncertified = true\n");
+    }
+    write(dir, &format!("{name}.toml"), text.as_bytes())
+}
+
+/// Sends SIGHUP to `d` and waits until its log has one line more that
+/// contains `what`.
+fn reload(d: &Daemon, what: &str) {
+    let before = d.log().matches(what).count();
+    unsafe {
+        libc::kill(d.pid(), libc::SIGHUP);
+    }
+    eventually(10, &format!("the reload logs {what:?}"), || {
+        d.log().matches(what).count() > before
+    });
+}
+
+/// The same move to certificates without a single restart: each member's
+/// config file gets its certificate with accept-uncertified, then loses
+/// the flag, and a SIGHUP applies each change. After every reload every
+/// member answers `--all` from every member; the daemons are the ones
+/// started at first; at the end a member holding only the key is refused.
+#[test]
+fn a_shared_key_cluster_moves_to_certificates_by_sighup() {
+    let t = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(t.path()).unwrap();
+    let ca = ca(&top, "ca");
+    let ca_pub = ca.join("ca.pub");
+    let file = write(&top, "data.txt", b"one two\nthree\n");
+    let names = ["alpha", "beta", "gamma"];
+    let start = |name: &str, join: Option<String>| {
+        let config = member_config(&top, name, None, false);
+        let mut args: Vec<String> = FAST.iter().map(|a| a.to_string()).collect();
+        args.extend(["--config".to_string(), s(&config).to_string()]);
+        if let Some(j) = join {
+            args.extend(["--join".to_string(), j]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Daemon::start_on(0, &args, &[("P2PD_SECRET", TEST_KEY)])
+    };
+    let mut cluster = vec![start(names[0], None)];
+    let first = format!("127.0.0.1:{}", cluster[0].port);
+    for n in &names[1..] {
+        cluster.push(start(n, Some(first.clone())));
+    }
+    let pids: Vec<i32> = cluster.iter().map(Daemon::pid).collect();
+    let files: Vec<(PathBuf, PathBuf)> = names.iter().map(|n| certify(&top, &ca, n)).collect();
+    for d in &cluster {
+        eventually(20, "every member answers --all", || all_answer(d, &file));
+    }
+    for (accept, logged) in [
+        (true, "while moving to certificates"),
+        (
+            false,
+            "only members with a certificate of this CA are accepted",
+        ),
+    ] {
+        for i in 0..cluster.len() {
+            let (key, crt) = &files[i];
+            member_config(&top, names[i], Some((&ca_pub, key, crt)), accept);
+            reload(&cluster[i], logged);
+            for d in &cluster {
+                eventually(
+                    30,
+                    &format!("after {} (accept {accept}): all answer", names[i]),
+                    || all_answer(d, &file),
+                );
+            }
+        }
+    }
+    for (d, pid) in cluster.iter().zip(&pids) {
+        assert_eq!(d.pid(), *pid);
+        assert!(!d.log().contains("shutting down"), "{}", d.log());
+    }
+    // Certificates only now: the key alone no longer gets in.
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend(["--name", "stranger", "--export", s(&top)]);
+    let stranger = Daemon::start_on(0, &args, &[("P2PD_SECRET", TEST_KEY)]);
+    let r = run(stranger
+        .cmd("p2p-join")
+        .arg(format!("127.0.0.1:{}", cluster[0].port)));
+    assert_ne!(r.status, 0, "{}", r.stdout);
+    let mut n = self::names(&cluster[0]);
+    n.sort();
+    assert_eq!(n, names);
+}
+
+/// A certificate renewed by SIGHUP: the member signs and shows the new one
+/// at once, so revoking the old serial does not cut it off. A certificate
+/// for another name, or of another CA, is refused and the one in force
+/// stays.
+#[test]
+fn a_certificate_is_renewed_by_sighup() {
+    let t = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(t.path()).unwrap();
+    let ca = ca(&top, "ca");
+    let ca_pub = ca.join("ca.pub");
+    let file = write(&top, "data.txt", b"one two\nthree\n");
+    let (k0, c0) = certify(&top, &ca, "alpha");
+    let (k1, c1) = certify(&top, &ca, "beta");
+    let a = certified(&top, &ca, &k0, &c0, &[]);
+    let config = member_config(&top, "beta", Some((&ca_pub, &k1, &c1)), false);
+    let join = format!("127.0.0.1:{}", a.port);
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend(["--config", s(&config), "--join", &join]);
+    let b = Daemon::start_on(0, &args, &[("P2PD_SECRET", TEST_KEY)]);
+    let ask = |from: &Daemon, to: &str| run(from.cmd("p2p-wc").args(["--peer", to, s(&file)]));
+    eventually(20, "alpha reads beta's files", || {
+        ask(&a, "beta").status == 0
+    });
+    let old = serial_of(&c1);
+
+    // A certificate for another name: refused, beta keeps its own.
+    member_config(&top, "beta", Some((&ca_pub, &k0, &c0)), false);
+    reload(&b, "SIGHUP: keeping the certificate in force");
+    assert!(
+        b.log().contains("the certificate is for alpha"),
+        "{}",
+        b.log()
+    );
+    // One of another CA: refused as well.
+    let other = self::ca(&top, "other");
+    let (k2, c2) = common::node_certificate(&other, &other, "beta", &[]);
+    member_config(&top, "beta", Some((&other.join("ca.pub"), &k2, &c2)), false);
+    reload(&b, "a new CA needs a restart");
+    assert_eq!(ask(&a, "beta").status, 0);
+
+    // The renewal: the same node key, a new certificate from the CA.
+    let r = run(Command::new(bin("p2p-ca"))
+        .args(["sign", "--dir", s(&ca), "--name", "beta", "--group", "web"])
+        .arg(top.join("beta.pub")));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let renewed = write(&top, "beta-renewed.crt", r.stdout.as_bytes());
+    assert_ne!(serial_of(&renewed), old);
+    member_config(&top, "beta", Some((&ca_pub, &k1, &renewed)), false);
+    reload(
+        &b,
+        &format!("SIGHUP: certified as beta (serial {}", serial_of(&renewed)),
+    );
+
+    let r = run(Command::new(bin("p2p-ca")).args(["revoke", "--dir", s(&ca), &old]));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let list = write(&top, "revoked", r.stdout.as_bytes());
+    let r = run(a.cmd("p2p-revoke").arg(&list));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    // Sessions opened under the old certificate are cut; new ones show the
+    // new one, and beta goes on answering, and asking.
+    eventually(20, "alpha reads beta's files again", || {
+        ask(&a, "beta").status == 0
+    });
+    eventually(20, "beta reads alpha's files", || {
+        ask(&b, "alpha").status == 0
+    });
+    eventually(20, "alpha sees beta alive", || {
+        peers(&a)
+            .iter()
+            .any(|m| m["name"] == "beta" && m["state"] == "alive")
+    });
+    assert!(
+        a.log().contains("is revoked") || a.log().contains("revoking beta"),
+        "{}",
+        a.log()
+    );
+}

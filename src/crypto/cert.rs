@@ -73,6 +73,8 @@ pub enum CertError {
     WrongKey,
     /// Revoked by the CA (this serial).
     Revoked(u64),
+    /// None at all, where only certified peers are accepted.
+    Missing,
 }
 
 impl fmt::Display for CertError {
@@ -89,6 +91,10 @@ impl fmt::Display for CertError {
             ),
             CertError::WrongKey => write!(f, "issued for another key than the peer's"),
             CertError::Revoked(n) => write!(f, "serial {n:016x} is revoked"),
+            CertError::Missing => write!(
+                f,
+                "the peer has none, and this member accepts only certified peers"
+            ),
         }
     }
 }

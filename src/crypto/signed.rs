@@ -73,12 +73,12 @@ impl Certs {
     }
 
     /// Keeps a certificate already verified against our CA (a TCP session's
-    /// peer, or our own).
-    pub fn keep(&mut self, body: &CertBody) {
+    /// peer, or our own); whether it was not held yet.
+    pub fn keep(&mut self, body: &CertBody) -> bool {
         if let Some((held, _)) = self.known.get(&body.serial)
             && **held == *body
         {
-            return;
+            return false;
         }
         if let Ok(key) = VerifyingKey::from_bytes(&body.key.ed25519) {
             if self.known.len() >= MAX_CERTS && !self.known.contains_key(&body.serial) {
@@ -93,7 +93,19 @@ impl Certs {
             }
             self.known
                 .insert(body.serial, (Arc::new(body.clone()), key));
+            return true;
         }
+        false
+    }
+
+    /// Every certificate held for member `name` (a renewed one beside the
+    /// one it replaces).
+    pub fn all_named(&self, name: &str) -> Vec<Arc<CertBody>> {
+        self.known
+            .values()
+            .filter(|(b, _)| b.name == name)
+            .map(|(b, _)| Arc::clone(b))
+            .collect()
     }
 
     /// The certificate held for member `name` that lasts longest (a
@@ -305,6 +317,35 @@ mod tests {
             b_certs: Certs::new(ca.public()),
             ca,
         }
+    }
+
+    /// The largest payload a member sends signed (foca's datagram size in
+    /// every mode, and a revocation's news with its kind byte) fits one
+    /// datagram; one of the unsigned limit would not, and would be dropped.
+    #[test]
+    fn the_largest_signed_payload_fits_one_datagram() {
+        use crate::membership::{MAX_NEWS_BYTES, MAX_PAYLOAD, MAX_SIGNED_PAYLOAD};
+        let w = world();
+        let mut a = end(1);
+        let fits = seal(
+            &w.cipher,
+            &mut a,
+            &addr(2),
+            &vec![0; MAX_SIGNED_PAYLOAD],
+            &w.a,
+            false,
+        );
+        assert!(!fits.is_empty() && fits.len() <= super::super::gossip::MAX_DATAGRAM);
+        assert_eq!(MAX_NEWS_BYTES + 1, MAX_SIGNED_PAYLOAD);
+        let over = seal(
+            &w.cipher,
+            &mut a,
+            &addr(2),
+            &vec![0; MAX_PAYLOAD],
+            &w.a,
+            false,
+        );
+        assert!(over.is_empty() || over.len() > super::super::gossip::MAX_DATAGRAM);
     }
 
     #[test]

@@ -53,6 +53,20 @@ pub fn resolve(
     key: Option<&Path>,
     accept_uncertified: bool,
 ) -> Result<Option<Identity>, String> {
+    let Some((id, cert_path)) = read_identity(ca, cert, key, accept_uncertified)? else {
+        return Ok(None);
+    };
+    log::info!("{}", describe(&id, &cert_path));
+    Ok(Some(id))
+}
+
+/// [`resolve`] without a word in the log, and with the certificate's file.
+pub fn read_identity(
+    ca: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    accept_uncertified: bool,
+) -> Result<Option<(Identity, PathBuf)>, String> {
     let Some([ca_path, cert_path, key_path]) = files(ca, cert, key)? else {
         if accept_uncertified {
             return Err(
@@ -76,20 +90,24 @@ pub fn resolve(
     let mut id = Identity::new(ca, cert, key, now)
         .map_err(|e| format!("--cert {}: {e}", cert_path.display()))?;
     id.accept_uncertified = accept_uncertified;
+    Ok(Some((id, cert_path)))
+}
+
+/// What the log says of identity `id`, from the certificate in `cert_path`.
+pub fn describe(id: &Identity, cert_path: &Path) -> String {
     let b = id.cert.body();
-    let admits = if accept_uncertified {
+    let admits = if id.accept_uncertified {
         "members with a certificate of this CA are accepted, and, while moving to \
          certificates (--accept-uncertified), members holding only the cluster key"
     } else {
         "only members with a certificate of this CA are accepted"
     };
-    log::info!(
+    format!(
         "certified as {} (serial {:016x}, groups [{}]) until {}, from {}: {admits}",
         b.name,
         b.serial,
         b.groups.join(","),
         show_time(b.not_after),
         cert_path.display()
-    );
-    Ok(Some(id))
+    )
 }

@@ -27,7 +27,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -118,15 +118,23 @@ pub struct Cluster {
     /// The daemon's counters, datagrams and connections refused among them.
     pub counters: Arc<Counters>,
     /// With a CA: our certificate, shown and required in every TCP session.
-    identity: Option<Arc<Identity>>,
+    /// A SIGHUP may bring it in, renew it or take it out.
+    identity: RwLock<Option<Arc<Identity>>>,
+    /// Bumped when the identity changes, so the gossip loop signs (or not)
+    /// with the new one and changes its membership's mode.
+    identity_generation: AtomicU64,
     /// The CA's latest revocation list and the certificates naming its
-    /// serials (with a CA only), and the file the list is kept in.
-    revocation: Option<RwLock<Revocation>>,
+    /// serials, and the file the list is kept in. Set once the daemon
+    /// runs with a CA, and kept: the CA does not change while running.
+    revocation: OnceLock<RwLock<Revocation>>,
     revoked_file: RwLock<Option<std::path::PathBuf>>,
+    /// The names last given to the gossip loop as revoked (see
+    /// [`Cluster::admit`]).
+    cut: RwLock<Vec<String>>,
     /// With a CA: the certificates of members verified so far (TCP
     /// sessions' peers, and those that came with datagrams), to check the
-    /// signatures of gossip datagrams.
-    certs: Option<Mutex<Certs>>,
+    /// signatures of gossip datagrams. Set with `revocation`.
+    certs: OnceLock<Mutex<Certs>>,
     /// With a CA: members that asked who we are when our certificate was
     /// too large to ride with the answer, to meet over TCP instead (see
     /// [`introduce_loop`]).
@@ -137,8 +145,12 @@ pub struct Cluster {
     on_revoke: RwLock<Option<OnRevoke>>,
 }
 
-/// The last number given, and each open session's serial and handle.
-type OpenSessions = (u64, std::collections::HashMap<u64, (u64, TcpStream)>);
+/// The last number given, and each open session's serial (`None` for a
+/// member without a certificate) and handle.
+type OpenSessions = (
+    u64,
+    std::collections::HashMap<u64, (Option<u64>, TcpStream)>,
+);
 
 /// A member's session to us, listed until dropped so that a revocation
 /// can shut it at once (see [`Cluster::hold_session`]).
@@ -181,11 +193,6 @@ impl Cluster {
         if identity.as_ref().is_some_and(|id| id.accept_uncertified) {
             membership.accept_unsigned();
         }
-        let certs = identity.as_ref().map(|id| {
-            let mut certs = Certs::new(id.ca.clone());
-            certs.keep(id.cert.body());
-            Mutex::new(certs)
-        });
         membership.set_clock(unix_ms(), Instant::now());
         let cluster = Arc::new(Cluster {
             me: RwLock::new(me),
@@ -196,31 +203,110 @@ impl Cluster {
             members: RwLock::new(membership.members()),
             watchers: Mutex::new(Vec::new()),
             counters,
-            revocation: identity
-                .as_ref()
-                .map(|id| RwLock::new(Revocation::new(id.ca.clone()))),
-            identity,
+            revocation: OnceLock::new(),
+            identity: RwLock::new(None),
+            identity_generation: AtomicU64::new(0),
             revoked_file: RwLock::new(None),
-            certs,
+            cut: RwLock::new(Vec::new()),
+            certs: OnceLock::new(),
             introduce: Mutex::new(None),
             open: Mutex::new((0, std::collections::HashMap::new())),
             on_revoke: RwLock::new(None),
         });
+        if let Some(id) = identity {
+            cluster.certify(&id)?;
+            *cluster
+                .identity
+                .write()
+                .map_err(|_| io::Error::other("poisoned"))? = Some(id);
+        }
         let c = Arc::clone(&cluster);
         thread::Builder::new()
             .name("gossip".into())
             .spawn(move || gossip_loop(&c, membership, udp, rx, woken))?;
-        if cluster.identity.is_some() {
+        Ok((cluster, tcp))
+    }
+
+    /// What a certified member needs besides its identity, made the first
+    /// time it has one (at start, or on the SIGHUP that brings it in): the
+    /// revocation state and the certificates verified, for `id`'s CA, and
+    /// the thread that shows our certificate over TCP when it is too large
+    /// for a datagram. Keeps `id`'s certificate.
+    fn certify(self: &Arc<Self>, id: &Identity) -> io::Result<()> {
+        if self.revocation.get().is_none() {
+            let _ = self
+                .revocation
+                .set(RwLock::new(Revocation::new(id.ca.clone())));
+            let _ = self.certs.set(Mutex::new(Certs::new(id.ca.clone())));
             let (tx, rx) = channel();
-            if let Ok(mut slot) = cluster.introduce.lock() {
+            if let Ok(mut slot) = self.introduce.lock() {
                 *slot = Some(tx);
             }
-            let c = Arc::clone(&cluster);
+            let c = Arc::clone(self);
             thread::Builder::new()
                 .name("introduce".into())
                 .spawn(move || introduce_loop(&c, &rx))?;
+            if let Err(e) = self.load_revocations() {
+                log::error!("revocations: {e}");
+            }
         }
-        Ok((cluster, tcp))
+        if let Some(certs) = self.certs.get()
+            && let Ok(mut c) = certs.lock()
+        {
+            c.keep(id.cert.body());
+        }
+        Ok(())
+    }
+
+    /// Changes this member's identity while running (SIGHUP): brings a
+    /// certificate in, renews it, starts or stops accepting members
+    /// without one, or goes back to the shared key alone. The name stays
+    /// (a certified member goes by its certificate's), and so does the CA
+    /// once there was one: either needs a restart. Returns whether
+    /// anything changed. Sessions of members without a certificate are
+    /// shut when they are no longer accepted.
+    pub fn set_identity(self: &Arc<Self>, id: Option<Identity>) -> Result<bool, String> {
+        let current = self.identity();
+        let same = match (&current, &id) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.ca == b.ca
+                    && a.cert.body() == b.cert.body()
+                    && a.accept_uncertified == b.accept_uncertified
+            }
+            _ => false,
+        };
+        if same {
+            return Ok(false);
+        }
+        if let Some(new) = &id {
+            let name = self.me().name;
+            if new.cert.body().name != name {
+                return Err(format!(
+                    "the certificate is for {}, and this member runs as {name}: a certified member \
+                     goes by the name in its certificate, and a new name needs a restart",
+                    new.cert.body().name
+                ));
+            }
+            if let Some(r) = self.revocation.get()
+                && r.read().is_ok_and(|r| *r.ca() != new.ca)
+            {
+                return Err(
+                    "the CA is not the one this member has run with; a new CA needs a restart"
+                        .into(),
+                );
+            }
+            self.certify(new).map_err(|e| e.to_string())?;
+        }
+        let id = id.map(Arc::new);
+        match self.identity.write() {
+            Ok(mut slot) => *slot = id,
+            Err(poisoned) => *poisoned.into_inner() = id,
+        }
+        self.identity_generation.fetch_add(1, Ordering::Release);
+        self.wake_gossip();
+        self.cut_refused();
+        Ok(true)
     }
 
     /// This node's identity as of now.
@@ -245,17 +331,24 @@ impl Cluster {
     }
 
     /// Our certified identity, when a CA is configured.
-    pub fn identity(&self) -> Option<&Identity> {
-        self.identity.as_deref()
+    pub fn identity(&self) -> Option<Arc<Identity>> {
+        match self.identity.read() {
+            Ok(id) => id.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Whether peers holding only the cluster key are still accepted
     /// beside certified ones (`--accept-uncertified`, during a move to
     /// certificates).
     pub fn accepts_uncertified(&self) -> bool {
-        self.identity
-            .as_ref()
-            .is_some_and(|id| id.accept_uncertified)
+        self.identity().is_some_and(|id| id.accept_uncertified)
+    }
+
+    /// Whether only certified peers are accepted: a CA, and no move to
+    /// certificates under way.
+    fn certified_only(&self) -> bool {
+        self.identity().is_some_and(|id| !id.accept_uncertified)
     }
 
     /// Opens a session as this member, on a stream from `dial`: certified
@@ -267,7 +360,8 @@ impl Cluster {
         mut dial: impl FnMut() -> Result<S, SessionError>,
     ) -> Result<session::Session<S>, SessionError> {
         let ring = self.ring();
-        match session::connect_as(dial()?, &ring, self.identity()) {
+        let identity = self.identity();
+        match session::connect_as(dial()?, &ring, identity.as_deref()) {
             Err(SessionError::Unauthorized) if self.accepts_uncertified() => {
                 session::connect_as(dial()?, &ring, None)
             }
@@ -282,20 +376,26 @@ impl Cluster {
         peer: Option<&crate::crypto::cert::CertBody>,
         claimed: &str,
     ) -> Result<(), crate::crypto::cert::CertError> {
-        match (self.identity.is_some(), peer) {
+        let identity = self.identity();
+        match (identity.is_some(), peer) {
             (false, _) => Ok(()),
             (true, Some(p)) => p.check_name(claimed),
             // Moving to certificates: a key holder without one, as before.
             (true, None) if self.accepts_uncertified() => Ok(()),
-            // A certified session always has a peer certificate.
-            (true, None) => Err(crate::crypto::cert::CertError::WrongKey),
+            // A session opened before this member had its certificate, or
+            // while it still accepted members without one.
+            (true, None) => Err(crate::crypto::cert::CertError::Missing),
         }
     }
 
-    /// Whether a certified peer may be served: its certificate is not
-    /// revoked (always true in shared-key mode).
+    /// Whether a peer may be served: its certificate is not revoked, or
+    /// it has none and this member accepts such peers (always so in
+    /// shared-key mode).
     pub fn admit(&self, peer: Option<&CertBody>) -> Result<(), CertError> {
-        let (Some(peer), Some(r)) = (peer, &self.revocation) else {
+        if peer.is_none() && self.certified_only() {
+            return Err(CertError::Missing);
+        }
+        let (Some(peer), Some(r)) = (peer, self.revocation.get()) else {
             return Ok(());
         };
         let verdict = match r.read() {
@@ -305,20 +405,56 @@ impl Cluster {
         // A session's peer certificate was verified in the handshake: kept
         // to check that member's datagrams.
         if verdict.is_ok()
-            && let Some(certs) = &self.certs
+            && let Some(certs) = self.certs.get()
             && let Ok(mut c) = certs.lock()
         {
             c.keep(peer);
         }
+        // A member cut off under a revoked certificate shows a renewed one
+        // that is not revoked: it is no longer cut off.
+        if verdict.is_ok() && self.cut.read().is_ok_and(|cut| cut.contains(&peer.name)) {
+            let names = self.revoked_names();
+            if !names.contains(&peer.name) {
+                log::info!(
+                    "member {} shows a certificate that is not revoked (serial {:016x}): no longer cut off",
+                    untrusted(&peer.name),
+                    peer.serial
+                );
+                self.revoked(names, None);
+            }
+        }
         verdict
+    }
+
+    /// Tells the gossip loop the names revoked now, and news to spread.
+    fn revoked(&self, names: Vec<String>, spread: Option<(Vec<u8>, bool)>) {
+        match self.cut.write() {
+            Ok(mut cut) => cut.clone_from(&names),
+            Err(poisoned) => poisoned.into_inner().clone_from(&names),
+        }
+        self.command(Command::Revoked(names, spread));
+    }
+
+    /// The names the list in force revokes, as far as we know them: those
+    /// whose every certificate we hold is revoked (a member whose revoked
+    /// certificate was renewed is not cut off).
+    fn revoked_now(&self, r: &Revocation) -> std::collections::BTreeSet<String> {
+        let mut names = r.revoked_names();
+        if !names.is_empty()
+            && let Some(certs) = self.certs.get()
+            && let Ok(c) = certs.lock()
+        {
+            names.retain(|n| c.all_named(n).iter().all(|b| r.check(b).is_err()));
+        }
+        names
     }
 
     /// [`Cluster::admit`] for a session's peer, after learning its
     /// certificate: it ties the certificate's serial to its name, so that a
     /// revocation names the member and passes the proof on.
     pub fn admit_certificate(&self, cert: Option<&Cert>) -> Result<(), CertError> {
-        if let Some(c) = cert.filter(|_| self.revocation.is_some()) {
-            let known = self.revocation.as_ref().is_some_and(|r| {
+        if let Some(c) = cert.filter(|_| self.revocation.get().is_some()) {
+            let known = self.revocation.get().is_some_and(|r| {
                 r.read().is_ok_and(|r| {
                     r.known(&c.body().name)
                         .is_some_and(|k| k.body().serial == c.body().serial)
@@ -337,7 +473,7 @@ impl Cluster {
     /// Lists a session a member opened to us until the guard drops: a
     /// revocation of its certificate shuts it at once.
     pub fn hold_session(&self, peer: Option<&CertBody>, stream: &TcpStream) -> Option<Held<'_>> {
-        let serial = peer?.serial;
+        let serial = peer.map(|p| p.serial);
         let handle = stream.try_clone().ok()?;
         let mut open = self.open.lock().ok()?;
         open.0 += 1;
@@ -353,16 +489,27 @@ impl Cluster {
         }
     }
 
-    /// Shuts the members' sessions to us whose certificates are revoked,
-    /// and has the daemon drop its own kept sessions to them.
-    fn cut_revoked(&self) {
-        if let Ok(open) = self.open.lock()
-            && let Some(r) = &self.revocation
-            && let Ok(r) = r.read()
-            && let Some(list) = r.list()
-        {
+    /// Shuts the members' sessions to us that are no longer accepted:
+    /// those whose certificates are revoked, and those of members without
+    /// one when only certified members are; and has the daemon drop its
+    /// own kept sessions to them.
+    fn cut_refused(&self) {
+        let certified_only = self.certified_only();
+        let revoked = |serial: &u64| {
+            self.revocation.get().is_some_and(|r| {
+                r.read().is_ok_and(|r| {
+                    r.list()
+                        .is_some_and(|l| l.serials.binary_search(serial).is_ok())
+                })
+            })
+        };
+        if let Ok(open) = self.open.lock() {
             for (serial, stream) in open.1.values() {
-                if list.serials.binary_search(serial).is_ok() {
+                let refused = match serial {
+                    Some(s) => revoked(s),
+                    None => certified_only,
+                };
+                if refused {
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                 }
             }
@@ -376,7 +523,7 @@ impl Cluster {
 
     /// The revocation news in force, base64, for a sync or a join reply.
     fn news_b64(&self) -> Option<String> {
-        let r = self.revocation.as_ref()?.read().ok()?;
+        let r = self.revocation.get()?.read().ok()?;
         r.news(usize::MAX).map(|n| base64_encode(&n))
     }
 
@@ -416,13 +563,13 @@ impl Cluster {
         source: Source,
         f: impl FnOnce(&mut Revocation) -> Result<Heard, CertError>,
     ) -> Result<Heard, String> {
-        let Some(r) = &self.revocation else {
+        let Some(r) = self.revocation.get() else {
             return Err("this daemon has no CA (--ca), so nothing to revoke".into());
         };
         let mut r = r.write().map_err(|_| "poisoned lock".to_string())?;
-        let before = r.revoked_names();
+        let before = self.revoked_now(&r);
         let heard = f(&mut r).map_err(|e| e.to_string())?;
-        let names = r.revoked_names();
+        let names = self.revoked_now(&r);
         if heard != Heard::Newer && names == before {
             return Ok(heard);
         }
@@ -460,21 +607,33 @@ impl Cluster {
         let spread = match source {
             Source::Saved => None,
             _ => r
-                .news(crate::membership::MAX_PAYLOAD)
+                .news(crate::membership::MAX_NEWS_BYTES)
                 .map(|n| (n, source == Source::Local)),
         };
         drop(r);
-        self.command(Command::Revoked(names.into_iter().collect(), spread));
-        self.cut_revoked();
+        self.revoked(names.into_iter().collect(), spread);
+        self.cut_refused();
         Ok(heard)
     }
 
     /// Keeps revocation lists in `dir/revoked` from now on, and installs the
-    /// one kept there, if any.
+    /// one kept there, if any (now, or once this member has a CA).
     pub fn keep_revocations_in(&self, dir: &std::path::Path) -> Result<(), String> {
         let file = dir.join(REVOKED_FILE);
         if let Ok(mut f) = self.revoked_file.write() {
-            *f = Some(file.clone());
+            *f = Some(file);
+        }
+        self.load_revocations()
+    }
+
+    /// Installs the revocation list kept in the state directory, if any,
+    /// once this member has a CA.
+    fn load_revocations(&self) -> Result<(), String> {
+        let Some(file) = self.revoked_file.read().ok().and_then(|f| f.clone()) else {
+            return Ok(());
+        };
+        if self.revocation.get().is_none() {
+            return Ok(());
         }
         match std::fs::read_to_string(&file) {
             Ok(text) => {
@@ -519,18 +678,18 @@ impl Cluster {
         // missed it.
         if heard == Heard::Same
             && source == Source::Local
-            && let Some(news) = self.revocation.as_ref().and_then(|r| {
+            && let Some(news) = self.revocation.get().and_then(|r| {
                 r.read()
                     .ok()
-                    .and_then(|r| r.news(crate::membership::MAX_PAYLOAD))
+                    .and_then(|r| r.news(crate::membership::MAX_NEWS_BYTES))
             })
         {
             let names = self.revoked_names();
-            self.command(Command::Revoked(names, Some((news, true))));
+            self.revoked(names, Some((news, true)));
         }
         Ok(self
             .revocation
-            .as_ref()
+            .get()
             .and_then(|r| {
                 r.read()
                     .ok()
@@ -542,11 +701,11 @@ impl Cluster {
     /// The names the list in force revokes, as far as we know them.
     pub fn revoked_names(&self) -> Vec<String> {
         self.revocation
-            .as_ref()
+            .get()
             .and_then(|r| {
                 r.read()
                     .ok()
-                    .map(|r| r.revoked_names().into_iter().collect())
+                    .map(|r| self.revoked_now(&r).into_iter().collect())
             })
             .unwrap_or_default()
     }
@@ -578,7 +737,7 @@ impl Cluster {
     /// The certificate of member `name` this node verified (the member's
     /// session, or a datagram it signed); `None` in shared-key mode.
     pub fn certificate_of(&self, name: &str) -> Option<Arc<CertBody>> {
-        let certs = self.certs.as_ref()?;
+        let certs = self.certs.get()?;
         match certs.lock() {
             Ok(c) => c.named(name),
             Err(poisoned) => poisoned.into_inner().named(name),
@@ -811,12 +970,12 @@ pub fn expiry_warning(not_after: i64, now: i64) -> Option<String> {
     let when = crate::crypto::cert::show_time(not_after);
     Some(if now >= not_after {
         format!(
-            "our certificate expired at {when}: members refuse us; have the CA sign a new one (p2p-ca sign) and restart p2pd"
+            "our certificate expired at {when}: members refuse us; have the CA sign a new one (p2p-ca sign), put it in place and send p2pd SIGHUP"
         )
     } else {
         let days = (not_after - now) / 86_400;
         format!(
-            "our certificate expires at {when} (in {days} day(s)): have the CA sign a new one (p2p-ca sign) and restart p2pd with it"
+            "our certificate expires at {when} (in {days} day(s)): have the CA sign a new one (p2p-ca sign), put it in place and send p2pd SIGHUP"
         )
     })
 }
@@ -828,18 +987,9 @@ fn gossip_loop(
     commands: Receiver<Command>,
     woken: UnixDatagram,
 ) {
-    let signer = cluster
-        .identity
-        .as_ref()
-        .map(|id| Signer::new(Arc::clone(id)));
-    if let Some(s) = &signer
-        && !s.fits_with(ANSWER_ROOM)
-    {
-        log::warn!(
-            "our certificate is too large to ride along with gossip datagrams (too many groups): \
-             members that ask who we are learn it from a TCP session with us instead"
-        );
-    }
+    let mut identity = cluster.identity();
+    let mut identity_generation = cluster.identity_generation.load(Ordering::Acquire);
+    let mut signer = signer_of(identity.as_ref());
     let mut generation = cluster.ring_generation.load(Ordering::Acquire);
     let mut cipher = GossipCipher::new(&cluster.ring());
     let mut endpoint = gossip_endpoint(m.me());
@@ -848,7 +998,20 @@ fn gossip_loop(
     // Our certificate's expiry is looked at now and once a day.
     let mut expiry_checked: Option<Instant> = None;
     loop {
-        if let Some(id) = &cluster.identity
+        let current = cluster.identity_generation.load(Ordering::Acquire);
+        if current != identity_generation {
+            // A SIGHUP changed who we are: sign with the new certificate
+            // (or not at all), and take gossip as its mode says.
+            identity_generation = current;
+            identity = cluster.identity();
+            signer = signer_of(identity.as_ref());
+            m.set_mode(
+                identity.is_some(),
+                identity.as_ref().is_some_and(|id| id.accept_uncertified),
+            );
+            expiry_checked = None;
+        }
+        if let Some(id) = &identity
             && expiry_checked.is_none_or(|t| t.elapsed() >= EXPIRY_CHECK_EVERY)
         {
             expiry_checked = Some(Instant::now());
@@ -884,10 +1047,12 @@ fn gossip_loop(
                 }
             };
             let unsigned = buf.first() != Some(&SIGNED_VERSION);
-            let opened = match (&signer, &cluster.certs) {
+            let opened = match (&signer, cluster.certs.get()) {
                 // Moving to certificates: members without one still gossip
                 // unsigned, as key holders (see Membership::accept_unsigned).
-                (Some(_), Some(_)) if unsigned && cluster.accepts_uncertified() => {
+                (Some(_), Some(_))
+                    if unsigned && identity.as_ref().is_some_and(|id| id.accept_uncertified) =>
+                {
                     cipher.open(&mut endpoint, &buf[..n]).map(|p| (p, None))
                 }
                 (Some(_), Some(certs)) => {
@@ -1079,6 +1244,18 @@ fn gossip_loop(
             }
         }
     }
+}
+
+/// What signs our datagrams with `identity`'s key, if we have one.
+fn signer_of(identity: Option<&Arc<Identity>>) -> Option<Signer> {
+    let signer = Signer::new(Arc::clone(identity?));
+    if !signer.fits_with(ANSWER_ROOM) {
+        log::warn!(
+            "our certificate is too large to ride along with gossip datagrams (too many groups): \
+             members that ask who we are learn it from a TCP session with us instead"
+        );
+    }
+    Some(signer)
 }
 
 /// Room for our identity in a who/self datagram: a certificate that does

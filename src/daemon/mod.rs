@@ -203,7 +203,7 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    if let (Some(_), Some(dir)) = (&cfg.identity, &cfg.state_dir)
+    if let Some(dir) = &cfg.state_dir
         && let Err(e) = cluster.keep_revocations_in(dir)
     {
         log::error!("revocations: {e}");
@@ -369,9 +369,10 @@ struct Stop {
 
 impl Stop {
     /// SIGHUP: reads flags and config file again and applies what can
-    /// change while running: exports, tags, log filter and keys. Membership
-    /// and connections are untouched; a configuration that no longer parses
-    /// changes nothing.
+    /// change while running: the certificate (CA, certificate, node key,
+    /// --accept-uncertified), exports, tags, log filter and keys. The
+    /// members known stay; a configuration that no longer parses changes
+    /// nothing, and a part that is refused keeps what is in force.
     fn reload(&self) {
         let cli = match config::load_daemon_cli(self.args.clone()) {
             Ok(c) => c,
@@ -381,6 +382,7 @@ impl Stop {
             }
         };
         logging::set_filter(&cli.log_level);
+        self.reload_identity(&cli);
         let certified = self.shared.cluster.identity().is_some();
         match exports_of(&cli.exports, certified) {
             Ok(e) => {
@@ -397,6 +399,36 @@ impl Stop {
             self.shared.cluster.set_tags(tags);
         }
         reload_keys(&self.shared.cluster, &self.key_source);
+    }
+
+    /// SIGHUP, the certificate: a member moves to certificates, renews
+    /// its certificate, stops accepting members without one, or goes back
+    /// to the shared key alone, without a restart.
+    fn reload_identity(&self, cli: &crate::cli::DaemonCli) {
+        let cluster = &self.shared.cluster;
+        let read = certified::read_identity(
+            cli.ca.as_deref(),
+            cli.cert.as_deref(),
+            cli.node_key.as_deref(),
+            cli.accept_uncertified,
+        );
+        let (id, from) = match read {
+            Ok(Some((id, from))) => (Some(id), Some(from)),
+            Ok(None) => (None, None),
+            Err(e) => {
+                log::error!("SIGHUP: keeping the certificate in force: {e}");
+                return;
+            }
+        };
+        let shown = match (&id, &from) {
+            (Some(id), Some(from)) => certified::describe(id, from),
+            _ => "no certificate: every holder of the cluster key is accepted".to_string(),
+        };
+        match cluster.set_identity(id) {
+            Ok(true) => log::info!("SIGHUP: {shown}"),
+            Ok(false) => {}
+            Err(e) => log::error!("SIGHUP: keeping the certificate in force: {e}"),
+        }
     }
 
     /// SIGINT or SIGTERM: says goodbye to the cluster, lets queries in

@@ -115,10 +115,11 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
     let cluster = &shared.cluster;
+    let identity = cluster.identity();
     let session = match session::accept_as(
         Deadline::new(stream, HANDSHAKE_DEADLINE),
         &cluster.ring(),
-        cluster.identity(),
+        identity.as_deref(),
     ) {
         Ok(s) => s.map_stream(Deadline::into_inner),
         Err(SessionError::Uncertified) => {

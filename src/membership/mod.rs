@@ -204,7 +204,10 @@ fn swim_config(timings: &Timings) -> Config {
         max_transmissions: NonZeroU8::new(MAX_TRANSMISSIONS).unwrap_or(NonZeroU8::MIN),
         suspect_to_down_after: timings.suspicion,
         remove_down_after: Some(Duration::from_secs(3600)),
-        max_packet_size: n(MAX_PAYLOAD),
+        // Room for a signature in every mode: a member may become certified
+        // while running (SIGHUP), and foca's datagram size cannot change
+        // once it is made.
+        max_packet_size: n(MAX_SIGNED_PAYLOAD),
         notify_down_members: true,
         periodic_announce: Some(PeriodicParams {
             frequency: timings.announce_interval,
@@ -224,8 +227,12 @@ fn swim_config(timings: &Timings) -> Config {
 /// The largest payload foca may put in one datagram.
 pub const MAX_PAYLOAD: usize = crate::crypto::gossip::MAX_PLAINTEXT - 1;
 
-/// The same when datagrams are signed ([`crate::crypto::signed`]).
+/// The same when datagrams are signed ([`crate::crypto::signed`]); foca's
+/// datagrams are this large at most in every mode.
 pub const MAX_SIGNED_PAYLOAD: usize = MAX_PAYLOAD - crate::crypto::signed::OVERHEAD;
+
+/// The largest revocation news one datagram carries, signed.
+pub const MAX_NEWS_BYTES: usize = MAX_SIGNED_PAYLOAD - 1;
 
 type Swim = Foca<Node, PostcardCodec, SmallRng, NoCustomBroadcast>;
 
@@ -377,9 +384,7 @@ impl Membership {
     /// asserts only its own identity ([`proof`]), and foca's datagrams
     /// leave room for the signature.
     pub fn new_certified(me: Node, timings: &Timings, seed: [u8; 32]) -> Membership {
-        let mut config = swim_config(timings);
-        config.max_packet_size = NonZeroUsize::new(MAX_SIGNED_PAYLOAD).unwrap_or(NonZeroUsize::MIN);
-        let mut m = Membership::with_config(me, config, timings, seed);
+        let mut m = Membership::new(me, timings, seed);
         m.proven = Some(proof::Proven::default());
         m
     }
@@ -392,6 +397,30 @@ impl Membership {
     /// this is off again.
     pub fn accept_unsigned(&mut self) {
         self.unsigned_too = self.proven.is_some();
+    }
+
+    /// Changes mode while running (a SIGHUP that brings a certificate in
+    /// or takes it out): `certified` as [`Membership::new_certified`], and
+    /// `unsigned_too` as [`Membership::accept_unsigned`]. Becoming
+    /// certified while still taking unsigned payloads, the identities
+    /// known so far count as shown, as they would if they came again
+    /// unsigned; becoming strictly certified, each is taken only once its
+    /// owner shows it. The members known and their states stay.
+    pub fn set_mode(&mut self, certified: bool, unsigned_too: bool) {
+        match (certified, self.proven.is_some()) {
+            (true, false) => {
+                let mut p = proof::Proven::default();
+                if unsigned_too {
+                    for n in self.foca.iter_membership_state() {
+                        p.prove(n.id());
+                    }
+                }
+                self.proven = Some(p);
+            }
+            (false, true) => self.proven = None,
+            _ => {}
+        }
+        self.unsigned_too = certified && unsigned_too;
     }
 
     /// Whether this member is one of a certified cluster.
@@ -989,8 +1018,22 @@ impl Membership {
         }
         self.left_news
             .extend(names.symmetric_difference(&self.revoked).cloned());
+        // A member no longer revoked (it showed a renewed certificate) was
+        // held down here and, its datagrams dropped, may hold us down too:
+        // an announce to it has each side learn it was declared down and
+        // come back under a new incarnation.
+        let back: Vec<Node> = self
+            .foca
+            .iter_membership_state()
+            .map(|m| m.id())
+            .filter(|n| self.revoked.contains(&n.name) && !names.contains(&n.name))
+            .cloned()
+            .collect();
         self.revoked = names;
         self.keep_revoked_down();
+        for n in back {
+            let _ = self.foca.announce(n, &mut self.runtime);
+        }
         self.drain(now);
     }
 
@@ -1452,7 +1495,7 @@ mod tests {
         );
         assert_eq!(ours.probe_period, t.probe_interval);
         assert_eq!(ours.suspect_to_down_after, t.suspicion);
-        assert_eq!(ours.max_packet_size.get(), MAX_PAYLOAD);
+        assert_eq!(ours.max_packet_size.get(), MAX_SIGNED_PAYLOAD);
     }
 
     fn node(i: u16) -> Node {
@@ -2478,6 +2521,51 @@ mod tests {
                 "node {i}: {states:?}"
             );
         }
+    }
+
+    /// The move to certificates done in place, as SIGHUP does it: four
+    /// shared-key members become certified one at a time while taking
+    /// unsigned payloads too, then stop taking them one at a time. After
+    /// every step each member sees all four alive; at the end, unsigned
+    /// gossip is taken by none.
+    #[test]
+    fn members_move_to_certificates_in_place_without_losing_each_other() {
+        let mut net = Net::joined(4);
+        let all_alive = |net: &Net, step: &str| {
+            for i in 0..4 {
+                let states = net.states(i);
+                assert_eq!(states.len(), 4, "{step}, node {i}: {states:?}");
+                assert!(
+                    states.values().all(|s| *s == MemberState::Alive),
+                    "{step}, node {i}: {states:?}"
+                );
+            }
+        };
+        all_alive(&net, "before");
+        for (certified, unsigned_too) in [(true, true), (true, false)] {
+            for i in 0..4 {
+                net.nodes[i]
+                    .as_mut()
+                    .unwrap()
+                    .set_mode(certified, unsigned_too);
+                net.run(Duration::from_secs(10));
+                all_alive(
+                    &net,
+                    &format!("node {i} in mode {certified}/{unsigned_too}"),
+                );
+            }
+        }
+        assert!(net.nodes.iter().flatten().all(|m| m.is_certified()));
+        // A key holder's unsigned word is now taken by no one: a stranger
+        // announcing itself to node 0 stays unknown.
+        let stranger = node(9);
+        let mut outsider = Membership::new(stranger, &Timings::default(), [9; 32]);
+        outsider.announce(node(0), net.now);
+        for (to, payload) in outsider.take_outbox() {
+            net.deliver_as("n9", false, to, &payload);
+        }
+        net.run(Duration::from_secs(2));
+        assert!(!net.states(0).contains_key("n9"), "{:?}", net.states(0));
     }
 
     /// Without the move, a certified member takes nothing unsigned: the
