@@ -1360,7 +1360,14 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  member with the positional HOST:PORT or --join (either retried with \
                  back-off until one answers) or p2p-join at run time; the joining node receives the \
                  full member list over an encrypted TCP session. Names must be unique: a node whose \
-                 name is taken is refused and exits 2.\n\n\
+                 name is taken by a member that still answers is refused and exits 2. A member \
+                 that comes back under its name at another address (a new DHCP lease) while the \
+                 others still hold the old one is accepted once its old address is silent: the \
+                 member it joins through tries a session there (1 s) and, with none, takes the \
+                 move, declares the old address down and passes that on; the others learn the new \
+                 address by gossip. The join itself proves the key (and, with --ca, that the \
+                 certificate names the member). IPv6 works as IPv4: --bind ::1 (or any IPv6 \
+                 address), --advertise [ADDR]:PORT, and joins and --peer addresses as [ADDR]:PORT.\n\n\
                  Every datagram is sealed with XChaCha20-Poly1305 under a key derived from the \
                  cluster key; TCP sessions use a Noise NNpsk0 handshake with another derived key, \
                  giving forward secrecy. The key never crosses the wire. Datagrams that fail \

@@ -338,3 +338,87 @@ fn keys_rotate_on_sighup_and_the_cluster_stays_whole() {
         "{events:?}"
     );
 }
+
+/// A host back under its name at another address (a new DHCP lease) while
+/// the others still hold its old address as alive: its join is accepted
+/// once the old address is silent, and every member learns the new one.
+/// A second daemon under the same name, while the first still answers, is
+/// refused as before.
+#[test]
+fn a_member_back_at_a_new_address_is_accepted_once_the_old_one_is_silent() {
+    let t = tempfile::tempdir().unwrap();
+    let file = common::write(t.path(), "f.txt", b"one two three\n");
+    let export = t.path().to_str().unwrap();
+    // Suspicion lasts a minute: without the move, the old record would
+    // hold the name for the whole test.
+    let slow = |name: &str, extra: &[&str]| {
+        let mut v = args(&[
+            "--name",
+            name,
+            "--export",
+            export,
+            "--suspicion-timeout",
+            "60000",
+        ]);
+        v.extend_from_slice(extra);
+        v.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let start = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        Daemon::start(&refs)
+    };
+    let b = start(slow("b", &[]));
+    let seed = format!("127.0.0.1:{}", b.port);
+    let c = start(slow("c", &["--join", &seed]));
+    let mut a = start(slow("a", &["--join", &seed]));
+    for d in [&a, &b, &c] {
+        eventually(15, "three alive", || {
+            let p = peers(d);
+            p.len() == 3 && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    let old = format!("127.0.0.1:{}", a.port);
+    a.signal_and_wait(libc::SIGKILL, Duration::from_secs(5))
+        .expect("a is killed");
+    let moved = start(slow("a", &["--bind", "127.0.0.2", "--join", &seed]));
+    let new = format!("127.0.0.2:{}", moved.port);
+    for d in [&b, &c] {
+        eventually(15, "a is seen at its new address", || {
+            peers(d)
+                .iter()
+                .any(|m| m["name"] == "a" && m["addr"] == new.as_str() && m["state"] == "alive")
+        });
+    }
+    assert!(b.log().contains("no longer answers"), "{}", b.log());
+    assert!(b.log().contains(&old), "{}", b.log());
+    let r = run(c.cmd("p2p-wc").args(["--all", file.to_str().unwrap()]));
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    let mut answered: Vec<String> = r
+        .json()
+        .iter()
+        .map(|v| v["peer"].as_str().unwrap().to_string())
+        .collect();
+    answered.sort();
+    assert_eq!(answered, ["a", "b", "c"]);
+
+    // The name is in use and its holder answers: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(std::process::Command::new(common::bin("p2pd"))
+        .arg("0")
+        .args(FAST)
+        .args([
+            "--name",
+            "a",
+            "--bind",
+            "127.0.0.2",
+            "--join",
+            &seed,
+            "--socket",
+        ])
+        .arg(dir.path().join("s.sock"))
+        .env("P2PD_SECRET", TEST_KEY)
+        .env("HOME", dir.path())
+        .stdin(Stdio::null()));
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("already used"), "{}", r.stderr);
+}

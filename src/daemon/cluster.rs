@@ -59,7 +59,13 @@ enum Command {
     /// These names are revoked from now on (all of them); send this news
     /// to every member (`true`) or to a few.
     Revoked(Vec<String>, Option<(Vec<u8>, bool)>),
+    /// This member moved to a new address: its old identity is down.
+    Moved(Node),
 }
+
+/// How long the old address of a member that joins from a new one has to
+/// answer before the move is accepted.
+const MOVE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where revocation news came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1134,6 +1140,7 @@ fn gossip_loop(
                     }
                 }
                 Command::Add(node) => m.apply_alive(vec![node], now),
+                Command::Moved(old) => m.declare_down(&old, now),
                 Command::Leave(ack) => {
                     m.leave(now);
                     leave_ack = Some(ack);
@@ -1376,6 +1383,30 @@ fn log_alarm(alarm: &Alarm) {
 }
 
 impl Cluster {
+    /// Whether member `m` still answers at its address: a session opens
+    /// there within [`MOVE_PROBE_TIMEOUT`] (and, certified, its peer's
+    /// certificate names `m`).
+    fn still_answers(&self, m: &MemberInfo) -> bool {
+        let dial = || {
+            let stream = TcpStream::connect_timeout(&m.addr, MOVE_PROBE_TIMEOUT)?;
+            let _ = stream.set_read_timeout(Some(MOVE_PROBE_TIMEOUT));
+            let _ = stream.set_write_timeout(Some(MOVE_PROBE_TIMEOUT));
+            Ok(stream)
+        };
+        match self.open_session(dial) {
+            Ok(s) => s.peer().is_none_or(|p| p.name == m.name),
+            Err(e) => {
+                log::debug!(
+                    "{} at {}: {}",
+                    untrusted(&m.name),
+                    m.addr,
+                    session_message(e)
+                );
+                false
+            }
+        }
+    }
+
     /// Answers a node joining through us: the member list, or a refusal
     /// when its identity is out of bounds or its name is taken by another
     /// live member.
@@ -1403,7 +1434,9 @@ impl Cluster {
                 && m.addr != node.addr
                 && matches!(m.state, MemberState::Alive | MemberState::Suspect)
         });
-        if let Some(m) = clash {
+        if let Some(m) = clash
+            && self.still_answers(m)
+        {
             logging::hostile(
                 Level::Warn,
                 "join",
@@ -1422,6 +1455,23 @@ impl Cluster {
                 )),
                 revoked: None,
             };
+        }
+        if let Some(m) = clash {
+            // A host back under its name at another address (a new DHCP
+            // lease): it proved it holds the key (and, certified, that its
+            // certificate names it), and its old address is silent.
+            log::info!(
+                "member {} moves from {} to {}: its old address no longer answers",
+                untrusted(&node.name),
+                m.addr,
+                node.addr
+            );
+            cluster.command(Command::Moved(Node {
+                name: m.name.clone(),
+                addr: m.addr,
+                incarnation: m.incarnation,
+                tags: m.tags.clone(),
+            }));
         }
         let mut list: Vec<Node> = vec![cluster.me()];
         list.extend(
