@@ -23,7 +23,7 @@ _p2pd() {
 
     case "${cmd}" in
         p2pd)
-            opts="-h -V --join --bind --advertise --tag --secret-file --ca --cert --node-key --accept-uncertified --log-level --export --gossip-interval --probe-interval --suspicion-timeout --socket --name --workers --cache-entries --config --state-dir --connections-per-user --idle-timeout --port-file --max-links --split-above --help --version"
+            opts="-h -V --join --bind --advertise --tag --secret-file --ca --cert --node-key --accept-uncertified --discover --no-discover --discover-port --log-level --export --gossip-interval --probe-interval --suspicion-timeout --socket --name --workers --cache-entries --config --state-dir --connections-per-user --idle-timeout --port-file --max-links --split-above --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -58,6 +58,10 @@ _p2pd() {
                     return 0
                     ;;
                 --node-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --discover-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -6,6 +6,7 @@ complete -c p2pd -l secret-file -d 'Cluster key file: base64 keys, one per line,
 complete -c p2pd -l ca -d 'The cluster CA\'s public key (p2p-ca init): with it, only members with a certificate of this CA are accepted [default: the systemd credential ca.pub]' -r -F
 complete -c p2pd -l cert -d 'This node\'s certificate from the CA (p2p-ca sign), with --ca [default: the systemd credential node.crt]' -r -F
 complete -c p2pd -l node-key -d 'This node\'s secret key (p2p-keygen --node), with --ca; refused if others may read it [default: the systemd credential node.key]' -r -F
+complete -c p2pd -l discover-port -d 'UDP port of LAN discovery\'s beacons, the same on every member' -r
 complete -c p2pd -l log-level -d 'Log filter: error, warn, info, debug, trace, or per module (p2p=debug,warn)' -r
 complete -c p2pd -l export -d 'Let peers read files below DIR (repeatable); with :groups=G1,G2, only members whose certificate carries one of the groups (needs --ca); nothing is exported by default' -r -F
 complete -c p2pd -l gossip-interval -d 'Milliseconds between gossip rounds' -r
@@ -23,5 +24,7 @@ complete -c p2pd -l port-file -d 'Once serving, write the peer port bound (a num
 complete -c p2pd -l max-links -d 'Member links cluster queries may hold open at once, over all queries (fewer if the descriptor limit allows fewer)' -r
 complete -c p2pd -l split-above -d 'p2p-wc --spread counts a file larger than BYTES as byte ranges spread over the members, in ranges of at most BYTES (and at most 64 MiB); 0 never splits' -r
 complete -c p2pd -l accept-uncertified -d 'While the cluster moves to certificates: with --ca, still accept members that hold the cluster key but no certificate (as shared-key mode does), and gossip with them; drop it once every member has a certificate'
+complete -c p2pd -l discover -d 'Find and join the members on this link: send a beacon sealed with the cluster key to a link-local multicast group every few seconds, and join the members heard [default: on unless --bind is a loopback address]'
+complete -c p2pd -l no-discover -d 'No LAN discovery, whatever --bind is'
 complete -c p2pd -s h -l help -d 'Print help'
 complete -c p2pd -s V -l version -d 'Print version'

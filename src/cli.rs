@@ -469,6 +469,18 @@ pub struct DaemonCli {
     #[arg(long)]
     pub accept_uncertified: bool,
 
+    /// Find and join the members on this link: send a beacon sealed with the cluster key to a link-local multicast group every few seconds, and join the members heard [default: on unless --bind is a loopback address]
+    #[arg(long, overrides_with = "no_discover")]
+    pub discover: bool,
+
+    /// No LAN discovery, whatever --bind is
+    #[arg(long, overrides_with = "discover")]
+    pub no_discover: bool,
+
+    /// UDP port of LAN discovery's beacons, the same on every member
+    #[arg(long, value_name = "PORT", default_value_t = crate::proto::beacon::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    pub discover_port: u16,
+
     /// Log filter: error, warn, info, debug, trace, or per module (p2p=debug,warn)
     #[arg(long, env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
     pub log_level: String,
@@ -1216,12 +1228,18 @@ here too).\n\n\
 connections_rejected: an object of connections to the peer port refused before any request: \
 authentication (the initiator does not hold our cluster key), handshake (it broke off, timed \
 out or sent something malformed during the handshake; a port probe counts here).\n\n\
+beacons: an object for LAN discovery (see p2pd(1), --discover): heard (beacons of this \
+cluster from other members), joined (joins tried through a member heard), authentication \
+(datagrams on the discovery port that no key of ours opens: another cluster, or noise), \
+replay (a beacon opened before, or of an earlier run of its sender), malformed (not a beacon, \
+or a beacon naming another host than the one it came from).\n\n\
 With --format prometheus the same values are, in this order: p2p_uptime_seconds (gauge), \
 p2p_members{state} (gauge), p2p_queries_total{origin=\"local\"|\"remote\"}, \
 p2p_queries_cancelled_total, p2p_items_total{origin}, p2p_read_bytes_total, \
 p2p_cache_hits_total, p2p_cache_misses_total, p2p_workers, p2p_workers_busy, p2p_jobs_queued \
 (gauges), p2p_sessions_in, p2p_watchers (gauges), p2p_datagrams_rejected_total{reason} and \
-p2p_connections_rejected_total{reason}, each with its HELP and TYPE lines.";
+p2p_connections_rejected_total{reason}, p2p_beacons_total{result}, each with its HELP and \
+TYPE lines.";
 
 /// The SECURITY section of a command other than p2pd.
 fn security(bin: &str) -> String {
@@ -1367,7 +1385,21 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  move, declares the old address down and passes that on; the others learn the new \
                  address by gossip. The join itself proves the key (and, with --ca, that the \
                  certificate names the member). IPv6 works as IPv4: --bind ::1 (or any IPv6 \
-                 address), --advertise [ADDR]:PORT, and joins and --peer addresses as [ADDR]:PORT.\n\n\
+                 address), --advertise [ADDR]:PORT, and joins and --peer addresses as [ADDR]:PORT. \
+                 LAN discovery (on by default unless --bind is a loopback address; --discover \
+                 forces it on, --no-discover off): every 3 s (plus up to 1 s of jitter) p2pd \
+                 sends a beacon to the multicast group 239.255.101.32 (TTL 1, so no router \
+                 passes it on) or, bound to IPv6, ff02::7032:6432 (link-local), on UDP \
+                 --discover-port (65431), from --bind's interface; and joins, over the usual \
+                 authenticated TCP session, every member it hears that it does not know yet. A \
+                 beacon holds the sender's name, advertised address and incarnation, sealed \
+                 with the cluster key like gossip (XChaCha20-Poly1305, its own version byte, \
+                 a replay window per sender): another cluster's beacons do not open, a beacon \
+                 is taken once, and one that names another host than the one it came from is \
+                 dropped, so a key holder cannot send members to knock elsewhere; all of these \
+                 are counted (p2p-status, beacons). Every daemon of the host on the same port \
+                 hears every beacon (SO_REUSEPORT). A member advertising an address it does not \
+                 send from (NAT) is not found this way; --join still works.\n\n\
                  Every datagram is sealed with XChaCha20-Poly1305 under a key derived from the \
                  cluster key; TCP sessions use a Noise NNpsk0 handshake with another derived key, \
                  giving forward secrecy. The key never crosses the wire. Datagrams that fail \

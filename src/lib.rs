@@ -9,7 +9,7 @@
 //! - [`ops`]: the file computations (wc and its byte ranges, sha256, directory counts, stat), pure and socket-free.
 //! - [`exports`]: the `--export` roots peers may read below, and the open that cannot escape them.
 //! - [`cache`]: a bounded result cache keyed by device, inode, size, mtime and ctime.
-//! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`, and the peer protocol; paths in both are bytes.
+//! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`, the peer protocol, and LAN discovery's beacons; paths are bytes.
 //! - [`fdpass`]: passing open descriptors over the Unix socket (SCM_RIGHTS).
 //! - [`paths`]: where sockets, keys and state live by default.
 //! - [`trust`]: whom a command may hand its descriptors to: the socket's directories and the daemon's uid.

@@ -35,6 +35,21 @@ pub enum Rejected {
     Revocation,
 }
 
+/// What became of a datagram on the LAN discovery port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beacon {
+    /// A beacon of this cluster, opened.
+    Heard,
+    /// A join tried through the member it named.
+    Joined,
+    /// Dropped: no key of ours opens it (another cluster, or noise).
+    Authentication,
+    /// Dropped: opened before, or from an earlier run of its sender.
+    Replay,
+    /// Dropped: not a beacon, or naming another host than its sender.
+    Malformed,
+}
+
 /// Why a connection to the peer port was refused before any request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -69,6 +84,7 @@ pub struct Counters {
     sessions_in: AtomicI64,
     datagrams: [AtomicU64; 7],
     connections: [AtomicU64; 2],
+    beacons: [AtomicU64; 5],
 }
 
 impl Default for Counters {
@@ -86,6 +102,7 @@ impl Default for Counters {
             sessions_in: AtomicI64::new(0),
             datagrams: Default::default(),
             connections: Default::default(),
+            beacons: Default::default(),
         }
     }
 }
@@ -140,6 +157,11 @@ impl Counters {
 
     pub fn rejected(&self, why: Rejected) {
         add(&self.datagrams[why as usize], 1);
+    }
+
+    /// Counts a datagram on the discovery port, or a join it led to.
+    pub fn beacon(&self, what: Beacon) {
+        add(&self.beacons[what as usize], 1);
     }
 
     /// Counts a refused peer connection; returns how many were refused for
@@ -200,6 +222,13 @@ impl Counters {
                 authentication: get(&self.connections[Refused::Authentication as usize]),
                 handshake: get(&self.connections[Refused::Handshake as usize]),
             },
+            beacons: Beacons {
+                heard: get(&self.beacons[Beacon::Heard as usize]),
+                joined: get(&self.beacons[Beacon::Joined as usize]),
+                authentication: get(&self.beacons[Beacon::Authentication as usize]),
+                replay: get(&self.beacons[Beacon::Replay as usize]),
+                malformed: get(&self.beacons[Beacon::Malformed as usize]),
+            },
         }
     }
 }
@@ -244,6 +273,17 @@ pub struct DatagramsRejected {
     pub revocation: u64,
 }
 
+/// LAN discovery: beacons heard, joins tried, and datagrams dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Beacons {
+    pub heard: u64,
+    pub joined: u64,
+    pub authentication: u64,
+    pub replay: u64,
+    pub malformed: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ConnectionsRejected {
@@ -281,6 +321,7 @@ pub struct Status {
     pub watchers: u64,
     pub datagrams_rejected: DatagramsRejected,
     pub connections_rejected: ConnectionsRejected,
+    pub beacons: Beacons,
 }
 
 /// One metric of the Prometheus text format.
@@ -308,6 +349,7 @@ impl Status {
         let m = &self.members;
         let d = &self.datagrams_rejected;
         let c = &self.connections_rejected;
+        let b = &self.beacons;
         let metrics = [
             Metric {
                 name: "p2p_uptime_seconds",
@@ -428,6 +470,21 @@ impl Status {
                     &[
                         ("authentication", c.authentication),
                         ("handshake", c.handshake),
+                    ],
+                ),
+            },
+            Metric {
+                name: "p2p_beacons_total",
+                kind: "counter",
+                help: "LAN discovery: beacons heard, joins tried, datagrams dropped by reason.",
+                samples: by(
+                    "result",
+                    &[
+                        ("heard", b.heard),
+                        ("joined", b.joined),
+                        ("authentication", b.authentication),
+                        ("replay", b.replay),
+                        ("malformed", b.malformed),
                     ],
                 ),
             },

@@ -10,6 +10,7 @@
 //! - [`counters`]: the daemon's atomic counters, read by `p2p-status`.
 //! - [`cancel`]: a query's cancellation flag, and noticing that its asker hung up.
 //! - [`cluster`]: the gossip thread, joining, and the periodic full sync.
+//! - [`discover`]: LAN discovery's socket and thread (`--discover`): beacons out, joins of the members heard.
 //! - [`peer`]: the TCP port: handshakes, then joins, syncs and queries from members.
 //! - [`peer_port`]: binding TCP and UDP on one port number (port 0: one the kernel picks), and `--port-file`.
 //! - [`remote`]: a member's side of a query from a peer, confined to the exports.
@@ -24,6 +25,7 @@ pub mod cancel;
 pub mod certified;
 pub mod cluster;
 pub mod counters;
+pub mod discover;
 pub mod distribute;
 pub mod engine;
 pub mod fanout;
@@ -98,6 +100,8 @@ pub struct Config {
     pub identity: Option<Arc<crate::crypto::session::Identity>>,
     /// `p2p-wc --spread` splits files larger than this (`--split-above`; 0: never).
     pub split_above: u64,
+    /// LAN discovery's port, when it is on (`--discover`).
+    pub discover: Option<u16>,
 }
 
 /// State every connection shares.
@@ -214,6 +218,21 @@ pub fn run(cfg: Config, peer_port: peer_port::PeerPort) -> i32 {
         let _ = thread::Builder::new()
             .name("sync".into())
             .spawn(move || cluster::sync_loop(c));
+    }
+    if let Some(port) = cfg.discover {
+        match discover::start(
+            Arc::clone(&cluster),
+            Arc::clone(&counters),
+            cfg.bind.ip(),
+            port,
+        ) {
+            Ok(group) => log::info!("LAN discovery: beacons to {group}, joining the members heard"),
+            // Not fatal: members still meet by --join.
+            Err(e) => log::warn!(
+                "LAN discovery is off: its socket on port {port} for --bind {}: {e}",
+                cfg.bind.ip()
+            ),
+        }
     }
     if !cfg.join.is_empty() {
         let c = Arc::clone(&cluster);
@@ -460,6 +479,16 @@ impl Stop {
         }
         let _ = io::stderr().flush();
         std::process::exit(0);
+    }
+}
+
+/// Whether LAN discovery runs: as asked, else on unless bound to a
+/// loopback address (where there is no link to find members on).
+fn discovery(on: bool, off: bool, bind: std::net::IpAddr) -> bool {
+    match (on, off) {
+        (true, _) => true,
+        (_, true) => false,
+        _ => !bind.is_loopback(),
     }
 }
 
@@ -897,6 +926,7 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         max_links: usize::from(cli.max_links),
         identity,
         split_above: cli.split_above,
+        discover: discovery(cli.discover, cli.no_discover, bind.ip()).then_some(cli.discover_port),
         bind,
         port_file: cli.port_file,
         advertise,

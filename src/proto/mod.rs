@@ -11,7 +11,11 @@
 //!
 //! Every path is bytes ([`PathBytes`]): a name that is not UTF-8 travels as
 //! `path_b64` beside a readable `path` (see [`path`]).
+//!
+//! [`peer`] is the protocol between members, inside their sessions;
+//! [`beacon`] the sealed datagram of LAN discovery.
 
+pub mod beacon;
 pub mod path;
 pub mod peer;
 

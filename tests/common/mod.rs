@@ -101,6 +101,19 @@ impl Daemon {
     /// `port`, or with 0 on one it picks. A fixed port that is in use (say
     /// by a client connection of another test) is tried again for a while.
     pub fn start_as(uid: Option<u32>, port: u16, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_in(None, uid, port, args, env)
+    }
+
+    /// [`Daemon::start_as`] inside network namespace `netns` (made by the
+    /// test with `ip netns add`), when given: `ip netns exec` runs p2pd
+    /// there, as the same process.
+    pub fn start_in(
+        netns: Option<&str>,
+        uid: Option<u32>,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("temp dir");
         if let Some(uid) = uid {
@@ -119,7 +132,14 @@ impl Daemon {
         let port_file = dir.path().join("p2pd.port");
         let spawn = || {
             let log = std::fs::File::create(&stderr_path).unwrap();
-            let mut cmd = Command::new(bin("p2pd"));
+            let mut cmd = match netns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns]).arg(bin("p2pd"));
+                    c
+                }
+                None => Command::new(bin("p2pd")),
+            };
             if let Some(uid) = uid {
                 cmd.uid(uid).gid(uid);
             }
