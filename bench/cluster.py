@@ -41,6 +41,7 @@ import os
 import random
 import re
 import selectors
+import shutil
 import signal
 import socket
 import statistics
@@ -391,10 +392,11 @@ class P2P(Cluster):
                 "--name", node.name, "--socket", sock, "--bind", "127.0.0.1"]
         if via:
             argv += ["--join", f"127.0.0.1:{via.port}"]
-        argv += self.extra_args(len(self.nodes) - 1)
+        argv = self.wrap(len(self.nodes) - 1) + argv + self.extra_args(len(self.nodes) - 1)
         node.sock = sock
         with open(os.path.join(self.logdir, f"{node.name}.log"), "wb") as logf:
             node.proc = h.procs.spawn(argv, h.env, stdout=subprocess.DEVNULL, stderr=logf)
+        self.launched(len(self.nodes) - 1, node)
 
     def wait_ready(self, node, timeout=30):
         """The daemon is up once it has written its port file (after binding
@@ -434,6 +436,13 @@ class P2P(Cluster):
     def leave(self, node):
         node.proc.send_signal(signal.SIGTERM)
 
+    def wrap(self, index):
+        """Words before p2pd's argv (a slow member's nice or CPU quota)."""
+        return []
+
+    def launched(self, index, node):
+        pass
+
     def extra_args(self, index):
         # Every member exports the directory of the --all file, so that the
         # membership figures are those of daemons set up as --all needs them.
@@ -444,17 +453,54 @@ class P2PSpread(P2P):
     """The --spread cluster: every member exports the data directory, with
     the result cache off (each timed run must hash, not recall), and member i
     carries the tag m{k}=1 for every member count k > i, so `--where m2=1`
-    picks exactly the first two."""
+    picks exactly the first two. With a slow member (SPREAD_NICE) one more
+    is started, slowed, and tagged s{top}=1 with the first top-1, so that
+    `--where s4=1` picks three normal members and the slow one."""
 
     logname = "spread"
 
-    def __init__(self, h, n, ports, counts):
+    def __init__(self, h, n, ports, counts, slow=None):
         super().__init__(h, n, ports)
         self.counts = counts
+        self.slow = slow
+        self.size = counts[-1] + (1 if slow else 0)
+
+    def wrap(self, index):
+        return list(self.slow["wrap"]) if self.slow and index == self.counts[-1] else []
+
+    def launched(self, index, node):
+        # Each daemon runs in a session of its own, and with the kernel's
+        # autogroup scheduling (kernel.sched_autogroup_enabled=1) a nice value
+        # only weighs among the processes of one session: give the slow
+        # member's whole group the nice value too.
+        if self.slow and self.slow["hog"] is not None and index == self.counts[-1]:
+            try:
+                with open(f"/proc/{node.proc.pid}/autogroup", "w") as f:
+                    f.write("19")
+                self.slow["autogroup"] = True
+            except OSError:
+                pass
 
     def extra_args(self, index):
+        top = self.counts[-1]
         tags = [a for k in self.counts if index < k for a in ("--tag", f"m{k}=1")]
+        if self.slow and (index < top - 1 or index == top):
+            tags += ["--tag", f"s{top}=1"]
         return ["--export", self.h.spread_dir, "--cache-entries", "0"] + tags
+
+    def status(self):
+        """Each member's (items answered, bytes read) so far (p2p-status)."""
+        out = {}
+        for n in self.members():
+            p = subprocess.run([os.path.join(self.h.args.bin, "p2p-status"), "--socket", n.sock],
+                               env=self.h.env, capture_output=True, text=True)
+            try:
+                st = json.loads(p.stdout)
+            except ValueError:
+                continue
+            out[n.name] = (st.get("items_local", 0) + st.get("items_remote", 0),
+                           st.get("bytes_read", 0))
+        return out
 
 
 class Serf(Cluster):
@@ -540,7 +586,8 @@ class Harness:
         with open(self.all_file, "w") as f:
             f.write("".join(f"line {i} of the file every member is asked about\n"
                             for i in range(20)))
-        self.spread_dir = os.path.join(self.tmp, "spread")
+        self.spread_dir = args.spread_root or os.path.join(self.tmp, "spread")
+        self.cached = ""
         self.port_range = None  # (low, high), set by main()
 
     def measure(self, cls, n, ports):
@@ -689,84 +736,260 @@ class Harness:
             f"starting a process from the harness costs {fmt_ms(spawn)}")
         return out
 
+    # --- --spread ------------------------------------------------------------
+
     def spread(self):
         """--spread throughput with 1, 2, 4 ... members of one cluster, beside
-        one daemon without --spread and GNU sha256sum, on cached files."""
+        one daemon without --spread and GNU sha256sum / wc under xargs and
+        xargs -P, on cached files: the data sets of spread_sets(), then the
+        largest member count again with one slow member (slow_block)."""
         a = self.args
         counts = sorted(set(a.spread))
         top = counts[-1]
-        nbytes = a.spread_files * a.spread_kib * 1024
-        t = time.monotonic()
-        make_spread_data(self.spread_dir, a.spread_files, a.spread_kib)
-        log(f"spread: {a.spread_files} files of {a.spread_kib} KiB written in "
-            f"{time.monotonic() - t:.1f} s")
+        slow = None
+        if a.spread_nice not in ("", "0"):
+            slow = slow_mode(a.spread_nice)
+            if top < 2:
+                log("spread: a slow member needs at least 2 members in SPREAD; skipped")
+                slow = None
+            elif slow is None:
+                log("spread: neither systemd-run (with systemd running) nor nice and "
+                    "taskset: no slow-member figures")
+        sets = self.spread_sets()
         self.pump = Pump()
-        c = P2PSpread(self, top, [], counts)
-        res = {"files": a.spread_files, "kib": a.spread_kib, "rows": []}
+        c = P2PSpread(self, top, [], counts, slow)
+        res = {"blocks": [], "slow": None, "load": [loadavg()], "cached": self.cached}
         try:
             log(f"spread: load average {loadavg()} before start")
-            c.start(top)
+            c.start(c.size)
             if not c.converge(a.converge_timeout):
-                log(f"warning: spread: not every member saw all {top} alive")
-            sock = c.nodes[0].sock
-            sha = os.path.join(a.bin, "p2p-sha256")
-            find = f"find {self.spread_dir} -type f"
-            ncpu = os.cpu_count()
-            # Batches of files per sha256sum process, so -P has work to share.
-            batch = max(1, a.spread_files // (8 * ncpu))
-            cases = [(f"--spread, {k} member" + ("s" if k > 1 else ""), "p2p",
-                      f"{find} | {sha} --socket {sock} --spread --where m{k}=1 --files-from -")
-                     for k in counts]
-            cases += [("one daemon, no --spread", "p2p",
-                       f"{find} | {sha} --socket {sock} --files-from -"),
-                      ("find | xargs sha256sum", "gnu", f"{find} | xargs sha256sum"),
-                      (f"find | xargs -P {ncpu} sha256sum", "gnu",
-                       f"{find} | xargs -P {ncpu} -n {batch} sha256sum")]
-            for label, kind, cmd in cases:
-                row = self.time_spread(c, label, kind, cmd, nbytes)
-                res["rows"].append(row)
-                self.pump.run(0.5)
+                log(f"warning: spread: not every member saw all {c.size} alive")
+            for ds in sets:
+                for tool in ds["tools"]:
+                    res["blocks"] += self.spread_blocks(c, ds, tool, counts)
+                    res["load"].append(loadavg())
+            if slow:
+                res["slow"] = self.slow_block(c, sets, res["blocks"], top, slow)
+                res["load"].append(loadavg())
         finally:
             self.procs.kill_all()
             self.pump.close()
         return res
 
-    def time_spread(self, c, label, kind, cmd, nbytes):
-        """One line of the --spread figures: a checked run into a file, then
-        the timed runs into /dev/null. Besides the wall time it notes how
-        many cores were busy: the daemons' CPU time (from /proc) plus the
-        pipeline's own (find, the client or sha256sum), and the whole host's."""
+    def spread_sets(self):
+        """The data sets, written under --spread-root unless a marker says an
+        earlier run wrote them with the same sizes (BENCH_DIR), synced, then
+        read once so that every timed run finds them in the page cache."""
+        a = self.args
+        root = self.spread_dir
+        os.makedirs(root, exist_ok=True)
+        sets = []
+        if a.spread_files:
+            sets.append({"name": f"files-{a.spread_files}x{a.spread_kib}k", "kind": "tree",
+                         "files": a.spread_files, "size": a.spread_kib * 1024,
+                         "tools": ["sha256"], "random": True})
+        if a.spread_small:
+            sets.append({"name": f"small-{a.spread_small}x{a.spread_small_kib}k", "kind": "tree",
+                         "files": a.spread_small, "size": a.spread_small_kib * 1024,
+                         "tools": ["sha256", "wc"]})
+        if a.spread_big:
+            sets.append({"name": f"big-{a.spread_big}x{a.spread_big_mib}m", "kind": "tree",
+                         "files": a.spread_big, "size": a.spread_big_mib << 20,
+                         "tools": ["sha256", "wc"]})
+        if a.spread_huge_gib > 0:
+            size = int(a.spread_huge_gib * (1 << 30))
+            sets.append({"name": f"huge-{size >> 20}m", "kind": "file", "files": 1,
+                         "size": size, "tools": ["wc"]})
+        wrote = False
+        for ds in sets:
+            ds["path"] = os.path.join(root, ds["name"])
+            marker = ds["path"] + ".done"
+            ds["bytes"] = ds["files"] * ds["size"]
+            if os.path.exists(marker):
+                log(f"spread: reusing {ds['path']}")
+                continue
+            t = time.monotonic()
+            subprocess.run(["rm", "-rf", ds["path"]], check=True)
+            if ds.get("random"):
+                make_spread_data(ds["path"], ds["files"], ds["size"] // 1024)
+            elif ds["kind"] == "tree":
+                make_text_tree(ds["path"], ds["files"], ds["size"])
+            else:
+                os.makedirs(ds["path"])
+                write_text_file(os.path.join(ds["path"], "huge.txt"), ds["size"],
+                                b"one huge file\n")
+            open(marker, "w").close()
+            wrote = True
+            log(f"spread: {ds['name']} ({ds['bytes'] / 2**20:.0f} MiB) written in "
+                f"{time.monotonic() - t:.1f} s")
+        if wrote:
+            t = time.monotonic()
+            os.sync()
+            log(f"spread: synced in {time.monotonic() - t:.1f} s")
+        for ds in sets:
+            if ds["kind"] == "file":
+                ds["file"] = os.path.join(ds["path"], "huge.txt")
+        # Read everything once: the timed runs then measure hashing and
+        # counting, not the disk (RAM holds all of it several times over).
+        t = time.monotonic()
+        total = 0
+        for ds in sets:
+            for dirpath, _, names in os.walk(ds["path"]):
+                for n in names:
+                    with open(os.path.join(dirpath, n), "rb") as f:
+                        while chunk := f.read(1 << 20):
+                            total += len(chunk)
+        self.cached = f"{total / 2**30:.1f} GiB read once before timing"
+        log(f"spread: {self.cached}, in {time.monotonic() - t:.1f} s (page cache)")
+        return sets
+
+    def spread_blocks(self, c, ds, tool, counts):
+        """The figures of one tool on one data set: a block of rows."""
+        a = self.args
+        sock = c.nodes[0].sock
+        binp = os.path.join(a.bin, f"p2p-{tool}")
+        ncpu = os.cpu_count()
+        top = counts[-1]
+        plural = lambda k: f"{k} member" + ("s" if k > 1 else "")
+        gnu = "sha256sum" if tool == "sha256" else "wc -lwmc"
+        size = fmt_size(ds["size"])
+        if ds["kind"] == "file":
+            f = ds["file"]
+            cases = [(f"--spread, {plural(k)}", "p2p-wc",
+                      f"{binp} --socket {sock} --spread --where m{k}=1 {f}") for k in counts]
+            cases += [("one daemon, no --spread", "p2p-wc", f"{binp} --socket {sock} {f}"),
+                      ("GNU wc -lwmc", "gnu-wc", f"LC_ALL=C.UTF-8 wc -lwmc {f}")]
+            lcases = [(f"-l: --spread, {plural(top)}", "p2p-wcl",
+                       f"{binp} --socket {sock} -l --spread --where m{top}=1 {f}"),
+                      ("-l: one daemon, no --spread", "p2p-wcl", f"{binp} --socket {sock} -l {f}"),
+                      ("-l: GNU wc -l", "gnu-wcl", f"LC_ALL=C.UTF-8 wc -l {f}")]
+            split = a.split_above and ds["size"] > a.split_above
+            title = (f"p2p-wc, one {size} file" + (" (split in ranges)" if split else ""))
+            return [self.spread_block(c, ds, title, cases,
+                                      [("one daemon, no --spread", "vs 1 daemon"),
+                                       ("GNU wc -lwmc", "vs GNU wc")], tool),
+                    self.spread_block(c, ds, title + ", -l", lcases,
+                                      [("-l: one daemon, no --spread", "vs 1 daemon"),
+                                       ("-l: GNU wc -l", "vs wc -l")], tool)]
+        find = f"find {ds['path']} -type f"
+        # Batches of files per GNU process, so that -P has work to share.
+        batch = max(1, ds["files"] // (8 * ncpu))
+        env = "LC_ALL=C.UTF-8 " if tool == "wc" else ""
+        kind = "sha" if tool == "sha256" else "wc"
+        cases = [(f"--spread, {plural(k)}", f"p2p-{kind}",
+                  f"{find} | {binp} --socket {sock} --spread --where m{k}=1 --files-from -")
+                 for k in counts]
+        cases += [("one daemon, no --spread", f"p2p-{kind}",
+                   f"{find} | {binp} --socket {sock} --files-from -"),
+                  (f"xargs -P {ncpu} {gnu}", f"gnu-{kind}",
+                   f"{find} | {env}xargs -P {ncpu} -n {batch} {gnu}"),
+                  (f"xargs {gnu}", f"gnu-{kind}", f"{find} | {env}xargs {gnu}")]
+        title = f"p2p-{tool}, {ds['files']} x {size} ({fmt_size(ds['bytes'])})"
+        return [self.spread_block(c, ds, title, cases,
+                                  [(f"xargs -P {ncpu} {gnu}", f"vs xargs -P {ncpu}"),
+                                   (f"xargs {gnu}", "vs xargs")], tool)]
+
+    def spread_block(self, c, ds, title, cases, refs, tool):
+        rows = [self.time_spread(c, ds, label, parse, cmd) for label, parse, cmd in cases]
+        check_answers(title, rows)
+        for r in rows:
+            r.pop("answers", None)
+        return {"title": title, "rows": rows, "refs": refs, "tool": tool, "ds": ds["name"]}
+
+    def slow_block(self, c, sets, blocks, top, slow):
+        """The largest member count again, with one of its members slow (the
+        last started, standing in for member top): which member did how much."""
+        a = self.args
+        sock = c.nodes[0].sock
+        hog = None
+        if slow["hog"] is not None:
+            hog = self.procs.spawn(["taskset", "-c", str(slow["hog"]), "sh", "-c",
+                                    "while :; do :; done"], self.env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        how = slow["how"] + (" (nice 19 for its autogroup too)" if slow.get("autogroup") else "")
+        out = {"how": how, "slow": c.nodes[-1].name, "size": top, "rows": []}
+        try:
+            for ds in sets:
+                for tool in ds["tools"]:
+                    binp = os.path.join(a.bin, f"p2p-{tool}")
+                    kind = "sha" if tool == "sha256" else "wc"
+                    if ds["kind"] == "file":
+                        cmd = f"{binp} --socket {sock} --spread --where s{top}=1 {ds['file']}"
+                        title = f"p2p-wc, one {fmt_size(ds['size'])} file"
+                    else:
+                        cmd = (f"find {ds['path']} -type f | {binp} --socket {sock} --spread "
+                               f"--where s{top}=1 --files-from -")
+                        title = f"p2p-{tool}, {ds['files']} x {fmt_size(ds['size'])}"
+                    row = self.time_spread(c, ds, f"slow: {title}", f"p2p-{kind}", cmd)
+                    row.pop("answers", None)
+                    fast = next((r for b in blocks if b["ds"] == ds["name"] and b["tool"] == tool
+                                 for r in b["rows"] if r["label"] == f"--spread, {top} members"),
+                                None)
+                    row["title"] = title
+                    row["fast"] = fast["time"] if fast else None
+                    out["rows"].append(row)
+        finally:
+            if hog:
+                hog.kill()
+                hog.wait()
+        return out
+
+    def time_spread(self, c, ds, label, parse, cmd):
+        """One line of the --spread figures: a checked run (its answers kept
+        for check_answers), then the timed runs, each into a file. Who did
+        what is summed over all of them: paths from the output's peer field,
+        items and bytes from the members' counters (p2p-status) before the
+        first run and after the last. Besides the wall time it notes how many
+        cores were busy: the daemons' CPU time (from /proc) plus the
+        pipeline's own (find, the client, GNU's tools), and the whole host's."""
         a = self.args
         argv = ["bash", "-o", "pipefail", "-c", cmd]
         out = os.path.join(self.tmp, "spread-out")
+        runs = a.spread_huge_runs if ds["kind"] == "file" else a.spread_runs
+        s0 = c.status()
         with open(out, "wb") as f:
             first, p = run_timed(argv, self.env, stdout=f)
-        problem, by_peer = check_spread(p, out, a.spread_files, kind)
-        os.unlink(out)
+        problem, answers, by_peer = check_spread(p, out, ds["files"], parse)
         if problem:
             log(f"  spread: {label}: {problem}")
         times, failed = [], 0
         d0, h0, r0 = c.cpu_seconds(), host_busy(), os.times()
-        for _ in range(a.spread_runs):
-            t, p = run_timed(argv, self.env, stdout=subprocess.DEVNULL)
+        for _ in range(runs):
+            with open(out, "wb") as f:
+                t, p = run_timed(argv, self.env, stdout=f)
             if p.returncode:
                 failed += 1
                 log(f"  spread: {label}: exit {p.returncode}: {p.stderr.decode()[-300:]}")
             times.append(t)
+            if parse.startswith("p2p"):
+                for k, v in peers_of(out).items():
+                    by_peer[k] = by_peer.get(k, 0) + v
+        os.unlink(out)
+        s1 = c.status()
+        if not times:
+            times = [first]
         d1, h1, r1 = c.cpu_seconds(), host_busy(), os.times()
         wall = sum(times)
-        daemons = sum(d1[k] - d0[k] for k in d0) / wall
+        daemons = sum(d1[k] - d0[k] for k in d0 if k in d1) / wall
         pipeline = (r1.children_user + r1.children_system
                     - r0.children_user - r0.children_system) / wall
-        host = (h1[0] - h0[0]) / (h1[1] - h0[1]) * os.cpu_count()
+        host = (h1[0] - h0[0]) / max(1, h1[1] - h0[1]) * os.cpu_count()
         med = statistics.median(times)
-        row = {"label": label, "kind": kind, "time": med, "mbs": nbytes / med / 1e6,
-               "fps": a.spread_files / med, "ok": not problem and not failed}
+        work = {k: (s1[k][0] - s0[k][0], s1[k][1] - s0[k][1]) for k in s1 if k in s0}
+        work = {k: v for k, v in work.items() if v[0] or v[1]}
+        if ds["kind"] == "file" and by_peer:
+            # One line for the file, whose peer folds every member that
+            # counted a range: the counters say who did how much.
+            log(f"  spread: {label}: answered by {' '.join(by_peer)}")
+            by_peer = {}
+        row = {"label": label, "kind": parse.split("-")[0], "time": med, "first": first,
+               "mbs": ds["bytes"] / med / 1e6, "fps": ds["files"] / med,
+               "ok": not problem and not failed, "answers": answers, "runs": runs + 1,
+               "by_peer": by_peer, "work": work, "split": ds["kind"] == "file"}
         log(f"spread: {label}: {med:.2f} s median of {len(times)} (first {first:.2f} s), "
             f"{row['mbs']:.0f} MB/s, {row['fps']:.0f} files/s; cores busy: "
             f"daemons {daemons:.2f}, pipeline {pipeline:.2f}, whole host {host:.2f}"
-            + (f"; files per member: " + ", ".join(f"{k} {v}" for k, v in sorted(by_peer.items()))
-               if by_peer else ""))
+            + (f"; over {runs + 1} runs: {shares(row)}" if by_peer or work else ""))
         return row
 
 
@@ -804,38 +1027,193 @@ def check_group(p, n):
     return None
 
 
-def check_spread(p, out, files, kind):
-    """(problem or None, files done per member) of a checked --spread run:
-    exactly one successful line per file, each path once."""
+def check_spread(p, out, files, parse):
+    """(problem or None, answers, files done per member) of a checked run:
+    for p2p exactly one successful line per file, each path once; answers
+    maps each path to its digest or counts, for check_answers."""
     if p.returncode:
-        return f"exit {p.returncode}: {p.stderr.decode()[-300:].strip()}", {}
+        return f"exit {p.returncode}: {p.stderr.decode()[-300:].strip()}", None, {}
     with open(out, "rb") as f:
-        lines = [l for l in f.read().decode().splitlines() if l.strip()]
-    if kind == "gnu":
-        return (None if len(lines) == files else f"{len(lines)} lines for {files} files"), {}
-    paths, by_peer, errors = set(), {}, 0
+        lines = [l for l in f.read().decode("utf-8", "replace").splitlines() if l.strip()]
+    answers = {}
+    if parse.startswith("gnu"):
+        for line in lines:
+            if parse == "gnu-sha":
+                digest, path = line.split(None, 1)
+                answers[path.lstrip("*")] = digest
+                continue
+            cols = line.split(None, 4 if parse == "gnu-wc" else 1)
+            if cols[-1] == "total":
+                continue       # xargs runs several wc, each with its total
+            if parse == "gnu-wc":  # wc -lwmc prints lines, words, chars, bytes
+                answers[cols[4]] = (int(cols[0]), int(cols[1]), int(cols[3]), int(cols[2]))
+            else:
+                answers[cols[1]] = int(cols[0])
+        problem = None if len(answers) == files else f"{len(answers)} answers for {files} files"
+        return problem, answers, {}
+    by_peer, errors = {}, 0
     for line in lines:
         r = json.loads(line)
-        paths.add(r["path"])
-        if "sha256" not in r:
+        if "error" in r:
             errors += 1
+        elif parse == "p2p-sha":
+            answers[r["path"]] = r.get("sha256")
+        elif parse == "p2p-wc":
+            answers[r["path"]] = (r.get("lines"), r.get("words"), r.get("bytes"), r.get("chars"))
+        else:
+            answers[r["path"]] = r.get("lines")
         by_peer[r.get("peer")] = by_peer.get(r.get("peer"), 0) + 1
-    if len(lines) != files or len(paths) != files or errors:
-        return (f"{len(lines)} lines, {len(paths)} distinct paths, {errors} errors "
-                f"for {files} files"), by_peer
-    return None, by_peer
+    if len(lines) != files or len(answers) != files or errors:
+        return (f"{len(lines)} lines, {len(answers)} good paths, {errors} errors "
+                f"for {files} files"), answers, by_peer
+    return None, answers, by_peer
+
+
+def check_answers(title, rows):
+    """Every row of a block must give the same digests or counts as GNU's
+    (the first GNU row; else the first row): a wrong row is marked."""
+    ref = next((r for r in rows if r["kind"] == "gnu" and r["answers"]), None) or rows[0]
+    for r in rows:
+        if r is ref or r["answers"] is None:
+            continue
+        if r["answers"] != ref["answers"]:
+            diff = next((k for k in ref["answers"] if r["answers"].get(k) != ref["answers"][k]),
+                        None)
+            log(f"  spread: {title}: {r['label']} disagrees with {ref['label']}"
+                + (f" on {diff}: {r['answers'].get(diff)} against {ref['answers'][diff]}"
+                   if diff else ""))
+            r["ok"] = False
+            r["wrong"] = True
+    if all(r["ok"] for r in rows):
+        log(f"spread: {title}: every row gives the same answers as {ref['label']}")
+
+
+def slow_mode(want):
+    """How to make one member slow: a CPU quota when systemd runs (and we
+    are root), else nice plus a busy loop on the CPU it is pinned to."""
+    last = os.cpu_count() - 1
+    quota = (os.geteuid() == 0 and os.path.isdir("/run/systemd/system")
+             and shutil.which("systemd-run"))
+    if want in ("1", "auto", "quota") and quota:
+        return {"how": "systemd-run --scope -p CPUQuota=25%", "hog": None,
+                "wrap": ["systemd-run", "--scope", "--quiet", "-p", "CPUQuota=25%"]}
+    if want == "quota":
+        log("spread: SPREAD_NICE=quota, but no systemd-run with systemd running as root")
+        return None
+    if shutil.which("nice") and shutil.which("taskset"):
+        return {"how": f"nice -n 19, taskset -c {last}, beside a busy loop pinned to CPU {last}",
+                "hog": last, "wrap": ["nice", "-n", "19", "taskset", "-c", str(last)]}
+    return None
+
+
+def shares(row):
+    """Who did what over a row's runs: each member's share of the bytes
+    read (its bytes_read counter), or for a file split in ranges of the items
+    (ranges) answered, as byte-range reads are not in bytes_read; then the
+    paths it answered (the output's peer field) and its bytes."""
+    work, peers = row["work"], row["by_peer"]
+    key = 0 if row["split"] else 1
+    total = sum(v[key] for v in work.values()) or 1
+    out = []
+    for n in sorted(set(work) | set(peers)):
+        items, nbytes = work.get(n, (0, 0))
+        part = f"{n} {100 * work.get(n, (0, 0))[key] / total:.0f}%"
+        if row["split"]:
+            part += f" ({items} items)"
+        else:
+            part += f" ({peers.get(n, 0)} files, {fmt_size(nbytes)})"
+        out.append(part)
+    return ", ".join(out)
+
+
+def peers_of(path):
+    """Lines per member (the JSON peer field) of one run's output."""
+    out = {}
+    with open(path, "rb") as f:
+        for line in f:
+            m = re.search(rb'"peer":"([^"]*)"', line)
+            if m:
+                k = m.group(1).decode()
+                out[k] = out.get(k, 0) + 1
+    return out
+
+
+def fmt_size(n):
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{v:.0f} {unit}" if v == int(v) or v >= 100 else f"{v:.1f} {unit}"
+    return f"{n} B"
+
+
+# Text for the wc data sets: words of ASCII and of 2-, 3- and 4-byte UTF-8
+# characters, lines of 0 to 13 words, some tabs and leading blanks, so that
+# range cuts fall inside words and characters.
+TEXT_WORDS = ("file host cluster daemon gossip member query result stream count hash line "
+              "word größe naïve façade déjà-vu 日本語 данные κόσμος smørrebrød ½ 𝄞 🦀").split()
+_chunk = []
+
+
+def text_chunk():
+    """About 1 MiB of text, whole lines, the same every run."""
+    if not _chunk:
+        rng = random.Random(5)
+        out, n = [], 0
+        while n < 1 << 20:
+            words = rng.choices(TEXT_WORDS, k=rng.randrange(0, 14))
+            line = (" " * rng.randrange(0, 3) + " ".join(words)
+                    + ("\t" if rng.random() < 0.1 else "") + "\n").encode()
+            out.append(line)
+            n += len(line)
+        _chunk.append(b"".join(out))
+    return _chunk[0]
+
+
+def pad_lines(n):
+    """n bytes of ASCII lines (the last one ends the file with a newline)."""
+    full, rest = divmod(n, 80)
+    return (b"x" * 79 + b"\n") * full + (b"y" * (rest - 1) + b"\n" if rest else b"")
+
+
+def write_text_file(path, size, head):
+    """A text file of exactly `size` bytes: `head`, the chunk repeated, then
+    padding lines. The chunk's length is no power of two, so 64 MiB ranges
+    cut it at different places."""
+    chunk = text_chunk()
+    with open(path, "wb") as f:
+        f.write(head)
+        left = size - len(head)
+        while left >= len(chunk):
+            f.write(chunk)
+            left -= len(chunk)
+        f.write(pad_lines(left))
+
+
+def make_text_tree(d, files, size):
+    """`files` text files of exactly `size` bytes, each different."""
+    os.makedirs(d, exist_ok=True)
+    chunk = text_chunk()
+    for i in range(files):
+        path = os.path.join(d, f"t{i:05}.txt")
+        head = f"file {i}\n".encode()
+        if size * 2 > len(chunk):
+            write_text_file(path, size, head)
+            continue
+        o = chunk.index(b"\n", (i * 7919) % (len(chunk) - size)) + 1
+        body = chunk[o:o + size - len(head)]
+        data = head + body[:body.rfind(b"\n") + 1]
+        with open(path, "wb") as f:
+            f.write(data + pad_lines(size - len(data)))
 
 
 def make_spread_data(d, files, kib):
     """`files` files of `kib` KiB each: one random block, each copy made
-    distinct by its first 8 bytes. Synced, so that no write-back of this
-    data competes with the timed runs; it stays in the page cache."""
+    distinct by its first 8 bytes (spread_sets syncs them)."""
     os.makedirs(d, exist_ok=True)
     block = random.Random(3).randbytes(kib * 1024)
     for i in range(files):
         with open(os.path.join(d, f"f{i:05}.bin"), "wb") as f:
             f.write(i.to_bytes(8, "little") + block[8:])
-    os.sync()
 
 
 def host_busy():
@@ -986,28 +1364,47 @@ def table(n, res):
 
 
 def spread_table(res):
-    """The --spread block: p2p's rates against single-core sha256sum
-    (the same reference as bench/local.sh); files/s in the label."""
-    rows = res["rows"]
-    gnu = next((r for r in rows if r["label"] == "find | xargs sha256sum"), None)
-    size = res["files"] * res["kib"] / 1024
-    out = [row(f"--spread sha256, {res['files']} x {res['kib']} KiB ({size:.0f} MiB)",
-               "p2p", "sha256sum", "ratio")]
-    for r in rows:
-        mbs = f"{r['mbs']:.0f} MB/s" + ("" if r["ok"] else " !")
-        label = f"{r['label']}: {r['fps']:.0f} files/s"
-        if r["kind"] == "p2p":
-            out.append(row(label, mbs, f"{gnu['mbs']:.0f} MB/s" if gnu else "-",
-                           f"{gnu['time'] / r['time']:.1f}x" if gnu else "-"))
-        else:
-            # The GNU rows are references: their rate, no p2p figure beside it.
-            out.append(row(label.replace("find | ", "GNU "), "", mbs, ""))
-    spread = [r for r in rows if r["label"].startswith("--spread")]
-    if len(spread) > 1:
-        out.append(row(f"{spread[-1]['label']} vs {spread[0]['label'][len('--spread, '):]}",
-                       "", "", f"{spread[0]['time'] / spread[-1]['time']:.2f}x"))
-    if not all(r["ok"] for r in rows):
-        out.append("  ! a run was wrong or failed (details on stderr)")
+    """The --spread blocks: each row's time and rate, and ratios against the
+    block's references (GNU under xargs -P and xargs; for one file, one
+    daemon and GNU wc): reference time / row time, above 1x is faster."""
+    out = []
+    for b in res["blocks"]:
+        rows = b["rows"]
+        refs = [(next((r for r in rows if r["label"] == l), None), h) for l, h in b["refs"]]
+        tree = "file" not in b["title"]
+        out.append(f"{b['title']:<44} {'time':>8} {'MB/s':>7} {'files/s' if tree else '':>8}"
+                   + "".join(f" {h:>14}" for _, h in refs))
+        for r in rows:
+            cells = "".join(" %14s" % ("%.2fx" % (ref["time"] / r["time"]) if ref else "-")
+                            for ref, _ in refs)
+            fps = "%.0f" % r["fps"] if tree else ""
+            out.append(f"  {r['label']:<42} {r['time']:>6.2f} s {r['mbs']:>7.0f} "
+                       f"{fps:>8}{cells}" + ("  !" if not r["ok"] else ""))
+        spread = [r for r in rows if r["label"].startswith("--spread")]
+        if len(spread) > 1:
+            out.append(f"  {spread[-1]['label']} vs {spread[0]['label'][len('--spread, '):]}: "
+                       f"{spread[0]['time'] / spread[-1]['time']:.2f}x")
+        if spread and (spread[-1]["by_peer"] or spread[-1]["work"]):
+            out.append(f"  who did what, {spread[-1]['label'][len('--spread, '):]}, "
+                       f"{spread[-1]['runs']} runs: " + shares(spread[-1]))
+        out.append("")
+    s = res.get("slow")
+    if s:
+        out.append(f"--spread, {s['size']} members, one slow: {s['slow']} under {s['how']}")
+        out.append(f"{'':<44} {'time':>8} {'all fast':>8} {'ratio':>7}")
+        for r in s["rows"]:
+            fast = f"{r['fast']:.2f} s" if r["fast"] else "-"
+            ratio = f"{r['fast'] / r['time']:.2f}x" if r["fast"] else "-"
+            out.append(f"  {r['title']:<42} {r['time']:>6.2f} s {fast:>8} {ratio:>7}"
+                       + ("  !" if not r["ok"] else ""))
+            out.append(f"    {shares(r)}")
+        out.append("")
+    if any(not r["ok"] for b in res["blocks"] for r in b["rows"]) or (
+            s and any(not r["ok"] for r in s["rows"])):
+        out.append("  ! a run was wrong, failed or disagreed with GNU (details on stderr)")
+    out.append(f"  files in the page cache ({res['cached']}); result cache off; "
+               "members share the machine's CPUs")
+    out.append("  spread load average: " + " -> ".join(res["load"]))
     out.append("  serf has no file queries: --all and --spread are p2p only")
     return "\n".join(out)
 
@@ -1051,6 +1448,24 @@ def main():
     ap.add_argument("--spread-kib", type=int, default=256, help="size of each file")
     ap.add_argument("--spread-runs", type=int, default=3,
                     help="timed runs per case, after one checked run")
+    ap.add_argument("--spread-root", default="",
+                    help="where the --spread data sets are (reused when there), "
+                         "default the temp dir")
+    ap.add_argument("--spread-small", type=int, default=10000,
+                    help="small text files for sha256 and wc (0: skip)")
+    ap.add_argument("--spread-small-kib", type=int, default=4)
+    ap.add_argument("--spread-big", type=int, default=8,
+                    help="big text files for sha256 and wc (0: skip)")
+    ap.add_argument("--spread-big-mib", type=int, default=256)
+    ap.add_argument("--spread-huge-gib", type=float, default=4,
+                    help="one file of this size for p2p-wc, split in ranges (0: skip)")
+    ap.add_argument("--spread-huge-runs", type=int, default=2,
+                    help="timed runs per case on the huge file")
+    ap.add_argument("--spread-nice", default="1",
+                    help="the largest count again with one slow member: 1 or auto (a "
+                         "CPU quota if systemd runs, else nice), quota, nice; 0: skip")
+    ap.add_argument("--split-above", type=int, default=256 << 20,
+                    help="p2pd's --split-above (its default), for the table's title")
     ap.add_argument("--serf-trials", type=int, default=None,
                     help="rounds of trials for serf, if other than --trials")
     ap.add_argument("--quiet", type=float, default=0,

@@ -18,9 +18,15 @@
 #                         exports, whole process, median and min of ALL_RUNS;
 #                         `--all --group` the same, when p2p-wc has --group
 #   --spread              `find DIR -type f | p2p-sha256 --spread --files-from -`
-#                         over SPREAD_FILES cached files of SPREAD_KIB KiB, with
-#                         1, 2 and 4 members, beside one daemon without --spread
-#                         and `find | xargs sha256sum`
+#                         (and p2p-wc) with 1, 2 and 4 members, beside one
+#                         daemon without --spread and GNU under `xargs` and
+#                         `xargs -P $(nproc)`, as ratios; on cached files:
+#                         SPREAD_FILES x SPREAD_KIB KiB (sha256), 10,000 x 4 KiB
+#                         and 8 x 256 MiB of text (sha256 and wc); one 4 GiB
+#                         file for p2p-wc, split in ranges over the members,
+#                         against one daemon and GNU wc (counts checked); then
+#                         the 4 members again with one of them slow (nice and
+#                         a busy loop, or a CPU quota): who did how much
 #
 # Usage:
 #   bench/cluster.sh                  # N = 10 50 100 (about 10 minutes)
@@ -34,8 +40,23 @@
 #   SPREAD="1 2" SPREAD_FILES=1000 SPREAD_KIB=64 SPREAD_RUNS=5 bench/cluster.sh
 #                                     # --spread member counts (default "1 2 4";
 #                                     # SPREAD= skips), files, KiB each, runs (3)
+#   SPREAD_SMALL=10000 SPREAD_SMALL_KIB=4    # small text files, sha256 and wc (0 skips)
+#   SPREAD_BIG=8 SPREAD_BIG_MIB=256   # big text files, sha256 and wc (0 skips)
+#   SPREAD_HUGE_GIB=4                 # one file for p2p-wc --spread, split in ranges
+#                                     # (fractions allowed; 0 skips); SPREAD_HUGE_RUNS
+#                                     # timed runs on it (default 2)
+#   SPREAD_NICE=1                     # the largest SPREAD count again with one member
+#                                     # slow: a CPU quota (systemd-run --scope -p
+#                                     # CPUQuota=25%) when systemd runs and we are root,
+#                                     # else nice -n 19 and taskset on the last CPU with
+#                                     # a busy loop pinned there; =nice or =quota forces
+#                                     # one, 0 skips (default 1)
+#   SPREAD_ONLY=1 bench/cluster.sh    # the --spread figures alone (no N, no serf)
+#   BENCH_DIR=/tmp/p2p-bench          # keep the --spread data in BENCH_DIR/spread and
+#                                     # reuse it next time (default: the temp dir)
 #   QUICK=1 bench/cluster.sh          # a short check: N=10, 1 trial, 5 --all runs,
-#                                     # 400 files for --spread, 1 run each
+#                                     # 400 files for --spread, 1 run each; 1,000 small
+#                                     # files, 2 x 32 MiB, one 320 MiB file
 #   LARGE=1 bench/cluster.sh          # the 1,000-daemon run: N=1000, 3 trials,
 #                                     # 10 --all runs, 10 idle minutes for p2p (serf:
 #                                     # 1 trial, 3 idle minutes), no --spread; about
@@ -55,6 +76,9 @@
 # The table goes to stdout, progress and per-trial details to stderr:
 #   bench/cluster.sh | tee -a bench/RESULTS.md
 #
+# The --spread data take about 7.1 GiB of disk and of page cache (the files
+# are read once before timing).
+#
 # Installs serf and jq with apt-get when missing (as root). Timings are each
 # tool's defaults (p2p: gossip 100 ms, probe 1 s; serf: memberlist's LAN
 # profile). Every process runs in a temp dir and is killed on exit.
@@ -63,8 +87,10 @@ cd "$(dirname "$0")/.."
 
 # QUICK=1 only changes the defaults; anything set explicitly still wins.
 d_quiet=0 d_serf_quiet="" d_serf_trials="" d_spread="1 2 4" d_converge=120
+d_small=10000 d_big=8 d_big_mib=256 d_huge=4 d_huge_runs=2
 if [ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ]; then
   d_nodes=10 d_trials=1 d_all=5 d_files=400 d_runs=1
+  d_small=1000 d_big=2 d_big_mib=32 d_huge=0.3125 d_huge_runs=1
 elif [ -n "${LARGE:-}" ] && [ "${LARGE}" != 0 ]; then
   d_nodes=1000 d_trials=3 d_all=10 d_files=4000 d_runs=3
   d_quiet=600 d_serf_quiet=180 d_serf_trials=1 d_spread="" d_converge=300
@@ -72,6 +98,9 @@ else
   d_nodes="10 50 100" d_trials=3 d_all=20 d_files=4000 d_runs=3
 fi
 NODES=${*:-${NODES:-$d_nodes}}
+SPREAD_ONLY=${SPREAD_ONLY:-}
+[ "$SPREAD_ONLY" = 0 ] && SPREAD_ONLY=
+[ -n "$SPREAD_ONLY" ] && NODES=""
 TRIALS=${TRIALS:-$d_trials}
 TOOLS=${TOOLS:-p2p serf}
 ALL_RUNS=${ALL_RUNS:-$d_all}
@@ -91,19 +120,31 @@ ulimit -n "$(ulimit -Hn)"
 SPREAD_FILES=${SPREAD_FILES:-$d_files}
 SPREAD_KIB=${SPREAD_KIB:-256}
 SPREAD_RUNS=${SPREAD_RUNS:-$d_runs}
+SPREAD_SMALL=${SPREAD_SMALL:-$d_small}
+SPREAD_SMALL_KIB=${SPREAD_SMALL_KIB:-4}
+SPREAD_BIG=${SPREAD_BIG:-$d_big}
+SPREAD_BIG_MIB=${SPREAD_BIG_MIB:-$d_big_mib}
+SPREAD_HUGE_GIB=${SPREAD_HUGE_GIB:-$d_huge}
+SPREAD_HUGE_RUNS=${SPREAD_HUGE_RUNS:-$d_huge_runs}
+SPREAD_NICE=${SPREAD_NICE:-1}
 
 . bench/need.sh
-need bench/cluster.sh serf jq python3
+if [ -n "$SPREAD_ONLY" ]; then
+  need bench/cluster.sh python3
+  TOOLS=p2p
+else
+  need bench/cluster.sh serf jq python3
+fi
 
 p2p_binaries
-for b in p2pd p2p-peers p2p-keygen p2p-wc p2p-sha256; do
+for b in p2pd p2p-peers p2p-keygen p2p-wc p2p-sha256 p2p-status; do
   [ -x "$BIN/$b" ] || { echo "no $BIN/$b" >&2; exit 2; }
 done
 
 P2P_VERSION="$("$BIN/p2pd" --version | awk '{print $2}')"
 rev=$(git rev-parse --short HEAD 2>/dev/null || true)
 [ -n "$rev" ] && P2P_VERSION="$P2P_VERSION ($rev)"
-SERF_VERSION=$(dpkg-query -W -f '${Version}' serf 2>/dev/null || serf version | head -1)
+SERF_VERSION=$(dpkg-query -W -f '${Version}' serf 2>/dev/null || serf version 2>/dev/null | head -1 || true)
 
 TMP=$(mktemp -d -t p2p-cluster.XXXXXX)
 cleanup() {
@@ -130,6 +171,7 @@ extra=()
 [ -n "${BENCH_NO_HEADER:-}" ] && extra+=(--no-facts)
 [ -n "$SERF_QUIET" ] && extra+=(--serf-quiet "$SERF_QUIET")
 [ -n "$SERF_TRIALS" ] && extra+=(--serf-trials "$SERF_TRIALS")
+[ -n "${BENCH_DIR:-}" ] && extra+=(--spread-root "$BENCH_DIR/spread")
 
 # In the background so that our traps run at once on INT or TERM (bash defers
 # them while a foreground child runs); the harness stops its daemons on TERM.
@@ -137,6 +179,10 @@ extra=()
 python3 bench/cluster.py --bin "$BIN" --tmp "$TMP" --nodes $NODES --tools $TOOLS \
   --trials "$TRIALS" --all-runs "$ALL_RUNS" --spread $SPREAD \
   --spread-files "$SPREAD_FILES" --spread-kib "$SPREAD_KIB" --spread-runs "$SPREAD_RUNS" \
+  --spread-small "$SPREAD_SMALL" --spread-small-kib "$SPREAD_SMALL_KIB" \
+  --spread-big "$SPREAD_BIG" --spread-big-mib "$SPREAD_BIG_MIB" \
+  --spread-huge-gib "$SPREAD_HUGE_GIB" --spread-huge-runs "$SPREAD_HUGE_RUNS" \
+  --spread-nice "$SPREAD_NICE" \
   --quiet "$QUIET" --start-budget "$START_BUDGET" --serf-start-budget "$SERF_START_BUDGET" \
   --min-free-mib "$MIN_FREE_MIB" --converge-timeout "$CONVERGE_TIMEOUT" \
   --p2p-version "$P2P_VERSION" --serf-version "$SERF_VERSION" "${extra[@]}" &
