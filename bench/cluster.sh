@@ -29,7 +29,8 @@
 #                         a busy loop, or a CPU quota): who did how much
 #
 # Usage:
-#   bench/cluster.sh                  # N = 10 50 100 (about 10 minutes)
+#   bench/cluster.sh                  # N = 10 50 100 (about 10 minutes), then
+#                                     # --spread (about 35 minutes)
 #   bench/cluster.sh 10 50            # or NODES="10 50" bench/cluster.sh
 #   P2P_BIN=target/release bench/cluster.sh 100   # skip cargo build
 #   TRIALS=5 bench/cluster.sh         # rounds of join/leave/kill per N (default 3)

@@ -8,8 +8,9 @@
 # together, since both print the same columns.
 #
 # Usage:
-#   bench/run.sh                 # the full run (about 15 minutes on 2 quiet cores)
-#   QUICK=1 bench/run.sh         # a short check (about 2 minutes): 64 MiB instead
+#   bench/run.sh                 # the full run (about 45 minutes on 2 cores, 35 of
+#                                # them --spread, 15 of which the slow member)
+#   QUICK=1 bench/run.sh         # a short check (about 4 minutes): 64 MiB instead
 #                                # of 1 GiB, 1,000 small files, a tree of 10,000
 #                                # entries, N=10 only, 1 trial, 400 files for --spread
 #   bench/run.sh --write         # also put the table and the machine facts into
@@ -19,7 +20,8 @@
 #
 # Every knob of the two scripts passes through (SIZE_MIB, SMALL_FILES,
 # TREE_ENTRIES, NODES, TRIALS, TOOLS, ALL_RUNS, SPREAD, SPREAD_FILES,
-# SPREAD_KIB, SPREAD_RUNS, KEEP_TMP, ...); see bench/README.md.
+# SPREAD_KIB, SPREAD_RUNS, SPREAD_SMALL, SPREAD_BIG, SPREAD_HUGE_GIB,
+# SPREAD_NICE, KEEP_TMP, ...); see bench/README.md.
 #
 # The table goes to stdout, progress and per-trial details to stderr. All
 # processes run on 127.0.0.1 in temp dirs and are stopped on any exit.
