@@ -944,7 +944,9 @@ fn a_certificate_is_renewed_by_sighup() {
     reload(&b, "a new CA needs a restart");
     assert_eq!(ask(&a, "beta").status, 0);
 
-    // The renewal: the same node key, a new certificate from the CA.
+    // The renewal: the same node key, a new certificate from the CA, issued
+    // later (not-before has a resolution of one second).
+    std::thread::sleep(Duration::from_millis(1100));
     let r = run(Command::new(bin("p2p-ca"))
         .args(["sign", "--dir", s(&ca), "--name", "beta", "--group", "web"])
         .arg(top.join("beta.pub")));
@@ -979,4 +981,58 @@ fn a_certificate_is_renewed_by_sighup() {
     // before it came ("revoking no member we know of") or after (beta cut
     // off, then let back), beta answers.
     assert!(a.log().contains("is in force: 1 serial(s)"), "{}", a.log());
+}
+
+/// The attack on renewal: beta holds two certificates of its one key, an
+/// older and a newer. Once the newer is revoked, going back to the older
+/// (never revoked) by SIGHUP does not let beta back in: only a
+/// certificate issued after the revoked one does.
+#[test]
+fn an_older_certificate_of_a_revoked_name_does_not_let_it_back() {
+    let t = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(t.path()).unwrap();
+    let ca = ca(&top, "ca");
+    let ca_pub = ca.join("ca.pub");
+    let file = write(&top, "data.txt", b"one two three\n");
+    let (k0, c0) = certify(&top, &ca, "alpha");
+    let (k1, older) = certify(&top, &ca, "beta");
+    // The same key signed again a second later: a later not-before.
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = run(Command::new(bin("p2p-ca"))
+        .args(["sign", "--dir", s(&ca), "--name", "beta"])
+        .arg(top.join("beta.pub")));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let newer = write(&top, "beta-newer.crt", r.stdout.as_bytes());
+    let a = certified(&top, &ca, &k0, &c0, &[]);
+    let config = member_config(&top, "beta", Some((&ca_pub, &k1, &newer)), false);
+    let join = format!("127.0.0.1:{}", a.port);
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend(["--config", s(&config), "--join", &join]);
+    let b = Daemon::start_on(0, &args, &[("P2PD_SECRET", TEST_KEY)]);
+    let ask = |from: &Daemon, to: &str| run(from.cmd("p2p-wc").args(["--peer", to, s(&file)]));
+    eventually(20, "alpha reads beta's files", || {
+        ask(&a, "beta").status == 0
+    });
+
+    let r = run(Command::new(bin("p2p-ca")).args(["revoke", "--dir", s(&ca), &serial_of(&newer)]));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let list = write(&top, "revoked", r.stdout.as_bytes());
+    assert_eq!(run(a.cmd("p2p-revoke").arg(&list)).status, 0);
+    eventually(10, "alpha lists beta as revoked", || {
+        state_of(&a, "beta").as_deref() == Some("revoked")
+    });
+
+    // Beta goes back to its older certificate, which was never revoked.
+    member_config(&top, "beta", Some((&ca_pub, &k1, &older)), false);
+    reload(
+        &b,
+        &format!("SIGHUP: certified as beta (serial {}", serial_of(&older)),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(state_of(&a, "beta").as_deref(), Some("revoked"));
+    let r = ask(&b, "alpha");
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    assert!(r.json()[0].get("words").is_none(), "{}", r.stdout);
+    assert_ne!(ask(&a, "beta").status, 0);
+    assert!(!a.log().contains("no longer cut off"), "{}", a.log());
 }

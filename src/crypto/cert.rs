@@ -75,6 +75,9 @@ pub enum CertError {
     Revoked(u64),
     /// None at all, where only certified peers are accepted.
     Missing,
+    /// Not revoked itself, but issued before a revoked certificate of the
+    /// same name, whose member is cut off.
+    Superseded,
 }
 
 impl fmt::Display for CertError {
@@ -91,6 +94,10 @@ impl fmt::Display for CertError {
             ),
             CertError::WrongKey => write!(f, "issued for another key than the peer's"),
             CertError::Revoked(n) => write!(f, "serial {n:016x} is revoked"),
+            CertError::Superseded => write!(
+                f,
+                "issued before a revoked certificate of the same name: the member is cut off"
+            ),
             CertError::Missing => write!(
                 f,
                 "the peer has none, and this member accepts only certified peers"

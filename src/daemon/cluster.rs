@@ -416,18 +416,24 @@ impl Cluster {
         {
             c.keep(peer);
         }
-        // A member cut off under a revoked certificate shows a renewed one
-        // that is not revoked: it is no longer cut off.
+        // A member cut off under a revoked certificate: only one issued
+        // after every revoked certificate of its name lets it back (a
+        // renewal); an older one that was never revoked does not.
         if verdict.is_ok() && self.cut.read().is_ok_and(|cut| cut.contains(&peer.name)) {
-            let names = self.revoked_names();
-            if !names.contains(&peer.name) {
-                log::info!(
-                    "member {} shows a certificate that is not revoked (serial {:016x}): no longer cut off",
-                    untrusted(&peer.name),
-                    peer.serial
-                );
-                self.revoked(names, None);
+            // Under the lock, so that no newer list's names are overtaken.
+            let Ok(r) = r.write() else {
+                return Err(CertError::Missing);
+            };
+            let names = self.revoked_now(&r);
+            if names.contains(&peer.name) {
+                return Err(CertError::Superseded);
             }
+            log::info!(
+                "member {} shows a certificate issued after its revoked one (serial {:016x}): no longer cut off",
+                untrusted(&peer.name),
+                peer.serial
+            );
+            self.revoked(names.into_iter().collect(), None);
         }
         verdict
     }
@@ -450,7 +456,27 @@ impl Cluster {
             && let Some(certs) = self.certs.get()
             && let Ok(c) = certs.lock()
         {
-            names.retain(|n| c.all_named(n).iter().all(|b| r.check(b).is_err()));
+            // Strictly later in time: of two issued within one second,
+            // neither lets the other's name back.
+            let issued = |b: &CertBody| b.not_before;
+            names.retain(|n| {
+                let held = c.all_named(n);
+                let revoked: Vec<_> = held
+                    .iter()
+                    .filter(|b| r.check(b).is_err())
+                    .map(|b| issued(b))
+                    .chain(
+                        r.known(n)
+                            .filter(|k| r.check(k.body()).is_err())
+                            .map(|k| issued(k.body())),
+                    )
+                    .collect();
+                // Let back only by a certificate issued after every
+                // revoked one of the name (a renewal).
+                !held
+                    .iter()
+                    .any(|b| r.check(b).is_ok() && revoked.iter().all(|v| issued(b) > *v))
+            });
         }
         names
     }
@@ -616,8 +642,9 @@ impl Cluster {
                 .news(crate::membership::MAX_NEWS_BYTES)
                 .map(|n| (n, source == Source::Local)),
         };
-        drop(r);
+        // Sent under the lock: a later change cannot be overtaken by this one.
         self.revoked(names.into_iter().collect(), spread);
+        drop(r);
         self.cut_refused();
         Ok(heard)
     }

@@ -64,6 +64,8 @@ struct Link {
     inflight: BTreeSet<u64>,
     /// The bytes of those items, as far as their sizes are known.
     inflight_bytes: u64,
+    /// `Once`: items it may hold whatever their bytes (its workers).
+    min_held: usize,
 }
 
 /// The distribution state of one query.
@@ -102,6 +104,7 @@ impl Distributor {
                     cursor: 0,
                     inflight: BTreeSet::new(),
                     inflight_bytes: 0,
+                    min_held: 1,
                 })
                 .collect(),
             waiting: (0..links).collect(),
@@ -220,10 +223,17 @@ impl Distributor {
         self.sizes.get(&id).copied().unwrap_or(0)
     }
 
+    /// `link` computes `n` items at once (a member's workers): in `Once`
+    /// mode it may hold that many whatever their bytes, so that a member
+    /// with several cores is not given one large file at a time.
+    pub fn set_workers(&mut self, link: usize, n: usize) {
+        self.links[link].min_held = n.max(1);
+    }
+
     /// Up to `max` items for running `link` to work on, and in `Once` mode
-    /// only as many as keep the bytes it holds within `max_bytes` (one item
-    /// all the same when it holds nothing). Empty when there is nothing for
-    /// it right now.
+    /// only as many as keep the bytes it holds within `max_bytes` (as many
+    /// as its workers all the same, see [`Distributor::set_workers`]; one
+    /// by default). Empty when there is nothing for it right now.
     pub fn take(&mut self, link: usize, max: usize, max_bytes: u64) -> Vec<u64> {
         let mut out = Vec::new();
         if self.links[link].phase != Phase::Running {
@@ -245,7 +255,8 @@ impl Distributor {
                     };
                     let bytes = self.size(id);
                     let l = &self.links[link];
-                    if !l.inflight.is_empty() && l.inflight_bytes.saturating_add(bytes) > max_bytes
+                    if l.inflight.len() >= l.min_held
+                        && l.inflight_bytes.saturating_add(bytes) > max_bytes
                     {
                         break;
                     }

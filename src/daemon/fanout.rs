@@ -1527,7 +1527,7 @@ fn start_query(
         .recv(peer::MAX_FRAME)
         .map_err(|e| session_error(at, e, ctx))?;
     match serde_json::from_slice::<PeerReply>(&reply) {
-        Ok(PeerReply::Accepted { peer }) => Ok((s, peer)),
+        Ok(PeerReply::Accepted { peer, .. }) => Ok((s, peer)),
         Ok(PeerReply::Failed { error }) => Err(error),
         _ => Err(Error::new(
             ErrorCode::Internal,
@@ -1758,8 +1758,11 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
         let reply = serde_json::from_slice::<PeerReply>(&frame);
         if unaccepted.is_some() {
             match reply {
-                Ok(PeerReply::Accepted { peer }) if peer == name => {
+                Ok(PeerReply::Accepted { peer, workers }) if peer == name => {
                     unaccepted = None;
+                    if let Ok(mut st) = ctx.state.lock() {
+                        st.dist.set_workers(link, workers);
+                    }
                     continue 'link;
                 }
                 Ok(PeerReply::Accepted { .. }) => {

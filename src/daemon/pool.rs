@@ -93,6 +93,11 @@ impl Pool {
         }
     }
 
+    /// How many workers compute items.
+    pub fn workers(&self) -> usize {
+        self.threads
+    }
+
     /// Workers, workers running a job, and jobs waiting, as of now (for
     /// `p2p-status`; takes the queues' lock once).
     pub fn load(&self) -> super::counters::PoolLoad {

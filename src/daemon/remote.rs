@@ -183,6 +183,7 @@ pub fn serve(
     let asker = asker_of(&s, &query);
     let mut unsent = vec![peer::encode(&PeerReply::Accepted {
         peer: shared.name.clone(),
+        workers: shared.pool.workers(),
     })];
     let mut answered = 0usize;
     loop {

@@ -154,8 +154,14 @@ pub struct SyncReply {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum PeerReply {
-    /// The query is being served, under this member name.
-    Accepted { peer: String },
+    /// The query is being served, under this member name, by this many
+    /// workers (absent from a member of an earlier version: one is
+    /// assumed), so that `--spread` gives it as many large files at once.
+    Accepted {
+        peer: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        workers: usize,
+    },
     /// Finished items, in the order they finished.
     Results { results: Vec<PeerResult> },
     /// Still computing; nothing finished since the last frame.
@@ -173,6 +179,10 @@ pub struct PeerResult {
     pub id: u64,
     #[serde(flatten)]
     pub fields: Map<String, Value>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Encodes a frame.
