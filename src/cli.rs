@@ -1380,9 +1380,11 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  full member list over an encrypted TCP session. Names must be unique: a node whose \
                  name is taken by a member that still answers is refused and exits 2. A member \
                  that comes back under its name at another address (a new DHCP lease) while the \
-                 others still hold the old one is accepted once its old address is silent: the \
-                 member it joins through tries a session there (1 s) and, with none, takes the \
-                 move, declares the old address down and passes that on; the others learn the new \
+                 others still hold the old one is not refused for good: the member it joins \
+                 through tries a session at the old address (1 s) and, with none, tells it to try \
+                 again; it keeps trying with back-off and gets in as soon as the cluster has \
+                 found the old address down (--suspicion-timeout after it stopped answering), so \
+                 that a member only stalled for a moment keeps its name. The others learn the new \
                  address by gossip. The join itself proves the key (and, with --ca, that the \
                  certificate names the member). IPv6 works as IPv4: --bind ::1 (or any IPv6 \
                  address), --advertise [ADDR]:PORT, and joins and --peer addresses as [ADDR]:PORT. \

@@ -59,8 +59,6 @@ enum Command {
     /// These names are revoked from now on (all of them); send this news
     /// to every member (`true`) or to a few.
     Revoked(Vec<String>, Option<(Vec<u8>, bool)>),
-    /// This member moved to a new address: its old identity is down.
-    Moved(Node),
 }
 
 /// How long the old address of a member that joins from a new one has to
@@ -832,7 +830,12 @@ impl Cluster {
         let me_name = self.me().name;
         let reply: JoinReply = self.ask(target, &PeerRequest::Join { node: self.me() })?;
         if let Some(e) = reply.error {
-            return Err(JoinError::Refused(untrusted(&e).to_string()));
+            let e = untrusted(&e).to_string();
+            return Err(if reply.retry {
+                JoinError::Unreachable(e)
+            } else {
+                JoinError::Refused(e)
+            });
         }
         self.hear_b64(reply.revoked.as_deref());
         // The members it knows, and us.
@@ -1167,7 +1170,6 @@ fn gossip_loop(
                     }
                 }
                 Command::Add(node) => m.apply_alive(vec![node], now),
-                Command::Moved(old) => m.declare_down(&old, now),
                 Command::Leave(ack) => {
                     m.leave(now);
                     leave_ack = Some(ack);
@@ -1453,6 +1455,7 @@ impl Cluster {
                 members: Vec::new(),
                 error: Some(format!("this identity is refused: {e}")),
                 revoked: None,
+                retry: false,
             };
         }
         let members = cluster.members();
@@ -1462,8 +1465,31 @@ impl Cluster {
                 && matches!(m.state, MemberState::Alive | MemberState::Suspect)
         });
         if let Some(m) = clash
-            && self.still_answers(m)
+            && !self.still_answers(m)
         {
+            // A host back under its name at another address (a new DHCP
+            // lease)? Its old address is silent, but SWIM has not found it
+            // down yet: a member only stalled for a moment must not lose
+            // its name. The joiner tries again, and gets in once it is.
+            log::info!(
+                "{} at {} joins under the name of the member at {}, which does not answer; \
+                 it may once that member is found down",
+                untrusted(&node.name),
+                node.addr,
+                m.addr
+            );
+            return JoinReply {
+                members: Vec::new(),
+                error: Some(format!(
+                    "the name {} is held by the member at {}, which does not answer: \
+                     this node gets in once the cluster finds that member down",
+                    node.name, m.addr
+                )),
+                revoked: None,
+                retry: true,
+            };
+        }
+        if let Some(m) = clash {
             logging::hostile(
                 Level::Warn,
                 "join",
@@ -1481,24 +1507,8 @@ impl Cluster {
                     node.name, m.addr
                 )),
                 revoked: None,
+                retry: false,
             };
-        }
-        if let Some(m) = clash {
-            // A host back under its name at another address (a new DHCP
-            // lease): it proved it holds the key (and, certified, that its
-            // certificate names it), and its old address is silent.
-            log::info!(
-                "member {} moves from {} to {}: its old address no longer answers",
-                untrusted(&node.name),
-                m.addr,
-                node.addr
-            );
-            cluster.command(Command::Moved(Node {
-                name: m.name.clone(),
-                addr: m.addr,
-                incarnation: m.incarnation,
-                tags: m.tags.clone(),
-            }));
         }
         let mut list: Vec<Node> = vec![cluster.me()];
         list.extend(
@@ -1534,6 +1544,7 @@ impl Cluster {
             members: list,
             error: None,
             revoked: self.news_b64(),
+            retry: false,
         }
     }
 }

@@ -267,6 +267,7 @@ fn serve_requests(
                         crate::daemon::logging::untrusted(&node.name)
                     )),
                     revoked: None,
+                    retry: false,
                 };
                 let _ = s.send(&peer::encode(&reply));
                 return (served, End::Broken);

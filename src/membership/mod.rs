@@ -1042,28 +1042,6 @@ impl Membership {
         self.revoked.contains(name)
     }
 
-    /// Declares identity `node` down (its owner moved to another address
-    /// and the old one is silent), as SWIM lets any member report another.
-    pub fn declare_down(&mut self, node: &Node, now: Instant) {
-        if self.gone || node == self.me() {
-            return;
-        }
-        let down: Vec<Member<Node>> = self
-            .foca
-            .iter_membership_state()
-            .filter(|m| m.id() == node && m.state() != State::Down)
-            .map(|m| Member::new(m.id().clone(), m.incarnation(), State::Down))
-            .collect();
-        if !down.is_empty() {
-            // Passed on: the others stop probing the old address too.
-            let _ = self
-                .foca
-                .apply_many(down.into_iter(), true, &mut self.runtime);
-            self.news = true;
-        }
-        self.drain(now);
-    }
-
     /// Declares down every identity of a revoked name that foca holds as
     /// up. Not gossiped: every member learns the revocation itself.
     fn keep_revoked_down(&mut self) {
@@ -2588,27 +2566,6 @@ mod tests {
         }
         net.run(Duration::from_secs(2));
         assert!(!net.states(0).contains_key("n9"), "{:?}", net.states(0));
-    }
-
-    /// An identity declared down by one member (its owner moved away and
-    /// the old address is silent) is down for the others at once, long
-    /// before their own probes would have found it out.
-    #[test]
-    fn an_identity_declared_down_is_down_everywhere_at_once() {
-        let mut net = Net::joined(4);
-        let gone = net.nodes[3].take().unwrap().me().clone();
-        let now = net.now;
-        net.nodes[0].as_mut().unwrap().declare_down(&gone, now);
-        assert_eq!(net.states(0)["n3"], MemberState::Down);
-        // Well within one probe interval (1 s) and the suspicion (2 s).
-        net.run(Duration::from_millis(300));
-        for i in 1..3 {
-            assert_eq!(net.states(i)["n3"], MemberState::Down, "node {i}");
-        }
-        // Our own identity is not ours to declare down.
-        let me = net.nodes[1].as_ref().unwrap().me().clone();
-        net.nodes[1].as_mut().unwrap().declare_down(&me, now);
-        assert_eq!(net.states(0)["n1"], MemberState::Alive);
     }
 
     /// Without the move, a certified member takes nothing unsigned: the

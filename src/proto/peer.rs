@@ -139,6 +139,10 @@ pub struct JoinReply {
     /// The revocation list in force, as news, base64 (as in a sync).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<String>,
+    /// With `error`: not a refusal for good; try again later (the name is
+    /// held by a member that no longer answers, not yet found down).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
 }
 
 /// The answer to [`PeerRequest::Sync`]: what the other side knows.
