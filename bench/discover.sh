@@ -50,13 +50,13 @@ now_ms() { date +%s%3N; }
 p2p_trial() {
   local key
   key=$("$P2P_BIN"/p2p-keygen | head -1)
-  P2PD_SECRET=$key ip netns exec "$A" "$P2P_BIN"/p2pd 0 --name a --bind 10.78.0.1 \
+  P2PD_SECRET=$key ip netns exec "$A" "$P2P_BIN"/p2pd 0 --discover --name a --bind 10.78.0.1 \
     --socket "$tmp/a.sock" --port-file "$tmp/a.port" 2>"$tmp/a.log" &
   echo $! >>"$tmp/pids"
   until [ -s "$tmp/a.port" ]; do sleep 0.01; done
   local t0
   t0=$(now_ms)
-  P2PD_SECRET=$key ip netns exec "$B" "$P2P_BIN"/p2pd 0 --name b --bind 10.78.0.2 \
+  P2PD_SECRET=$key ip netns exec "$B" "$P2P_BIN"/p2pd 0 --discover --name b --bind 10.78.0.2 \
     --socket "$tmp/b.sock" 2>"$tmp/b.log" &
   echo $! >>"$tmp/pids"
   local deadline=$(( t0 + 30000 ))

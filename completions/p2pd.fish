@@ -24,7 +24,7 @@ complete -c p2pd -l port-file -d 'Once serving, write the peer port bound (a num
 complete -c p2pd -l max-links -d 'Member links cluster queries may hold open at once, over all queries (fewer if the descriptor limit allows fewer)' -r
 complete -c p2pd -l split-above -d 'p2p-wc --spread counts a file larger than BYTES as byte ranges spread over the members, in ranges of at most BYTES (and at most 64 MiB); 0 never splits' -r
 complete -c p2pd -l accept-uncertified -d 'While the cluster moves to certificates: with --ca, still accept members that hold the cluster key but no certificate (as shared-key mode does), and gossip with them; drop it once every member has a certificate'
-complete -c p2pd -l discover -d 'Find and join the members on this link: send a beacon sealed with the cluster key to a link-local multicast group every few seconds, and join the members heard [default: on unless --bind is a loopback address]'
-complete -c p2pd -l no-discover -d 'No LAN discovery, whatever --bind is'
+complete -c p2pd -l discover -d 'Find and join the members on this link: send a beacon sealed with the cluster key to a link-local multicast group every few seconds, and join the members heard (off by default: every holder of the key on the link reads who the members are)'
+complete -c p2pd -l no-discover -d 'No LAN discovery (the default; overrides a --discover or `discover = true` before it)'
 complete -c p2pd -s h -l help -d 'Print help'
 complete -c p2pd -s V -l version -d 'Print version'

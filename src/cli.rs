@@ -469,11 +469,11 @@ pub struct DaemonCli {
     #[arg(long)]
     pub accept_uncertified: bool,
 
-    /// Find and join the members on this link: send a beacon sealed with the cluster key to a link-local multicast group every few seconds, and join the members heard [default: on unless --bind is a loopback address]
+    /// Find and join the members on this link: send a beacon sealed with the cluster key to a link-local multicast group every few seconds, and join the members heard (off by default: every holder of the key on the link reads who the members are)
     #[arg(long, overrides_with = "no_discover")]
     pub discover: bool,
 
-    /// No LAN discovery, whatever --bind is
+    /// No LAN discovery (the default; overrides a --discover or `discover = true` before it)
     #[arg(long, overrides_with = "discover")]
     pub no_discover: bool,
 
@@ -1388,8 +1388,7 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  address by gossip. The join itself proves the key (and, with --ca, that the \
                  certificate names the member). IPv6 works as IPv4: --bind ::1 (or any IPv6 \
                  address), --advertise [ADDR]:PORT, and joins and --peer addresses as [ADDR]:PORT. \
-                 LAN discovery (on by default unless --bind is a loopback address; --discover \
-                 forces it on, --no-discover off): every 3 s (plus up to 1 s of jitter) p2pd \
+                 LAN discovery (off by default; --discover turns it on): every 3 s (plus up to 1 s of jitter) p2pd \
                  sends a beacon to the multicast group 239.255.101.32 (TTL 1, so no router \
                  passes it on) or, bound to IPv6, ff02::7032:6432 (link-local), on UDP \
                  --discover-port (65431), from --bind's interface; and joins, over the usual \
@@ -1398,8 +1397,11 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  with the cluster key like gossip (XChaCha20-Poly1305, its own version byte, \
                  a replay window per sender): another cluster's beacons do not open, a beacon \
                  is taken once, and one that names another host than the one it came from is \
-                 dropped, so a key holder cannot send members to knock elsewhere; all of these \
-                 are counted (p2p-status, beacons). Every daemon of the host on the same port \
+                 dropped, all counted (p2p-status, beacons). A beacon leads at most to a join \
+                 attempt, an authenticated session like any other, to the IP address it came \
+                 from (at the port it names), one at a time and at most one every 5 s. Every \
+                 holder of the cluster key on the link, a revoked member's included, reads the \
+                 beacons: the members' names, addresses and incarnations (see THREAT MODEL). Every daemon of the host on the same port \
                  hears every beacon (SO_REUSEPORT). A member advertising an address it does not \
                  send from (NAT) is not found this way; --join still works.\n\n\
                  Every datagram is sealed with XChaCha20-Poly1305 under a key derived from the \
@@ -1587,7 +1589,8 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  every member's exports. Taking such a holder out means rotating the key on every \
                  member. In a certified cluster: nothing; its handshakes are refused and its \
                  datagrams dropped, as for a stranger, except that it may still see that a \
-                 member answers.\n\n\
+                 member answers, and, where members run --discover, read their beacons: names, \
+                 addresses and incarnations of the members on its link.\n\n\
                  A certified member (the key, a current unrevoked certificate of the CA and its \
                  node key). It joins, gossips and queries under its certificate's name only; it \
                  cannot assert another member's address, tags or incarnation, nor send in its \
@@ -2036,7 +2039,11 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  in every join reply, so a member that was down meanwhile learns it when it comes \
                  back. A list too large for one datagram (about 160 serials) spreads by syncs and \
                  joins only. Gossip datagrams signed with a revoked certificate are dropped \
-                 whatever name they carry (datagrams_rejected.revoked)."
+                 whatever name they carry (datagrams_rejected.revoked). A member cut off stays \
+                 cut off under any other certificate of its name issued before the revoked one \
+                 (an older certificate of the same key is refused, as superseded); only one \
+                 issued later, a renewal, lets it back: for a member whose key was stolen, revoke \
+                 its latest serial."
                     .into(),
             ));
             s.push((

@@ -156,12 +156,14 @@ fn members_on_one_link_find_each_other_and_strangers_are_counted() {
     let top = std::fs::canonicalize(t.path()).unwrap();
     let file = common::write(&top, "f.txt", b"one two three\n");
     let export = top.to_str().unwrap();
-    // No --join anywhere; discovery is on by default off loopback.
-    let a = member(&ns, 0, "a", "10.77.0.1", TEST_KEY, &["--export", export]);
-    let b = member(&ns, 1, "b", "10.77.0.2", TEST_KEY, &["--export", export]);
-    // Another cluster on the same link, and a member that asked for none.
-    let c = member(&ns, 2, "c", "10.77.0.3", OTHER_KEY, &[]);
-    let d = member(&ns, 3, "d", "10.77.0.4", TEST_KEY, &["--no-discover"]);
+    // No --join anywhere.
+    let disc = ["--discover", "--export", export];
+    let a = member(&ns, 0, "a", "10.77.0.1", TEST_KEY, &disc);
+    let b = member(&ns, 1, "b", "10.77.0.2", TEST_KEY, &disc);
+    // Another cluster on the same link, and a member without discovery
+    // (the default).
+    let c = member(&ns, 2, "c", "10.77.0.3", OTHER_KEY, &["--discover"]);
+    let d = member(&ns, 3, "d", "10.77.0.4", TEST_KEY, &[]);
     for x in [&a, &b] {
         eventually(20, "a and b find each other", || names(x) == ["a", "b"]);
     }
@@ -281,8 +283,8 @@ fn members_on_one_ipv6_link_find_each_other() {
     let Some(ns) = link(test, 2, true) else {
         return;
     };
-    let a = member(&ns, 0, "a", "fd00:77::1", TEST_KEY, &[]);
-    let b = member(&ns, 1, "b", "fd00:77::2", TEST_KEY, &[]);
+    let a = member(&ns, 0, "a", "fd00:77::1", TEST_KEY, &["--discover"]);
+    let b = member(&ns, 1, "b", "fd00:77::2", TEST_KEY, &["--discover"]);
     for x in [&a, &b] {
         eventually(20, "a and b find each other over IPv6", || {
             names(x) == ["a", "b"]
@@ -297,7 +299,7 @@ fn members_on_one_ipv6_link_find_each_other() {
 }
 
 #[test]
-fn discovery_is_off_on_a_loopback_bind() {
+fn discovery_is_off_unless_asked_for() {
     let d = Daemon::start(FAST);
     assert!(!d.log().contains("LAN discovery"), "{}", d.log());
     assert_eq!(status(&d)["beacons"]["heard"], 0);

@@ -230,6 +230,7 @@ fn forever_working_member() -> u16 {
                 }
                 let accepted = PeerReply::Accepted {
                     peer: "fake".into(),
+                    workers: 1,
                 };
                 if s.send(&encode(&accepted)).is_err() {
                     return;

@@ -1845,7 +1845,10 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("end", peer::encode(&PeerRequest::End {})),
         (
             "accepted",
-            peer::encode(&PeerReply::Accepted { peer: "n1".into() }),
+            peer::encode(&PeerReply::Accepted {
+                peer: "n1".into(),
+                workers: 2,
+            }),
         ),
         (
             "results",
@@ -1878,6 +1881,7 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 members: vec![sim_node(0), tagged],
                 error: None,
                 revoked: None,
+                retry: false,
             }),
         ),
     ]

@@ -183,6 +183,9 @@ fn run(
     let mut next_beacon = Instant::now();
     let mut buf = vec![0u8; beacon::MAX_BEACON + 1];
     loop {
+        if !joining.load(Ordering::Acquire) {
+            policy.joined();
+        }
         let now_ring = cluster.ring();
         if !Arc::ptr_eq(&now_ring, &ring) {
             ring = now_ring;
@@ -227,15 +230,32 @@ fn run(
         let heard = match beacon::open(&cipher, &mut hearing, &buf[..n]) {
             Ok(b) => b,
             Err(why) => {
-                counters.beacon(match why {
-                    Dropped::Authentication => Counted::Authentication,
-                    Dropped::Replay => Counted::Replay,
-                    Dropped::Malformed => Counted::Malformed,
-                });
+                let (counted, level, kind, what) = match why {
+                    // Another cluster on the link is normal: not a warning.
+                    Dropped::Authentication => (
+                        Counted::Authentication,
+                        Level::Debug,
+                        "beacon-foreign",
+                        "no key of ours opens it (another cluster?)",
+                    ),
+                    Dropped::Replay => (
+                        Counted::Replay,
+                        Level::Warn,
+                        "beacon-replay",
+                        "a beacon heard before (a replay)",
+                    ),
+                    Dropped::Malformed => (
+                        Counted::Malformed,
+                        Level::Warn,
+                        "beacon-malformed",
+                        "not a beacon",
+                    ),
+                };
+                counters.beacon(counted);
                 logging::hostile(
-                    Level::Warn,
-                    "beacon",
-                    format_args!("LAN discovery: dropped a datagram from {from}: {why:?}"),
+                    level,
+                    kind,
+                    format_args!("LAN discovery: dropped a datagram from {from}: {what}"),
                 );
                 continue;
             }
@@ -254,9 +274,7 @@ fn run(
         }
         match verdict {
             Heard::Join(addr) => {
-                if joining.swap(true, Ordering::AcqRel) {
-                    continue;
-                }
+                joining.store(true, Ordering::Release);
                 counters.beacon(Counted::Joined);
                 log::debug!(
                     "LAN discovery: heard {} at {addr}; joining through it",
@@ -271,9 +289,11 @@ fn run(
                                 Ok(n) => log::info!(
                                     "joined through {addr}, a member found on the link: {n} members"
                                 ),
-                                Err(e) => {
-                                    log::info!("joining through {addr}, found on the link: {e}")
-                                }
+                                Err(e) => logging::hostile(
+                                    Level::Info,
+                                    "discover-join",
+                                    format_args!("joining through {addr}, found on the link: {e}"),
+                                ),
                             }
                             busy.store(false, Ordering::Release);
                         });
@@ -285,7 +305,7 @@ fn run(
                 counters.beacon(Counted::Malformed);
                 logging::hostile(
                     Level::Warn,
-                    "beacon",
+                    "beacon-elsewhere",
                     format_args!(
                         "LAN discovery: dropped a beacon from {from} naming another host ({})",
                         heard.addr

@@ -443,7 +443,13 @@ impl Stop {
             (Some(id), Some(from)) => certified::describe(id, from),
             _ => "no certificate: every holder of the cluster key is accepted".to_string(),
         };
+        let dropping = id.is_none() && cluster.identity().is_some();
         match cluster.set_identity(id) {
+            Ok(true) if dropping => log::warn!(
+                "SIGHUP: no --ca, --cert and --node-key any more: this member is back to the \
+                 shared key alone and accepts every holder of the cluster key again, revoked \
+                 members included"
+            ),
             Ok(true) => log::info!("SIGHUP: {shown}"),
             Ok(false) => {}
             Err(e) => log::error!("SIGHUP: keeping the certificate in force: {e}"),
@@ -482,14 +488,10 @@ impl Stop {
     }
 }
 
-/// Whether LAN discovery runs: as asked, else on unless bound to a
-/// loopback address (where there is no link to find members on).
-fn discovery(on: bool, off: bool, bind: std::net::IpAddr) -> bool {
-    match (on, off) {
-        (true, _) => true,
-        (_, true) => false,
-        _ => !bind.is_loopback(),
-    }
+/// Whether LAN discovery runs: only when asked, since its beacons show
+/// every holder of the cluster key on the link who the members are.
+fn discovery(on: bool, off: bool) -> bool {
+    on && !off
 }
 
 fn describe_exports(e: &Exports) -> String {
@@ -926,7 +928,7 @@ fn start(cli: DaemonCli, args: Vec<OsString>) -> i32 {
         max_links: usize::from(cli.max_links),
         identity,
         split_above: cli.split_above,
-        discover: discovery(cli.discover, cli.no_discover, bind.ip()).then_some(cli.discover_port),
+        discover: discovery(cli.discover, cli.no_discover).then_some(cli.discover_port),
         bind,
         port_file: cli.port_file,
         advertise,

@@ -9,9 +9,12 @@
 //! by the replay window, and neither a beacon nor a gossip datagram is
 //! taken for the other. Inside: the sender's name, the peer address it
 //! advertises and its incarnation. A beacon only ever leads to a join
-//! attempt, which is an authenticated TCP session like any other; and
-//! only to the address it was sent from, so a key holder cannot send the
-//! members to knock elsewhere.
+//! attempt, which is an authenticated TCP session like any other: to the
+//! IP address it was sent from (the port is the sender's word), one at a
+//! time and at most one every [`JOIN_GAP`], so beacons cannot turn the
+//! members into a flood of connections. Any holder of the cluster key on
+//! the link reads the beacons: names, addresses and incarnations.
+//! Discovery is therefore off unless asked for.
 
 use crate::crypto::gossip::{Endpoint, GossipCipher, OpenError};
 use serde::{Deserialize, Serialize};
@@ -37,6 +40,9 @@ pub const EVERY: Duration = Duration::from_secs(3);
 
 /// How often a join is tried through one address heard.
 pub const JOIN_EVERY: Duration = Duration::from_secs(30);
+
+/// The least time between two join attempts, whatever the addresses.
+pub const JOIN_GAP: Duration = Duration::from_secs(5);
 
 /// Addresses whose last join attempt is remembered.
 const MAX_TRIED: usize = 1024;
@@ -118,7 +124,8 @@ pub enum Heard {
     Known,
     /// It names another host than the one it came from: dropped.
     Elsewhere,
-    /// A join through that address was tried a moment ago.
+    /// A join through that address was tried a moment ago, or one is
+    /// under way, or the last started less than [`JOIN_GAP`] ago.
     Tried,
 }
 
@@ -126,6 +133,9 @@ pub enum Heard {
 pub struct Discovery {
     name: String,
     tried: HashMap<SocketAddr, Instant>,
+    /// When the last join started, and whether it is still under way.
+    last_join: Option<Instant>,
+    joining: bool,
 }
 
 impl Discovery {
@@ -134,6 +144,8 @@ impl Discovery {
         Discovery {
             name: name.to_string(),
             tried: HashMap::new(),
+            last_join: None,
+            joining: false,
         }
     }
 
@@ -155,6 +167,14 @@ impl Discovery {
         if known(&beacon.name, beacon.addr) {
             return Heard::Known;
         }
+        // Not remembered as tried unless a join starts now.
+        if self.joining
+            || self
+                .last_join
+                .is_some_and(|t| now.saturating_duration_since(t) < JOIN_GAP)
+        {
+            return Heard::Tried;
+        }
         if self
             .tried
             .get(&beacon.addr)
@@ -170,7 +190,14 @@ impl Discovery {
             }
         }
         self.tried.insert(beacon.addr, now);
+        self.last_join = Some(now);
+        self.joining = true;
         Heard::Join(beacon.addr)
+    }
+
+    /// The join [`Discovery::heard`] asked for has ended.
+    pub fn joined(&mut self) {
+        self.joining = false;
     }
 }
 
@@ -269,51 +296,48 @@ mod tests {
         let mut d = Discovery::new("me");
         let t0 = Instant::now();
         let nobody = |_: &str, _: SocketAddr| false;
-        let from = "10.0.0.1".parse().unwrap();
+        let from: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.7".parse().unwrap();
+        let a = beacon("a", "10.0.0.1:65432");
+        let f = beacon("f", "10.0.0.7:65432");
+        let own = beacon("me", "10.0.0.9:65432");
         assert_eq!(
-            d.heard(
-                &beacon("me", "10.0.0.9:65432"),
-                "10.0.0.9".parse().unwrap(),
-                nobody,
-                t0
-            ),
+            d.heard(&own, "10.0.0.9".parse().unwrap(), nobody, t0),
             Heard::Ours
         );
+        assert_eq!(d.heard(&a, from, nobody, t0), Heard::Join(a.addr));
+        // One join at a time: another address waits, and is not marked as
+        // tried, so it gets its turn.
+        assert_eq!(d.heard(&f, other, nobody, t0), Heard::Tried);
+        d.joined();
+        // At most one join every JOIN_GAP, whatever the addresses.
+        assert_eq!(d.heard(&f, other, nobody, t0 + EVERY), Heard::Tried);
         assert_eq!(
-            d.heard(&beacon("a", "10.0.0.1:65432"), from, nobody, t0),
-            Heard::Join(addr("10.0.0.1:65432"))
+            d.heard(&f, other, nobody, t0 + JOIN_GAP),
+            Heard::Join(f.addr)
         );
+        d.joined();
+        // The same address waits JOIN_EVERY.
+        assert_eq!(d.heard(&a, from, nobody, t0 + JOIN_GAP * 2), Heard::Tried);
         assert_eq!(
-            d.heard(&beacon("a", "10.0.0.1:65432"), from, nobody, t0 + EVERY),
-            Heard::Tried
+            d.heard(&a, from, nobody, t0 + JOIN_EVERY),
+            Heard::Join(a.addr)
         );
+        d.joined();
+        // It names another host than its sender: dropped.
+        let t1 = t0 + JOIN_EVERY * 2;
         assert_eq!(
-            d.heard(
-                &beacon("a", "10.0.0.1:65432"),
-                from,
-                nobody,
-                t0 + JOIN_EVERY
-            ),
-            Heard::Join(addr("10.0.0.1:65432"))
-        );
-        // It names another host than its sender: a key holder sending the
-        // members to knock elsewhere.
-        assert_eq!(
-            d.heard(&beacon("b", "10.0.0.66:22"), from, nobody, t0),
+            d.heard(&beacon("b", "10.0.0.66:22"), from, nobody, t1),
             Heard::Elsewhere
         );
         // Known already.
-        let known = |n: &str, a: SocketAddr| n == "c" && a == addr("10.0.0.1:65433");
-        assert_eq!(
-            d.heard(&beacon("c", "10.0.0.1:65433"), from, known, t0),
-            Heard::Known
-        );
+        let c = beacon("c", "10.0.0.1:65433");
+        let known = |n: &str, at: SocketAddr| n == "c" && at == addr("10.0.0.1:65433");
+        assert_eq!(d.heard(&c, from, known, t1), Heard::Known);
         // An IPv4-mapped sender is its IPv4 address.
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(
-            d.heard(&beacon("e", "10.0.0.1:65434"), mapped, nobody, t0),
-            Heard::Join(addr("10.0.0.1:65434"))
-        );
+        let e = beacon("e", "10.0.0.1:65434");
+        assert_eq!(d.heard(&e, mapped, nobody, t1), Heard::Join(e.addr));
     }
 
     #[test]
