@@ -767,12 +767,19 @@ impl Cluster {
 
     /// The certificate of member `name` this node verified (the member's
     /// session, or a datagram it signed); `None` in shared-key mode.
+    /// Of several, one not revoked, the one lasting longest.
     pub fn certificate_of(&self, name: &str) -> Option<Arc<CertBody>> {
-        let certs = self.certs.get()?;
-        match certs.lock() {
-            Ok(c) => c.named(name),
-            Err(poisoned) => poisoned.into_inner().named(name),
-        }
+        let held = match self.certs.get()?.lock() {
+            Ok(c) => c.all_named(name),
+            Err(poisoned) => poisoned.into_inner().all_named(name),
+        };
+        let revoked = |b: &CertBody| {
+            self.revocation
+                .get()
+                .is_some_and(|r| r.read().is_ok_and(|r| r.check(b).is_err()))
+        };
+        held.into_iter()
+            .max_by_key(|b| (!revoked(b), b.not_after, b.serial))
     }
 
     /// The member list, as of the last gossip event.
