@@ -93,9 +93,9 @@ impl std::error::Error for TrustError {}
 
 /// `uid 65534 (nobody)`, or just `uid N` when it has no name.
 pub fn describe_user(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => format!("uid {uid} ({})", u.name),
-        _ => format!("uid {uid}"),
+    match crate::ops::stat::user_name(uid) {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
     }
 }
 

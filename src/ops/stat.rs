@@ -145,14 +145,48 @@ impl StatFields {
     }
 }
 
+/// Before a user or group lookup: in a statically linked binary (the
+/// `p2p-*` commands, see build/static-cc), glibc's NSS is told to use its
+/// built-in `files` service only. Any other (`systemd`, `sss`) would be
+/// loaded with dlopen, and in a static binary that crashes (SIGSEGV, with
+/// the usual `passwd: files systemd` and a uid /etc/passwd lacks). A
+/// dynamically linked binary (p2pd) keeps every service nsswitch.conf names.
+pub fn nss_ready() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            unsafe extern "C" {
+                fn __nss_configure_lookup(
+                    db: *const std::ffi::c_char,
+                    service: *const std::ffi::c_char,
+                ) -> std::ffi::c_int;
+            }
+            // SAFETY: getauxval only reads the auxiliary vector; AT_BASE,
+            // the dynamic loader's address, is 0 in a static executable.
+            if unsafe { libc::getauxval(libc::AT_BASE) } != 0 {
+                return;
+            }
+            for db in [c"passwd", c"group"] {
+                // SAFETY: two constant NUL-terminated strings; glibc copies
+                // the setting before any lookup of this process, all of
+                // which come after this call (the Once).
+                unsafe { __nss_configure_lookup(db.as_ptr(), c"files".as_ptr()) };
+            }
+        });
+    }
+}
+
 /// The name of user `uid` in this host's user database.
-fn user_name(uid: u32) -> Option<String> {
+pub fn user_name(uid: u32) -> Option<String> {
+    nss_ready();
     let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid));
     user.ok().flatten().map(|u| u.name)
 }
 
 /// The name of group `gid` in this host's group database.
 fn group_name(gid: u32) -> Option<String> {
+    nss_ready();
     let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid));
     group.ok().flatten().map(|g| g.name)
 }
