@@ -754,6 +754,61 @@ pub struct StatCli {
     pub connection: Connection,
 }
 
+/// p2p-get: files from members.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-get",
+    version,
+    about = "Fetch files from members, below their exports, verified by SHA-256 end to end and written atomically",
+    after_help = "Exit status: 0 when every file was fetched; 1 when some file failed (each failure is \
+also a line on stdout in JSON form and a one-line message on stderr); 2 for a usage error; 3 when the \
+local daemon cannot be reached."
+)]
+pub struct GetCli {
+    /// MEMBER:/PATH (one file, or with -r a directory), or with --all the /PATH every member has
+    #[arg(value_name = "SOURCE", value_parser = clap::builder::OsStringValueParser::new())]
+    pub source: std::ffi::OsString,
+
+    /// Where to write: a file, or an existing directory to write into [default: ./NAME]; with --all or -r, a directory (required)
+    #[arg(value_name = "DEST", value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from))]
+    pub dest: Option<PathBuf>,
+
+    /// Fetch the tree below a directory: its regular files and directories (symlinks and special files are skipped, with a message)
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+
+    /// Fetch PATH from every member that has not left, into DEST/MEMBER/PATH (a down member's is an unreachable error)
+    #[arg(long, conflicts_with = "recursive")]
+    pub all: bool,
+
+    /// Replace a destination that exists
+    #[arg(short = 'f', long)]
+    pub force: bool,
+
+    /// Pick up DEST.p2p-partial, what an interrupted or failed --continue left: the part it holds is hashed again and only the rest is sent; kept when a transfer fails
+    #[arg(short = 'c', long = "continue")]
+    pub resume: bool,
+
+    /// Seconds a member may stay silent before its file is given up
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_timeout)]
+    pub timeout: f64,
+
+    /// Output format: one JSON line per file, or text (sha256sum lines of what was written)
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+
+    /// Show the progress line on stderr even when stderr is not a terminal (then one whole line a second at most)
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+
+    /// Never show the progress line (shown when stderr is a terminal)
+    #[arg(long, overrides_with = "progress")]
+    pub no_progress: bool,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
 /// p2p-peers: the cluster's members.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -958,6 +1013,7 @@ pub fn commands() -> Vec<clap::Command> {
         ShaCli::command(),
         CountCli::command(),
         StatCli::command(),
+        GetCli::command(),
         PeersCli::command(),
         StatusCli::command(),
         JoinCli::command(),

@@ -20,6 +20,12 @@ pub enum ErrorCode {
     Unauthorized,
     InvalidRequest,
     Internal,
+    /// `p2p-get`: the file changed while it was sent.
+    Changed,
+    /// `p2p-get`: the destination exists (no `--force`).
+    Exists,
+    /// `p2p-get`: what arrived does not hash to the member's digest.
+    Mismatch,
 }
 
 impl ErrorCode {
@@ -37,6 +43,9 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::Internal => "internal",
+            ErrorCode::Changed => "changed",
+            ErrorCode::Exists => "exists",
+            ErrorCode::Mismatch => "mismatch",
         }
     }
 }

@@ -97,6 +97,8 @@ struct Tally {
     done: u64,
     failed: u64,
     bytes: u64,
+    /// Bytes of the item in progress so far (`p2p-get`'s file on its way).
+    partial: u64,
     /// Members that answered and have not failed since.
     working: BTreeSet<String>,
     /// Members an answer said were unreachable, silent or of another key.
@@ -106,6 +108,7 @@ struct Tally {
 impl Tally {
     fn see(&mut self, peer: &str, bytes: Option<u64>, error: Option<&Error>) {
         self.done += 1;
+        self.partial = 0;
         self.bytes = self.bytes.saturating_add(bytes.unwrap_or(0));
         match error {
             None => {
@@ -145,12 +148,13 @@ impl Tally {
             ),
         };
         let secs = elapsed.as_secs_f64();
+        let bytes = self.bytes.saturating_add(self.partial);
         let rate = if secs > 0.0 {
-            (self.bytes as f64 / secs) as u64
+            (bytes as f64 / secs) as u64
         } else {
             0
         };
-        let mut line = format!("{of}, {}, {}/s", HumanBytes(self.bytes), HumanBytes(rate));
+        let mut line = format!("{of}, {}, {}/s", HumanBytes(bytes), HumanBytes(rate));
         match eta {
             Some(eta) if ended && self.done < total => {
                 line.push_str(&format!(", ETA {}", HumanDuration(eta)))
@@ -229,6 +233,16 @@ impl Progress {
             Outcome::Ok(f) => self.tally.see(&item.peer, bytes(f), None),
             Outcome::Failed { error } => self.tally.see(&item.peer, None, Some(error)),
         }
+        self.redraw_now_and_then();
+    }
+
+    /// The item in progress has moved `bytes` so far (a file being fetched).
+    pub fn partial(&mut self, bytes: u64) {
+        self.tally.partial = bytes;
+        self.redraw_now_and_then();
+    }
+
+    fn redraw_now_and_then(&mut self) {
         let now = Instant::now();
         let every = match self.mode {
             Mode::Terminal => Duration::from_millis(100),

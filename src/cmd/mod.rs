@@ -3,6 +3,7 @@
 
 pub mod ca;
 pub mod count;
+pub mod get;
 pub mod join;
 pub mod keygen;
 pub mod leave;

@@ -280,7 +280,7 @@ impl Conn {
         Conn(Arc::new(stream))
     }
 
-    fn tcp(&self) -> &TcpStream {
+    pub fn tcp(&self) -> &TcpStream {
         &self.0
     }
 }
@@ -1462,30 +1462,43 @@ fn open(ctx: &Ctx, label: &str, addr: SocketAddr) -> Result<Opened, Error> {
 
 /// A new session to `addr`.
 fn connect(ctx: &Ctx, at: &str, addr: SocketAddr) -> Result<Session<Conn>, Error> {
-    let mut refused = None;
-    let dial = || {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(ctx.timeout))
-            .inspect_err(|e| refused = Some(link_error(at, e, ctx.timeout)))?;
-        let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(ctx.timeout));
-        let _ = stream.set_write_timeout(Some(ctx.timeout));
-        Ok(Conn::new(stream))
-    };
-    let opened = ctx.shared.cluster.open_session(dial);
-    let s = match (opened, refused) {
-        (Ok(s), _) => s,
-        // The connection itself failed: worded as such.
-        (Err(_), Some(e)) => return Err(e),
-        (Err(e), None) => return Err(session_error(at, e, ctx)),
-    };
-    ctx.shared
-        .cluster
-        .admit_certificate(s.peer_certificate())
-        .map_err(|e| session_error(at, SessionError::Certificate(e), ctx))?;
+    let s = dial(&ctx.shared, at, addr, ctx.timeout)?;
     logging::trail(
         "fanout",
         format_args!("query {}: session to {addr} opened", ctx.number),
     );
+    Ok(s)
+}
+
+/// A new session to the member at `addr`, whose certificate (if any) this
+/// node admits; `timeout` bounds the connect, each read and each write.
+/// `at` is " at ADDR" or empty, for messages.
+pub fn dial(
+    shared: &Shared,
+    at: &str,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Session<Conn>, Error> {
+    let mut refused = None;
+    let dial = || {
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(timeout))
+            .inspect_err(|e| refused = Some(link_error(at, e, timeout)))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(timeout));
+        let _ = stream.set_write_timeout(Some(timeout));
+        Ok(Conn::new(stream))
+    };
+    let opened = shared.cluster.open_session(dial);
+    let s = match (opened, refused) {
+        (Ok(s), _) => s,
+        // The connection itself failed: worded as such.
+        (Err(_), Some(e)) => return Err(e),
+        (Err(e), None) => return Err(session_failed(at, e, timeout)),
+    };
+    shared
+        .cluster
+        .admit_certificate(s.peer_certificate())
+        .map_err(|e| session_failed(at, SessionError::Certificate(e), timeout))?;
     Ok(s)
 }
 
@@ -1555,12 +1568,18 @@ fn link_error(at: &str, e: &io::Error, timeout: Duration) -> Error {
 
 /// The documented error for a session that failed.
 fn session_error(at: &str, e: SessionError, ctx: &Ctx) -> Error {
+    session_failed(at, e, ctx.timeout)
+}
+
+/// The documented error for a session that failed, whose reads and
+/// writes time out after `timeout`.
+pub fn session_failed(at: &str, e: SessionError, timeout: Duration) -> Error {
     match e {
         SessionError::Unauthorized => Error::new(
             ErrorCode::Unauthorized,
             format!("the member{at} does not hold our cluster key"),
         ),
-        SessionError::Io(io) => link_error(at, &io, ctx.timeout),
+        SessionError::Io(io) => link_error(at, &io, timeout),
         SessionError::Certificate(e) => Error::new(
             ErrorCode::Unauthorized,
             format!("the member{at} was refused: its certificate: {e}"),

@@ -102,6 +102,11 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
             let _ = write_line(&write_half, &reply);
         }
         Request::Query(query) => serve_query(query, reader, write_half, &caller, shared),
+        // p2p-get: see super::transfer.
+        Request::Get(get) => {
+            super::transfer::serve_local_get(get, reader, write_half, &caller, &shared)
+        }
+        Request::List(list) => super::transfer::serve_local_list(list, write_half, &caller, &shared),
         Request::Status => {
             // Every local user may ask, as for the member list: the
             // counters are totals, and name no path, user or query.

@@ -37,6 +37,7 @@ pub mod peer_port;
 pub mod pool;
 pub mod remote;
 pub mod spare;
+pub mod transfer;
 pub mod watch;
 
 use crate::cli::DaemonCli;

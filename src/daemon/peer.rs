@@ -315,6 +315,16 @@ fn serve_requests(
                     None => return (served, End::Broken),
                 }
             }
+            Ok(PeerRequest::Get(get)) => match super::transfer::serve_get(shared, s, from, get) {
+                Some(again) => s = again,
+                None => return (served, End::Broken),
+            },
+            Ok(PeerRequest::List(list)) => {
+                match super::transfer::serve_list(shared, s, from, list) {
+                    Some(again) => s = again,
+                    None => return (served, End::Broken),
+                }
+            }
             Ok(other) => {
                 crate::daemon::logging::hostile(
                     log::Level::Info,

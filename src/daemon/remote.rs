@@ -359,7 +359,7 @@ fn serve_pooled(
 /// Whose share of the workers a query from `from` (the connection's
 /// address) is computed on: the member's host, whatever its port, so that
 /// more connections do not buy a member more workers.
-fn member(from: &str) -> Who {
+pub(super) fn member(from: &str) -> Who {
     let ip = from
         .parse::<SocketAddr>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical());

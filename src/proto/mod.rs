@@ -18,6 +18,7 @@
 pub mod beacon;
 pub mod path;
 pub mod peer;
+pub mod transfer;
 
 pub use path::PathBytes;
 
@@ -53,6 +54,10 @@ pub enum Request {
     /// Install this revocation list of the CA (`p2p-revoke`; the daemon's
     /// own user or root only).
     Revoke { list: String },
+    /// Fill the passed descriptor with a member's file (`p2p-get`).
+    Get(transfer::LocalGet),
+    /// A member's tree, for `p2p-get -r`.
+    List(transfer::LocalList),
 }
 
 /// The reply to [`Request::Revoke`].

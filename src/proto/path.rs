@@ -268,6 +268,21 @@ pub mod value {
     }
 }
 
+/// `#[serde(with = "path::one")]` for a `PathBytes` field: the path as
+/// one value (a string, or the object form), as [`value`] without the option.
+pub mod one {
+    use super::{PathBytes, Value};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &PathBytes, s: S) -> Result<S::Ok, S::Error> {
+        Value::of(p).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBytes, D::Error> {
+        Ok(Value::deserialize(d)?.into_path())
+    }
+}
+
 /// `#[serde(with = "path::list")]` for an `Option<Vec<PathBytes>>` field:
 /// each path as one value (a string, or the object form).
 pub mod list {

@@ -67,6 +67,10 @@ pub enum PeerRequest {
     Items { items: Vec<PeerItem> },
     /// No more paths will come.
     End {},
+    /// Send one file (see [`crate::proto::transfer`]).
+    Get(crate::proto::transfer::Get),
+    /// List a tree (see [`crate::proto::transfer`]).
+    List(crate::proto::transfer::List),
 }
 
 impl PeerRequest {
@@ -78,6 +82,8 @@ impl PeerRequest {
             PeerRequest::Query { .. } => "query",
             PeerRequest::Items { .. } => "items",
             PeerRequest::End {} => "end",
+            PeerRequest::Get(_) => "get",
+            PeerRequest::List(_) => "list",
         }
     }
 }
