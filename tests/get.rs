@@ -1,0 +1,280 @@
+//! `p2p-get`: files fetched from members over loopback, verified, written
+//! atomically; refusals; picking a transfer up; trees; every member.
+
+mod common;
+
+use common::{Daemon, eventually, gnu_sha256, peers, run, start_cluster, write};
+use serde_json::Value;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes that are not all alike, so an offset error shows.
+fn content(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Two members; node1 exports a directory, which is returned.
+fn pair() -> (Vec<Daemon>, tempfile::TempDir) {
+    let export = tempfile::tempdir().unwrap();
+    let e = export.path().to_str().unwrap().to_string();
+    let ds = start_cluster(2, |i| {
+        if i == 1 {
+            vec!["--export".into(), e.clone()]
+        } else {
+            vec![]
+        }
+    });
+    (ds, export)
+}
+
+fn get(d: &Daemon, args: &[&std::ffi::OsStr]) -> common::Run {
+    run(d.cmd("p2p-get").arg("--no-progress").args(args))
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+fn source(member: &str, path: &Path) -> std::ffi::OsString {
+    let mut s = std::ffi::OsString::from(format!("{member}:"));
+    s.push(path.as_os_str());
+    s
+}
+
+/// No temporary or partial file is left in `dir`.
+fn no_leftovers(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name();
+        let n = name.as_bytes();
+        assert!(
+            !n.windows(7).any(|w| w == b"p2p-tmp") && !n.ends_with(b".p2p-partial"),
+            "left over: {}",
+            String::from_utf8_lossy(n)
+        );
+    }
+}
+
+fn error_code(line: &Value) -> &str {
+    line["error"]["code"].as_str().unwrap_or("")
+}
+
+#[test]
+fn a_fetched_file_is_the_source_byte_for_byte() {
+    let (ds, export) = pair();
+    let data = content(3 << 20 | 12345);
+    let src = write(export.path(), "sub/big.bin", &data);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("copy.bin");
+    let r = get(&ds[0], &[&source("node1", &src), dest.as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    let lines = r.json();
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    let l = &lines[0];
+    assert_eq!(l["peer"], "node1");
+    assert_eq!(l["path"], src.to_str().unwrap());
+    assert_eq!(l["dest"], dest.to_str().unwrap());
+    assert_eq!(l["bytes"], data.len() as u64);
+    assert_eq!(l["sha256"], gnu_sha256(&src));
+    no_leftovers(out.path());
+
+    // Into an existing directory: under the file's own name.
+    let r = get(&ds[0], &[&source("node1", &src), out.path().as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(out.path().join("big.bin")).unwrap(), data);
+
+    // An empty file too.
+    let empty = write(export.path(), "empty", b"");
+    let r = get(&ds[0], &[&source("node1", &empty), out.path().as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(out.path().join("empty")).unwrap(), b"");
+}
+
+#[test]
+fn outside_the_exports_is_refused_and_nothing_is_written() {
+    let (ds, export) = pair();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = write(outside.path(), "secret", b"not for peers");
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x");
+    let r = get(&ds[0], &[&source("node1", &secret), dest.as_os_str()]);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert_eq!(error_code(&r.json()[0]), "not_exported", "{}", r.stdout);
+    assert!(!dest.exists());
+    // Nor by climbing out of an export.
+    let climb = export.path().join("..").join(outside.path().file_name().unwrap()).join("secret");
+    let r = get(&ds[0], &[&source("node1", &climb), dest.as_os_str()]);
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    assert!(!dest.exists());
+    std::os::unix::fs::symlink(&secret, export.path().join("link")).unwrap();
+    let r = get(&ds[0], &[&source("node1", &export.path().join("link")), dest.as_os_str()]);
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    assert_eq!(error_code(&r.json()[0]), "not_exported", "{}", r.stdout);
+    assert!(!dest.exists());
+    no_leftovers(out.path());
+    // A member that exports nothing refuses too.
+    let r = get(&ds[1], &[&source("node0", &secret), dest.as_os_str()]);
+    assert_eq!(error_code(&r.json()[0]), "not_exported", "{}", r.stdout);
+}
+
+#[test]
+fn an_existing_destination_is_kept_without_force() {
+    let (ds, export) = pair();
+    let src = write(export.path(), "f", b"new content\n");
+    let out = tempfile::tempdir().unwrap();
+    let dest = write(out.path(), "f", b"old\n");
+    let r = get(&ds[0], &[&source("node1", &src), dest.as_os_str()]);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert_eq!(error_code(&r.json()[0]), "exists", "{}", r.stdout);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"old\n");
+    let r = get(&ds[0], &[os("-f"), &source("node1", &src), dest.as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"new content\n");
+    no_leftovers(out.path());
+}
+
+fn partial_of(dest: &Path) -> PathBuf {
+    let mut p = dest.as_os_str().to_owned();
+    p.push(".p2p-partial");
+    PathBuf::from(p)
+}
+
+#[test]
+fn continue_picks_up_a_partial_file_and_the_result_verifies() {
+    let (ds, export) = pair();
+    let data = content(1 << 20 | 777);
+    let src = write(export.path(), "f", &data);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("f");
+    std::fs::write(partial_of(&dest), &data[..300_001]).unwrap();
+    let r = get(&ds[0], &[os("-c"), &source("node1", &src), dest.as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    assert_eq!(r.json()[0]["sha256"], gnu_sha256(&src));
+    assert_eq!(r.json()[0]["bytes"], data.len() as u64);
+    no_leftovers(out.path());
+    // With nothing to pick up, -c fetches it whole.
+    let dest2 = out.path().join("g");
+    let r = get(&ds[0], &[os("-c"), &source("node1", &src), dest2.as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(&dest2).unwrap(), data);
+}
+
+#[test]
+fn a_corrupted_partial_file_is_detected_and_not_kept() {
+    let (ds, export) = pair();
+    let data = content(700_000);
+    let src = write(export.path(), "f", &data);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("f");
+    let mut bad = data[..250_000].to_vec();
+    bad[1000] ^= 0xff;
+    std::fs::write(partial_of(&dest), &bad).unwrap();
+    let r = get(&ds[0], &[os("-c"), &source("node1", &src), dest.as_os_str()]);
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    assert_eq!(error_code(&r.json()[0]), "mismatch", "{}", r.stdout);
+    assert!(!dest.exists());
+    assert!(!partial_of(&dest).exists(), "a bad partial file is not kept");
+    // A partial file longer than the source is refused as well.
+    std::fs::write(partial_of(&dest), content(800_000)).unwrap();
+    let r = get(&ds[0], &[os("-c"), &source("node1", &src), dest.as_os_str()]);
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    assert!(!dest.exists());
+}
+
+#[test]
+fn a_tree_is_copied_with_its_directories() {
+    let (ds, export) = pair();
+    let top = export.path().join("tree");
+    write(&top, "a.txt", b"alpha\n");
+    write(&top, "sub/b.bin", &content(100_000));
+    write(&top, "sub/deeper/c", b"");
+    std::fs::create_dir_all(top.join("emptydir")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", top.join("sub/link")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("copy");
+    let r = get(&ds[0], &[os("-r"), &source("node1", &top), dest.as_os_str()]);
+    assert_eq!(r.status, 0, "{} {}", r.stdout, r.stderr);
+    for f in ["a.txt", "sub/b.bin", "sub/deeper/c"] {
+        assert_eq!(
+            std::fs::read(dest.join(f)).unwrap(),
+            std::fs::read(top.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert!(dest.join("emptydir").is_dir());
+    assert!(std::fs::symlink_metadata(dest.join("sub/link")).is_err());
+    assert!(r.stderr.contains("symlink"), "{}", r.stderr);
+    assert_eq!(r.json().len(), 3, "{}", r.stdout);
+}
+
+#[test]
+fn all_collects_from_every_member_and_reports_a_down_one() {
+    let shared = tempfile::tempdir().unwrap();
+    let e = shared.path().to_str().unwrap().to_string();
+    let mut ds = start_cluster(3, |_| vec!["--export".into(), e.clone()]);
+    let src = write(shared.path(), "etc/conf", b"same everywhere\n");
+    let out = tempfile::tempdir().unwrap();
+    let r = get(&ds[0], &[os("--all"), src.as_os_str(), out.path().as_os_str()]);
+    assert_eq!(r.status, 0, "{} {}", r.stdout, r.stderr);
+    let rel = src.strip_prefix("/").unwrap();
+    for n in ["node0", "node1", "node2"] {
+        assert_eq!(
+            std::fs::read(out.path().join(n).join(rel)).unwrap(),
+            b"same everywhere\n",
+            "{n}"
+        );
+    }
+    assert_eq!(r.json().len(), 3);
+
+    drop(ds.pop());
+    eventually(20, "node2 is seen down", || {
+        peers(&ds[0])
+            .iter()
+            .any(|m| m["name"] == "node2" && m["state"] == "down")
+    });
+    let out2 = tempfile::tempdir().unwrap();
+    let r = get(&ds[0], &[os("--all"), src.as_os_str(), out2.path().as_os_str()]);
+    assert_eq!(r.status, 1, "{} {}", r.stdout, r.stderr);
+    let lines = r.json();
+    let down: Vec<&Value> = lines.iter().filter(|l| l["peer"] == "node2").collect();
+    assert_eq!(down.len(), 1, "{}", r.stdout);
+    assert_eq!(error_code(down[0]), "unreachable");
+    assert!(out2.path().join("node1").join(rel).is_file());
+    assert!(!out2.path().join("node2").join(rel).exists());
+}
+
+#[test]
+fn a_name_that_is_not_utf8_round_trips() {
+    let (ds, export) = pair();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9\n.txt");
+    let src = export.path().join(name);
+    std::fs::write(&src, b"bytes\n").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = get(&ds[0], &[&source("node1", &src), out.path().as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(out.path().join(name)).unwrap(), b"bytes\n");
+    let l = &r.json()[0];
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(
+        b64.decode(l["path_b64"].as_str().unwrap()).unwrap(),
+        src.as_os_str().as_bytes()
+    );
+    assert_eq!(
+        b64.decode(l["dest_b64"].as_str().unwrap()).unwrap(),
+        out.path().join(name).as_os_str().as_bytes()
+    );
+}
+
+#[test]
+fn a_file_of_this_member_is_copied_with_the_callers_rights() {
+    let (ds, export) = pair();
+    let src = write(export.path(), "here", b"local\n");
+    let out = tempfile::tempdir().unwrap();
+    // node1 is the local member of ds[1]: copied by the command itself.
+    let r = get(&ds[1], &[&source("node1", &src), out.path().as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(out.path().join("here")).unwrap(), b"local\n");
+    assert_eq!(r.json()[0]["sha256"], gnu_sha256(&src));
+}
