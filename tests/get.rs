@@ -102,12 +102,22 @@ fn outside_the_exports_is_refused_and_nothing_is_written() {
     assert_eq!(error_code(&r.json()[0]), "not_exported", "{}", r.stdout);
     assert!(!dest.exists());
     // Nor by climbing out of an export.
-    let climb = export.path().join("..").join(outside.path().file_name().unwrap()).join("secret");
+    let climb = export
+        .path()
+        .join("..")
+        .join(outside.path().file_name().unwrap())
+        .join("secret");
     let r = get(&ds[0], &[&source("node1", &climb), dest.as_os_str()]);
     assert_eq!(r.status, 1, "{}", r.stdout);
     assert!(!dest.exists());
     std::os::unix::fs::symlink(&secret, export.path().join("link")).unwrap();
-    let r = get(&ds[0], &[&source("node1", &export.path().join("link")), dest.as_os_str()]);
+    let r = get(
+        &ds[0],
+        &[
+            &source("node1", &export.path().join("link")),
+            dest.as_os_str(),
+        ],
+    );
     assert_eq!(r.status, 1, "{}", r.stdout);
     assert_eq!(error_code(&r.json()[0]), "not_exported", "{}", r.stdout);
     assert!(!dest.exists());
@@ -127,7 +137,10 @@ fn an_existing_destination_is_kept_without_force() {
     assert_eq!(r.status, 1, "{}", r.stderr);
     assert_eq!(error_code(&r.json()[0]), "exists", "{}", r.stdout);
     assert_eq!(std::fs::read(&dest).unwrap(), b"old\n");
-    let r = get(&ds[0], &[os("-f"), &source("node1", &src), dest.as_os_str()]);
+    let r = get(
+        &ds[0],
+        &[os("-f"), &source("node1", &src), dest.as_os_str()],
+    );
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(std::fs::read(&dest).unwrap(), b"new content\n");
     no_leftovers(out.path());
@@ -147,7 +160,10 @@ fn continue_picks_up_a_partial_file_and_the_result_verifies() {
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("f");
     std::fs::write(partial_of(&dest), &data[..300_001]).unwrap();
-    let r = get(&ds[0], &[os("-c"), &source("node1", &src), dest.as_os_str()]);
+    let r = get(
+        &ds[0],
+        &[os("-c"), &source("node1", &src), dest.as_os_str()],
+    );
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(std::fs::read(&dest).unwrap(), data);
     assert_eq!(r.json()[0]["sha256"], gnu_sha256(&src));
@@ -155,7 +171,10 @@ fn continue_picks_up_a_partial_file_and_the_result_verifies() {
     no_leftovers(out.path());
     // With nothing to pick up, -c fetches it whole.
     let dest2 = out.path().join("g");
-    let r = get(&ds[0], &[os("-c"), &source("node1", &src), dest2.as_os_str()]);
+    let r = get(
+        &ds[0],
+        &[os("-c"), &source("node1", &src), dest2.as_os_str()],
+    );
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(std::fs::read(&dest2).unwrap(), data);
 }
@@ -170,14 +189,23 @@ fn a_corrupted_partial_file_is_detected_and_not_kept() {
     let mut bad = data[..250_000].to_vec();
     bad[1000] ^= 0xff;
     std::fs::write(partial_of(&dest), &bad).unwrap();
-    let r = get(&ds[0], &[os("-c"), &source("node1", &src), dest.as_os_str()]);
+    let r = get(
+        &ds[0],
+        &[os("-c"), &source("node1", &src), dest.as_os_str()],
+    );
     assert_eq!(r.status, 1, "{}", r.stdout);
     assert_eq!(error_code(&r.json()[0]), "mismatch", "{}", r.stdout);
     assert!(!dest.exists());
-    assert!(!partial_of(&dest).exists(), "a bad partial file is not kept");
+    assert!(
+        !partial_of(&dest).exists(),
+        "a bad partial file is not kept"
+    );
     // A partial file longer than the source is refused as well.
     std::fs::write(partial_of(&dest), content(800_000)).unwrap();
-    let r = get(&ds[0], &[os("-c"), &source("node1", &src), dest.as_os_str()]);
+    let r = get(
+        &ds[0],
+        &[os("-c"), &source("node1", &src), dest.as_os_str()],
+    );
     assert_eq!(r.status, 1, "{}", r.stdout);
     assert!(!dest.exists());
 }
@@ -193,7 +221,10 @@ fn a_tree_is_copied_with_its_directories() {
     std::os::unix::fs::symlink("/etc/passwd", top.join("sub/link")).unwrap();
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("copy");
-    let r = get(&ds[0], &[os("-r"), &source("node1", &top), dest.as_os_str()]);
+    let r = get(
+        &ds[0],
+        &[os("-r"), &source("node1", &top), dest.as_os_str()],
+    );
     assert_eq!(r.status, 0, "{} {}", r.stdout, r.stderr);
     for f in ["a.txt", "sub/b.bin", "sub/deeper/c"] {
         assert_eq!(
@@ -215,7 +246,10 @@ fn all_collects_from_every_member_and_reports_a_down_one() {
     let mut ds = start_cluster(3, |_| vec!["--export".into(), e.clone()]);
     let src = write(shared.path(), "etc/conf", b"same everywhere\n");
     let out = tempfile::tempdir().unwrap();
-    let r = get(&ds[0], &[os("--all"), src.as_os_str(), out.path().as_os_str()]);
+    let r = get(
+        &ds[0],
+        &[os("--all"), src.as_os_str(), out.path().as_os_str()],
+    );
     assert_eq!(r.status, 0, "{} {}", r.stdout, r.stderr);
     let rel = src.strip_prefix("/").unwrap();
     for n in ["node0", "node1", "node2"] {
@@ -234,7 +268,10 @@ fn all_collects_from_every_member_and_reports_a_down_one() {
             .any(|m| m["name"] == "node2" && m["state"] == "down")
     });
     let out2 = tempfile::tempdir().unwrap();
-    let r = get(&ds[0], &[os("--all"), src.as_os_str(), out2.path().as_os_str()]);
+    let r = get(
+        &ds[0],
+        &[os("--all"), src.as_os_str(), out2.path().as_os_str()],
+    );
     assert_eq!(r.status, 1, "{} {}", r.stdout, r.stderr);
     let lines = r.json();
     let down: Vec<&Value> = lines.iter().filter(|l| l["peer"] == "node2").collect();
@@ -277,4 +314,71 @@ fn a_file_of_this_member_is_copied_with_the_callers_rights() {
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(std::fs::read(out.path().join("here")).unwrap(), b"local\n");
     assert_eq!(r.json()[0]["sha256"], gnu_sha256(&src));
+}
+
+/// A certified daemon `name` in `groups`, with `extra` flags.
+fn certified(dir: &Path, ca: &Path, name: &str, groups: &[&str], extra: &[&str]) -> Daemon {
+    let sign: Vec<&str> = groups.iter().flat_map(|g| ["--group", g]).collect();
+    let (key, crt) = common::node_certificate(dir, ca, name, &sign);
+    let ca_pub = ca.join("ca.pub");
+    let mut args: Vec<&str> = common::FAST.to_vec();
+    let st = |p: &Path| p.to_str().unwrap().to_string();
+    let (ca_pub, crt, key) = (st(&ca_pub), st(&crt), st(&key));
+    args.extend(["--ca", &ca_pub, "--cert", &crt, "--node-key", &key]);
+    args.extend(extra);
+    Daemon::start_on(0, &args, &[("P2PD_SECRET", common::TEST_KEY)])
+}
+
+#[test]
+fn an_export_with_groups_is_refused_to_a_member_outside_them() {
+    let t = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(t.path()).unwrap();
+    let ca = common::new_ca(&top, "ca");
+    let share = top.join("share");
+    let secret = share.join("secret");
+    write(&share, "open.txt", b"for everyone\n");
+    let plans = write(&secret, "plans.txt", b"only for ops\n");
+    let grouped = format!("{}:groups=ops", secret.to_str().unwrap());
+    let alpha = certified(
+        &top,
+        &ca,
+        "alpha",
+        &["web"],
+        &["--export", share.to_str().unwrap(), "--export", &grouped],
+    );
+    let join = format!("127.0.0.1:{}", alpha.port);
+    let web = certified(&top, &ca, "web", &["web"], &["--join", &join]);
+    let ops = certified(&top, &ca, "ops", &["ops"], &["--join", &join]);
+    for d in [&alpha, &web, &ops] {
+        eventually(20, "the members see each other alive", || {
+            let p = peers(d);
+            p.len() == 3 && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("plans");
+    let r = get(&web, &[&source("alpha", &plans), dest.as_os_str()]);
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    assert_eq!(error_code(&r.json()[0]), "unauthorized", "{}", r.stdout);
+    assert!(!dest.exists());
+    // Nor as part of a tree that holds the grouped export.
+    let tree = out.path().join("tree");
+    let r = get(
+        &web,
+        &[os("-r"), &source("alpha", &share), tree.as_os_str()],
+    );
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    assert!(!tree.join("secret/plans.txt").exists());
+    // The open file is anyone's; the grouped one is ops'.
+    let r = get(
+        &web,
+        &[
+            &source("alpha", &share.join("open.txt")),
+            out.path().as_os_str(),
+        ],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let r = get(&ops, &[&source("alpha", &plans), dest.as_os_str()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"only for ops\n");
 }

@@ -5,5 +5,7 @@
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn main(_: std::ffi::c_int, _: *const *const std::ffi::c_char) -> std::ffi::c_int {
-    p2p::output::c_main(|| p2p::cmd::get::run(p2p::cli::parse_with_where_hint::<p2p::cli::GetCli>()))
+    p2p::output::c_main(
+        || p2p::cmd::get::run(p2p::cli::parse_with_where_hint::<p2p::cli::GetCli>()),
+    )
 }

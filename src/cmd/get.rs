@@ -89,7 +89,10 @@ fn usage(message: impl Into<String>) -> Fatal {
 
 fn fetch_all(cli: &GetCli, printer: &mut Printer) -> Result<(), Fatal> {
     let members = members(cli)?;
-    let me = members.iter().find(|m| m.member.is_self).map(|m| m.member.name.clone());
+    let me = members
+        .iter()
+        .find(|m| m.member.is_self)
+        .map(|m| m.member.name.clone());
     let mode = crate::progress::mode(
         &Job {
             resume: None,
@@ -117,7 +120,12 @@ fn fetch_all(cli: &GetCli, printer: &mut Printer) -> Result<(), Fatal> {
     for task in tasks {
         let outcome = match task.failed.clone() {
             Some(e) => Err(e),
-            None => fetch(cli, &task, me.as_deref() == Some(&task.member), &mut progress),
+            None => fetch(
+                cli,
+                &task,
+                me.as_deref() == Some(&task.member),
+                &mut progress,
+            ),
         };
         let item = Item {
             id: None,
@@ -167,13 +175,12 @@ fn members(cli: &GetCli) -> Result<Vec<Listed>, Fatal> {
 /// `MEMBER:/PATH` split at its first `:/` (names are often HOST:PORT).
 fn split_source(source: &OsStr) -> Result<(String, PathBytes), Fatal> {
     let b = source.as_bytes();
-    let at = b
-        .windows(2)
-        .position(|w| w == b":/")
-        .ok_or_else(|| usage(format!(
+    let at = b.windows(2).position(|w| w == b":/").ok_or_else(|| {
+        usage(format!(
             "{}: expected MEMBER:/PATH, the path as it is on the member (absolute)",
             crate::proto::path::readable(b)
-        )))?;
+        ))
+    })?;
     let member = std::str::from_utf8(&b[..at])
         .map_err(|_| usage("a member name is UTF-8"))?
         .to_string();
@@ -313,7 +320,11 @@ fn tree(
         remote.extend_from_slice(&e.path);
         let remote = PathBytes(remote);
         let Some(rel) = below(&e.path) else {
-            printer.message(member, &remote, "skipped: the member listed a name that leaves the tree");
+            printer.message(
+                member,
+                &remote,
+                "skipped: the member listed a name that leaves the tree",
+            );
             continue;
         };
         let dest = top.join(rel);
@@ -334,8 +345,14 @@ fn tree(
                 dest,
                 failed: None,
             }),
-            Kind::Symlink => printer.message(member, &remote, "skipped: a symlink (not followed, not made)"),
-            Kind::Other => printer.message(member, &remote, "skipped: not a regular file or directory"),
+            Kind::Symlink => printer.message(
+                member,
+                &remote,
+                "skipped: a symlink (not followed, not made)",
+            ),
+            Kind::Other => {
+                printer.message(member, &remote, "skipped: not a regular file or directory")
+            }
         }
     }
     Ok(tasks)
@@ -367,11 +384,7 @@ fn remote_tree(cli: &GetCli, member: &str, path: &PathBytes) -> Result<Vec<Entry
         .map_err(|f| Error::new(ErrorCode::Unreachable, f.message))?;
     let mut entries = Vec::new();
     loop {
-        let line = reader
-            .next_line()
-            .ok()
-            .flatten()
-            .ok_or_else(daemon_gone)?;
+        let line = reader.next_line().ok().flatten().ok_or_else(daemon_gone)?;
         match serde_json::from_slice::<Reply>(&line) {
             Ok(Reply::Entries { entries: e }) => entries.extend(e),
             Ok(Reply::Listed { .. }) => return Ok(entries),
@@ -562,12 +575,7 @@ fn remove_temporary_on_signals() {
 
 /// Syncs the file, renames it to `dest` (not over an existing file unless
 /// `force`) and syncs the directory.
-fn place(
-    file: &File,
-    temp: &Path,
-    dest: &Path,
-    force: bool,
-) -> Result<(), Error> {
+fn place(file: &File, temp: &Path, dest: &Path, force: bool) -> Result<(), Error> {
     file.sync_all()?;
     let c = |p: &Path| {
         CString::new(p.as_os_str().as_bytes())
@@ -638,7 +646,8 @@ fn ask_daemon(
     });
     let stream = client::connect(&cli.connection)
         .map_err(|f| Error::new(ErrorCode::Unreachable, f.message))?;
-    let mut line = serde_json::to_vec(&req).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+    let mut line =
+        serde_json::to_vec(&req).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
     line.push(b'\n');
     fdpass::send_with_fds(&stream, &line, &[file.as_raw_fd()])?;
     let mut reader = LineReader::new(stream, crate::proto::MAX_LINE, 0);
@@ -660,7 +669,12 @@ fn ask_daemon(
                 _ => return Err(refused(&line)),
             },
             Ok(None) => return Err(daemon_gone()),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 if let Some(p) = progress.as_mut() {
                     let now = file.metadata().map_or(0, |m| m.len());
                     p.partial(now.saturating_sub(offset));
@@ -761,7 +775,15 @@ mod tests {
     #[test]
     fn listed_names_stay_below_the_tree() {
         assert!(below(b"a/b").is_some());
-        for bad in [&b"../x"[..], b"a/../../x", b"/etc", b"a//b", b"", b".", b"a/\0"] {
+        for bad in [
+            &b"../x"[..],
+            b"a/../../x",
+            b"/etc",
+            b"a//b",
+            b"",
+            b".",
+            b"a/\0",
+        ] {
             assert!(below(bad).is_none(), "{}", String::from_utf8_lossy(bad));
         }
         assert_eq!(base_name(b"/srv/x/"), Some(&b"x"[..]));

@@ -203,6 +203,9 @@ struct Sealer {
     transport: Arc<StatelessTransportState>,
     nonce: u64,
     broken: bool,
+    /// The wire bytes of the last write, kept for the next one: a bulk
+    /// transfer then allocates nothing per frame.
+    wire: Vec<u8>,
 }
 
 /// The receiving direction; a message opens only under the next nonce, so a
@@ -215,6 +218,8 @@ struct Opener {
     /// read takes in as many small messages as have arrived, instead of
     /// two reads for each.
     ahead: ReadAhead,
+    /// The last message read, kept for the next one.
+    msg: Vec<u8>,
 }
 
 /// What one read took in beyond the message it was for.
@@ -294,12 +299,14 @@ fn established<S>(
             transport: Arc::clone(&transport),
             nonce: 0,
             broken: false,
+            wire: Vec::new(),
         },
         opener: Opener {
             transport,
             nonce: 0,
             broken: false,
             ahead: ReadAhead::default(),
+            msg: Vec::new(),
         },
     })
 }
@@ -518,35 +525,51 @@ impl Sealer {
         stream: &mut W,
         frames: &[F],
     ) -> Result<(), SessionError> {
-        let mut wire = Vec::new();
+        let mut wire = std::mem::take(&mut self.wire);
+        wire.clear();
         for frame in frames {
             self.seal_into(frame.as_ref(), &mut wire)?;
         }
         stream.write_all(&wire)?;
         stream.flush()?;
+        // A large buffer is kept only while frames that large come.
+        if wire.capacity() <= 4 * MAX_WIRE {
+            self.wire = wire;
+        }
         Ok(())
     }
 
-    /// Appends one sealed frame to `wire`.
+    /// Appends one sealed frame to `wire`: the 4-byte length, then the
+    /// frame, cut into Noise messages. Each piece is sealed straight from
+    /// the frame into its place on the wire (the first piece, which also
+    /// holds the length, through a small copy).
     fn seal_into(&mut self, frame: &[u8], wire: &mut Vec<u8>) -> Result<(), SessionError> {
         let len = u32::try_from(frame.len())
             .map_err(|_| SessionError::FrameTooLarge(frame.len() as u64))?;
-        let mut plain = Vec::with_capacity(4 + frame.len());
-        plain.extend_from_slice(&len.to_be_bytes());
-        plain.extend_from_slice(frame);
-        wire.reserve(plain.len() + plain.len() / PIECE * (2 + TAG) + 2 + TAG);
-        for piece in plain.chunks(PIECE) {
-            // Each piece is sealed straight into its place on the wire.
-            let at = wire.len();
-            wire.resize(at + 2 + piece.len() + TAG, 0);
-            let n = self
-                .transport
-                .write_message(self.nonce, piece, &mut wire[at + 2..])
-                .map_err(protocol)?;
-            self.nonce += 1;
-            wire.truncate(at + 2 + n);
-            wire[at..at + 2].copy_from_slice(&(n as u16).to_be_bytes());
+        let total = 4 + frame.len();
+        wire.reserve(total + total / PIECE * (2 + TAG) + 2 + TAG);
+        let first = frame.len().min(PIECE - 4);
+        let mut head = Vec::with_capacity(4 + first);
+        head.extend_from_slice(&len.to_be_bytes());
+        head.extend_from_slice(&frame[..first]);
+        self.seal_piece(&head, wire)?;
+        for piece in frame[first..].chunks(PIECE) {
+            self.seal_piece(piece, wire)?;
         }
+        Ok(())
+    }
+
+    /// Appends one Noise message of `piece` to `wire`.
+    fn seal_piece(&mut self, piece: &[u8], wire: &mut Vec<u8>) -> Result<(), SessionError> {
+        let at = wire.len();
+        wire.resize(at + 2 + piece.len() + TAG, 0);
+        let n = self
+            .transport
+            .write_message(self.nonce, piece, &mut wire[at + 2..])
+            .map_err(protocol)?;
+        self.nonce += 1;
+        wire.truncate(at + 2 + n);
+        wire[at..at + 2].copy_from_slice(&(n as u16).to_be_bytes());
         Ok(())
     }
 }
@@ -600,30 +623,63 @@ impl Opener {
         stream: &mut R,
         max: usize,
     ) -> Result<Vec<u8>, SessionError> {
-        let mut msg = Vec::new();
-        let mut first = Vec::new();
+        let mut frame = Vec::new();
+        self.read_and_open_into(stream, max, &mut frame)?;
+        frame.drain(..4);
+        Ok(frame)
+    }
+
+    /// Opens one frame into `out`, after its 4-byte length (so no piece is
+    /// copied twice): `out` is the length and the frame.
+    fn read_and_open_into<R: Read>(
+        &mut self,
+        stream: &mut R,
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
+        let mut msg = std::mem::take(&mut self.msg);
+        out.clear();
         self.ahead.read_msg(stream, &mut msg)?;
-        self.open_into(&msg, &mut first)?;
-        let Some(header) = first.first_chunk::<4>() else {
+        self.open_into(&msg, out)?;
+        let Some(header) = out.first_chunk::<4>() else {
             return Err(SessionError::Protocol("frame header cut short".into()));
         };
         let total = u32::from_be_bytes(*header) as u64;
         if total > max as u64 {
             return Err(SessionError::FrameTooLarge(total));
         }
-        let total = total as usize;
+        let total = total as usize + 4;
         // Each piece is opened in place at the end of the frame, which
         // briefly needs room for its tag too.
-        let mut frame = Vec::with_capacity(total + TAG);
-        frame.extend_from_slice(&first[4..]);
-        while frame.len() < total {
+        out.reserve(total + TAG - out.len());
+        while out.len() < total {
             self.ahead.read_msg(stream, &mut msg)?;
-            self.open_into(&msg, &mut frame)?;
+            self.open_into(&msg, out)?;
         }
-        if frame.len() != total {
+        if out.len() != total {
             return Err(SessionError::Protocol("frame longer than announced".into()));
         }
-        Ok(frame)
+        if msg.capacity() <= MAX_WIRE {
+            self.msg = msg;
+        }
+        Ok(())
+    }
+
+    /// [`Opener::recv`] into `out`, reused: the frame is `out[4..]`.
+    fn recv_into<R: Read>(
+        &mut self,
+        stream: &mut R,
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
+        if self.broken {
+            return Err(SessionError::Protocol("session already failed".into()));
+        }
+        let r = self.read_and_open_into(stream, max, out);
+        if r.is_err() {
+            self.broken = true;
+        }
+        r
     }
 }
 
@@ -643,6 +699,17 @@ impl<S: Read + Write> Session<S> {
     /// session is unusable.
     pub fn recv(&mut self, max: usize) -> Result<Vec<u8>, SessionError> {
         self.opener.recv(&mut self.stream, max)
+    }
+
+    /// [`Session::recv`] into a buffer that is reused from frame to frame
+    /// (a bulk transfer): returns the frame, which is `buf[4..]`.
+    pub fn recv_into<'b>(
+        &mut self,
+        max: usize,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8], SessionError> {
+        self.opener.recv_into(&mut self.stream, max, buf)?;
+        Ok(&buf[4..])
     }
 
     /// The underlying stream, e.g. to set timeouts.

@@ -106,7 +106,9 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
         Request::Get(get) => {
             super::transfer::serve_local_get(get, reader, write_half, &caller, &shared)
         }
-        Request::List(list) => super::transfer::serve_local_list(list, write_half, &caller, &shared),
+        Request::List(list) => {
+            super::transfer::serve_local_list(list, write_half, &caller, &shared)
+        }
         Request::Status => {
             // Every local user may ask, as for the member list: the
             // counters are totals, and name no path, user or query.

@@ -87,9 +87,7 @@ pub fn serve_get(
             return Some(s);
         }
     };
-    shared
-        .counters
-        .query(super::counters::Origin::Remote);
+    shared.counters.query(super::counters::Origin::Remote);
     crate::daemon::logging::trail(
         "transfer",
         format_args!(
@@ -276,9 +274,7 @@ pub fn serve_list(
             Err(failed(ErrorCode::NotADirectory, "not a directory"))
         }
     });
-    shared
-        .counters
-        .query(super::counters::Origin::Remote);
+    shared.counters.query(super::counters::Origin::Remote);
     let mut sent = 0usize;
     let mut batch = Vec::new();
     let mut size = 0usize;
@@ -540,7 +536,11 @@ fn local_get(
     .map_err(broken)?;
     let first = s.recv(peer::MAX_FRAME).map_err(broken)?;
     let (size, name) = match transfer::decode(&first) {
-        Ok(Frame::Reply(Reply::Sending { size, offset: o, peer })) if o == offset => {
+        Ok(Frame::Reply(Reply::Sending {
+            size,
+            offset: o,
+            peer,
+        })) if o == offset => {
             let r = Reply::Sending {
                 size,
                 offset,
@@ -553,9 +553,10 @@ fn local_get(
         _ => return Err(unexpected(&at)),
     };
     let mut at_byte = offset;
+    let mut buf = Vec::new();
     loop {
-        let frame = s.recv(peer::MAX_FRAME).map_err(broken)?;
-        match transfer::decode(&frame) {
+        let frame = s.recv_into(peer::MAX_FRAME, &mut buf).map_err(broken)?;
+        match transfer::decode(frame) {
             Ok(Frame::Data(bytes)) => {
                 let end = at_byte + bytes.len() as u64;
                 if end > size {
@@ -687,7 +688,10 @@ mod tests {
             ("b/l", Kind::Symlink, 0),
             ("b/c/d", Kind::File, 1),
         ];
-        let want: Vec<_> = want.iter().map(|(p, k, s)| (p.to_string(), *k, *s)).collect();
+        let want: Vec<_> = want
+            .iter()
+            .map(|(p, k, s)| (p.to_string(), *k, *s))
+            .collect();
         assert_eq!(seen, want);
     }
 }

@@ -194,7 +194,10 @@ mod tests {
             offset: 7,
         };
         let s = serde_json::to_string(&get).unwrap();
-        assert_eq!(s, r#"{"path":{"path":"/srv/�","path_b64":"L3Nydi//"},"offset":7}"#);
+        assert_eq!(
+            s,
+            r#"{"path":{"path":"/srv/�","path_b64":"L3Nydi//"},"offset":7}"#
+        );
         assert_eq!(serde_json::from_str::<Get>(&s).unwrap(), get);
         assert!(serde_json::from_str::<Get>(r#"{"path":"/a","fd":3}"#).is_err());
         assert!(serde_json::from_str::<LocalGet>(r#"{"peer":"a","path":"/a","x":1}"#).is_err());
