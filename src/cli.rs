@@ -1300,6 +1300,16 @@ TYPE lines.";
 /// The SECURITY section of a command other than p2pd.
 fn security(bin: &str) -> String {
     let own = match bin {
+        "p2p-get" => {
+            "A member sends only what it would answer a query about: regular files below its \
+             exports (--export), opened beneath the root as every query opens them, and below an \
+             export that names groups only to members whose certificate carries one. Every user \
+             allowed on the socket may fetch what the members export, as they may query it.\n\n\
+             The files are written by this command, running as you: it creates each temporary \
+             file itself (never through a symlink) and passes the descriptor to p2pd, which \
+             writes into that descriptor only and never opens a destination, so a p2pd running \
+             as root or as a service user writes nowhere you could not."
+        }
         "p2p-peers" => {
             "Every user allowed on the socket may list and watch the members: names, \
              addresses, tags and states. Watchers are bounded: 256 in all, 8 per user other \
@@ -1936,6 +1946,81 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                 "EXAMPLES",
                 "  p2p-count -r /srv/data | jq '.files + .dirs'\n  p2p-count --format text /var/log /tmp\n  p2p-count --all -r /srv/data --where role=storage | jq '{peer, files}'".into(),
             ));
+        }
+        "p2p-get" => {
+            s.push((
+                "DESCRIPTION",
+                "p2p-get copies regular files from members of the cluster to this host: one \
+                 file (MEMBER:/PATH, written to DEST, or into DEST when it is a directory, or to \
+                 ./NAME), a tree (-r MEMBER:/DIR DEST, as cp -r: into DEST when it is a directory, \
+                 else as DEST), or one file from every member (--all /PATH DIR, into \
+                 DIR/MEMBER/PATH, the whole of PATH below DIR/MEMBER). The member is named as \
+                 p2p-peers lists it; MEMBER:/PATH is split at its first :/, so a name of the form \
+                 HOST:PORT works, and the path is absolute, as it is on the member.\n\n\
+                 The file travels over the encrypted session between the local p2pd and the \
+                 member. The member hashes it (SHA-256) as it reads and sends the digest at the \
+                 end; the local p2pd hashes what it writes and the file is kept only when the two \
+                 agree (else mismatch). A file that changes while it is sent (its size, mtime, \
+                 ctime or inode differ at the end) is refused with changed, as the queries \
+                 refuse to count one: try again.\n\n\
+                 Writing is atomic: the file is written to a temporary file in DEST's directory, \
+                 synced, renamed to DEST (renameat2 RENAME_NOREPLACE: an existing DEST is never \
+                 replaced unless -f is given, not even one that appears meanwhile), and the \
+                 directory is synced. The temporary file is .NAME.p2p-tmp.PID, removed when the \
+                 transfer fails or the command is interrupted (SIGINT, SIGTERM, SIGHUP; the exit \
+                 status is then 128 plus the signal number). With -c (--continue) it is \
+                 NAME.p2p-partial instead: kept when the transfer fails or is interrupted, and \
+                 picked up by the next p2p-get -c of the same DEST. What it holds is read back \
+                 and hashed again (never trusted), only the rest is sent, and the whole file must \
+                 still hash to the member's digest: a partial file that is not the start of the \
+                 file gets mismatch and is removed.\n\n\
+                 With -r the tree is listed by the member (depth first, never following a \
+                 symlink), its directories are made here and its regular files fetched one by \
+                 one, each as above. Symlinks are neither followed nor made, and FIFOs, sockets \
+                 and devices are not fetched: each is named on stderr as skipped, without \
+                 changing the exit status. A directory of the tree that exists here is used; a \
+                 symlink in its place is refused (not_a_directory), so a tree never lands where \
+                 a link points. Names the member lists are checked: one with a .. or an empty \
+                 component is skipped.\n\n\
+                 A file of this member itself (MEMBER is this host's p2pd) is copied by the \
+                 command, with your own rights, by the same rules, as cp would; the daemon is \
+                 not asked to read it."
+                    .into(),
+            ));
+            s.push((
+                "OUTPUT",
+                "One JSON object per file: peer, path (on the member; path_b64 when it is not \
+                 UTF-8), dest (where it was written; dest_b64 likewise), bytes and sha256. \
+                 --format text prints sha256sum lines of the files written (sha256, two spaces, \
+                 DEST), which sha256sum -c accepts.\n\n\
+                 A file that fails prints {\"peer\",\"path\",\"error\":{\"code\",\"message\"}} \
+                 and a message on stderr; besides the codes of the queries (not_found, \
+                 permission_denied, not_exported, is_directory, unauthorized, unreachable, \
+                 timeout, ...) there are changed (the file changed while it was sent), exists \
+                 (DEST exists and -f was not given) and mismatch (what arrived does not hash to \
+                 the member's digest). With --all a member that is down gets unreachable at \
+                 once, and the others are still fetched.\n\n\
+                 The progress line (files, bytes, rate) is shown on stderr when it is a \
+                 terminal; --progress shows it anywhere, --no-progress never."
+                    .into(),
+            ));
+            s.push((
+                "LIMITS",
+                "A member sends a file on its worker pool, 32 MiB at a time, in the asking \
+                 member's share of the workers, so transfers take turns with queries; a receiver \
+                 that stops reading holds a worker at most for the peer session's write timeout \
+                 (60 s). The local p2pd holds at most as many links to one member as for queries. \
+                 A tree's listing holds at most 1,000,000 entries. --timeout bounds how long a \
+                 member may stay silent."
+                    .into(),
+            ));
+            s.push((
+                "EXAMPLES",
+                "  p2p-get web3:/etc/ssh/sshd_config\n  p2p-get web3:/etc/ssh/sshd_config /tmp/web3.sshd_config\n  p2p-get --all /etc/ssh/sshd_config collected/\n  p2p-get -r db1:/srv/reports reports/\n  p2p-get -c big:/srv/data/dump.tar .   # again after an interruption: picks it up".into(),
+            ));
+            s.push(("EXIT STATUS", "0 when every file was fetched; 1 when some file failed; 2 for a usage error; 3 when the local p2pd cannot be reached; 128 plus the signal's number when interrupted.".into()));
+            s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+            s.push(("FILES", CLIENT_FILES.into()));
         }
         "p2p-stat" => {
             s.push((
