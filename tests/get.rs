@@ -382,3 +382,71 @@ fn an_export_with_groups_is_refused_to_a_member_outside_them() {
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(std::fs::read(&dest).unwrap(), b"only for ops\n");
 }
+
+#[test]
+fn an_interrupted_transfer_leaves_no_temporary_file_and_continue_keeps_its_part() {
+    let (ds, export) = pair();
+    // Large enough to be caught on its way: 1 MiB of pattern, each copy
+    // marked with its number.
+    let block = content(1 << 20);
+    let mut data = Vec::with_capacity(384 << 20);
+    for i in 0..384u32 {
+        data.extend_from_slice(&i.to_be_bytes());
+        data.extend_from_slice(&block[4..]);
+    }
+    let src = write(export.path(), "big", &data);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("big");
+    let interrupt = |args: &[&std::ffi::OsStr], grown: &dyn Fn() -> Option<PathBuf>| {
+        let mut child = ds[0]
+            .cmd("p2p-get")
+            .arg("--no-progress")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut seen = None;
+        eventually(30, "the transfer is under way", || {
+            seen = grown();
+            seen.is_some()
+        });
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "interrupted, not finished");
+        seen.unwrap()
+    };
+    let temp_with_bytes = || {
+        std::fs::read_dir(out.path()).unwrap().find_map(|e| {
+            let e = e.unwrap();
+            let n = e.file_name();
+            (n.as_bytes().starts_with(b".big.p2p-tmp") && e.metadata().unwrap().len() > 0)
+                .then(|| e.path())
+        })
+    };
+    let temp = interrupt(
+        &[&source("node1", &src), dest.as_os_str()],
+        &temp_with_bytes,
+    );
+    assert!(!temp.exists(), "the temporary file is removed");
+    assert!(!dest.exists());
+
+    let partial = partial_of(&dest);
+    let partial_with_bytes = || {
+        std::fs::metadata(&partial)
+            .is_ok_and(|m| m.len() > 0)
+            .then(|| partial.clone())
+    };
+    interrupt(
+        &[os("-c"), &source("node1", &src), dest.as_os_str()],
+        &partial_with_bytes,
+    );
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept > 0 && kept < data.len() as u64, "{kept}");
+    let r = get(
+        &ds[0],
+        &[os("-c"), &source("node1", &src), dest.as_os_str()],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(std::fs::read(&dest).unwrap() == data);
+    assert!(!partial.exists());
+}

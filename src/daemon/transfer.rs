@@ -554,10 +554,16 @@ fn local_get(
     };
     let mut at_byte = offset;
     let mut buf = Vec::new();
+    let mut frames = 0u64;
     loop {
         let frame = s.recv_into(peer::MAX_FRAME, &mut buf).map_err(broken)?;
         match transfer::decode(frame) {
             Ok(Frame::Data(bytes)) => {
+                frames += 1;
+                if frames % CLIENT_CHECK == 0 && client_gone(out) {
+                    // Interrupted: the member's session is dropped with us.
+                    return Err(failed(ErrorCode::Internal, "the command went away"));
+                }
                 let end = at_byte + bytes.len() as u64;
                 if end > size {
                     return Err(changed());
@@ -591,6 +597,23 @@ fn local_get(
             _ => return Err(unexpected(&at)),
         }
     }
+}
+
+/// Data frames between two looks at whether the command is still there
+/// (4 MiB).
+const CLIENT_CHECK: u64 = 16;
+
+/// Whether the command closed its end: it sends nothing after its request,
+/// so anything to read, or a hang-up, means it is gone (interrupted).
+fn client_gone(out: &UnixStream) -> bool {
+    let mut p = libc::pollfd {
+        fd: out.as_raw_fd(),
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one pollfd we own, no wait.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents != 0
 }
 
 /// Hashes the first `len` bytes of `file` into `h`.
