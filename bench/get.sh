@@ -12,6 +12,7 @@
 # a private one, of this run only, on a port from 43000-43999, with keys
 # made for the run, and stopped at the end.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 SIZE_MIB=${SIZE_MIB:-1024}
@@ -74,6 +75,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PidFile $ssh_dir/sshd.pid
+Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
 mkdir -p /run/sshd 2>/dev/null || true
 "$(command -v sshd)" -D -e -f "$ssh_dir/sshd_config" 2> "$ssh_dir/log" &
@@ -81,11 +83,12 @@ pids+=($!)
 sleep 0.5
 ssh_opts=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
   -i "$ssh_dir/user")
-cipher=$(ssh "${ssh_opts[@]}" -p "$SSH_PORT" 127.0.0.1 true -v 2>&1 | sed -n 's/.*kex: server->client cipher: \([^ ]*\).*/\1/p' | head -1)
+cipher=$(ssh -v "${ssh_opts[@]}" -o LogLevel=DEBUG1 -p "$SSH_PORT" 127.0.0.1 true 2>&1 | sed -n 's/.*kex: server->client cipher: \([^ ]*\).*/\1/p' | head -1)
 
 # --- runs --------------------------------------------------------------------
 best() { # COMMAND...: the best wall time of RUNS runs, in seconds
   local b= t
+  echo "timing $1 ${*: -2:1} ..." >&2
   for _ in $(seq "$RUNS"); do
     rm -f "$work/out/"*
     t=$(python3 -c "import time,subprocess,sys; s=time.perf_counter(); subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(time.perf_counter()-s)" "$@")
@@ -96,6 +99,7 @@ best() { # COMMAND...: the best wall time of RUNS runs, in seconds
 mbs() { python3 -c "print(f'{$bytes / $1 / 1e6:.0f} MB/s')"; }
 
 t_get=$(best env P2P_SOCKET="$work/asker/sock" "$BIN/p2p-get" --no-progress "sender:$src" "$work/out/big.bin")
+rm -f "$work/out/"*
 P2P_SOCKET="$work/asker/sock" "$BIN/p2p-get" --no-progress "sender:$src" "$work/out/big.bin" > /dev/null
 cmp "$src" "$work/out/big.bin"
 t_scp=$(best scp -q "${ssh_opts[@]}" -P "$SSH_PORT" "127.0.0.1:$src" "$work/out/big.bin")
@@ -105,6 +109,8 @@ printf '# bench/get.sh, %s, commit %s; %s, %s MiB in the page cache, best of %s\
   "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(git rev-parse --short HEAD)" "$(nproc) CPUs" "$SIZE_MIB" "$RUNS"
 printf '# ssh %s, cipher %s; rsync %s\n' "$(ssh -V 2>&1 | cut -d, -f1)" "${cipher:-default}" \
   "$(rsync --version | head -1 | awk '{print $3}')"
+printf '# load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '# p2p-get also syncs the file and its directory (fsync) before the rename; scp and rsync do not\n'
 printf '%-46s %12s %12s %9s\n' "one file over loopback" "p2p-get" "reference" "ratio"
 row() { printf '%-46s %12s %12s %8.1fx\n' "$1" "$(mbs "$t_get")" "$(mbs "$2")" "$(python3 -c "print($2 / $t_get)")"; }
 row "p2p-get vs scp" "$t_scp"

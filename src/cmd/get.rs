@@ -108,7 +108,8 @@ fn fetch_all(cli: &GetCli, printer: &mut Printer) -> Result<(), Fatal> {
     if let Some(aside) = progress.as_ref().and_then(Progress::aside) {
         printer.share_terminal(aside);
     }
-    printer.several_members(cli.all, false);
+    // Text lines stay sha256sum lines; messages name the member.
+    printer.several_members(cli.all, true);
     let tasks = tasks(cli, &members, printer)?;
     if let Some(p) = &progress {
         let listed = p.listed();

@@ -288,7 +288,8 @@ pub fn serve_list(
                     format!("the tree holds more than {MAX_ENTRIES} entries; fetch it in parts"),
                 ));
             }
-            size += entry.path.len() * 2 + 48;
+            // A name that is not UTF-8 is written twice (readable and base64).
+            size += entry.path.len() * 5 + 64;
             batch.push(entry);
             if size >= ENTRIES_BYTES {
                 size = 0;
