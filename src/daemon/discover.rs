@@ -103,34 +103,30 @@ fn multicast_if_v4(sock: &UdpSocket, ip: Ipv4Addr) -> io::Result<()> {
     let addr = libc::in_addr {
         s_addr: u32::from(ip).to_be(),
     };
-    // SAFETY: a valid socket and an in_addr of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            (&raw const addr).cast(),
-            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    set_option(sock, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &addr)
 }
 
 /// Sends multicast from interface `index`.
 fn multicast_if_v6(sock: &UdpSocket, index: u32) -> io::Result<()> {
     let index = index as libc::c_int;
-    // SAFETY: a valid socket and a c_int of the size given.
+    set_option(sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &index)
+}
+
+/// setsockopt(2) with `value` as the option's bytes.
+fn set_option<T>(
+    sock: &UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: a valid socket, and a value of the size given, alive for the call.
     let r = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MULTICAST_IF,
-            (&raw const index).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if r == 0 {
