@@ -834,6 +834,25 @@ fn reload(d: &Daemon, what: &str) {
     });
 }
 
+/// A second certificate for `name`'s node key (`dir/NAME.pub`), in group
+/// web, issued a second after the first (not-before has that resolution),
+/// kept as `dir/NAME-FILE`.
+fn sign_again(dir: &Path, ca: &Path, name: &str, file: &str) -> PathBuf {
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = run(Command::new(bin("p2p-ca"))
+        .args(["sign", "--dir", s(ca), "--name", name, "--group", "web"])
+        .arg(dir.join(format!("{name}.pub"))));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    write(dir, &format!("{name}-{file}"), r.stdout.as_bytes())
+}
+
+/// A daemon started from its config file, joining through `join`.
+fn from_config(config: &Path, join: &str) -> Daemon {
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend(["--config", s(config), "--join", join]);
+    Daemon::start_on(0, &args, &[("P2PD_SECRET", TEST_KEY)])
+}
+
 /// The same move to certificates without a single restart: each member's
 /// config file gets its certificate with accept-uncertified, then loses
 /// the flag, and a SIGHUP applies each change. After every reload every
@@ -919,10 +938,7 @@ fn a_certificate_is_renewed_by_sighup() {
     let (k1, c1) = certify(&top, &ca, "beta");
     let a = certified(&top, &ca, &k0, &c0, &[]);
     let config = member_config(&top, "beta", Some((&ca_pub, &k1, &c1)), false);
-    let join = format!("127.0.0.1:{}", a.port);
-    let mut args: Vec<&str> = FAST.to_vec();
-    args.extend(["--config", s(&config), "--join", &join]);
-    let b = Daemon::start_on(0, &args, &[("P2PD_SECRET", TEST_KEY)]);
+    let b = from_config(&config, &format!("127.0.0.1:{}", a.port));
     let ask = |from: &Daemon, to: &str| run(from.cmd("p2p-wc").args(["--peer", to, s(&file)]));
     eventually(20, "alpha reads beta's files", || {
         ask(&a, "beta").status == 0
@@ -944,14 +960,8 @@ fn a_certificate_is_renewed_by_sighup() {
     reload(&b, "a new CA needs a restart");
     assert_eq!(ask(&a, "beta").status, 0);
 
-    // The renewal: the same node key, a new certificate from the CA, issued
-    // later (not-before has a resolution of one second).
-    std::thread::sleep(Duration::from_millis(1100));
-    let r = run(Command::new(bin("p2p-ca"))
-        .args(["sign", "--dir", s(&ca), "--name", "beta", "--group", "web"])
-        .arg(top.join("beta.pub")));
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    let renewed = write(&top, "beta-renewed.crt", r.stdout.as_bytes());
+    // The renewal: the same node key, a new certificate from the CA.
+    let renewed = sign_again(&top, &ca, "beta", "renewed.crt");
     assert_ne!(serial_of(&renewed), old);
     member_config(&top, "beta", Some((&ca_pub, &k1, &renewed)), false);
     reload(
@@ -997,18 +1007,10 @@ fn an_older_certificate_of_a_revoked_name_does_not_let_it_back() {
     let (k0, c0) = certify(&top, &ca, "alpha");
     let (k1, older) = certify(&top, &ca, "beta");
     // The same key signed again a second later: a later not-before.
-    std::thread::sleep(Duration::from_millis(1100));
-    let r = run(Command::new(bin("p2p-ca"))
-        .args(["sign", "--dir", s(&ca), "--name", "beta"])
-        .arg(top.join("beta.pub")));
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    let newer = write(&top, "beta-newer.crt", r.stdout.as_bytes());
+    let newer = sign_again(&top, &ca, "beta", "newer.crt");
     let a = certified(&top, &ca, &k0, &c0, &[]);
     let config = member_config(&top, "beta", Some((&ca_pub, &k1, &newer)), false);
-    let join = format!("127.0.0.1:{}", a.port);
-    let mut args: Vec<&str> = FAST.to_vec();
-    args.extend(["--config", s(&config), "--join", &join]);
-    let b = Daemon::start_on(0, &args, &[("P2PD_SECRET", TEST_KEY)]);
+    let b = from_config(&config, &format!("127.0.0.1:{}", a.port));
     let ask = |from: &Daemon, to: &str| run(from.cmd("p2p-wc").args(["--peer", to, s(&file)]));
     eventually(20, "alpha reads beta's files", || {
         ask(&a, "beta").status == 0

@@ -166,21 +166,28 @@ fn kill_leave_and_restart_are_seen_and_watched() {
     assert!(saw("join", "node3"), "{events:?}");
 }
 
-#[test]
-fn a_duplicate_name_is_refused() {
-    let first = Daemon::start(&args(&["--name", "same"]));
-    let seed = format!("127.0.0.1:{}", first.port);
+/// Runs a p2pd with `extra` to its end: it must be refused, its name in
+/// use, and exit 2.
+fn refused_as_a_duplicate(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let r = run(std::process::Command::new(common::bin("p2pd"))
         .arg("0")
         .args(FAST)
-        .args(["--name", "same", "--join", &seed, "--socket"])
+        .args(extra)
+        .arg("--socket")
         .arg(dir.path().join("s.sock"))
         .env("P2PD_SECRET", TEST_KEY)
         .env("HOME", dir.path())
         .stdin(Stdio::null()));
     assert_eq!(r.status, 2, "{}", r.stderr);
     assert!(r.stderr.contains("already used"), "{}", r.stderr);
+}
+
+#[test]
+fn a_duplicate_name_is_refused() {
+    let first = Daemon::start(&args(&["--name", "same"]));
+    let seed = format!("127.0.0.1:{}", first.port);
+    refused_as_a_duplicate(&["--name", "same", "--join", &seed]);
     assert_eq!(peers(&first).len(), 1);
 }
 
@@ -404,23 +411,5 @@ fn a_member_back_at_a_new_address_is_accepted_once_the_old_one_is_silent() {
     assert_eq!(answered, ["a", "b", "c"]);
 
     // The name is in use and its holder answers: refused.
-    let dir = tempfile::tempdir().unwrap();
-    let r = run(std::process::Command::new(common::bin("p2pd"))
-        .arg("0")
-        .args(FAST)
-        .args([
-            "--name",
-            "a",
-            "--bind",
-            "127.0.0.2",
-            "--join",
-            &seed,
-            "--socket",
-        ])
-        .arg(dir.path().join("s.sock"))
-        .env("P2PD_SECRET", TEST_KEY)
-        .env("HOME", dir.path())
-        .stdin(Stdio::null()));
-    assert_eq!(r.status, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("already used"), "{}", r.stderr);
+    refused_as_a_duplicate(&["--name", "a", "--bind", "127.0.0.2", "--join", &seed]);
 }

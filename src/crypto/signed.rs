@@ -108,16 +108,6 @@ impl Certs {
             .collect()
     }
 
-    /// The certificate held for member `name` that lasts longest (a
-    /// renewed one beats the one it replaces), if any.
-    pub fn named(&self, name: &str) -> Option<Arc<CertBody>> {
-        self.known
-            .values()
-            .filter(|(b, _)| b.name == name)
-            .max_by_key(|(b, _)| (b.not_after, b.serial))
-            .map(|(b, _)| Arc::clone(b))
-    }
-
     /// Verifies a certificate's bytes against our CA at `now` and keeps it.
     fn learn(&mut self, bytes: &[u8], now: i64) -> Result<u64, OpenError> {
         if let Some(held) = self.find_bytes(bytes) {

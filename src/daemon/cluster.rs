@@ -419,9 +419,7 @@ impl Cluster {
         // renewal); an older one that was never revoked does not.
         if verdict.is_ok() && self.cut.read().is_ok_and(|cut| cut.contains(&peer.name)) {
             // Under the lock, so that no newer list's names are overtaken.
-            let Ok(r) = r.write() else {
-                return Err(CertError::Missing);
-            };
+            let r = r.write().unwrap_or_else(|poisoned| poisoned.into_inner());
             let names = self.revoked_now(&r);
             if names.contains(&peer.name) {
                 return Err(CertError::Superseded);
@@ -431,13 +429,13 @@ impl Cluster {
                 untrusted(&peer.name),
                 peer.serial
             );
-            self.revoked(names.into_iter().collect(), None);
+            self.tell_revoked(names.into_iter().collect(), None);
         }
         verdict
     }
 
     /// Tells the gossip loop the names revoked now, and news to spread.
-    fn revoked(&self, names: Vec<String>, spread: Option<(Vec<u8>, bool)>) {
+    fn tell_revoked(&self, names: Vec<String>, spread: Option<(Vec<u8>, bool)>) {
         match self.cut.write() {
             Ok(mut cut) => cut.clone_from(&names),
             Err(poisoned) => poisoned.into_inner().clone_from(&names),
@@ -641,7 +639,7 @@ impl Cluster {
                 .map(|n| (n, source == Source::Local)),
         };
         // Sent under the lock: a later change cannot be overtaken by this one.
-        self.revoked(names.into_iter().collect(), spread);
+        self.tell_revoked(names.into_iter().collect(), spread);
         drop(r);
         self.cut_refused();
         Ok(heard)
@@ -716,7 +714,7 @@ impl Cluster {
             })
         {
             let names = self.revoked_names();
-            self.revoked(names, Some((news, true)));
+            self.tell_revoked(names, Some((news, true)));
         }
         Ok(self
             .revocation
@@ -1458,12 +1456,7 @@ impl Cluster {
                     node.addr
                 ),
             );
-            return JoinReply {
-                members: Vec::new(),
-                error: Some(format!("this identity is refused: {e}")),
-                revoked: None,
-                retry: false,
-            };
+            return JoinReply::refusal(format!("this identity is refused: {e}"), false);
         }
         let members = cluster.members();
         let clash = members.iter().find(|m| {
@@ -1485,16 +1478,14 @@ impl Cluster {
                 node.addr,
                 m.addr
             );
-            return JoinReply {
-                members: Vec::new(),
-                error: Some(format!(
+            return JoinReply::refusal(
+                format!(
                     "the name {} is held by the member at {}, which does not answer: \
                      this node gets in once the cluster finds that member down",
                     node.name, m.addr
-                )),
-                revoked: None,
-                retry: true,
-            };
+                ),
+                true,
+            );
         }
         if let Some(m) = clash {
             logging::hostile(
@@ -1507,15 +1498,13 @@ impl Cluster {
                     m.addr
                 ),
             );
-            return JoinReply {
-                members: Vec::new(),
-                error: Some(format!(
+            return JoinReply::refusal(
+                format!(
                     "the name {} is already used by the member at {}; give this node another --name",
                     node.name, m.addr
-                )),
-                revoked: None,
-                retry: false,
-            };
+                ),
+                false,
+            );
         }
         let mut list: Vec<Node> = vec![cluster.me()];
         list.extend(

@@ -260,15 +260,13 @@ fn serve_requests(
             Ok(PeerRequest::Join { node } | PeerRequest::Sync { node, .. })
                 if refuse_claim(shared, &s, &node.name, from) =>
             {
-                let reply = JoinReply {
-                    members: Vec::new(),
-                    error: Some(format!(
+                let reply = JoinReply::refusal(
+                    format!(
                         "the name {} is not the one in your certificate",
                         crate::daemon::logging::untrusted(&node.name)
-                    )),
-                    revoked: None,
-                    retry: false,
-                };
+                    ),
+                    false,
+                );
                 let _ = s.send(&peer::encode(&reply));
                 return (served, End::Broken);
             }

@@ -151,6 +151,18 @@ pub struct JoinReply {
     pub retry: bool,
 }
 
+impl JoinReply {
+    /// A join turned down with `error`: for good, or, with `retry`, for now.
+    pub fn refusal(error: String, retry: bool) -> JoinReply {
+        JoinReply {
+            members: Vec::new(),
+            error: Some(error),
+            revoked: None,
+            retry,
+        }
+    }
+}
+
 /// The answer to [`PeerRequest::Sync`]: what the other side knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReply {
