@@ -866,6 +866,32 @@ pub enum StatusFormat {
     Prometheus,
 }
 
+/// The address `p2p-ui` serves on without --listen.
+pub const UI_LISTEN: &str = "127.0.0.1:8429";
+
+/// p2p-ui: a web dashboard of the local daemon.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-ui",
+    version,
+    about = "Serve a web dashboard of the local p2pd on loopback: members live, queries, drift, counters",
+    after_help = "Prints the URL to open, with a random token, on standard output. Exit status: 0 once \
+stopped by SIGINT or SIGTERM, 2 for a usage error or an address that cannot be bound, 3 when the \
+local daemon cannot be reached."
+)]
+pub struct UiCli {
+    /// Where to serve, ADDR:PORT (port 0 takes a free one); an address other than loopback is warned about
+    #[arg(long, value_name = "ADDR:PORT", default_value = UI_LISTEN)]
+    pub listen: std::net::SocketAddr,
+
+    /// Open the dashboard in the desktop's browser (xdg-open), best effort
+    #[arg(long)]
+    pub open: bool,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
 /// p2p-join: join the cluster through known members.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -1016,6 +1042,7 @@ pub fn commands() -> Vec<clap::Command> {
         GetCli::command(),
         PeersCli::command(),
         StatusCli::command(),
+        UiCli::command(),
         JoinCli::command(),
         LeaveCli::command(),
         KeygenCli::command(),
@@ -1321,6 +1348,28 @@ fn security(bin: &str) -> String {
              list the members with p2p-peers: they are totals, and name no path, user, member \
              address or query. They do show how busy the daemon is (queries, bytes read), \
              which any local user could also tell from its CPU time."
+        }
+        "p2p-ui" => {
+            "The dashboard runs as you and is one more client of p2pd: the members and counters \
+             are what p2p-peers and p2p-status show you, and a query runs p2p-wc, p2p-sha256, \
+             p2p-count or p2p-stat as you, so it opens files with your rights and can never read \
+             more than you can.\n\n\
+             Whoever can use the dashboard can do that too, so it is guarded: the URL printed at \
+             start carries a random token (192 bits from the kernel); the first visit with it sets \
+             an HttpOnly, SameSite=Strict cookie and drops the token from the address bar; any \
+             request with neither a valid token nor that cookie is refused (403). The Host header \
+             must name the dashboard (127.0.0.1:PORT, localhost:PORT, [::1]:PORT or the --listen \
+             address), which defeats DNS rebinding; a request whose Origin is another site's is \
+             refused; queries are POST only and need the dashboard's own Origin or an X-P2P-UI \
+             header, which no other site can send without a CORS preflight, never answered. Pages \
+             carry a Content-Security-Policy of default-src 'self': the page loads nothing from \
+             elsewhere. Tokens are compared in constant time.\n\n\
+             It listens on loopback only unless --listen says otherwise, and then warns: the \
+             dashboard speaks plain HTTP, so on a network the token could be overheard. Other \
+             users of this host can connect to the port, but without the token they get nothing; \
+             keep the printed URL to yourself (with --open the token is handed to the browser \
+             through a file only you can read, not on a command line). At most 16 streams and \
+             queries are served at once; more are refused with 503."
         }
         "p2p-join" => {
             "Only p2pd's own user and root may make it join: anyone else gets \
@@ -2283,6 +2332,61 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
         }
         _ => {}
     }
+    if bin == "p2p-ui" {
+        s.push((
+            "DESCRIPTION",
+            "p2p-ui serves a small web dashboard of the local p2pd, for an operator who would \
+             rather see than read: the members, live; queries with their results in a table; \
+             the drift of a file across the fleet; the daemon's counters. The page is plain HTML, \
+             CSS and JavaScript embedded in the binary: nothing is fetched from elsewhere, and it \
+             works in current Firefox and Chromium, from the keyboard too.\n\n\
+             On start it prints the URL to open, with a token, on standard output, and serves \
+             until SIGINT or SIGTERM (which interrupt any query still running). By default it \
+             listens on 127.0.0.1:8429; --listen 127.0.0.1:0 takes a free port, which the URL \
+             names.\n\n\
+             Members: name, address, state, incarnation, tags, since, and with a CA the \
+             certificate's groups and expiry; the table follows the daemon's watch stream (as \
+             p2p-peers --watch) through server-sent events, and a row that changes is highlighted \
+             for a few seconds. Columns sort with a click (or Enter).\n\n\
+             Query: a command (wc, sha256, count, stat), paths (one a line; relative ones against \
+             the directory p2p-ui was started in) and where it runs (here, --peer, --all, \
+             --spread, --where, --group). The command itself runs, as you, and its JSON lines \
+             stream into a sortable table; the download buttons give those very lines (JSON \
+             lines) or the same as CSV.\n\n\
+             Drift: the paths asked with --all --group, as a matrix of paths by members, each \
+             cell coloured by which distinct answer the member gave; members that differ from \
+             the largest group come first, and so do the paths on which members disagree. A \
+             click on a cell shows that member's whole answer.\n\n\
+             Status: p2p-status's counters, read every 2 s, with small charts of queries, bytes \
+             read and rejected datagrams per second over the last ten minutes."
+                .into(),
+        ));
+        s.push((
+            "API",
+            "The page's endpoints, usable with the cookie or ?token=: GET /api/members (the \
+             member table as JSON), GET /api/events (server-sent events: snapshot, member, daemon), \
+             GET /api/status (the counters and their history); POST /api/query and POST \
+             /api/drift take a JSON form {\"command\": \"sha256\", \"paths\": [...], \
+             \"placement\": \"here|peer|all|spread\", \"peers\": [...], \"where\": \
+             [\"KEY=VALUE\"], \"group\": false, \"recursive\": false}. /api/query answers \
+             an event stream: an out event per line the command prints, err per line on its \
+             stderr, and exit with its status; /api/drift answers the matrix as one JSON object."
+                .into(),
+        ));
+        s.push((
+            "EXAMPLES",
+            "  p2p-ui\n  p2p-ui --open\n  p2p-ui --listen 127.0.0.1:0 --socket /run/p2p/p2pd.sock\n  \
+             ssh -L 8429:127.0.0.1:8429 host   # then open the printed URL here"
+                .into(),
+        ));
+        s.push((
+            "EXIT STATUS",
+            "0 once stopped by SIGINT or SIGTERM; 2 for a usage error or an address that cannot \
+             be bound; 3 when the local p2pd cannot be reached at start (later, the page says the \
+             daemon is down and the dashboard reconnects on its own)."
+                .into(),
+        ));
+    }
     if ["p2p-wc", "p2p-sha256", "p2p-count", "p2p-stat"].contains(&bin) {
         s.push(("INTERRUPTION", INTERRUPTION.into()));
     }
@@ -2347,6 +2451,9 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
         };
         s.push(("ENVIRONMENT", env));
         s.push(("FILES", CLIENT_FILES.into()));
+    } else if bin == "p2p-ui" {
+        s.push(("ENVIRONMENT", CLIENT_ENV.into()));
+        s.push(("FILES", CLIENT_FILES.into()));
     } else if bin != "p2pd" {
         s.push(("EXIT STATUS", EXIT_STATUS.into()));
         s.push(("ENVIRONMENT", CLIENT_ENV.into()));
@@ -2355,7 +2462,7 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
     s.push((
         "SEE ALSO",
         "p2pd(1), p2p-wc(1), p2p-sha256(1), p2p-count(1), p2p-stat(1), p2p-peers(1), p2p-status(1), \
-         p2p-join(1), p2p-leave(1), p2p-keygen(1), p2p-ca(1), p2p-revoke(1), wc(1), sha256sum(1)"
+         p2p-ui(1), p2p-join(1), p2p-leave(1), p2p-keygen(1), p2p-ca(1), p2p-revoke(1), wc(1), sha256sum(1)"
             .into(),
     ));
     s

@@ -14,6 +14,7 @@
 //! - [`paths`]: where sockets, keys and state live by default.
 //! - [`trust`]: whom a command may hand its descriptors to: the socket's directories and the daemon's uid.
 //! - [`daemon`]: `p2pd` itself: listeners, worker pool, cluster queries, file transfers (`p2p-get`), signals, the certified identity it loads.
+//! - [`ui`]: `p2p-ui`, the web dashboard on loopback: token and Host/Origin checks, the JSON and event-stream endpoints, the embedded page.
 //! - [`cmd`]: one module per command: flags to query, results to output.
 //! - [`input`]: what the commands' names mean: standard input, `-`, lists and their empty names.
 //! - [`client`]: what every command shares: reading paths, talking to the daemon, printing.
@@ -55,3 +56,4 @@ pub mod revocation;
 pub mod state;
 pub mod systemd;
 pub mod trust;
+pub mod ui;

@@ -1401,7 +1401,7 @@ fn shell_word(mut s: &[u8]) -> Option<Vec<u8>> {
                             b'0'..=b'7' => {
                                 let d = |k: usize| {
                                     rest.get(k)
-                                        .filter(|b| (b'0'..=b'7').contains(b))
+                                        .filter(|&&b| b.is_ascii_digit() && b < b'8')
                                         .map(|b| b - b'0')
                                 };
                                 let (x, y) = (d(i)?, d(i + 1)?);

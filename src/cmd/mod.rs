@@ -12,6 +12,7 @@ pub mod revoke;
 pub mod sha256;
 pub mod stat;
 pub mod status;
+pub mod ui;
 pub mod wc;
 
 use crate::cli::{Connection, Job, Placement};
