@@ -1,0 +1,216 @@
+//! `p2p-ui` at the API level, without a browser: three daemons on
+//! loopback, the dashboard on port 0, requests over a plain TcpStream.
+
+mod common;
+mod ui_harness;
+
+use common::{eventually, run};
+use serde_json::Value;
+use ui_harness::{Tree, Ui};
+
+fn members(ui: &Ui) -> Vec<Value> {
+    let r = ui.get("/api/members");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    v["members"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_token_the_host_and_the_origin_guard_every_request() {
+    let d = common::Daemon::start(&[]);
+    let ui = Ui::start(&d);
+    assert!(ui.token.len() >= 22, "at least 128 bits: {}", ui.token);
+    // Nothing without the token or the cookie: not the page, not the API.
+    for path in ["/", "/app.js", "/api/members", "/api/status", "/api/events"] {
+        let r = ui.request("GET", path, &[], "");
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert!(!r.body.contains("<html"), "{path}");
+    }
+    let r = ui.request("GET", "/?token=wrongwrongwrong", &[], "");
+    assert_eq!(r.status, 403);
+    let bad_cookie = format!("p2p_ui_{}=wrong", ui.port);
+    assert_eq!(
+        ui.request("GET", "/", &[("Cookie", &bad_cookie)], "")
+            .status,
+        403
+    );
+
+    // The token sets the cookie and sends the browser to the URL without it.
+    let r = ui.request("GET", &format!("/?token={}", ui.token), &[], "");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("Location"), Some("/"));
+    let set = r.header("Set-Cookie").unwrap();
+    assert!(set.starts_with(&ui.cookie()), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    // The cookie works.
+    let page = ui.get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<table id=\"members\""));
+    let csp = page.header("Content-Security-Policy").unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+
+    // DNS rebinding: our port under another name is refused, cookie or not.
+    let cookie = ui.cookie();
+    for host in [format!("evil.example:{}", ui.port), "127.0.0.1".to_string()] {
+        let r = ui.request(
+            "GET",
+            "/api/members",
+            &[("Host", &host), ("Cookie", &cookie)],
+            "",
+        );
+        assert_eq!(r.status, 421, "Host {host}: {}", r.body);
+    }
+    let r = ui.request(
+        "GET",
+        "/api/members",
+        &[
+            ("Host", &format!("localhost:{}", ui.port)),
+            ("Cookie", &cookie),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 200);
+
+    // Cross-site: another Origin is refused, and a query needs POST with
+    // our Origin or the header a page of ours sends.
+    let form = r#"{"command":"sha256","paths":["/etc/hostname"]}"#;
+    let r = ui.request(
+        "POST",
+        "/api/query",
+        &[
+            ("Cookie", &cookie),
+            ("Origin", "http://evil.example"),
+            ("X-P2P-UI", "1"),
+        ],
+        form,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = ui.request("POST", "/api/query", &[("Cookie", &cookie)], form);
+    assert_eq!(r.status, 403, "no Origin, no header: {}", r.body);
+    let r = ui.request(
+        "GET",
+        "/api/query",
+        &[("Cookie", &cookie), ("X-P2P-UI", "1")],
+        "",
+    );
+    assert_eq!(r.status, 405);
+    let ours = format!("http://127.0.0.1:{}", ui.port);
+    let r = ui.request(
+        "POST",
+        "/api/query",
+        &[("Cookie", &cookie), ("Origin", &ours)],
+        form,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A form that no command could run is refused before anything runs.
+    let r = ui.post("/api/query", r#"{"command":"rm","paths":["/"]}"#);
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn members_stream_live_and_a_killed_daemon_turns_down() {
+    let mut cluster = common::start_cluster(3, |_| Vec::new());
+    let ui = Ui::start(&cluster[0]);
+    eventually(20, "the dashboard lists 3 alive members", || {
+        let m = members(&ui);
+        m.len() == 3 && m.iter().all(|m| m["state"] == "alive")
+    });
+    let mut events = ui.events();
+    let (name, data) = events.next();
+    assert_eq!(name, "snapshot");
+    let snap: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(snap["up"], true);
+    assert_eq!(snap["members"].as_array().unwrap().len(), 3);
+    // The same stream, no reload, reports node2 down once it is killed.
+    drop(cluster.pop());
+    let mut seen = Vec::new();
+    let down = loop {
+        let (name, data) = events.next();
+        seen.push(format!("{name} {data}"));
+        if name != "member" {
+            continue;
+        }
+        let ev: Value = serde_json::from_str(&data).unwrap();
+        if ev["member"]["name"] == "node2" && ev["member"]["state"] == "down" {
+            break ev;
+        }
+        assert!(seen.len() < 100, "no down event for node2: {seen:#?}");
+    };
+    assert_eq!(down["member"]["addr"], snap["members"][2]["addr"]);
+    let m = members(&ui);
+    assert_eq!(m.iter().filter(|m| m["state"] == "alive").count(), 2);
+}
+
+#[test]
+fn status_has_the_daemons_counters() {
+    let d = common::Daemon::start(&[]);
+    let ui = Ui::start(&d);
+    eventually(20, "a first sample of the counters", || {
+        let v: Value = serde_json::from_str(&ui.get("/api/status").body).unwrap();
+        v["up"] == true && v["history"].as_array().is_some_and(|h| !h.is_empty())
+    });
+    let v: Value = serde_json::from_str(&ui.get("/api/status").body).unwrap();
+    assert_eq!(v["status"]["name"], common::status(&d)["name"]);
+    assert!(v["history"][0]["queries"].is_u64());
+}
+
+#[test]
+fn a_query_streams_the_very_lines_the_command_prints() {
+    let tree = Tree::new();
+    let cluster = tree.cluster(3, 1);
+    let ui = Ui::start(&cluster[0]);
+    let f = tree.path("f");
+    let same = tree.path("same");
+    let missing = tree.path("missing");
+    let paths = [&f, &same, &missing].map(|p| p.to_str().unwrap().to_string());
+    // Here (the command opens the files itself), and on every member.
+    for (placement, flags) in [("here", vec![]), ("all", vec!["--all"])] {
+        let form = serde_json::json!({"command": "sha256", "paths": paths, "placement": placement});
+        let r = ui.post("/api/query", &form.to_string());
+        assert_eq!(r.status, 200, "{}", r.body);
+        let lines = r.events("out");
+        let direct = run(cluster[0]
+            .cmd("p2p-sha256")
+            .args(&flags)
+            .arg("--")
+            .args(&paths));
+        let mut want: Vec<&str> = direct.stdout.lines().collect();
+        let mut got: Vec<&str> = lines.iter().map(String::as_str).collect();
+        if placement == "all" {
+            // Members answer in the order they answer.
+            want.sort();
+            got.sort();
+        }
+        assert_eq!(got, want, "{placement}");
+        assert_eq!(
+            r.events("exit"),
+            [format!("{{\"status\":{}}}", direct.status)]
+        );
+        assert!(!r.events("err").is_empty(), "the missing file's message");
+    }
+}
+
+#[test]
+fn drift_names_the_member_whose_file_differs() {
+    let tree = Tree::new();
+    let cluster = tree.cluster(3, 1);
+    let ui = Ui::start(&cluster[0]);
+    let paths = [tree.path("same"), tree.path("f")].map(|p| p.to_str().unwrap().to_string());
+    let form = serde_json::json!({"command": "sha256", "paths": paths});
+    let r = ui.post("/api/drift", &form.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(d["outliers"], serde_json::json!(["node1"]), "{d:#}");
+    assert_eq!(d["members"][0], "node1", "outliers first");
+    assert_eq!(
+        d["paths"][0]["path"], paths[1],
+        "the path they disagree on first"
+    );
+    assert_eq!(d["paths"][0]["cells"], serde_json::json!([1, 0, 0]));
+    let odd = &d["paths"][0]["answers"][1];
+    assert_eq!(odd["bytes"], 8, "node1's whole answer: {odd}");
+    assert_eq!(d["exit"], 1, "members disagree");
+}
