@@ -352,9 +352,9 @@ async function pollStatus() {
     const dl = $("status-fields");
     if (d.status) {
       const f = flat(d.status);
-      dl.replaceChildren(...Object.entries(f).flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: show(v) })]));
+      dl.replaceChildren(...Object.entries(f).map(([k, v]) => el("div", { className: "kv" }, el("dt", { textContent: k }), el("dd", { textContent: show(v) }))));
     } else {
-      dl.replaceChildren(el("dt", { textContent: "daemon" }), el("dd", { className: "error", textContent: d.message }));
+      dl.replaceChildren(el("div", { className: "kv" }, el("dt", { textContent: "daemon" }), el("dd", { className: "error", textContent: d.message })));
     }
     for (const key of ["queries", "bytes", "rejected"]) {
       const r = rates(d.history, key);
