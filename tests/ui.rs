@@ -214,3 +214,23 @@ fn drift_names_the_member_whose_file_differs() {
     assert_eq!(odd["bytes"], 8, "node1's whole answer: {odd}");
     assert_eq!(d["exit"], 1, "members disagree");
 }
+
+#[test]
+fn streams_are_bounded_and_sigterm_stops_the_dashboard() {
+    let d = common::Daemon::start(&[]);
+    let mut ui = Ui::start(&d);
+    // A script may ask the API with the token in the URL.
+    let r = ui.request("GET", &format!("/api/members?token={}", ui.token), &[], "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Every stream holds a thread: beyond the bound, refused, not queued.
+    let open: Vec<_> = (0..16).map(|_| ui.events()).collect();
+    let r = ui.get("/api/events");
+    assert_eq!(r.status, 503, "{}", r.body);
+    drop(open);
+    eventually(30, "the streams' places are free again", || {
+        ui.status_of("/api/events") == 200
+    });
+    // SIGTERM: exit 0.
+    let status = ui.terminate();
+    assert_eq!(status, Some(0), "p2p-ui exits 0 on SIGTERM");
+}

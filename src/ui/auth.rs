@@ -145,7 +145,9 @@ impl Guard {
             if !self.token.matches(&t) {
                 return refuse(403, "wrong token: open the URL p2p-ui printed");
             }
-            if r.method == "GET" && !changes {
+            // A page visit drops the token from the address bar; a script
+            // asking the API with ?token= just gets its answer.
+            if r.method == "GET" && !changes && !path.starts_with("/api/") {
                 let location = if rest.is_empty() {
                     path.to_string()
                 } else {
@@ -241,6 +243,10 @@ mod tests {
             Decision::SetCookie {
                 location: "/x?a=1&b=2".into()
             }
+        );
+        assert_eq!(
+            g.check(&get("/api/members?token=secret", None), false),
+            Decision::Pass
         );
         assert!(g.cookie().contains("HttpOnly"));
         assert!(g.cookie().contains("SameSite=Strict"));

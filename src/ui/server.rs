@@ -24,7 +24,7 @@ pub const MAX_STREAMS: usize = 16;
 const MAX_BODY: u64 = 1 << 20;
 
 /// A comment sent on a quiet event stream, to notice a page that left.
-const KEEPALIVE: Duration = Duration::from_secs(15);
+const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// Nothing but our own files, no framing, no referrer.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";

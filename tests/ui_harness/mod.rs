@@ -96,6 +96,35 @@ impl Ui {
         )
     }
 
+    /// The status of a GET with our cookie, the body left unread.
+    pub fn status_of(&self, path: &str) -> u16 {
+        let mut s = TcpStream::connect(&self.host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nConnection: close\r\n\r\n",
+            self.host,
+            self.cookie()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        read_head(&mut BufReader::new(s)).0
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the exit status.
+    pub fn terminate(&mut self) -> Option<i32> {
+        // SAFETY: a signal to our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Opens the members' event stream.
     pub fn events(&self) -> Events {
         let mut s = TcpStream::connect(&self.host).unwrap();
