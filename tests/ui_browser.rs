@@ -282,6 +282,31 @@ fn the_dashboard_in_headless_chromium() {
     });
     b.screenshot("members");
 
+    // A query on this host: its lines stream into the table.
+    b.js(&format!(
+        "document.getElementById('query-paths').value = {};\
+         document.getElementById('query-run').click(); return true;",
+        Value::from(tree.path("same").display().to_string())
+    ));
+    let state = b.until(
+        "the query's line is in the table, and its exit status",
+        "return document.getElementById('query-state').textContent;",
+        |v| v.as_str().is_some_and(|s| s.contains("exit status")),
+    );
+    assert_eq!(state, "1 line, exit status 0");
+    let cells = b.js(
+        "return [...document.querySelectorAll('#query-table tbody td')].map(td => td.textContent);",
+    );
+    let want = common::gnu_sha256(&tree.path("same"));
+    assert!(
+        cells
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == &Value::from(want.clone())),
+        "{cells}"
+    );
+
     // Drift over a file that differs on node1.
     let paths = format!(
         "{}\n{}",

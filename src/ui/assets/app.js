@@ -143,6 +143,7 @@ function list(text) {
 }
 
 // ---- Query ----
+const nLines = (n) => n + (n === 1 ? " line" : " lines");
 let queryLines = [];
 let queryRows = [];
 let queryCols = [];
@@ -226,14 +227,14 @@ $("query-form").addEventListener("submit", async (ev) => {
         try { row = flat(JSON.parse(data)); } catch (e) { row = { line: data }; }
         for (const k of Object.keys(row)) if (!queryCols.includes(k)) queryCols.push(k);
         queryRows.push(row);
-        state.textContent = queryRows.length + " lines…";
+        state.textContent = nLines(queryRows.length) + "…";
         renderSoon();
       } else if (name === "err") {
         errs.hidden = false;
         errs.textContent += data + "\n";
       } else if (name === "exit") {
         const st = JSON.parse(data).status;
-        state.textContent = queryRows.length + " lines, exit status " + st + (st === 0 ? "" : st === 1 ? " (some items failed)" : "");
+        state.textContent = nLines(queryRows.length) + ", exit status " + st + (st === 0 ? "" : st === 1 ? " (some items failed)" : "");
       }
     }, queryAbort.signal);
   } catch (e) {
