@@ -108,18 +108,7 @@ impl Members {
 
     fn follow_once(&self, conn: &Connection) -> Result<(), String> {
         let mut watch = request(conn, &Request::Peers { watch: true }).map_err(|f| f.message)?;
-        let mut list = request(conn, &Request::Peers { watch: false }).map_err(|f| f.message)?;
-        let mut rows = BTreeMap::new();
-        while let Ok(Some(line)) = list.next_line() {
-            match serde_json::from_slice::<Value>(&line) {
-                Ok(v) if v.get("name").is_some() => {
-                    let name = v["name"].as_str().unwrap_or_default().to_string();
-                    rows.insert(name, v);
-                }
-                Ok(v) if v.get("error").is_some() => return Err(refusal(&v)),
-                _ => break,
-            }
-        }
+        let rows = list(conn)?;
         {
             let mut t = lock(&self.state);
             t.rows = rows;
@@ -144,12 +133,37 @@ impl Members {
             let Some(name) = ev.get("name").and_then(Value::as_str).map(str::to_string) else {
                 continue;
             };
+            // What a change does not carry (a certificate's groups and
+            // expiry) is in the list, asked again for a member new to us.
+            let known = lock(&self.state).rows.contains_key(&name);
+            let listed = if known {
+                None
+            } else {
+                list(conn).ok().and_then(|mut l| l.remove(&name))
+            };
             let mut t = lock(&self.state);
-            let row = merge(t.rows.remove(&name), ev);
+            let row = merge(t.rows.remove(&name).or(listed), ev);
             t.rows.insert(name, row.clone());
             t.send(("member", json!({"event": kind, "member": row}).to_string()));
         }
     }
+}
+
+/// The member list, by name, as `p2p-peers` prints it.
+fn list(conn: &Connection) -> Result<BTreeMap<String, Value>, String> {
+    let mut reader = request(conn, &Request::Peers { watch: false }).map_err(|f| f.message)?;
+    let mut rows = BTreeMap::new();
+    while let Ok(Some(line)) = reader.next_line() {
+        match serde_json::from_slice::<Value>(&line) {
+            Ok(v) if v.get("name").is_some() => {
+                let name = v["name"].as_str().unwrap_or_default().to_string();
+                rows.insert(name, v);
+            }
+            Ok(v) if v.get("error").is_some() => return Err(refusal(&v)),
+            _ => break,
+        }
+    }
+    Ok(rows)
 }
 
 /// A member's row after a change: the change's fields over what the list
@@ -379,10 +393,17 @@ pub fn run_command(
     let (tx, rx) = sync_channel::<String>(MAX_STDERR_LINES);
     let stderr = child.stderr.take().map(|e| {
         thread::spawn(move || {
-            for line in std::io::BufReader::new(e).lines() {
-                let Ok(line) = line else { break };
-                // Full: the page has enough; the line is dropped, the pipe kept drained.
-                let _ = tx.try_send(line);
+            let mut e = std::io::BufReader::new(e);
+            let mut line = Vec::new();
+            // Read to the end whatever the bytes, so the command never
+            // blocks on a full pipe.
+            while matches!(e.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\n')
+                    .to_string();
+                // Full: the page has enough; the line is dropped.
+                let _ = tx.try_send(text);
+                line.clear();
             }
         })
     });
