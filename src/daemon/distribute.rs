@@ -28,12 +28,46 @@
 //! place). Only when no link is left, running or waiting, do the items get
 //! failure reports, from the last link that failed.
 //!
+//! A straggler's held items do not hold the job up (`Once` mode, the tail
+//! of a job): once the input is closed and the queue is empty, a link that
+//! holds nothing is given copies of items other links hold for longer than
+//! [`LATE_FACTOR`] times what answered items of their size took (at least
+//! [`LATE_AFTER`]; [`LATE_BLIND`] before any item was answered), the
+//! longest held first. Each item is copied at most once. The first good
+//! answer is the one passed on ([`Distributor::answer_with`]); an error
+//! waits while the other copy may still answer well. The other copy is
+//! lost: its link still counts it as held until its member answers it, and
+//! a link that holds nothing but lost copies once nothing is left to hand
+//! out can be cut off ([`Distributor::cuttable`], [`Distributor::retire`]),
+//! which, by closing its session, stops its member's work. Time comes in
+//! through [`Distributor::tick`]; without it nothing is ever late.
+//!
 //! A link that fails in `Every` mode owes a failure report for everything
 //! it has not answered, at once, and for every item pushed later
 //! ([`Distributor::push`] says so): every item still gets exactly its
 //! answers, and no thread needs to stay behind for a failed member.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// An item held this many times longer than answered items of its size
+/// took is late: an idle link may take a copy of it.
+pub const LATE_FACTOR: u32 = 3;
+
+/// An item is never late before it has been held this long.
+pub const LATE_AFTER: Duration = Duration::from_secs(1);
+
+/// Before any item was answered (nothing to compare with), an item is late
+/// after this long.
+pub const LATE_BLIND: Duration = Duration::from_secs(10);
+
+/// Answered items remembered to judge lateness by.
+const SAMPLES: usize = 32;
+
+/// Bytes that cost about as much as answering one item at all: an answered
+/// item of `b` bytes stands for one of `x` bytes `(x + OVERHEAD) / (b +
+/// OVERHEAD)` times as long.
+const OVERHEAD: u64 = 1 << 20;
 
 /// How items are shared among links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +94,12 @@ struct Link {
     phase: Phase,
     /// `Every`: the next item this link has not taken.
     cursor: u64,
-    /// Items taken and not yet answered.
-    inflight: BTreeSet<u64>,
+    /// Items taken and not yet answered, with when they were taken (as
+    /// far as [`Distributor::tick`] tells the time).
+    inflight: BTreeMap<u64, Option<Instant>>,
+    /// `Once`: copies it was given of items another link answered first,
+    /// which its member has not answered yet.
+    lost: BTreeSet<u64>,
     /// The bytes of those items, as far as their sizes are known.
     inflight_bytes: u64,
     /// `Once`: items it may hold whatever their bytes (its workers).
@@ -89,6 +127,12 @@ pub struct Distributor {
     /// `Once`: the link whose failure left nobody to answer; it reports
     /// every item from then on.
     last_failed: Option<usize>,
+    /// `Once`: the items copied to a second link (each is copied once).
+    copied: HashSet<u64>,
+    /// `Once`: the bytes and the time of recently answered items.
+    samples: VecDeque<(u64, Duration)>,
+    /// The time as last told.
+    now: Option<Instant>,
 }
 
 impl Distributor {
@@ -102,7 +146,8 @@ impl Distributor {
                 .map(|_| Link {
                     phase: Phase::Waiting,
                     cursor: 0,
-                    inflight: BTreeSet::new(),
+                    inflight: BTreeMap::new(),
+                    lost: BTreeSet::new(),
                     inflight_bytes: 0,
                     min_held: 1,
                 })
@@ -113,7 +158,16 @@ impl Distributor {
             sizes: HashMap::new(),
             settled: 0,
             last_failed: None,
+            copied: HashSet::new(),
+            samples: VecDeque::new(),
+            now: None,
         }
+    }
+
+    /// The time is `now`: items taken from now on are taken then, and
+    /// lateness is judged against it.
+    pub fn tick(&mut self, now: Instant) {
+        self.now = Some(now);
     }
 
     /// A new item; returns its number and the links that owe a failure
@@ -182,7 +236,7 @@ impl Distributor {
     /// nothing changes) if it holds items or is not running.
     pub fn park(&mut self, link: usize) -> bool {
         let l = &mut self.links[link];
-        if l.phase != Phase::Running || !l.inflight.is_empty() {
+        if l.phase != Phase::Running || !l.inflight.is_empty() || !l.lost.is_empty() {
             return false;
         }
         l.phase = Phase::Waiting;
@@ -241,10 +295,11 @@ impl Distributor {
         }
         match self.mode {
             Mode::Every => {
+                let now = self.now;
                 let l = &mut self.links[link];
                 while out.len() < max && l.cursor < self.pushed {
                     out.push(l.cursor);
-                    l.inflight.insert(l.cursor);
+                    l.inflight.insert(l.cursor, now);
                     l.cursor += 1;
                 }
             }
@@ -253,36 +308,184 @@ impl Distributor {
                     let Some(&id) = self.ready.front() else {
                         break;
                     };
-                    let bytes = self.size(id);
-                    let l = &self.links[link];
-                    if l.inflight.len() >= l.min_held
-                        && l.inflight_bytes.saturating_add(bytes) > max_bytes
-                    {
+                    if !self.fits(link, id, max_bytes) {
                         break;
                     }
                     self.ready.pop_front();
                     out.push(id);
-                    let l = &mut self.links[link];
-                    l.inflight.insert(id);
-                    l.inflight_bytes = l.inflight_bytes.saturating_add(bytes);
+                    self.hold(link, id);
+                }
+                if out.is_empty() {
+                    out = self.copies(link, max, max_bytes);
                 }
             }
         }
         out
     }
 
-    /// `link` answered `id`. True when this is the answer to pass on: from
-    /// a link that held the item.
-    pub fn answer(&mut self, link: usize, id: u64) -> bool {
-        if !self.links[link].inflight.remove(&id) {
+    /// Whether `link` may take `id` too, by the bytes it holds.
+    fn fits(&self, link: usize, id: u64, max_bytes: u64) -> bool {
+        let l = &self.links[link];
+        l.inflight.len() < l.min_held || l.inflight_bytes.saturating_add(self.size(id)) <= max_bytes
+    }
+
+    /// `link` takes `id` now.
+    fn hold(&mut self, link: usize, id: u64) {
+        let bytes = self.size(id);
+        let now = self.now;
+        let l = &mut self.links[link];
+        l.inflight.insert(id, now);
+        l.inflight_bytes = l.inflight_bytes.saturating_add(bytes);
+    }
+
+    /// `Once`, nothing left to hand out: copies for an idle `link` of the
+    /// late items other running links hold, the longest held first, within
+    /// the same bounds as [`Distributor::take`].
+    fn copies(&mut self, link: usize, max: usize, max_bytes: u64) -> Vec<u64> {
+        let l = &self.links[link];
+        if !self.closed || !self.ready.is_empty() || !l.inflight.is_empty() || !l.lost.is_empty() {
+            return Vec::new();
+        }
+        let Some(now) = self.now else {
+            return Vec::new();
+        };
+        let mut late: Vec<(Instant, u64)> = self
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| *i != link && l.phase == Phase::Running)
+            .flat_map(|(_, l)| l.inflight.iter())
+            .filter_map(|(&id, &since)| Some((since?, id)))
+            .filter(|&(since, id)| !self.copied.contains(&id) && self.late(id, since, now))
+            .collect();
+        late.sort_unstable();
+        let mut out = Vec::new();
+        for (_, id) in late {
+            if out.len() >= max || !self.fits(link, id, max_bytes) {
+                break;
+            }
+            self.copied.insert(id);
+            out.push(id);
+            self.hold(link, id);
+        }
+        out
+    }
+
+    /// Whether item `id`, held since `since`, is late at `now`.
+    fn late(&self, id: u64, since: Instant, now: Instant) -> bool {
+        let held = now.saturating_duration_since(since);
+        if held < LATE_AFTER {
             return false;
         }
-        if self.mode == Mode::Once {
-            self.settled += 1;
-            let bytes = self.sizes.remove(&id).unwrap_or(0);
-            let l = &mut self.links[link];
-            l.inflight_bytes = l.inflight_bytes.saturating_sub(bytes);
+        let Some(expected) = self.expected(self.size(id)) else {
+            return held >= LATE_BLIND;
+        };
+        held >= expected.saturating_mul(LATE_FACTOR)
+    }
+
+    /// What an item of `bytes` bytes should take, by the median of the
+    /// answered items remembered, scaled by size; `None` before any.
+    fn expected(&self, bytes: u64) -> Option<Duration> {
+        let mut scaled: Vec<f64> = self
+            .samples
+            .iter()
+            .map(|&(b, took)| {
+                let ratio =
+                    (bytes.saturating_add(OVERHEAD)) as f64 / (b.saturating_add(OVERHEAD)) as f64;
+                took.as_secs_f64() * ratio
+            })
+            .collect();
+        if scaled.is_empty() {
+            return None;
         }
+        scaled.sort_unstable_by(f64::total_cmp);
+        Some(Duration::from_secs_f64(scaled[scaled.len() / 2].min(1e9)))
+    }
+
+    /// Items `link` holds, lost copies included: what its member has been
+    /// sent and has not answered.
+    pub fn held(&self, link: usize) -> usize {
+        let l = &self.links[link];
+        l.inflight.len() + l.lost.len()
+    }
+
+    /// Running links that hold nothing but lost copies, now that there is
+    /// nothing left to hand out: their members work for nobody.
+    pub fn cuttable(&self) -> Vec<usize> {
+        if self.mode != Mode::Once || !self.closed || !self.ready.is_empty() {
+            return Vec::new();
+        }
+        (0..self.links.len())
+            .filter(|&i| {
+                let l = &self.links[i];
+                l.phase == Phase::Running && l.inflight.is_empty() && !l.lost.is_empty()
+            })
+            .collect()
+    }
+
+    /// `link`, holding nothing but lost copies ([`Distributor::cuttable`]),
+    /// is cut off: it answers nothing more, and owes nothing. False (and
+    /// nothing changes) if it holds an item not answered yet.
+    pub fn retire(&mut self, link: usize) -> bool {
+        let l = &mut self.links[link];
+        if !l.inflight.is_empty() || l.phase == Phase::Failed {
+            return false;
+        }
+        if let Some(at) = self.waiting.iter().position(|&w| w == link) {
+            self.waiting.remove(at);
+        }
+        let l = &mut self.links[link];
+        l.phase = Phase::Failed;
+        l.lost.clear();
+        true
+    }
+
+    /// `link` answered `id` well. True when this is the answer to pass on:
+    /// from a link that held the item, and the first.
+    pub fn answer(&mut self, link: usize, id: u64) -> bool {
+        self.answer_with(link, id, true)
+    }
+
+    /// `link` answered `id`, well (`good`) or with an error. True when this
+    /// is the answer to pass on: the first good one, or an error when no
+    /// other link holds a copy that may still answer well. Any other copy
+    /// is lost from then on (see [`Distributor::held`]).
+    pub fn answer_with(&mut self, link: usize, id: u64, good: bool) -> bool {
+        if self.links[link].lost.remove(&id) {
+            return false;
+        }
+        let Some(since) = self.links[link].inflight.remove(&id) else {
+            return false;
+        };
+        if self.mode == Mode::Every {
+            return true;
+        }
+        let bytes = self.size(id);
+        let l = &mut self.links[link];
+        l.inflight_bytes = l.inflight_bytes.saturating_sub(bytes);
+        let others: Vec<usize> = (0..self.links.len())
+            .filter(|&i| i != link && self.links[i].inflight.contains_key(&id))
+            .collect();
+        if !good && !others.is_empty() {
+            // The other copy may still answer well.
+            return false;
+        }
+        for i in others {
+            let o = &mut self.links[i];
+            o.inflight.remove(&id);
+            o.inflight_bytes = o.inflight_bytes.saturating_sub(bytes);
+            o.lost.insert(id);
+        }
+        if let (Some(since), Some(now), true) = (since, self.now, good) {
+            if self.samples.len() >= SAMPLES {
+                self.samples.pop_front();
+            }
+            self.samples
+                .push_back((bytes, now.saturating_duration_since(since)));
+        }
+        self.settled += 1;
+        self.sizes.remove(&id);
+        self.copied.remove(&id);
         true
     }
 
@@ -301,19 +504,23 @@ impl Distributor {
         let pushed = self.pushed;
         let l = &mut self.links[link];
         l.phase = Phase::Failed;
-        let held = std::mem::take(&mut l.inflight);
+        let held: Vec<u64> = std::mem::take(&mut l.inflight).into_keys().collect();
         l.inflight_bytes = 0;
+        l.lost.clear();
         match self.mode {
             Mode::Every => {
-                let mut owed: Vec<u64> = held.into_iter().collect();
+                let mut owed: Vec<u64> = held;
                 owed.extend(l.cursor..pushed);
                 l.cursor = pushed;
                 self.failed.push(link);
                 owed
             }
             Mode::Once => {
+                // An item another link holds a copy of stays with it.
                 for id in held.into_iter().rev() {
-                    self.ready.push_front(id);
+                    if !self.links.iter().any(|o| o.inflight.contains_key(&id)) {
+                        self.ready.push_front(id);
+                    }
                 }
                 let others = !self.waiting.is_empty()
                     || self.links.iter().any(|l| l.phase == Phase::Running);
@@ -622,6 +829,169 @@ mod tests {
         assert!(d.answer(0, 0));
         assert_eq!(d.take(0, 64, 100), vec![2, 3, 4, 5], "40 + 40 + 0 + 0 + 10");
         assert_eq!(d.take(0, 64, 100), Vec::<u64>::new());
+    }
+
+    /// Four links running, `n` items of `size` bytes pushed and closed,
+    /// and the clock at `t0`.
+    fn tail(n: u64, size: u64, t0: Instant) -> Distributor {
+        let mut d = Distributor::new(Mode::Once, 3);
+        d.tick(t0);
+        for _ in 0..n {
+            d.push_sized(size);
+        }
+        d.close();
+        for _ in 0..3 {
+            d.start();
+        }
+        d
+    }
+
+    #[test]
+    fn an_idle_link_takes_a_copy_of_a_late_item_and_the_first_good_answer_wins() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut d = tail(3, 100, t0);
+        assert_eq!(d.take(0, 1, u64::MAX), vec![0]);
+        assert_eq!(d.take(1, 1, u64::MAX), vec![1]);
+        assert_eq!(d.take(2, 1, u64::MAX), vec![2]);
+        // Links 1 and 2 answer in 2 s; link 0 is a straggler.
+        d.tick(t0 + s(2));
+        assert!(d.answer(1, 1) && d.answer(2, 2));
+        assert!(
+            d.take(1, 1, u64::MAX).is_empty(),
+            "held 2 s, like the others took: not late yet"
+        );
+        d.tick(t0 + s(5));
+        assert!(d.take(1, 1, u64::MAX).is_empty(), "5 s < 3 x 2 s");
+        d.tick(t0 + s(7));
+        assert_eq!(d.take(1, 5, u64::MAX), vec![0], "a copy of the late item");
+        assert!(d.take(2, 5, u64::MAX).is_empty(), "copied once only");
+        assert!(!d.complete());
+        assert_eq!((d.held(0), d.held(1)), (1, 1));
+        // The copy answers first: it is passed on, the straggler's is lost.
+        assert!(d.answer(1, 0));
+        assert!(d.complete(), "every item answered");
+        assert_eq!(d.held(0), 1, "its member still works on it");
+        assert_eq!(d.cuttable(), vec![0]);
+        assert!(!d.answer(0, 0), "the late answer is dropped");
+        assert_eq!(d.held(0), 0);
+        assert!(d.cuttable().is_empty());
+    }
+
+    #[test]
+    fn a_frozen_links_items_are_all_redone_and_it_is_cut_off() {
+        let t0 = Instant::now();
+        let mut d = tail(10, 0, t0);
+        // Link 0 holds four, then freezes; the others answer the rest.
+        assert_eq!(d.take(0, 4, u64::MAX), vec![0, 1, 2, 3]);
+        let rest = d.take(1, 10, u64::MAX);
+        assert_eq!(rest, vec![4, 5, 6, 7, 8, 9]);
+        d.tick(t0 + Duration::from_millis(100));
+        answer_all(&mut d, 1, &rest);
+        assert!(d.take(2, 10, u64::MAX).is_empty(), "not held a second yet");
+        d.tick(t0 + Duration::from_secs(1));
+        // Both idle links share the copies, up to what they may hold.
+        assert_eq!(d.take(2, 3, u64::MAX), vec![0, 1, 2]);
+        assert_eq!(d.take(1, 3, u64::MAX), vec![3]);
+        assert!(
+            d.cuttable().is_empty(),
+            "link 0 holds items nobody answered"
+        );
+        answer_all(&mut d, 2, &[0, 1, 2]);
+        answer_all(&mut d, 1, &[3]);
+        assert!(d.complete());
+        assert_eq!(d.cuttable(), vec![0]);
+        assert!(d.retire(0));
+        assert!(d.cuttable().is_empty() && d.held(0) == 0);
+        assert!(d.fail(0).is_empty(), "a retired link owes nothing");
+    }
+
+    #[test]
+    fn nothing_is_copied_while_items_wait_or_the_input_is_open_or_the_link_is_busy() {
+        let t0 = Instant::now();
+        let late = t0 + LATE_BLIND;
+        let mut d = Distributor::new(Mode::Once, 2);
+        d.tick(t0);
+        d.push();
+        d.push();
+        d.start();
+        d.start();
+        assert_eq!(d.take(0, 1, u64::MAX), vec![0]);
+        d.tick(late);
+        assert_eq!(d.take(1, 1, u64::MAX), vec![1], "the queue goes first");
+        assert!(d.answer(1, 1));
+        assert!(d.take(1, 1, u64::MAX).is_empty(), "more may come");
+        let mut b = tail(2, 0, t0);
+        assert_eq!(b.take(0, 1, u64::MAX), vec![0]);
+        assert_eq!(b.take(1, 1, u64::MAX), vec![1]);
+        b.tick(late);
+        assert!(b.take(1, 1, u64::MAX).is_empty(), "link 1 is not idle");
+        assert_eq!(b.take(2, 5, u64::MAX), vec![0, 1], "link 2 is");
+        // Never timed: never late.
+        let mut u = Distributor::new(Mode::Once, 2);
+        u.push();
+        u.close();
+        u.start();
+        u.start();
+        assert_eq!(u.take(0, 1, u64::MAX), vec![0]);
+        assert!(u.take(1, 1, u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn an_error_waits_for_the_other_copy_and_a_failed_copy_leaves_the_item_held() {
+        let t0 = Instant::now();
+        let late = t0 + LATE_BLIND;
+        let mut d = tail(2, 0, t0);
+        assert_eq!(d.take(0, 2, u64::MAX), vec![0, 1]);
+        d.tick(late);
+        assert_eq!(d.take(1, 2, u64::MAX), vec![0, 1]);
+        // The copy of 0 fails to read: the original may still do it.
+        assert!(!d.answer_with(1, 0, false));
+        assert!(d.answer(0, 0), "the straggler's good answer is passed on");
+        // Link 1 fails holding its copy of 1: the item stays with link 0,
+        // not requeued for a third.
+        assert!(d.fail(1).is_empty());
+        assert!(d.take(2, 5, u64::MAX).is_empty(), "copied once already");
+        assert!(
+            d.answer_with(0, 1, false),
+            "an error with no other copy left is the answer"
+        );
+        assert!(d.complete());
+        // The original fails instead: the copy carries on.
+        let mut e = tail(1, 0, t0);
+        assert_eq!(e.take(0, 1, u64::MAX), vec![0]);
+        e.tick(late);
+        assert_eq!(e.take(1, 1, u64::MAX), vec![0]);
+        assert!(e.fail(0).is_empty());
+        assert!(e.take(2, 1, u64::MAX).is_empty(), "not requeued");
+        assert!(e.answer(1, 0));
+        assert!(e.complete());
+    }
+
+    #[test]
+    fn lateness_scales_with_size_and_large_copies_keep_the_byte_bound() {
+        const MIB: u64 = 1 << 20;
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut d = Distributor::new(Mode::Once, 3);
+        d.tick(t0);
+        d.push_sized(MIB);
+        d.push_sized(255 * MIB);
+        d.push_sized(255 * MIB);
+        d.close();
+        for _ in 0..3 {
+            d.start();
+        }
+        assert_eq!(d.take(0, 5, 128 * MIB), vec![0]);
+        assert_eq!(d.take(1, 5, 128 * MIB), vec![1]);
+        assert_eq!(d.take(2, 5, 128 * MIB), vec![2]);
+        // 1 MiB in 1 s: 255 MiB should take 128 s, so 60 s is not late.
+        d.tick(t0 + s(1));
+        assert!(d.answer(0, 0));
+        d.tick(t0 + s(60));
+        assert!(d.take(0, 5, 128 * MIB).is_empty());
+        d.tick(t0 + s(400));
+        assert_eq!(d.take(0, 5, 128 * MIB), vec![1], "one large copy at a time");
     }
 
     #[test]
