@@ -402,6 +402,11 @@ impl Distributor {
         Some(Duration::from_secs_f64(scaled[scaled.len() / 2].min(1e9)))
     }
 
+    /// Whether item `id`, not answered yet, was copied to a second link.
+    pub fn is_copied(&self, id: u64) -> bool {
+        self.copied.contains(&id)
+    }
+
     /// Items `link` holds, lost copies included: what its member has been
     /// sent and has not answered.
     pub fn held(&self, link: usize) -> usize {

@@ -709,6 +709,9 @@ struct State {
     failures: HashMap<usize, (String, Error)>,
     /// Files split into ranges, not fully answered yet.
     wholes: HashMap<u64, Whole>,
+    /// Links cut off because their members only worked on copies others
+    /// had answered first: their sessions were shut down on purpose.
+    cut: HashSet<usize>,
 }
 
 struct Ctx {
@@ -898,6 +901,70 @@ impl Ctx {
             self.changed.notify_all();
             self.shut_all();
         }
+    }
+
+    /// Cuts off the links whose members hold nothing but copies others
+    /// answered first, now that nothing is left to hand out: their
+    /// sessions are shut down, which makes each member give that work up
+    /// (it sees its asker go), and their threads end quietly.
+    fn cut_losers(&self, st: &mut State) {
+        for link in st.dist.cuttable() {
+            if !st.dist.retire(link) {
+                continue;
+            }
+            st.cut.insert(link);
+            log::info!(
+                "query {}: {}: what it still works on was answered by other members; \
+                 its session is closed",
+                self.number,
+                logging::untrusted(&self.specs[link].label)
+            );
+            if let Some(conn) = self.open_conns().get(&link) {
+                let _ = conn.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Takes up to `max` items for `link` (copies of late ones at the end
+    /// of a `--spread` job, see [`Distributor`]), logged when they are
+    /// copies.
+    fn take(&self, st: &mut State, link: usize, max: usize) -> Vec<u64> {
+        st.dist.tick(Instant::now());
+        let ids = st.dist.take(link, max, WINDOW_BYTES);
+        if ids.first().is_some_and(|&id| st.dist.is_copied(id)) {
+            logging::trail(
+                "fanout",
+                format_args!(
+                    "query {}: {} takes copies of {} late item(s)",
+                    self.number,
+                    place_of(self, link),
+                    ids.len()
+                ),
+            );
+        }
+        ids
+    }
+
+    /// `link`'s answers to items, each passed on if it is the first good
+    /// one (or the only answer left); returns how many were.
+    fn answers(
+        &self,
+        st: &mut State,
+        link: usize,
+        peer: &str,
+        results: impl IntoIterator<Item = (u64, Map<String, Value>)>,
+    ) -> usize {
+        st.dist.tick(Instant::now());
+        let mut passed = 0;
+        for (id, fields) in results {
+            if st.dist.answer_with(link, id, !fields.contains_key("error")) {
+                passed += 1;
+                self.emit(st, id, peer, fields);
+            }
+        }
+        self.cut_losers(st);
+        passed
     }
 
     /// The lines of the members that failed (or are down) for a new item,
@@ -1258,6 +1325,7 @@ pub fn start(
             feeder_waiting: false,
             failures,
             wholes: HashMap::new(),
+            cut: HashSet::new(),
         }),
         changed: Condvar::new(),
         query,
@@ -1673,13 +1741,21 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
     let failure = 'link: loop {
         // Keep the member supplied: up to two batches in its hands.
         while !ended && held < WINDOW {
+            let was_idle = held == 0;
             let next = {
                 let mut st = ctx.lock();
                 loop {
                     if st.cancelled {
                         break Next::Cancelled;
                     }
-                    let ids = st.dist.take(link, BATCH.min(WINDOW - held), WINDOW_BYTES);
+                    if st.dist.cuttable().contains(&link) {
+                        ctx.cut_losers(&mut st);
+                    }
+                    if st.cut.contains(&link) {
+                        break Next::Cut;
+                    }
+                    let ids = ctx.take(&mut st, link, BATCH.min(WINDOW - held));
+                    held = st.dist.held(link);
                     if !ids.is_empty() {
                         let items: Vec<PeerItem> = ids
                             .iter()
@@ -1716,7 +1792,7 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
                 }
             };
             match next {
-                Next::Cancelled => break 'link Some(gone()),
+                Next::Cancelled | Next::Cut => break 'link Some(gone()),
                 Next::Park => {
                     pending.push(peer::encode(&PeerRequest::End {}));
                     ended = true;
@@ -1724,10 +1800,9 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
                 }
                 Next::Send(PeerRequest::Items { items }) => {
                     idle_since = None;
-                    if held == 0 {
+                    if was_idle {
                         progress = Instant::now();
                     }
-                    held += items.len();
                     pending.push(peer::encode(&PeerRequest::Items { items }));
                 }
                 Next::Send(end) => {
@@ -1753,6 +1828,7 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
                 // it go): everything again on a fresh one.
                 if let (Some(frames), false, Ok(addr)) = (&unaccepted, retried, &spec.addr)
                     && closed_by_member(&e)
+                    && !ctx.lock().cut.contains(&link)
                 {
                     retried = true;
                     let at = at_of(&spec.label, *addr);
@@ -1805,15 +1881,19 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
                 if st.cancelled {
                     break 'link Some(gone());
                 }
-                for r in results {
-                    // Only an answer to one of our paths is progress, not
-                    // an empty frame or one about paths never asked.
-                    if st.dist.answer(link, r.id) {
-                        progress = Instant::now();
-                        held = held.saturating_sub(1);
-                        answered += 1;
-                        ctx.emit(&mut st, r.id, &name, r.fields);
-                    }
+                let before = st.dist.held(link);
+                answered += ctx.answers(
+                    &mut st,
+                    link,
+                    &name,
+                    results.into_iter().map(|r| (r.id, r.fields)),
+                );
+                // Only an answer to one of our paths is progress (a copy
+                // another member answered first too), not an empty frame
+                // or one about paths never asked.
+                held = st.dist.held(link);
+                if held < before {
+                    progress = Instant::now();
                 }
                 drop(st);
                 ctx.changed.notify_all();
@@ -1852,7 +1932,7 @@ fn run_link(ctx: &Ctx, link: usize) -> (usize, Turn) {
     };
     if let Some(e) = failure {
         let mut st = ctx.lock();
-        if st.cancelled {
+        if st.cancelled || st.cut.contains(&link) {
             return (answered, Turn::Done);
         }
         if parking && st.dist.park(link) {
@@ -1876,6 +1956,8 @@ enum Next {
     Receive,
     /// Make way for another member.
     Park,
+    /// Cut off: its member works only on copies others answered.
+    Cut,
     Cancelled,
 }
 
@@ -1918,7 +2000,8 @@ fn run_here(ctx: &Ctx, link: usize) -> usize {
             if st.cancelled {
                 return answered;
             }
-            let ids = st.dist.take(link, BATCH.min(WINDOW - held), WINDOW_BYTES);
+            let ids = ctx.take(&mut st, link, BATCH.min(WINDOW - held));
+            held = st.dist.held(link) - ids.len();
             if ids.is_empty() && held == 0 {
                 if st.dist.finished(link) {
                     return answered;
@@ -1982,15 +2065,16 @@ fn run_here(ctx: &Ctx, link: usize) -> usize {
             return answered;
         };
         let mut st = ctx.lock();
-        for d in done {
-            let _ = slot_rx.try_recv();
-            held = held.saturating_sub(1);
-            if st.dist.answer(link, d.id) {
-                let id = d.id;
-                answered += 1;
-                ctx.emit(&mut st, id, &name, super::remote::result_of(d).fields);
-            }
-        }
+        let results: Vec<_> = done
+            .into_iter()
+            .map(|d| {
+                let _ = slot_rx.try_recv();
+                let r = super::remote::result_of(d);
+                (r.id, r.fields)
+            })
+            .collect();
+        answered += ctx.answers(&mut st, link, &name, results);
+        held = st.dist.held(link);
         drop(st);
         ctx.changed.notify_all();
     }
