@@ -69,10 +69,19 @@ fn a_file_over_the_threshold_is_counted_in_ranges_and_joined_exactly() {
     // Ranges of 64 KiB cut through words and characters everywhere.
     let all = start_cluster(4, exporting(dir.path(), &["--split-above", "65536"]));
     let whole = local_wc(&all[0], p);
+    let read = |all: &[Daemon]| -> u64 {
+        all.iter()
+            .map(|d| common::num(&common::status(d), "bytes_read"))
+            .sum()
+    };
+    let before = read(&all);
     let lines = spread_wc(&all[0], &[], p);
     assert_eq!(lines.len(), 1, "one line for the file: {lines:?}");
     same_counts(&lines[0], &whole);
     assert_eq!(lines[0]["path"], p);
+    // p2p-status counts the ranges' bytes, each once.
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(read(&all) - before, size, "bytes_read over the members");
     // -l alone: lines and bytes, split too.
     let l = spread_wc(&all[0], &["-l"], p);
     assert_eq!((l.len(), &l[0]["lines"]), (1, &whole["lines"]));
@@ -168,4 +177,35 @@ fn the_ranges_of_a_frozen_member_are_redone_elsewhere() {
     // The frozen member was given up on, and its ranges counted by others.
     let log = all[0].log();
     assert!(log.contains("query on node2"), "{log}");
+}
+
+#[test]
+fn a_killed_split_count_stops_the_members_and_their_reads_are_counted() {
+    const HUGE: u64 = 64 << 30;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge");
+    std::fs::File::create(&path).unwrap().set_len(HUGE).unwrap();
+    let all = start_cluster(2, exporting(dir.path(), &[]));
+    let mut child = all[0]
+        .cmd("p2p-wc")
+        .args(["--spread", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::eventually(30, "both members count ranges", || {
+        assert!(child.try_wait().unwrap().is_none(), "ended first");
+        all.iter()
+            .all(|d| common::num(&common::status(d), "bytes_read") > 0)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for d in &all {
+        common::eventually(60, "the member cancelled and idle", || {
+            let s = common::status(d);
+            common::num(&s, "queries_cancelled") >= 1 && common::num(&s, "workers_busy") == 0
+        });
+        let read = common::num(&common::status(d), "bytes_read");
+        assert!(read < HUGE / 4, "{read} bytes read of {HUGE}");
+    }
 }

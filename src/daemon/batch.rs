@@ -181,7 +181,11 @@ impl Batches {
                         "cancelled: the asker went away",
                     ))
                 } else {
-                    guarded_range(&query, file, range)
+                    let watch = RangeWatch {
+                        shared: &shared,
+                        cancel: cancel.as_ref(),
+                    };
+                    guarded_range(&query, file, range, &watch)
                 };
                 shared.counters.items(origin, 1);
                 let _ = done_tx.send(vec![Done { id, path, result }]);
@@ -325,12 +329,29 @@ pub(crate) fn answer_here(
         .collect()
 }
 
+/// What the count of a byte range tells between its chunks: the bytes, to
+/// the counters (`bytes_read`, as whole files count theirs), and whether
+/// the asker still waits for it.
+struct RangeWatch<'a> {
+    shared: &'a Shared,
+    cancel: Option<&'a Cancel>,
+}
+
+impl crate::ops::pass::Watch for RangeWatch<'_> {
+    fn read(&self, bytes: u64) -> bool {
+        self.shared.counters.read(bytes);
+        !self.cancel.is_some_and(Cancel::is_cancelled)
+    }
+}
+
 /// Counts one byte range of a regular file for a `wc` without `-L` (the
-/// only query split into ranges); a panic becomes the item's error.
+/// only query split into ranges), `watch` told of each chunk read; a
+/// panic becomes the item's error.
 fn guarded_range(
     query: &Query,
     file: Result<File, Error>,
     range: crate::proto::peer::ByteRange,
+    watch: &dyn crate::ops::pass::Watch,
 ) -> Result<Fields, Error> {
     use crate::proto::QueryKind;
     if query.kind != QueryKind::Wc || query.max_line_length {
@@ -348,12 +369,12 @@ fn guarded_range(
     }
     let counter = crate::ops::wc::WcCounter::new().posixly_correct(query.posixly_correct);
     catch_unwind(AssertUnwindSafe(|| {
-        crate::ops::ranges::count_range(
+        crate::ops::ranges::count_range_watched(
             &file,
-            range.offset,
-            range.length,
+            (range.offset, range.length),
             query.lines_only,
             counter,
+            watch,
         )
     }))
     .unwrap_or_else(|_| Err(std::io::Error::other("the computation failed unexpectedly")))

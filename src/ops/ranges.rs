@@ -11,6 +11,7 @@
 //! operation with [`RangeCount::default`] (no bytes) as its identity.
 //! `wc -L` is not split: a line's width would need its text across cuts.
 
+use super::pass::{Unwatched, Watch};
 use super::wc::{WcCounter, WcCounts, count_into};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -95,6 +96,10 @@ pub fn seam_in(bytes: &[u8], at: usize) -> usize {
     at
 }
 
+/// Most bytes of a range counted between two calls of a [`Watch`]: a
+/// range is at most 64 MiB, so a cancelled one stops within a quarter.
+pub const RANGE_CHUNK: u64 = 16 << 20;
+
 /// Counts the range `[offset, offset + length)` of `file` as moved to the
 /// seams (see the module), by the rules of `counter` (a new counter: the
 /// no-break space rule). With `lines_only` only lines and bytes are right.
@@ -104,6 +109,30 @@ pub fn count_range(
     length: u64,
     lines_only: bool,
     counter: WcCounter,
+) -> io::Result<RangeCount> {
+    count_range_watched(file, (offset, length), lines_only, counter, &Unwatched)
+}
+
+/// [`count_range`] of `(offset, length)` in chunks of [`RANGE_CHUNK`]
+/// bytes (each ending on a seam), `watch` told what each read; a read it
+/// stops fails with [`super::pass::cancelled`].
+pub fn count_range_watched(
+    file: &File,
+    range: (u64, u64),
+    lines_only: bool,
+    counter: WcCounter,
+    watch: &dyn Watch,
+) -> io::Result<RangeCount> {
+    count_range_in(file, range, lines_only, counter, watch, RANGE_CHUNK)
+}
+
+fn count_range_in(
+    file: &File,
+    (offset, length): (u64, u64),
+    lines_only: bool,
+    counter: WcCounter,
+    watch: &dyn Watch,
+    chunk: u64,
 ) -> io::Result<RangeCount> {
     use std::io::{Seek, SeekFrom};
     let seam = |at: u64| {
@@ -118,13 +147,21 @@ pub fn count_range(
     let mut f = file;
     f.seek(SeekFrom::Start(from))?;
     let mut c = counter;
-    count_into(
-        file,
-        &mut c,
-        lines_only,
-        to.saturating_sub(from),
-        super::cores(),
-    )?;
+    let mut at = from;
+    while at < to {
+        let next = seam(at.saturating_add(chunk.max(1)))?.min(to);
+        let before = c.bytes();
+        count_into(file, &mut c, lines_only, next - at, super::cores())?;
+        let got = c.bytes() - before;
+        if !watch.read(got) {
+            return Err(super::pass::cancelled());
+        }
+        if got < next - at {
+            // The file was cut shorter meanwhile.
+            break;
+        }
+        at = next;
+    }
     Ok(RangeCount::of(c))
 }
 
@@ -265,6 +302,73 @@ mod tests {
                 "parts of {part}"
             );
         }
+    }
+
+    /// Counts what it is told was read, and stops after `stop_after` chunks.
+    struct Counting {
+        read: std::cell::Cell<u64>,
+        calls: std::cell::Cell<u32>,
+        stop_after: u32,
+    }
+
+    impl Watch for Counting {
+        fn read(&self, bytes: u64) -> bool {
+            self.read.set(self.read.get() + bytes);
+            self.calls.set(self.calls.get() + 1);
+            self.calls.get() < self.stop_after
+        }
+    }
+
+    fn counting(stop_after: u32) -> Counting {
+        Counting {
+            read: 0.into(),
+            calls: 0.into(),
+            stop_after,
+        }
+    }
+
+    #[test]
+    fn a_range_read_in_chunks_counts_the_same_and_tells_every_byte() {
+        use std::io::Write;
+        let data = text(5, 20_000);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        for chunk in [1u64, 3, 7, 64, 1000, 1 << 20] {
+            for lines_only in [false, true] {
+                let watch = counting(u32::MAX);
+                let joined = cuts(data.len() as u64, 6000)
+                    .into_iter()
+                    .map(|r| {
+                        let c = WcCounter::new();
+                        count_range_in(&f, r, lines_only, c, &watch, chunk).unwrap()
+                    })
+                    .fold(RangeCount::default(), RangeCount::then);
+                let whole = count_slice(&data);
+                assert_eq!((joined.lines, joined.bytes), (whole.lines, whole.bytes));
+                if !lines_only {
+                    assert_eq!(joined.counts(), whole, "chunks of {chunk}");
+                }
+                assert_eq!(watch.read.get(), data.len() as u64, "every byte told");
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancelled_range_stops_within_a_chunk() {
+        use std::io::Write;
+        let data = text(9, 100_000);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        let watch = counting(1);
+        let e =
+            count_range_in(&f, (0, 100_000), false, WcCounter::new(), &watch, 1000).unwrap_err();
+        assert!(crate::ops::pass::is_cancelled(&e), "{e}");
+        assert_eq!(watch.calls.get(), 1);
+        let read = watch.read.get();
+        assert!(
+            (1000..1006).contains(&read),
+            "one chunk (to its seam) read of 100,000 bytes, not {read}"
+        );
     }
 
     #[test]
