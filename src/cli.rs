@@ -40,7 +40,13 @@ gives unauthorized, and so does a member whose export names groups (p2pd --expor
 that your node's certificate carries none of; one that stays silent for --timeout seconds (default 10; a member busy \
 with a large file says so every second) gives timeout, and so does one that says it is busy \
 for 60 times --timeout (10 minutes by default) without sending a result. With --spread such a member's paths are \
-redone by the others, so every path still gets exactly one line.\n\n\
+redone by the others, so every path still gets exactly one line. A --spread member that is \
+slow or frozen but still connected does not hold the job up either: once every path has been \
+handed out, a member with nothing left to do is given a copy of what another member has held \
+for three times as long as answered paths of that size took (at least 1 s; 10 s before any \
+answer), each path copied once; the first good answer is printed and the other dropped, and \
+the slow member's session is closed once all it still works on is answered, which stops that \
+work on it.\n\n\
 --format text starts each line with the member's name, as pdsh does; p2p-sha256 --format \
 sha256sum does not, so its output stays readable by sha256sum -c (with --all, \
 | sort -u shows the distinct digests).";
