@@ -234,3 +234,45 @@ fn streams_are_bounded_and_sigterm_stops_the_dashboard() {
     let status = ui.terminate();
     assert_eq!(status, Some(0), "p2p-ui exits 0 on SIGTERM");
 }
+
+/// True while process `pid` exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn a_query_whose_page_went_away_is_interrupted_and_so_is_one_running_at_sigterm() {
+    let d = common::Daemon::start(&[]);
+    let mut ui = Ui::start(&d);
+    let dir = tempfile::tempdir().unwrap();
+    // A FIFO nobody writes: the command waits in open() and prints nothing.
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let form = serde_json::json!({"command": "wc", "paths": [fifo]}).to_string();
+
+    let (status, conn) = ui.start_post("/api/query", &form);
+    assert_eq!(status, 200);
+    eventually(20, "p2p-wc runs for the page", || ui.children().len() == 1);
+    let pid = ui.children()[0];
+    assert!(running(pid));
+    // The page goes away: the silent command is interrupted all the same.
+    drop(conn);
+    eventually(
+        30,
+        "the command of a page that went away is interrupted",
+        || !running(pid),
+    );
+
+    let (status, _conn) = ui.start_post("/api/query", &form);
+    assert_eq!(status, 200);
+    eventually(20, "another p2p-wc runs", || ui.children().len() == 1);
+    let pid = ui.children()[0];
+    assert_eq!(ui.terminate(), Some(0));
+    eventually(10, "SIGTERM interrupted the query too", || !running(pid));
+}

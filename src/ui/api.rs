@@ -354,13 +354,18 @@ pub fn binary(name: &str) -> PathBuf {
     beside.unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// How often a query that prints nothing checks that its page is still there.
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+
 /// Stderr lines of one command kept for the page; the rest is read and dropped.
 const MAX_STDERR_LINES: usize = 1000;
 
 /// Runs `bin` with `args` as the user who started the dashboard, in its
 /// directory, on its daemon, and gives `emit` an `out` event per stdout
 /// line (the line as the command printed it), an `err` event per stderr
-/// line, then `exit` with the status. When `emit` says the page has gone,
+/// line, then `exit` with the status; an event with no name, sent when
+/// the command has been silent for [`PROBE_EVERY`], only probes the page.
+/// When `emit` says the page has gone,
 /// the command is interrupted, as Ctrl-C would (its work on the members
 /// stops with it).
 pub fn run_command(
@@ -407,30 +412,51 @@ pub fn run_command(
             }
         })
     });
-    let mut gone = false;
-    if let Some(out) = child.stdout.take() {
-        let mut out = std::io::BufReader::new(out);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match out.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            let ok = rx.try_iter().all(|e| emit(("err", e)))
-                && emit(("out", String::from_utf8_lossy(&line).into_owned()));
-            if !ok {
-                gone = true;
-                // SAFETY: a signal to our own child, not yet reaped.
-                unsafe {
-                    libc::kill(pid as i32, libc::SIGINT);
+    // Lines come through a thread, so that a command silent for a long
+    // while (a huge file) still lets us probe the page and stop it if it
+    // has gone.
+    let (lines_tx, lines) = sync_channel::<Vec<u8>>(64);
+    let reader = child.stdout.take().map(|out| {
+        thread::spawn(move || {
+            let mut out = std::io::BufReader::new(out);
+            loop {
+                let mut line = Vec::new();
+                match out.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
-                break;
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
             }
+        })
+    });
+    let mut gone = false;
+    loop {
+        let ok = match lines.recv_timeout(PROBE_EVERY) {
+            Ok(line) => {
+                rx.try_iter().all(|e| emit(("err", e)))
+                    && emit(("out", String::from_utf8_lossy(&line).into_owned()))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => emit(("", String::new())),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        if !ok {
+            gone = true;
+            // SAFETY: a signal to our own child, not yet reaped.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGINT);
+            }
+            break;
         }
+    }
+    // Unblocks the reader if it waits on a full channel.
+    drop(lines);
+    if let Some(t) = reader {
+        let _ = t.join();
     }
     let status = child.wait().ok().and_then(|s| s.code());
     ui.children.remove(pid);

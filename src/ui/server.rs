@@ -261,7 +261,13 @@ fn events(ui: &Ui, out: &mut Stream) {
 /// A query's stream: `out` events with the command's stdout lines, `err`
 /// with its stderr lines, and `exit` with its status.
 fn query(ui: &Ui, (bin, args): (&'static str, Vec<String>), out: &mut Stream) {
-    api::run_command(ui, bin, &args, &mut |ev| out.event(&ev));
+    api::run_command(ui, bin, &args, &mut |ev| {
+        if ev.0.is_empty() {
+            out.chunk(b": still here\n\n")
+        } else {
+            out.event(&ev)
+        }
+    });
 }
 
 /// The drift matrix of a query on every member, grouped.
@@ -275,6 +281,7 @@ fn drift(ui: &Ui, rq: Request, mut form: QueryForm) {
     let (mut lines, mut errors, mut status) = (Vec::new(), Vec::new(), None);
     api::run_command(ui, argv.0, &argv.1, &mut |(name, data)| {
         match name {
+            "" => {}
             "out" => lines.push(serde_json::from_str(&data).unwrap_or(serde_json::Value::Null)),
             "err" => errors.push(data),
             _ => status = serde_json::from_str::<serde_json::Value>(&data).ok(),

@@ -125,6 +125,38 @@ impl Ui {
         None
     }
 
+    /// Starts a POST of `json` and returns the connection once the answer's
+    /// head is read (its status, and the body still coming).
+    pub fn start_post(&self, path: &str, json: &str) -> (u16, BufReader<TcpStream>) {
+        let mut s = TcpStream::connect(&self.host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nX-P2P-UI: 1\r\n\
+             Content-Length: {}\r\n\r\n{json}",
+            self.host,
+            self.cookie(),
+            json.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut r = BufReader::new(s);
+        let status = read_head(&mut r).0;
+        (status, r)
+    }
+
+    /// The processes p2p-ui has started and not yet reaped.
+    pub fn children(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let tasks = format!("/proc/{}/task", self.child.id());
+        for t in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+            let list = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        out
+    }
+
     /// Opens the members' event stream.
     pub fn events(&self) -> Events {
         let mut s = TcpStream::connect(&self.host).unwrap();
