@@ -771,7 +771,7 @@ also a line on stdout in JSON form and a one-line message on stderr); 2 for a us
 local daemon cannot be reached."
 )]
 pub struct GetCli {
-    /// MEMBER:/PATH (one file, or with -r a directory), or with --all the /PATH every member has
+    /// MEMBER:/PATH (one file, or with -r a directory), or with --all or --any the /PATH the members have
     #[arg(value_name = "SOURCE", value_parser = clap::builder::OsStringValueParser::new())]
     pub source: std::ffi::OsString,
 
@@ -786,6 +786,18 @@ pub struct GetCli {
     /// Fetch PATH from every member that has not left, into DEST/MEMBER/PATH (a down member's is an unreachable error)
     #[arg(long, conflicts_with = "recursive")]
     pub all: bool,
+
+    /// Fetch the file at PATH that several members hold with the same content, in chunks from several of them at once, each chunk checked (members with other content are not used)
+    #[arg(long, conflicts_with_all = ["recursive", "all"])]
+    pub any: bool,
+
+    /// With --any, the members that may send chunks, by name or HOST:PORT (repeatable) [default: every alive member but this one]
+    #[arg(long = "peer", value_name = "NAME|HOST:PORT", requires = "any")]
+    pub peers: Vec<String>,
+
+    /// With --all or --any, only members with this tag, KEY=VALUE (repeatable; all must match)
+    #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_tag, conflicts_with = "peers")]
+    pub tags: Vec<(String, String)>,
 
     /// Replace a destination that exists
     #[arg(short = 'f', long)]

@@ -27,7 +27,9 @@ use crate::membership::MemberState;
 use crate::ops::sha::Hasher;
 use crate::output::{EXIT_USAGE, Printer, quiet_on_closed_pipe};
 use crate::progress::Progress;
-use crate::proto::transfer::{Entry, Kind, LocalGet, LocalList, Reply};
+use crate::proto::transfer::{
+    Entry, Kind, LocalGet, LocalGetAny, LocalList, Reply, Served, Unused,
+};
 use crate::proto::{Item, Listed, Outcome, PathBytes, Request, Summary};
 use serde::{Deserialize, Serialize};
 use std::ffi::{CString, OsStr};
@@ -55,7 +57,37 @@ pub struct GetFields {
     pub dest_b64: Option<String>,
     pub bytes: u64,
     pub sha256: String,
+    /// `--any`: the members whose chunks were written, with their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<Served>>,
+    /// `--any`: members that held the file but were not used (other
+    /// content) or were dropped mid-way, with why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unused: Option<Vec<Unused>>,
 }
+
+/// What a fetch brought: the file's length and digest, and with `--any`
+/// where it came from.
+struct Got {
+    bytes: u64,
+    sha256: String,
+    sources: Option<Vec<Served>>,
+    unused: Option<Vec<Unused>>,
+}
+
+impl Got {
+    fn plain((bytes, sha256): (u64, String)) -> Got {
+        Got {
+            bytes,
+            sha256,
+            sources: None,
+            unused: None,
+        }
+    }
+}
+
+/// The label of an `--any` line before its sources are known.
+const ANY: &str = "any";
 
 /// One file to fetch.
 struct Task {
@@ -66,6 +98,9 @@ struct Task {
     dest: PathBuf,
     /// Known already not to be askable (a down member).
     failed: Option<Error>,
+    /// From several members (`--any`): `member` is [`ANY`] until the
+    /// sources are known.
+    any: bool,
 }
 
 /// Temporary files to remove if the command is interrupted.
@@ -128,9 +163,22 @@ fn fetch_all(cli: &GetCli, printer: &mut Printer) -> Result<(), Fatal> {
                 &mut progress,
             ),
         };
+        let mut peer = task.member.clone();
+        if let Ok(GetFields {
+            sources: Some(sources),
+            unused,
+            ..
+        }) = &outcome
+        {
+            let names: Vec<&str> = sources.iter().map(|s| s.peer.as_str()).collect();
+            peer = crate::nodeset::fold(&names);
+            for u in unused.iter().flatten() {
+                printer.message(&u.peer, &task.path, &u.error.message);
+            }
+        }
         let item = Item {
             id: None,
-            peer: task.member.clone(),
+            peer,
             path: task.path.clone(),
             outcome: match outcome {
                 Ok(f) => Outcome::Ok(f),
@@ -211,6 +259,31 @@ fn below(rel: &[u8]) -> Option<PathBuf> {
 }
 
 fn tasks(cli: &GetCli, members: &[Listed], printer: &mut Printer) -> Result<Vec<Task>, Fatal> {
+    if !cli.tags.is_empty() && !cli.all && !cli.any {
+        return Err(usage("--where goes with --all or --any"));
+    }
+    if cli.any {
+        let path = PathBytes(cli.source.as_bytes().to_vec());
+        let name = path
+            .strip_prefix(b"/")
+            .and_then(below)
+            .and_then(|p| p.file_name().map(PathBuf::from))
+            .ok_or_else(|| {
+                usage("with --any, PATH is the absolute path of a file on the members (no . or ..)")
+            })?;
+        let dest = match &cli.dest {
+            None => PathBuf::from(".").join(&name),
+            Some(d) if d.is_dir() => d.join(&name),
+            Some(d) => d.clone(),
+        };
+        return Ok(vec![Task {
+            member: ANY.into(),
+            path,
+            dest,
+            failed: None,
+            any: true,
+        }]);
+    }
     if cli.all {
         let path = PathBytes(cli.source.as_bytes().to_vec());
         let Some(rel) = path.strip_prefix(b"/").and_then(below) else {
@@ -224,7 +297,9 @@ fn tasks(cli: &GetCli, members: &[Listed], printer: &mut Printer) -> Result<Vec<
             .ok_or_else(|| usage("--all needs DEST, the directory to collect into"))?;
         let mut tasks = Vec::new();
         for m in members.iter().map(|l| &l.member) {
-            if m.state == MemberState::Left {
+            if m.state == MemberState::Left
+                || !cli.tags.iter().all(|(k, v)| m.tags.get(k) == Some(v))
+            {
                 continue;
             }
             let mut failed = match m.state {
@@ -245,6 +320,7 @@ fn tasks(cli: &GetCli, members: &[Listed], printer: &mut Printer) -> Result<Vec<
                 path: path.clone(),
                 dest: dir.join(&m.name).join(&rel),
                 failed,
+                any: false,
             });
         }
         return Ok(tasks);
@@ -276,6 +352,7 @@ fn tasks(cli: &GetCli, members: &[Listed], printer: &mut Printer) -> Result<Vec<
         path,
         dest,
         failed: None,
+        any: false,
     }])
 }
 
@@ -305,6 +382,7 @@ fn tree(
                 path: path.clone(),
                 dest: top.to_path_buf(),
                 failed: Some(error),
+                any: false,
             }]);
         }
     };
@@ -337,6 +415,7 @@ fn tree(
                         path: remote,
                         dest,
                         failed: Some(Error::from_io(&err)),
+                        any: false,
                     });
                 }
             }
@@ -345,6 +424,7 @@ fn tree(
                 path: remote,
                 dest,
                 failed: None,
+                any: false,
             }),
             Kind::Symlink => printer.message(
                 member,
@@ -480,23 +560,27 @@ fn fetch(
     if !cli.resume {
         remember(&temp, true);
     }
-    let result = if here {
-        copy_here(&task.path, &file, cli.resume)
+    let result = if task.any {
+        ask_daemon_any(cli, task, &file, progress)
+    } else if here {
+        copy_here(&task.path, &file, cli.resume).map(Got::plain)
     } else {
-        ask_daemon(cli, task, &file, progress)
+        ask_daemon(cli, task, &file, progress).map(Got::plain)
     };
     let kept = match result {
-        Ok(fields) => place(&file, &temp, dest, cli.force).map(|()| fields),
+        Ok(got) => place(&file, &temp, dest, cli.force).map(|()| got),
         Err(e) => Err(e),
     };
     match kept {
-        Ok((bytes, sha256)) => {
+        Ok(got) => {
             remember(&temp, false);
             Ok(GetFields {
                 dest: String::from_utf8_lossy(dest.as_os_str().as_bytes()).into_owned(),
                 dest_b64: PathBytes::from(dest.as_path()).b64(),
-                bytes,
-                sha256,
+                bytes: got.bytes,
+                sha256: got.sha256,
+                sources: got.sources,
+                unused: got.unused,
             })
         }
         Err(mut e) => {
@@ -645,21 +729,7 @@ fn ask_daemon(
         resume: cli.resume,
         timeout_ms: Some(timeout_ms(cli)),
     });
-    let stream = client::connect(&cli.connection)
-        .map_err(|f| Error::new(ErrorCode::Unreachable, f.message))?;
-    let mut line =
-        serde_json::to_vec(&req).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
-    line.push(b'\n');
-    fdpass::send_with_fds(&stream, &line, &[file.as_raw_fd()])?;
-    let mut reader = LineReader::new(stream, crate::proto::MAX_LINE, 0);
-    // Woken now and then to show how far the file has come.
-    reader.set_read_timeout(Some(Duration::from_millis(if progress.is_some() {
-        200
-    } else {
-        // Only to notice a daemon that froze: it answers within the
-        // member's timeout, and writes a line at the end.
-        60_000
-    })));
+    let mut reader = send_with_file(cli, &req, file, progress.is_some())?;
     let mut offset = 0;
     loop {
         match reader.next_line() {
@@ -681,6 +751,92 @@ fn ask_daemon(
                     p.partial(now.saturating_sub(offset));
                 } else {
                     return Err(Error::new(ErrorCode::Timeout, "p2pd stopped answering"));
+                }
+            }
+            Err(e) => return Err(Error::from_io(&e)),
+        }
+    }
+}
+
+/// Sends a request with the descriptor of the file to fill; the reader of
+/// its replies.
+fn send_with_file(
+    cli: &GetCli,
+    req: &Request,
+    file: &File,
+    progress: bool,
+) -> Result<LineReader, Error> {
+    let stream = client::connect(&cli.connection)
+        .map_err(|f| Error::new(ErrorCode::Unreachable, f.message))?;
+    let mut line =
+        serde_json::to_vec(req).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+    line.push(b'\n');
+    fdpass::send_with_fds(&stream, &line, &[file.as_raw_fd()])?;
+    let reader = LineReader::new(stream, crate::proto::MAX_LINE, 0);
+    // Woken now and then to show how far the file has come.
+    reader.set_read_timeout(Some(Duration::from_millis(if progress {
+        200
+    } else {
+        // Only to notice a daemon that froze: it answers within the
+        // members' timeout, and writes a line at the end.
+        60_000
+    })));
+    Ok(reader)
+}
+
+/// Has the daemon fill `file` with chunks from the members that hold the
+/// file (`--any`).
+fn ask_daemon_any(
+    cli: &GetCli,
+    task: &Task,
+    file: &File,
+    progress: &mut Option<Progress>,
+) -> Result<Got, Error> {
+    let req = Request::GetAny(LocalGetAny {
+        path: task.path.clone(),
+        peers: cli.peers.clone(),
+        tags: cli.tags.iter().cloned().collect(),
+        resume: cli.resume,
+        timeout_ms: Some(timeout_ms(cli)),
+    });
+    let mut reader = send_with_file(cli, &req, file, progress.is_some())?;
+    let mut seen = 0;
+    loop {
+        match reader.next_line() {
+            Ok(Some(line)) => match serde_json::from_slice::<Reply>(&line) {
+                Ok(Reply::Sources { .. }) => {}
+                Ok(Reply::Progress { bytes }) => {
+                    if let Some(p) = progress.as_mut() {
+                        seen = bytes;
+                        p.partial(bytes);
+                    }
+                }
+                Ok(Reply::Fetched {
+                    bytes,
+                    sha256,
+                    sources,
+                    unused,
+                }) => {
+                    return Ok(Got {
+                        bytes,
+                        sha256,
+                        sources: Some(sources),
+                        unused: Some(unused),
+                    });
+                }
+                Ok(Reply::Failed { error }) => return Err(error),
+                _ => return Err(refused(&line)),
+            },
+            Ok(None) => return Err(daemon_gone()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                match progress.as_mut() {
+                    Some(p) => p.partial(seen),
+                    None => return Err(Error::new(ErrorCode::Timeout, "p2pd stopped answering")),
                 }
             }
             Err(e) => return Err(Error::from_io(&e)),

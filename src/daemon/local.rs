@@ -106,6 +106,9 @@ pub fn serve(stream: UnixStream, caller: Caller, shared: Arc<Shared>, ticket: &T
         Request::Get(get) => {
             super::transfer::serve_local_get(get, reader, write_half, &caller, &shared)
         }
+        Request::GetAny(get) => {
+            super::any::serve_local_get_any(get, reader, write_half, &caller, &shared)
+        }
         Request::List(list) => {
             super::transfer::serve_local_list(list, write_half, &caller, &shared)
         }

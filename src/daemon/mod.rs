@@ -19,6 +19,7 @@
 //! - [`watch`]: `p2p-peers --watch`: one thread serves every watcher, in a bounded pool.
 //! - [`logging`]: the log, whose filter SIGHUP can change; hostile input rate-limited, peer strings escaped.
 
+pub mod any;
 pub mod batch;
 pub mod caller;
 pub mod cancel;

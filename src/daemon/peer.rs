@@ -317,6 +317,18 @@ fn serve_requests(
                 Some(again) => s = again,
                 None => return (served, End::Broken),
             },
+            Ok(PeerRequest::Manifest(ask)) => {
+                match super::transfer::serve_manifest(shared, s, from, ask) {
+                    Some(again) => s = again,
+                    None => return (served, End::Broken),
+                }
+            }
+            Ok(PeerRequest::Range(range)) => {
+                match super::transfer::serve_range(shared, s, from, range) {
+                    Some(again) => s = again,
+                    None => return (served, End::Broken),
+                }
+            }
             Ok(PeerRequest::List(list)) => {
                 match super::transfer::serve_list(shared, s, from, list) {
                     Some(again) => s = again,

@@ -31,8 +31,8 @@ use crate::fdpass::LineReader;
 use crate::ops::sha::Hasher;
 use crate::proto::peer::{self, PeerRequest};
 use crate::proto::transfer::{
-    self, CHUNK, ENTRIES_BYTES, Entry, Frame, Get, Kind, List, LocalGet, LocalList, MAX_ENTRIES,
-    Reply,
+    self, AskManifest, CHUNK, ENTRIES_BYTES, Entry, Frame, Get, Kind, List, LocalGet, LocalList,
+    MAX_ENTRIES, Manifest, Range, Reply,
 };
 use crate::proto::{PathBytes, Target};
 use std::ffi::{CStr, CString};
@@ -108,6 +108,7 @@ pub fn serve_get(
         key,
         at: 0,
         offset: get.offset,
+        end: None,
         hasher: Hasher::default(),
         buf: vec![0; CHUNK + 1],
         done,
@@ -158,6 +159,9 @@ struct Sending {
     at: u64,
     /// Bytes before this are hashed but not sent: the asker has them.
     offset: u64,
+    /// A range (`p2p-get --any`): sent up to there, not hashed (the asker
+    /// checks it against the manifest), and ended with [`Reply::Sent`].
+    end: Option<u64>,
     hasher: Hasher,
     /// [`transfer::DATA`] and a chunk.
     buf: Vec<u8>,
@@ -205,6 +209,12 @@ impl Sending {
         // The part the asker holds is read in pieces that end at `offset`.
         let want = if self.at < self.offset {
             (self.offset - self.at).min(CHUNK as u64) as usize
+        } else if let Some(end) = self.end {
+            let left = end.saturating_sub(self.at).min(CHUNK as u64) as usize;
+            if left == 0 {
+                return Ok(None);
+            }
+            left
         } else {
             CHUNK
         };
@@ -218,8 +228,11 @@ impl Sending {
         if n == 0 {
             return Ok(None);
         }
-        let bytes = &self.buf[1..=n];
-        self.hasher.update(bytes);
+        if self.end.is_none() {
+            self.hasher.update(&self.buf[1..=n]);
+        } else {
+            corrupt_for_tests(&mut self.buf[1..=n]);
+        }
         let sends = self.at >= self.offset;
         self.at += n as u64;
         if self.at > self.key.size {
@@ -236,7 +249,10 @@ impl Sending {
     fn finish(self) {
         let now = self.file.metadata().map(|md| FileKey::from_metadata(&md));
         let reply = match now {
-            Ok(now) if now == self.key && self.at == self.key.size => Reply::End {
+            Ok(now) if now == self.key && Some(self.at) == self.end => Reply::Sent {
+                bytes: self.at - self.offset,
+            },
+            Ok(now) if now == self.key && self.end.is_none() && self.at == self.key.size => Reply::End {
                 bytes: self.at,
                 sha256: self.hasher.finish().hex(),
             },
@@ -248,6 +264,233 @@ impl Sending {
         let mut s = self.s;
         let ok = s.send(&encode(&reply)).is_ok();
         let _ = self.done.send(ok.then_some(s));
+    }
+}
+
+/// A debug build's p2pd started with `P2PD_TEST_CORRUPT_RANGES` in its
+/// environment flips the first byte of each piece of a range it sends, so
+/// that a test can watch the asker drop a source whose chunks do not match
+/// its manifest. A release build has no such knob.
+#[cfg(debug_assertions)]
+fn corrupt_for_tests(bytes: &mut [u8]) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("P2PD_TEST_CORRUPT_RANGES").is_some()) {
+        if let Some(b) = bytes.first_mut() {
+            *b ^= 0xff;
+        }
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn corrupt_for_tests(_: &mut [u8]) {}
+
+/// Sends a range of a file (`p2p-get --any`) to the peer of session `s`,
+/// if the file is still the size its manifest said; gives the session
+/// back when it may carry another request.
+pub fn serve_range(
+    shared: &Arc<Shared>,
+    mut s: Session<TcpStream>,
+    from: &str,
+    range: Range,
+) -> Option<Session<TcpStream>> {
+    let asker = Asker::member(s.peer(), false);
+    let opened = shared
+        .exports()
+        .open(&asker, &range.path)
+        .and_then(|f| regular(f, 0))
+        .and_then(|(f, key)| {
+            let end = range.offset.checked_add(range.length);
+            if key.size != range.size {
+                Err(failed(
+                    ErrorCode::Changed,
+                    format!(
+                        "the file is {} bytes now, not the {} of its manifest",
+                        key.size, range.size
+                    ),
+                ))
+            } else if end.is_none_or(|e| e > key.size) {
+                Err(failed(ErrorCode::InvalidRequest, "a range beyond the file"))
+            } else {
+                Ok((f, key))
+            }
+        });
+    let (file, key) = match opened {
+        Ok(o) => o,
+        Err(error) => {
+            crate::daemon::logging::trail(
+                "transfer",
+                format_args!("peer {from}: range of {} refused: {error}", range.path),
+            );
+            s.send(&encode(&Reply::Failed { error })).ok()?;
+            return Some(s);
+        }
+    };
+    s.send(&encode(&Reply::Sending {
+        peer: shared.name.clone(),
+        size: key.size,
+        offset: range.offset,
+    }))
+    .ok()?;
+    let (done, back) = channel();
+    let sending = Sending {
+        s,
+        file,
+        key,
+        at: range.offset,
+        offset: range.offset,
+        end: Some(range.offset + range.length),
+        hasher: Hasher::default(),
+        buf: vec![0; CHUNK + 1],
+        done,
+        shared: Arc::clone(shared),
+    };
+    shared
+        .pool
+        .submit(remote::member(from), Job::new(move || sending.slice()));
+    back.recv().ok().flatten()
+}
+
+/// Computes a file's manifest (`p2p-get --any`) for the peer of session
+/// `s`: one read, on the pool as a transfer is, hashing the whole file and
+/// each chunk, refused as `changed` if the file changed meanwhile.
+pub fn serve_manifest(
+    shared: &Arc<Shared>,
+    mut s: Session<TcpStream>,
+    from: &str,
+    ask: AskManifest,
+) -> Option<Session<TcpStream>> {
+    let asker = Asker::member(s.peer(), false);
+    let opened = shared
+        .exports()
+        .open(&asker, &ask.path)
+        .and_then(|f| regular(f, 0))
+        .and_then(|(f, key)| match transfer::chunk_size(key.size) {
+            Some(chunk) => Ok((f, key, chunk)),
+            None => Err(failed(
+                ErrorCode::InvalidRequest,
+                "too large for --any: fetch it from one member",
+            )),
+        });
+    let (file, key, chunk) = match opened {
+        Ok(o) => o,
+        Err(error) => {
+            crate::daemon::logging::trail(
+                "transfer",
+                format_args!("peer {from}: manifest of {} refused: {error}", ask.path),
+            );
+            s.send(&encode(&Reply::Failed { error })).ok()?;
+            return Some(s);
+        }
+    };
+    shared.counters.query(super::counters::Origin::Remote);
+    let (done, back) = channel();
+    let hashing = Hashing {
+        s,
+        file,
+        key,
+        chunk,
+        at: 0,
+        whole: Hasher::default(),
+        piece: Hasher::default(),
+        chunks: Vec::new(),
+        buf: vec![0; CHUNK],
+        beat: Instant::now(),
+        done,
+        shared: Arc::clone(shared),
+    };
+    shared
+        .pool
+        .submit(remote::member(from), Job::new(move || hashing.slice()));
+    back.recv().ok().flatten()
+}
+
+/// A manifest being computed, between two slices on the pool.
+struct Hashing {
+    s: Session<TcpStream>,
+    file: File,
+    key: FileKey,
+    chunk: u64,
+    at: u64,
+    whole: Hasher,
+    /// The chunk being hashed.
+    piece: Hasher,
+    chunks: Vec<String>,
+    buf: Vec<u8>,
+    /// When the asker last heard from us: a large file takes longer to
+    /// hash than its timeout.
+    beat: Instant,
+    done: Sender<Option<Session<TcpStream>>>,
+    shared: Arc<Shared>,
+}
+
+impl Hashing {
+    /// Hashes up to [`SLICE`] bytes; queues the rest, or answers.
+    fn slice(mut self) -> Option<Job> {
+        let mut read = 0u64;
+        let outcome = loop {
+            // A read never crosses the end of a chunk.
+            let left = self.chunk - self.piece.bytes();
+            let want = left.min(CHUNK as u64) as usize;
+            let n = match self.file.read_at(&mut self.buf[..want], self.at) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(Error::from_io(&e)),
+            };
+            if n == 0 {
+                break Ok(());
+            }
+            self.whole.update(&self.buf[..n]);
+            self.piece.update(&self.buf[..n]);
+            self.at += n as u64;
+            read += n as u64;
+            if self.at > self.key.size {
+                break Err(changed());
+            }
+            if self.piece.bytes() == self.chunk {
+                let piece = std::mem::take(&mut self.piece);
+                self.chunks.push(piece.finish().hex());
+            }
+            if read >= SLICE {
+                self.shared.counters.read(read);
+                if self.beat.elapsed() >= remote::HEARTBEAT {
+                    self.beat = Instant::now();
+                    let beat = encode(&Reply::Progress { bytes: self.at });
+                    if self.s.send(&beat).is_err() {
+                        let _ = self.done.send(None);
+                        return None;
+                    }
+                }
+                return Some(Job::new(move || self.slice()));
+            }
+        };
+        self.shared.counters.read(read);
+        let now = self.file.metadata().map(|md| FileKey::from_metadata(&md));
+        let reply = match (outcome, now) {
+            (Err(error), _) => Reply::Failed { error },
+            (Ok(()), Err(e)) => Reply::Failed {
+                error: Error::from_io(&e),
+            },
+            (Ok(()), Ok(now)) if now != self.key || self.at != self.key.size => Reply::Failed {
+                error: changed(),
+            },
+            (Ok(()), Ok(_)) => {
+                let mut chunks = self.chunks;
+                if self.piece.bytes() > 0 {
+                    chunks.push(self.piece.finish().hex());
+                }
+                Reply::Manifest(Manifest {
+                    peer: self.shared.name.clone(),
+                    size: self.at,
+                    sha256: self.whole.finish().hex(),
+                    chunk: self.chunk,
+                    chunks,
+                })
+            }
+        };
+        let mut s = self.s;
+        let ok = s.send(&encode(&reply)).is_ok();
+        let _ = self.done.send(ok.then_some(s));
+        None
     }
 }
 
@@ -406,7 +649,7 @@ fn open_subdir(parent: &OwnedFd, name: &CStr) -> Result<OwnedFd, Error> {
 // The asking daemon's side.
 
 /// Writes one line to the command.
-fn line(mut out: &UnixStream, reply: &Reply) -> io::Result<()> {
+pub(super) fn line(mut out: &UnixStream, reply: &Reply) -> io::Result<()> {
     let mut l = encode(reply);
     l.push(b'\n');
     out.write_all(&l)
@@ -448,7 +691,7 @@ fn member_addr(
     Ok((addr, at))
 }
 
-fn timeout_of(ms: Option<u64>) -> Duration {
+pub(super) fn timeout_of(ms: Option<u64>) -> Duration {
     ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis)
 }
 
@@ -477,7 +720,7 @@ pub fn serve_local_get(
 
 /// The file to fill must be a regular file open for reading and writing,
 /// without `O_APPEND` (the bytes go at their offsets).
-fn fillable(dest: &File) -> Result<u64, Error> {
+pub(super) fn fillable(dest: &File) -> Result<u64, Error> {
     // SAFETY: F_GETFL only reads the flags of a descriptor we own.
     let flags = unsafe { libc::fcntl(dest.as_raw_fd(), libc::F_GETFL) };
     if flags < 0 {
@@ -606,7 +849,7 @@ const CLIENT_CHECK: u64 = 16;
 
 /// Whether the command closed its end: it sends nothing after its request,
 /// so anything to read, or a hang-up, means it is gone (interrupted).
-fn client_gone(out: &UnixStream) -> bool {
+pub(super) fn client_gone(out: &UnixStream) -> bool {
     let mut p = libc::pollfd {
         fd: out.as_raw_fd(),
         events: libc::POLLIN | libc::POLLRDHUP,
@@ -618,7 +861,7 @@ fn client_gone(out: &UnixStream) -> bool {
 }
 
 /// Hashes the first `len` bytes of `file` into `h`.
-fn rehash(file: &File, len: u64, h: &mut Hasher) -> Result<(), Error> {
+pub(super) fn rehash(file: &File, len: u64, h: &mut Hasher) -> Result<(), Error> {
     let mut buf = vec![0u8; CHUNK];
     let mut at = 0u64;
     while at < len {
@@ -633,7 +876,7 @@ fn rehash(file: &File, len: u64, h: &mut Hasher) -> Result<(), Error> {
     Ok(())
 }
 
-fn unexpected(at: &str) -> Error {
+pub(super) fn unexpected(at: &str) -> Error {
     failed(
         ErrorCode::Internal,
         format!("the member{at} answered the transfer with something unexpected"),

@@ -16,6 +16,7 @@
 //! [`beacon`] the sealed datagram of LAN discovery.
 
 pub mod beacon;
+pub mod chunks;
 pub mod path;
 pub mod peer;
 pub mod transfer;
@@ -58,6 +59,9 @@ pub enum Request {
     Get(transfer::LocalGet),
     /// A member's tree, for `p2p-get -r`.
     List(transfer::LocalList),
+    /// Fill the passed descriptor with a file several members hold
+    /// (`p2p-get --any`).
+    GetAny(transfer::LocalGetAny),
 }
 
 /// The reply to [`Request::Revoke`].

@@ -71,6 +71,10 @@ pub enum PeerRequest {
     Get(crate::proto::transfer::Get),
     /// List a tree (see [`crate::proto::transfer`]).
     List(crate::proto::transfer::List),
+    /// A file's manifest, for `p2p-get --any` (see [`crate::proto::transfer`]).
+    Manifest(crate::proto::transfer::AskManifest),
+    /// Bytes of a file, for `p2p-get --any` (see [`crate::proto::transfer`]).
+    Range(crate::proto::transfer::Range),
 }
 
 impl PeerRequest {
@@ -84,6 +88,8 @@ impl PeerRequest {
             PeerRequest::End {} => "end",
             PeerRequest::Get(_) => "get",
             PeerRequest::List(_) => "list",
+            PeerRequest::Manifest(_) => "manifest",
+            PeerRequest::Range(_) => "range",
         }
     }
 }
