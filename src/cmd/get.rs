@@ -144,7 +144,7 @@ fn fetch_all(cli: &GetCli, printer: &mut Printer) -> Result<(), Fatal> {
         printer.share_terminal(aside);
     }
     // Text lines stay sha256sum lines; messages name the member.
-    printer.several_members(cli.all, true);
+    printer.several_members(cli.all || cli.any, true);
     let tasks = tasks(cli, &members, printer)?;
     if let Some(p) = &progress {
         let listed = p.listed();

@@ -15,10 +15,10 @@
 //! As for one member, the daemon writes only into the descriptor the
 //! command passed.
 
+use super::Shared;
 use super::caller::Caller;
 use super::fanout::{self, Conn};
 use super::transfer::{client_gone, fillable, line, timeout_of, unexpected};
-use super::Shared;
 use crate::crypto::session::Session;
 use crate::error::{Error, ErrorCode};
 use crate::fdpass::LineReader;
@@ -96,7 +96,11 @@ fn local_get_any(
     line(
         out,
         &Reply::Sources {
-            sources: chosen.sources.iter().map(|&i| candidates[i].label.clone()).collect(),
+            sources: chosen
+                .sources
+                .iter()
+                .map(|&i| candidates[i].label.clone())
+                .collect(),
             size: m.size,
             unused: chosen.unused.clone(),
         },
@@ -151,10 +155,7 @@ fn local_get_any(
         }
         watch(&run, out);
     });
-    let state = run
-        .state
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+    let state = run.state.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(e) = state.fatal {
         return Err(e);
     }
@@ -186,7 +187,10 @@ fn local_get_any(
             .enumerate()
             .filter_map(|(k, e)| {
                 let e = e.as_ref()?;
-                Some(format!("{}: {}", candidates[chosen.sources[k]].label, e.message))
+                Some(format!(
+                    "{}: {}",
+                    candidates[chosen.sources[k]].label, e.message
+                ))
             })
             .collect();
         let code = dropped
@@ -496,10 +500,7 @@ fn none_holds(silent: &[Unused]) -> Error {
     if silent.len() > 4 {
         why.push(format!("and {} more", silent.len() - 4));
     }
-    Error::new(
-        code,
-        format!("no member could send it: {}", why.join("; ")),
-    )
+    Error::new(code, format!("no member could send it: {}", why.join("; ")))
 }
 
 /// What the links of one transfer share.
@@ -611,10 +612,7 @@ impl Worker<'_> {
         };
         let mut buf = Vec::new();
         let mut frame = Vec::new();
-        loop {
-            let Some(i) = self.next() else {
-                break;
-            };
+        while let Some(i) = self.next() {
             self.fetch(&mut s, i, &mut buf, &mut frame)?;
             let (start, _) = self.manifest.span(i);
             if let Err(e) = self.dest.write_all_at(&buf, start) {
@@ -697,7 +695,9 @@ impl Worker<'_> {
                     }
                     buf.extend_from_slice(bytes);
                 }
-                Ok(Frame::Reply(Reply::Sent { bytes })) if bytes == len && buf.len() as u64 == len => {
+                Ok(Frame::Reply(Reply::Sent { bytes }))
+                    if bytes == len && buf.len() as u64 == len =>
+                {
                     break;
                 }
                 Ok(Frame::Reply(Reply::Failed { error })) => return Err(error),

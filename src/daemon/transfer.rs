@@ -252,10 +252,12 @@ impl Sending {
             Ok(now) if now == self.key && Some(self.at) == self.end => Reply::Sent {
                 bytes: self.at - self.offset,
             },
-            Ok(now) if now == self.key && self.end.is_none() && self.at == self.key.size => Reply::End {
-                bytes: self.at,
-                sha256: self.hasher.finish().hex(),
-            },
+            Ok(now) if now == self.key && self.end.is_none() && self.at == self.key.size => {
+                Reply::End {
+                    bytes: self.at,
+                    sha256: self.hasher.finish().hex(),
+                }
+            }
             Ok(_) => Reply::Failed { error: changed() },
             Err(e) => Reply::Failed {
                 error: Error::from_io(&e),
@@ -470,9 +472,9 @@ impl Hashing {
             (Ok(()), Err(e)) => Reply::Failed {
                 error: Error::from_io(&e),
             },
-            (Ok(()), Ok(now)) if now != self.key || self.at != self.key.size => Reply::Failed {
-                error: changed(),
-            },
+            (Ok(()), Ok(now)) if now != self.key || self.at != self.key.size => {
+                Reply::Failed { error: changed() }
+            }
             (Ok(()), Ok(_)) => {
                 let mut chunks = self.chunks;
                 if self.piece.bytes() > 0 {

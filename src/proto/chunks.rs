@@ -73,8 +73,7 @@ impl Plan {
         if self.left == 0 || self.sources.get(source).is_none_or(|s| s.dropped) {
             return Next::Stop;
         }
-        while self.first_todo < self.chunks.len() && self.chunks[self.first_todo] != Chunk::Todo
-        {
+        while self.first_todo < self.chunks.len() && self.chunks[self.first_todo] != Chunk::Todo {
             self.first_todo += 1;
         }
         if let Some(c) = self.chunks.get_mut(self.first_todo) {

@@ -114,6 +114,23 @@ impl Daemon {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
+        let wrap: Vec<&str> = match netns {
+            Some(ns) => vec!["ip", "netns", "exec", ns],
+            None => vec![],
+        };
+        Daemon::start_under(&wrap, uid, port, args, env)
+    }
+
+    /// [`Daemon::start_as`] with `p2pd` run by the command `wrap` (which
+    /// must exec it as the same process), when not empty: `ip netns exec
+    /// NS`, or `unshare -m ...` for a mount namespace of its own.
+    pub fn start_under(
+        wrap: &[&str],
+        uid: Option<u32>,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("temp dir");
         if let Some(uid) = uid {
@@ -132,10 +149,10 @@ impl Daemon {
         let port_file = dir.path().join("p2pd.port");
         let spawn = || {
             let log = std::fs::File::create(&stderr_path).unwrap();
-            let mut cmd = match netns {
-                Some(ns) => {
-                    let mut c = Command::new("ip");
-                    c.args(["netns", "exec", ns]).arg(bin("p2pd"));
+            let mut cmd = match wrap.split_first() {
+                Some((first, rest)) => {
+                    let mut c = Command::new(first);
+                    c.args(rest).arg(bin("p2pd"));
                     c
                 }
                 None => Command::new(bin("p2pd")),
