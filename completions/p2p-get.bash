@@ -23,12 +23,20 @@ _p2p__get() {
 
     case "${cmd}" in
         p2p__get)
-            opts="-r -f -c -h -V --recursive --all --force --continue --timeout --format --progress --no-progress --socket --help --version"
+            opts="-r -f -c -h -V --recursive --all --any --peer --where --force --continue --timeout --format --progress --no-progress --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --where)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -2051,7 +2051,28 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  component is skipped.\n\n\
                  A file of this member itself (MEMBER is this host's p2pd) is copied by the \
                  command, with your own rights, by the same rules, as cp would; the daemon is \
-                 not asked to read it."
+                 not asked to read it.\n\n\
+                 With --any PATH DEST, one file that several members hold with the same content \
+                 (a package, an image, a data set) is fetched from several of them at once. The \
+                 candidates are every alive member but this one (--where KEY=VALUE narrows them \
+                 by tag), or those named with --peer. Each is asked for the file's manifest: its \
+                 size, its SHA-256, and the SHA-256 of each chunk (4 MiB, or more for a file \
+                 above 47 GiB so that a manifest has at most 12,000 chunks; files above about \
+                 750 GiB are refused), computed from one read under the same rules as a query \
+                 (exports, groups, changed). The members whose manifests agree with the most \
+                 others are the sources, up to 8; a member that holds other content is not used \
+                 and is named on stderr (the exit status stays 0), and when as many members \
+                 hold one content as another the file is refused with mismatch: name the \
+                 member with MEMBER:/PATH. Chunks then come from every source at once, two at a \
+                 time from each, lowest first to whichever source is free; each chunk is checked \
+                 against its digest before it is written at its place in the temporary file. A \
+                 source whose chunk does not match, that fails, falls silent for --timeout or \
+                 is stopped is dropped, and its chunks are fetched from the others; the file \
+                 fails only when every source is dropped. At the end the file is read back and \
+                 must hash to the manifest's SHA-256, then it is synced and renamed as above. \
+                 With -c, the chunks DEST.p2p-partial holds whole are checked against the \
+                 manifest and those that match are kept; only the others are fetched. This \
+                 host's own copy is never a source (p2pd would read it with its own rights)."
                     .into(),
             ));
             s.push((
@@ -2067,6 +2088,14 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  (DEST exists and -f was not given) and mismatch (what arrived does not hash to \
                  the member's digest). With --all a member that is down gets unreachable at \
                  once, and the others are still fetched.\n\n\
+                 With --any, peer names the members the chunks came from, folded \
+                 (node[1-3]), and the line adds sources, [{\"peer\",\"bytes\"}] (the bytes \
+                 written that came from each member), and unused, [{\"peer\",\"error\"}]: \
+                 the members that held other content (mismatch) and the sources dropped mid-way \
+                 (with why; such a member is also in sources for the chunks it gave before). \
+                 Members that do not have the file at all are not listed; when none has it, \
+                 the line's error says why for the first few. \
+                 jq '.sources[] | .peer' lists who sent what.\n\n\
                  The progress line (files, bytes, rate) is shown on stderr when it is a \
                  terminal; --progress shows it anywhere, --no-progress never."
                     .into(),
@@ -2078,12 +2107,15 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  that stops reading holds a worker at most for the peer session's write timeout \
                  (60 s). The local p2pd holds at most as many links to one member as for queries. \
                  A tree's listing holds at most 1,000,000 entries. --timeout bounds how long a \
-                 member may stay silent."
+                 member may stay silent. --any asks 16 members for their manifest at a time \
+                 (a member hashing a large file tells the asker every second that it is still \
+                 at it), uses at most 8 sources and two links to each, and holds one chunk per \
+                 link in memory (4 MiB, up to 64 MiB for the largest files)."
                     .into(),
             ));
             s.push((
                 "EXAMPLES",
-                "  p2p-get web3:/etc/ssh/sshd_config\n  p2p-get web3:/etc/ssh/sshd_config /tmp/web3.sshd_config\n  p2p-get --all /etc/ssh/sshd_config collected/\n  p2p-get -r db1:/srv/reports reports/\n  p2p-get -c big:/srv/data/dump.tar .   # again after an interruption: picks it up".into(),
+                "  p2p-get web3:/etc/ssh/sshd_config\n  p2p-get web3:/etc/ssh/sshd_config /tmp/web3.sshd_config\n  p2p-get --all /etc/ssh/sshd_config collected/\n  p2p-get -r db1:/srv/reports reports/\n  p2p-get -c big:/srv/data/dump.tar .   # again after an interruption: picks it up\n  p2p-get --any /srv/images/base.qcow2 /var/lib/images/   # chunks from every member that has it\n  p2p-get --any --where rack=r1 /srv/images/base.qcow2 . | jq -c '.sources'".into(),
             ));
             s.push(("EXIT STATUS", "0 when every file was fetched; 1 when some file failed; 2 for a usage error; 3 when the local p2pd cannot be reached; 128 plus the signal's number when interrupted.".into()));
             s.push(("ENVIRONMENT", CLIENT_ENV.into()));

@@ -9,11 +9,11 @@
 //! - [`ops`]: the file computations (wc and its byte ranges, sha256, directory counts, stat), pure and socket-free.
 //! - [`exports`]: the `--export` roots peers may read below, and the open that cannot escape them.
 //! - [`cache`]: a bounded result cache keyed by device, inode, size, mtime and ctime.
-//! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`, the peer protocol (with the frames of a file transfer), and LAN discovery's beacons; paths are bytes.
+//! - [`proto`]: the local JSON-lines protocol between the commands and `p2pd`, the peer protocol (with the frames of a file transfer, and `--any`'s sans-IO chunk plan), and LAN discovery's beacons; paths are bytes.
 //! - [`fdpass`]: passing open descriptors over the Unix socket (SCM_RIGHTS).
 //! - [`paths`]: where sockets, keys and state live by default.
 //! - [`trust`]: whom a command may hand its descriptors to: the socket's directories and the daemon's uid.
-//! - [`daemon`]: `p2pd` itself: listeners, worker pool, cluster queries, file transfers (`p2p-get`), signals, the certified identity it loads.
+//! - [`daemon`]: `p2pd` itself: listeners, worker pool, cluster queries, file transfers (`p2p-get`, and `--any` from several members at once), signals, the certified identity it loads.
 //! - [`ui`]: `p2p-ui`, the web dashboard on loopback: token and Host/Origin checks, the JSON and event-stream endpoints, the embedded page.
 //! - [`cmd`]: one module per command: flags to query, results to output.
 //! - [`input`]: what the commands' names mean: standard input, `-`, lists and their empty names.

@@ -15,6 +15,8 @@
 //! - [`peer_port`]: binding TCP and UDP on one port number (port 0: one the kernel picks), and `--port-file`.
 //! - [`remote`]: a member's side of a query from a peer, confined to the exports.
 //! - [`fanout`], [`distribute`]: the asking side of `--peer`, `--all` and `--spread`.
+//! - [`transfer`]: `p2p-get`: a member sends a file, a range or a manifest; the asking side of one member.
+//! - [`any`]: `p2p-get --any`: the asking side of one file from several members at once.
 //! - [`limits`]: how many connections each listener serves, per user, and who makes room.
 //! - [`watch`]: `p2p-peers --watch`: one thread serves every watcher, in a bounded pool.
 //! - [`logging`]: the log, whose filter SIGHUP can change; hostile input rate-limited, peer strings escaped.
