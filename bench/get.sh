@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # p2p-get beside scp and rsync over ssh, on loopback, for one file of
-# SIZE_MIB (1 GiB by default) in the page cache. Not a test: the figures
+# SIZE_MIB (1 GiB by default) in the page cache; and p2p-get --any from
+# three members that hold it beside p2p-get from one. Not a test: the figures
 # depend on the machine. Every row is the best of RUNS runs.
 #
 #   bench/get.sh
@@ -53,8 +54,11 @@ start() { # NAME ARGS...
 }
 start sender --export "$work/export"
 start asker --join "127.0.0.1:$(cat "$work/sender/port")"
+# Two more members that hold the same file, for p2p-get --any (three sources).
+start sender2 --export "$work/export" --join "127.0.0.1:$(cat "$work/sender/port")"
+start sender3 --export "$work/export" --join "127.0.0.1:$(cat "$work/sender/port")"
 for _ in $(seq 100); do
-  [ "$(P2P_SOCKET=$work/asker/sock "$BIN/p2p-peers" | jq -s 'map(select(.state=="alive"))|length')" = 2 ] && break
+  [ "$(P2P_SOCKET=$work/asker/sock "$BIN/p2p-peers" | jq -s 'map(select(.state=="alive"))|length')" = 4 ] && break
   sleep 0.1
 done
 
@@ -102,6 +106,13 @@ t_get=$(best env P2P_SOCKET="$work/asker/sock" "$BIN/p2p-get" --no-progress "sen
 rm -f "$work/out/"*
 P2P_SOCKET="$work/asker/sock" "$BIN/p2p-get" --no-progress "sender:$src" "$work/out/big.bin" > /dev/null
 cmp "$src" "$work/out/big.bin"
+# --any: the manifests (each member reads and hashes the whole file) are in
+# the time, as they are for a user.
+t_any=$(best env P2P_SOCKET="$work/asker/sock" "$BIN/p2p-get" --no-progress --any "$src" "$work/out/big.bin")
+rm -f "$work/out/"*
+P2P_SOCKET="$work/asker/sock" "$BIN/p2p-get" --no-progress --any "$src" "$work/out/big.bin" > "$work/any.json"
+cmp "$src" "$work/out/big.bin"
+any_sources=$(jq -r '[.sources[] | "\(.peer) \(.bytes / 1048576 | floor) MiB"] | join(", ")' "$work/any.json")
 t_scp=$(best scp -q "${ssh_opts[@]}" -P "$SSH_PORT" "127.0.0.1:$src" "$work/out/big.bin")
 t_rsync=$(best rsync -q --whole-file -e "ssh ${ssh_opts[*]} -p $SSH_PORT" "127.0.0.1:$src" "$work/out/big.bin")
 
@@ -115,3 +126,5 @@ printf '%-46s %12s %12s %9s\n' "one file over loopback" "p2p-get" "reference" "r
 row() { printf '%-46s %12s %12s %8.1fx\n' "$1" "$(mbs "$t_get")" "$(mbs "$2")" "$(python3 -c "print($2 / $t_get)")"; }
 row "p2p-get vs scp" "$t_scp"
 row "p2p-get vs rsync -e ssh (--whole-file)" "$t_rsync"
+printf '%-46s %12s %12s %8.1fx\n' "p2p-get --any (3 members) vs p2p-get (1)" "$(mbs "$t_any")" "$(mbs "$t_get")" "$(python3 -c "print($t_get / $t_any)")"
+printf '# --any sources of the last run: %s\n' "$any_sources"

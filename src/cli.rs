@@ -2042,8 +2042,9 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  still hash to the member's digest: a partial file that is not the start of the \
                  file gets mismatch and is removed.\n\n\
                  With -r the tree is listed by the member (depth first, never following a \
-                 symlink), its directories are made here and its regular files fetched one by \
-                 one, each as above. Symlinks are neither followed nor made, and FIFOs, sockets \
+                 symlink), its directories are made here and its regular files fetched four \
+                 at a time, each as above (with --all too: four members at a time; each line \
+                 is printed as its file ends). Symlinks are neither followed nor made, and FIFOs, sockets \
                  and devices are not fetched: each is named on stderr as skipped, without \
                  changing the exit status. A directory of the tree that exists here is used; a \
                  symlink in its place is refused (not_a_directory), so a tree never lands where \
@@ -2080,7 +2081,9 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                 "One JSON object per file: peer, path (on the member; path_b64 when it is not \
                  UTF-8), dest (where it was written; dest_b64 likewise), bytes and sha256. \
                  --format text prints sha256sum lines of the files written (sha256, two spaces, \
-                 DEST), which sha256sum -c accepts.\n\n\
+                 DEST), which sha256sum -c accepts: a DEST with a backslash or a newline is \
+                 escaped as sha256sum escapes it (the line starts with a backslash). Messages \
+                 quote names as GNU tools do.\n\n\
                  A file that fails prints {\"peer\",\"path\",\"error\":{\"code\",\"message\"}} \
                  and a message on stderr; besides the codes of the queries (not_found, \
                  permission_denied, not_exported, is_directory, unauthorized, unreachable, \

@@ -789,3 +789,190 @@ fn any_continue_keeps_the_chunks_that_match() {
     assert_eq!(after - before, 2 * data.len() as u64 + sent);
     assert!(!partial_of(&dest).exists());
 }
+
+// The rules of item 1 under stress: a file that changes while it is sent,
+// an asker that stops reading, names in text lines.
+
+/// `mib` MiB that are not all alike, each MiB marked with its number.
+fn marked(mib: u32) -> Vec<u8> {
+    let block = content(1 << 20);
+    let mut data = Vec::with_capacity((mib as usize) << 20);
+    for i in 0..mib {
+        data.extend_from_slice(&i.to_be_bytes());
+        data.extend_from_slice(&block[4..]);
+    }
+    data
+}
+
+/// The temporary file of `name` in `dir`, once it holds bytes.
+fn temp_with_bytes(dir: &Path, name: &str) -> Option<PathBuf> {
+    let prefix = format!(".{name}.p2p-tmp");
+    std::fs::read_dir(dir).unwrap().find_map(|e| {
+        let e = e.ok()?;
+        (e.file_name().as_bytes().starts_with(prefix.as_bytes()) && e.metadata().ok()?.len() > 0)
+            .then(|| e.path())
+    })
+}
+
+#[test]
+fn a_file_that_changes_while_it_is_sent_is_refused() {
+    let (ds, export) = pair();
+    let src = write(export.path(), "growing", &marked(384));
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("growing");
+    let mut child = ds[0]
+        .cmd("p2p-get")
+        .args(["--no-progress"])
+        .arg(source("node1", &src))
+        .arg(&dest)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(30, "the transfer is under way", || {
+        temp_with_bytes(out.path(), "growing").is_some()
+    });
+    // The file grows until the transfer ends, one way or the other.
+    let mut log = std::fs::OpenOptions::new().append(true).open(&src).unwrap();
+    while child.try_wait().unwrap().is_none() {
+        use std::io::Write;
+        log.write_all(b"one more line\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let done = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert_eq!(done.status.code(), Some(1), "{stdout}");
+    let l: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(error_code(&l), "changed", "{l}");
+    assert!(!dest.exists());
+    no_leftovers(out.path());
+}
+
+#[test]
+fn an_asker_that_stops_reading_lets_go_of_the_members_worker() {
+    let export = tempfile::tempdir().unwrap();
+    let e = export.path().to_str().unwrap().to_string();
+    let mut args: Vec<&str> = common::FAST.to_vec();
+    args.extend(["--name", "node1", "--export", &e]);
+    // The member gives up on a peer that does not read after 2 s, not 60.
+    let member = Daemon::start_on(
+        0,
+        &args,
+        &[
+            ("P2PD_SECRET", common::TEST_KEY),
+            ("P2PD_TEST_PEER_WRITE_TIMEOUT_MS", "2000"),
+        ],
+    );
+    let join = format!("127.0.0.1:{}", member.port);
+    let mut args: Vec<&str> = common::FAST.to_vec();
+    args.extend(["--name", "node0", "--join", &join]);
+    let asker = Daemon::start(&args);
+    for d in [&asker, &member] {
+        eventually(15, "both alive", || {
+            let p = peers(d);
+            p.len() == 2 && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+    let src = write(export.path(), "big", &marked(384));
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("big");
+    let child = asker
+        .cmd("p2p-get")
+        .args(["--no-progress", "--timeout", "5"])
+        .arg(source("node1", &src))
+        .arg(&dest)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(30, "the transfer is under way", || {
+        temp_with_bytes(out.path(), "big").is_some()
+    });
+    // The asking daemon stops reading: the member's worker blocks in its
+    // write, then lets go of it.
+    unsafe { libc::kill(asker.pid(), libc::SIGSTOP) };
+    eventually(
+        10,
+        "the member's worker is held by the stalled send",
+        || common::num(&common::status(&member), "workers_busy") > 0,
+    );
+    eventually(30, "the member's worker is free again", || {
+        common::num(&common::status(&member), "workers_busy") == 0
+    });
+    // And it serves others meanwhile: a query answers.
+    let r = run(member.cmd("p2p-sha256").arg(&src));
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    unsafe { libc::kill(asker.pid(), libc::SIGCONT) };
+    let done = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert_eq!(done.status.code(), Some(1), "{stdout}");
+    assert!(!dest.exists());
+    no_leftovers(out.path());
+}
+
+#[test]
+fn text_lines_escape_names_as_sha256sum_does() {
+    let (ds, export) = pair();
+    let name = "back\\slash\nnewline";
+    let src = write(export.path(), name, b"odd name\n");
+    let out = tempfile::tempdir().unwrap();
+    let r = get(
+        &ds[0],
+        &[
+            os("--format"),
+            os("text"),
+            &source("node1", &src),
+            out.path().as_os_str(),
+        ],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let dest = out.path().join(name);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"odd name\n");
+    let escaped = dest
+        .to_str()
+        .unwrap()
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n");
+    // (GNU marks the line of such a name with a leading backslash.)
+    let sha = gnu_sha256(&src).trim_start_matches('\\').to_string();
+    assert_eq!(r.stdout, format!("\\{sha}  {escaped}\n"));
+    // sha256sum -c reads it back.
+    let check = common::run_with_stdin(
+        std::process::Command::new("sha256sum").arg("-c"),
+        r.stdout.as_bytes(),
+    );
+    assert_eq!(check.status, 0, "{} {}", check.stdout, check.stderr);
+    // A message quotes a name as GNU does: one line, shell-quoted.
+    let r = get(&ds[0], &[&source("node1", &src), out.path().as_os_str()]);
+    assert_eq!(r.status, 1);
+    let msg = r.stderr.lines().next().unwrap_or("");
+    assert!(
+        msg.contains("exists") && msg.contains("$'\\n'"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_tree_of_many_files_is_fetched_whole_a_few_at_once() {
+    let (ds, export) = pair();
+    let top = export.path().join("many");
+    let mut want = Vec::new();
+    for i in 0..12 {
+        let data = content(200_000 + i * 1000);
+        write(&top, &format!("d{}/f{i}", i % 3), &data);
+        want.push((format!("d{}/f{i}", i % 3), data));
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("copy");
+    let r = get(
+        &ds[0],
+        &[os("-r"), &source("node1", &top), dest.as_os_str()],
+    );
+    assert_eq!(r.status, 0, "{} {}", r.stdout, r.stderr);
+    assert_eq!(r.json().len(), 12, "{}", r.stdout);
+    for (rel, data) in &want {
+        assert!(&std::fs::read(dest.join(rel)).unwrap() == data, "{rel}");
+    }
+    for d in ["d0", "d1", "d2"] {
+        no_leftovers(&dest.join(d));
+    }
+}

@@ -40,6 +40,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const NAME: &str = "p2p-get";
@@ -153,53 +154,97 @@ fn fetch_all(cli: &GetCli, printer: &mut Printer) -> Result<(), Fatal> {
         }
         listed.saw(false, false);
     }
-    for task in tasks {
-        let outcome = match task.failed.clone() {
-            Some(e) => Err(e),
-            None => fetch(
-                cli,
-                &task,
-                me.as_deref() == Some(&task.member),
-                &mut progress,
-            ),
-        };
-        let mut peer = task.member.clone();
-        if let Ok(GetFields {
-            sources: Some(sources),
-            unused,
-            ..
-        }) = &outcome
-        {
-            let names: Vec<&str> = sources.iter().map(|s| s.peer.as_str()).collect();
-            peer = crate::nodeset::fold(&names);
-            for u in unused.iter().flatten() {
-                printer.message(&u.peer, &task.path, &u.error.message);
+    let is_self = |task: &Task| me.as_deref() == Some(task.member.as_str());
+    if tasks.len() <= 1 {
+        for task in &tasks {
+            let outcome = match task.failed.clone() {
+                Some(e) => Err(e),
+                None => fetch(cli, task, is_self(task), &mut progress),
+            };
+            report(task, outcome, printer, &mut progress);
+        }
+    } else {
+        // Several files (--all, -r): a few at once, each line printed as
+        // its file ends.
+        let next = AtomicUsize::new(0);
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            for _ in 0..FETCHES_AT_ONCE.min(tasks.len()) {
+                let (done, next, tasks) = (done.clone(), &next, &tasks);
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(task) = tasks.get(i) else {
+                            return;
+                        };
+                        let outcome = match task.failed.clone() {
+                            Some(e) => Err(e),
+                            None => fetch(cli, task, is_self(task), &mut None),
+                        };
+                        if done.send((i, outcome)).is_err() {
+                            return;
+                        }
+                    }
+                });
             }
-        }
-        let item = Item {
-            id: None,
-            peer,
-            path: task.path.clone(),
-            outcome: match outcome {
-                Ok(f) => Outcome::Ok(f),
-                Err(error) => Outcome::Failed { error },
-            },
-        };
-        if let Some(p) = progress.as_mut() {
-            p.item(&item, |f: &GetFields| Some(f.bytes));
-        }
-        printer.item(&item, &|f: &GetFields, _| {
-            let mut line = format!("{}  ", f.sha256).into_bytes();
-            line.extend_from_slice(task.dest.as_os_str().as_bytes());
-            line.push(b'\n');
-            line
+            drop(done);
+            for (i, outcome) in finished {
+                report(&tasks[i], outcome, printer, &mut progress);
+            }
         });
-        printer.flush();
     }
     if let Some(p) = progress {
         p.finish();
     }
     Ok(())
+}
+
+/// Files fetched at once by --all and -r (a member serves at most
+/// [`crate::daemon::fanout::LINKS_PER_MEMBER`] of them at a time anyway).
+const FETCHES_AT_ONCE: usize = 4;
+
+/// Prints the line of one file, and the messages about members `--any`
+/// left out.
+fn report(
+    task: &Task,
+    outcome: Result<GetFields, Error>,
+    printer: &mut Printer,
+    progress: &mut Option<Progress>,
+) {
+    let mut peer = task.member.clone();
+    if let Ok(GetFields {
+        sources: Some(sources),
+        unused,
+        ..
+    }) = &outcome
+    {
+        let names: Vec<&str> = sources.iter().map(|s| s.peer.as_str()).collect();
+        peer = crate::nodeset::fold(&names);
+        for u in unused.iter().flatten() {
+            printer.message(&u.peer, &task.path, &u.error.message);
+        }
+    }
+    let item = Item {
+        id: None,
+        peer,
+        path: task.path.clone(),
+        outcome: match outcome {
+            Ok(f) => Outcome::Ok(f),
+            Err(error) => Outcome::Failed { error },
+        },
+    };
+    if let Some(p) = progress.as_mut() {
+        p.item(&item, |f: &GetFields| Some(f.bytes));
+    }
+    // As sha256sum writes a name with a backslash or a newline.
+    printer.item(&item, &|f: &GetFields, _| {
+        crate::checkfile::line(
+            &f.sha256,
+            task.dest.as_os_str().as_bytes(),
+            crate::checkfile::LineStyle::default(),
+        )
+    });
+    printer.flush();
 }
 
 /// The member list, as `p2p-peers` prints it.
@@ -227,7 +272,7 @@ fn split_source(source: &OsStr) -> Result<(String, PathBytes), Fatal> {
     let at = b.windows(2).position(|w| w == b":/").ok_or_else(|| {
         usage(format!(
             "{}: expected MEMBER:/PATH, the path as it is on the member (absolute)",
-            crate::proto::path::readable(b)
+            crate::quote::quote_str(b)
         ))
     })?;
     let member = std::str::from_utf8(&b[..at])
@@ -542,7 +587,7 @@ fn fetch(
             ErrorCode::Exists,
             format!(
                 "{} {what}; add -f to replace it",
-                crate::proto::path::readable(dest.as_os_str().as_bytes())
+                crate::quote::quote_str(dest.as_os_str().as_bytes())
             ),
         )
     };
@@ -592,7 +637,7 @@ fn fetch(
             if keep {
                 e.message.push_str(&format!(
                     " (kept {}; p2p-get -c picks it up)",
-                    crate::proto::path::readable(temp.as_os_str().as_bytes())
+                    crate::quote::quote_str(temp.as_os_str().as_bytes())
                 ));
             } else {
                 let _ = std::fs::remove_file(&temp);
@@ -688,7 +733,7 @@ fn place(file: &File, temp: &Path, dest: &Path, force: bool) -> Result<(), Error
                         ErrorCode::Exists,
                         format!(
                             "{} appeared meanwhile; add -f to replace it",
-                            crate::proto::path::readable(dest.as_os_str().as_bytes())
+                            crate::quote::quote_str(dest.as_os_str().as_bytes())
                         ),
                     ));
                 }

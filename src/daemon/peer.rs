@@ -107,13 +107,29 @@ impl Write for Deadline {
     }
 }
 
+/// How long a member waits for a peer that stopped reading (a transfer's
+/// asker, say) before it drops the session: [`IDLE_TIMEOUT`]. A debug
+/// build reads `P2PD_TEST_PEER_WRITE_TIMEOUT_MS` instead, if set, so that a
+/// test can watch a stalled asker let go of a worker without waiting a
+/// minute; a release build has no such knob.
+fn write_timeout() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("P2PD_TEST_PEER_WRITE_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    IDLE_TIMEOUT
+}
+
 fn serve(shared: &Arc<Shared>, stream: TcpStream, ticket: &Ticket) {
     let from = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(write_timeout()));
     let cluster = &shared.cluster;
     let identity = cluster.identity();
     let session = match session::accept_as(
