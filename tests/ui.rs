@@ -276,3 +276,37 @@ fn a_query_whose_page_went_away_is_interrupted_and_so_is_one_running_at_sigterm(
     assert_eq!(ui.terminate(), Some(0));
     eventually(10, "SIGTERM interrupted the query too", || !running(pid));
 }
+
+/// The attacks of a local user without the token: a body announced as
+/// 1 TiB (tiny_http sized a buffer by it and the dashboard died), and
+/// connections that announce a body and never send it (they took every
+/// serving thread). The dashboard still answers a token holder.
+#[test]
+fn a_client_without_the_token_cannot_kill_or_freeze_the_dashboard() {
+    use std::io::{Read, Write};
+    let d = common::Daemon::start(&[]);
+    let ui = Ui::start(&d);
+    let mut huge = std::net::TcpStream::connect(&ui.host).unwrap();
+    write!(
+        huge,
+        "POST / HTTP/1.1\r\nHost: evil\r\nContent-Length: 1099511627776\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = huge.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let stalled: Vec<_> = (0..8)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&ui.host).unwrap();
+            write!(
+                s,
+                "POST /api/query HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    let r = ui.get("/api/members");
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(stalled);
+}

@@ -5,11 +5,14 @@
 //! `p2p-status` get them, and a query runs the query command itself, so
 //! files are opened with that user's rights and the lines shown are the
 //! command's own. Rooms: [`auth`] (token, cookie, Host and Origin, pure),
-//! [`api`] (what the endpoints answer), [`server`] (HTTP and threads); the
+//! [`api`] (what the endpoints answer), [`http`] (requests read whole on
+//! the dashboard's own sockets, bounded), [`server`] (what each request
+//! gets); the
 //! page (HTML, CSS, JavaScript) is embedded from `assets/`.
 
 pub mod api;
 pub mod auth;
+pub mod http;
 pub mod server;
 
 use crate::cli::Connection;
@@ -25,7 +28,6 @@ pub struct Ui {
     pub members: Arc<api::Members>,
     pub counters: Arc<api::Counters>,
     pub conn: Connection,
-    pub server: tiny_http::Server,
     /// Streams and queries being served ([`server::MAX_STREAMS`]).
     pub streams: AtomicUsize,
     pub children: Children,
@@ -125,14 +127,11 @@ pub fn serve(listen: SocketAddr, conn: Connection, ready: impl FnOnce(&str)) -> 
         .map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
     let token = auth::Token::random().map_err(|e| usage(format!("no random token: {e}")))?;
     let url = format!("http://{}/?token={}", reachable(bound), token.as_str());
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| usage(format!("cannot serve on {bound}: {e}")))?;
     let ui = Arc::new(Ui {
         guard: auth::Guard::new(token, bound),
         members: Arc::default(),
         counters: Arc::default(),
         conn: conn.clone(),
-        server,
         streams: AtomicUsize::new(0),
         children: Children::default(),
     });
@@ -147,13 +146,13 @@ pub fn serve(listen: SocketAddr, conn: Connection, ready: impl FnOnce(&str)) -> 
         .name("p2p-ui-status".into())
         .spawn(move || counters.sample(conn))
         .map_err(|e| usage(format!("cannot start a thread: {e}")))?;
-    for _ in 0..server::WORKERS {
-        let ui = Arc::clone(&ui);
-        thread::Builder::new()
-            .name("p2p-ui-http".into())
-            .spawn(move || server::work(ui))
-            .map_err(|e| usage(format!("cannot start a thread: {e}")))?;
-    }
+    let own = Arc::clone(&ui);
+    let serve: Arc<dyn Fn(std::net::TcpStream) + Send + Sync> =
+        Arc::new(move |stream| server::connection(&own, stream));
+    thread::Builder::new()
+        .name("p2p-ui-accept".into())
+        .spawn(move || http::accept(listener, serve))
+        .map_err(|e| usage(format!("cannot start a thread: {e}")))?;
     ready(&url);
     loop {
         match signals.wait() {

@@ -1,27 +1,25 @@
-//! HTTP: a few worker threads take requests from tiny_http, check them
-//! ([`super::auth`]), and answer with an embedded asset, a JSON document,
-//! or a stream. A stream (the members' events, a query's lines) gets a
+//! What each request gets: read on its connection's thread
+//! ([`super::http`]), checked ([`super::auth`]), and answered with an
+//! embedded asset, a JSON document, or a stream. A stream (the members' events, a query's lines) gets a
 //! thread of its own, up to [`MAX_STREAMS`]; beyond, it is refused.
 
 use super::Ui;
 use super::api::{self, Event, QueryForm};
 use super::auth::{CUSTOM_HEADER, Decision, Parts};
-use std::io::{Read, Write};
+use super::http::{self, Request, Unread};
+use std::io::Write;
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::thread;
 use std::time::Duration;
-use tiny_http::{Header, Method, Request, Response};
-
-/// Threads answering requests.
-pub const WORKERS: usize = 4;
 
 /// Streams served at once (each one thread).
 pub const MAX_STREAMS: usize = 16;
 
 /// The largest request body taken (a query's form).
-const MAX_BODY: u64 = 1 << 20;
+const MAX_BODY: usize = 1 << 20;
 
 /// A comment sent on a quiet event stream, to notice a page that left.
 const KEEPALIVE: Duration = Duration::from_secs(5);
@@ -44,18 +42,11 @@ fn common() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn header(k: &str, v: &str) -> Option<Header> {
-    Header::from_bytes(k.as_bytes(), v.as_bytes()).ok()
-}
-
 fn respond(rq: Request, status: u16, kind: &str, body: Vec<u8>, extra: &[(&str, String)]) {
-    let mut r = Response::from_data(body).with_status_code(status);
     let fixed = common().into_iter().chain([("Content-Type", kind)]);
     let extra = extra.iter().map(|(k, v)| (*k, v.as_str()));
-    for h in fixed.chain(extra).filter_map(|(k, v)| header(k, v)) {
-        r.add_header(h);
-    }
-    if let Err(e) = rq.respond(r) {
+    let headers: Vec<(&str, &str)> = fixed.chain(extra).collect();
+    if let Err(e) = rq.respond(status, &headers, &body) {
         log::debug!("answering a request: {e}");
     }
 }
@@ -69,39 +60,39 @@ fn json(rq: Request, status: u16, body: String) {
     respond(rq, status, "application/json", body.into_bytes(), &[]);
 }
 
-/// Serves requests on this thread until the server is closed.
-pub fn work(ui: Arc<Ui>) {
-    loop {
-        match ui.server.recv() {
-            Ok(rq) => handle(&ui, rq),
-            Err(e) => {
-                log::warn!("p2p-ui: accepting: {e}");
-                return;
-            }
+/// Serves the one request of a connection, on the connection's thread.
+pub fn connection(ui: &Arc<Ui>, stream: TcpStream) {
+    match http::read_request(stream, MAX_BODY) {
+        Ok(rq) => handle(ui, rq),
+        Err((mut stream, Unread(Some((status, why))))) => {
+            let body = format!("p2p-ui: {why}\n");
+            let head = format!(
+                "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                http::reason(status),
+                body.len()
+            );
+            let _ = stream
+                .write_all(head.as_bytes())
+                .and_then(|_| stream.write_all(body.as_bytes()));
         }
+        Err((_, Unread(None))) => {}
     }
 }
 
-fn header_value<'a>(rq: &'a Request, name: &str) -> Option<&'a str> {
-    rq.headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
-}
-
-fn handle(ui: &Arc<Ui>, mut rq: Request) {
+fn handle(ui: &Arc<Ui>, rq: Request) {
     let url = rq.url().to_string();
     let path = url.split('?').next().unwrap_or("").to_string();
     let changes = matches!(path.as_str(), "/api/query" | "/api/drift");
-    let method = rq.method().as_str().to_string();
+    let method = rq.method().to_string();
     let decision = ui.guard.check(
         &Parts {
             method: &method,
             url: &url,
-            host: header_value(&rq, "Host"),
-            origin: header_value(&rq, "Origin"),
-            cookie: header_value(&rq, "Cookie"),
-            custom: header_value(&rq, CUSTOM_HEADER).is_some(),
+            host: rq.header("Host"),
+            origin: rq.header("Origin"),
+            cookie: rq.header("Cookie"),
+            custom: rq.header(CUSTOM_HEADER).is_some(),
         },
         changes,
     );
@@ -116,7 +107,7 @@ fn handle(ui: &Arc<Ui>, mut rq: Request) {
             return text(rq, status, why);
         }
     }
-    let get = *rq.method() == Method::Get || *rq.method() == Method::Head;
+    let get = rq.method() == "GET";
     match (path.as_str(), get) {
         ("/", true) | ("/index.html", true) => {
             respond(rq, 200, "text/html; charset=utf-8", INDEX.to_vec(), &[])
@@ -127,19 +118,7 @@ fn handle(ui: &Arc<Ui>, mut rq: Request) {
         ("/api/status", true) => json(rq, 200, ui.counters.json()),
         ("/api/events", true) => stream(ui, rq, events),
         ("/api/query", false) | ("/api/drift", false) => {
-            let mut body = Vec::new();
-            if rq
-                .as_reader()
-                .take(MAX_BODY + 1)
-                .read_to_end(&mut body)
-                .is_err()
-            {
-                return text(rq, 400, "could not read the request");
-            }
-            if body.len() as u64 > MAX_BODY {
-                return text(rq, 413, "the request is too large");
-            }
-            let form = match serde_json::from_slice::<QueryForm>(&body) {
+            let form = match serde_json::from_slice::<QueryForm>(&rq.body) {
                 Ok(f) => f,
                 Err(e) => return text(rq, 400, &format!("not a query: {e}")),
             };
@@ -228,7 +207,7 @@ fn stream(ui: &Arc<Ui>, rq: Request, body: impl FnOnce(&Ui, &mut Stream) + Send 
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        let mut w = rq.into_writer();
+        let mut w: Box<dyn Write + Send> = Box::new(rq.into_writer());
         if w.write_all(head.as_bytes()).and_then(|_| w.flush()).is_ok() {
             let mut s = Stream { w };
             body(ui, &mut s);
