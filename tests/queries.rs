@@ -288,7 +288,13 @@ fn spread_answers_every_path_once_while_members_freeze_and_die() {
     assert_eq!(status.code(), Some(0));
     // Both failures really happened mid-query, and were worked around.
     let log = all[0].log();
-    assert!(log.contains("query on node2: no answer"), "{log}");
+    // The frozen member is either given up at --timeout, or, once others
+    // answered copies of its late work, cut off.
+    assert!(
+        log.contains("query on node2: no answer")
+            || log.contains("node2: what it still works on was answered by other members"),
+        "{log}"
+    );
     assert!(log.contains("query on node3"), "{log}");
 }
 
