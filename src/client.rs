@@ -504,10 +504,12 @@ where
                 id,
                 path: entry.shown(),
                 fd: file.is_some(),
+                // The other members go by the path; this one's answer, if
+                // any, is from the descriptor as it is.
+                own: false,
                 counted,
             };
-            serde_json::to_writer(&mut buf, &item).map_err(|e| e.to_string())?;
-            buf.push(b'\n');
+            item.write_line(&mut buf).map_err(|e| e.to_string())?;
             files.extend(file);
             if let Ok(mut p) = pending.lock() {
                 p.insert(id, item.path);
@@ -721,6 +723,9 @@ fn send_items<T>(
             }
             continue;
         }
+        // A name is opened here for its item alone; standard input is
+        // shared, and read from its offset.
+        let own = matches!(entry, Entry::Path(_));
         match entry.open() {
             Err(e) => {
                 pending.push(Event::Local(failed_item(id, "", shown, e)));
@@ -737,12 +742,12 @@ fn send_items<T>(
                     id,
                     path: shown,
                     fd: true,
+                    own,
                     counted: None,
                 };
-                if serde_json::to_writer(&mut batch, &item).is_err() {
+                if item.write_line(&mut batch).is_err() {
                     break;
                 }
-                batch.push(b'\n');
                 files.push(file);
             }
         }

@@ -303,7 +303,7 @@ impl Printer {
 /// (see [`Printer::item_json`]); `scratch` is for the fields. Returns false,
 /// having written nothing, when the fields are not a JSON object (which
 /// flattening needs; the derived form then says what is wrong).
-fn write_item<T: Serialize>(
+pub(crate) fn write_item<T: Serialize>(
     out: &mut impl Write,
     scratch: &mut Vec<u8>,
     item: &Item<T>,

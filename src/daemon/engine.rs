@@ -47,12 +47,24 @@ pub enum Fields {
 pub struct Opened {
     pub file: File,
     pub md: Metadata,
+    /// Opened by the command for this item alone: at offset 0, shared with
+    /// nobody (see [`crate::proto::ItemRequest::own`]).
+    pub own: bool,
 }
 
 impl Opened {
     pub fn new(file: File) -> Result<Opened, Error> {
         let md = file.metadata()?;
-        Ok(Opened { file, md })
+        Ok(Opened {
+            file,
+            md,
+            own: false,
+        })
+    }
+
+    /// This file, `own` or not.
+    pub fn own(self, own: bool) -> Opened {
+        Opened { own, ..self }
     }
 
     /// A regular file of [`crate::ops::PIPE_MIN`] bytes or more, or anything
@@ -308,7 +320,7 @@ impl Engine {
         streams: bool,
         cancel: Option<&Cancel>,
     ) -> Result<Step, Error> {
-        let Opened { file, md } = opened;
+        let Opened { file, md, own } = opened;
         let mut meta = None;
         let shape = match query.kind {
             QueryKind::Count => {
@@ -363,10 +375,26 @@ impl Engine {
                 }))));
             }
             Kind::Sized => {
-                let from = (&file).stream_position()?;
+                // A small file the command opened for this item is read at
+                // explicit offsets from 0, its offset not asked: one system
+                // call less per file, and a descriptor that was not at 0
+                // after all is still read whole (what the cache may keep).
+                // A larger one is read from its offset, found as for any.
+                let positional = own && md.len() < crate::ops::PIPE_MIN;
+                let from = if positional {
+                    0
+                } else {
+                    (&file).stream_position()?
+                };
                 let need = shape.need();
                 let posix = query.posixly_correct && need.counts_words();
-                Progress::Sized(Reading::new(&self.cache, &md, need, from, posix))
+                Progress::Sized(Reading::new(
+                    &self.cache,
+                    &md,
+                    need,
+                    Start { from, positional },
+                    posix,
+                ))
             }
         };
         Ok(self.resume(Box::new(Work {
@@ -405,10 +433,22 @@ struct Reading {
     /// The offset and size for the next slice, when known without asking:
     /// those of the metadata the attempt began with, for its first slice.
     place: Option<Place>,
+    /// Read at explicit offsets (see [`Start`]).
+    positional: bool,
+}
+
+/// Where a read of a sized file starts, and whether it goes by explicit
+/// offsets (pread) rather than the descriptor's own: only for a file that
+/// fits one slice, since a slice after the first asks the offset.
+#[derive(Clone, Copy)]
+struct Start {
+    from: u64,
+    positional: bool,
 }
 
 impl Reading {
-    fn new(cache: &ResultCache, md: &Metadata, need: Need, from: u64, posix: bool) -> Reading {
+    fn new(cache: &ResultCache, md: &Metadata, need: Need, start: Start, posix: bool) -> Reading {
+        let Start { from, positional } = start;
         let key = FileKey::from_metadata(md);
         let mut known = if from == 0 { cache.get(&key) } else { None }.unwrap_or_default();
         if posix {
@@ -424,7 +464,8 @@ impl Reading {
             pass: None,
             began: None,
             read: None,
-            place: Some(place_of(md, from)),
+            place: Some(place_of(md, from, positional)),
+            positional,
         }
     }
 
@@ -484,7 +525,7 @@ impl Reading {
             // Read the new version from the start, trusting nothing cached.
             self.attempt += 1;
             (&*file).seek(SeekFrom::Start(self.from))?;
-            self.place = Some(place_of(&md, self.from));
+            self.place = Some(place_of(&md, self.from, self.positional));
             self.key = now;
             self.known = Known::default();
             self.pass = None;
@@ -520,12 +561,14 @@ impl Reading {
     }
 }
 
-/// Where a read from offset `from` of a sized file whose metadata is `md` starts.
-fn place_of(md: &Metadata, from: u64) -> Place {
+/// Where a read from offset `from` of a sized file whose metadata is `md`
+/// starts; `positional`: by explicit offsets.
+fn place_of(md: &Metadata, from: u64, positional: bool) -> Place {
     Place {
         at: from,
         size: md.len(),
         exact: source::on_block_device(md),
+        positional,
     }
 }
 

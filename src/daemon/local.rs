@@ -391,7 +391,7 @@ fn serve_local_query(
     if let Some(paths) = &query.paths {
         for (id, path) in paths.iter().enumerate() {
             let file = open_as_daemon(path, query.cwd.as_ref(), caller, shared.euid);
-            serving.add(id as u64, path.clone(), file, true);
+            serving.add(id as u64, path.clone(), file, false, true);
         }
     } else {
         // Items read and items answered: the difference is what is in progress.
@@ -422,7 +422,8 @@ fn serve_local_query(
                 file
             };
             let more_ready = reader.has_line();
-            serving.add(item.id, item.path, file, more_ready);
+            let own = item.fd && item.own;
+            serving.add(item.id, item.path, file, own, more_ready);
         }
     }
     serving.finish()
@@ -470,10 +471,19 @@ struct Pooled {
 }
 
 impl Serving {
-    /// Takes one item; `more_ready` says the next line is already here.
-    fn add(&mut self, id: u64, path: PathBytes, file: Result<File, Error>, more_ready: bool) {
+    /// Takes one item; `own` says the command opened its descriptor for it
+    /// alone (see [`ItemRequest::own`]), `more_ready` that the next line is
+    /// already here.
+    fn add(
+        &mut self,
+        id: u64,
+        path: PathBytes,
+        file: Result<File, Error>,
+        own: bool,
+        more_ready: bool,
+    ) {
         self.added += 1;
-        let file = file.and_then(Opened::new);
+        let file = file.and_then(|f| Opened::new(f).map(|o| o.own(own)));
         if self.pooled.is_none() {
             let mut fits = self.fits_here(&file);
             if !fits && !self.held.is_empty() {
@@ -702,7 +712,7 @@ fn next_item(
     };
     // An item first: it is every line but the last, and the end line fails
     // as an item at its first key.
-    match serde_json::from_slice(&line) {
+    match ItemRequest::from_line(&line) {
         Ok(item) => Some(item),
         Err(_) if serde_json::from_slice::<End>(&line).is_ok_and(|e| e.end) => None,
         Err(e) => {
@@ -899,6 +909,8 @@ struct Results {
     summary: Summary,
     /// A write failed: the client is gone, the rest is only counted.
     broken: bool,
+    /// Where a result's fields are written before they join its line.
+    scratch: Vec<u8>,
 }
 
 impl Results {
@@ -911,6 +923,7 @@ impl Results {
                 ..Default::default()
             },
             broken: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -924,14 +937,21 @@ impl Results {
         }
         let item = Item {
             id: Some(d.id),
-            peer: self.peer.clone(),
+            peer: std::mem::take(&mut self.peer),
             path: d.path,
             outcome: match d.result {
                 Ok(f) => Outcome::Ok(f),
                 Err(error) => Outcome::Failed { error },
             },
         };
-        if write_line(&mut self.w, &item).is_err() {
+        let written = crate::output::write_item(&mut self.w, &mut self.scratch, &item);
+        let written = match written {
+            Ok(true) => Ok(()),
+            Ok(false) => write_line(&mut self.w, &item),
+            Err(e) => Err(e),
+        };
+        self.peer = item.peer;
+        if written.is_err() {
             self.broken = true;
         }
     }

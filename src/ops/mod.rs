@@ -49,6 +49,10 @@ pub struct Place {
     /// The size is exact (see [`source::on_block_device`]): reading the
     /// bytes it leaves reaches the end, with no read that returns nothing.
     pub exact: bool,
+    /// The descriptor's offset is nobody's (the command opened it for this
+    /// read alone): read at `at` by pread(2), its offset neither asked nor
+    /// moved. A file of [`PIPE_MIN`] bytes or more is read by its offset.
+    pub positional: bool,
 }
 
 impl Place {
@@ -64,7 +68,13 @@ impl Place {
             at,
             size: md.len(),
             exact: source::on_block_device(&md),
+            positional: false,
         }))
+    }
+
+    /// Where a read of the small-file path starts by explicit offset, if it does.
+    pub(crate) fn read_at(place: Option<Place>) -> Option<u64> {
+        place.filter(|p| p.positional).map(|p| p.at)
     }
 
     /// The bytes from the offset to the end, by the size.
@@ -89,11 +99,17 @@ thread_local! {
     static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Reads at most `limit` bytes of `file` from its offset ([`NO_LIMIT`]: to its
-/// end) in this thread, through a buffer kept per thread so that small files
-/// cost no allocation.
-pub(crate) fn read_all(file: &File, limit: u64, mut consume: impl FnMut(&[u8])) -> io::Result<()> {
+/// Reads at most `limit` bytes of `file` from its offset, or from `at` by
+/// explicit offsets when given ([`NO_LIMIT`]: to its end), in this thread,
+/// through a buffer kept per thread so that small files cost no allocation.
+pub(crate) fn read_all(
+    file: &File,
+    limit: u64,
+    mut at: Option<u64>,
+    mut consume: impl FnMut(&[u8]),
+) -> io::Result<()> {
     use std::io::Read;
+    use std::os::unix::fs::FileExt;
     BUFFER.with(|cell| {
         let mut owned;
         let mut borrowed = cell.try_borrow_mut();
@@ -114,10 +130,17 @@ pub(crate) fn read_all(file: &File, limit: u64, mut consume: impl FnMut(&[u8])) 
             if want == 0 {
                 return Ok(());
             }
-            match reader.read(&mut buf[..want]) {
+            let got = match at {
+                Some(pos) => reader.read_at(&mut buf[..want], pos),
+                None => reader.read(&mut buf[..want]),
+            };
+            match got {
                 Ok(0) => return Ok(()),
                 Ok(n) => {
                     left -= n as u64;
+                    if let Some(pos) = at.as_mut() {
+                        *pos += n as u64;
+                    }
                     consume(&buf[..n]);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -67,6 +67,7 @@ fn place_of(file: &File) -> io::Result<Place> {
         at: (&*file).stream_position()?,
         size: file.metadata()?.len(),
         exact: false,
+        positional: false,
     })
 }
 
@@ -298,7 +299,9 @@ impl Pass {
                 parallel,
                 place,
             )?,
-            Want::Bytes => super::read_all(file, limit, |buf| self.bytes += buf.len() as u64)?,
+            Want::Bytes => super::read_all(file, limit, Place::read_at(place), |buf| {
+                self.bytes += buf.len() as u64
+            })?,
             Want::Sha256 => sha::hash_into(file, &mut self.hasher, limit, place)?,
             Want::WcSha256 => {
                 stat::both_into(file, &mut self.counter, &mut self.hasher, limit, place)?
@@ -519,6 +522,7 @@ mod tests {
                 at: 10,
                 size: size - 5,
                 exact,
+                positional: false,
             };
             let mut pass = Pass::new(Want::Wc);
             assert!(pass.step(&f, u64::MAX, Some(place)).unwrap());

@@ -75,7 +75,9 @@ pub(crate) fn hash_into(
     place: Option<super::Place>,
 ) -> io::Result<()> {
     if super::span(place, limit) < super::PIPE_MIN {
-        super::read_all(file, limit, |chunk| h.update(chunk))
+        super::read_all(file, limit, super::Place::read_at(place), |chunk| {
+            h.update(chunk)
+        })
     } else {
         super::pipelined(file, limit, |chunk| h.update(chunk))
     }

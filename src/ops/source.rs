@@ -101,7 +101,7 @@ pub fn bytes_from_size(file: &File, md: &Metadata) -> io::Result<u64> {
         bytes = high - at;
     }
     let mut rest = 0u64;
-    super::read_all(file, super::NO_LIMIT, |buf| rest += buf.len() as u64)?;
+    super::read_all(file, super::NO_LIMIT, None, |buf| rest += buf.len() as u64)?;
     Ok(bytes + rest)
 }
 

@@ -241,7 +241,7 @@ pub(crate) fn both_into(
     place: Option<super::Place>,
 ) -> io::Result<()> {
     if super::span(place, limit) < super::PIPE_MIN {
-        return super::read_all(file, limit, |chunk| {
+        return super::read_all(file, limit, super::Place::read_at(place), |chunk| {
             c.update(chunk);
             h.update(chunk);
         });

@@ -1165,7 +1165,7 @@ pub(crate) fn count_into_with(
             return Ok(());
         }
     }
-    super::read_all(file, limit, |buf| {
+    super::read_all(file, limit, super::Place::read_at(place), |buf| {
         if lines_only {
             c.counts.lines += count_newlines(buf);
             c.counts.bytes += buf.len() as u64;

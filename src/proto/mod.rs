@@ -174,6 +174,14 @@ pub struct ItemRequest {
     /// True when an open descriptor for this path was passed with the line.
     #[serde(default, skip_serializing_if = "is_false")]
     pub fd: bool,
+    /// True when the command opened that descriptor for this item alone: it
+    /// is at offset 0 and shared with nobody, so the daemon reads a small
+    /// file at explicit offsets from 0 (pread) instead of asking its offset.
+    /// A descriptor at another offset is then still read whole, which is
+    /// what the cache may keep. Standard input is never `own`: GNU `wc`
+    /// reads it from its current offset.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub own: bool,
     /// A count of a placement that includes this node, for a caller other
     /// than the daemon's user: the counts the command took itself on that
     /// descriptor, which this node gives as its answer (it walks no
@@ -195,6 +203,8 @@ struct ItemRequestKeys {
     #[serde(default)]
     fd: bool,
     #[serde(default)]
+    own: bool,
+    #[serde(default)]
     counted: Option<Outcome<DirCounts>>,
 }
 
@@ -206,8 +216,105 @@ impl TryFrom<ItemRequestKeys> for ItemRequest {
             id: k.id,
             path: PathBytes::from_json(k.path, k.path_b64.as_deref())?,
             fd: k.fd,
+            own: k.own,
             counted: k.counted,
         })
+    }
+}
+
+impl ItemRequest {
+    /// Reads one item line: what `serde_json::from_slice` gives, faster for
+    /// the line the commands write (`{"id":N,"path":"…","fd":true,"own":true}`
+    /// with a name that needs no escape), which is read by hand; any other
+    /// line goes to the derived reader, errors and all.
+    pub fn from_line(line: &[u8]) -> serde_json::Result<ItemRequest> {
+        ItemRequest::fast(line).map_or_else(|| serde_json::from_slice(line), Ok)
+    }
+
+    fn fast(line: &[u8]) -> Option<ItemRequest> {
+        let mut s = Scan(line);
+        s.lit(b"{\"id\":")?;
+        let id = s.uint()?;
+        s.lit(b",\"path\":")?;
+        let path = s.plain_str()?.as_bytes().to_vec();
+        let fd = s.lit(b",\"fd\":true").is_some();
+        let own = s.lit(b",\"own\":true").is_some();
+        s.lit(b"}")?;
+        s.0.is_empty().then_some(ItemRequest {
+            id,
+            path: PathBytes(path),
+            fd,
+            own,
+            counted: None,
+        })
+    }
+
+    /// Appends this item as one line, the very bytes `serde_json` writes
+    /// for it, faster for a name that is UTF-8 and nothing counted.
+    pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match (self.path.to_str(), &self.counted) {
+            (Some(text), None) => {
+                out.extend_from_slice(b"{\"id\":");
+                // Writing to a Vec cannot fail.
+                let _ = std::io::Write::write_fmt(out, format_args!("{}", self.id));
+                out.extend_from_slice(b",\"path\":");
+                serde_json::to_writer(&mut *out, text)?;
+                if self.fd {
+                    out.extend_from_slice(b",\"fd\":true");
+                }
+                if self.own {
+                    out.extend_from_slice(b",\"own\":true");
+                }
+                out.push(b'}');
+            }
+            _ => serde_json::to_writer(&mut *out, self)?,
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+/// A cursor over the bytes of one JSON line, for the hand-read lines: each
+/// step takes what it expects or gives `None` and leaves the rest alone.
+struct Scan<'a>(&'a [u8]);
+
+impl<'a> Scan<'a> {
+    /// Takes exactly `want`.
+    fn lit(&mut self, want: &[u8]) -> Option<()> {
+        let rest = self.0.strip_prefix(want)?;
+        self.0 = rest;
+        Some(())
+    }
+
+    /// Takes an unsigned integer as JSON writes it (no sign, no leading
+    /// zero, no fraction or exponent after it), that fits a u64.
+    fn uint(&mut self) -> Option<u64> {
+        let digits = self.0.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || (digits > 1 && self.0[0] == b'0') {
+            return None;
+        }
+        if matches!(self.0.get(digits), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let mut n = 0u64;
+        for &d in &self.0[..digits] {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        self.0 = &self.0[digits..];
+        Some(n)
+    }
+
+    /// Takes a string with nothing escaped in it (no backslash, no control
+    /// character) that is valid UTF-8.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        let rest = self.0.strip_prefix(b"\"")?;
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[end] != b'"' || rest[..end].iter().any(|&b| b < 0x20) {
+            return None;
+        }
+        let text = std::str::from_utf8(&rest[..end]).ok()?;
+        self.0 = &rest[end + 1..];
+        Some(text)
     }
 }
 
@@ -301,6 +408,52 @@ impl<T: serde::de::DeserializeOwned> Item<T> {
     }
 
     fn fast(line: &[u8]) -> Option<Item<T>> {
+        Item::plain(line).or_else(|| Item::keyed(line))
+    }
+
+    /// The line as the daemon writes a result whose names need no escape
+    /// (`{"id":N,"peer":"…","path":"…",` and the fields): the item's own
+    /// keys taken by hand, the fields read as `T` from what follows them.
+    fn plain(line: &[u8]) -> Option<Item<T>> {
+        let mut s = Scan(line);
+        s.lit(b"{\"id\":")?;
+        let id = s.uint()?;
+        s.lit(b",\"peer\":")?;
+        let peer = s.plain_str()?;
+        s.lit(b",\"path\":")?;
+        let path = s.plain_str()?;
+        // What follows is the fields' keys; `path_b64`, or an error, go
+        // the long way.
+        let rest = match s.0 {
+            [b',', b'"', rest @ ..] => rest,
+            _ => return None,
+        };
+        // A key of the item's own among them (an error, a second name) is
+        // for the derived reader to judge; so is a field's value that looks
+        // like one.
+        let item_key = |key: &[u8]| memchr::memmem::find(rest, key).is_some();
+        if rest.starts_with(b"path")
+            || [&b"\"error\""[..], b"\"path", b"\"peer\"", b"\"id\""]
+                .into_iter()
+                .any(item_key)
+        {
+            return None;
+        }
+        let mut fields = Vec::with_capacity(rest.len() + 2);
+        fields.extend_from_slice(b"{\"");
+        fields.extend_from_slice(rest);
+        let fields: T = serde_json::from_slice(&fields).ok()?;
+        Some(Item {
+            id: Some(id),
+            peer: peer.to_string(),
+            path: PathBytes(path.as_bytes().to_vec()),
+            outcome: Outcome::Ok(fields),
+        })
+    }
+
+    /// Any other line the derived reader would read alike: its item keys
+    /// by one read, its fields by another.
+    fn keyed(line: &[u8]) -> Option<Item<T>> {
         use std::borrow::Cow;
         /// The keys of an item that are not its fields.
         #[derive(Deserialize)]
@@ -490,6 +643,14 @@ mod tests {
             r#"{"id":-1,"peer":"a","path":"x"}"#,
             r#"{"id":2,"peer":"a","path":"x","lines":"4"}"#,
             r#"{"id":2,"peer":"a","path":"x","lines":4} trailing"#,
+            r#"{"id":2,"peer":"a","path":"x","lines":4,"peer":"b"}"#,
+            r#"{"id":2,"peer":"a","path":"x","lines":4,"id":3}"#,
+            r#"{"id":2,"peer":"a","path":"x","lines":4,"path_b64":"/w=="}"#,
+            r#"{"id":2,"peer":"a","path":"x","lines":4,"error":{"code":"internal","message":"m"}}"#,
+            r#"{"id":2,"peer":"a","path":"x","words":1,"bytes":9,"chars":8,"max_line_length":3}"#,
+            r#"{"id":2,"peer":"a","path":"x"}"#,
+            r#"{"id":2,"peer":"a","path":"x",}"#,
+            r#"{"id":02,"peer":"a","path":"x","lines":4}"#,
             r#"{"summary":true}"#,
             r#"not json"#,
         ];
@@ -504,6 +665,56 @@ mod tests {
         same::<StatFields>(
             r#"{"id":0,"peer":"a","path":"l","file_type":"symlink","size":1,"mode":"0777","mtime":"2020-01-01T00:00:00Z","target":"error"}"#,
         );
+    }
+
+    #[test]
+    fn item_lines_written_and_read_by_hand_are_what_serde_writes_and_reads() {
+        let names: [&[u8]; 6] = [
+            b"/tmp/a b.txt",
+            "café".as_bytes(),
+            b"new\nline",
+            b"quote\"back\\",
+            b"\xff\xfe",
+            b"",
+        ];
+        for name in names {
+            for (fd, own) in [(false, false), (true, false), (true, true), (false, true)] {
+                let req = ItemRequest {
+                    id: 1234567,
+                    path: PathBytes(name.to_vec()),
+                    fd,
+                    own,
+                    counted: None,
+                };
+                let mut line = Vec::new();
+                req.write_line(&mut line).unwrap();
+                let mut want = serde_json::to_vec(&req).unwrap();
+                want.push(b'\n');
+                assert_eq!(line, want, "{name:?}");
+                line.pop();
+                assert_eq!(ItemRequest::from_line(&line).unwrap(), req, "{name:?}");
+            }
+        }
+        // What the hand reader does not take goes to serde, errors and all.
+        let others: [&[u8]; 9] = [
+            br#"{"id":01,"path":"x"}"#,
+            br#"{"id":1.0,"path":"x"}"#,
+            br#"{"id":18446744073709551616,"path":"x"}"#,
+            br#"{"id":1,"path":"x","fd":true,"evil":1}"#,
+            br#"{"id":1,"path":"x"} "#,
+            br#"{"id":1,"path":"x","own":true,"fd":true}"#,
+            br#"{"id":7,"fd":true,"path":"x"}"#,
+            b"{\"id\":1,\"path\":\"a\tb\"}",
+            b"{\"id\":1,\"path\":\"\xff\"}",
+        ];
+        for line in others {
+            assert_eq!(
+                ItemRequest::from_line(line).map_err(|e| e.to_string()),
+                serde_json::from_slice::<ItemRequest>(line).map_err(|e| e.to_string()),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 
     #[test]
@@ -565,6 +776,7 @@ mod tests {
             id: 1,
             path: PathBytes(b"/srv/\xff\n".to_vec()),
             fd: true,
+            own: false,
             counted: None,
         };
         let s = serde_json::to_string(&req).unwrap();
