@@ -422,26 +422,24 @@ impl<T: serde::de::DeserializeOwned> Item<T> {
         let peer = s.plain_str()?;
         s.lit(b",\"path\":")?;
         let path = s.plain_str()?;
-        // What follows is the fields' keys; `path_b64`, or an error, go
-        // the long way.
-        let rest = match s.0 {
-            [b',', b'"', rest @ ..] => rest,
+        // What follows is the fields' keys.
+        let keys = match s.0 {
+            [b',', keys @ ..] if keys.first() == Some(&b'"') => keys,
             _ => return None,
         };
-        // A key of the item's own among them (an error, a second name) is
-        // for the derived reader to judge; so is a field's value that looks
-        // like one.
-        let item_key = |key: &[u8]| memchr::memmem::find(rest, key).is_some();
-        if rest.starts_with(b"path")
-            || [&b"\"error\""[..], b"\"path", b"\"peer\"", b"\"id\""]
-                .into_iter()
-                .any(item_key)
+        // A key of the item's own among them (an error, a second name, a
+        // path_b64) is for the derived reader to judge; so is a field's
+        // value that looks like one.
+        let item_key = |key: &[u8]| memchr::memmem::find(keys, key).is_some();
+        if [&b"\"error\""[..], b"\"path", b"\"peer\"", b"\"id\""]
+            .into_iter()
+            .any(item_key)
         {
             return None;
         }
-        let mut fields = Vec::with_capacity(rest.len() + 2);
-        fields.extend_from_slice(b"{\"");
-        fields.extend_from_slice(rest);
+        let mut fields = Vec::with_capacity(keys.len() + 1);
+        fields.push(b'{');
+        fields.extend_from_slice(keys);
         let fields: T = serde_json::from_slice(&fields).ok()?;
         Some(Item {
             id: Some(id),
