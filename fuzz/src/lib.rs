@@ -1666,6 +1666,7 @@ fn local_seeds() -> Vec<(&'static str, Vec<u8>)> {
             id,
             path: path.into(),
             fd,
+            own: fd,
             counted: None,
         })
     };
