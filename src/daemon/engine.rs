@@ -686,6 +686,35 @@ mod tests {
     }
 
     #[test]
+    fn a_descriptor_said_to_be_own_is_read_whole_whatever_its_offset() {
+        use std::io::Write;
+        let engine = Engine::new(16, Arc::default());
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"one two three\n").unwrap();
+        let path = f.path().to_path_buf();
+        let query: Query = serde_json::from_str(r#"{"kind":"wc"}"#).unwrap();
+        // A command that lies: the descriptor is at offset 4, not 0.
+        let mut at = File::open(&path).unwrap();
+        at.seek(SeekFrom::Start(4)).unwrap();
+        // The file must be older than the read for its result to be kept.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let opened = Opened::new(at).unwrap().own(true);
+        let lied = match engine.start(&query, opened, true, None) {
+            Step::Done(r) => r.unwrap(),
+            Step::More(_) => panic!("a small file is read in one step"),
+        };
+        // Read whole from 0, so what the cache keeps is the whole file's,
+        // and an honest query after it gets that.
+        let honest = engine.execute(&query, File::open(&path).unwrap()).unwrap();
+        for got in [lied, honest] {
+            match got {
+                Fields::Wc(w) => assert_eq!((w.words, w.bytes), (Some(3), Some(14))),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn a_file_read_from_an_offset_is_not_answered_from_the_cache() {
         use std::io::Write;
         let engine = Engine::new(16, Arc::default());
