@@ -71,21 +71,9 @@ pub fn serve_get(
     from: &str,
     get: Get,
 ) -> Option<Session<TcpStream>> {
-    let asker = Asker::member(s.peer(), false);
-    let opened = shared
-        .exports()
-        .open(&asker, &get.path)
-        .and_then(|f| regular(f, get.offset));
-    let (file, key) = match opened {
+    let (file, key) = match open_regular(shared, &s, &get.path, get.offset, Ok) {
         Ok(o) => o,
-        Err(error) => {
-            crate::daemon::logging::trail(
-                "transfer",
-                format_args!("peer {from}: get {} refused: {error}", get.path),
-            );
-            s.send(&encode(&Reply::Failed { error })).ok()?;
-            return Some(s);
-        }
+        Err(error) => return refuse(s, from, "get", &get.path, error),
     };
     shared.counters.query(super::counters::Origin::Remote);
     crate::daemon::logging::trail(
@@ -286,6 +274,40 @@ fn corrupt_for_tests(bytes: &mut [u8]) {
 #[cfg(not(debug_assertions))]
 fn corrupt_for_tests(_: &mut [u8]) {}
 
+/// Opens `path` below the exports as the peer of session `s` may read it,
+/// a regular file read from `offset`, and checks it with `then`.
+fn open_regular<T>(
+    shared: &Shared,
+    s: &Session<TcpStream>,
+    path: &PathBytes,
+    offset: u64,
+    then: impl FnOnce((File, FileKey)) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let asker = Asker::member(s.peer(), false);
+    shared
+        .exports()
+        .open(&asker, path)
+        .and_then(|f| regular(f, offset))
+        .and_then(then)
+}
+
+/// Logs a refused request (`what` of `path`) and tells the peer; gives the
+/// session back for its next request.
+fn refuse(
+    mut s: Session<TcpStream>,
+    from: &str,
+    what: &str,
+    path: &PathBytes,
+    error: Error,
+) -> Option<Session<TcpStream>> {
+    crate::daemon::logging::trail(
+        "transfer",
+        format_args!("peer {from}: {what} {path} refused: {error}"),
+    );
+    s.send(&encode(&Reply::Failed { error })).ok()?;
+    Some(s)
+}
+
 /// Sends a range of a file (`p2p-get --any`) to the peer of session `s`,
 /// if the file is still the size its manifest said; gives the session
 /// back when it may carry another request.
@@ -295,37 +317,25 @@ pub fn serve_range(
     from: &str,
     range: Range,
 ) -> Option<Session<TcpStream>> {
-    let asker = Asker::member(s.peer(), false);
-    let opened = shared
-        .exports()
-        .open(&asker, &range.path)
-        .and_then(|f| regular(f, 0))
-        .and_then(|(f, key)| {
-            let end = range.offset.checked_add(range.length);
-            if key.size != range.size {
-                Err(failed(
-                    ErrorCode::Changed,
-                    format!(
-                        "the file is {} bytes now, not the {} of its manifest",
-                        key.size, range.size
-                    ),
-                ))
-            } else if end.is_none_or(|e| e > key.size) {
-                Err(failed(ErrorCode::InvalidRequest, "a range beyond the file"))
-            } else {
-                Ok((f, key))
-            }
-        });
+    let opened = open_regular(shared, &s, &range.path, 0, |(f, key)| {
+        let end = range.offset.checked_add(range.length);
+        if key.size != range.size {
+            Err(failed(
+                ErrorCode::Changed,
+                format!(
+                    "the file is {} bytes now, not the {} of its manifest",
+                    key.size, range.size
+                ),
+            ))
+        } else if end.is_none_or(|e| e > key.size) {
+            Err(failed(ErrorCode::InvalidRequest, "a range beyond the file"))
+        } else {
+            Ok((f, key))
+        }
+    });
     let (file, key) = match opened {
         Ok(o) => o,
-        Err(error) => {
-            crate::daemon::logging::trail(
-                "transfer",
-                format_args!("peer {from}: range of {} refused: {error}", range.path),
-            );
-            s.send(&encode(&Reply::Failed { error })).ok()?;
-            return Some(s);
-        }
+        Err(error) => return refuse(s, from, "range of", &range.path, error),
     };
     s.send(&encode(&Reply::Sending {
         peer: shared.name.clone(),
@@ -357,32 +367,26 @@ pub fn serve_range(
 /// each chunk, refused as `changed` if the file changed meanwhile.
 pub fn serve_manifest(
     shared: &Arc<Shared>,
-    mut s: Session<TcpStream>,
+    s: Session<TcpStream>,
     from: &str,
     ask: AskManifest,
 ) -> Option<Session<TcpStream>> {
-    let asker = Asker::member(s.peer(), false);
-    let opened = shared
-        .exports()
-        .open(&asker, &ask.path)
-        .and_then(|f| regular(f, 0))
-        .and_then(|(f, key)| match transfer::chunk_size(key.size) {
+    let opened = open_regular(
+        shared,
+        &s,
+        &ask.path,
+        0,
+        |(f, key)| match transfer::chunk_size(key.size) {
             Some(chunk) => Ok((f, key, chunk)),
             None => Err(failed(
                 ErrorCode::InvalidRequest,
                 "too large for --any: fetch it from one member",
             )),
-        });
+        },
+    );
     let (file, key, chunk) = match opened {
         Ok(o) => o,
-        Err(error) => {
-            crate::daemon::logging::trail(
-                "transfer",
-                format_args!("peer {from}: manifest of {} refused: {error}", ask.path),
-            );
-            s.send(&encode(&Reply::Failed { error })).ok()?;
-            return Some(s);
-        }
+        Err(error) => return refuse(s, from, "manifest of", &ask.path, error),
     };
     shared.counters.query(super::counters::Origin::Remote);
     let (done, back) = channel();
