@@ -67,19 +67,28 @@ impl Request {
 
     /// Answers with `status`, the headers and `body`, and closes.
     pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> io::Result<()> {
-        let mut w = self.stream;
-        let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        ));
-        w.write_all(head.as_bytes())?;
-        w.write_all(body)?;
-        w.flush()
+        answer(self.stream, status, headers, body)
     }
+}
+
+/// Writes a whole answer on `w` and closes: status, headers, `body`.
+pub fn answer(
+    mut w: TcpStream,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    w.write_all(head.as_bytes())?;
+    w.write_all(body)?;
+    w.flush()
 }
 
 /// The reason phrase of the statuses the dashboard uses.

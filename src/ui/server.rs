@@ -64,17 +64,10 @@ fn json(rq: Request, status: u16, body: String) {
 pub fn connection(ui: &Arc<Ui>, stream: TcpStream) {
     match http::read_request(stream, MAX_BODY) {
         Ok(rq) => handle(ui, rq),
-        Err((mut stream, Unread(Some((status, why))))) => {
+        Err((stream, Unread(Some((status, why))))) => {
             let body = format!("p2p-ui: {why}\n");
-            let head = format!(
-                "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n",
-                http::reason(status),
-                body.len()
-            );
-            let _ = stream
-                .write_all(head.as_bytes())
-                .and_then(|_| stream.write_all(body.as_bytes()));
+            let kind = [("Content-Type", "text/plain; charset=utf-8")];
+            let _ = http::answer(stream, status, &kind, body.as_bytes());
         }
         Err((_, Unread(None))) => {}
     }
