@@ -11,7 +11,7 @@ complete -c p2pd -l log-level -d 'Log filter: error, warn, info, debug, trace, o
 complete -c p2pd -l export -d 'Let peers read files below DIR (repeatable); with :groups=G1,G2, only members whose certificate carries one of the groups (needs --ca); nothing is exported by default' -r -F
 complete -c p2pd -l gossip-interval -d 'Milliseconds between gossip rounds' -r
 complete -c p2pd -l probe-interval -d 'Milliseconds between failure-detection probes' -r
-complete -c p2pd -l suspicion-timeout -d 'Milliseconds a suspected member has to refute before it is declared down' -r
+complete -c p2pd -l suspicion-timeout -d 'Milliseconds a suspected member has to refute before it is declared down (longer while this daemon runs late: see CLUSTER)' -r
 complete -c p2pd -l socket -d 'Path of the local socket [default: $XDG_RUNTIME_DIR/p2p/p2pd-PORT.sock; without XDG_RUNTIME_DIR, /run/p2p/ for root, /tmp/p2p-UID/ for others]' -r -F
 complete -c p2pd -l name -d 'Name of this node in results: 1 to 64 ASCII letters, digits, . _ - : @ [default: HOSTNAME:PORT]' -r
 complete -c p2pd -l workers -d 'Worker threads for file queries [default: number of CPUs]' -r

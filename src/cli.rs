@@ -44,7 +44,9 @@ redone by the others, so every path still gets exactly one line. A --spread memb
 slow or frozen but still connected does not hold the job up either: once every path has been \
 handed out, a member with nothing left to do is given a copy of what another member has held \
 for three times as long as answered paths of that size took (at least 1 s; 10 s before any \
-answer), each path copied once; the first good answer is printed and the other dropped, and \
+answer), with at most two members working on a path at once and none given it twice (a copy \
+whose member fails or answers with an error lets another member try); the first good answer is \
+printed and the other dropped, and \
 the slow member's session is closed once all it still works on is answered, which stops that \
 work on it.\n\n\
 --format text starts each line with the member's name, as pdsh does; p2p-sha256 --format \
@@ -503,7 +505,7 @@ pub struct DaemonCli {
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub probe_interval: u64,
 
-    /// Milliseconds a suspected member has to refute before it is declared down
+    /// Milliseconds a suspected member has to refute before it is declared down (longer while this daemon runs late: see CLUSTER)
     #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub suspicion_timeout: u64,
 
@@ -1315,6 +1317,12 @@ sessions_kept: sessions to members this daemon keeps open for its next cluster q
 query to a member asked within 20 s skips the handshakes).\n\n\
 watchers: membership watchers (p2p-peers --watch) connected now; once one is counted, it \
 sees every change that follows.\n\n\
+local_health: how late this daemon finds itself running its part of failure detection, from 0 \
+(on time) to 8, as Lifeguard's local health: each probe that starts more than a quarter of \
+--probe-interval late raises it by one, each on time lowers it by one, and being declared down \
+by the others raises it by one. While it is above 0 this daemon probes, waits for answers and \
+lets suspects refute for 1 + local_health times as long, so that a host starved of CPU does not \
+declare members down that did answer. It stays 0 on a host with time to spare.\n\n\
 datagrams_rejected: an object of gossip datagrams dropped since the start, by reason: \
 authentication (no installed key opens it: another cluster, tampering, garbage; with --ca \
 also one not signed by a current certificate of the CA, or signed with one this member has not \
@@ -1338,7 +1346,8 @@ With --format prometheus the same values are, in this order: p2p_uptime_seconds 
 p2p_members{state} (gauge), p2p_queries_total{origin=\"local\"|\"remote\"}, \
 p2p_queries_cancelled_total, p2p_items_total{origin}, p2p_read_bytes_total, \
 p2p_cache_hits_total, p2p_cache_misses_total, p2p_workers, p2p_workers_busy, p2p_jobs_queued \
-(gauges), p2p_sessions_in, p2p_watchers (gauges), p2p_datagrams_rejected_total{reason} and \
+(gauges), p2p_sessions_in, p2p_watchers, p2p_local_health (gauges), \
+p2p_datagrams_rejected_total{reason} and \
 p2p_connections_rejected_total{reason}, p2p_beacons_total{result}, each with its HELP and \
 TYPE lines.";
 
@@ -1503,6 +1512,13 @@ pub fn man_sections(bin: &str) -> Vec<(&'static str, String)> {
                  (\"peers on port PORT\"). Membership is SWIM: members \
                  probe each other every --probe-interval, gossip every --gossip-interval, and a \
                  member that stops answering is suspected, then declared down (after --suspicion-timeout). \
+                 A daemon that finds itself running late, its probes starting more than a \
+                 quarter of --probe-interval after they were due (a host starved of CPU), \
+                 probes less often and waits longer, for answers and for suspects to refute, by \
+                 up to 9 times, and is quick again once it runs on time (Lifeguard's local \
+                 health; p2p-status local_health): a busy host then does not declare down \
+                 members that did answer, which would load every member with refutations in \
+                 turn. \
                  Every 30 s each member also exchanges its whole member list with a random other \
                  member over TCP, which repairs whatever gossip missed. A member that leaves \
                  (SIGTERM, p2p-leave) sends every member a leave notice, and each passes it on to \

@@ -171,3 +171,70 @@ fn a_killed_all_query_stops_every_member() {
     assert_eq!(num(&status(&two), "queries_cancelled"), 1);
     assert_eq!(num(&status(&one), "queries_cancelled"), 2);
 }
+
+#[test]
+fn a_foreign_callers_spread_stops_this_nodes_losing_copy() {
+    if !common::is_root() {
+        eprintln!("skipped: acting as another user needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // For a caller of another uid, this node's share of a --spread is read
+    // in-process; here it is slow (a debug knob pauses 1 s after each
+    // 64 MiB), so the other member answers copies of its files first.
+    let shared_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    const SIZE: u64 = 4 << 30;
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let path = shared_dir.path().join(format!("big{i}.bin"));
+            std::fs::File::create(&path).unwrap().set_len(SIZE).unwrap();
+            path
+        })
+        .collect();
+    let export = shared_dir.path().to_str().unwrap().to_string();
+    let slow = Daemon::start_on(
+        0,
+        &["--name", "slow", "--export", &export],
+        &[("P2PD_TEST_READ_DELAY_MS", "1000")],
+    );
+    common::open_to_all(&slow);
+    let fast = Daemon::start(&[
+        "--name",
+        "fast",
+        "--export",
+        &export,
+        "--join",
+        &format!("127.0.0.1:{}", slow.port),
+    ]);
+    eventually(15, "the two see each other", || {
+        common::peers(&slow).len() == 2
+    });
+    let mut cmd = slow.cmd("p2p-sha256");
+    cmd.uid(65534).gid(65534).arg("--spread").args(&files);
+    let r = run(&mut cmd);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let lines = r.json();
+    assert_eq!(lines.len(), 2, "one line per path: {lines:?}");
+    let first = lines[0]["sha256"].as_str().unwrap_or_default().to_string();
+    assert_eq!(first.len(), 64, "{lines:?}");
+    assert_eq!(lines[1]["sha256"], first.as_str(), "{lines:?}");
+    assert!(
+        slow.log()
+            .contains("slow: what it still works on was answered by other members"),
+        "this node's own link was cut off: {}",
+        slow.log()
+    );
+    // Cut off, this node stops reading within a chunk: it is soon idle,
+    // having read far less than the file it held (64 s of reading each).
+    eventually(30, "the slow node idle", || {
+        num(&status(&slow), "workers_busy") == 0
+    });
+    let s = status(&slow);
+    assert!(
+        num(&s, "bytes_read") < SIZE,
+        "read on after the other member answered: {s}"
+    );
+    assert!(num(&status(&fast), "bytes_read") >= SIZE, "{}", fast.log());
+}

@@ -1163,6 +1163,7 @@ fn gossip_loop(
             cluster.count_news(verdict);
         }
         m.handle_timers(Instant::now());
+        cluster.counters.set_health(m.health());
         let mut leave_ack = None;
         while let Ok(cmd) = commands.try_recv() {
             let now = Instant::now();

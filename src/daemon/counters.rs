@@ -82,6 +82,9 @@ pub struct Counters {
     queries_cancelled: AtomicU64,
     /// Gauge: authenticated sessions on the peer port being served.
     sessions_in: AtomicI64,
+    /// Gauge: the membership's local health score
+    /// ([`crate::membership::Membership::health`]).
+    health: AtomicU64,
     datagrams: [AtomicU64; 7],
     connections: [AtomicU64; 2],
     beacons: [AtomicU64; 5],
@@ -100,6 +103,7 @@ impl Default for Counters {
             cache_misses: AtomicU64::new(0),
             queries_cancelled: AtomicU64::new(0),
             sessions_in: AtomicI64::new(0),
+            health: AtomicU64::new(0),
             datagrams: Default::default(),
             connections: Default::default(),
             beacons: Default::default(),
@@ -151,6 +155,11 @@ impl Counters {
     }
 
     /// A query whose asker went away while its work was in progress.
+    /// The membership's local health score, as it is now.
+    pub fn set_health(&self, score: u32) {
+        self.health.store(u64::from(score), Ordering::Relaxed);
+    }
+
     pub fn cancelled(&self) {
         add(&self.queries_cancelled, 1);
     }
@@ -209,6 +218,7 @@ impl Counters {
             sessions_in: self.sessions_in.load(Ordering::Relaxed).max(0) as u64,
             sessions_kept: 0,
             watchers: 0,
+            local_health: get(&self.health),
             datagrams_rejected: DatagramsRejected {
                 authentication: get(&self.datagrams[Rejected::Authentication as usize]),
                 replay: get(&self.datagrams[Rejected::Replay as usize]),
@@ -319,6 +329,10 @@ pub struct Status {
     /// Membership watchers (`p2p-peers --watch`) connected now; filled in
     /// by the daemon, which keeps them.
     pub watchers: u64,
+    /// How late this daemon finds itself running, 0 (on time) to
+    /// [`crate::membership::MAX_HEALTH`]: what it times of failure
+    /// detection takes `1 + local_health` times as long.
+    pub local_health: u64,
     pub datagrams_rejected: DatagramsRejected,
     pub connections_rejected: ConnectionsRejected,
     pub beacons: Beacons,
@@ -443,6 +457,12 @@ impl Status {
                 kind: "gauge",
                 help: "Membership watchers (p2p-peers --watch) connected.",
                 samples: one(self.watchers),
+            },
+            Metric {
+                name: "p2p_local_health",
+                kind: "gauge",
+                help: "How late this daemon runs its failure detection (0 on time, at most 8).",
+                samples: one(self.local_health),
             },
             Metric {
                 name: "p2p_datagrams_rejected_total",

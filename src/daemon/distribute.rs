@@ -33,9 +33,12 @@
 //! holds nothing is given copies of items other links hold for longer than
 //! [`LATE_FACTOR`] times what answered items of their size took (at least
 //! [`LATE_AFTER`]; [`LATE_BLIND`] before any item was answered), the
-//! longest held first. Each item is copied at most once. The first good
-//! answer is the one passed on ([`Distributor::answer_with`]); an error
-//! waits while the other copy may still answer well. The other copy is
+//! longest held first. An item has at most two holders at once, and a
+//! link is given a copy of an item at most once: when a copy's link fails
+//! or its member answers with an error, another idle link may take a copy
+//! in its place, so a frozen original never ends the job by itself. The
+//! first good answer is the one passed on ([`Distributor::answer_with`]);
+//! an error waits while another copy may still answer well. The other copy is
 //! lost: its link still counts it as held until its member answers it, and
 //! a link that holds nothing but lost copies once nothing is left to hand
 //! out can be cut off ([`Distributor::cuttable`], [`Distributor::retire`]),
@@ -47,7 +50,7 @@
 //! ([`Distributor::push`] says so): every item still gets exactly its
 //! answers, and no thread needs to stay behind for a failed member.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// An item held this many times longer than answered items of its size
@@ -127,8 +130,9 @@ pub struct Distributor {
     /// `Once`: the link whose failure left nobody to answer; it reports
     /// every item from then on.
     last_failed: Option<usize>,
-    /// `Once`: the items copied to a second link (each is copied once).
-    copied: HashSet<u64>,
+    /// `Once`: the items copied to a second link, each with the links that
+    /// were given a copy of it (none is given the same item twice).
+    copied: HashMap<u64, Vec<usize>>,
     /// `Once`: the bytes and the time of recently answered items.
     samples: VecDeque<(u64, Duration)>,
     /// The time as last told.
@@ -158,7 +162,7 @@ impl Distributor {
             sizes: HashMap::new(),
             settled: 0,
             last_failed: None,
-            copied: HashSet::new(),
+            copied: HashMap::new(),
             samples: VecDeque::new(),
             now: None,
         }
@@ -349,14 +353,27 @@ impl Distributor {
         let Some(now) = self.now else {
             return Vec::new();
         };
-        let mut late: Vec<(Instant, u64)> = self
+        // Each item other running links hold, with how many hold it and
+        // since when (only an item held once is copied).
+        let mut held: HashMap<u64, (usize, Option<Instant>)> = HashMap::new();
+        for (_, l) in self
             .links
             .iter()
             .enumerate()
             .filter(|(i, l)| *i != link && l.phase == Phase::Running)
-            .flat_map(|(_, l)| l.inflight.iter())
-            .filter_map(|(&id, &since)| Some((since?, id)))
-            .filter(|&(since, id)| !self.copied.contains(&id) && self.late(id, since, now))
+        {
+            for (&id, &since) in &l.inflight {
+                let e = held.entry(id).or_insert((0, since));
+                e.0 += 1;
+            }
+        }
+        let mut late: Vec<(Instant, u64)> = held
+            .into_iter()
+            .filter(|&(id, (holders, _))| {
+                holders == 1 && !self.copied.get(&id).is_some_and(|c| c.contains(&link))
+            })
+            .filter_map(|(id, (_, since))| Some((since?, id)))
+            .filter(|&(since, id)| self.late(id, since, now))
             .collect();
         late.sort_unstable();
         let mut out = Vec::new();
@@ -364,7 +381,7 @@ impl Distributor {
             if out.len() >= max || !self.fits(link, id, max_bytes) {
                 break;
             }
-            self.copied.insert(id);
+            self.copied.entry(id).or_default().push(link);
             out.push(id);
             self.hold(link, id);
         }
@@ -404,7 +421,7 @@ impl Distributor {
 
     /// Whether item `id`, not answered yet, was copied to a second link.
     pub fn is_copied(&self, id: u64) -> bool {
-        self.copied.contains(&id)
+        self.copied.contains_key(&id)
     }
 
     /// Items `link` holds, lost copies included: what its member has been
@@ -870,7 +887,7 @@ mod tests {
         assert!(d.take(1, 1, u64::MAX).is_empty(), "5 s < 3 x 2 s");
         d.tick(t0 + s(7));
         assert_eq!(d.take(1, 5, u64::MAX), vec![0], "a copy of the late item");
-        assert!(d.take(2, 5, u64::MAX).is_empty(), "copied once only");
+        assert!(d.take(2, 5, u64::MAX).is_empty(), "two holders at most");
         assert!(!d.complete());
         assert_eq!((d.held(0), d.held(1)), (1, 1));
         // The copy answers first: it is passed on, the straggler's is lost.
@@ -943,34 +960,63 @@ mod tests {
     }
 
     #[test]
-    fn an_error_waits_for_the_other_copy_and_a_failed_copy_leaves_the_item_held() {
+    fn an_error_waits_for_the_other_copy_and_a_failed_copy_lets_another_link_copy() {
         let t0 = Instant::now();
         let late = t0 + LATE_BLIND;
         let mut d = tail(2, 0, t0);
         assert_eq!(d.take(0, 2, u64::MAX), vec![0, 1]);
         d.tick(late);
         assert_eq!(d.take(1, 2, u64::MAX), vec![0, 1]);
+        assert!(d.take(2, 2, u64::MAX).is_empty(), "two holders at most");
         // The copy of 0 fails to read: the original may still do it.
         assert!(!d.answer_with(1, 0, false));
         assert!(d.answer(0, 0), "the straggler's good answer is passed on");
         // Link 1 fails holding its copy of 1: the item stays with link 0,
-        // not requeued for a third.
+        // not requeued, and an idle link may copy it in its place.
         assert!(d.fail(1).is_empty());
-        assert!(d.take(2, 5, u64::MAX).is_empty(), "copied once already");
         assert!(
-            d.answer_with(0, 1, false),
-            "an error with no other copy left is the answer"
+            d.take(2, 5, u64::MAX).is_empty(),
+            "not late yet: 0 took as long"
         );
+        // Held three times as long as item 0 took: late again.
+        d.tick(t0 + LATE_BLIND * 3);
+        assert_eq!(d.take(2, 5, u64::MAX), vec![1], "a new copy of 1");
+        assert!(d.answer(2, 1));
         assert!(d.complete());
-        // The original fails instead: the copy carries on.
+        assert!(!d.answer(0, 1), "the straggler's late answer is dropped");
+
+        // A copy that answers with an error: that link never gets the item
+        // again, another idle link does.
         let mut e = tail(1, 0, t0);
         assert_eq!(e.take(0, 1, u64::MAX), vec![0]);
         e.tick(late);
         assert_eq!(e.take(1, 1, u64::MAX), vec![0]);
-        assert!(e.fail(0).is_empty());
-        assert!(e.take(2, 1, u64::MAX).is_empty(), "not requeued");
-        assert!(e.answer(1, 0));
+        assert!(!e.answer_with(1, 0, false));
+        assert!(e.take(1, 1, u64::MAX).is_empty(), "not the same item twice");
+        assert_eq!(e.take(2, 1, u64::MAX), vec![0]);
+        assert!(
+            !e.answer_with(2, 0, false),
+            "the original may still answer well"
+        );
+        assert!(e.take(1, 1, u64::MAX).is_empty() && e.take(2, 1, u64::MAX).is_empty());
+        assert!(
+            e.answer_with(0, 0, false),
+            "an error with no other copy left is the answer"
+        );
         assert!(e.complete());
+
+        // The original fails instead: the copy carries on.
+        let mut f = tail(1, 0, t0);
+        assert_eq!(f.take(0, 1, u64::MAX), vec![0]);
+        f.tick(late);
+        assert_eq!(f.take(1, 1, u64::MAX), vec![0]);
+        assert!(f.fail(0).is_empty());
+        assert!(
+            f.take(2, 1, u64::MAX).is_empty(),
+            "not requeued; held once, but not late for its new holder yet"
+        );
+        assert!(f.answer(1, 0));
+        assert!(f.complete());
     }
 
     #[test]

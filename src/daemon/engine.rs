@@ -90,8 +90,26 @@ struct Watched<'a> {
 impl Watch for Watched<'_> {
     fn read(&self, bytes: u64) -> bool {
         self.counters.read(bytes);
+        #[cfg(debug_assertions)]
+        if let Some(pause) = test_read_delay() {
+            std::thread::sleep(pause);
+        }
         !self.cancel.is_some_and(Cancel::is_cancelled)
     }
+}
+
+/// A debug build reads `P2PD_TEST_READ_DELAY_MS`, if set, and pauses that
+/// long after each chunk it reads, so that a test can make this node the
+/// slow member of a query; a release build has no such knob.
+#[cfg(debug_assertions)]
+fn test_read_delay() -> Option<std::time::Duration> {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("P2PD_TEST_READ_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_millis)
+    })
 }
 
 /// How far one item got: answered, or a file being read.

@@ -712,6 +712,8 @@ struct State {
     /// Links cut off because their members only worked on copies others
     /// had answered first: their sessions were shut down on purpose.
     cut: HashSet<usize>,
+    /// The links answered in-process by this node ([`run_here`]).
+    local: HashSet<usize>,
 }
 
 struct Ctx {
@@ -921,6 +923,11 @@ impl Ctx {
             );
             if let Some(conn) = self.open_conns().get(&link) {
                 let _ = conn.shutdown(std::net::Shutdown::Both);
+            }
+            if st.local.contains(&link) {
+                // This node's own reads of the lost copies stop within a
+                // chunk: `cancel` governs nothing but them.
+                self.cancel.cancel();
             }
         }
         self.changed.notify_all();
@@ -1326,6 +1333,7 @@ pub fn start(
             failures,
             wholes: HashMap::new(),
             cut: HashSet::new(),
+            local: HashSet::new(),
         }),
         changed: Condvar::new(),
         query,
@@ -1991,6 +1999,7 @@ fn run_here(ctx: &Ctx, link: usize) -> usize {
         slot_tx,
     );
     batches.cancel_with(ctx.cancel.clone());
+    ctx.lock().local.insert(link);
     let exports = ctx.shared.exports();
     let mut held = 0usize;
     let mut answered = 0usize;

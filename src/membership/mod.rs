@@ -191,6 +191,11 @@ pub const MAX_TRANSMISSIONS: u8 = 12;
 /// How many members a node passes a newly heard leave notice on to.
 const LEAVE_RELAY: usize = 3;
 
+/// The most a node's own ill health ([`Membership::health`]) stretches
+/// what it times: probes and suspicions take up to `1 + MAX_HEALTH` times
+/// as long (Lifeguard's bound on its local health multiplier).
+pub const MAX_HEALTH: u32 = 8;
+
 /// foca's settings: its LAN profile (memberlist's) with our timings. Written
 /// out rather than taken from `Config::new_lan`, whose size-derived fields
 /// are the only users of libm's `log10` in the daemon: without them the
@@ -298,6 +303,11 @@ pub struct Membership {
     revoked: HashSet<String>,
     /// Revocation news heard, until the daemon takes it.
     news_heard: Vec<Vec<u8>>,
+    /// How unwell this node finds itself, 0 to [`MAX_HEALTH`]: see
+    /// [`Membership::health`].
+    health: u32,
+    /// How late a probe timer may run and still count as on time.
+    late_after: Duration,
 }
 
 /// Something wrong in what the cluster told us, for the daemon's log.
@@ -370,6 +380,8 @@ impl Membership {
             unsigned_too: false,
             revoked: HashSet::new(),
             news_heard: Vec::new(),
+            health: 0,
+            late_after: timings.probe_timeout / 2,
         };
         let me = m.me().name.clone();
         m.since.insert(me, (MemberState::Alive, m.clock.0));
@@ -922,6 +934,9 @@ impl Membership {
             }
             self.timers.pop();
             if let Some(t) = self.timer_events.remove(&id) {
+                if let Timer::ProbeRandomMember(_) = t {
+                    self.sense(now.saturating_duration_since(at));
+                }
                 // The periodic rounds only send; probes, suspicions and
                 // removals change states.
                 may_change |= !matches!(
@@ -955,6 +970,49 @@ impl Membership {
         }
         self.drain(now);
         self.news = news || may_change;
+    }
+
+    /// How unwell this node finds itself, from 0 (well) to [`MAX_HEALTH`]:
+    /// Lifeguard's local health (Dadgar et al., "Lifeguard: Local Health
+    /// Awareness for More Accurate Failure Detection", 2018), as far as
+    /// foca lets it be kept from outside. A node starved of CPU runs its
+    /// timers late and reads its datagrams late; its probes then time out
+    /// on members that did answer, and its refutations come too late, and
+    /// SWIM turns that into false failures which, gossiped and refuted,
+    /// load every member further. So each probe timer that runs more than
+    /// half a probe timeout late raises the score by one, each that runs on
+    /// time lowers it by one, and being declared down raises it by one;
+    /// the probes and suspicions this node times then wait `1 + health`
+    /// times as long (see [`Membership::stretch`]).
+    pub fn health(&self) -> u32 {
+        self.health
+    }
+
+    /// One probe timer ran `late` after it was due.
+    fn sense(&mut self, late: Duration) {
+        self.health = if late > self.late_after {
+            (self.health + 1).min(MAX_HEALTH)
+        } else {
+            self.health.saturating_sub(1)
+        };
+    }
+
+    /// How long foca's timer `timer`, asked for `after`, is really given:
+    /// the probe period, the wait for a direct answer and the suspicion
+    /// take `1 + health` times as long ([`Membership::health`]). A well
+    /// node keeps the timings as set: SWIM's detection time, which SPEC
+    /// bounds, is that of a cluster with time to spare. (memberlist also
+    /// grows the suspicion with log10 of the cluster's size; at 1,000
+    /// members that would be 1.5 times ours, past the 5 s bound on a
+    /// crash seen by all, and bench/SIMULATION.md finds no false downs at
+    /// 1,000 with ours while members run on time.)
+    fn stretch(&self, timer: &Timer<Node>, after: Duration) -> Duration {
+        match timer {
+            Timer::ProbeRandomMember(_)
+            | Timer::SendIndirectProbe { .. }
+            | Timer::ChangeSuspectToDown { .. } => after * (1 + self.health),
+            _ => after,
+        }
     }
 
     /// Whether [`Membership::changes`] may have something to report.
@@ -1385,6 +1443,7 @@ impl Membership {
         while let Some((after, timer)) = self.runtime.to_schedule() {
             let id = self.next_timer;
             self.next_timer += 1;
+            let after = self.stretch(&timer, after);
             self.timer_events.insert(id, timer);
             self.timers.push(Reverse((now + after, id)));
         }
@@ -1392,8 +1451,11 @@ impl Membership {
             if let OwnedNotification::Defunct = n
                 && !self.gone
             {
-                // Declared down by the others (frozen, or cut off): come
-                // back; foca refutes the verdict with a higher incarnation.
+                // Declared down by the others (frozen, cut off, or too
+                // slow to refute a suspicion): come back; foca refutes the
+                // verdict with a higher incarnation. Not having answered in
+                // time is a sign of ill health too.
+                self.health = (self.health + 1).min(MAX_HEALTH);
                 let _ = self.foca.reuse_down_identity();
             }
         }
@@ -1619,6 +1681,52 @@ mod tests {
                     }
                 }
             }
+        }
+
+        /// Advances time in 10 ms steps with every node starved of CPU, as
+        /// a thousand daemons on two cores are: each runs only at random
+        /// moments 0 to `gap` apart, and then reads what was sent to it
+        /// since, runs its timers and sends. Returns how many times a node
+        /// saw a member fail.
+        fn run_starved(&mut self, dur: Duration, gap: Duration, seed: u64) -> usize {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let gap_ms = gap.as_millis() as u64;
+            let mut pause = move || Duration::from_millis(rng.random_range(0..=gap_ms));
+            let n = self.nodes.len();
+            let mut next: Vec<Instant> = (0..n).map(|_| self.now + pause()).collect();
+            let mut inbox: Vec<Vec<(String, bool, Vec<u8>)>> = vec![Vec::new(); n];
+            let end = self.now + dur;
+            let mut fails = 0;
+            while self.now < end {
+                self.now += Duration::from_millis(10);
+                let now = self.now;
+                for i in 0..n {
+                    if next[i] > now {
+                        continue;
+                    }
+                    next[i] = now + pause();
+                    let mail = std::mem::take(&mut inbox[i]);
+                    let Some(m) = self.nodes[i].as_mut() else {
+                        continue;
+                    };
+                    for (from, signed, payload) in mail {
+                        if signed && m.is_certified() {
+                            m.handle_signed(&payload, &from, now);
+                        } else {
+                            m.handle_payload(&payload, now);
+                        }
+                    }
+                    m.handle_timers(now);
+                    fails += m.changes(now).iter().filter(|e| e.event == "fail").count();
+                    let (from, signed) = (m.me().name.clone(), m.is_certified());
+                    for (to, payload) in m.take_outbox() {
+                        if let Some(b) = inbox.get_mut(Net::index(to)) {
+                            b.push((from.clone(), signed, payload));
+                        }
+                    }
+                }
+            }
+            fails
         }
 
         fn states(&self, of: usize) -> BTreeMap<String, MemberState> {
@@ -1970,6 +2078,70 @@ mod tests {
                 .any(|e| e.event == "leave" && e.member.name == "n3"),
             "{events:?}"
         );
+    }
+
+    /// Members starved of CPU (each runs at random moments up to 3 s
+    /// apart, as under a load average of a thousand) find themselves
+    /// running late and wait longer before they suspect and declare down:
+    /// nobody is declared down in two minutes, while every member stays
+    /// alive for all. A member that really stops is still found down.
+    #[test]
+    fn starved_members_wait_longer_and_declare_nobody_down_falsely() {
+        let mut net = Net::joined(12);
+        assert!(net.nodes.iter().flatten().all(|m| m.health() == 0));
+        let gap = Duration::from_secs(3);
+        let fails = net.run_starved(Duration::from_secs(120), gap, 7);
+        assert_eq!(fails, 0, "false failures under starvation");
+        assert!(
+            net.nodes.iter().flatten().all(|m| m.health() > 0),
+            "every member found itself late"
+        );
+        for i in 0..12 {
+            let s = net.states(i);
+            assert!(
+                s.len() == 12 && s.values().all(|st| *st == MemberState::Alive),
+                "node {i}: {s:?}"
+            );
+        }
+        net.nodes[11] = None;
+        net.run_starved(Duration::from_secs(180), gap, 8);
+        for i in 0..11 {
+            assert_eq!(net.states(i)["n11"], MemberState::Down, "node {i}");
+        }
+        // Fed again, they are soon well and quick again.
+        net.run(Duration::from_secs(60));
+        assert!(net.nodes.iter().flatten().all(|m| m.health() == 0));
+    }
+
+    /// What a member times of probes and suspicions grows with its own
+    /// ill health, bounded, and nothing else does.
+    #[test]
+    fn probes_and_suspicions_take_longer_while_a_member_runs_late() {
+        let mut m = Membership::new(node(0), &Timings::default(), [0; 32]);
+        let suspect = Timer::ChangeSuspectToDown {
+            member_id: node(1),
+            incarnation: 0,
+            token: 0,
+        };
+        let probe = Timer::ProbeRandomMember(0);
+        let announce = Timer::PeriodicAnnounce(0);
+        let two = Duration::from_secs(2);
+        assert_eq!(m.stretch(&suspect, two), two);
+        assert_eq!(m.stretch(&probe, two), two);
+        m.sense(Duration::from_millis(250));
+        assert_eq!(m.health(), 0, "a quarter of a probe period late is on time");
+        m.sense(Duration::from_millis(251));
+        assert_eq!(m.health(), 1);
+        assert_eq!(m.stretch(&probe, two), two * 2);
+        for _ in 0..20 {
+            m.sense(Duration::from_secs(1));
+        }
+        assert_eq!(m.health(), MAX_HEALTH, "bounded");
+        assert_eq!(m.stretch(&probe, two), two * (1 + MAX_HEALTH));
+        assert_eq!(m.stretch(&suspect, two), two * (1 + MAX_HEALTH));
+        assert_eq!(m.stretch(&announce, two), two, "not a probe");
+        m.sense(Duration::ZERO);
+        assert_eq!(m.health(), MAX_HEALTH - 1, "on time: better by one");
     }
 
     #[test]

@@ -123,7 +123,8 @@ pub fn count_range_watched(
     counter: WcCounter,
     watch: &dyn Watch,
 ) -> io::Result<RangeCount> {
-    count_range_in(file, range, lines_only, counter, watch, RANGE_CHUNK)
+    let chunk = (RANGE_CHUNK, super::cores());
+    count_range_in(file, range, lines_only, counter, watch, chunk)
 }
 
 fn count_range_in(
@@ -132,7 +133,7 @@ fn count_range_in(
     lines_only: bool,
     counter: WcCounter,
     watch: &dyn Watch,
-    chunk: u64,
+    (chunk, threads): (u64, usize),
 ) -> io::Result<RangeCount> {
     use std::io::{Seek, SeekFrom};
     let seam = |at: u64| {
@@ -151,7 +152,7 @@ fn count_range_in(
     while at < to {
         let next = seam(at.saturating_add(chunk.max(1)))?.min(to);
         let before = c.bytes();
-        count_into(file, &mut c, lines_only, next - at, super::cores())?;
+        count_into(file, &mut c, lines_only, next - at, threads)?;
         let got = c.bytes() - before;
         if !watch.read(got) {
             return Err(super::pass::cancelled());
@@ -340,7 +341,7 @@ mod tests {
                     .into_iter()
                     .map(|r| {
                         let c = WcCounter::new();
-                        count_range_in(&f, r, lines_only, c, &watch, chunk).unwrap()
+                        count_range_in(&f, r, lines_only, c, &watch, (chunk, 1)).unwrap()
                     })
                     .fold(RangeCount::default(), RangeCount::then);
                 let whole = count_slice(&data);
@@ -353,6 +354,44 @@ mod tests {
         }
     }
 
+    /// Chunks of 2 MiB and more are counted on several threads
+    /// ([`crate::ops::wc::PARALLEL_MIN`]): ranges read so still add up to
+    /// the whole count, words and characters included, wherever the cuts
+    /// and the chunks fall.
+    #[test]
+    fn ranges_counted_on_several_threads_add_up_to_the_whole_count() {
+        use crate::ops::wc::PARALLEL_MIN;
+        use std::io::Write;
+        let data = text(13, 5 << 20);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        let whole = count_slice(&data);
+        let size = data.len() as u64;
+        for (part, chunk) in [
+            (size, RANGE_CHUNK),
+            (size, PARALLEL_MIN + 3),
+            (size / 2 + 1, PARALLEL_MIN),
+            (PARALLEL_MIN + 7, 3 << 20),
+        ] {
+            for threads in [2, 3] {
+                let watch = counting(u32::MAX);
+                let joined = cuts(size, part)
+                    .into_iter()
+                    .map(|r| {
+                        let c = WcCounter::new();
+                        count_range_in(&f, r, false, c, &watch, (chunk, threads)).unwrap()
+                    })
+                    .fold(RangeCount::default(), RangeCount::then);
+                assert_eq!(
+                    joined.counts(),
+                    whole,
+                    "parts of {part}, chunks of {chunk}, {threads} threads"
+                );
+                assert_eq!(watch.read.get(), size, "every byte told");
+            }
+        }
+    }
+
     #[test]
     fn a_cancelled_range_stops_within_a_chunk() {
         use std::io::Write;
@@ -360,8 +399,8 @@ mod tests {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&data).unwrap();
         let watch = counting(1);
-        let e =
-            count_range_in(&f, (0, 100_000), false, WcCounter::new(), &watch, 1000).unwrap_err();
+        let e = count_range_in(&f, (0, 100_000), false, WcCounter::new(), &watch, (1000, 1))
+            .unwrap_err();
         assert!(crate::ops::pass::is_cancelled(&e), "{e}");
         assert_eq!(watch.calls.get(), 1);
         let read = watch.read.get();
