@@ -197,7 +197,10 @@ fn a_foreign_callers_spread_stops_this_nodes_losing_copy() {
     let slow = Daemon::start_on(
         0,
         &["--name", "slow", "--export", &export],
-        &[("P2PD_TEST_READ_DELAY_MS", "1000")],
+        &[
+            ("P2PD_SECRET", common::TEST_KEY),
+            ("P2PD_TEST_READ_DELAY_MS", "1000"),
+        ],
     );
     common::open_to_all(&slow);
     let fast = Daemon::start(&[
