@@ -154,12 +154,12 @@ impl Counters {
         );
     }
 
-    /// A query whose asker went away while its work was in progress.
     /// The membership's local health score, as it is now.
     pub fn set_health(&self, score: u32) {
         self.health.store(u64::from(score), Ordering::Relaxed);
     }
 
+    /// A query whose asker went away while its work was in progress.
     pub fn cancelled(&self) {
         add(&self.queries_cancelled, 1);
     }

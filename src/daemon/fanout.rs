@@ -740,7 +740,8 @@ struct Ctx {
     /// The connections of the links now talking to members, so that a
     /// cancellation can shut them down at once.
     open: Mutex<HashMap<usize, Arc<TcpStream>>>,
-    /// Set by a cancellation: this node's own answers stop too (see
+    /// Set by a cancellation, or when this node's own link is cut off
+    /// ([`Ctx::cut_losers`]): this node's own answers stop too (see
     /// [`super::cancel`]).
     cancel: Cancel,
     /// `State::cancelled`, readable without the state's lock.
