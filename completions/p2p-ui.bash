@@ -23,13 +23,17 @@ _p2p__ui() {
 
     case "${cmd}" in
         p2p__ui)
-            opts="-h -V --listen --open --socket --help --version"
+            opts="-h -V --listen --host --open --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

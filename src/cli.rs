@@ -889,6 +889,24 @@ pub enum StatusFormat {
 /// The address `p2p-ui` serves on without --listen.
 pub const UI_LISTEN: &str = "127.0.0.1:8429";
 
+/// A `--host` name of p2p-ui: a DNS name, an IPv4 address or a bracketed
+/// IPv6 one, without a port.
+fn parse_ui_host(s: &str) -> Result<String, String> {
+    let v6 = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+    let name = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.');
+    if v6 || name {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err("a host name or address without a port (an IPv6 address in brackets)".into())
+    }
+}
+
 /// p2p-ui: a web dashboard of the local daemon.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -903,6 +921,10 @@ pub struct UiCli {
     /// Where to serve, ADDR:PORT (port 0 takes a free one); an address other than loopback is warned about
     #[arg(long, value_name = "ADDR:PORT", default_value = UI_LISTEN)]
     pub listen: std::net::SocketAddr,
+
+    /// Another name the dashboard is reached by (as the browser's Host, without the port), besides 127.0.0.1, localhost, [::1] and the --listen address; repeatable
+    #[arg(long = "host", value_name = "NAME", value_parser = parse_ui_host)]
+    pub hosts: Vec<String>,
 
     /// Open the dashboard in the desktop's browser (xdg-open), best effort
     #[arg(long)]
@@ -1382,15 +1404,21 @@ fn security(bin: &str) -> String {
              p2p-count or p2p-stat as you, so it opens files with your rights and can never read \
              more than you can.\n\n\
              Whoever can use the dashboard can do that too, so it is guarded: the URL printed at \
-             start carries a random token (192 bits from the kernel); the first visit with it sets \
-             an HttpOnly, SameSite=Strict cookie and drops the token from the address bar; any \
-             request with neither a valid token nor that cookie is refused (403). The Host header \
-             must name the dashboard (127.0.0.1:PORT, localhost:PORT, [::1]:PORT or the --listen \
-             address), which defeats DNS rebinding; a request whose Origin is another site's is \
-             refused; queries are POST only and need the dashboard's own Origin or an X-P2P-UI \
-             header, which no other site can send without a CORS preflight, never answered. Pages \
-             carry a Content-Security-Policy of default-src 'self': the page loads nothing from \
-             elsewhere. Tokens are compared in constant time.\n\n\
+             start carries a random token (192 bits from the kernel) in its fragment \
+             (#token=...), which a browser never sends over the network. The page keeps it in \
+             its tab's sessionStorage, which belongs to this dashboard's origin alone (scheme, \
+             host and port), drops it from the address bar, and sends it as Authorization: \
+             Bearer TOKEN with every API request; any API request without it is refused (403). \
+             There is no cookie: a browser sends a host's cookies to every port of that host, \
+             so a server another user runs on 127.0.0.1 would receive it. The page itself (HTML, \
+             CSS, JavaScript) holds no data and is served without the token. The Host header \
+             must name the dashboard (127.0.0.1:PORT, localhost:PORT, [::1]:PORT, the --listen \
+             address, or a --host name with the port), which defeats DNS rebinding; a request \
+             whose Origin is another site's is refused; queries are POST only and need the \
+             dashboard's own Origin or an X-P2P-UI header, which no other site can send without \
+             a CORS preflight, never answered. Pages carry a Content-Security-Policy of \
+             default-src 'self': the page loads nothing from elsewhere. Tokens are compared in \
+             constant time.\n\n\
              It listens on loopback only unless --listen says otherwise, and then warns: the \
              dashboard speaks plain HTTP, so on a network the token could be overheard. Other \
              users of this host can connect to the port, but without the token they get nothing; \
@@ -2432,20 +2460,26 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
         ));
         s.push((
             "API",
-            "The page's endpoints, usable with the cookie or ?token=: GET /api/members (the \
+            "The page's endpoints, each needing the header Authorization: Bearer TOKEN (the \
+             token of the printed URL): GET /api/members (the \
              member table as JSON), GET /api/events (server-sent events: snapshot, member, daemon), \
              GET /api/status (the counters and their history); POST /api/query and POST \
              /api/drift take a JSON form {\"command\": \"sha256\", \"paths\": [...], \
              \"placement\": \"here|peer|all|spread\", \"peers\": [...], \"where\": \
              [\"KEY=VALUE\"], \"group\": false, \"recursive\": false}. /api/query answers \
              an event stream: an out event per line the command prints, err per line on its \
-             stderr, and exit with its status; /api/drift answers the matrix as one JSON object."
+             stderr, and exit with its status; /api/drift answers the matrix as one JSON object \
+             at the end (spaces before it while the members answer; past 20,000 answer lines the \
+             command is stopped and \"truncated\" is true). A page that goes away interrupts \
+             the command behind either."
                 .into(),
         ));
         s.push((
             "EXAMPLES",
             "  p2p-ui\n  p2p-ui --open\n  p2p-ui --listen 127.0.0.1:0 --socket /run/p2p/p2pd.sock\n  \
-             ssh -L 8429:127.0.0.1:8429 host   # then open the printed URL here"
+             ssh -L 8429:127.0.0.1:8429 host   # then open the printed URL here\n  \
+             p2p-ui --listen 0.0.0.0:8429 --host ops1.example   # reached as ops1.example:8429\n  \
+             curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8429/api/members"
                 .into(),
         ));
         s.push((

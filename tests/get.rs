@@ -588,6 +588,60 @@ fn member_seeing(other: &Path, path: &Path, join: u16, extra: &[&str]) -> Option
     ))
 }
 
+/// `unused` accounts for every member asked: one without the file (it
+/// exports another directory) and one down, besides the sources.
+#[test]
+fn any_names_the_members_down_and_those_without_the_file() {
+    let export = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let (e, o) = (
+        export.path().to_str().unwrap().to_string(),
+        other.path().to_str().unwrap().to_string(),
+    );
+    let mut ds = start_cluster(4, |i| {
+        vec![
+            "--export".into(),
+            if i == 3 { o.clone() } else { e.clone() },
+        ]
+    });
+    let data = content(3 << 20 | 5);
+    let src = write(export.path(), "f.bin", &data);
+    // node2 dies; node0 must see it down before asking.
+    drop(ds.remove(2));
+    eventually(30, "node2 down", || {
+        peers(&ds[0])
+            .iter()
+            .any(|m| m["name"] == "node2" && m["state"] == "down")
+    });
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("f.bin");
+    let r = get(&ds[0], &[os("--any"), src.as_os_str(), dest.as_os_str()]);
+    assert_eq!(r.status, 0, "{} {}", r.stdout, r.stderr);
+    assert!(std::fs::read(&dest).unwrap() == data, "the bytes differ");
+    let l = &r.json()[0];
+    assert_eq!(
+        sources_of(l)
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect::<Vec<_>>(),
+        ["node1"],
+        "{l}"
+    );
+    let mut unused = unused_of(l);
+    unused.sort();
+    assert_eq!(unused.len(), 2, "{l}");
+    assert_eq!(
+        unused[0],
+        ("node2".to_string(), "unreachable".to_string()),
+        "{l}"
+    );
+    assert_eq!(unused[1].0, "node3", "{l}");
+    assert!(
+        ["not_found", "not_exported"].contains(&unused[1].1.as_str()),
+        "{l}"
+    );
+}
+
 #[test]
 fn any_leaves_out_a_member_that_holds_other_content() {
     let export = tempfile::tempdir().unwrap();

@@ -1,10 +1,13 @@
-//! `p2p-ui` in a real browser: headless Chromium driven over WebDriver
-//! (chromedriver's plain JSON REST, spoken over a TcpStream), against three
-//! daemons on loopback. Screenshots go to target/ui-screenshots/.
+//! `p2p-ui` in real browsers, against three daemons on loopback: headless
+//! Chromium driven over WebDriver (chromedriver's plain JSON REST, spoken
+//! over a TcpStream), and headless Firefox over Marionette (its own
+//! protocol, length-prefixed JSON on a TCP port it picks and writes into
+//! the profile; Debian packages no geckodriver). Both run the same checks.
+//! Screenshots go to target/ui-screenshots/.
 //!
-//! Without chromium and chromedriver (Debian's `chromium` and
-//! `chromium-driver`, which .ci/run installs) the test says so and is
-//! skipped, except under CI, where it fails.
+//! Without the browsers (Debian's `chromium`, `chromium-driver` and
+//! `firefox-esr`, which .ci/run installs) a test says so and is skipped,
+//! except under CI, where it fails.
 
 mod common;
 mod ui_harness;
@@ -119,22 +122,21 @@ impl Driver {
         }
         v["value"].clone()
     }
+}
 
-    fn go(&self, url: &str) {
-        self.call("POST", "/url", Some(&json!({"url": url})));
-    }
-
+/// What the checks need of a browser.
+trait Browser {
+    /// Loads `url` and waits for the page.
+    fn go(&mut self, url: &str);
     /// Runs `script` (a function body) in the page and returns its value.
-    fn js(&self, script: &str) -> Value {
-        self.call(
-            "POST",
-            "/execute/sync",
-            Some(&json!({"script": script, "args": []})),
-        )
-    }
+    fn js(&mut self, script: &str) -> Value;
+    /// The page as a PNG.
+    fn png(&mut self) -> Vec<u8>;
+    /// Put before the screenshots' names.
+    fn prefix(&self) -> &'static str;
 
     /// Polls `script` until `ok` holds for what it returns.
-    fn until(&self, what: &str, script: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    fn until(&mut self, what: &str, script: &str, ok: &dyn Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let v = self.js(script);
@@ -143,25 +145,48 @@ impl Driver {
             }
             if Instant::now() > deadline {
                 self.screenshot("failed");
-                panic!("not within 30 s: {what}; last {v}");
+                panic!("{}: not within 30 s: {what}; last {v}", self.prefix());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
-    fn screenshot(&self, name: &str) {
-        let v = self.call("GET", "/screenshot", None);
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap_or_default())
-            .expect("a PNG in base64");
+    fn screenshot(&mut self, name: &str) {
+        let png = self.png();
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        std::fs::write(dir.join(format!("{}{name}.png", self.prefix())), png).unwrap();
+    }
+}
+
+impl Browser for Driver {
+    fn go(&mut self, url: &str) {
+        self.call("POST", "/url", Some(&json!({"url": url})));
+    }
+
+    fn js(&mut self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(&json!({"script": script, "args": []})),
+        )
+    }
+
+    fn png(&mut self) -> Vec<u8> {
+        let v = self.call("GET", "/screenshot", None);
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .expect("a PNG in base64")
+    }
+
+    fn prefix(&self) -> &'static str {
+        ""
     }
 }
 
 fn kill_group(child: &mut Child) {
-    // SAFETY: a signal to the process group we made for chromedriver.
+    // SAFETY: a signal to the process group we made for the driver or
+    // browser.
     unsafe {
         libc::kill(-(child.id() as i32), libc::SIGKILL);
     }
@@ -227,6 +252,170 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Val
     serde_json::from_slice(&out).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out)))
 }
 
+/// Headless Firefox driven over Marionette, in a process group of its own
+/// (killed with every process it started, even on a panic). All traffic
+/// not to loopback goes to a proxy that does not exist, so the browser
+/// reaches nothing but the dashboard.
+struct Marionette {
+    child: Child,
+    conn: BufReader<TcpStream>,
+    next: u64,
+    _profile: tempfile::TempDir,
+}
+
+/// Prefs of the test profile: Marionette on a port of the kernel's choice
+/// (written to MarionetteActivePort), nothing fetched from elsewhere.
+const FIREFOX_PREFS: &str = r#"
+user_pref("marionette.port", 0);
+user_pref("network.proxy.type", 1);
+user_pref("network.proxy.http", "127.0.0.1");
+user_pref("network.proxy.http_port", 9);
+user_pref("network.proxy.ssl", "127.0.0.1");
+user_pref("network.proxy.ssl_port", 9);
+user_pref("network.proxy.socks", "127.0.0.1");
+user_pref("network.proxy.socks_port", 9);
+user_pref("network.proxy.socks_remote_dns", true);
+user_pref("network.proxy.allow_hijacking_localhost", false);
+user_pref("network.trr.mode", 5);
+user_pref("network.dns.disablePrefetch", true);
+user_pref("network.prefetch-next", false);
+user_pref("network.captive-portal-service.enabled", false);
+user_pref("network.connectivity-service.enabled", false);
+user_pref("app.update.disabledForTesting", true);
+user_pref("app.normandy.enabled", false);
+user_pref("browser.safebrowsing.malware.enabled", false);
+user_pref("browser.safebrowsing.phishing.enabled", false);
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("browser.startup.page", 0);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("toolkit.telemetry.enabled", false);
+user_pref("extensions.update.enabled", false);
+"#;
+
+impl Marionette {
+    fn start(browser: &Path) -> Marionette {
+        use std::os::unix::process::CommandExt;
+        let profile = tempfile::tempdir().unwrap();
+        std::fs::write(profile.path().join("user.js"), FIREFOX_PREFS).unwrap();
+        let log = std::fs::File::create(profile.path().join("firefox.log")).unwrap();
+        let mut child = Command::new(browser)
+            .args(["--headless", "--marionette", "--no-remote", "--profile"])
+            .arg(profile.path())
+            .env("HOME", profile.path())
+            .env("MOZ_CRASHREPORTER_DISABLE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("starting firefox-esr");
+        let port_file = profile.path().join("MarionetteActivePort");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+            {
+                break p;
+            }
+            let log = std::fs::read_to_string(profile.path().join("firefox.log"));
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("firefox-esr exited ({st}): {}", log.unwrap_or_default());
+            }
+            if Instant::now() > deadline {
+                kill_group(&mut child);
+                panic!(
+                    "firefox-esr opened no Marionette port: {}",
+                    log.unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connecting to Marionette");
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let mut m = Marionette {
+            child,
+            conn: BufReader::new(s),
+            next: 1,
+            _profile: profile,
+        };
+        let hello = m.read();
+        assert_eq!(hello["marionetteProtocol"], 3, "{hello}");
+        m.call("WebDriver:NewSession", json!({"capabilities": {}}));
+        m.call(
+            "WebDriver:SetWindowRect",
+            json!({"width": 1280, "height": 1800}),
+        );
+        m
+    }
+
+    /// One message: its length in decimal, a colon, then that much JSON.
+    fn read(&mut self) -> Value {
+        let mut len = Vec::new();
+        self.conn
+            .read_until(b':', &mut len)
+            .expect("a Marionette message");
+        len.pop();
+        let n: usize = std::str::from_utf8(&len)
+            .unwrap()
+            .parse()
+            .expect("a length");
+        let mut body = vec![0; n];
+        self.conn.read_exact(&mut body).unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// Sends `[0, id, name, params]` and returns the answer's result.
+    fn call(&mut self, name: &str, params: Value) -> Value {
+        let id = self.next;
+        self.next += 1;
+        let msg = json!([0, id, name, params]).to_string();
+        let s = self.conn.get_mut();
+        s.write_all(format!("{}:{msg}", msg.len()).as_bytes())
+            .unwrap();
+        loop {
+            let v = self.read();
+            if v[0] == 1 && v[1] == id {
+                if !v[2].is_null() {
+                    panic!("Marionette {name}: {}", v[2]);
+                }
+                return v[3].clone();
+            }
+        }
+    }
+}
+
+impl Browser for Marionette {
+    fn go(&mut self, url: &str) {
+        self.call("WebDriver:Navigate", json!({"url": url}));
+    }
+
+    fn js(&mut self, script: &str) -> Value {
+        self.call(
+            "WebDriver:ExecuteScript",
+            json!({"script": script, "args": []}),
+        )["value"]
+            .clone()
+    }
+
+    fn png(&mut self) -> Vec<u8> {
+        let v = self.call("WebDriver:TakeScreenshot", json!({"full": false}));
+        base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap_or_default())
+            .expect("a PNG in base64")
+    }
+
+    fn prefix(&self) -> &'static str {
+        "firefox-"
+    }
+}
+
+impl Drop for Marionette {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
 const ROWS: &str = "return [...document.querySelectorAll('#members tbody tr')]\
     .map(tr => [tr.dataset.name, tr.dataset.state]);";
 
@@ -245,6 +434,10 @@ fn states(v: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// A request of the page's own, without the token's header.
+const SYNC_MEMBERS: &str = "var x = new XMLHttpRequest(); x.open('GET', '/api/members', false); \
+                            x.send(); return x.status;";
+
 #[test]
 fn the_dashboard_in_headless_chromium() {
     let browser = found(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"]);
@@ -256,16 +449,36 @@ fn the_dashboard_in_headless_chromium() {
         eprintln!("\n\n*** {msg} ***\n\n");
         return;
     };
+    exercise(&mut Driver::start(&driver, &browser));
+}
+
+#[test]
+fn the_dashboard_in_headless_firefox() {
+    let Some(browser) = found(&["/usr/lib/firefox-esr/firefox-esr", "/usr/bin/firefox-esr"]) else {
+        let msg = "SKIPPED: the browser test needs firefox-esr (apt-get install firefox-esr)";
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("\n\n*** {msg} ***\n\n");
+        return;
+    };
+    exercise(&mut Marionette::start(&browser));
+}
+
+/// The checks, in one browser: three daemons, node1 with another file.
+fn exercise(b: &mut dyn Browser) {
     let tree = Tree::new();
     let mut cluster = tree.cluster(3, 1);
     let ui = Ui::start(&cluster[0]);
-    let b = Driver::start(&driver, &browser);
 
-    // Without the token: refused, nothing of the page.
-    b.go(&format!("http://{}/", ui.host));
-    let text = b.js("return document.body ? document.body.innerText : '';");
+    // Without the token (a fresh tab, nothing in its sessionStorage): the
+    // page says so, and the API refuses it.
+    b.go(&format!("http://{}/index.html", ui.host));
+    let text = b.js("return document.getElementById('daemon-state').textContent;");
     assert!(text.as_str().unwrap().contains("no token"), "{text}");
-    assert!(b.js("return document.getElementById('members') === null;") == true);
+    assert_eq!(
+        b.js("return document.querySelectorAll('#members tbody tr').length;"),
+        0
+    );
+    assert_eq!(b.js(SYNC_MEMBERS), 403, "the API without the token");
     b.screenshot("refused");
 
     // With it: the page, the token gone from the address bar, 3 alive.
@@ -276,7 +489,12 @@ fn the_dashboard_in_headless_chromium() {
         format!("http://{}/", ui.host),
         "the token is dropped from the URL"
     );
-    b.until("the members table shows 3 alive", ROWS, |v| {
+    assert_eq!(
+        b.js("return document.cookie;"),
+        "",
+        "no cookie: a browser would send it to every port of the host"
+    );
+    b.until("the members table shows 3 alive", ROWS, &|v| {
         let s = states(v);
         s.len() == 3 && s.iter().all(|(_, st)| st == "alive")
     });
@@ -291,7 +509,7 @@ fn the_dashboard_in_headless_chromium() {
     let state = b.until(
         "the query's line is in the table, and its exit status",
         "return document.getElementById('query-state').textContent;",
-        |v| v.as_str().is_some_and(|s| s.contains("exit status")),
+        &|v| v.as_str().is_some_and(|s| s.contains("exit status")),
     );
     assert_eq!(state, "1 line, exit status 0");
     let cells = b.js(
@@ -321,7 +539,7 @@ fn the_dashboard_in_headless_chromium() {
     b.until(
         "the drift matrix names node1 as the outlier",
         "return document.getElementById('drift-outliers').dataset.outliers || '';",
-        |v| v == "node1",
+        &|v| v == "node1",
     );
     let first = b.js("return document.querySelector('#drift-table th[data-member]').textContent;");
     assert_eq!(first, "node1", "outliers come first");
@@ -337,7 +555,7 @@ fn the_dashboard_in_headless_chromium() {
     // A member killed turns down without a reload.
     b.js("window.notReloaded = true; window.scrollTo(0, 0); return true;");
     drop(cluster.pop());
-    b.until("node2 shows down", ROWS, |v| {
+    b.until("node2 shows down", ROWS, &|v| {
         states(v).iter().any(|(n, st)| n == "node2" && st == "down")
     });
     assert!(

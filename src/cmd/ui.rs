@@ -13,9 +13,15 @@ pub fn run(cli: UiCli) -> i32 {
              learns the token can run queries with your rights, over plain HTTP",
             cli.listen
         );
+        if cli.listen.ip().is_unspecified() && cli.hosts.is_empty() {
+            eprintln!(
+                "{NAME}: warning: it answers only to loopback names as Host; give the name \
+                 others use for this machine with --host NAME"
+            );
+        }
     }
     let open = cli.open;
-    let served = crate::ui::serve(cli.listen, cli.connection, |url| {
+    let served = crate::ui::serve(cli.listen, &cli.hosts, cli.connection, |url| {
         let mut out = std::io::stdout().lock();
         // Our standard output may be gone (`p2p-ui | head -1`): the
         // dashboard serves on regardless.

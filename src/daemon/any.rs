@@ -91,7 +91,10 @@ fn local_get_any(
     let timeout = timeout_of(req.timeout_ms);
     let (candidates, mut silent) = candidates(shared, caller, req)?;
     let answers = manifests(shared, &candidates, &req.path, timeout);
-    let chosen = choose(&candidates, answers, &mut silent)?;
+    let mut chosen = choose(&candidates, answers, &mut silent)?;
+    // Every member asked is accounted for: those down or without the file
+    // as well as those holding other content.
+    chosen.unused.append(&mut silent);
     let m = &chosen.manifest;
     line(
         out,

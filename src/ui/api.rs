@@ -458,14 +458,37 @@ pub fn run_command(
     if let Some(t) = reader {
         let _ = t.join();
     }
-    let status = child.wait().ok().and_then(|s| s.code());
+    // Waited for without reaping, and taken off the list before it is
+    // reaped: once reaped, its PID may be another process's, which a stop
+    // of the dashboard must not signal.
+    wait_unreaped(pid);
     ui.children.remove(pid);
+    let status = child.wait().ok().and_then(|s| s.code());
     if let Some(t) = stderr {
         let _ = t.join();
     }
     if !gone {
         let _ = rx.try_iter().all(|e| emit(("err", e)));
         emit(("exit", json!({"status": status}).to_string()));
+    }
+}
+
+/// Waits until the child `pid` has exited, leaving it a zombie (WNOWAIT).
+fn wait_unreaped(pid: u32) {
+    loop {
+        // SAFETY: waitid writes only into `info`, which outlives the call.
+        let r = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
     }
 }
 

@@ -1,6 +1,9 @@
-//! Who may use the dashboard: the token printed at start, then the cookie
-//! the first visit sets; `Host` and `Origin` checked against DNS rebinding
-//! and cross-site requests. Pure: request parts in, a decision out.
+//! Who may use the dashboard: the token printed at start, which the page
+//! keeps in its own tab and sends as `Authorization: Bearer` on every API
+//! request; `Host` and `Origin` checked against DNS rebinding and
+//! cross-site requests. No cookie: a browser keeps cookies by host, not by
+//! port, so any other server on 127.0.0.1 (another user's) would be sent
+//! one. Pure: request parts in, a decision out.
 
 use base64::Engine;
 use std::net::SocketAddr;
@@ -28,7 +31,7 @@ impl Token {
         ))
     }
 
-    /// The token as it goes in the URL and the cookie.
+    /// The token as it goes in the URL's fragment and the header.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -47,7 +50,8 @@ pub struct Parts<'a> {
     pub url: &'a str,
     pub host: Option<&'a str>,
     pub origin: Option<&'a str>,
-    pub cookie: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
     /// [`CUSTOM_HEADER`] is present.
     pub custom: bool,
 }
@@ -57,9 +61,6 @@ pub struct Parts<'a> {
 pub enum Decision {
     /// Serve it.
     Pass,
-    /// The token was in the URL: set the cookie and send the browser to
-    /// `location`, the same URL without the token.
-    SetCookie { location: String },
     /// Refuse it with `status`, saying why.
     Refuse { status: u16, why: &'static str },
 }
@@ -68,12 +69,12 @@ pub enum Decision {
 pub struct Guard {
     token: Token,
     hosts: Vec<String>,
-    cookie_name: String,
 }
 
 impl Guard {
-    /// For a dashboard listening on `listen` (the port really bound).
-    pub fn new(token: Token, listen: SocketAddr) -> Guard {
+    /// For a dashboard listening on `listen` (the port really bound), known
+    /// besides under the host names `names` (`--host`).
+    pub fn new(token: Token, listen: SocketAddr, names: &[String]) -> Guard {
         let port = listen.port();
         let mut hosts = vec![
             format!("127.0.0.1:{port}"),
@@ -81,27 +82,17 @@ impl Guard {
             format!("[::1]:{port}"),
         ];
         if !listen.ip().is_unspecified() {
-            let own = listen.to_string();
-            if !hosts.contains(&own) {
-                hosts.push(own);
+            hosts.push(listen.to_string());
+        }
+        for name in names {
+            hosts.push(format!("{name}:{port}"));
+            // A browser leaves out the port it would use anyway.
+            if port == 80 {
+                hosts.push(name.clone());
             }
         }
-        Guard {
-            token,
-            hosts,
-            // Cookies are kept by host, not by port: two dashboards on one
-            // host must not overwrite each other's.
-            cookie_name: format!("p2p_ui_{port}"),
-        }
-    }
-
-    /// The `Set-Cookie` value the first visit gets.
-    pub fn cookie(&self) -> String {
-        format!(
-            "{}={}; Path=/; HttpOnly; SameSite=Strict",
-            self.cookie_name,
-            self.token.as_str()
-        )
+        hosts.dedup();
+        Guard { token, hosts }
     }
 
     /// The token, for the URL printed at start.
@@ -119,9 +110,17 @@ impl Guard {
             .is_some_and(|host| self.host_ok(host))
     }
 
+    fn bearer_ok(&self, header: Option<&str>) -> bool {
+        header
+            .and_then(|h| h.trim().strip_prefix("Bearer "))
+            .is_some_and(|t| self.token.matches(t.trim()))
+    }
+
     /// Decides on one request; `changes` when the endpoint runs a query
     /// or changes anything (it then needs POST, and an `Origin` of ours or
-    /// [`CUSTOM_HEADER`]).
+    /// [`CUSTOM_HEADER`]). The page's own files (anything outside `/api/`)
+    /// need no token: they hold no data, and the token is in the URL's
+    /// fragment, which a browser never sends.
     pub fn check(&self, r: &Parts, changes: bool) -> Decision {
         let refuse = |status, why| Decision::Refuse { status, why };
         match r.host {
@@ -130,7 +129,7 @@ impl Guard {
             _ => {
                 return refuse(
                     421,
-                    "this dashboard answers only to its own address as Host",
+                    "this dashboard answers only to its own address as Host (see --host)",
                 );
             }
         }
@@ -139,26 +138,19 @@ impl Guard {
         {
             return refuse(403, "cross-origin requests are refused");
         }
-        let (path, query) = r.url.split_once('?').unwrap_or((r.url, ""));
-        let (given, rest) = take_token(query);
-        if let Some(t) = given {
-            if !self.token.matches(&t) {
-                return refuse(403, "wrong token: open the URL p2p-ui printed");
-            }
-            // A page visit drops the token from the address bar; a script
-            // asking the API with ?token= just gets its answer.
-            if r.method == "GET" && !changes && !path.starts_with("/api/") {
-                let location = if rest.is_empty() {
-                    path.to_string()
-                } else {
-                    format!("{path}?{rest}")
-                };
-                return Decision::SetCookie { location };
-            }
-        } else if !self.cookie_ok(r.cookie) {
+        let path = r.url.split('?').next().unwrap_or(r.url);
+        if !path.starts_with("/api/") && !changes {
+            return if r.method == "GET" {
+                Decision::Pass
+            } else {
+                refuse(405, "the page takes GET")
+            };
+        }
+        if !self.bearer_ok(r.authorization) {
             return refuse(
                 403,
-                "no token: open the URL p2p-ui printed (with its ?token=)",
+                "no token: open the URL p2p-ui printed (with its #token=), or send \
+                 Authorization: Bearer TOKEN",
             );
         }
         if changes {
@@ -171,28 +163,6 @@ impl Guard {
         }
         Decision::Pass
     }
-
-    fn cookie_ok(&self, header: Option<&str>) -> bool {
-        let Some(header) = header else { return false };
-        header.split(';').any(|c| {
-            c.trim()
-                .split_once('=')
-                .is_some_and(|(k, v)| k == self.cookie_name && self.token.matches(v))
-        })
-    }
-}
-
-/// The `token=` of a query string, and the rest of it.
-fn take_token(query: &str) -> (Option<String>, String) {
-    let mut token = None;
-    let mut rest = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.strip_prefix("token=") {
-            Some(t) if token.is_none() => token = Some(t.to_string()),
-            _ => rest.push(pair),
-        }
-    }
-    (token, rest.join("&"))
 }
 
 #[cfg(test)]
@@ -200,18 +170,24 @@ mod tests {
     use super::*;
 
     fn guard() -> Guard {
-        Guard::new(Token("secret".into()), "127.0.0.1:8429".parse().unwrap())
+        Guard::new(
+            Token("secret".into()),
+            "127.0.0.1:8429".parse().unwrap(),
+            &[],
+        )
     }
 
-    fn get<'a>(url: &'a str, cookie: Option<&'a str>) -> Parts<'a> {
+    fn get<'a>(url: &'a str, authorization: Option<&'a str>) -> Parts<'a> {
         Parts {
             method: "GET",
             url,
             host: Some("127.0.0.1:8429"),
-            cookie,
+            authorization,
             ..Parts::default()
         }
     }
+
+    const OURS: Option<&str> = Some("Bearer secret");
 
     #[test]
     fn tokens_are_random_long_and_url_safe() {
@@ -230,44 +206,53 @@ mod tests {
     }
 
     #[test]
-    fn the_token_sets_the_cookie_and_leaves_the_url() {
-        let g = guard();
-        assert_eq!(
-            g.check(&get("/?token=secret", None), false),
-            Decision::SetCookie {
-                location: "/".into()
-            }
-        );
-        assert_eq!(
-            g.check(&get("/x?a=1&token=secret&b=2", None), false),
-            Decision::SetCookie {
-                location: "/x?a=1&b=2".into()
-            }
-        );
-        assert_eq!(
-            g.check(&get("/api/members?token=secret", None), false),
-            Decision::Pass
-        );
-        assert!(g.cookie().contains("HttpOnly"));
-        assert!(g.cookie().contains("SameSite=Strict"));
-        assert!(g.cookie().starts_with("p2p_ui_8429=secret;"));
-    }
-
-    #[test]
-    fn without_token_or_cookie_nothing_is_served() {
+    fn the_page_is_served_without_the_token_and_the_api_only_with_it() {
         let g = guard();
         let refused = |d: Decision| matches!(d, Decision::Refuse { status: 403, .. });
-        assert!(refused(g.check(&get("/", None), false)));
-        assert!(refused(g.check(&get("/?token=wrong", None), false)));
-        assert!(refused(
-            g.check(&get("/", Some("p2p_ui_8429=wrong")), false)
+        for page in [
+            "/",
+            "/index.html",
+            "/app.js",
+            "/style.css",
+            "/?token=secret",
+        ] {
+            assert_eq!(g.check(&get(page, None), false), Decision::Pass, "{page}");
+        }
+        assert!(matches!(
+            g.check(
+                &Parts {
+                    method: "POST",
+                    ..get("/", None)
+                },
+                false
+            ),
+            Decision::Refuse { status: 405, .. }
         ));
-        // Another dashboard's cookie (another port) is not ours.
-        assert!(refused(g.check(&get("/", Some("p2p_ui_1=secret")), false)));
-        assert_eq!(
-            g.check(&get("/", Some("a=b; p2p_ui_8429=secret")), false),
-            Decision::Pass
-        );
+        assert_eq!(g.check(&get("/api/members", OURS), false), Decision::Pass);
+        assert!(refused(g.check(&get("/api/members", None), false)));
+        // The token in the URL is no longer taken: it would sit in logs
+        // and histories.
+        assert!(refused(
+            g.check(&get("/api/members?token=secret", None), false)
+        ));
+        for bad in [
+            "Bearer wrong",
+            "Bearer ",
+            "secret",
+            "Basic secret",
+            "Bearer secretx",
+        ] {
+            assert!(
+                refused(g.check(&get("/api/status", Some(bad)), false)),
+                "{bad}"
+            );
+        }
+        // Whatever a cookie says, it does not open the API.
+        let with_cookie = Parts {
+            url: "/api/members",
+            ..get("/api/members", Some("p2p_ui_8429=secret"))
+        };
+        assert!(refused(g.check(&with_cookie, false)));
     }
 
     #[test]
@@ -275,7 +260,7 @@ mod tests {
         let g = guard();
         let with_host = |h: Option<&'static str>| Parts {
             host: h,
-            ..get("/", Some("p2p_ui_8429=secret"))
+            ..get("/api/members", OURS)
         };
         for ok in [
             "127.0.0.1:8429",
@@ -299,13 +284,45 @@ mod tests {
                 "{bad:?}"
             );
         }
+        // Not even the page is served under a foreign name.
+        assert!(matches!(
+            g.check(
+                &Parts {
+                    host: Some("evil.example:8429"),
+                    ..get("/", None)
+                },
+                false
+            ),
+            Decision::Refuse { status: 421, .. }
+        ));
         // A dashboard on another address answers to it too.
-        let lan = Guard::new(Token("t".into()), "192.0.2.7:9000".parse().unwrap());
+        let lan = Guard::new(Token("t".into()), "192.0.2.7:9000".parse().unwrap(), &[]);
         let p = Parts {
             host: Some("192.0.2.7:9000"),
-            ..get("/", Some("p2p_ui_9000=t"))
+            ..get("/api/members", Some("Bearer t"))
         };
         assert_eq!(lan.check(&p, false), Decision::Pass);
+        // On every address, it answers to the names --host gives.
+        let any = Guard::new(
+            Token("t".into()),
+            "0.0.0.0:9000".parse().unwrap(),
+            &["ops.example".into(), "[2001:db8::7]".into()],
+        );
+        for host in ["ops.example:9000", "[2001:db8::7]:9000", "127.0.0.1:9000"] {
+            let p = Parts {
+                host: Some(host),
+                ..get("/api/members", Some("Bearer t"))
+            };
+            assert_eq!(any.check(&p, false), Decision::Pass, "{host}");
+        }
+        let p = Parts {
+            host: Some("0.0.0.0:9000"),
+            ..get("/api/members", Some("Bearer t"))
+        };
+        assert!(matches!(
+            any.check(&p, false),
+            Decision::Refuse { status: 421, .. }
+        ));
     }
 
     #[test]
@@ -315,7 +332,7 @@ mod tests {
             method: "POST",
             origin,
             custom,
-            ..get("/api/query", Some("p2p_ui_8429=secret"))
+            ..get("/api/query", OURS)
         };
         assert_eq!(
             g.check(&post(Some("http://127.0.0.1:8429"), false), true),
@@ -343,12 +360,13 @@ mod tests {
             g.check(&as_get, true),
             Decision::Refuse { status: 405, .. }
         ));
-        // The token in a query's URL does not turn it into a redirect.
-        let p = Parts {
-            url: "/api/query?token=secret",
-            cookie: None,
+        let no_token = Parts {
+            authorization: None,
             ..post(None, true)
         };
-        assert_eq!(g.check(&p, true), Decision::Pass);
+        assert!(matches!(
+            g.check(&no_token, true),
+            Decision::Refuse { status: 403, .. }
+        ));
     }
 }

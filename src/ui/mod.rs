@@ -4,7 +4,7 @@
 //! members and counters come through [`crate::client`] as `p2p-peers` and
 //! `p2p-status` get them, and a query runs the query command itself, so
 //! files are opened with that user's rights and the lines shown are the
-//! command's own. Rooms: [`auth`] (token, cookie, Host and Origin, pure),
+//! command's own. Rooms: [`auth`] (token, Host and Origin, pure),
 //! [`api`] (what the endpoints answer), [`http`] (requests read whole on
 //! the dashboard's own sockets, bounded), [`server`] (what each request
 //! gets); the
@@ -105,9 +105,16 @@ pub struct Failed {
     pub message: String,
 }
 
-/// Serves the dashboard on `listen` until SIGINT or SIGTERM; `ready` gets
-/// the URL to open (with the token) once the port is bound.
-pub fn serve(listen: SocketAddr, conn: Connection, ready: impl FnOnce(&str)) -> Result<(), Failed> {
+/// Serves the dashboard on `listen`, also known as `names` (`--host`),
+/// until SIGINT or SIGTERM; `ready` gets the URL to open (with the token
+/// in its fragment, which the browser keeps and never sends) once the
+/// port is bound.
+pub fn serve(
+    listen: SocketAddr,
+    names: &[String],
+    conn: Connection,
+    ready: impl FnOnce(&str),
+) -> Result<(), Failed> {
     let signals = stop_signals();
     // Before any thread starts, so that all inherit it.
     let _ = signals.thread_block();
@@ -126,9 +133,9 @@ pub fn serve(listen: SocketAddr, conn: Connection, ready: impl FnOnce(&str)) -> 
         .local_addr()
         .map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
     let token = auth::Token::random().map_err(|e| usage(format!("no random token: {e}")))?;
-    let url = format!("http://{}/?token={}", reachable(bound), token.as_str());
+    let url = format!("http://{}/#token={}", reachable(bound), token.as_str());
     let ui = Arc::new(Ui {
-        guard: auth::Guard::new(token, bound),
+        guard: auth::Guard::new(token, bound, names),
         members: Arc::default(),
         counters: Arc::default(),
         conn: conn.clone(),

@@ -84,17 +84,13 @@ fn handle(ui: &Arc<Ui>, rq: Request) {
             url: &url,
             host: rq.header("Host"),
             origin: rq.header("Origin"),
-            cookie: rq.header("Cookie"),
+            authorization: rq.header("Authorization"),
             custom: rq.header(CUSTOM_HEADER).is_some(),
         },
         changes,
     );
     match decision {
         Decision::Pass => {}
-        Decision::SetCookie { location } => {
-            let extra = [("Location", location), ("Set-Cookie", ui.guard.cookie())];
-            return respond(rq, 303, "text/plain", Vec::new(), &extra);
-        }
         Decision::Refuse { status, why } => {
             log::info!("p2p-ui: refused {method} {path}: {why}");
             return text(rq, status, why);
@@ -109,7 +105,7 @@ fn handle(ui: &Arc<Ui>, rq: Request) {
         ("/style.css", true) => respond(rq, 200, "text/css; charset=utf-8", STYLE.to_vec(), &[]),
         ("/api/members", true) => json(rq, 200, ui.members.now()),
         ("/api/status", true) => json(rq, 200, ui.counters.json()),
-        ("/api/events", true) => stream(ui, rq, events),
+        ("/api/events", true) => stream(ui, rq, EVENTS, events),
         ("/api/query", false) | ("/api/drift", false) => {
             let form = match serde_json::from_slice::<QueryForm>(&rq.body) {
                 Ok(f) => f,
@@ -120,9 +116,10 @@ fn handle(ui: &Arc<Ui>, rq: Request) {
                 Err(e) => return text(rq, 400, &e),
             };
             if path == "/api/query" {
-                stream(ui, rq, move |ui, out| query(ui, argv, out))
+                stream(ui, rq, EVENTS, move |ui, out| query(ui, argv, out))
             } else {
-                on_own_thread(ui, rq, move |ui, rq| drift(ui, rq, form))
+                let kind = "application/json";
+                stream(ui, rq, kind, move |ui, out| drift(ui, out, form))
             }
         }
         _ => text(rq, 404, "no such page"),
@@ -189,11 +186,19 @@ fn on_own_thread(ui: &Arc<Ui>, rq: Request, serve: impl FnOnce(&Ui, Request) + S
     }
 }
 
-/// Serves `body` as an event stream on a thread of its own.
-fn stream(ui: &Arc<Ui>, rq: Request, body: impl FnOnce(&Ui, &mut Stream) + Send + 'static) {
+const EVENTS: &str = "text/event-stream; charset=utf-8";
+
+/// Serves `body` as a chunked answer of type `kind` (an event stream, or
+/// JSON written at the end) on a thread of its own.
+fn stream(
+    ui: &Arc<Ui>,
+    rq: Request,
+    kind: &'static str,
+    body: impl FnOnce(&Ui, &mut Stream) + Send + 'static,
+) {
     on_own_thread(ui, rq, move |ui, rq| {
-        let mut head = String::from(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n\
+        let mut head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\n\
                  Transfer-Encoding: chunked\r\nX-Accel-Buffering: no\r\n",
         );
         for (k, v) in common() {
@@ -242,18 +247,35 @@ fn query(ui: &Ui, (bin, args): (&'static str, Vec<String>), out: &mut Stream) {
     });
 }
 
-/// The drift matrix of a query on every member, grouped.
-fn drift(ui: &Ui, rq: Request, mut form: QueryForm) {
+/// The most `--all --group` lines a drift view takes (one per path and
+/// distinct answer); beyond, the command is stopped and the matrix says
+/// it is cut short.
+const MAX_DRIFT_LINES: usize = 20_000;
+
+/// The drift matrix of a query on every member, grouped, written as one
+/// JSON document at the end. While the command runs, a space (JSON allows
+/// it before the document) is sent now and then: when the page has gone,
+/// that write fails and the command is interrupted.
+fn drift(ui: &Ui, out: &mut Stream, mut form: QueryForm) {
     form.placement = "all".into();
     form.group = true;
     let argv = match form.argv() {
         Ok(a) => a,
-        Err(e) => return text(rq, 400, &e),
+        Err(e) => {
+            let d = serde_json::json!({"error": e});
+            out.chunk(d.to_string().as_bytes());
+            return;
+        }
     };
     let (mut lines, mut errors, mut status) = (Vec::new(), Vec::new(), None);
+    let mut truncated = false;
     api::run_command(ui, argv.0, &argv.1, &mut |(name, data)| {
         match name {
-            "" => {}
+            "" => return out.chunk(b" "),
+            "out" if lines.len() >= MAX_DRIFT_LINES => {
+                truncated = true;
+                return false;
+            }
             "out" => lines.push(serde_json::from_str(&data).unwrap_or(serde_json::Value::Null)),
             "err" => errors.push(data),
             _ => status = serde_json::from_str::<serde_json::Value>(&data).ok(),
@@ -263,5 +285,6 @@ fn drift(ui: &Ui, rq: Request, mut form: QueryForm) {
     let mut d = api::drift(&lines);
     d["stderr"] = errors.into();
     d["exit"] = status.map_or(serde_json::Value::Null, |s| s["status"].clone());
-    json(rq, 200, d.to_string())
+    d["truncated"] = truncated.into();
+    out.chunk(d.to_string().as_bytes());
 }

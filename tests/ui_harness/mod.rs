@@ -41,7 +41,9 @@ impl Ui {
         let rest = url
             .strip_prefix("http://")
             .unwrap_or_else(|| panic!("not a URL: {url:?}"));
-        let (host, query) = rest.split_once("/?token=").expect("a token in the URL");
+        let (host, query) = rest
+            .split_once("/#token=")
+            .expect("a token in the URL's fragment");
         let port = host.rsplit(':').next().unwrap().parse().unwrap();
         assert_ne!(port, 0, "the URL names the port really bound");
         Ui {
@@ -53,9 +55,9 @@ impl Ui {
         }
     }
 
-    /// The cookie header the first visit sets.
-    pub fn cookie(&self) -> String {
-        format!("p2p_ui_{}={}", self.port, self.token)
+    /// The `Authorization` header the page sends.
+    pub fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
     }
 
     /// Sends one request with `headers` (Host is ours unless given).
@@ -77,18 +79,18 @@ impl Ui {
         Reply::read(BufReader::new(s))
     }
 
-    /// A GET with our cookie.
+    /// A GET with our token.
     pub fn get(&self, path: &str) -> Reply {
-        self.request("GET", path, &[("Cookie", &self.cookie())], "")
+        self.request("GET", path, &[("Authorization", &self.auth())], "")
     }
 
-    /// A POST of `json` as the page sends it (cookie and X-P2P-UI).
+    /// A POST of `json` as the page sends it (token and X-P2P-UI).
     pub fn post(&self, path: &str, json: &str) -> Reply {
         self.request(
             "POST",
             path,
             &[
-                ("Cookie", &self.cookie()),
+                ("Authorization", &self.auth()),
                 ("X-P2P-UI", "1"),
                 ("Content-Type", "application/json"),
             ],
@@ -96,14 +98,14 @@ impl Ui {
         )
     }
 
-    /// The status of a GET with our cookie, the body left unread.
+    /// The status of a GET with our token, the body left unread.
     pub fn status_of(&self, path: &str) -> u16 {
         let mut s = TcpStream::connect(&self.host).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
             self.host,
-            self.cookie()
+            self.auth()
         );
         s.write_all(req.as_bytes()).unwrap();
         read_head(&mut BufReader::new(s)).0
@@ -131,10 +133,10 @@ impl Ui {
         let mut s = TcpStream::connect(&self.host).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nX-P2P-UI: 1\r\n\
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nX-P2P-UI: 1\r\n\
              Content-Length: {}\r\n\r\n{json}",
             self.host,
-            self.cookie(),
+            self.auth(),
             json.len()
         );
         s.write_all(req.as_bytes()).unwrap();
@@ -162,9 +164,9 @@ impl Ui {
         let mut s = TcpStream::connect(&self.host).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let req = format!(
-            "GET /api/events HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\n\r\n",
+            "GET /api/events HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\r\n",
             self.host,
-            self.cookie()
+            self.auth()
         );
         s.write_all(req.as_bytes()).unwrap();
         let mut r = BufReader::new(s);

@@ -3,7 +3,21 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const HEADERS = { "Content-Type": "application/json", "X-P2P-UI": "1" };
+
+// The token comes in the URL's fragment (#token=...), which the browser
+// never sends anywhere; it is kept in this tab's sessionStorage (which is
+// this dashboard's alone: scheme, host and port) and goes with every API
+// request as a header. No cookie: those are shared by every port of a host.
+const TOKEN = (() => {
+  const m = /(?:^#|&)token=([A-Za-z0-9_-]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem("p2p-ui-token", m[1]);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("p2p-ui-token") || "";
+})();
+const AUTH = { "Authorization": "Bearer " + TOKEN, "X-P2P-UI": "1" };
+const HEADERS = { "Content-Type": "application/json", ...AUTH };
 
 function el(tag, props, ...kids) {
   const e = document.createElement(tag);
@@ -82,36 +96,56 @@ function flash(name) {
   setTimeout(renderMembers, 4100);
 }
 
+// The members' event stream, read with fetch (EventSource cannot send the
+// token as a header); when it ends or fails, it is asked again.
 function followMembers() {
-  const es = new EventSource("/api/events");
-  es.addEventListener("snapshot", (ev) => {
-    const d = JSON.parse(ev.data);
-    const before = new Map(members);
-    members.clear();
-    for (const m of d.members) {
-      members.set(m.name, m);
-      const old = before.get(m.name);
-      if (before.size && (!old || old.state !== m.state)) flash(m.name);
-    }
-    daemonState(d.up, d.message);
-    renderMembers();
-  });
-  es.addEventListener("member", (ev) => {
-    const d = JSON.parse(ev.data);
-    members.set(d.member.name, d.member);
-    flash(d.member.name);
-    renderMembers();
-  });
-  es.addEventListener("daemon", (ev) => {
-    const d = JSON.parse(ev.data);
-    daemonState(d.up, d.message);
-  });
-  es.onerror = () => { $("daemon-state").textContent = "dashboard unreachable; retrying…"; };
+  const on = {
+    snapshot(data) {
+      const d = JSON.parse(data);
+      const before = new Map(members);
+      members.clear();
+      for (const m of d.members) {
+        members.set(m.name, m);
+        const old = before.get(m.name);
+        if (before.size && (!old || old.state !== m.state)) flash(m.name);
+      }
+      daemonState(d.up, d.message);
+      renderMembers();
+    },
+    member(data) {
+      const d = JSON.parse(data);
+      members.set(d.member.name, d.member);
+      flash(d.member.name);
+      renderMembers();
+    },
+    daemon(data) {
+      const d = JSON.parse(data);
+      daemonState(d.up, d.message);
+    },
+  };
+  const again = (why) => {
+    $("daemon-state").textContent = why;
+    $("daemon-state").className = "down";
+    setTimeout(followMembers, 2000);
+  };
+  if (!TOKEN) {
+    $("daemon-state").textContent = "no token: open the URL p2p-ui printed (with its #token=)";
+    $("daemon-state").className = "down";
+    return;
+  }
+  readStream("/api/events", { headers: AUTH }, (name, data) => on[name] && on[name](data))
+    .then(() => again("dashboard stream ended; retrying…"),
+      (e) => again("dashboard unreachable; retrying… (" + e.message + ")"));
 }
 
-// ---- Event streams over POST ----
-async function postStream(url, body, onEvent, signal) {
-  const r = await fetch(url, { method: "POST", headers: HEADERS, body: JSON.stringify(body), signal });
+// ---- Event streams ----
+function postStream(url, body, onEvent, signal) {
+  return readStream(url, { method: "POST", headers: HEADERS, body: JSON.stringify(body), signal }, onEvent);
+}
+
+// Reads a text/event-stream answer, calling onEvent(name, data) per event.
+async function readStream(url, init, onEvent) {
+  const r = await fetch(url, init);
   if (!r.ok) throw new Error(await r.text());
   const reader = r.body.getReader();
   const dec = new TextDecoder();
@@ -135,8 +169,10 @@ async function postStream(url, body, onEvent, signal) {
   }
 }
 
+// One path a line, kept as typed (a name may begin or end with a space);
+// only a line's CR (pasted from elsewhere) and empty lines are dropped.
 function lines(text) {
-  return text.split("\n").map((s) => s.trim()).filter((s) => s.length);
+  return text.split("\n").map((s) => s.replace(/\r$/, "")).filter((s) => s.length);
 }
 function list(text) {
   return text.split(",").map((s) => s.trim()).filter((s) => s.length);
@@ -191,7 +227,10 @@ function download(name, type, text) {
 
 function csv() {
   const q = (v) => {
-    const s = show(v);
+    let s = show(v);
+    // A text cell a spreadsheet would run as a formula (a file named
+    // "=HYPERLINK(...)") is kept as text, as OWASP advises.
+    if (typeof v === "string" && /^[=+\-@\t\r]/.test(s)) s = "'" + s;
     return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
   };
   return [queryCols.map(q).join(",")].concat(queryRows.map((r) => queryCols.map((c) => q(r[c])).join(","))).join("\r\n") + "\r\n";
@@ -274,12 +313,14 @@ $("drift-form").addEventListener("submit", async (ev) => {
     const r = await fetch("/api/drift", { method: "POST", headers: HEADERS, body: JSON.stringify(form) });
     if (!r.ok) throw new Error(await r.text());
     d = await r.json();
+    if (d.error) throw new Error(d.error);
   } catch (e) {
     state.textContent = "failed: " + e.message;
     return;
   }
   state.textContent = d.paths.length + " paths × " + d.members.length + " members, exit status " + d.exit +
-    (d.stderr.length && !d.paths.length ? ": " + d.stderr.join("; ") : "");
+    (d.stderr.length && !d.paths.length ? ": " + d.stderr.join("; ") : "") +
+    (d.truncated ? " (cut short: too many answers to show; ask fewer paths)" : "");
   $("drift-outliers").textContent = d.outliers.length ? "Outliers: " + d.outliers.join(", ") : (d.paths.length ? "Every member agrees." : "");
   $("drift-outliers").dataset.outliers = d.outliers.join(",");
   const table = $("drift-table");
@@ -348,7 +389,7 @@ function rates(history, key) {
 
 async function pollStatus() {
   try {
-    const r = await fetch("/api/status", { headers: { "X-P2P-UI": "1" } });
+    const r = await fetch("/api/status", { headers: AUTH });
     const d = await r.json();
     const dl = $("status-fields");
     if (d.status) {
