@@ -2113,7 +2113,11 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  against its digest before it is written at its place in the temporary file. A \
                  source whose chunk does not match, that fails, falls silent for --timeout or \
                  is stopped is dropped, and its chunks are fetched from the others; the file \
-                 fails only when every source is dropped. At the end the file is read back and \
+                 fails only when every source is dropped. When no chunk is left to hand out, a \
+                 free source also fetches a chunk that another has held three times as long as \
+                 chunks have taken on average (at least 1 s; 10 s before any chunk is done): \
+                 the first copy written wins and the slower link is cut, so one slow source \
+                 does not hold up the end. At the end the file is read back and \
                  must hash to the manifest's SHA-256, then it is synced and renamed as above. \
                  With -c, the chunks DEST.p2p-partial holds whole are checked against the \
                  manifest and those that match are kept; only the others are fetched. This \
@@ -2138,10 +2142,12 @@ as many are kept as the descriptor limit leaves room for beside the links. At st
                  With --any, peer names the members the chunks came from, folded \
                  (node[1-3]), and the line adds sources, [{\"peer\",\"bytes\"}] (the bytes \
                  written that came from each member), and unused, [{\"peer\",\"error\"}]: \
-                 the members that held other content (mismatch) and the sources dropped mid-way \
-                 (with why; such a member is also in sources for the chunks it gave before). \
-                 Members that do not have the file at all are not listed; when none has it, \
-                 the line's error says why for the first few. \
+                 every member asked and not used: those that held other content (mismatch), \
+                 were down (unreachable) or did not have the file (not_found, not_exported, \
+                 ...), the sources dropped mid-way (with why; such a member is also in sources \
+                 for the chunks it gave before), and a source that sent nothing because each \
+                 chunk it was given came from another first (timeout). When no member has the \
+                 file, the line's error says why for the first few. \
                  jq '.sources[] | .peer' lists who sent what.\n\n\
                  The progress line (files, bytes, rate) is shown on stderr when it is a \
                  terminal; --progress shows it anywhere, --no-progress never."

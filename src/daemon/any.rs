@@ -125,6 +125,10 @@ fn local_get_any(
             written: picked_up,
             served: vec![0; chosen.sources.len()],
             errors: vec![None; chosen.sources.len()],
+            lost: vec![false; chosen.sources.len()],
+            links: (0..chosen.sources.len() * LINKS_PER_SOURCE)
+                .map(|_| Link::default())
+                .collect(),
             fatal: None,
         }),
         changed: Condvar::new(),
@@ -146,6 +150,7 @@ fn local_get_any(
                         shared,
                         run,
                         source: k,
+                        link: k * LINKS_PER_SOURCE + link,
                         cand,
                         path: &req.path,
                         manifest: m,
@@ -182,6 +187,18 @@ fn local_get_any(
                 ),
             })
         })
+        .chain(
+            (0..state.lost.len())
+                .filter(|&k| state.lost[k] && state.served[k] == 0 && state.errors[k].is_none())
+                .map(|k| Unused {
+                    peer: candidates[chosen.sources[k]].label.clone(),
+                    error: Error::new(
+                        ErrorCode::Timeout,
+                        "slower than the others: each chunk it was given came from another \
+                         source first",
+                    ),
+                }),
+        )
         .collect();
     if !state.plan.is_complete() {
         let why: Vec<String> = state
@@ -524,8 +541,21 @@ struct State {
     served: Vec<u64>,
     /// Why each dropped source was dropped.
     errors: Vec<Option<Error>>,
+    /// Sources that lost a chunk to another's copy (the endgame).
+    lost: Vec<bool>,
+    /// Each link's chunk in flight and socket, so that the loser of an
+    /// endgame copy can be cut off.
+    links: Vec<Link>,
     /// A failure of this host (the file could not be written): the end.
     fatal: Option<Error>,
+}
+
+#[derive(Default)]
+struct Link {
+    chunk: Option<usize>,
+    socket: Option<std::net::TcpStream>,
+    /// Cut off because another source wrote its chunk first.
+    cut: bool,
 }
 
 impl Run {
@@ -575,6 +605,8 @@ struct Worker<'a> {
     shared: &'a Shared,
     run: &'a Run,
     source: usize,
+    /// This link's index in [`State::links`].
+    link: usize,
     cand: &'a Candidate,
     path: &'a PathBytes,
     manifest: &'a Manifest,
@@ -586,7 +618,14 @@ impl Worker<'_> {
     fn work(&self, first: Option<Session<Conn>>) {
         let ended = self.fetch_chunks(first);
         let mut st = self.run.lock();
-        if let Err(e) = ended {
+        let link = &mut st.links[self.link];
+        let cut = link.cut;
+        link.socket = None;
+        link.chunk = None;
+        // A link cut for losing a race is no failure of its source.
+        if let Err(e) = ended
+            && !cut
+        {
             if st.errors[self.source].is_none() && !st.plan.is_complete() {
                 st.errors[self.source] = Some(e);
             }
@@ -613,6 +652,7 @@ impl Worker<'_> {
             Some(s) => s,
             None => fanout::dial(self.shared, &self.cand.at, self.cand.addr, self.timeout)?,
         };
+        self.run.lock().links[self.link].socket = s.stream().tcp().try_clone().ok();
         let mut buf = Vec::new();
         let mut frame = Vec::new();
         while let Some(i) = self.next() {
@@ -626,17 +666,32 @@ impl Worker<'_> {
                 return Ok(());
             }
             let mut st = self.run.lock();
-            if !st.plan.is_dropped(self.source) {
-                st.plan.fetched(self.source, i);
+            st.links[self.link].chunk = None;
+            st.plan.tick(Instant::now());
+            if !st.plan.is_dropped(self.source) && st.plan.fetched(self.source, i) {
                 st.written += buf.len() as u64;
                 st.served[self.source] += buf.len() as u64;
+                // The other holder of an endgame copy fetches in vain.
+                let st = &mut *st;
+                for (n, l) in st.links.iter_mut().enumerate() {
+                    if n != self.link && l.chunk == Some(i) {
+                        l.cut = true;
+                        st.lost[n / LINKS_PER_SOURCE] = true;
+                        if let Some(sock) = &l.socket {
+                            let _ = sock.shutdown(std::net::Shutdown::Both);
+                        }
+                    }
+                }
             }
             drop(st);
             self.run.changed.notify_all();
         }
-        self.shared
-            .sessions
-            .give(self.cand.addr, s, self.manifest.peer.clone());
+        // A cut session is of no more use.
+        if !self.run.lock().links[self.link].cut {
+            self.shared
+                .sessions
+                .give(self.cand.addr, s, self.manifest.peer.clone());
+        }
         Ok(())
     }
 
@@ -644,11 +699,16 @@ impl Worker<'_> {
     fn next(&self) -> Option<usize> {
         let mut st = self.run.lock();
         loop {
-            if st.fatal.is_some() || self.run.cancelled.load(Ordering::SeqCst) {
+            let cut = st.links[self.link].cut;
+            if cut || st.fatal.is_some() || self.run.cancelled.load(Ordering::SeqCst) {
                 return None;
             }
+            st.plan.tick(Instant::now());
             match st.plan.next(self.source) {
-                Next::Fetch(i) => return Some(i),
+                Next::Fetch(i) => {
+                    st.links[self.link].chunk = Some(i);
+                    return Some(i);
+                }
                 Next::Stop => return None,
                 Next::Wait => {
                     st = self

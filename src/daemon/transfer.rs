@@ -274,6 +274,26 @@ fn corrupt_for_tests(bytes: &mut [u8]) {
 #[cfg(not(debug_assertions))]
 fn corrupt_for_tests(_: &mut [u8]) {}
 
+/// A debug build's p2pd started with `P2PD_TEST_RANGE_DELAY_MS=N` waits
+/// N ms before it sends each range, so that a test can watch the asker of
+/// `--any` copy a slow source's last chunks from the others. A release
+/// build has no such knob.
+#[cfg(debug_assertions)]
+fn slow_range_for_tests() {
+    static MS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let ms = MS.get_or_init(|| {
+        std::env::var("P2PD_TEST_RANGE_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(ms) = ms {
+        std::thread::sleep(std::time::Duration::from_millis(*ms));
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn slow_range_for_tests() {}
+
 /// Opens `path` below the exports as the peer of session `s` may read it,
 /// a regular file read from `offset`, and checks it with `then`.
 fn open_regular<T>(
@@ -337,6 +357,7 @@ pub fn serve_range(
         Ok(o) => o,
         Err(error) => return refuse(s, from, "range of", &range.path, error),
     };
+    slow_range_for_tests();
     s.send(&encode(&Reply::Sending {
         peer: shared.name.clone(),
         size: key.size,

@@ -7,7 +7,23 @@
 //! not match the manifest) is dropped: the chunks it held go back to be
 //! taken by the others. A source with nothing left to take waits while
 //! others still hold chunks, since one of them may fail and give its chunk
-//! back. The plan is stuck when chunks remain and no source is left.
+//! back, unless the endgame applies: when nothing is left to hand out, an
+//! idle source fetches a second copy of the lowest chunk that one other
+//! source has held for too long (three times as long as chunks have taken
+//! on average, at least a second; ten seconds before any chunk is done), so
+//! a slow source does not hold up the end. The first copy written wins; the
+//! other holder's fetch is of no more use. The caller tells the time with
+//! [`Plan::tick`]. The plan is stuck when chunks remain and no source is
+//! left.
+
+use std::time::{Duration, Instant};
+
+/// A chunk held this much longer than the average is copied (the endgame).
+const LATE_FACTOR: u32 = 3;
+/// ... but never one held for less than this.
+const LATE_AT_LEAST: Duration = Duration::from_secs(1);
+/// Before any chunk is done, one held this long is copied.
+const LATE_BLIND: Duration = Duration::from_secs(10);
 
 /// What a source does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +31,7 @@ pub enum Next {
     /// Fetch this chunk.
     Fetch(usize),
     /// Nothing to take now, but chunks are in flight elsewhere: ask again
-    /// when one of them ends.
+    /// when one of them ends (or a while later: one may become late).
     Wait,
     /// Stop: every chunk is written, or this source is dropped, or the
     /// plan is stuck.
@@ -24,8 +40,12 @@ pub enum Next {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
+    /// Not held by any source.
     Todo,
-    Taken(usize),
+    /// Held by one source since then.
+    Taken(usize, Instant),
+    /// Held by two sources at once (the endgame), the first holder first.
+    Twice(usize, usize),
     Done,
 }
 
@@ -45,6 +65,11 @@ pub struct Plan {
     left: usize,
     /// The lowest chunk that may be `Todo`.
     first_todo: usize,
+    /// The time, as last told.
+    now: Instant,
+    /// Chunks fetched, and the time they took together.
+    timed: u32,
+    took: Duration,
 }
 
 impl Plan {
@@ -55,6 +80,22 @@ impl Plan {
             sources: vec![Source::default(); sources],
             left: chunks,
             first_todo: 0,
+            now: Instant::now(),
+            timed: 0,
+            took: Duration::ZERO,
+        }
+    }
+
+    /// The time is now `now`.
+    pub fn tick(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// How long a chunk may be held before another source copies it.
+    fn late_after(&self) -> Duration {
+        match self.took.checked_div(self.timed) {
+            Some(mean) => (mean * LATE_FACTOR).max(LATE_AT_LEAST),
+            None => LATE_BLIND,
         }
     }
 
@@ -77,8 +118,19 @@ impl Plan {
             self.first_todo += 1;
         }
         if let Some(c) = self.chunks.get_mut(self.first_todo) {
-            *c = Chunk::Taken(source);
+            *c = Chunk::Taken(source, self.now);
             return Next::Fetch(self.first_todo);
+        }
+        let late = self.late_after();
+        let copy = self.chunks.iter().position(|c| {
+            matches!(*c, Chunk::Taken(other, since)
+                if other != source && self.now.duration_since(since) >= late)
+        });
+        if let Some(i) = copy {
+            if let Chunk::Taken(other, _) = self.chunks[i] {
+                self.chunks[i] = Chunk::Twice(other, source);
+            }
+            return Next::Fetch(i);
         }
         if self.is_stuck() {
             Next::Stop
@@ -87,13 +139,24 @@ impl Plan {
         }
     }
 
-    /// `source` wrote chunk `i`, checked.
-    pub fn fetched(&mut self, source: usize, i: usize) {
-        if self.chunks.get(i) == Some(&Chunk::Taken(source)) {
+    /// `source` wrote chunk `i`, checked. True when it counts: the chunk
+    /// was held by `source` and not yet done (by its other holder).
+    pub fn fetched(&mut self, source: usize, i: usize) -> bool {
+        let held = match self.chunks.get(i) {
+            Some(&Chunk::Taken(a, since)) if a == source => {
+                self.timed += 1;
+                self.took += self.now.duration_since(since);
+                true
+            }
+            Some(&Chunk::Twice(a, b)) => a == source || b == source,
+            _ => false,
+        };
+        if held {
             self.chunks[i] = Chunk::Done;
             self.left -= 1;
             self.sources[source].fetched += 1;
         }
+        held
     }
 
     /// `source` failed: it is dropped, and every chunk it held goes back
@@ -103,10 +166,17 @@ impl Plan {
             return;
         };
         s.dropped = true;
+        let now = self.now;
         for (n, c) in self.chunks.iter_mut().enumerate() {
-            if *c == Chunk::Taken(source) {
-                *c = Chunk::Todo;
-                self.first_todo = self.first_todo.min(n);
+            match *c {
+                Chunk::Taken(a, _) if a == source => {
+                    *c = Chunk::Todo;
+                    self.first_todo = self.first_todo.min(n);
+                }
+                // The copy's holder keeps it, as if it had just taken it.
+                Chunk::Twice(a, b) if a == source => *c = Chunk::Taken(b, now),
+                Chunk::Twice(a, b) if b == source => *c = Chunk::Taken(a, now),
+                _ => {}
             }
         }
     }
@@ -152,7 +222,7 @@ mod tests {
         // Nothing left to take; two in flight.
         assert_eq!(p.next(1), Next::Wait);
         for (s, i) in [(0, 0), (0, 2), (1, 3)] {
-            p.fetched(s, i);
+            assert!(p.fetched(s, i));
         }
         assert!(p.is_complete());
         assert_eq!(p.next(0), Next::Stop);
@@ -208,6 +278,58 @@ mod tests {
         p.failed(0);
         assert_eq!(p.next(1), Next::Fetch(0));
         p.fetched(1, 0);
+        assert!(p.is_complete());
+    }
+
+    #[test]
+    fn in_the_endgame_a_late_chunk_is_copied_and_the_first_copy_wins() {
+        let t0 = Instant::now();
+        let mut p = Plan::new(3, 2);
+        p.tick(t0);
+        assert_eq!(p.next(0), Next::Fetch(0));
+        assert_eq!(p.next(1), Next::Fetch(1));
+        p.tick(t0 + Duration::from_millis(100));
+        assert!(p.fetched(1, 1));
+        assert_eq!(p.next(1), Next::Fetch(2));
+        p.tick(t0 + Duration::from_millis(200));
+        assert!(p.fetched(1, 2));
+        // Chunks took 100 ms: chunk 0 is late only after a second (the
+        // floor), then source 1 copies it; its own chunks it never copies.
+        p.tick(t0 + Duration::from_millis(900));
+        assert_eq!(p.next(1), Next::Wait);
+        p.tick(t0 + Duration::from_millis(1000));
+        assert_eq!(p.next(1), Next::Fetch(0));
+        // Held twice: nobody else copies it.
+        assert_eq!(p.next(1), Next::Wait);
+        assert!(p.fetched(1, 0));
+        assert!(p.is_complete());
+        // The slow copy arrives after: it counts for nothing.
+        assert!(!p.fetched(0, 0));
+        assert_eq!((p.fetched_from(0), p.fetched_from(1)), (0, 3));
+        assert_eq!(p.done(), 3);
+    }
+
+    #[test]
+    fn before_any_chunk_is_done_a_copy_waits_ten_seconds() {
+        let t0 = Instant::now();
+        let mut p = Plan::new(1, 3);
+        p.tick(t0);
+        assert_eq!(p.next(0), Next::Fetch(0));
+        p.tick(t0 + Duration::from_secs(9));
+        assert_eq!(p.next(1), Next::Wait);
+        p.tick(t0 + Duration::from_secs(10));
+        assert_eq!(p.next(1), Next::Fetch(0));
+        assert_eq!(p.next(2), Next::Wait);
+        // The first holder fails: the copy's holder keeps the chunk, and
+        // it is late again only ten seconds from now.
+        p.failed(0);
+        assert_eq!(p.next(2), Next::Wait);
+        p.tick(t0 + Duration::from_secs(20));
+        assert_eq!(p.next(2), Next::Fetch(0));
+        // A copy's holder that fails leaves the chunk to the other.
+        p.failed(2);
+        assert_eq!(p.next(2), Next::Stop);
+        assert!(p.fetched(1, 0));
         assert!(p.is_complete());
     }
 
