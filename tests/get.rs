@@ -459,6 +459,27 @@ fn holders(n: usize, export: &Path) -> Vec<Daemon> {
     start_cluster(n, |_| vec!["--export".into(), e.clone()])
 }
 
+/// Adds to `ds` a member `name` exporting `export`, started with one of
+/// p2pd's debug-only knobs in its environment, and waits until every
+/// member sees every other alive.
+fn with_knob(ds: &mut Vec<Daemon>, name: &str, export: &str, knob: (&str, &str)) {
+    let join = format!("127.0.0.1:{}", ds[0].port);
+    let mut args: Vec<&str> = common::FAST.to_vec();
+    args.extend(["--name", name, "--join", &join, "--export", export]);
+    ds.push(Daemon::start_on(
+        0,
+        &args,
+        &[("P2PD_SECRET", common::TEST_KEY), knob],
+    ));
+    let n = ds.len();
+    for d in ds.iter() {
+        eventually(20, "every member alive", || {
+            let p = peers(d);
+            p.len() == n && p.iter().all(|m| m["state"] == "alive")
+        });
+    }
+}
+
 /// The members named in an --any line's `sources`, and their bytes.
 fn sources_of(line: &Value) -> Vec<(String, u64)> {
     line["sources"]
@@ -765,23 +786,7 @@ fn any_copies_a_slow_sources_last_chunks_from_another() {
     let export = tempfile::tempdir().unwrap();
     let e = export.path().to_str().unwrap().to_string();
     let mut ds = holders(2, export.path());
-    let join = format!("127.0.0.1:{}", ds[0].port);
-    let mut args: Vec<&str> = common::FAST.to_vec();
-    args.extend(["--name", "slow", "--join", &join, "--export", &e]);
-    ds.push(Daemon::start_on(
-        0,
-        &args,
-        &[
-            ("P2PD_SECRET", common::TEST_KEY),
-            ("P2PD_TEST_RANGE_DELAY_MS", "600000"),
-        ],
-    ));
-    for d in &ds {
-        eventually(20, "three members alive", || {
-            let p = peers(d);
-            p.len() == 3 && p.iter().all(|m| m["state"] == "alive")
-        });
-    }
+    with_knob(&mut ds, "slow", &e, ("P2PD_TEST_RANGE_DELAY_MS", "600000"));
     let data = content(24 << 20 | 7);
     let src = write(export.path(), "f", &data);
     let out = tempfile::tempdir().unwrap();
@@ -828,23 +833,7 @@ fn any_drops_a_member_whose_chunks_do_not_match() {
     let export = tempfile::tempdir().unwrap();
     let e = export.path().to_str().unwrap().to_string();
     let mut ds = holders(3, export.path());
-    let join = format!("127.0.0.1:{}", ds[0].port);
-    let mut args: Vec<&str> = common::FAST.to_vec();
-    args.extend(["--name", "liar", "--join", &join, "--export", &e]);
-    ds.push(Daemon::start_on(
-        0,
-        &args,
-        &[
-            ("P2PD_SECRET", common::TEST_KEY),
-            ("P2PD_TEST_CORRUPT_RANGES", "1"),
-        ],
-    ));
-    for d in &ds {
-        eventually(20, "four members alive", || {
-            let p = peers(d);
-            p.len() == 4 && p.iter().all(|m| m["state"] == "alive")
-        });
-    }
+    with_knob(&mut ds, "liar", &e, ("P2PD_TEST_CORRUPT_RANGES", "1"));
     let data = content(24 << 20 | 99);
     let src = write(export.path(), "f", &data);
     let out = tempfile::tempdir().unwrap();
