@@ -2,12 +2,16 @@
 //! list of paths, streaming items with their descriptors, and putting the
 //! results back in the order the paths were given.
 //!
-//! Three threads: a sender opens each path with the caller's rights and sends
-//! it with its descriptor; a receiver reads result lines; the calling thread
-//! reorders and prints. A bounded window of unanswered items keeps the
-//! descriptors in flight (and the reorder buffer) small, whatever the list's size.
-//! A few paths given as arguments need no threads: they go in one message,
-//! with the request itself, and the replies are read after.
+//! Paths given as arguments or listed in a regular file are handled by the
+//! calling thread alone: it opens each path with the caller's rights and
+//! sends it with its descriptor while the window has room, reads and prints
+//! the results in between, and waits in one `poll` when it can do neither
+//! (sends never block, so a full socket either way cannot stall it). A list
+//! read from a pipe or a terminal may keep us waiting for its next name, so
+//! there three threads share the work: a sender, a receiver, and the calling
+//! thread that reorders and prints. Either way a bounded window of unanswered
+//! items keeps the descriptors in flight (and the reorder buffer) small,
+//! whatever the list's size.
 //!
 //! A query on this host does not wait for the daemon's acceptance before its
 //! items: the request and the first items travel together (the socket was
@@ -30,7 +34,7 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{TryRecvError, channel};
@@ -105,6 +109,8 @@ pub fn connect(conn: &Connection) -> Result<UnixStream, Fatal> {
 pub enum PathSource {
     Args(std::vec::IntoIter<PathBuf>, Names),
     List {
+        /// The list is a regular file: reading it never waits for a writer.
+        regular: bool,
         reader: BufReader<Box<dyn Read + Send>>,
         sep: u8,
         names: Names,
@@ -159,10 +165,12 @@ impl PathSource {
                 "give paths as arguments or with --files-from, not both".to_string()
             }));
         }
+        let regular;
         let r: Box<dyn Read + Send> = if file.as_os_str() == "-" {
+            regular = is_regular(io::stdin().as_fd());
             Box::new(io::stdin())
         } else {
-            Box::new(File::open(file).map_err(|e| match flag {
+            let list = File::open(file).map_err(|e| match flag {
                 // GNU wc's words and status.
                 "--files0-from" => Fatal {
                     status: crate::output::EXIT_FAILED,
@@ -177,9 +185,12 @@ impl PathSource {
                     file.display(),
                     Error::from_io(&e).message
                 )),
-            })?)
+            })?;
+            regular = is_regular(list.as_fd());
+            Box::new(list)
         };
         Ok(PathSource::List {
+            regular,
             reader: BufReader::with_capacity(64 * 1024, r),
             sep: if nul { 0 } else { b'\n' },
             names: Names::list(stdin, file, !nul),
@@ -207,7 +218,9 @@ impl PathSource {
                 }
                 names.implicit_stdin().map(Ok)
             }
-            PathSource::List { reader, sep, names } => loop {
+            PathSource::List {
+                reader, sep, names, ..
+            } => loop {
                 let mut buf = Vec::new();
                 match reader.read_until(*sep, &mut buf) {
                     Ok(0) => return None,
@@ -243,20 +256,14 @@ impl PathSource {
         }
     }
 
-    /// A short list of arguments, sent whole before any reply is read.
-    fn is_small(&self) -> bool {
+    /// True when getting the next path may wait for somebody else (a list
+    /// read from a pipe or a terminal), so the sender needs a thread of
+    /// its own; arguments and a list in a regular file are always at hand.
+    fn may_wait(&self) -> bool {
         match self {
-            PathSource::Args(it, _) => {
-                it.len() <= 16
-                    && it
-                        .as_slice()
-                        .iter()
-                        .map(|p| p.as_os_str().len())
-                        .sum::<usize>()
-                        < 16 * 1024
-            }
-            PathSource::List { .. } => false,
-            PathSource::Watched(inner, _) => inner.is_small(),
+            PathSource::Args(..) => false,
+            PathSource::List { regular, .. } => !regular,
+            PathSource::Watched(inner, _) => inner.may_wait(),
         }
     }
 
@@ -269,6 +276,11 @@ impl PathSource {
             PathSource::Watched(inner, _) => inner.may_block(),
         }
     }
+}
+
+/// True when `fd` is a regular file.
+fn is_regular(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
 }
 
 /// Why standard input cannot go with `--peer`, `--all` or `--spread`.
@@ -387,24 +399,15 @@ fn run_local<T>(
 where
     T: DeserializeOwned + Send + 'static,
 {
-    let window = Arc::new(Window::default());
     let mut order = Reorder::new(printer, render);
-    if source.is_small() {
-        // A few paths fit the socket buffer and the window: send them all,
-        // then read, with no threads to start (a one-file query's main cost).
-        let mut deliver = |evs: Vec<Event<T>>| {
-            for ev in evs {
-                order.push(ev);
-            }
-            false
-        };
-        send_items(stream, header, source, &mut deliver, &window, here.as_ref());
-        receive(reader, &mut deliver, &window);
+    if !source.may_wait() {
+        run_inline(stream, header, reader, source, &mut order, here.as_ref());
         return order.finish();
     }
     // Events travel in batches (what one sendmsg carried, what one read
     // brought), so the three threads wake each other once per batch, not
     // once per file.
+    let window = Arc::new(Window::default());
     let (events_tx, events_rx) = channel::<Vec<Event<T>>>();
     let tx = events_tx.clone();
     let credits = Arc::clone(&window);
@@ -442,6 +445,172 @@ where
     let _ = sender.join();
     let _ = receiver.join();
     result
+}
+
+/// [`run_local`] for a source whose next path is always at hand (arguments,
+/// a list in a regular file): one thread opens and sends while there is
+/// room in the window, reads and prints what has come back, and waits only
+/// when it can do neither. Sends never block (a full socket buffer is waited
+/// out in the same `poll` as the replies), so neither side can stall the
+/// other whatever the length of the names.
+fn run_inline<T: DeserializeOwned>(
+    stream: UnixStream,
+    header: Vec<u8>,
+    mut reader: LineReader,
+    source: PathSource,
+    order: &mut Reorder<'_, T>,
+    here: Option<&Here<T>>,
+) {
+    let mut feeder = Feeder {
+        source,
+        here,
+        id: 0,
+    };
+    // What goes out next: `out[sent..]`, with `files` attached to its first
+    // byte until that is sent.
+    let mut out = header;
+    let mut sent = 0;
+    let mut files: Vec<File> = Vec::with_capacity(BATCH);
+    let mut pending: Vec<Event<T>> = Vec::new();
+    let mut in_flight = 0usize;
+    let mut fed = false;
+    let mut sending = true;
+    let mut replies = Replies::default();
+    loop {
+        // Every reply already read.
+        while reader.has_line() || (reader.at_end() && !replies.over) {
+            let line = match reader.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => {
+                    replies.lost(None, &mut pending);
+                    break;
+                }
+                Err(e) => {
+                    replies.lost(Some(e), &mut pending);
+                    break;
+                }
+            };
+            in_flight = in_flight.saturating_sub(replies.take(&line, &mut pending));
+            if replies.over {
+                break;
+            }
+        }
+        for ev in pending.drain(..) {
+            if order.push(ev) {
+                return;
+            }
+        }
+        if replies.over {
+            if !fed {
+                // Refused, or the daemon went away: what was not sent is
+                // not answered.
+                order.push(Event::Sent(feeder.id));
+            }
+            order.push(Event::Finished);
+            return;
+        }
+        // The next batch, once the last one is out (the first goes with the
+        // request line; one the socket took nothing of grows, up to BATCH).
+        if sending && !fed && (sent == 0 || sent == out.len()) {
+            if sent > 0 {
+                out.clear();
+                sent = 0;
+            }
+            let before = files.len();
+            while files.len() < BATCH
+                && pending.len() < BATCH
+                && in_flight + files.len() - before < WINDOW
+            {
+                if !feeder.next(&mut out, &mut files, &mut pending, &mut || true) {
+                    out.extend_from_slice(b"{\"end\":true}\n");
+                    pending.push(Event::Sent(feeder.id));
+                    fed = true;
+                    break;
+                }
+            }
+            in_flight += files.len() - before;
+            // Each path is known before its answer can come.
+            for ev in pending.drain(..) {
+                if order.push(ev) {
+                    return;
+                }
+            }
+        }
+        let mut blocked = false;
+        if sending && sent < out.len() {
+            let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+            let attach = if sent == 0 { &fds[..] } else { &[] };
+            match fdpass::send_some(&stream, &out[sent..], attach) {
+                Ok(n) => {
+                    sent += n;
+                    // The descriptors travel with the first byte: ours can go.
+                    fdpass::close_all(std::mem::take(&mut files));
+                    if sent == out.len() && fed {
+                        sending = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => blocked = true,
+                Err(_) => {
+                    // The daemon is gone; its replies, if any, tell the rest.
+                    sending = false;
+                    if !fed {
+                        fed = true;
+                        order.push(Event::Sent(feeder.id));
+                    }
+                }
+            }
+        }
+        let can_send = sending && (sent < out.len() || (!fed && in_flight < WINDOW));
+        if can_send && !blocked {
+            // More to send: take the replies that are here, do not wait.
+            if wait(&reader, false, 0) {
+                if let Err(e) = reader.read_more() {
+                    replies.lost(Some(e), &mut pending);
+                }
+            }
+            continue;
+        }
+        order.idle();
+        if wait(&reader, blocked, -1) {
+            if let Err(e) = reader.read_more() {
+                replies.lost(Some(e), &mut pending);
+            }
+        }
+    }
+}
+
+/// Waits up to `timeout` ms (-1: for ever) until replies can be read, or
+/// (`out`) the socket takes more; true when replies can be read. If
+/// meanwhile our standard output turns out to be a pipe nobody reads any
+/// more, ends the command as SIGPIPE would (see [`await_reply`]).
+fn wait(reader: &LineReader, out: bool, timeout: i32) -> bool {
+    let mut fds = [
+        libc::pollfd {
+            fd: reader.socket().as_raw_fd(),
+            events: libc::POLLIN | if out { libc::POLLOUT } else { 0 },
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: 0,
+            revents: 0,
+        },
+    ];
+    let n = loop {
+        // SAFETY: two pollfds, valid for the call; descriptor 1 is only polled.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break n;
+        }
+    };
+    if n > 0 && fds[1].revents & libc::POLLERR != 0 && fds[0].revents & libc::POLLIN == 0 {
+        // SAFETY: raising a signal has no preconditions; SIGPIPE has its
+        // default action (quiet_on_closed_pipe), which ends the process.
+        unsafe {
+            libc::raise(libc::SIGPIPE);
+        }
+    }
+    n > 0 && fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// A query that runs on other members: paths travel as bytes (the members
@@ -661,6 +830,88 @@ impl Window {
     }
 }
 
+/// Turns the paths of a source into item lines, each with the descriptor
+/// we opened for it, numbering them as it goes.
+struct Feeder<'h, T> {
+    source: PathSource,
+    here: Option<&'h Here<T>>,
+    /// The next item's number.
+    id: u64,
+}
+
+impl<T> Feeder<'_, T> {
+    /// Takes the next path: its item line goes into `batch` and its
+    /// descriptor into `files` (after `take` has given a credit for it), or
+    /// what became of it into `pending` (answered here, not opened). False
+    /// once there is nothing more to send: the list is over or unreadable,
+    /// or `take` said the daemon is gone.
+    fn next(
+        &mut self,
+        batch: &mut Vec<u8>,
+        files: &mut Vec<File>,
+        pending: &mut Vec<Event<T>>,
+        take: &mut dyn FnMut() -> bool,
+    ) -> bool {
+        let id = self.id;
+        let entry = match self.source.next_path() {
+            None => return false,
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                pending.push(Event::ListError(format!("reading the list of paths: {e}")));
+                return false;
+            }
+        };
+        let shown = entry.shown();
+        let answered = match (&entry, self.here) {
+            (Entry::Path(path), Some(h)) => h(path),
+            _ => None,
+        };
+        self.id += 1;
+        if let Some(answer) = answered {
+            let outcome = match answer {
+                Ok(fields) => Outcome::Ok(fields),
+                Err(error) => Outcome::Failed { error },
+            };
+            pending.push(Event::Local(Item {
+                id: Some(id),
+                peer: String::new(),
+                path: shown,
+                outcome,
+            }));
+            return true;
+        }
+        // A name is opened here for its item alone; standard input is
+        // shared, and read from its offset.
+        let own = matches!(entry, Entry::Path(_));
+        let file = match entry.open() {
+            Ok(file) => file,
+            Err(e) => {
+                pending.push(Event::Local(failed_item(id, "", shown, e)));
+                return true;
+            }
+        };
+        if !take() {
+            // The receiver is gone: the daemon closed the connection.
+            pending.push(Event::Local(failed_item(id, "", shown, closed_error())));
+            return false;
+        }
+        let item = ItemRequest {
+            id,
+            path: shown,
+            fd: true,
+            own,
+            counted: None,
+        };
+        if item.write_line(batch).is_err() {
+            self.id = id;
+            return false;
+        }
+        pending.push(Event::Queued(id, item.path));
+        files.push(file);
+        true
+    }
+}
+
 /// Sends `header`, then opens and sends every path of `source`, with its
 /// descriptor. `events` gets what happened in batches, each before the
 /// items it names reach the daemon (so a path is always known before its
@@ -668,12 +919,16 @@ impl Window {
 fn send_items<T>(
     stream: UnixStream,
     header: Vec<u8>,
-    mut source: PathSource,
+    source: PathSource,
     events: &mut dyn FnMut(Vec<Event<T>>) -> bool,
     window: &Window,
     here: Option<&Here<T>>,
 ) {
-    let mut id = 0u64;
+    let mut feeder = Feeder {
+        source,
+        here,
+        id: 0,
+    };
     let mut batch = header;
     batch.reserve(BATCH * 64);
     let mut files: Vec<File> = Vec::with_capacity(BATCH);
@@ -689,70 +944,16 @@ fn send_items<T>(
         let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
         let ok = fdpass::send_with_fds(&stream, batch, &fds).is_ok();
         batch.clear();
-        files.clear();
+        fdpass::close_all(std::mem::take(files));
         ok
     };
+    let mut take = || window.take();
     while alive {
-        let entry = match source.next_path() {
-            None => break,
-            Some(Ok(p)) => p,
-            Some(Err(e)) => {
-                pending.push(Event::ListError(format!("reading the list of paths: {e}")));
-                break;
-            }
-        };
-        let shown = entry.shown();
-        let answered = match (&entry, here) {
-            (Entry::Path(path), Some(h)) => h(path),
-            _ => None,
-        };
-        if let Some(answer) = answered {
-            let outcome = match answer {
-                Ok(fields) => Outcome::Ok(fields),
-                Err(error) => Outcome::Failed { error },
-            };
-            pending.push(Event::Local(Item {
-                id: Some(id),
-                peer: String::new(),
-                path: shown,
-                outcome,
-            }));
-            id += 1;
-            if pending.len() >= BATCH || source.may_block() {
-                alive = flush(&mut batch, &mut files, &mut pending);
-            }
-            continue;
+        if !feeder.next(&mut batch, &mut files, &mut pending, &mut take) {
+            // Nothing more to send; what is batched still goes, with the end.
+            break;
         }
-        // A name is opened here for its item alone; standard input is
-        // shared, and read from its offset.
-        let own = matches!(entry, Entry::Path(_));
-        match entry.open() {
-            Err(e) => {
-                pending.push(Event::Local(failed_item(id, "", shown, e)));
-            }
-            Ok(file) => {
-                if !window.take() {
-                    // The receiver is gone: the daemon closed the connection.
-                    pending.push(Event::Local(failed_item(id, "", shown, closed_error())));
-                    id += 1;
-                    break;
-                }
-                pending.push(Event::Queued(id, shown.clone()));
-                let item = ItemRequest {
-                    id,
-                    path: shown,
-                    fd: true,
-                    own,
-                    counted: None,
-                };
-                if item.write_line(&mut batch).is_err() {
-                    break;
-                }
-                files.push(file);
-            }
-        }
-        id += 1;
-        if files.len() >= BATCH || pending.len() >= BATCH || source.may_block() {
+        if files.len() >= BATCH || pending.len() >= BATCH || feeder.source.may_block() {
             alive = flush(&mut batch, &mut files, &mut pending);
         }
     }
@@ -760,8 +961,71 @@ fn send_items<T>(
         batch.extend_from_slice(b"{\"end\":true}\n");
         flush(&mut batch, &mut files, &mut pending);
     }
-    pending.push(Event::Sent(id));
+    pending.push(Event::Sent(feeder.id));
     events(pending);
+}
+
+/// What the replies of a query on this host have said so far, read line by
+/// line into events.
+#[derive(Default)]
+struct Replies {
+    /// The first line (the acceptance) has been read.
+    accepted: bool,
+    /// Nothing more will come: the summary, a refusal, or the end.
+    over: bool,
+}
+
+impl Replies {
+    /// Takes one reply line; returns how many items it answered (0 or 1).
+    fn take<T: DeserializeOwned>(&mut self, line: &[u8], events: &mut Vec<Event<T>>) -> usize {
+        if !self.accepted {
+            self.accepted = true;
+            match accepted(line) {
+                Ok(peer) => events.push(Event::Accepted(peer)),
+                Err(fatal) => {
+                    events.push(Event::Fatal(fatal));
+                    self.over = true;
+                }
+            }
+            return 0;
+        }
+        if let Ok(item) = Item::<T>::from_line(line) {
+            events.push(Event::Result(item));
+            return 1;
+        }
+        self.over = true;
+        if serde_json::from_slice::<Summary>(line).is_ok() {
+        } else if let Ok(refused) = serde_json::from_slice::<RequestFailed>(line) {
+            events.push(Event::Refused(refused.error));
+        } else {
+            events.push(Event::Refused(Error::new(
+                ErrorCode::Internal,
+                format!(
+                    "unexpected reply from p2pd: {}",
+                    String::from_utf8_lossy(line)
+                ),
+            )));
+        }
+        0
+    }
+
+    /// The connection ended, or failed with `why`: before the acceptance,
+    /// the daemon could not be talked to; after, what was not answered
+    /// never will be.
+    fn lost<T>(&mut self, why: Option<io::Error>, events: &mut Vec<Event<T>>) {
+        if !self.accepted {
+            let why = why.map_or_else(
+                || "the daemon closed the connection".to_string(),
+                |e| e.to_string(),
+            );
+            events.push(Event::Fatal(Fatal {
+                status: EXIT_UNREACHABLE,
+                message: format!("cannot talk to p2pd: {why}"),
+            }));
+        }
+        self.accepted = true;
+        self.over = true;
+    }
 }
 
 /// Reads the acceptance, then replies until the summary; `events` gets
@@ -771,59 +1035,34 @@ fn receive<T: DeserializeOwned>(
     events: &mut dyn FnMut(Vec<Event<T>>) -> bool,
     window: &Window,
 ) {
-    let unreachable = |why: String| Fatal {
-        status: EXIT_UNREACHABLE,
-        message: format!("cannot talk to p2pd: {why}"),
-    };
-    let first = match reader.next_line() {
-        Ok(Some(line)) => accepted(&line).map(Event::Accepted),
-        Ok(None) => Err(unreachable("the daemon closed the connection".into())),
-        Err(e) => Err(unreachable(e.to_string())),
-    };
-    let mut got: Vec<Event<T>> = match first {
-        Ok(ev) => vec![ev],
-        Err(fatal) => {
-            window.close();
-            events(vec![Event::Fatal(fatal)]);
-            return;
+    let mut replies = Replies::default();
+    let mut got: Vec<Event<T>> = Vec::new();
+    loop {
+        if replies.accepted {
+            await_reply(&reader);
         }
-    };
-    let mut stop = false;
-    while let Ok(Some(line)) = {
-        await_reply(&reader);
-        reader.next_line()
-    } {
-        if let Ok(item) = Item::<T>::from_line(&line) {
-            got.push(Event::Result(item));
-            if !reader.has_line() {
-                window.give(got.len());
-                if events(std::mem::take(&mut got)) {
-                    stop = true;
-                    break;
-                }
+        match reader.next_line() {
+            Ok(Some(line)) => {
+                replies.take(&line, &mut got);
             }
-        } else if serde_json::from_slice::<Summary>(&line).is_ok() {
+            Ok(None) => replies.lost(None, &mut got),
+            Err(e) => replies.lost(Some(e), &mut got),
+        }
+        if replies.over {
             break;
-        } else if let Ok(refused) = serde_json::from_slice::<RequestFailed>(&line) {
-            got.push(Event::Refused(refused.error));
-            break;
-        } else {
-            got.push(Event::Refused(Error::new(
-                ErrorCode::Internal,
-                format!(
-                    "unexpected reply from p2pd: {}",
-                    String::from_utf8_lossy(&line)
-                ),
-            )));
-            break;
+        }
+        if !reader.has_line() {
+            window.give(got.len());
+            if events(std::mem::take(&mut got)) {
+                window.close();
+                return;
+            }
         }
     }
     // Closing the window unblocks a sender waiting on a dead daemon.
     window.close();
-    if !stop {
-        got.push(Event::Finished);
-        events(got);
-    }
+    got.push(Event::Finished);
+    events(got);
 }
 
 /// Waits for the daemon's next reply; if meanwhile our standard output

@@ -20,7 +20,7 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 /// The most descriptors one `sendmsg` may carry (the kernel's SCM_MAX_FD).
@@ -45,6 +45,50 @@ pub fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Resul
         }
     }
     Ok(())
+}
+
+/// Sends what the socket takes of `data` now, without waiting: the number of
+/// bytes sent (at least one), or `WouldBlock` when its buffer is full. `fds`
+/// go with the first byte sent, so give them only with a message's start.
+/// Never raises SIGPIPE.
+pub fn send_some(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
+    debug_assert!(fds.len() <= MAX_FDS_PER_MESSAGE);
+    let iov = [IoSlice::new(data)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, flags, None) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(n) => return Ok(n),
+        }
+    }
+}
+
+/// Closes `files`: in one `close_range` when their descriptors are
+/// consecutive numbers (as a batch opened one after another usually is),
+/// else one by one. Only our own descriptors are in such a range: owned
+/// descriptors are distinct, so as many of them as the range is wide fill it.
+pub fn close_all(files: Vec<File>) {
+    let (Some(low), Some(high)) = (
+        files.iter().map(AsRawFd::as_raw_fd).min(),
+        files.iter().map(AsRawFd::as_raw_fd).max(),
+    ) else {
+        return;
+    };
+    if files.len() < 2 || usize::try_from(high - low).ok() != Some(files.len() - 1) {
+        return drop(files);
+    }
+    let fds: Vec<RawFd> = files.into_iter().map(IntoRawFd::into_raw_fd).collect();
+    // SAFETY: every descriptor in low..=high is one of `fds`, which we own
+    // and no longer use.
+    if unsafe { libc::close_range(low as libc::c_uint, high as libc::c_uint, 0) } != 0 {
+        for fd in fds {
+            // SAFETY: as above; close_range failed before closing any.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
 }
 
 /// A passed descriptor as a file to answer for, only if it is open for
@@ -135,6 +179,25 @@ impl LineReader {
             io::ErrorKind::InvalidData,
             format!("line longer than {} bytes", self.max_line),
         )
+    }
+
+    /// True once the other side has closed the stream (what is buffered is
+    /// still there to read).
+    pub fn at_end(&self) -> bool {
+        self.eof
+    }
+
+    /// Reads once from the socket (one `recvmsg`, which waits if nothing has
+    /// come): for a caller that polled the socket and reads lines only while
+    /// [`has_line`](Self::has_line) or [`at_end`](Self::at_end) say so.
+    pub fn read_more(&mut self) -> io::Result<()> {
+        if self.eof {
+            return Ok(());
+        }
+        if self.end - self.start > self.max_line {
+            return Err(self.too_long());
+        }
+        self.fill()
     }
 
     /// True when a whole line is already buffered, so reading it will not block.

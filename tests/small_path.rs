@@ -1,11 +1,13 @@
 //! The small-file path: a few paths go with the request in one message and
 //! are answered on the daemon's connection thread; a long list goes through
-//! the client's threads and the worker pool. Both must print the same lines,
-//! in the same order, with the same messages and exit status.
+//! the worker pool. Arguments and a list in a file are sent and read by the
+//! client's one thread; a list read from a pipe has a sender thread of its
+//! own. All must print the same lines, in the same order, with the same
+//! messages and exit status.
 
 mod common;
 
-use common::{Daemon, Run, run, write};
+use common::{Daemon, Run, run, run_with_stdin, write};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
@@ -32,8 +34,9 @@ fn mixed(d: &Daemon) -> Vec<PathBuf> {
     ]
 }
 
-/// The same paths as arguments (the one-message path) and as a list (the
-/// threaded path).
+/// The same paths as arguments (the one-message path) and as a list in a
+/// file, both sent by the client's one thread; and the list again through a
+/// pipe (the threaded path), which must print the same.
 fn both_ways(d: &Daemon, cmd: &str, flags: &[&str], paths: &[PathBuf]) -> (Run, Run) {
     let direct = run(d.cmd(cmd).args(flags).args(paths));
     let mut list = String::new();
@@ -43,6 +46,15 @@ fn both_ways(d: &Daemon, cmd: &str, flags: &[&str], paths: &[PathBuf]) -> (Run, 
     }
     let listf = write(d.dir.path(), "list", list.as_bytes());
     let listed = run(d.cmd(cmd).args(flags).arg("--files-from").arg(&listf));
+    let piped = run_with_stdin(
+        d.cmd(cmd).args(flags).args(["--files-from", "-"]),
+        list.as_bytes(),
+    );
+    assert_same(
+        &format!("{cmd} {flags:?} list from a pipe"),
+        &listed,
+        &piped,
+    );
     (direct, listed)
 }
 
@@ -180,4 +192,91 @@ fn a_request_sent_whole_in_one_message_is_answered_whole() {
     assert_eq!(by_id(1)["error"]["code"], "not_found");
     assert_eq!(by_id(2)["lines"], 1);
     assert_eq!(lines[4], json!({"done": true, "ok": 2, "failed": 1}));
+}
+
+/// Names near PATH_MAX, thousands of them: the item lines and the replies
+/// are each far more than a socket buffer holds while the window is full,
+/// so a client that blocked in its send while the daemon blocked writing
+/// replies to it would never end. The one-thread client never waits in a
+/// send; it must finish with every line, in order, from a file and from a
+/// pipe alike.
+#[test]
+fn long_names_by_the_thousand_fill_both_directions_and_still_finish() {
+    let d = Daemon::start(&[]);
+    let mut dir = d.dir.path().to_path_buf();
+    while dir.as_os_str().len() < 3_600 {
+        dir.push("d".repeat(200));
+    }
+    let mut names = Vec::new();
+    for i in 0..50 {
+        names.push(write(
+            &dir,
+            &format!("f{i:03}"),
+            format!("{i} words\n").as_bytes(),
+        ));
+    }
+    let mut list = Vec::new();
+    for _ in 0..40 {
+        for p in &names {
+            list.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            list.push(b'\n');
+        }
+    }
+    let listf = write(d.dir.path(), "long.list", &list);
+    for piped in [false, true] {
+        let mut cmd = d.cmd("p2p-wc");
+        cmd.args([
+            "--files-from",
+            if piped { "-" } else { listf.to_str().unwrap() },
+        ]);
+        let mut child = cmd
+            .stdin(if piped {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = child.stdin.take();
+        let data = list.clone();
+        let writer = std::thread::spawn(move || {
+            if let Some(mut w) = input {
+                let _ = w.write_all(&data);
+            }
+        });
+        // Read the output on another thread, and guard against a hang: a
+        // stalled client is killed, and the missing lines fail the test.
+        let pid = child.id();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let guard = std::thread::spawn(move || {
+            let wait = std::time::Duration::from_secs(300);
+            if finished.recv_timeout(wait) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                // SAFETY: a signal to the child we started, not yet reaped.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        let _ = guard.join();
+        let _ = writer.join();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "piped {piped}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(lines.len(), 2_000, "piped {piped}");
+        for (n, v) in lines.iter().enumerate() {
+            let i = n % 50;
+            assert_eq!(v["path"], names[i].to_str().unwrap(), "line {n}");
+            assert_eq!(v["words"], 2, "line {n}");
+        }
+    }
 }
