@@ -1152,7 +1152,21 @@ impl<'a, T> Reorder<'a, T> {
             Event::Result(item) | Event::Local(item) => {
                 if let Some(id) = item.id {
                     self.paths.remove(&id);
-                    self.waiting.insert(id, Item { id: None, ..item });
+                    let item = Item { id: None, ..item };
+                    match self.peer.as_deref() {
+                        // The one printed next, as most are: no need to wait.
+                        Some(peer) if id == self.next => {
+                            let mut item = item;
+                            if item.peer.is_empty() {
+                                item.peer = peer.to_string();
+                            }
+                            (self.render)(self.printer, item);
+                            self.next += 1;
+                        }
+                        _ => {
+                            self.waiting.insert(id, item);
+                        }
+                    }
                 }
             }
             Event::Queued(id, path) => {
