@@ -461,11 +461,7 @@ fn run_inline<T: DeserializeOwned>(
     order: &mut Reorder<'_, T>,
     here: Option<&Here<T>>,
 ) {
-    let mut feeder = Feeder {
-        source,
-        here,
-        id: 0,
-    };
+    let mut feeder = Feeder::new(source, here);
     // What goes out next: `out[sent..]`, with `files` attached to its first
     // byte until that is sent.
     let mut out = header;
@@ -839,7 +835,15 @@ struct Feeder<'h, T> {
     id: u64,
 }
 
-impl<T> Feeder<'_, T> {
+impl<'h, T> Feeder<'h, T> {
+    fn new(source: PathSource, here: Option<&'h Here<T>>) -> Self {
+        Feeder {
+            source,
+            here,
+            id: 0,
+        }
+    }
+
     /// Takes the next path: its item line goes into `batch` and its
     /// descriptor into `files` (after `take` has given a credit for it), or
     /// what became of it into `pending` (answered here, not opened). False
@@ -924,11 +928,7 @@ fn send_items<T>(
     window: &Window,
     here: Option<&Here<T>>,
 ) {
-    let mut feeder = Feeder {
-        source,
-        here,
-        id: 0,
-    };
+    let mut feeder = Feeder::new(source, here);
     let mut batch = header;
     batch.reserve(BATCH * 64);
     let mut files: Vec<File> = Vec::with_capacity(BATCH);
