@@ -410,4 +410,57 @@ mod tests {
         assert!(r.next_line().unwrap().is_none());
         writer.join().unwrap();
     }
+
+    /// A file holding `text`, read from its start.
+    fn holding(text: &str) -> File {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn content(f: &mut File) -> String {
+        let mut s = String::new();
+        f.rewind().unwrap();
+        f.read_to_string(&mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn close_all_closes_only_the_files_it_is_given() {
+        // A gap in the numbers: the file kept between them must stay open
+        // (a range from the lowest to the highest would close it too).
+        let (a, mut kept, c) = (holding("a"), holding("kept"), holding("c"));
+        close_all(vec![c, a]);
+        assert_eq!(content(&mut kept), "kept");
+        // Consecutive numbers (one close_range), with files on both sides.
+        let mut before = holding("before");
+        let batch: Vec<File> = (0..8).map(|i| holding(&i.to_string())).collect();
+        let mut after = holding("after");
+        close_all(batch);
+        assert_eq!(content(&mut before), "before");
+        assert_eq!(content(&mut after), "after");
+        assert_eq!(content(&mut kept), "kept");
+    }
+
+    #[test]
+    fn send_some_says_would_block_on_a_full_socket_and_keeps_the_descriptors_with_the_first_byte() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let f = holding("passed");
+        let first = send_some(&a, b"{\"fd\":true}\n", &[f.as_raw_fd()]).unwrap();
+        assert_eq!(first, 12);
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0usize;
+        let full = loop {
+            match send_some(&a, &chunk, &[]) {
+                Ok(n) => sent += n,
+                Err(e) => break e,
+            }
+            assert!(sent < 64 << 20, "the socket never filled");
+        };
+        assert_eq!(full.kind(), io::ErrorKind::WouldBlock);
+        let mut r = LineReader::new(b, 1024, 4);
+        assert_eq!(r.next_line().unwrap().unwrap(), b"{\"fd\":true}");
+        let mut got = File::from(r.take_fd().unwrap());
+        assert_eq!(content(&mut got), "passed");
+    }
 }
