@@ -599,7 +599,7 @@ fn wait(reader: &LineReader, out: bool, timeout: i32) -> bool {
             break n;
         }
     };
-    if n > 0 && fds[1].revents & libc::POLLERR != 0 && fds[0].revents & libc::POLLIN == 0 {
+    if n > 0 && fds[1].revents & libc::POLLERR != 0 && fds[0].revents == 0 {
         // SAFETY: raising a signal has no preconditions; SIGPIPE has its
         // default action (quiet_on_closed_pipe), which ends the process.
         unsafe {
@@ -993,18 +993,20 @@ impl Replies {
             events.push(Event::Result(item));
             return 1;
         }
+        // Not a result: the summary (the end), a refusal, or nonsense.
         self.over = true;
-        if serde_json::from_slice::<Summary>(line).is_ok() {
-        } else if let Ok(refused) = serde_json::from_slice::<RequestFailed>(line) {
-            events.push(Event::Refused(refused.error));
-        } else {
-            events.push(Event::Refused(Error::new(
-                ErrorCode::Internal,
-                format!(
-                    "unexpected reply from p2pd: {}",
-                    String::from_utf8_lossy(line)
+        if serde_json::from_slice::<Summary>(line).is_err() {
+            let error = match serde_json::from_slice::<RequestFailed>(line) {
+                Ok(refused) => refused.error,
+                Err(_) => Error::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "unexpected reply from p2pd: {}",
+                        String::from_utf8_lossy(line)
+                    ),
                 ),
-            )));
+            };
+            events.push(Event::Refused(error));
         }
         0
     }
@@ -1071,35 +1073,8 @@ fn receive<T: DeserializeOwned>(
 /// socket closes, and the daemon stops the query's work. Only a pipe
 /// reports this (POLLERR); a terminal or a file never does.
 fn await_reply(reader: &LineReader) {
-    use std::os::fd::AsRawFd;
-    if reader.has_line() {
-        return;
-    }
-    let mut fds = [
-        libc::pollfd {
-            fd: reader.socket().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: libc::STDOUT_FILENO,
-            events: 0,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: two pollfds, valid for the call; descriptor 1 is only polled.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            break;
-        }
-    }
-    if fds[1].revents & libc::POLLERR != 0 && fds[0].revents == 0 {
-        // SAFETY: raising a signal has no preconditions; SIGPIPE has its
-        // default action (quiet_on_closed_pipe), which ends the process.
-        unsafe {
-            libc::raise(libc::SIGPIPE);
-        }
+    if !reader.has_line() {
+        wait(reader, false, -1);
     }
 }
 
@@ -1153,19 +1128,11 @@ impl<'a, T> Reorder<'a, T> {
                 if let Some(id) = item.id {
                     self.paths.remove(&id);
                     let item = Item { id: None, ..item };
-                    match self.peer.as_deref() {
+                    if self.peer.is_some() && id == self.next {
                         // The one printed next, as most are: no need to wait.
-                        Some(peer) if id == self.next => {
-                            let mut item = item;
-                            if item.peer.is_empty() {
-                                item.peer = peer.to_string();
-                            }
-                            (self.render)(self.printer, item);
-                            self.next += 1;
-                        }
-                        _ => {
-                            self.waiting.insert(id, item);
-                        }
+                        self.print_next(item);
+                    } else {
+                        self.waiting.insert(id, item);
                     }
                 }
             }
@@ -1183,15 +1150,11 @@ impl<'a, T> Reorder<'a, T> {
                 self.finished = true;
             }
         }
-        let Some(peer) = self.peer.as_deref() else {
+        if self.peer.is_none() {
             return false;
-        };
-        while let Some(mut item) = self.waiting.remove(&self.next) {
-            if item.peer.is_empty() {
-                item.peer = peer.to_string();
-            }
-            (self.render)(self.printer, item);
-            self.next += 1;
+        }
+        while let Some(item) = self.waiting.remove(&self.next) {
+            self.print_next(item);
         }
         let Some(n) = self.total else { return false };
         if self.next < n && self.finished {
@@ -1202,14 +1165,23 @@ impl<'a, T> Reorder<'a, T> {
                     let path = self.paths.remove(&id).unwrap_or_default();
                     Item {
                         id: None,
-                        ..failed_item(id, peer, path, closed_error())
+                        ..failed_item(id, "", path, closed_error())
                     }
                 });
-                (self.render)(self.printer, item);
-                self.next += 1;
+                self.print_next(item);
             }
         }
         self.next >= n
+    }
+
+    /// Prints `item` as the next one, under the daemon's name when it was
+    /// answered here; only once that name is known.
+    fn print_next(&mut self, mut item: Item<T>) {
+        if item.peer.is_empty() {
+            item.peer = self.peer.clone().unwrap_or_default();
+        }
+        (self.render)(self.printer, item);
+        self.next += 1;
     }
 
     /// Nothing more is ready: make what was printed visible.

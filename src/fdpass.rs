@@ -28,21 +28,10 @@ pub const MAX_FDS_PER_MESSAGE: usize = 253;
 
 /// Writes all of `data`, attaching `fds` to its first byte. Never raises SIGPIPE.
 pub fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    debug_assert!(fds.len() <= MAX_FDS_PER_MESSAGE);
     let mut sent = 0;
     while sent < data.len() {
-        let iov = [IoSlice::new(&data[sent..])];
-        let rights = [ControlMessage::ScmRights(fds)];
-        let cmsgs: &[ControlMessage] = if sent == 0 && !fds.is_empty() {
-            &rights
-        } else {
-            &[]
-        };
-        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(n) => sent += n,
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        let attach = if sent == 0 { fds } else { &[] };
+        sent += send_once(sock, &data[sent..], attach, MsgFlags::MSG_NOSIGNAL)?;
     }
     Ok(())
 }
@@ -52,11 +41,20 @@ pub fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Resul
 /// go with the first byte sent, so give them only with a message's start.
 /// Never raises SIGPIPE.
 pub fn send_some(sock: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
+    send_once(
+        sock,
+        data,
+        fds,
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    )
+}
+
+/// One `sendmsg` of `data` with `fds` attached (retried if interrupted).
+fn send_once(sock: &UnixStream, data: &[u8], fds: &[RawFd], flags: MsgFlags) -> io::Result<usize> {
     debug_assert!(fds.len() <= MAX_FDS_PER_MESSAGE);
     let iov = [IoSlice::new(data)];
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
-    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
     loop {
         match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, flags, None) {
             Err(nix::Error::EINTR) => continue,

@@ -125,7 +125,6 @@ fn local_get_any(
             written: picked_up,
             served: vec![0; chosen.sources.len()],
             errors: vec![None; chosen.sources.len()],
-            lost: vec![false; chosen.sources.len()],
             links: (0..chosen.sources.len() * LINKS_PER_SOURCE)
                 .map(|_| Link::default())
                 .collect(),
@@ -188,8 +187,8 @@ fn local_get_any(
             })
         })
         .chain(
-            (0..state.lost.len())
-                .filter(|&k| state.lost[k] && state.served[k] == 0 && state.errors[k].is_none())
+            (0..chosen.sources.len())
+                .filter(|&k| state.lost(k) && state.served[k] == 0 && state.errors[k].is_none())
                 .map(|k| Unused {
                     peer: candidates[chosen.sources[k]].label.clone(),
                     error: Error::new(
@@ -541,13 +540,21 @@ struct State {
     served: Vec<u64>,
     /// Why each dropped source was dropped.
     errors: Vec<Option<Error>>,
-    /// Sources that lost a chunk to another's copy (the endgame).
-    lost: Vec<bool>,
     /// Each link's chunk in flight and socket, so that the loser of an
     /// endgame copy can be cut off.
     links: Vec<Link>,
     /// A failure of this host (the file could not be written): the end.
     fatal: Option<Error>,
+}
+
+impl State {
+    /// Source `k` lost a chunk to another's copy (the endgame): one of its
+    /// links was cut.
+    fn lost(&self, k: usize) -> bool {
+        self.links[k * LINKS_PER_SOURCE..(k + 1) * LINKS_PER_SOURCE]
+            .iter()
+            .any(|l| l.cut)
+    }
 }
 
 #[derive(Default)]
@@ -672,11 +679,9 @@ impl Worker<'_> {
                 st.written += buf.len() as u64;
                 st.served[self.source] += buf.len() as u64;
                 // The other holder of an endgame copy fetches in vain.
-                let st = &mut *st;
                 for (n, l) in st.links.iter_mut().enumerate() {
                     if n != self.link && l.chunk == Some(i) {
                         l.cut = true;
-                        st.lost[n / LINKS_PER_SOURCE] = true;
                         if let Some(sock) = &l.socket {
                             let _ = sock.shutdown(std::net::Shutdown::Both);
                         }
